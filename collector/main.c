@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - `faultline SUBCOMMAND ...`: `record` is the collector, the rest
+ * are read-only viewers of a recording.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "record.h"
+#include "viewer.h"
+#if FL_HAVE_BPF
+#include "fl_bpf.h"
+#endif
+
+static int cmd_doctor(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+#if FL_HAVE_BPF
+	return fl_bpf_doctor(stdout);
+#else
+	printf("eBPF support: not built (meson -Dbpf=disabled or missing clang/bpftool/libbpf)\n"
+	       "fidelity: shim only - address-space calls with stacks, RSS from /proc; no per-VMA faults\n");
+	return 1;
+#endif
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] -- CMD [ARGS...]" },
+	{ "report", fl_cmd_report, "report FILE [--format json]: run, processes, calls, top VMAs, losses" },
+	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--format json]: mappings at a moment" },
+	{ "stacks", fl_cmd_stacks, "stacks FILE ID [--format json]: a recorded call stack" },
+	{ "sql", fl_cmd_sql, "sql FILE 'SELECT ...' [--format json]: read-only query" },
+	{ "doctor", cmd_doctor, "doctor: what this machine allows, and the fidelity a run gets" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "faultline %s - process memory profiler\n\nusage:\n", FL_VERSION);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  faultline %s\n", commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("faultline %s\n", FL_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "faultline: unknown command '%s' (try 'faultline --help')\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * faultline.h - the contract: every record that crosses a process or kernel
+ * boundary (shim -> collector over the shared-memory channel, BPF -> collector
+ * over the BPF ring buffer and maps).
+ *
+ * Rules: no includes (the includer provides __u8/__u16/__u32/__u64/__s32/__s64:
+ * <linux/types.h> in user space, vmlinux.h in BPF), fixed-size fields only,
+ * explicit padding, every size checked below.  Bump FL_ABI_VERSION on any
+ * change; the collector rejects a shim with another version.
+ */
+#ifndef FAULTLINE_H
+#define FAULTLINE_H
+
+#define FL_ABI_VERSION 1
+
+/* Deepest call stack a shim record can carry (the configured depth is <= this). */
+#define FL_MAX_FRAMES 128
+/* Default stack depth (FAULTLINE_DEPTH overrides). */
+#define FL_DEFAULT_FRAMES 64
+/* Longest path carried inline (longer ones are truncated, flagged FL_MAP_TRUNCATED). */
+#define FL_PATH_MAX 512
+
+/* What an address-space call was.  Stored by name (fl_kind_name()) in the DB. */
+enum fl_kind {
+	FL_K_NONE = 0,
+	FL_K_MMAP = 1,          /* a: addr len prot flags fd off      -> result addr */
+	FL_K_MUNMAP = 2,        /* a: addr len                        -> 0 */
+	FL_K_MPROTECT = 3,      /* a: addr len prot                   -> 0 */
+	FL_K_PKEY_MPROTECT = 4, /* a: addr len prot pkey              -> 0 */
+	FL_K_MREMAP = 5,        /* a: old_addr old_len new_len flags new_addr -> result addr */
+	FL_K_BRK = 6,           /* a: requested break                 -> new break (syscall) or 0/-1 (libc) */
+	FL_K_SBRK = 7,          /* a: increment                       -> old break */
+	FL_K_MADVISE = 8,       /* a: addr len advice                 -> 0 */
+	FL_K_FORK = 9,          /* result: child pid (parent side) */
+	FL_K_VFORK = 10,        /* recorded before the call: result unknown (-1) */
+	FL_K_EXEC = 11,         /* the process image was replaced */
+	FL_K_EXIT = 12,         /* a[0]: exit code, a[1]: signal */
+	FL_K_DLOPEN = 13,       /* a[0]: mode; path: file name; recorded before the call */
+	FL_K_DLCLOSE = 14,      /* a[0]: handle; recorded before the call */
+	FL_K_SHMAT = 15,        /* a: shmid addr shmflg               -> result addr */
+	FL_K_SHMDT = 16,        /* a: addr                            -> 0 */
+	FL_K_CLONE = 17,        /* a[0]: flags -> child tid/pid (BPF only) */
+	FL_K_COUNT
+};
+
+/*
+ * One address-space call as it returned.  Produced by the shim (with a
+ * stack following it in the channel record) and by BPF at syscall exit.
+ * For BPF, `seq` counts calls per process as the kernel saw them; for the
+ * shim it is the per-process sequence number of the shim's events.
+ */
+struct fl_call {
+	__u32 kind;     /* enum fl_kind */
+	__u32 pid;      /* tgid */
+	__u32 tid;
+	__s32 err;      /* errno when the call failed, else 0 */
+	__u64 time_ns;  /* CLOCK_MONOTONIC when the call returned */
+	__u64 seq;
+	__u64 args[6];
+	__s64 result;
+};
+_Static_assert(sizeof(struct fl_call) == 88, "fl_call layout");
+
+/* Record types.  Every record starts with struct fl_rec. */
+enum fl_rec_type {
+	FL_R_HELLO = 1,   /* shim: a process image started recording (fl_hello) */
+	FL_R_MAPPING = 2, /* shim: one line of /proc/self/maps at start (fl_mapping) */
+	FL_R_CALL = 3,    /* shim or BPF: fl_call, then nframes __u64 return addresses (shim) */
+	FL_R_TASK = 4,    /* BPF: fork/exec/exit of a tracked task (fl_task) */
+	FL_R_RSS = 5,     /* BPF: resident memory of a process (fl_rss) */
+	FL_R_NOTE = 6,    /* shim: a one-time message, e.g. "stack unwinding disabled" (fl_note) */
+};
+
+struct fl_rec {
+	__u16 type;     /* enum fl_rec_type */
+	__u16 nframes;  /* FL_R_CALL from the shim: frames following the call */
+	__u32 size;     /* bytes of the whole record, this header included */
+};
+_Static_assert(sizeof(struct fl_rec) == 8, "fl_rec layout");
+
+/* The shim announces a process image: once at start, after fork and after exec. */
+struct fl_hello {
+	struct fl_rec h;
+	__u32 abi;          /* FL_ABI_VERSION */
+	__u32 pid;
+	__u32 ppid;
+	__u32 flags;        /* FL_HELLO_* */
+	__u64 time_ns;
+	__u64 parent_seq;   /* FL_HELLO_FORKED: the parent's shim seq at the fork */
+	__u32 depth;        /* configured stack depth */
+	__u32 nmappings;    /* FL_R_MAPPING records that follow */
+	char exe[FL_PATH_MAX]; /* /proc/self/exe */
+};
+#define FL_HELLO_FORKED 1u  /* this image is a fork child (memory copied from ppid) */
+#define FL_HELLO_EXECED 2u  /* this image replaced an earlier one of the same pid */
+_Static_assert(sizeof(struct fl_hello) == 40 + FL_PATH_MAX, "fl_hello layout");
+
+/* One mapping of the initial snapshot (a /proc/self/maps line). */
+struct fl_mapping {
+	struct fl_rec h;
+	__u64 start;
+	__u64 end;
+	__u64 offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 prot;         /* PROT_READ/WRITE/EXEC bits */
+	__u32 flags;        /* FL_MAP_* */
+	char path[FL_PATH_MAX];
+};
+#define FL_MAP_SHARED 1u
+#define FL_MAP_TRUNCATED 2u /* path did not fit */
+_Static_assert(sizeof(struct fl_mapping) == 56 + FL_PATH_MAX, "fl_mapping layout");
+
+/*
+ * A shim call record: the call, then h.nframes return addresses (innermost
+ * first), then for FL_K_DLOPEN the NUL-terminated file name (at most
+ * FL_NAME_MAX bytes) up to h.size.
+ */
+struct fl_call_rec {
+	struct fl_rec h;
+	struct fl_call call;
+	__u64 frames[];
+};
+#define FL_NAME_MAX 256
+_Static_assert(sizeof(struct fl_call_rec) == 96, "fl_call_rec layout");
+
+struct fl_note {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 pad;
+	char text[248];
+};
+_Static_assert(sizeof(struct fl_note) == 264, "fl_note layout");
+
+/* BPF: a task lifecycle event of a tracked process. */
+enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };
+struct fl_task {
+	struct fl_rec h;
+	__u32 kind;         /* enum fl_task_kind */
+	__u32 pid;          /* tgid of the task (child for FORK) */
+	__u32 tid;
+	__u32 ppid;         /* FORK: parent tgid */
+	__u64 time_ns;
+	__s32 exit_code;    /* EXIT: as wait(2) status: (code << 8) | signal */
+	__u32 is_thread;    /* FORK: a new thread, not a new process */
+	__u64 min_flt;      /* EXIT of the last thread: the kernel's own totals */
+	__u64 maj_flt;
+	char comm[16];
+	char path[256];     /* EXEC: filename */
+};
+_Static_assert(sizeof(struct fl_task) == 336, "fl_task layout");
+
+/* BPF: resident memory of a process, from the rss_stat tracepoint (bytes). */
+struct fl_rss {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 pad;
+	__u64 time_ns;
+	__u64 anon;
+	__u64 file;
+	__u64 shmem;
+	__u64 swap;
+};
+_Static_assert(sizeof(struct fl_rss) == 56, "fl_rss layout");
+
+/*
+ * Page fault classes (see docs/faults.md for the kernel paths behind each).
+ * Counted per (tgid, VMA) in a BPF hash map; the collector drains it.
+ */
+enum fl_fault_class {
+	FL_F_MAJOR_FILE = 0,  /* file page not in the page cache: read from disk */
+	FL_F_MAJOR_SWAP,      /* anon page swapped out: swap-in */
+	FL_F_ANON_NEW,        /* first touch (write) of an anon page: new zeroed page */
+	FL_F_ZERO_PAGE,       /* first touch (read) of an anon page: shared zero page mapped */
+	FL_F_PAGECACHE,       /* file page found in the page cache and mapped */
+	FL_F_COW_ANON,        /* write to an anon page shared (after fork): copied */
+	FL_F_COW_ZERO,        /* write to the zero page: new page */
+	FL_F_COW_FILE,        /* write to a private file page: copied to anon */
+	FL_F_COW_REUSE,       /* write to a present anon page with one owner: reused, no copy */
+	FL_F_WRITE_NOTIFY,    /* write to a shared mapping's clean page: made writable */
+	FL_F_OTHER,           /* anything else (spurious, NUMA hinting, userfaultfd, ...) */
+	FL_F_NCLASS
+};
+
+struct fl_fault_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 vm_start;     /* the kernel VMA hit, as it was at fault time */
+	__u64 vm_end;
+};
+_Static_assert(sizeof(struct fl_fault_key) == 24, "fl_fault_key layout");
+
+struct fl_fault_counts {
+	__u64 cls[FL_F_NCLASS]; /* by class */
+	__u64 read;             /* by access */
+	__u64 write;
+	__u64 exec;
+	__u64 thp;              /* faults that mapped a huge (THP/mTHP) page */
+	__u64 last_ns;          /* time of the latest fault counted */
+};
+_Static_assert(sizeof(struct fl_fault_counts) == 8 * (FL_F_NCLASS + 5), "fl_fault_counts layout");
+
+/* Faulting instruction addresses, per VMA hit. */
+struct fl_site_key {
+	__u32 tgid;
+	__u32 cls;          /* enum fl_fault_class */
+	__u64 vm_start;
+	__u64 ip;           /* user instruction pointer at the fault */
+};
+_Static_assert(sizeof(struct fl_site_key) == 24, "fl_site_key layout");
+
+#endif /* FAULTLINE_H */

@@ -1,0 +1,179 @@
+-- SPDX-License-Identifier: MIT
+-- faultline store, schema version 1 (PRAGMA user_version; FL_SCHEMA_VERSION
+-- in collector/store.h must match).  Documented in docs/schema.md.
+-- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
+-- subtracts); addresses and sizes are bytes; prot is PROT_READ=1 | PROT_WRITE=2
+-- | PROT_EXEC=4; flags are the mmap(2) MAP_* bits as the call passed them.
+PRAGMA application_id = 1179403340; -- 'FLTL'
+PRAGMA user_version = 1;
+
+-- One row: the recording itself.
+CREATE TABLE run (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    version       TEXT NOT NULL,     -- faultline version that recorded
+    command       TEXT NOT NULL,     -- argv[0] as given
+    argv          TEXT NOT NULL,     -- JSON array
+    cwd           TEXT,
+    host          TEXT,
+    kernel        TEXT,              -- uname -r
+    page_size     INTEGER NOT NULL,
+    fidelity      TEXT NOT NULL,     -- 'bpf' (kernel ground truth) or 'shim' (preload only)
+    fidelity_note TEXT,              -- why the run has less than full fidelity, else NULL
+    stack_depth   INTEGER NOT NULL,
+    start_ns      INTEGER NOT NULL,  -- CLOCK_MONOTONIC at launch
+    end_ns        INTEGER,           -- when the last tracked process ended
+    start_unix    INTEGER NOT NULL,  -- wall clock at launch, seconds since the epoch
+    exit_status   INTEGER,           -- what `faultline record` exited with: code, or 128+signal
+    complete      INTEGER NOT NULL DEFAULT 0 -- 1 once the recording was closed cleanly
+);
+
+-- Anything lost or degraded, one row per cause; every report prints these.
+CREATE TABLE loss (
+    cause   TEXT PRIMARY KEY,  -- 'channel_dropped', 'no_ring', 'unpublished', 'bpf_ringbuf', ...
+    count   INTEGER NOT NULL,
+    detail  TEXT
+);
+
+-- One-time messages (warnings said once), in time order.
+CREATE TABLE message (
+    id      INTEGER PRIMARY KEY,
+    time_ns INTEGER NOT NULL,
+    pid     INTEGER,
+    text    TEXT NOT NULL
+);
+
+-- One row per process (pid lifetime; exec keeps the row and updates exe).
+CREATE TABLE process (
+    id          INTEGER PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    ppid        INTEGER,
+    parent_id   INTEGER REFERENCES process(id),
+    exe         TEXT,              -- the latest image
+    argv        TEXT,              -- JSON array when known
+    start_ns    INTEGER NOT NULL,
+    end_ns      INTEGER,
+    exit_code   INTEGER,           -- exit(2) status when it exited normally
+    exit_signal INTEGER,           -- the signal that killed it
+    shim        INTEGER NOT NULL DEFAULT 0, -- 1 if the preload shim ran in it
+    min_flt     INTEGER,           -- the kernel's own totals at exit (task_struct min_flt/maj_flt)
+    maj_flt     INTEGER
+);
+CREATE INDEX process_pid ON process(pid);
+
+-- Every address-space call seen, by the shim and/or by BPF.
+CREATE TABLE event (
+    id       INTEGER PRIMARY KEY,
+    proc_id  INTEGER NOT NULL REFERENCES process(id),
+    pid      INTEGER NOT NULL,
+    tid      INTEGER NOT NULL,
+    time_ns  INTEGER NOT NULL,
+    seq      INTEGER,              -- per-process sequence of the source
+    kind     TEXT NOT NULL,        -- mmap munmap mprotect pkey_mprotect mremap brk sbrk madvise
+                                   -- fork vfork exec exit dlopen dlclose shmat shmdt
+    a0 INTEGER, a1 INTEGER, a2 INTEGER, a3 INTEGER, a4 INTEGER, a5 INTEGER, -- arguments (see docs/schema.md)
+    result   INTEGER,
+    errno    INTEGER NOT NULL DEFAULT 0,
+    source   TEXT NOT NULL,        -- 'shim', 'bpf', or 'both' (a BPF call matched to a shim stack)
+    path     TEXT,                 -- the file mapped (mmap of an fd), or dlopen's name
+    stack_id INTEGER REFERENCES stack(id) -- NULL: no user stack was seen for this call
+);
+CREATE INDEX event_proc_time ON event(proc_id, time_ns);
+
+-- Deduplicated call stacks; frames innermost first.
+CREATE TABLE stack (
+    id    INTEGER PRIMARY KEY,
+    depth INTEGER NOT NULL
+);
+CREATE TABLE stack_frame (
+    stack_id INTEGER NOT NULL REFERENCES stack(id),
+    idx      INTEGER NOT NULL,     -- 0 = innermost (the intercepted call's caller)
+    frame_id INTEGER NOT NULL REFERENCES frame(id),
+    PRIMARY KEY (stack_id, idx)
+) WITHOUT ROWID;
+
+-- Deduplicated code locations, symbolized once before the recording ends.
+-- Identity is (module, rel_addr): stable across processes and ASLR.
+CREATE TABLE frame (
+    id        INTEGER PRIMARY KEY,
+    module    TEXT,                -- path of the mapped file, NULL if not file-backed
+    build_id  TEXT,                -- hex GNU build-id of the module
+    rel_addr  INTEGER NOT NULL,    -- file offset in module (or the raw address without one)
+    function  TEXT,                -- demangled where possible; NULL if unknown
+    func_off  INTEGER,             -- byte offset into function
+    file      TEXT,                -- source file, where debug info exists
+    line      INTEGER,
+    UNIQUE (module, rel_addr)
+);
+
+-- Mappings.  A call that changes part of a mapping ends that row and starts
+-- new ones (parent_id); origin_id is the row the creating call made, kept by
+-- every piece split from it (a stable identity for "who made this memory").
+CREATE TABLE vma (
+    id           INTEGER PRIMARY KEY,
+    proc_id      INTEGER NOT NULL REFERENCES process(id),
+    pid          INTEGER NOT NULL,
+    start        INTEGER NOT NULL,
+    end          INTEGER NOT NULL,
+    prot         INTEGER NOT NULL,
+    flags        INTEGER NOT NULL, -- MAP_SHARED=1 / MAP_PRIVATE=2 | MAP_ANONYMOUS=0x20 | ...
+    kind         TEXT NOT NULL,    -- anon heap stack file shm vdso vvar vsyscall faultline other
+    path         TEXT,
+    offset       INTEGER NOT NULL DEFAULT 0,
+    inode        INTEGER,
+    created_ns   INTEGER NOT NULL,
+    destroyed_ns INTEGER,          -- NULL: still mapped when the process ended/recording stopped
+    created_by   INTEGER REFERENCES event(id), -- NULL: found in the initial snapshot or a resync
+    destroyed_by INTEGER REFERENCES event(id),
+    parent_id    INTEGER REFERENCES vma(id),   -- split from, or inherited at fork from
+    origin_id    INTEGER NOT NULL,             -- the row the creating call made (itself if so)
+    how          TEXT NOT NULL     -- 'call', 'split', 'fork', 'snapshot', 'resync', 'exec'
+);
+CREATE INDEX vma_proc_time ON vma(proc_id, created_ns);
+CREATE INDEX vma_origin ON vma(origin_id);
+
+-- Page faults per VMA and time bucket (eBPF runs only).  Classes as in
+-- docs/faults.md; reads+writes+execs = the bucket's total.
+CREATE TABLE fault (
+    vma_id       INTEGER NOT NULL REFERENCES vma(id),
+    proc_id      INTEGER NOT NULL REFERENCES process(id),
+    time_ns      INTEGER NOT NULL, -- end of the bucket
+    major_file   INTEGER NOT NULL DEFAULT 0,
+    major_swap   INTEGER NOT NULL DEFAULT 0,
+    anon_new     INTEGER NOT NULL DEFAULT 0,
+    zero_page    INTEGER NOT NULL DEFAULT 0,
+    pagecache    INTEGER NOT NULL DEFAULT 0,
+    cow_anon     INTEGER NOT NULL DEFAULT 0,
+    cow_zero     INTEGER NOT NULL DEFAULT 0,
+    cow_file     INTEGER NOT NULL DEFAULT 0,
+    cow_reuse    INTEGER NOT NULL DEFAULT 0,
+    write_notify INTEGER NOT NULL DEFAULT 0,
+    other        INTEGER NOT NULL DEFAULT 0,
+    reads        INTEGER NOT NULL DEFAULT 0,
+    writes       INTEGER NOT NULL DEFAULT 0,
+    execs        INTEGER NOT NULL DEFAULT 0,
+    thp          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX fault_vma ON fault(vma_id);
+CREATE INDEX fault_proc ON fault(proc_id, time_ns);
+
+-- Faulting instructions per VMA and class (eBPF runs only).
+CREATE TABLE fault_site (
+    vma_id   INTEGER NOT NULL REFERENCES vma(id),
+    proc_id  INTEGER NOT NULL REFERENCES process(id),
+    class    TEXT NOT NULL,        -- column name of fault, e.g. 'anon_new'
+    frame_id INTEGER NOT NULL REFERENCES frame(id),
+    count    INTEGER NOT NULL
+);
+CREATE INDEX fault_site_vma ON fault_site(vma_id);
+
+-- Resident memory per process over time, bytes.
+CREATE TABLE rss (
+    proc_id INTEGER NOT NULL REFERENCES process(id),
+    time_ns INTEGER NOT NULL,
+    anon    INTEGER NOT NULL,
+    file    INTEGER NOT NULL,
+    shmem   INTEGER NOT NULL,
+    swap    INTEGER NOT NULL,
+    source  TEXT NOT NULL          -- 'bpf' (rss_stat) or 'proc' (/proc/PID/status sample)
+);
+CREATE INDEX rss_proc_time ON rss(proc_id, time_ns);

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * viewer.h - read-only queries over a recording.  Each command takes its
+ * argv with argv[0] the subcommand name, prints to stdout, and returns the
+ * process exit status: 0 ok, 1 error (message on stderr), 2 usage.
+ */
+#ifndef FL_VIEWER_H
+#define FL_VIEWER_H
+
+int fl_cmd_report(int argc, char **argv);
+int fl_cmd_vmas(int argc, char **argv);
+int fl_cmd_stacks(int argc, char **argv);
+int fl_cmd_sql(int argc, char **argv);
+
+#endif /* FL_VIEWER_H */
