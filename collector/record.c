@@ -1,4 +1,441 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * record.c - `faultline record`: launch the command held, attach BPF to it
+ * (or say why not), release it, and run the event loop until every tracked
+ * process has exited: shim channel, BPF ring buffer, signals, process exits.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "ingest.h"
+#include "launch.h"
 #include "record.h"
-int fl_cmd_record(int argc, char **argv) { (void)argc; (void)argv; return 1; }
+#include "store.h"
+#include "strtab.h"
+#if FL_HAVE_BPF
+#include "fl_bpf.h"
+#endif
+
+/* faultline's own failures exit with this, like env(1) and timeout(1), so they differ from the target's */
+#define EXIT_FAULTLINE 125
+#define TICK_COMMIT_NS 250000000ULL
+#define TICK_SAMPLE_NS 50000000ULL
+#define TICK_DRAIN_NS 100000000ULL
+
+struct options {
+	const char *output;
+	bool force, no_bpf;
+	unsigned depth;
+	char **argv;
+};
+
+struct recorder {
+	struct options opt;
+	struct fl_store *store;
+	struct fl_channel *chan;
+	struct fl_ingest *ingest;
+	struct fl_launch launch;
+	int epfd, sigfd;
+	bool root_done, stop;
+	int exit_status;        /* the root's, as a shell reports it */
+	__u64 last_commit, last_sample, last_drain;
+#if FL_HAVE_BPF
+	struct fl_bpf *bpf;
+#endif
+};
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--] CMD [ARGS...]\n"
+		"  -o, --output FILE  recording to write (default faultline.db)\n"
+		"  -f, --force        overwrite FILE if it exists\n"
+		"  --no-bpf           record with the preload shim only (no per-VMA fault counts)\n"
+		"  --depth N          call stack depth, 1..%d (default %d)\n"
+		"faultline exits with CMD's status (128+N if a signal N killed it), or %d if it failed itself.\n",
+		FL_MAX_FRAMES, FL_DEFAULT_FRAMES, EXIT_FAULTLINE);
+}
+
+/* Parse options up to the command. Returns 0, or the exit status for a usage error. */
+static int parse(int argc, char **argv, struct options *o)
+{
+	*o = (struct options){ .output = "faultline.db", .depth = FL_DEFAULT_FRAMES };
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
+			o->output = argv[++i];
+		} else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
+			o->force = true;
+		} else if (!strcmp(a, "--no-bpf")) {
+			o->no_bpf = true;
+		} else if (!strcmp(a, "--depth") && i + 1 < argc) {
+			char *end;
+			long d = strtol(argv[++i], &end, 10);
+			if (*end || d < 1 || d > FL_MAX_FRAMES) {
+				fprintf(stderr, "faultline record: --depth takes 1..%d\n", FL_MAX_FRAMES);
+				return 2;
+			}
+			o->depth = (unsigned)d;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return -1;
+		} else {
+			fprintf(stderr, "faultline record: unknown option '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		fprintf(stderr, "faultline record: no command given\n");
+		usage(stderr);
+		return 2;
+	}
+	o->argv = argv + i;
+	return 0;
+}
+
+/* ---- BPF ------------------------------------------------------------------------------ */
+
+#if FL_HAVE_BPF
+static struct recorder *bpf_recorder; /* for the task callback, which must retire rings first */
+
+static void on_bpf_task(void *ctx, const struct fl_task *t)
+{
+	/* a process's shim records precede its exit: deliver them before the exit ends it */
+	if (t->kind == FL_T_EXIT)
+		fl_channel_retire(bpf_recorder->chan, t->pid, fl_ingest_shim, ctx);
+	fl_ingest_bpf_task(ctx, t);
+}
+
+/* Attach BPF, or say once why not. Returns the fidelity note (NULL: full fidelity). */
+static const char *start_bpf(struct recorder *r, char *why, size_t len)
+{
+	if (r->opt.no_bpf) {
+		snprintf(why, len, "--no-bpf: shim only");
+		return why;
+	}
+	struct fl_bpf_ops ops = {
+		.ctx = NULL, .call = fl_ingest_bpf_call, .task = on_bpf_task, .rss = fl_ingest_bpf_rss,
+		.faults = fl_ingest_bpf_faults, .site = fl_ingest_bpf_site,
+	};
+	char reason[256] = "";
+	/* ctx is set once the ingest exists; records only flow after fl_bpf_track */
+	ops.ctx = r->ingest;
+	if (fl_bpf_open(&r->bpf, &ops, reason, sizeof(reason)) < 0) {
+		fprintf(stderr, "faultline: eBPF unavailable (%s); recording address-space calls with the "
+				"shim only, no per-VMA page faults - use --no-bpf to silence\n", reason);
+		snprintf(why, len, "eBPF unavailable: %s", reason);
+		r->bpf = NULL;
+		return why;
+	}
+	bpf_recorder = r;
+	return NULL;
+}
+
+static int bpf_poll(struct recorder *r)
+{
+	return r->bpf ? fl_bpf_poll(r->bpf) : 0;
+}
+
+static void bpf_drain(struct recorder *r)
+{
+	if (r->bpf)
+		fl_bpf_drain(r->bpf);
+}
+#else
+static const char *start_bpf(struct recorder *r, char *why, size_t len)
+{
+	snprintf(why, len, "%s", r->opt.no_bpf ? "--no-bpf: shim only" : "built without eBPF support");
+	return why;
+}
+static int bpf_poll(struct recorder *r) { (void)r; return 0; }
+static void bpf_drain(struct recorder *r) { (void)r; }
+#endif
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void watch_new_processes(struct recorder *r)
+{
+	pid_t pid;
+	while ((pid = fl_ingest_next_watch(r->ingest))) {
+		int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (fd < 0) { /* already gone */
+			fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+			fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+			continue;
+		}
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (__u64)fd << 32 | (__u32)pid };
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev))
+			close(fd);
+	}
+}
+
+/* A watched process (not the root) exited. */
+static void on_pidfd(struct recorder *r, __u64 data)
+{
+	int fd = (int)(data >> 32);
+	pid_t pid = (pid_t)(__u32)data;
+	bpf_poll(r); /* its BPF exit record, with the exit code, was written before the pidfd woke */
+	fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+	fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
+	close(fd);
+}
+
+static void reap_root(struct recorder *r)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid != r->launch.pid)
+			continue; /* an orphan reparented to us: not ours to report */
+		bpf_poll(r);
+		fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+		if (WIFSIGNALED(st)) {
+			r->exit_status = 128 + WTERMSIG(st);
+			fl_ingest_exit(r->ingest, pid, now_ns(), -1, WTERMSIG(st));
+		} else {
+			r->exit_status = WEXITSTATUS(st);
+			fl_ingest_exit(r->ingest, pid, now_ns(), WEXITSTATUS(st), -1);
+		}
+		r->root_done = true;
+	}
+}
+
+static void on_signal(struct recorder *r)
+{
+	struct signalfd_siginfo si;
+	while (read(r->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap_root(r);
+			break;
+		case SIGTERM:
+		case SIGHUP:
+			/* pass on what was meant for the target; once it is gone, stop waiting for its children */
+			if (!r->root_done)
+				kill(r->launch.pid, (int)si.ssi_signo);
+			else
+				r->stop = true;
+			break;
+		default: /* SIGINT, SIGQUIT: the terminal sent them to the target too */
+			if (r->root_done)
+				r->stop = true;
+		}
+	}
+}
+
+static void tick(struct recorder *r, __u64 now, bool quiet)
+{
+	if (now - r->last_drain >= TICK_DRAIN_NS) {
+		bpf_drain(r);
+		r->last_drain = now;
+	}
+	if (now - r->last_sample >= TICK_SAMPLE_NS) {
+		fl_ingest_sample(r->ingest, now, quiet);
+		r->last_sample = now;
+	}
+	if (now - r->last_commit >= TICK_COMMIT_NS) {
+		fl_store_commit(r->store);
+		r->last_commit = now;
+	}
+}
+
+static void loop(struct recorder *r)
+{
+	bool busy = false;
+	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0)) {
+		struct epoll_event ev[16];
+		/* when records are flowing, producers may be waiting on a full ring: do not sleep */
+		int n = epoll_wait(r->epfd, ev, 16, busy ? 0 : 2);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.u64 == 0)
+				on_signal(r);
+			else if (ev[i].data.u64 != 1)
+				on_pidfd(r, ev[i].data.u64);
+		}
+		int got = fl_channel_poll(r->chan, fl_ingest_shim, r->ingest);
+		got += bpf_poll(r);
+		busy = got > 0;
+		watch_new_processes(r);
+		tick(r, now_ns(), !busy);
+	}
+	fl_channel_poll(r->chan, fl_ingest_shim, r->ingest);
+	bpf_poll(r);
+	bpf_drain(r);
+}
+
+/* ---- setup and teardown ------------------------------------------------------------------ */
+
+static int setup_loop(struct recorder *r, sigset_t *orig)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	if (sigprocmask(SIG_BLOCK, &mask, orig))
+		return -errno;
+	r->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->sigfd < 0 || r->epfd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0 };
+	return epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->sigfd, &ev) ? -errno : 0;
+}
+
+static void record_losses(struct recorder *r)
+{
+	struct fl_channel_loss cl;
+	fl_channel_loss(r->chan, &cl);
+	fl_store_loss(r->store, "channel_dropped", cl.dropped,
+		      "shim records dropped after waiting for a full ring");
+	fl_store_loss(r->store, "no_ring", cl.no_ring, "process images that found no free channel ring");
+	fl_store_loss(r->store, "unpublished", cl.unpublished,
+		      "shim records reserved but never published (the writer died mid-record)");
+#if FL_HAVE_BPF
+	if (r->bpf) {
+		struct fl_bpf_loss bl;
+		fl_bpf_loss(r->bpf, &bl);
+		fl_store_loss(r->store, "bpf_ringbuf", bl.ringbuf, "BPF records not written: ring buffer full");
+		fl_store_loss(r->store, "bpf_fault_map", bl.fault_map, "faults not counted: aggregate map full");
+		fl_store_loss(r->store, "bpf_site_map", bl.site_map, "fault sites not counted: site map full");
+		fl_store_loss(r->store, "bpf_pending", bl.pending, "syscalls whose entry could not be kept");
+	}
+#endif
+}
+
+static void run_info(struct recorder *r, const char *note, __u64 start)
+{
+	static char host[256], cwd[4096];
+	static struct utsname un;
+	gethostname(host, sizeof(host) - 1);
+	if (!getcwd(cwd, sizeof(cwd)))
+		cwd[0] = 0;
+	uname(&un);
+	struct fl_run_info ri = {
+		.version = FL_VERSION, .argv = r->opt.argv, .cwd = cwd, .host = host, .kernel = un.release,
+		.page_size = sysconf(_SC_PAGESIZE), .fidelity = note ? "shim" : "bpf", .fidelity_note = note,
+		.stack_depth = r->opt.depth, .start_ns = start, .start_unix = time(NULL),
+	};
+	fl_store_run_begin(r->store, &ri);
+}
+
+static void teardown(struct recorder *r)
+{
+	fl_channel_destroy(r->chan);
+#if FL_HAVE_BPF
+	if (r->bpf)
+		fl_bpf_close(r->bpf);
+#endif
+	fl_ingest_free(r->ingest);
+	fl_strtab_free();
+	if (r->epfd >= 0)
+		close(r->epfd);
+	if (r->sigfd >= 0)
+		close(r->sigfd);
+}
+
+/* Everything after the store exists. Returns the exit status. */
+static int record(struct recorder *r)
+{
+	char why[300], shimbuf[4096];
+	sigset_t orig;
+	__u64 start = now_ns();
+	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
+	int rc = fl_channel_create(&r->chan, 10000);
+	if (!rc)
+		rc = setup_loop(r, &orig);
+	if (rc) {
+		fprintf(stderr, "faultline: cannot set up recording: %s\n", strerror(-rc));
+		return EXIT_FAULTLINE;
+	}
+	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth);
+	if (!env || (rc = fl_launch_start(&r->launch, r->opt.argv, env, &orig))) {
+		fprintf(stderr, "faultline: cannot start %s: %s\n", r->opt.argv[0], strerror(rc ? -rc : ENOMEM));
+		return EXIT_FAULTLINE;
+	}
+	r->ingest = fl_ingest_new(r->store);
+	const char *note = r->ingest ? start_bpf(r, why, sizeof(why)) : "out of memory";
+	if (!r->ingest) {
+		fprintf(stderr, "faultline: out of memory\n");
+		return EXIT_FAULTLINE;
+	}
+	if (!note)
+		fl_ingest_use_bpf(r->ingest);
+#if FL_HAVE_BPF
+	if (r->bpf && (rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0) {
+		fprintf(stderr, "faultline: cannot track pid %d with eBPF: %s\n", r->launch.pid, strerror(-rc));
+		return EXIT_FAULTLINE;
+	}
+#endif
+	if (!shim) {
+		fprintf(stderr, "faultline: libfaultline-preload.so not found (set FAULTLINE_PRELOAD); "
+				"recording without call stacks\n");
+		fl_store_message(r->store, start, 0, "preload shim not found: no call stacks");
+	}
+	run_info(r, note, start);
+	fl_ingest_root(r->ingest, r->launch.pid, fl_strtab_intern(r->launch.path), r->opt.argv, start);
+	if ((rc = fl_launch_release(&r->launch))) {
+		fprintf(stderr, "faultline: cannot execute %s: %s\n", r->launch.path, strerror(-rc));
+		waitpid(r->launch.pid, NULL, 0);
+		r->exit_status = rc == -ENOENT ? 127 : 126;
+		fl_ingest_exit(r->ingest, r->launch.pid, now_ns(), r->exit_status, -1);
+	} else {
+		loop(r);
+	}
+	fl_ingest_finish(r->ingest, now_ns());
+	record_losses(r);
+	fl_store_run_end(r->store, now_ns(), r->exit_status);
+	return r->exit_status;
+}
+
+int fl_cmd_record(int argc, char **argv)
+{
+	struct recorder r = { .epfd = -1, .sigfd = -1 };
+	char err[512];
+	int rc = parse(argc, argv, &r.opt);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if ((rc = fl_launch_resolve(r.opt.argv[0], r.launch.path, sizeof(r.launch.path), err, sizeof(err)))) {
+		fprintf(stderr, "faultline: %s\n", err);
+		return rc == -EACCES ? 126 : 127;
+	}
+	if ((rc = fl_store_create(&r.store, r.opt.output, r.opt.force, err, sizeof(err)))) {
+		fprintf(stderr, "faultline: %s\n", err);
+		return EXIT_FAULTLINE;
+	}
+	int status = record(&r);
+	teardown(&r);
+	const char *failed = fl_store_error(r.store);
+	if (failed)
+		fprintf(stderr, "faultline: %s; %s keeps what was written before\n", failed, r.opt.output);
+	if (fl_store_close(r.store) && !failed)
+		fprintf(stderr, "faultline: closing %s failed; the recording may be incomplete\n", r.opt.output);
+	return status;
+}

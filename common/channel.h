@@ -66,7 +66,7 @@ struct fl_chan_hdr {
 	__u64 ring_offset;  /* file offset of ring 0 (page aligned) */
 	__u64 ring_bytes;   /* bytes per ring (page aligned) */
 	__u32 wait_ms;      /* how long a producer waits for a full ring before dropping */
-	__u32 pad[5];
+	__u32 pad[3];
 	struct fl_ring_desc rings[FL_CHAN_RINGS];
 };
 _Static_assert(sizeof(struct fl_chan_hdr) == 64 + 64 * FL_CHAN_RINGS, "fl_chan_hdr layout");

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 1
+#define FL_ABI_VERSION 2
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -94,11 +94,13 @@ struct fl_hello {
 };
 #define FL_HELLO_FORKED 1u  /* this image is a fork child (memory copied from ppid) */
 #define FL_HELLO_EXECED 2u  /* this image replaced an earlier one of the same pid */
-_Static_assert(sizeof(struct fl_hello) == 40 + FL_PATH_MAX, "fl_hello layout");
+_Static_assert(sizeof(struct fl_hello) == 48 + FL_PATH_MAX, "fl_hello layout");
 
 /* One mapping of the initial snapshot (a /proc/self/maps line). */
 struct fl_mapping {
 	struct fl_rec h;
+	__u32 pid;
+	__u32 index;        /* 0 .. nmappings-1 */
 	__u64 start;
 	__u64 end;
 	__u64 offset;
@@ -111,7 +113,7 @@ struct fl_mapping {
 };
 #define FL_MAP_SHARED 1u
 #define FL_MAP_TRUNCATED 2u /* path did not fit */
-_Static_assert(sizeof(struct fl_mapping) == 56 + FL_PATH_MAX, "fl_mapping layout");
+_Static_assert(sizeof(struct fl_mapping) == 64 + FL_PATH_MAX, "fl_mapping layout");
 
 /*
  * A shim call record: the call, then h.nframes return addresses (innermost
@@ -149,8 +151,21 @@ struct fl_task {
 	__u64 maj_flt;
 	char comm[16];
 	char path[256];     /* EXEC: filename */
+	/*
+	 * EXIT of the last thread (ABI 2): the part of min_flt/maj_flt that no
+	 * fault record can explain.  base_*: counted before tracking began (the
+	 * root process before fl_bpf_track); gup_*: faults the kernel counted
+	 * without a perf event (get_user_pages: exec's argument copy,
+	 * MAP_POPULATE, mlock, MADV_POPULATE_*; see docs/faults.md).  Invariant:
+	 * sum of fault classes over the process's VMAs
+	 *   == (min_flt - base_min_flt - gup_min_flt) + (maj_flt - base_maj_flt - gup_maj_flt).
+	 */
+	__u64 base_min_flt;
+	__u64 base_maj_flt;
+	__u64 gup_min_flt;
+	__u64 gup_maj_flt;
 };
-_Static_assert(sizeof(struct fl_task) == 336, "fl_task layout");
+_Static_assert(sizeof(struct fl_task) == 360, "fl_task layout");
 
 /* BPF: resident memory of a process, from the rss_stat tracepoint (bytes). */
 struct fl_rss {
@@ -188,7 +203,7 @@ struct fl_fault_key {
 	__u32 tgid;
 	__u32 pad;
 	__u64 vm_start;     /* the kernel VMA hit, as it was at fault time */
-	__u64 vm_end;
+	__u64 vm_end;       /* 0: VMA unknown (bpf_find_vma busy), vm_start is the faulting page */
 };
 _Static_assert(sizeof(struct fl_fault_key) == 24, "fl_fault_key layout");
 

@@ -1,0 +1,809 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0
+/*
+ * fl_kern.bpf.c - faultline's kernel side.
+ *
+ *  - follows a process tree (sched_process_fork/exec/exit),
+ *  - streams the address-space syscalls of followed processes (sys_enter/exit),
+ *  - classifies every page fault per (tgid, VMA) in the kernel
+ *    (page_fault_user/kernel at entry, rss_stat + mm_page_alloc during,
+ *    perf software events PAGE_FAULTS_MIN/MAJ at completion),
+ *  - streams exact, rate-limited RSS samples (rss_stat).
+ * docs/faults.md explains every choice and cites the kernel functions.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "faultline.h"
+#include "fl_kern.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set by the loader before load. */
+const volatile __u32 nr_cpus = 1;
+
+/* x86 page fault error code (arch/x86/include/asm/trap_pf.h). */
+#define PF_PROT  0x1
+#define PF_WRITE 0x2
+#define PF_INSTR 0x10
+/* include/linux/sched.h, include/linux/mm.h, include/linux/sched/signal.h */
+#define FL_PF_EXITING  0x00000004
+#define FL_PF_MEMALLOC 0x00000800
+#define FL_VM_SHARED   0x00000008
+#define FL_SIGNAL_GROUP_EXIT 0x00000004
+#define FL_GFP_MOVABLE 0x08     /* ___GFP_MOVABLE_BIT = 3 */
+#define FL_PAGE_SHIFT 12
+#define FL_RSS_GAP_NS 1000000ull /* at most one fl_rss per process per ms */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct fl_proc);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct fl_thread);
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fl_fault_key);
+	__type(value, struct fl_fault_counts);
+} faults SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fl_site_key);
+	__type(value, __u64);
+} sites SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FL_LOSS_N);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps");
+
+/* Per-CPU variable whose value on each CPU is that CPU's per-cpu offset (arch/x86). */
+extern const unsigned long this_cpu_off __ksym;
+
+static __always_inline void lose(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&losses, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* ---- RSS ---------------------------------------------------------------- */
+
+/*
+ * Exact value of a percpu_counter, as percpu_counter_sum() computes it
+ * (lib/percpu_counter.c) but without its lock: count + every CPU's delta.
+ * The kernel's BTF carries no "percpu" type tag on ->counters, so
+ * bpf_per_cpu_ptr() refuses it; the CPU offsets come from this_cpu_off.
+ */
+static __always_inline __u64 pc_sum(struct percpu_counter *pc)
+{
+	__s64 sum = BPF_CORE_READ(pc, count);
+	unsigned long ctrs = (unsigned long)BPF_CORE_READ(pc, counters);
+
+	for (__u32 cpu = 0; cpu < 512; cpu++) {
+		const unsigned long *off;
+		__s32 v = 0;
+
+		if (cpu >= nr_cpus)
+			break;
+		off = bpf_per_cpu_ptr(&this_cpu_off, cpu);
+		if (!off)
+			break;
+		bpf_probe_read_kernel(&v, sizeof(v), (void *)(ctrs + *off));
+		sum += v;
+	}
+	return sum < 0 ? 0 : sum;
+}
+
+static __always_inline __u64 rss_member(struct mm_struct *mm, int m)
+{
+	switch (m) {
+	case 0: return pc_sum(&mm->rss_stat[0]);
+	case 1: return pc_sum(&mm->rss_stat[1]);
+	case 2: return pc_sum(&mm->rss_stat[2]);
+	default: return pc_sum(&mm->rss_stat[3]);
+	}
+}
+
+static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages)
+{
+	struct fl_rss *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		lose(FL_LOSS_RINGBUF);
+		return;
+	}
+	r->h.type = FL_R_RSS;
+	r->h.nframes = 0;
+	r->h.size = sizeof(*r);
+	r->pid = tgid;
+	r->pad = 0;
+	r->time_ns = ns;
+	r->file = pages[0] << FL_PAGE_SHIFT;
+	r->anon = pages[1] << FL_PAGE_SHIFT;
+	r->swap = pages[2] << FL_PAGE_SHIFT;
+	r->shmem = pages[3] << FL_PAGE_SHIFT;
+	bpf_ringbuf_submit(r, 0);
+}
+
+static __always_inline __u64 rss_total(const __u64 *p)
+{
+	return p[0] + p[1] + p[3];
+}
+
+/* A suppressed peak, then the current value if it changed since the last record. */
+static __always_inline void rss_flush(__u32 tgid, struct fl_proc *p, __u64 now)
+{
+	if (p->pend_ns) {
+		emit_rss(tgid, p->pend_ns, p->pend);
+		if (rss_total(p->pend) > p->peak)
+			p->peak = rss_total(p->pend);
+		p->pend_ns = 0;
+	}
+	if (p->dirty) {
+		emit_rss(tgid, now, p->rss);
+		if (rss_total(p->rss) > p->peak)
+			p->peak = rss_total(p->rss);
+		p->dirty = 0;
+	}
+	p->last_emit_ns = now;
+}
+
+SEC("tp_btf/rss_stat")
+int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	struct fl_proc *p;
+	__u64 now, total;
+
+	if (member < 0 || member > 3)
+		return 0;
+	if ((unsigned long)mm == (unsigned long)cur->mm) {
+		struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+
+		/* Fault evidence; PF_MEMALLOC: direct reclaim unmapping our own pages. */
+		if (th && th->active && !(cur->flags & FL_PF_MEMALLOC))
+			th->rss_bits |= 1u << member;
+	} else {
+		/* Someone else changed this mm (kswapd, process_vm_writev, exit teardown). */
+		struct task_struct *o;
+
+		if (!bpf_core_field_exists(mm->owner))
+			return 0;
+		o = BPF_CORE_READ(mm, owner);
+		if (!o || (BPF_CORE_READ(o, flags) & FL_PF_EXITING))
+			return 0;
+		tgid = BPF_CORE_READ(o, tgid);
+	}
+	p = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!p)
+		return 0;
+
+	if (!p->rss_init) {
+		p->rss[0] = rss_member(mm, 0);
+		p->rss[1] = rss_member(mm, 1);
+		p->rss[2] = rss_member(mm, 2);
+		p->rss[3] = rss_member(mm, 3);
+		p->rss_init = 1;
+	} else {
+		__u64 v = rss_member(mm, member);
+
+		switch (member) {
+		case 0: p->rss[0] = v; break;
+		case 1: p->rss[1] = v; break;
+		case 2: p->rss[2] = v; break;
+		default: p->rss[3] = v; break;
+		}
+	}
+	p->dirty = 1;
+	now = bpf_ktime_get_ns();
+	total = rss_total(p->rss);
+	if (now - p->last_emit_ns >= FL_RSS_GAP_NS) {
+		/* A pending peak below the current value adds nothing. */
+		if (p->pend_ns && rss_total(p->pend) <= total)
+			p->pend_ns = 0;
+		rss_flush(tgid, p, now);
+	} else if (total > p->peak && (!p->pend_ns || total > rss_total(p->pend))) {
+		/* Suppressed, but a new peak: keep it for the next opportunity. */
+		p->pend[0] = p->rss[0];
+		p->pend[1] = p->rss[1];
+		p->pend[2] = p->rss[2];
+		p->pend[3] = p->rss[3];
+		p->pend_ns = now;
+	}
+	return 0;
+}
+
+/* ---- page faults --------------------------------------------------------- */
+
+static __always_inline struct fl_thread *thread_get(__u32 tid)
+{
+	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+
+	if (!th) {
+		struct fl_thread z = {};
+
+		bpf_map_update_elem(&threads, &tid, &z, BPF_NOEXIST);
+		th = bpf_map_lookup_elem(&threads, &tid);
+	}
+	return th;
+}
+
+static __always_inline int fault_entry(unsigned long address, struct pt_regs *regs,
+				       unsigned long error_code)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	struct fl_thread *th;
+
+	if (!bpf_map_lookup_elem(&tracked, &tgid))
+		return 0;
+	th = thread_get(tid);
+	if (!th)
+		return 0; /* counted as FL_LOSS_THREAD at completion */
+	th->addr = address;
+	th->err = error_code;
+	th->ip = regs ? BPF_CORE_READ(regs, ip) : 0;
+	th->rss_bits = 0;
+	th->alloc0 = 0;
+	th->allocn = 0;
+	th->active = 1;
+	return 0;
+}
+
+/* Fault entry from user mode (arch/x86/mm/fault.c trace_page_fault_entries). */
+SEC("tp_btf/page_fault_user")
+int BPF_PROG(on_fault_user, unsigned long address, struct pt_regs *regs, unsigned long error_code)
+{
+	return fault_entry(address, regs, error_code);
+}
+
+/* Kernel-mode faults on user addresses (copy_to_user ...) complete as perf events too. */
+SEC("tp_btf/page_fault_kernel")
+int BPF_PROG(on_fault_kernel, unsigned long address, struct pt_regs *regs, unsigned long error_code)
+{
+	if ((long)address < 0)
+		return 0;
+	return fault_entry(address, regs, error_code);
+}
+
+/* Pages allocated inside a fault: a copy (wp_page_copy) vs a reuse; THP. */
+SEC("tp_btf/mm_page_alloc")
+int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, int migratetype)
+{
+	__u32 tid;
+	struct fl_thread *th;
+
+	if (!page || !(gfp & FL_GFP_MOVABLE))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	th = bpf_map_lookup_elem(&threads, &tid);
+	if (!th || !th->active)
+		return 0;
+	if (order)
+		th->allocn++;
+	else
+		th->alloc0++;
+	return 0;
+}
+
+struct vma_info {
+	__u64 start;
+	__u64 end;
+	__u64 flags;
+	__u32 file;
+	__u32 mkwrite;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *vi)
+{
+	vi->start = vma->vm_start;
+	vi->end = vma->vm_end;
+	vi->flags = vma->vm_flags;
+	vi->file = vma->vm_file != 0;
+	vi->mkwrite = BPF_CORE_READ(vma, vm_ops, page_mkwrite) != 0;
+	return 0;
+}
+
+/*
+ * The class of a completed fault.  known: entry state valid; vi->end == 0:
+ * VMA unknown.  Kernel paths: mm/memory.c handle_pte_fault() and below.
+ */
+static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 alloc0,
+				      int major, const struct vma_info *vi)
+{
+	int write = err & PF_WRITE, present = err & PF_PROT;
+	int anonb = bits & (1u << 1), fileb = bits & (1u << 0);
+	int swapb = bits & (1u << 2), shmb = bits & (1u << 3);
+
+	if (major) {
+		/* VM_FAULT_MAJOR from filemap_fault / do_swap_page, or a retried fault */
+		if (vi->end)
+			return vi->file ? FL_F_MAJOR_FILE : FL_F_MAJOR_SWAP;
+		return swapb ? FL_F_MAJOR_SWAP : FL_F_MAJOR_FILE;
+	}
+	if (!known || swapb) /* swapb: minor swap-in from the swap cache */
+		return FL_F_OTHER;
+	if (vi->end) {
+		int shared = vi->flags & FL_VM_SHARED;
+
+		if (!present) {
+			if (!vi->file) /* do_anonymous_page */
+				return anonb ? FL_F_ANON_NEW : (write ? FL_F_OTHER : FL_F_ZERO_PAGE);
+			if (write && !shared) /* do_cow_fault */
+				return anonb ? FL_F_COW_FILE : FL_F_OTHER;
+			if (write) /* do_shared_fault: do_page_mkwrite iff ->page_mkwrite */
+				return vi->mkwrite ? FL_F_WRITE_NOTIFY : FL_F_PAGECACHE;
+			/* do_read_fault (maybe fault-around) */
+			return (fileb || shmb || anonb) ? FL_F_PAGECACHE : FL_F_OTHER;
+		}
+		if (write) { /* do_wp_page */
+			if (shared) /* wp_page_shared / wp_pfn_shared */
+				return FL_F_WRITE_NOTIFY;
+			if (fileb) /* wp_page_copy: dec file, inc anon */
+				return FL_F_COW_FILE;
+			if (anonb) /* wp_page_copy of the zero page: inc anon only */
+				return FL_F_COW_ZERO;
+			if (alloc0) /* wp_page_copy anon -> anon: no counter moves */
+				return FL_F_COW_ANON;
+			return FL_F_COW_REUSE; /* wp_page_reuse */
+		}
+		return FL_F_OTHER;
+	}
+	/* VMA unknown: rss and allocation evidence only (docs/faults.md). */
+	if (!present) {
+		if (fileb || shmb)
+			return FL_F_PAGECACHE;
+		if (anonb)
+			return FL_F_ANON_NEW;
+		return write ? FL_F_OTHER : FL_F_ZERO_PAGE;
+	}
+	if (write) {
+		if (fileb)
+			return FL_F_COW_FILE;
+		if (anonb)
+			return FL_F_COW_ZERO;
+		return alloc0 ? FL_F_COW_ANON : FL_F_COW_REUSE;
+	}
+	return FL_F_OTHER;
+}
+
+static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	struct task_struct *task;
+	struct fl_proc *p;
+	struct fl_thread *th;
+	struct fl_fault_counts *c;
+	struct fl_fault_key k = {};
+	struct fl_site_key sk = {};
+	struct vma_info vi = {};
+	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, *n;
+	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
+	int known = 0;
+
+	p = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!p)
+		return 0;
+	task = bpf_get_current_task_btf();
+	th = bpf_map_lookup_elem(&threads, &tid);
+	if (th && th->active && th->addr == addr) {
+		known = 1;
+		err = th->err;
+		ip = th->ip;
+		bits = th->rss_bits;
+		alloc0 = th->alloc0;
+		allocn = th->allocn;
+	}
+	if (!known)
+		lose(FL_LOSS_THREAD);
+
+	/* mm_account_fault() bumped task->min_flt or maj_flt just before us. */
+	mn = task->min_flt;
+	mj = task->maj_flt;
+	if (th) {
+		th->active = 0;
+		if (th->seen_ok) {
+			__u64 gm = mn - (major ? 0 : 1) - th->seen_min;
+			__u64 gj = mj - (major ? 1 : 0) - th->seen_maj;
+
+			if (gm && gm < (1ull << 40))
+				__sync_fetch_and_add(&p->gup_min, gm);
+			if (gj && gj < (1ull << 40))
+				__sync_fetch_and_add(&p->gup_maj, gj);
+		}
+		th->seen_min = mn;
+		th->seen_maj = mj;
+		th->seen_ok = 1;
+	}
+
+	k.tgid = tgid;
+	if (bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0 && vi.end) {
+		k.vm_start = vi.start;
+		k.vm_end = vi.end;
+	} else {
+		/* mmap_lock contended (mmap_read_trylock): count by address. */
+		vi.end = 0;
+		k.vm_start = addr & ~4095ull;
+		k.vm_end = 0;
+		lose(FL_LOSS_FIND_VMA);
+	}
+	cls = classify(known, err, bits, alloc0, major, &vi);
+	if (cls >= FL_F_NCLASS)
+		cls = FL_F_OTHER;
+
+	c = bpf_map_lookup_elem(&faults, &k);
+	if (!c) {
+		struct fl_fault_counts z = {};
+
+		bpf_map_update_elem(&faults, &k, &z, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&faults, &k);
+	}
+	if (c) {
+		__sync_fetch_and_add(&c->cls[cls], 1);
+		if (err & PF_INSTR)
+			__sync_fetch_and_add(&c->exec, 1);
+		else if (err & PF_WRITE)
+			__sync_fetch_and_add(&c->write, 1);
+		else
+			__sync_fetch_and_add(&c->read, 1);
+		if (allocn)
+			__sync_fetch_and_add(&c->thp, 1);
+		c->last_ns = bpf_ktime_get_ns();
+	} else {
+		lose(FL_LOSS_FAULT_MAP);
+	}
+
+	sk.tgid = tgid;
+	sk.cls = cls;
+	sk.vm_start = k.vm_start;
+	sk.ip = ip;
+	n = bpf_map_lookup_elem(&sites, &sk);
+	if (!n) {
+		__u64 zero = 0;
+
+		bpf_map_update_elem(&sites, &sk, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&sites, &sk);
+	}
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		lose(FL_LOSS_SITE_MAP);
+	return 0;
+}
+
+/* Attached per CPU to PERF_COUNT_SW_PAGE_FAULTS_MIN, sample_period 1 (mm_account_fault). */
+SEC("perf_event")
+int on_fault_min(struct bpf_perf_event_data *ctx)
+{
+	return fault_done(ctx, 0);
+}
+
+SEC("perf_event")
+int on_fault_maj(struct bpf_perf_event_data *ctx)
+{
+	return fault_done(ctx, 1);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static __always_inline struct fl_task *task_rec(__u32 kind, struct task_struct *t)
+{
+	struct fl_task *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		lose(FL_LOSS_RINGBUF);
+		return 0;
+	}
+	__builtin_memset(r, 0, sizeof(*r));
+	r->h.type = FL_R_TASK;
+	r->h.size = sizeof(*r);
+	r->kind = kind;
+	r->pid = BPF_CORE_READ(t, tgid);
+	r->tid = BPF_CORE_READ(t, pid);
+	r->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	r->time_ns = bpf_ktime_get_ns();
+	BPF_CORE_READ_STR_INTO(&r->comm, t, comm);
+	return r;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid, ctid = child->pid;
+	struct fl_thread th = {};
+	struct fl_task *r;
+
+	if (!bpf_map_lookup_elem(&tracked, &ptgid))
+		return 0;
+	/* copy_mm() zeroes the child's min_flt/maj_flt (kernel/fork.c). */
+	th.seen_ok = 1;
+	if (bpf_map_update_elem(&threads, &ctid, &th, BPF_ANY))
+		lose(FL_LOSS_THREAD);
+	if (ctgid != ptgid) {
+		struct fl_proc np = {};
+
+		if (bpf_map_update_elem(&tracked, &ctgid, &np, BPF_ANY))
+			lose(FL_LOSS_THREAD);
+	}
+	r = task_rec(FL_T_FORK, child);
+	if (!r)
+		return 0;
+	r->ppid = ptgid;
+	r->is_thread = ctgid == ptgid;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = t->tgid, tid = t->pid, old = old_pid;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+	struct fl_task *r;
+
+	if (!p)
+		return 0;
+	p->rss_init = 0; /* a new mm */
+	if (old != tid) {
+		/* A non-leader thread exec'ed and took the leader's pid (de_thread). */
+		struct fl_thread *th = bpf_map_lookup_elem(&threads, &old);
+
+		if (th) {
+			struct fl_thread copy = *th;
+
+			bpf_map_update_elem(&threads, &tid, &copy, BPF_ANY);
+			bpf_map_delete_elem(&threads, &old);
+		}
+	}
+	r = task_rec(FL_T_EXEC, t);
+	if (!r)
+		return 0;
+	bpf_probe_read_kernel_str(&r->path, sizeof(r->path), BPF_CORE_READ(bprm, filename));
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+struct sum_ctx {
+	struct list_head *head;
+	struct list_head *pos;
+	__u64 min;
+	__u64 maj;
+	__u64 gup_min;
+	__u64 gup_maj;
+};
+
+/* One thread of the exiting group: its counts, and what no perf event explained. */
+static long sum_thread(__u64 i, struct sum_ctx *s)
+{
+	struct task_struct *t;
+	struct fl_thread *th;
+	__u64 mn, mj;
+	__u32 tid;
+
+	if (!s->pos || s->pos == s->head)
+		return 1;
+	t = (void *)s->pos - bpf_core_field_offset(struct task_struct, thread_node);
+	mn = BPF_CORE_READ(t, min_flt);
+	mj = BPF_CORE_READ(t, maj_flt);
+	s->min += mn;
+	s->maj += mj;
+	tid = BPF_CORE_READ(t, pid);
+	th = bpf_map_lookup_elem(&threads, &tid);
+	if (th && th->seen_ok) {
+		if (mn > th->seen_min)
+			s->gup_min += mn - th->seen_min;
+		if (mj > th->seen_maj)
+			s->gup_maj += mj - th->seen_maj;
+		th->seen_min = mn;
+		th->seen_maj = mj;
+	}
+	s->pos = BPF_CORE_READ(s->pos, next);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
+{
+	__u32 tgid = t->tgid, tid = t->pid;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+	struct signal_struct *sig;
+	struct fl_thread *th;
+	struct sum_ctx s = {};
+	struct fl_task *r;
+	__u64 now;
+
+	if (!p)
+		return 0;
+	if (!group_dead) {
+		th = bpf_map_lookup_elem(&threads, &tid);
+		if (th && th->seen_ok) {
+			__u64 mn = t->min_flt, mj = t->maj_flt;
+
+			if (mn > th->seen_min)
+				__sync_fetch_and_add(&p->gup_min, mn - th->seen_min);
+			if (mj > th->seen_maj)
+				__sync_fetch_and_add(&p->gup_maj, mj - th->seen_maj);
+		}
+		bpf_map_delete_elem(&threads, &tid);
+		return 0;
+	}
+
+	/*
+	 * What /proc/PID/stat and getrusage(RUSAGE_SELF) report for the group
+	 * (fs/proc/array.c do_task_stat, kernel/sys.c getrusage): the counts
+	 * folded from released threads (__exit_signal) plus every thread still
+	 * on signal->thread_head, this one included.
+	 */
+	sig = t->signal;
+	s.min = sig->min_flt;
+	s.maj = sig->maj_flt;
+	s.head = &sig->thread_head;
+	s.pos = BPF_CORE_READ(sig, thread_head.next);
+	bpf_loop(65536, sum_thread, &s, 0);
+
+	now = bpf_ktime_get_ns();
+	rss_flush(tgid, p, now);
+
+	r = task_rec(FL_T_EXIT, t);
+	if (r) {
+		/* wait_task_zombie(): the group exit code if the group was killed/exit_group'ed. */
+		if (sig->flags & FL_SIGNAL_GROUP_EXIT)
+			r->exit_code = sig->group_exit_code;
+		else
+			r->exit_code = t->exit_code;
+		r->min_flt = s.min;
+		r->maj_flt = s.maj;
+		r->base_min_flt = p->base_min;
+		r->base_maj_flt = p->base_maj;
+		r->gup_min_flt = p->gup_min + s.gup_min;
+		r->gup_maj_flt = p->gup_maj + s.gup_maj;
+		r->time_ns = now;
+		bpf_ringbuf_submit(r, 0);
+	}
+	bpf_map_delete_elem(&threads, &tid);
+	bpf_map_delete_elem(&tracked, &tgid);
+	return 0;
+}
+
+/* ---- address-space syscalls (x86-64 numbers) ----------------------------- */
+
+static __always_inline __u32 sc_kind(long id)
+{
+	switch (id) {
+	case 9: return FL_K_MMAP;
+	case 10: return FL_K_MPROTECT;
+	case 11: return FL_K_MUNMAP;
+	case 12: return FL_K_BRK;
+	case 25: return FL_K_MREMAP;
+	case 28: return FL_K_MADVISE;
+	case 30: return FL_K_SHMAT;
+	case 67: return FL_K_SHMDT;
+	case 329: return FL_K_PKEY_MPROTECT;
+	default: return FL_K_NONE;
+	}
+}
+
+/* Arguments each kind defines (faultline.h); the rest are zeroed. */
+static __always_inline int sc_nargs(__u32 kind)
+{
+	switch (kind) {
+	case FL_K_MMAP: return 6;
+	case FL_K_MREMAP: return 5;
+	case FL_K_PKEY_MPROTECT: return 4;
+	case FL_K_MPROTECT: case FL_K_MADVISE: case FL_K_SHMAT: return 3;
+	case FL_K_MUNMAP: return 2;
+	default: return 1;
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	__u64 pt;
+	__u32 tid, tgid, kind = sc_kind(id);
+	struct fl_thread *th;
+	int n;
+
+	if (kind == FL_K_NONE)
+		return 0;
+	pt = bpf_get_current_pid_tgid();
+	tid = (__u32)pt;
+	tgid = pt >> 32;
+	if (!bpf_map_lookup_elem(&tracked, &tgid))
+		return 0;
+	th = thread_get(tid);
+	if (!th) {
+		lose(FL_LOSS_PENDING);
+		return 0;
+	}
+	n = sc_nargs(kind);
+	th->sc_args[0] = regs->di;
+	th->sc_args[1] = n > 1 ? regs->si : 0;
+	th->sc_args[2] = n > 2 ? regs->dx : 0;
+	th->sc_args[3] = n > 3 ? regs->r10 : 0;
+	th->sc_args[4] = n > 4 ? regs->r8 : 0;
+	th->sc_args[5] = n > 5 ? regs->r9 : 0;
+	th->sc_nr = id + 1;
+	return 0;
+}
+
+static long shm_size_cb(struct task_struct *task, struct vm_area_struct *vma, __u64 *size)
+{
+	*size = vma->vm_end - vma->vm_start;
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pt, tgid = pt >> 32, kind;
+	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+	struct fl_call_rec *r;
+	struct fl_proc *p;
+	long id;
+
+	if (!th || !th->sc_nr)
+		return 0;
+	id = (long)th->sc_nr - 1;
+	th->sc_nr = 0;
+	kind = sc_kind(id);
+	p = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!p || kind == FL_K_NONE)
+		return 0;
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		lose(FL_LOSS_RINGBUF);
+		return 0;
+	}
+	r->h.type = FL_R_CALL;
+	r->h.nframes = 0;
+	r->h.size = sizeof(*r);
+	r->call.kind = kind;
+	r->call.pid = tgid;
+	r->call.tid = tid;
+	r->call.err = (ret >= -4095 && ret <= -1) ? (__s32)-ret : 0;
+	r->call.time_ns = bpf_ktime_get_ns();
+	r->call.seq = __sync_fetch_and_add(&p->seq, 1);
+	r->call.args[0] = th->sc_args[0];
+	r->call.args[1] = th->sc_args[1];
+	r->call.args[2] = th->sc_args[2];
+	r->call.args[3] = th->sc_args[3];
+	r->call.args[4] = th->sc_args[4];
+	r->call.args[5] = th->sc_args[5];
+	r->call.result = ret;
+	if (kind == FL_K_SHMAT && !r->call.err) {
+		/* a[3]: size of the attached segment, from the VMA at the result. */
+		__u64 size = 0;
+
+		bpf_find_vma(bpf_get_current_task_btf(), (__u64)ret, shm_size_cb, &size, 0);
+		r->call.args[3] = size;
+	}
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fl_kern.h - state shared by the BPF programs (fl_kern.bpf.c) and their
+ * loader (loader.c) through maps.  Not part of the collector contract
+ * (that is common/faultline.h).  Same rules: no includes, fixed sizes.
+ */
+#ifndef FL_KERN_H
+#define FL_KERN_H
+
+/* Indices of the `losses` array map. */
+enum fl_loss_idx {
+	FL_LOSS_RINGBUF = 0,  /* ring buffer reserve failed */
+	FL_LOSS_FAULT_MAP,    /* fault aggregate map full */
+	FL_LOSS_SITE_MAP,     /* fault site map full */
+	FL_LOSS_PENDING,      /* syscall entry not remembered */
+	FL_LOSS_FIND_VMA,     /* bpf_find_vma busy: fault counted by address */
+	FL_LOSS_THREAD,       /* per-thread/per-process state map full, or fault without entry state */
+	FL_LOSS_N
+};
+
+/* tracked[tgid]: a followed process. */
+struct fl_proc {
+	__u64 seq;            /* syscall records emitted (next fl_call.seq) */
+	__u64 base_min;       /* min_flt/maj_flt of the process when tracking began */
+	__u64 base_maj;
+	__u64 gup_min;        /* faults counted by the kernel without a perf event */
+	__u64 gup_maj;
+	__u64 rss[4];         /* exact pages by MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES */
+	__u64 last_emit_ns;   /* last fl_rss record */
+	__u64 peak;           /* largest file+anon+shmem emitted (pages) */
+	__u64 pend_ns;        /* a suppressed new peak waits in pend[] (0: none) */
+	__u64 pend[4];
+	__u32 rss_init;       /* rss[] filled for the current mm */
+	__u32 dirty;          /* rss[] changed since the last record */
+};
+
+/* threads[tid]: per-thread state of a followed process. */
+struct fl_thread {
+	__u64 addr;           /* fault in progress: address, x86 error code, user ip */
+	__u64 err;
+	__u64 ip;
+	__u64 seen_min;       /* task->min_flt/maj_flt as of the last accounting */
+	__u64 seen_maj;
+	__u32 active;         /* a fault entered and has not completed */
+	__u32 rss_bits;       /* 1 << MM_* of every rss counter the fault moved */
+	__u32 alloc0;         /* movable order-0 pages allocated during the fault */
+	__u32 allocn;         /* movable order>0 pages (THP/mTHP) */
+	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
+	__u32 seen_ok;        /* seen_min/seen_maj are valid */
+	__u64 sc_args[6];
+};
+
+#endif /* FL_KERN_H */

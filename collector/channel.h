@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel.h - the collector's (consumer) side of the shared-memory channel
+ * described in common/channel.h.  Single consumer: call these from one
+ * thread.  The protocol itself is common/channel.h (included by relative
+ * path: this file shares its name).
+ */
+#ifndef FL_CHANNEL_H
+#define FL_CHANNEL_H
+
+#include <linux/types.h>
+
+#include "faultline.h"
+#include "../common/channel.h"   /* same file name as this one: by path */
+
+struct fl_channel;
+
+/* Receives one record; rec is valid only during the call. */
+typedef void (*fl_channel_fn)(void *ctx, const struct fl_rec *rec);
+
+struct fl_channel_loss {
+	__u64 dropped;      /* records producers gave up on (ring full longer than wait_ms) */
+	__u64 no_ring;      /* process images that found no free ring (not recorded at all) */
+	__u64 unpublished;  /* slots reserved by a producer that died before publishing */
+};
+
+/*
+ * Create the channel: a memfd of FL_CHAN_BYTES (sparse), mapped whole, with
+ * an initialized header.  wait_ms: how long a producer waits on a full ring
+ * before dropping.  Returns 0 and *out, or -errno.
+ */
+int fl_channel_create(struct fl_channel **out, unsigned wait_ms);
+
+/* The value for FAULTLINE_CHANNEL ("/proc/<our pid>/fd/<N>"). */
+const char *fl_channel_path(const struct fl_channel *c);
+
+/* The memfd (kept open; CLOEXEC).  The target opens the /proc path instead. */
+int fl_channel_fd(const struct fl_channel *c);
+
+/*
+ * Deliver every published record of every owned ring, rings in claim order
+ * (a pid's pre-exec images before its newer one).  An older ring of a pid
+ * that owns a newer one is final (exec killed its other threads): it is
+ * drained, its unpublished reservations are counted as lost, and it is
+ * retired.  Returns the number of records delivered, or -errno.
+ */
+int fl_channel_poll(struct fl_channel *c, fl_channel_fn fn, void *ctx);
+
+/*
+ * Inside fn: the pid owning the ring the current record came from (the
+ * only way to attribute FL_R_MAPPING records), and that ring's index.
+ */
+__u32 fl_channel_current_pid(const struct fl_channel *c);
+int fl_channel_current_ring(const struct fl_channel *c);
+
+/*
+ * The process pid is gone: deliver what its rings hold, count unpublished
+ * reservations as lost, zero the rings (punch their pages) and make them
+ * claimable again.
+ */
+void fl_channel_retire(struct fl_channel *c, __u32 pid, fl_channel_fn fn, void *ctx);
+
+/* Losses so far, including the dropped counts of live rings. */
+void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out);
+
+/* Pids owning a ring now (at most max written); returns how many there are. */
+unsigned fl_channel_owners(const struct fl_channel *c, __u32 *pids, unsigned max);
+
+/* Unmap and close.  Safe with NULL. */
+void fl_channel_destroy(struct fl_channel *c);
+
+#endif /* FL_CHANNEL_H */

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest.h - turns records from the shim channel and from BPF into
+ * processes, events, VMAs, stacks and fault rows.
+ *
+ * Two fidelities: in shim mode the shim's calls drive the VMA model; in BPF
+ * mode the kernel's syscall records drive it and the shim's calls only lend
+ * their stacks to the syscall they match (same thread, same call, in order).
+ */
+#ifndef FL_INGEST_H
+#define FL_INGEST_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "faultline.h"
+#include "store.h"
+
+struct fl_ingest;
+
+/* A new ingest, in shim mode until fl_ingest_use_bpf(). */
+struct fl_ingest *fl_ingest_new(struct fl_store *store);
+/* BPF is attached: its syscall records drive the model from now on. */
+void fl_ingest_use_bpf(struct fl_ingest *g);
+void fl_ingest_free(struct fl_ingest *g);
+
+/* The launched process, before it execs the target. */
+void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const *argv, __u64 time_ns);
+
+/* A record from the shim channel (matches fl_channel_fn). */
+void fl_ingest_shim(void *g, const struct fl_rec *rec);
+
+/* Records from BPF (match struct fl_bpf_ops). */
+void fl_ingest_bpf_call(void *g, const struct fl_call *c);
+void fl_ingest_bpf_task(void *g, const struct fl_task *t);
+void fl_ingest_bpf_rss(void *g, const struct fl_rss *r);
+void fl_ingest_bpf_faults(void *g, const struct fl_fault_key *k, const struct fl_fault_counts *c);
+void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
+
+/* A process ended (exit_code / exit_signal -1 when unknown). */
+void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
+
+/* Processes still alive as far as the records tell. */
+unsigned fl_ingest_alive(const struct fl_ingest *g);
+
+/*
+ * Shim mode housekeeping on the collector's tick: sample RSS and fault
+ * totals from /proc for live processes and, when quiet (the channel is
+ * drained), reconcile their models with /proc/PID/maps.
+ */
+void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet);
+
+/* Set when a new process appears whose exit must be watched: returns its pid and clears it, or 0. */
+pid_t fl_ingest_next_watch(struct fl_ingest *g);
+
+/* Flush what is held back (unmatched stacks, fault sites) and symbolize every frame. */
+void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns);
+
+#endif /* FL_INGEST_H */

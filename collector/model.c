@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* model.c - per-process VMA set (see model.h). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "model.h"
+
+void fl_model_free(struct fl_model *m)
+{
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Index of the first VMA whose end is above addr (n if none). */
+static size_t first_above(const struct fl_model *m, __u64 addr)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (m->v[mid].end > addr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr)
+{
+	size_t i = first_above(m, addr);
+	return i < m->n && m->v[i].start <= addr ? &m->v[i] : NULL;
+}
+
+/* Replace nremove VMAs at index i by nins new ones. Returns 0 or -1 (out of memory). */
+static int splice(struct fl_model *m, size_t i, size_t nremove, const struct fl_vma *ins, size_t nins)
+{
+	size_t n = m->n - nremove + nins;
+	if (n > m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		while (cap < n)
+			cap *= 2;
+		struct fl_vma *v = realloc(m->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		m->v = v;
+		m->cap = cap;
+	}
+	memmove(&m->v[i + nins], &m->v[i + nremove], (m->n - i - nremove) * sizeof(*m->v));
+	memcpy(&m->v[i], ins, nins * sizeof(*ins));
+	m->n = n;
+	return 0;
+}
+
+/* End v's row, remembering it for late fault counts. */
+static void end_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
+{
+	fl_store_vma_end(c->store, v->id, c->time_ns, c->event_id);
+	unsigned k = m->ndead++ % FL_MODEL_DEAD;
+	m->dead[k].start = v->start;
+	m->dead[k].end = v->end;
+	m->dead[k].id = v->id;
+}
+
+__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end)
+{
+	size_t i = first_above(m, start);
+	if (i < m->n && m->v[i].start < end)
+		return m->v[i].id;
+	unsigned n = m->ndead < FL_MODEL_DEAD ? m->ndead : FL_MODEL_DEAD;
+	for (unsigned k = 1; k <= n; k++) {
+		const __typeof__(m->dead[0]) *d = &m->dead[(m->ndead - k) % FL_MODEL_DEAD];
+		if (d->start <= start && start < d->end)
+			return d->id;
+	}
+	return 0;
+}
+
+/* Write a new row for v (whose fields are final) and store its id in v. */
+static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_id, const char *how)
+{
+	struct fl_vma_row r = {
+		.proc_id = c->proc_id, .pid = c->pid, .start = v->start, .end = v->end,
+		.offset = v->offset, .inode = v->inode, .prot = v->prot, .flags = v->flags,
+		.kind = v->kind, .path = v->path, .created_ns = c->time_ns,
+		.created_by = v->created_by, .parent_id = parent_id, .origin_id = v->origin_id,
+		.how = how,
+	};
+	v->id = fl_store_vma(c->store, &r);
+	if (!v->origin_id)
+		v->origin_id = v->id;
+}
+
+/* The part [start, end) of v as a new row split from it, with protection prot. */
+static struct fl_vma piece(const struct fl_change *c, const struct fl_vma *v, __u64 start, __u64 end,
+			   __u32 prot)
+{
+	struct fl_vma p = *v;
+	p.start = start;
+	p.end = end;
+	p.prot = prot;
+	if (v->path)
+		p.offset = v->offset + (start - v->start);
+	write_row(c, &p, v->id, "split");
+	return p;
+}
+
+/*
+ * Cut [start, end) out of the model: the VMAs overlapping it end, their
+ * parts outside it survive as split rows.  Returns the index where the
+ * range now begins (for an insert).
+ */
+static size_t cut(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end)
+{
+	size_t i = first_above(m, start), j = i;
+	struct fl_vma keep[2];
+	size_t nkeep = 0;
+	while (j < m->n && m->v[j].start < end)
+		j++;
+	if (i == j)
+		return i;
+	struct fl_vma first = m->v[i], last = m->v[j - 1];
+	for (size_t k = i; k < j; k++)
+		end_row(m, c, &m->v[k]);
+	if (first.start < start)
+		keep[nkeep++] = piece(c, &first, first.start, start, first.prot);
+	if (last.end > end)
+		keep[nkeep++] = piece(c, &last, end, last.end, last.prot);
+	splice(m, i, j - i, keep, nkeep);
+	return first.start < start ? i + 1 : i;
+}
+
+void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl_vma *tmpl)
+{
+	if (tmpl->end <= tmpl->start)
+		return;
+	struct fl_vma v = *tmpl;
+	__s64 parent = tmpl->origin_id ? tmpl->id : 0;
+	if (!tmpl->origin_id)
+		v.created_by = c->event_id;
+	size_t i = cut(m, c, v.start, v.end);
+	write_row(c, &v, parent, c->how);
+	splice(m, i, 0, &v, 1);
+}
+
+void fl_model_unmap(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end)
+{
+	if (end > start)
+		cut(m, c, start, end);
+}
+
+void fl_model_protect(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end, __u32 prot)
+{
+	for (size_t i = first_above(m, start); i < m->n && m->v[i].start < end; i++) {
+		struct fl_vma v = m->v[i], parts[3];
+		size_t n = 0;
+		if (v.prot == prot)
+			continue;
+		__u64 lo = v.start > start ? v.start : start, hi = v.end < end ? v.end : end;
+		end_row(m, c, &v);
+		if (v.start < lo)
+			parts[n++] = piece(c, &v, v.start, lo, v.prot);
+		parts[n++] = piece(c, &v, lo, hi, prot);
+		if (hi < v.end)
+			parts[n++] = piece(c, &v, hi, v.end, v.prot);
+		splice(m, i, 1, parts, n);
+		i += n - 1;
+	}
+}
+
+void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __u64 old_len,
+		    __u64 new_addr, __u64 new_len, __u32 flags)
+{
+	const struct fl_vma *src = fl_model_find(m, old);
+	if (!src) {
+		struct fl_vma v = { .start = new_addr, .end = new_addr + new_len, .kind = "anon",
+				    .prot = PROT_READ | PROT_WRITE, .flags = MAP_PRIVATE | MAP_ANONYMOUS };
+		fl_model_unmap(m, c, old, old + old_len);
+		fl_model_map(m, c, &v);
+		return;
+	}
+	/* the moved memory keeps its identity: same origin, parent = where it came from */
+	struct fl_vma v = *src;
+	__s64 parent = src->id; /* src points into m->v, which the unmap below changes */
+	v.start = new_addr;
+	v.end = new_addr + new_len;
+	if (src->path)
+		v.offset = src->offset + (old - src->start);
+	v.created_by = c->event_id;
+	if (new_addr == old && new_len <= old_len) {
+		fl_model_unmap(m, c, old + new_len, old + old_len);
+		return;
+	}
+	if (!(flags & MREMAP_DONTUNMAP))
+		fl_model_unmap(m, c, old, old + old_len);
+	struct fl_change rc = *c;
+	rc.how = "remap";
+	size_t i = cut(m, &rc, v.start, v.end);
+	write_row(&rc, &v, parent, "remap");
+	splice(m, i, 0, &v, 1);
+}
+
+void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const struct fl_change *c)
+{
+	fl_model_clear(child, c);
+	if (splice(child, 0, 0, parent->v, parent->n))
+		return;
+	for (size_t i = 0; i < child->n; i++)
+		write_row(c, &child->v[i], parent->v[i].id, "fork");
+}
+
+void fl_model_clear(struct fl_model *m, const struct fl_change *c)
+{
+	for (size_t i = 0; i < m->n; i++)
+		end_row(m, c, &m->v[i]);
+	m->n = 0;
+}
+
+/* Does some snapshot line cover all of v with v's protection? */
+static int snapshot_covers(const struct fl_vma *snap, size_t n, const struct fl_vma *v)
+{
+	for (size_t i = 0; i < n && snap[i].start < v->end; i++)
+		if (snap[i].start <= v->start && v->end <= snap[i].end)
+			return snap[i].prot == v->prot &&
+			       (!snap[i].path || !v->path || !strcmp(snap[i].path, v->path));
+	return 0;
+}
+
+void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
+{
+	for (size_t i = 0; i < m->n;) {
+		if (snapshot_covers(snap, n, &m->v[i])) {
+			i++;
+			continue;
+		}
+		end_row(m, c, &m->v[i]);
+		splice(m, i, 1, NULL, 0);
+	}
+	for (size_t s = 0; s < n; s++) {
+		/* add the holes of snap[s] that the model lacks */
+		__u64 at = snap[s].start;
+		size_t i = first_above(m, at);
+		while (at < snap[s].end) {
+			__u64 hole_end = i < m->n && m->v[i].start < snap[s].end ? m->v[i].start : snap[s].end;
+			if (hole_end > at) {
+				struct fl_vma v = snap[s];
+				v.start = at;
+				v.end = hole_end;
+				if (v.path)
+					v.offset = snap[s].offset + (at - snap[s].start);
+				v.created_by = 0;
+				v.origin_id = 0;
+				write_row(c, &v, 0, c->how);
+				splice(m, i, 0, &v, 1);
+				i++;
+			}
+			if (i >= m->n || m->v[i].start >= snap[s].end)
+				break;
+			at = m->v[i].end;
+			i++;
+		}
+	}
+}
+
+const char *fl_model_kind(const char *path, __u32 flags)
+{
+	if (!path || !*path)
+		return (flags & MAP_SHARED) ? "shm" : "anon";
+	if (path[0] == '[') {
+		static const char *const pseudo[] = { "heap", "stack", "vdso", "vvar", "vsyscall" };
+		for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++) {
+			size_t l = strlen(pseudo[i]);
+			if (!strncmp(path + 1, pseudo[i], l) && (path[1 + l] == ']' || path[1 + l] == ':'))
+				return pseudo[i];
+		}
+		return "other";
+	}
+	if (!strncmp(path, "/memfd:faultline-channel", 24))
+		return "faultline";
+	if (!strncmp(path, "/SYSV", 5) || !strncmp(path, "/dev/shm/", 9) || !strncmp(path, "/dev/zero", 9) ||
+	    !strncmp(path, "/memfd:", 7))
+		return "shm";
+	return "file";
+}

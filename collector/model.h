@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model.h - a process's address space as a sorted set of VMAs, changed by
+ * the calls it made (mmap, munmap, mprotect, mremap, brk), by fork and exec,
+ * and reconciled with /proc/PID/maps snapshots.  Every change is written to
+ * the store as it happens: a row is ended (destroyed_ns, destroyed_by) and
+ * its surviving pieces start new rows that name it as parent_id and keep its
+ * origin_id, so each byte's history and creator stay queryable.
+ *
+ * Unlike the kernel, the model does not merge adjacent compatible VMAs: two
+ * mmap calls stay two rows, each with its own creating call.
+ */
+#ifndef FL_MODEL_H
+#define FL_MODEL_H
+
+#include <linux/types.h>
+#include <stddef.h>
+
+#include "store.h"
+
+struct fl_vma {
+	__u64 start, end;       /* [start, end), page aligned */
+	__u64 offset;           /* file offset of start (file mappings) */
+	__u64 inode;
+	__u32 prot;             /* PROT_* */
+	__u32 flags;            /* MAP_* */
+	const char *kind;       /* static string: anon heap stack file shm vdso vvar vsyscall faultline */
+	const char *path;       /* interned by the caller; NULL for anonymous memory */
+	__s64 id;               /* current vma row */
+	__s64 origin_id;        /* row made by the creating call (0 for a template: itself) */
+	__s64 created_by;       /* event that created the memory, 0 = none seen */
+};
+
+#define FL_MODEL_DEAD 64
+struct fl_model {
+	struct fl_vma *v;       /* sorted by start, never overlapping */
+	size_t n, cap;
+	/* the latest rows that ended, for counts that arrive after their VMA went */
+	struct { __u64 start, end; __s64 id; } dead[FL_MODEL_DEAD];
+	unsigned ndead;         /* total ever ended; dead[] holds the last FL_MODEL_DEAD */
+};
+
+/* Who is changing the model, for the rows written. */
+struct fl_change {
+	struct fl_store *store;
+	__s64 proc_id;
+	__u32 pid;
+	__u64 time_ns;
+	__s64 event_id;         /* the call making the change; 0 for a resync */
+	const char *how;        /* how rows created by fl_model_map() came to be */
+};
+
+void fl_model_free(struct fl_model *m);
+
+/* The VMA containing addr, or NULL. */
+const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr);
+
+/*
+ * Map tmpl's range, replacing anything there (MAP_FIXED semantics).  The new
+ * row has created_by = c->event_id and origin itself unless tmpl carries an
+ * origin_id (then parent_id = tmpl->id: the memory came from that row).
+ */
+void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl_vma *tmpl);
+
+/* Remove [start, end), splitting VMAs that straddle its ends. */
+void fl_model_unmap(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end);
+
+/* Set prot on the mapped parts of [start, end), splitting as the kernel does. */
+void fl_model_protect(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end, __u32 prot);
+
+/* mremap(old, old_len, new_len, flags, ...) that returned new_addr. */
+void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __u64 old_len,
+		    __u64 new_addr, __u64 new_len, __u32 flags);
+
+/* A fork child's address space: a copy of the parent's (rows how="fork"). */
+void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const struct fl_change *c);
+
+/* End every row (exec replaced the address space). */
+void fl_model_clear(struct fl_model *m, const struct fl_change *c);
+
+/*
+ * Reconcile with a snapshot of /proc/PID/maps (sorted, as the kernel prints
+ * it): VMAs the snapshot does not cover with the same protection end; parts
+ * of the snapshot the model lacks are added with how = c->how.
+ */
+void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n);
+
+/*
+ * The row that faults counted for the kernel VMA [start, end) belong to: the
+ * live VMA containing start, else one overlapping the range, else the latest
+ * ended row containing start (the VMA went before its counts were read).
+ * Returns 0 if none.
+ */
+__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end);
+
+/* The kind of a mapping from its /proc/PID/maps path and flags. */
+const char *fl_model_kind(const char *path, __u32 flags);
+
+#endif /* FL_MODEL_H */

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* procfs.c - reading /proc/PID (see procfs.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "strtab.h"
+
+int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v)
+{
+	unsigned long long start, end, off, inode;
+	char perms[5];
+	unsigned dmaj, dmin;
+	int pathpos = 0;
+	if (sscanf(line, "%llx-%llx %4s %llx %x:%x %llu %n", &start, &end, perms, &off, &dmaj, &dmin,
+		   &inode, &pathpos) < 7)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->start = start;
+	v->end = end;
+	v->offset = off;
+	v->inode = inode;
+	v->prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) |
+		  (perms[2] == 'x' ? PROT_EXEC : 0);
+	v->flags = perms[3] == 's' ? MAP_SHARED : MAP_PRIVATE;
+	const char *path = pathpos ? line + pathpos : "";
+	char buf[4096];
+	size_t len = strcspn(path, "\n");
+	if (len >= sizeof(buf))
+		len = sizeof(buf) - 1;
+	memcpy(buf, path, len);
+	buf[len] = 0;
+	if (!inode && !buf[0])
+		v->flags |= MAP_ANONYMOUS;
+	v->kind = fl_model_kind(buf, v->flags);
+	v->path = buf[0] && buf[0] != '[' ? fl_strtab_intern(buf) : NULL;
+	if (!v->path && buf[0] == '[' && strcmp(v->kind, "other") == 0)
+		v->path = fl_strtab_intern(buf);
+	if (!inode && !v->path)
+		v->offset = 0;
+	return 0;
+}
+
+int fl_procfs_maps(pid_t pid, struct fl_vma **out, size_t *n)
+{
+	char path[64], line[4200];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t cap = 64, k = 0;
+	struct fl_vma *v = malloc(cap * sizeof(*v));
+	while (v && fgets(line, sizeof(line), f)) {
+		if (k == cap) {
+			struct fl_vma *nv = realloc(v, (cap *= 2) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				v = NULL;
+				break;
+			}
+			v = nv;
+		}
+		if (fl_procfs_parse_maps_line(line, &v[k]) == 0)
+			k++;
+	}
+	fclose(f);
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int fl_procfs_rss(pid_t pid, __u64 *anon, __u64 *file, __u64 *shmem, __u64 *swap)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int found = 0;
+	*anon = *file = *shmem = *swap = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long kb;
+		if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+			*anon = kb << 10, found++;
+		else if (sscanf(line, "RssFile: %llu kB", &kb) == 1)
+			*file = kb << 10, found++;
+		else if (sscanf(line, "RssShmem: %llu kB", &kb) == 1)
+			*shmem = kb << 10, found++;
+		else if (sscanf(line, "VmSwap: %llu kB", &kb) == 1)
+			*swap = kb << 10, found++;
+	}
+	fclose(f);
+	return found ? 0 : -ESRCH; /* a zombie has no Rss lines */
+}
+
+int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	/* comm may hold spaces and parentheses: fields restart after the last ')' */
+	char *p = strrchr(buf, ')');
+	unsigned long long mn, mj;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &mn, &mj) != 2)
+		return -EINVAL;
+	*min_flt = mn;
+	*maj_flt = mj;
+	return 0;
+}
+
+static const char *read_link(const char *link)
+{
+	char buf[4096];
+	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = 0;
+	return fl_strtab_intern(buf);
+}
+
+const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd)
+{
+	char link[128];
+	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, (uint64_t)start,
+		 (uint64_t)end);
+	const char *p = read_link(link);
+	if (p || fd < 0)
+		return p;
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);
+	p = read_link(link);
+	return p && p[0] == '/' ? p : NULL;
+}
+
+const char *fl_procfs_exe(pid_t pid)
+{
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	return read_link(link);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* procfs.h - what the collector reads from /proc/PID of a target process. */
+#ifndef FL_PROCFS_H
+#define FL_PROCFS_H
+
+#include <linux/types.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "model.h"
+
+/*
+ * Parse one /proc/PID/maps line into v (path interned).  Returns 0, or -1
+ * if the line is malformed.
+ */
+int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v);
+
+/* All mappings of pid, sorted. *out is malloc'd. Returns 0 or -errno. */
+int fl_procfs_maps(pid_t pid, struct fl_vma **out, size_t *n);
+
+/* RssAnon/RssFile/RssShmem/VmSwap of pid in bytes. Returns 0 or -errno. */
+int fl_procfs_rss(pid_t pid, __u64 *anon, __u64 *file, __u64 *shmem, __u64 *swap);
+
+/* minflt and majflt of pid from /proc/PID/stat. Returns 0 or -errno. */
+int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt);
+
+/*
+ * The file mapped at [start, end) in pid (/proc/PID/map_files), else what
+ * fd refers to (/proc/PID/fd/FD); NULL if neither can be read.  Interned.
+ */
+const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd);
+
+/* readlink /proc/PID/exe, interned, or NULL. */
+const char *fl_procfs_exe(pid_t pid);
+
+#endif /* FL_PROCFS_H */

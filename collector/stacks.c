@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/* stacks.c - frames, stacks, fault sites and symbolization (see stacks.h). */
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hmap.h"
+#include "stacks.h"
+#include "strtab.h"
+
+struct frame {
+	__s64 id;
+	unsigned module;        /* strtab index, 0 = none */
+	__u64 rel;              /* file offset in module, or the raw address */
+	int is_return;          /* a return address: symbolize the call before it */
+};
+
+struct stack {
+	__s64 id;
+	unsigned n;
+	__s64 frames[];
+};
+
+struct site {
+	__s64 vma_id, proc_id, frame_id;
+	const char *cls;
+	__u64 count;
+};
+
+struct fl_stacks {
+	struct fl_store *store;
+	struct fl_hmap frame_by_key;    /* module << 48 | rel -> index + 1 into frames */
+	struct frame *frames;
+	size_t nframes, capframes;
+	struct fl_hmap stack_by_hash;   /* hash of frame ids -> struct stack * */
+	struct fl_hmap site_by_key;     /* hash(vma, frame, class) -> index + 1 into sites */
+	struct site *sites;
+	size_t nsites, capsites;
+};
+
+struct fl_stacks *fl_stacks_new(struct fl_store *store)
+{
+	struct fl_stacks *st = calloc(1, sizeof(*st));
+	if (st)
+		st->store = store;
+	return st;
+}
+
+void fl_stacks_free(struct fl_stacks *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->stack_by_hash.cap; i++)
+		free((void *)st->stack_by_hash.vals[i]);
+	fl_hmap_free(&st->stack_by_hash);
+	fl_hmap_free(&st->frame_by_key);
+	fl_hmap_free(&st->site_by_key);
+	free(st->frames);
+	free(st->sites);
+	free(st);
+}
+
+/* Grow an array of elements of size sz to hold n + 1. Returns 0 or -1. */
+static int reserve(void **a, size_t *cap, size_t n, size_t sz)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 1024;
+	void *p = realloc(*a, c * sz);
+	if (!p)
+		return -1;
+	*a = p;
+	*cap = c;
+	return 0;
+}
+
+static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
+{
+	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
+	const struct fl_vma *v = fl_model_find(m, is_return ? ip - 1 : ip);
+	unsigned module = 0;
+	__u64 rel = ip;
+	if (v && v->path && v->path[0] == '/') {
+		module = fl_strtab_index(v->path);
+		rel = ip - v->start + v->offset;
+	}
+	__u64 key = (__u64)module << 48 | (rel & ((1ULL << 48) - 1));
+	size_t i = fl_hmap_get(&st->frame_by_key, key ? key : 1);
+	if (i)
+		return st->frames[i - 1].id;
+	if (reserve((void **)&st->frames, &st->capframes, st->nframes, sizeof(*st->frames)))
+		return 0;
+	struct frame *f = &st->frames[st->nframes];
+	f->id = fl_store_frame(st->store, fl_strtab_get(module), rel);
+	f->module = module;
+	f->rel = rel;
+	f->is_return = is_return;
+	if (!f->id)
+		return 0;
+	fl_hmap_put(&st->frame_by_key, key ? key : 1, ++st->nframes);
+	return f->id;
+}
+
+__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip)
+{
+	return frame_of(st, m, ip, 0);
+}
+
+__s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n)
+{
+	if (!n)
+		return 0;
+	__s64 ids[FL_MAX_FRAMES];
+	if (n > FL_MAX_FRAMES)
+		n = FL_MAX_FRAMES;
+	__u64 h = n;
+	for (unsigned i = 0; i < n; i++) {
+		ids[i] = frame_of(st, m, ips[i], 1);
+		h = fl_hash64(h ^ (__u64)ids[i]);
+	}
+	/* probe on: a different stack with the same 64-bit hash takes the next key */
+	for (;; h = fl_hash64(h + 1)) {
+		struct stack *s = (struct stack *)fl_hmap_get(&st->stack_by_hash, h ? h : 1);
+		if (!s)
+			break;
+		if (s->n == n && !memcmp(s->frames, ids, n * sizeof(ids[0])))
+			return s->id;
+	}
+	struct stack *s = malloc(sizeof(*s) + n * sizeof(ids[0]));
+	if (!s)
+		return 0;
+	s->n = n;
+	memcpy(s->frames, ids, n * sizeof(ids[0]));
+	s->id = fl_store_stack(st->store, ids, n);
+	fl_hmap_put(&st->stack_by_hash, h ? h : 1, (uintptr_t)s);
+	return s->id;
+}
+
+void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
+			__s64 frame_id, __u64 count)
+{
+	__u64 h = fl_hash64(fl_hash64((__u64)vma_id) ^ (__u64)frame_id) ^ (uintptr_t)cls;
+	for (;; h = fl_hash64(h + 1)) {
+		size_t i = fl_hmap_get(&st->site_by_key, h ? h : 1);
+		if (!i)
+			break;
+		struct site *s = &st->sites[i - 1];
+		if (s->vma_id == vma_id && s->frame_id == frame_id && s->cls == cls) {
+			s->count += count;
+			return;
+		}
+	}
+	if (reserve((void **)&st->sites, &st->capsites, st->nsites, sizeof(*st->sites)))
+		return;
+	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, cls, count };
+	fl_hmap_put(&st->site_by_key, h ? h : 1, ++st->nsites);
+}
+
+/* ---- symbolization ------------------------------------------------------------------ */
+
+static const Dwfl_Callbacks dwfl_callbacks = {
+	.find_elf = dwfl_build_id_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+};
+
+/* The link-time address of file offset off in the module's ELF (via its PT_LOAD), or -1. */
+static __s64 offset_to_vaddr(Elf *elf, __u64 off)
+{
+	size_t n;
+	if (elf_getphdrnum(elf, &n))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && off >= ph.p_offset &&
+		    off < ph.p_offset + ph.p_filesz)
+			return (__s64)(off - ph.p_offset + ph.p_vaddr);
+	}
+	return -1;
+}
+
+static void build_id_hex(Dwfl_Module *mod, char *out, size_t len)
+{
+	const unsigned char *bits;
+	GElf_Addr vaddr;
+	int n = dwfl_module_build_id(mod, &bits, &vaddr);
+	out[0] = 0;
+	for (int i = 0; i < n && (size_t)(2 * i + 2) < len; i++)
+		snprintf(out + 2 * i, 3, "%02x", bits[i]);
+}
+
+static void symbolize_frame(struct fl_stacks *st, Dwfl_Module *mod, Elf *elf, GElf_Addr bias,
+			    const char *build_id, const struct frame *f)
+{
+	__s64 vaddr = offset_to_vaddr(elf, f->rel);
+	if (vaddr < 0) {
+		fl_store_frame_symbol(st->store, f->id, build_id, NULL, 0, NULL, 0);
+		return;
+	}
+	GElf_Addr addr = (GElf_Addr)vaddr + bias - (f->is_return ? 1 : 0), symoff = 0;
+	GElf_Sym sym;
+	const char *name = dwfl_module_addrinfo(mod, addr, &symoff, &sym, NULL, NULL, NULL);
+	const char *file = NULL;
+	int line = 0;
+	Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
+	if (l)
+		file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+	fl_store_frame_symbol(st->store, f->id, build_id, name, symoff + (f->is_return ? 1 : 0), file, line);
+}
+
+/* Symbolize the frames of one module (all frames[] with that module index). */
+static void symbolize_module(struct fl_stacks *st, unsigned module)
+{
+	const char *path = fl_strtab_get(module);
+	Dwfl *dwfl = dwfl_begin(&dwfl_callbacks);
+	if (!dwfl)
+		return;
+	Dwfl_Module *mod = dwfl_report_elf(dwfl, path, path, -1, 0, false);
+	dwfl_report_end(dwfl, NULL, NULL);
+	GElf_Addr bias = 0;
+	Elf *elf = mod ? dwfl_module_getelf(mod, &bias) : NULL;
+	char build_id[2 * 64 + 1] = "";
+	if (mod)
+		build_id_hex(mod, build_id, sizeof(build_id));
+	for (size_t i = 0; i < st->nframes; i++) {
+		if (st->frames[i].module != module)
+			continue;
+		if (elf)
+			symbolize_frame(st, mod, elf, bias, build_id[0] ? build_id : NULL, &st->frames[i]);
+	}
+	dwfl_end(dwfl);
+}
+
+void fl_stacks_finish(struct fl_stacks *st)
+{
+	for (size_t i = 0; i < st->nsites; i++) {
+		const struct site *s = &st->sites[i];
+		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count);
+	}
+	st->nsites = 0;
+	unsigned nmod = fl_strtab_count();
+	char *seen = calloc(nmod + 1, 1);
+	if (!seen)
+		return;
+	for (size_t i = 0; i < st->nframes; i++)
+		seen[st->frames[i].module] = 1;
+	for (unsigned m = 1; m <= nmod; m++)
+		if (seen[m])
+			symbolize_module(st, m);
+	free(seen);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stacks.h - deduplicated frames and stacks, fault sites, and the
+ * symbolization of every frame (elfutils libdwfl) before a recording ends.
+ *
+ * A frame is named by (module path, file offset) so the same code has the
+ * same frame in every process despite ASLR; an address outside any file
+ * mapping (JIT code, a stack trampoline) is kept raw.
+ */
+#ifndef FL_STACKS_H
+#define FL_STACKS_H
+
+#include <linux/types.h>
+
+#include "model.h"
+#include "store.h"
+
+struct fl_stacks;
+
+struct fl_stacks *fl_stacks_new(struct fl_store *store);
+void fl_stacks_free(struct fl_stacks *st);
+
+/* The stack of return addresses ips[0..n) (innermost first) in address space m; 0 if n is 0. */
+__s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n);
+
+/* The frame of an exact instruction address (a fault site) in m. */
+__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip);
+
+/* Add count faults of class cls at frame in a VMA (stored by fl_stacks_finish). */
+void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
+			__s64 frame_id, __u64 count);
+
+/* Write the fault sites and symbolize every frame. */
+void fl_stacks_finish(struct fl_stacks *st);
+
+#endif /* FL_STACKS_H */

@@ -1,0 +1,575 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c - the SQLite writer (see store.h).  WAL mode, synchronous=NORMAL:
+ * a crash of faultline itself loses at most the open transaction; the
+ * target's own death loses nothing (its records are in the channel).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "schema.h"
+#include "store.h"
+
+enum stmt {
+	S_EVENT, S_EVENT_STACK, S_VMA, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
+	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
+	S_PROCESS_END, S_PROCESS_FAULTS, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_EVENT] = "INSERT INTO event(proc_id,pid,tid,time_ns,seq,kind,a0,a1,a2,a3,a4,a5,result,errno,"
+		    "source,path,stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[S_EVENT_STACK] = "UPDATE event SET stack_id=?, source='both' WHERE id=?",
+	[S_VMA] = "INSERT INTO vma(proc_id,pid,start,end,prot,flags,kind,path,offset,inode,created_ns,"
+		  "created_by,parent_id,origin_id,how,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[S_VMA_END] = "UPDATE vma SET destroyed_ns=?, destroyed_by=? WHERE id=?",
+	[S_FRAME] = "INSERT INTO frame(module,rel_addr) VALUES(?,?)",
+	[S_STACK] = "INSERT INTO stack(depth) VALUES(?)",
+	[S_STACK_FRAME] = "INSERT INTO stack_frame(stack_id,idx,frame_id) VALUES(?,?,?)",
+	[S_FRAME_SYM] = "UPDATE frame SET build_id=?, function=?, func_off=?, file=?, line=? WHERE id=?",
+	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns,major_file,major_swap,anon_new,zero_page,"
+		    "pagecache,cow_anon,cow_zero,cow_file,cow_reuse,write_notify,other,reads,writes,"
+		    "execs,thp) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count) VALUES(?,?,?,?,?)",
+	[S_RSS] = "INSERT INTO rss(proc_id,time_ns,anon,file,shmem,swap,source) VALUES(?,?,?,?,?,?,?)",
+	[S_PROCESS] = "INSERT INTO process(pid,ppid,parent_id,exe,start_ns) VALUES(?,?,?,?,?)",
+	[S_PROCESS_EXE] = "UPDATE process SET exe=?, argv=coalesce(?,argv) WHERE id=?",
+	[S_PROCESS_SHIM] = "UPDATE process SET shim=1 WHERE id=?",
+	[S_PROCESS_END] = "UPDATE process SET end_ns=?, exit_code=?, exit_signal=? WHERE id=?",
+	[S_PROCESS_FAULTS] = "UPDATE process SET min_flt=?, maj_flt=? WHERE id=?",
+	[S_LOSS] = "INSERT INTO loss(cause,count,detail) VALUES(?,?,?) "
+		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
+	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
+	[S_RUN_END] = "UPDATE run SET complete=1, end_ns=?, exit_status=?",
+	[S_FIDELITY] = "UPDATE run SET fidelity=?, fidelity_note=?",
+};
+
+struct fl_store {
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT];
+	char *path;
+	char error[512];        /* first write error */
+	int rc;                 /* first write error as -errno */
+	__s64 last_vma_id;      /* vma ids are assigned here so origin_id can name a row itself */
+};
+
+static const char *const kind_names[FL_K_COUNT] = {
+	[FL_K_NONE] = "none", [FL_K_MMAP] = "mmap", [FL_K_MUNMAP] = "munmap",
+	[FL_K_MPROTECT] = "mprotect", [FL_K_PKEY_MPROTECT] = "pkey_mprotect",
+	[FL_K_MREMAP] = "mremap", [FL_K_BRK] = "brk", [FL_K_SBRK] = "sbrk",
+	[FL_K_MADVISE] = "madvise", [FL_K_FORK] = "fork", [FL_K_VFORK] = "vfork",
+	[FL_K_EXEC] = "exec", [FL_K_EXIT] = "exit", [FL_K_DLOPEN] = "dlopen",
+	[FL_K_DLCLOSE] = "dlclose", [FL_K_SHMAT] = "shmat", [FL_K_SHMDT] = "shmdt",
+	[FL_K_CLONE] = "clone",
+};
+
+const char *fl_kind_name(unsigned kind)
+{
+	return kind < FL_K_COUNT && kind_names[kind] ? kind_names[kind] : "unknown";
+}
+
+static const char *const class_names[FL_F_NCLASS] = {
+	[FL_F_MAJOR_FILE] = "major_file", [FL_F_MAJOR_SWAP] = "major_swap",
+	[FL_F_ANON_NEW] = "anon_new", [FL_F_ZERO_PAGE] = "zero_page",
+	[FL_F_PAGECACHE] = "pagecache", [FL_F_COW_ANON] = "cow_anon",
+	[FL_F_COW_ZERO] = "cow_zero", [FL_F_COW_FILE] = "cow_file",
+	[FL_F_COW_REUSE] = "cow_reuse", [FL_F_WRITE_NOTIFY] = "write_notify",
+	[FL_F_OTHER] = "other",
+};
+
+const char *fl_fault_class_name(unsigned cls)
+{
+	return cls < FL_F_NCLASS ? class_names[cls] : "other";
+}
+
+/* argv as a JSON array of strings. Returns a malloc'd string. */
+static char *json_array(char *const *argv)
+{
+	size_t cap = 64, n = 0;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	out[n++] = '[';
+	for (size_t i = 0; argv[i]; i++) {
+		size_t need = n + 2 * strlen(argv[i]) * 3 + 16;
+		if (need > cap) {
+			cap = need * 2;
+			char *p = realloc(out, cap);
+			if (!p) {
+				free(out);
+				return NULL;
+			}
+			out = p;
+		}
+		if (i)
+			out[n++] = ',';
+		out[n++] = '"';
+		for (const unsigned char *c = (const unsigned char *)argv[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				n += sprintf(out + n, "\\%c", *c);
+			else if (*c < 0x20)
+				n += sprintf(out + n, "\\u%04x", *c);
+			else
+				out[n++] = (char)*c;
+		}
+		out[n++] = '"';
+	}
+	out[n++] = ']';
+	out[n] = 0;
+	return out;
+}
+
+/* Map an SQLite result code to -errno for callers. */
+static int sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL: return -ENOSPC;
+	case SQLITE_PERM: case SQLITE_READONLY: case SQLITE_AUTH: return -EACCES;
+	case SQLITE_NOMEM: return -ENOMEM;
+	case SQLITE_CANTOPEN: return -ENOENT;
+	default: return -EIO;
+	}
+}
+
+/* Remember the first write error; later writes become no-ops. */
+static void fail(struct fl_store *s, int rc, const char *what)
+{
+	if (s->rc)
+		return;
+	s->rc = sqlite_errno(rc);
+	snprintf(s->error, sizeof(s->error), "writing %s failed (%s): %s", s->path, what,
+		 (rc & 0xff) == SQLITE_FULL ? "disk full" : sqlite3_errmsg(s->db));
+}
+
+/* Run a bound statement to completion and reset it.  Returns the new rowid or 0 on failure. */
+static __s64 run(struct fl_store *s, enum stmt i)
+{
+	sqlite3_stmt *st = s->st[i];
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		fail(s, rc, "insert");
+		return 0;
+	}
+	return sqlite3_last_insert_rowid(s->db);
+}
+
+static void bind_text(sqlite3_stmt *st, int col, const char *z)
+{
+	if (z)
+		sqlite3_bind_text(st, col, z, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+/* Bind an id column, 0 meaning NULL. */
+static void bind_id(sqlite3_stmt *st, int col, __s64 id)
+{
+	if (id)
+		sqlite3_bind_int64(st, col, id);
+	else
+		sqlite3_bind_null(st, col);
+}
+
+static int exec_sql(struct fl_store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		fail(s, rc, msg ? msg : "exec");
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+/* Refuse an existing file unless force; check the directory is writable. */
+static int check_path(const char *path, bool force, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) == 0) {
+		if (!force) {
+			snprintf(err, errlen, "%s already exists (use --force to overwrite)", path);
+			return -EEXIST;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "%s is not a regular file", path);
+			return -EINVAL;
+		}
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	if (force) {
+		/* stale WAL/SHM of a previous recording must not be replayed into the new file */
+		char aux[4096];
+		snprintf(aux, sizeof(aux), "%s-wal", path);
+		unlink(aux);
+		snprintf(aux, sizeof(aux), "%s-shm", path);
+		unlink(aux);
+	}
+	return 0;
+}
+
+int fl_store_create(struct fl_store **out, const char *path, bool force, char *err, size_t errlen)
+{
+	int rc = check_path(path, force, err, errlen);
+	if (rc)
+		return rc;
+	struct fl_store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, fl_schema_sql, NULL, NULL, NULL);
+	for (int i = 0; rc == SQLITE_OK && i < S_COUNT; i++)
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
+		int e = sqlite_errno(rc);
+		s->rc = 0;
+		fl_store_close(s);
+		unlink(path);
+		return e;
+	}
+	*out = s;
+	return 0;
+}
+
+void fl_store_commit(struct fl_store *s)
+{
+	if (s->rc)
+		return;
+	if (exec_sql(s, "COMMIT") == SQLITE_OK)
+		exec_sql(s, "BEGIN");
+}
+
+int fl_store_close(struct fl_store *s)
+{
+	if (!s)
+		return 0;
+	if (!s->rc && sqlite3_get_autocommit(s->db) == 0)
+		exec_sql(s, "COMMIT");
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (!s->rc)
+		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	int rc = s->rc;
+	sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+	return rc;
+}
+
+const char *fl_store_error(const struct fl_store *s)
+{
+	return s->rc ? s->error : NULL;
+}
+
+void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+		"INSERT INTO run(id,version,command,argv,cwd,host,kernel,page_size,fidelity,fidelity_note,"
+		"stack_depth,start_ns,start_unix) VALUES(1,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		fail(s, rc, "run");
+		return;
+	}
+	char *argv_json = json_array(ri->argv);
+	bind_text(st, 1, ri->version);
+	bind_text(st, 2, ri->argv[0]);
+	bind_text(st, 3, argv_json ? argv_json : "[]");
+	bind_text(st, 4, ri->cwd);
+	bind_text(st, 5, ri->host);
+	bind_text(st, 6, ri->kernel);
+	sqlite3_bind_int64(st, 7, ri->page_size);
+	bind_text(st, 8, ri->fidelity);
+	bind_text(st, 9, ri->fidelity_note);
+	sqlite3_bind_int(st, 10, (int)ri->stack_depth);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)ri->start_ns);
+	sqlite3_bind_int64(st, 12, ri->start_unix);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		fail(s, rc, "run");
+	sqlite3_finalize(st);
+	free(argv_json);
+}
+
+void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
+{
+	if (s->rc)
+		return;
+	sqlite3_bind_int64(s->st[S_RUN_END], 1, (sqlite3_int64)end_ns);
+	sqlite3_bind_int(s->st[S_RUN_END], 2, exit_status);
+	run(s, S_RUN_END);
+}
+
+void fl_store_set_fidelity(struct fl_store *s, const char *fidelity, const char *note)
+{
+	if (s->rc)
+		return;
+	bind_text(s->st[S_FIDELITY], 1, fidelity);
+	bind_text(s->st[S_FIDELITY], 2, note);
+	run(s, S_FIDELITY);
+}
+
+void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_LOSS];
+	bind_text(st, 1, cause);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
+	bind_text(st, 3, detail);
+	run(s, S_LOSS);
+}
+
+void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_MESSAGE];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time_ns);
+	bind_id(st, 2, pid);
+	bind_text(st, 3, text);
+	run(s, S_MESSAGE);
+}
+
+__s64 fl_store_process(struct fl_store *s, __u32 pid, __u32 ppid, __s64 parent_id,
+		       const char *exe, __u64 start_ns)
+{
+	if (s->rc)
+		return 0;
+	sqlite3_stmt *st = s->st[S_PROCESS];
+	sqlite3_bind_int64(st, 1, pid);
+	bind_id(st, 2, ppid);
+	bind_id(st, 3, parent_id);
+	bind_text(st, 4, exe);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)start_ns);
+	return run(s, S_PROCESS);
+}
+
+void fl_store_process_exe(struct fl_store *s, __s64 proc_id, const char *exe, char *const *argv)
+{
+	if (s->rc)
+		return;
+	char *json = argv ? json_array(argv) : NULL;
+	sqlite3_stmt *st = s->st[S_PROCESS_EXE];
+	bind_text(st, 1, exe);
+	bind_text(st, 2, json);
+	sqlite3_bind_int64(st, 3, proc_id);
+	run(s, S_PROCESS_EXE);
+	free(json);
+}
+
+void fl_store_process_shim(struct fl_store *s, __s64 proc_id)
+{
+	if (s->rc)
+		return;
+	sqlite3_bind_int64(s->st[S_PROCESS_SHIM], 1, proc_id);
+	run(s, S_PROCESS_SHIM);
+}
+
+void fl_store_process_end(struct fl_store *s, __s64 proc_id, __u64 end_ns, int exit_code, int exit_signal)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_PROCESS_END];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)end_ns);
+	if (exit_code >= 0)
+		sqlite3_bind_int(st, 2, exit_code);
+	if (exit_signal >= 0)
+		sqlite3_bind_int(st, 3, exit_signal);
+	sqlite3_bind_int64(st, 4, proc_id);
+	run(s, S_PROCESS_END);
+}
+
+void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_PROCESS_FAULTS];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)min_flt);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)maj_flt);
+	sqlite3_bind_int64(st, 3, proc_id);
+	run(s, S_PROCESS_FAULTS);
+}
+
+__s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
+		     const char *source, const char *path, __s64 stack_id)
+{
+	if (s->rc)
+		return 0;
+	sqlite3_stmt *st = s->st[S_EVENT];
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, c->pid);
+	sqlite3_bind_int64(st, 3, c->tid);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->time_ns);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->seq);
+	bind_text(st, 6, fl_kind_name(c->kind));
+	for (int i = 0; i < 6; i++)
+		sqlite3_bind_int64(st, 7 + i, (sqlite3_int64)c->args[i]);
+	sqlite3_bind_int64(st, 13, c->result);
+	sqlite3_bind_int(st, 14, c->err);
+	bind_text(st, 15, source);
+	bind_text(st, 16, path);
+	bind_id(st, 17, stack_id);
+	return run(s, S_EVENT);
+}
+
+void fl_store_event_stack(struct fl_store *s, __s64 event_id, __s64 stack_id)
+{
+	if (s->rc)
+		return;
+	sqlite3_bind_int64(s->st[S_EVENT_STACK], 1, stack_id);
+	sqlite3_bind_int64(s->st[S_EVENT_STACK], 2, event_id);
+	run(s, S_EVENT_STACK);
+}
+
+__s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)
+{
+	if (s->rc)
+		return 0;
+	sqlite3_stmt *st = s->st[S_VMA];
+	sqlite3_bind_int64(st, 1, r->proc_id);
+	sqlite3_bind_int64(st, 2, r->pid);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->start);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->end);
+	sqlite3_bind_int(st, 5, (int)r->prot);
+	sqlite3_bind_int(st, 6, (int)r->flags);
+	bind_text(st, 7, r->kind);
+	bind_text(st, 8, r->path);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->offset);
+	if (r->inode)
+		sqlite3_bind_int64(st, 10, (sqlite3_int64)r->inode);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->created_ns);
+	bind_id(st, 12, r->created_by);
+	bind_id(st, 13, r->parent_id);
+	__s64 id = s->last_vma_id + 1;
+	sqlite3_bind_int64(st, 14, r->origin_id ? r->origin_id : id);
+	bind_text(st, 15, r->how);
+	sqlite3_bind_int64(st, 16, id);
+	if (!run(s, S_VMA))
+		return 0;
+	return s->last_vma_id = id;
+}
+
+void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id)
+{
+	if (s->rc || !vma_id)
+		return;
+	sqlite3_stmt *st = s->st[S_VMA_END];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)time_ns);
+	bind_id(st, 2, event_id);
+	sqlite3_bind_int64(st, 3, vma_id);
+	run(s, S_VMA_END);
+}
+
+__s64 fl_store_frame(struct fl_store *s, const char *module, __u64 rel_addr)
+{
+	if (s->rc)
+		return 0;
+	bind_text(s->st[S_FRAME], 1, module);
+	sqlite3_bind_int64(s->st[S_FRAME], 2, (sqlite3_int64)rel_addr);
+	return run(s, S_FRAME);
+}
+
+__s64 fl_store_stack(struct fl_store *s, const __s64 *frame_ids, unsigned n)
+{
+	if (s->rc)
+		return 0;
+	sqlite3_bind_int(s->st[S_STACK], 1, (int)n);
+	__s64 id = run(s, S_STACK);
+	for (unsigned i = 0; id && i < n; i++) {
+		sqlite3_stmt *st = s->st[S_STACK_FRAME];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)i);
+		sqlite3_bind_int64(st, 3, frame_ids[i]);
+		run(s, S_STACK_FRAME);
+	}
+	return id;
+}
+
+void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build_id,
+			   const char *function, __u64 func_off, const char *file, int line)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_FRAME_SYM];
+	bind_text(st, 1, build_id);
+	bind_text(st, 2, function);
+	if (function)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)func_off);
+	bind_text(st, 4, file);
+	if (file && line > 0)
+		sqlite3_bind_int(st, 5, line);
+	sqlite3_bind_int64(st, 6, frame_id);
+	run(s, S_FRAME_SYM);
+}
+
+void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
+		    const struct fl_fault_counts *c)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_FAULT];
+	sqlite3_bind_int64(st, 1, vma_id);
+	sqlite3_bind_int64(st, 2, proc_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_ns);
+	for (int i = 0; i < FL_F_NCLASS; i++)
+		sqlite3_bind_int64(st, 4 + i, (sqlite3_int64)c->cls[i]);
+	sqlite3_bind_int64(st, 4 + FL_F_NCLASS, (sqlite3_int64)c->read);
+	sqlite3_bind_int64(st, 5 + FL_F_NCLASS, (sqlite3_int64)c->write);
+	sqlite3_bind_int64(st, 6 + FL_F_NCLASS, (sqlite3_int64)c->exec);
+	sqlite3_bind_int64(st, 7 + FL_F_NCLASS, (sqlite3_int64)c->thp);
+	run(s, S_FAULT);
+}
+
+void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
+			 __s64 frame_id, __u64 count)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_SITE];
+	sqlite3_bind_int64(st, 1, vma_id);
+	sqlite3_bind_int64(st, 2, proc_id);
+	bind_text(st, 3, cls);
+	sqlite3_bind_int64(st, 4, frame_id);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)count);
+	run(s, S_SITE);
+}
+
+void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
+		  __u64 shmem, __u64 swap, const char *source)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_RSS];
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)time_ns);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)anon);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)file);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)shmem);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)swap);
+	bind_text(st, 7, source);
+	run(s, S_RSS);
+}

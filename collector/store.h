@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - the SQLite writer of a recording.  One transaction is open at a
+ * time and committed by fl_store_commit() (the collector calls it on its
+ * tick), so rows are batched but never older than a tick on disk.
+ *
+ * A write error (disk full, I/O error) puts the store in a failed state:
+ * every later call is a no-op, the error is kept for the final message, and
+ * what was committed before stays a valid recording.
+ */
+#ifndef FL_STORE_H
+#define FL_STORE_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <sqlite3.h>
+
+#include "faultline.h"
+
+struct fl_store;
+
+/* What the recorder knows when it starts. */
+struct fl_run_info {
+	const char *version;
+	char *const *argv;      /* the command, NULL-terminated */
+	const char *cwd;
+	const char *host;
+	const char *kernel;
+	long page_size;
+	const char *fidelity;   /* "bpf" or "shim" */
+	const char *fidelity_note;
+	unsigned stack_depth;
+	__u64 start_ns;
+	__s64 start_unix;
+};
+
+/* One vma row as the model writes it. */
+struct fl_vma_row {
+	__s64 proc_id;
+	__u32 pid;
+	__u64 start, end, offset, inode;
+	__u32 prot, flags;
+	const char *kind;
+	const char *path;
+	__u64 created_ns;
+	__s64 created_by;       /* event id, 0 = none */
+	__s64 parent_id;        /* 0 = none */
+	__s64 origin_id;        /* 0 = this row itself */
+	const char *how;
+};
+
+/*
+ * Create the database at path (refusing an existing file unless force),
+ * with the schema.  Returns 0 or -errno; err gets a message for the user.
+ */
+int fl_store_create(struct fl_store **out, const char *path, bool force, char *err, size_t errlen);
+
+/* Close: commit what is pending, checkpoint the WAL. Returns 0 or the first error (-errno). */
+int fl_store_close(struct fl_store *s);
+
+/* The first write error, as a message, or NULL. */
+const char *fl_store_error(const struct fl_store *s);
+
+/* Commit the open transaction and start the next. */
+void fl_store_commit(struct fl_store *s);
+
+void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri);
+void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status);
+void fl_store_set_fidelity(struct fl_store *s, const char *fidelity, const char *note);
+void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
+void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text);
+
+__s64 fl_store_process(struct fl_store *s, __u32 pid, __u32 ppid, __s64 parent_id,
+		       const char *exe, __u64 start_ns);
+/* The process's image changed (exec); argv NULL when not known. */
+void fl_store_process_exe(struct fl_store *s, __s64 proc_id, const char *exe, char *const *argv);
+void fl_store_process_shim(struct fl_store *s, __s64 proc_id);
+void fl_store_process_end(struct fl_store *s, __s64 proc_id, __u64 end_ns,
+			  int exit_code, int exit_signal); /* -1 = unknown */
+void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt);
+
+/* An address-space call; returns its event id. */
+__s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
+		     const char *source, const char *path, __s64 stack_id);
+/* A BPF call got its stack from the matching shim call. */
+void fl_store_event_stack(struct fl_store *s, __s64 event_id, __s64 stack_id);
+
+__s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r);
+void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id);
+
+/* Frames and stacks: the caller deduplicates; these only insert. */
+__s64 fl_store_frame(struct fl_store *s, const char *module, __u64 rel_addr);
+__s64 fl_store_stack(struct fl_store *s, const __s64 *frame_ids, unsigned n);
+void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build_id,
+			   const char *function, __u64 func_off, const char *file, int line);
+
+void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
+		    const struct fl_fault_counts *c);
+void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
+			 __s64 frame_id, __u64 count);
+void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
+		  __u64 shmem, __u64 swap, const char *source);
+
+/* Column name of a fault class in the fault table. */
+const char *fl_fault_class_name(unsigned cls);
+/* Name of an enum fl_kind as stored in event.kind. */
+const char *fl_kind_name(unsigned kind);
+
+#endif /* FL_STORE_H */

@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Preload suite driver: run.py TEST CHAN_DUMP SHIM TARGET_DIR PRELOAD_MAP.
+
+Each test runs a target from tests/targets/ under chan_dump (which prints
+every channel record) and asserts exact numbers on the records.  Exit 0 on
+success, 1 on failure, 77 when the test cannot run here.
+"""
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+TEST, DUMP, SHIM, TDIR, MAPFILE = sys.argv[1:6]
+
+
+def target(name):
+    return os.path.join(TDIR, name)
+
+
+def fail(msg):
+    print('FAIL:', msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+# Fields whose value runs to the end of the line (may hold spaces).
+TAIL = {'hello': 'exe', 'mapping': 'path', 'call': 'name', 'note': 'text'}
+
+
+def parse(line):
+    typ, _, rest = line.partition(' ')
+    rec = {'type': typ}
+    tail = TAIL.get(typ)
+    if tail and (' %s=' % tail in ' ' + rest):
+        i = (' ' + rest).index(' %s=' % tail)
+        rec[tail] = (' ' + rest)[i + len(tail) + 2:]
+        rest = (' ' + rest)[:i]
+    for kv in rest.split():
+        k, _, v = kv.partition('=')
+        rec[k] = v
+    return rec
+
+
+def num(v):
+    return int(v, 0)
+
+
+def run_dump(args, env=None, opts=(), timeout=100):
+    """Run args under the shim.  Returns (CompletedProcess, records)."""
+    with tempfile.NamedTemporaryFile('r', suffix='.dump') as f:
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run([DUMP, '-o', f.name, *opts, SHIM, '--', *args], env=e,
+                           capture_output=True, text=True, timeout=timeout)
+        recs = [parse(l) for l in f.read().splitlines() if l]
+    return p, recs
+
+
+def run_plain(args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run(args, env=e, capture_output=True, text=True, timeout=60)
+    return p
+
+
+def calls(recs, pid=None, kind=None, a1=None):
+    out = [r for r in recs if r['type'] == 'call']
+    if pid is not None:
+        out = [r for r in out if num(r['pid']) == pid]
+    if kind is not None:
+        out = [r for r in out if r['kind'] == kind]
+    if a1 is not None:
+        out = [r for r in out if num(r['a1']) == a1]
+    return out
+
+
+def hellos(recs):
+    return [r for r in recs if r['type'] == 'hello']
+
+
+def loss(recs):
+    l = [r for r in recs if r['type'] == 'loss']
+    check(len(l) == 1, 'one loss line')
+    return {k: num(v) for k, v in l[0].items() if k != 'type'}
+
+
+def no_loss(recs):
+    check(loss(recs) == {'dropped': 0, 'no_ring': 0, 'unpublished': 0},
+          'no loss: %s' % loss(recs))
+
+
+def root_pid(recs):
+    h = hellos(recs)
+    check(h, 'a hello')
+    return num(h[0]['pid'])
+
+
+def check_mappings(recs):
+    """Each hello is followed (in its ring) by exactly nmappings mappings."""
+    per_pid = collections.Counter()
+    want = collections.Counter()
+    for r in recs:
+        if r['type'] == 'hello':
+            want[r['pid']] += num(r['nmappings'])
+        elif r['type'] == 'mapping':
+            per_pid[r['pid']] += 1
+    check(per_pid == want, 'mapping records match nmappings: %s vs %s' % (per_pid, want))
+
+
+# ---- tests ------------------------------------------------------------------
+
+def t_exports():
+    text = open(MAPFILE).read()
+    body = re.search(r'global:(.*?)local:', text, re.S).group(1)
+    want = {s.strip() for s in body.replace('\n', ' ').split(';') if s.strip()}
+    out = subprocess.run(['nm', '-D', '--defined-only', SHIM], capture_output=True,
+                         text=True, check=True).stdout
+    got = {l.split()[-1].split('@')[0] for l in out.splitlines() if l.strip()}
+    check(got == want, 'exported %s, want %s' % (sorted(got), sorted(want)))
+
+
+def t_threads():
+    n, each = 8, 250
+    p, recs = run_dump([target('pre_threads'), str(n), str(each)])
+    check(p.returncode == 0 and p.stdout == 'done\n', 'target ran: %r' % p.stdout)
+    pid = root_pid(recs)
+    mm = calls(recs, pid, 'mmap', 0x7000)
+    mu = calls(recs, pid, 'munmap', 0x7000)
+    check(len(mm) == n * each, 'mmap records %d, want %d' % (len(mm), n * each))
+    check(len(mu) == n * each, 'munmap records %d, want %d' % (len(mu), n * each))
+    seqs = [num(r['seq']) for r in calls(recs, pid)]
+    check(len(seqs) == len(set(seqs)), 'seq numbers unique')
+    tids = {r['tid'] for r in mm}
+    check(len(tids) == n and str(pid) not in tids, 'one tid per thread: %s' % tids)
+    check(all(num(r['err']) == 0 and num(r['result']) > 0 for r in mm), 'results')
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def t_errno():
+    plain = run_plain([target('pre_errno')])
+    p, recs = run_dump([target('pre_errno')])
+    check(p.stdout == plain.stdout and p.returncode == plain.returncode,
+          'same output:\n%s\nvs\n%s' % (p.stdout, plain.stdout))
+    check('errno=9' in plain.stdout and 'errno=12' in plain.stdout, plain.stdout)
+    pid = root_pid(recs)
+    bad = [r for r in calls(recs, pid, 'mmap') if num(r['a4']) == 9999]
+    check(len(bad) == 1 and num(bad[0]['err']) == 9 and num(bad[0]['result']) == -1,
+          'bad fd record: %s' % bad)
+    huge = calls(recs, pid, 'mmap', 1 << 62)
+    check(len(huge) == 1 and num(huge[0]['err']) == 12 and num(huge[0]['result']) == -1,
+          'huge record: %s' % huge)
+    check([num(r['err']) for r in calls(recs, pid, 'munmap')] == [22], 'munmap EINVAL')
+    check([num(r['err']) for r in calls(recs, pid, 'madvise')] == [22], 'madvise EINVAL')
+    ok = calls(recs, pid, 'mmap', 4096)
+    check(len(ok) == 1 and num(ok[0]['err']) == 0, 'successful mmap: err 0')
+    no_loss(recs)
+
+
+# pre_all: the calls its parent image makes, by kind.
+PRE_ALL = {'mmap': 3, 'mprotect': 1, 'pkey_mprotect': 1, 'madvise': 1, 'mremap': 2,
+           'munmap': 3, 'sbrk': 4, 'brk': 1, 'fork': 1, 'vfork': 1, 'dlopen': 2,
+           'dlclose': 1}
+
+
+def t_identical():
+    plain = run_plain([target('pre_all')])
+    p, recs = run_dump([target('pre_all')])
+    check(plain.returncode == 7, 'plain exit 7: %d' % plain.returncode)
+    check(p.returncode == plain.returncode, 'exit %d vs %d' % (p.returncode, plain.returncode))
+    check(p.stdout == plain.stdout, 'stdout differs:\n%s\n---\n%s' % (p.stdout, plain.stdout))
+    check(p.stderr == plain.stderr, 'stderr differs: %r vs %r' % (p.stderr, plain.stderr))
+    check('handler own=1' in p.stdout and 'handler ran=1' in p.stdout and
+          'mask same=1' in p.stdout, 'signals untouched')
+    pid = root_pid(recs)
+    got = collections.Counter(r['kind'] for r in calls(recs, pid))
+    check(got == collections.Counter(PRE_ALL), 'kinds %s, want %s' % (dict(got), PRE_ALL))
+    fk = calls(recs, pid, 'fork')[0]
+    child = num(fk['result'])
+    ch = [h for h in hellos(recs) if num(h['pid']) == child]
+    check(len(ch) == 1 and ch[0]['flags'] == 'forked' and num(ch[0]['ppid']) == pid,
+          'fork child hello: %s' % ch)
+    check(num(ch[0]['parent_seq']) < num(fk['seq']), 'parent_seq precedes the fork record')
+    check(len(calls(recs, child, 'mmap')) == 1, 'fork child: one mmap')
+    dl = calls(recs, pid, 'dlopen')
+    check([r.get('name') for r in dl] == ['libm.so.6', 'libdoes-not-exist.so.9'], 'dlopen names')
+    rm = calls(recs, pid, 'mremap')
+    check(num(rm[1]['a4']) != 0 and num(rm[0]['a4']) == 0, 'mremap new_address only with FIXED')
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def crash(mode, sig):
+    k = 17
+    p, recs = run_dump([target('pre_crash'), mode, str(k)])
+    check(p.returncode == 128 + sig, 'died by signal %d: rc %d' % (sig, p.returncode))
+    pid = root_pid(recs)
+    n = len(calls(recs, pid, 'mmap', 0x3000))
+    check(n == k, '%d records, want %d' % (n, k))
+    no_loss(recs)
+
+
+def t_crash_segv():
+    crash('segv', 11)
+
+
+def t_crash_kill():
+    crash('kill', 9)
+
+
+def t_closefds():
+    m = 12
+    p, recs = run_dump([target('pre_closefds'), str(m)])
+    check(p.returncode == 0 and p.stdout == 'closed and mapped\n', 'target ran')
+    pid = root_pid(recs)
+    check(len(calls(recs, pid, 'mmap', 0x9000)) == m, 'mmaps after close_range')
+    check(len(calls(recs, pid, 'munmap', 0x9000)) == m, 'munmaps after close_range')
+    no_loss(recs)
+
+
+def t_forkmt():
+    forks, m = 50, 5
+    p, recs = run_dump([target('pre_forkmt'), str(forks), str(m)], timeout=100)
+    check(p.returncode == 0 and p.stdout == 'forks=%d bad=0\n' % forks,
+          'target ran: %d %r' % (p.returncode, p.stdout))
+    pid = root_pid(recs)
+    kids = [h for h in hellos(recs) if num(h['pid']) != pid]
+    check(len(kids) == forks, '%d child hellos, want %d' % (len(kids), forks))
+    fk = calls(recs, pid, 'fork')
+    check(sorted(num(r['result']) for r in fk) == sorted(num(h['pid']) for h in kids),
+          'fork records name the children')
+    for h in kids:
+        c = num(h['pid'])
+        check(h['flags'] == 'forked' and num(h['ppid']) == pid, 'child hello %s' % h)
+        mine = calls(recs, c)
+        check(len(mine) == m and all(num(r['a1']) == 0x6000 for r in mine),
+              'child %d: %d calls, want %d mmaps' % (c, len(mine), m))
+        check(sorted(num(r['seq']) for r in mine) == list(range(1, m + 1)),
+              'child seq restarts at 1')
+    check(len({(h['pid'], h['ring']) for h in kids}) == forks, 'a ring per child')
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def t_spawn():
+    m = 4
+    p, recs = run_dump([target('pre_spawn'), str(m)])
+    check(p.returncode == 0 and p.stdout == 'vfork=0 spawn=0\n', 'target ran: %r' % p.stdout)
+    pid = root_pid(recs)
+    check(len(calls(recs, pid, 'vfork')) == 1, 'vfork recorded in the parent')
+    kids = [h for h in hellos(recs) if num(h['pid']) != pid]
+    check(len(kids) == 2, 'two child images registered: %s' % kids)
+    for h in kids:
+        c = num(h['pid'])
+        check(h['flags'] == 'none' and num(h['ppid']) == pid, 'child hello %s' % h)
+        check(len(calls(recs, c, 'mmap', 0x8000)) == m, 'child %d calls' % c)
+    no_loss(recs)
+
+
+def t_exec():
+    a, b = 3, 4
+    p, recs = run_dump([target('pre_exec'), str(a), str(b)])
+    check(p.returncode == 0 and p.stdout == 'second\n', 'target ran: %r' % p.stdout)
+    pid = root_pid(recs)
+    mine = [(i, r) for i, r in enumerate(recs)
+            if r['type'] in ('hello', 'call') and num(r['pid']) == pid]
+    seq = [(r['type'], r.get('flags'), r.get('a1')) for _, r in mine]
+    want = ([('hello', 'none', None)] + [('call', None, '0x2000')] * a +
+            [('hello', 'execed', None)] + [('call', None, '0xa000')] * b)
+    check(seq == want, 'record order:\n%s\nwant\n%s' % (seq, want))
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def t_dlopen():
+    exe = target('pre_dlopen')
+    dyn = subprocess.run(['readelf', '-d', exe], capture_output=True, text=True).stdout
+    check('RUNPATH' in dyn and '$ORIGIN' in dyn, 'target has DT_RUNPATH=$ORIGIN:\n' + dyn)
+    plain = run_plain([exe], env={'LD_LIBRARY_PATH': ''})
+    check(plain.stdout == 'answer=42\ndlclose=0\n', 'plain: %r' % plain.stdout)
+    # The library is found from the RUNPATH of the caller only: run from
+    # elsewhere so the cwd cannot help.
+    p, recs = run_dump([exe], env={'LD_LIBRARY_PATH': ''})
+    check(p.stdout == plain.stdout and p.returncode == 0, 'under shim: %r' % p.stdout)
+    pid = root_pid(recs)
+    dl = calls(recs, pid, 'dlopen')
+    check(len(dl) == 1 and dl[0].get('name') == 'libpre_dlib.so', 'dlopen record %s' % dl)
+    check(num(dl[0]['a0']) == 2, 'mode RTLD_NOW')
+    check(len(calls(recs, pid, 'dlclose')) == 1, 'dlclose record')
+    check(int(dl[0]['nframes']) >= 1, 'dlopen has a stack')
+    no_loss(recs)
+
+
+def symbols(exe):
+    out = subprocess.run(['nm', '-S', exe], capture_output=True, text=True, check=True).stdout
+    syms = {}
+    for l in out.splitlines():
+        f = l.split()
+        if len(f) == 4:
+            syms[f[3]] = (int(f[0], 16), int(f[1], 16))
+    return syms
+
+
+def stack_frames(env):
+    exe = target('pre_stack')
+    p, recs = run_dump([exe], env=env)
+    check(p.returncode == 0, 'target ran')
+    addrs = dict(kv.split('=') for kv in p.stdout.split())
+    syms = symbols(exe)
+    bias = int(addrs['a'], 16) - syms['pre_stack_a'][0]
+    rng = {}
+    for f in 'abc':
+        start, size = syms['pre_stack_' + f]
+        rng[f] = (start + bias, start + bias + size)
+        check(rng[f][0] == int(addrs[f], 16), 'symbol %s matches' % f)
+    pid = root_pid(recs)
+    mm = calls(recs, pid, 'mmap', 0xb000)
+    check(len(mm) == 1, 'one mmap record')
+    frames = [int(x, 16) for x in mm[0]['frames'].split(',') if x]
+    check(len(frames) == int(mm[0]['nframes']), 'frames listed')
+    where = []
+    for fr in frames:
+        name = next((f for f, (lo, hi) in rng.items() if lo < fr <= hi), None)
+        where.append(name)
+    return frames, where
+
+
+def t_stack():
+    frames, where = stack_frames({})
+    check(where[:3] == ['c', 'b', 'a'], 'innermost frames c, b, a: %s' % where)
+    check(len(frames) > 3, 'frames continue past a (main, libc): %d' % len(frames))
+
+
+def t_depth():
+    frames, where = stack_frames({'FAULTLINE_DEPTH': '2'})
+    check(len(frames) == 2 and where == ['c', 'b'], 'depth 2: %s' % where)
+
+
+def t_ringfull():
+    n = 3000
+    # Lossless: the collector reads nothing for 400 ms; producers wait.
+    p, recs = run_dump([target('pre_ringfull'), str(n)], opts=['-p', '400'])
+    check(p.returncode == 0, 'target ran')
+    pid = root_pid(recs)
+    got = len(calls(recs, pid, 'mmap', 0xc000)) + len(calls(recs, pid, 'munmap', 0xc000))
+    check(got == 2 * n, 'lossless: %d of %d' % (got, 2 * n))
+    no_loss(recs)
+    # wait_ms = 1: a full ring drops, and every record is delivered or counted.
+    p, recs = run_dump([target('pre_ringfull'), str(n)], opts=['-p', '400', '-w', '1'])
+    check(p.returncode == 0 and p.stdout == 'done %d\n' % n, 'target ran')
+    pid = root_pid(recs)
+    got = len(calls(recs, pid, 'mmap', 0xc000)) + len(calls(recs, pid, 'munmap', 0xc000))
+    l = loss(recs)
+    check(l['dropped'] > 0 and got + l['dropped'] == 2 * n,
+          'delivered %d + dropped %d == %d' % (got, l['dropped'], 2 * n))
+    check(l['unpublished'] == 0, 'no holes')
+
+
+def t_nochannel():
+    plain = run_plain([target('pre_all')])
+    for env in ({'LD_PRELOAD': SHIM},
+                {'LD_PRELOAD': SHIM, 'FAULTLINE_CHANNEL': '/nonexistent/x'},
+                {'LD_PRELOAD': SHIM, 'FAULTLINE_CHANNEL': '/dev/zero'}):
+        p = run_plain([target('pre_all')], env=env)
+        check((p.stdout, p.stderr, p.returncode) == (plain.stdout, plain.stderr, plain.returncode),
+              'identical with %s:\n%s' % (env, p.stdout))
+
+
+if __name__ == '__main__':
+    fn = globals().get('t_' + TEST)
+    if not fn:
+        fail('no test ' + TEST)
+    fn()
+    print('ok', TEST)

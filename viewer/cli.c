@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c - the option handling every viewer command shares. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int fl_cli_usage_error(const struct fl_cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("faultline: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: faultline %s\n", cli->usage);
+	return 2;
+}
+
+int fl_cli_parse(struct fl_cli *cli, int argc, char **argv, const char *shortopts,
+		 const struct option *longopts, int (*on_option)(void *ctx, int c, const char *arg),
+		 void *ctx)
+{
+	int c, rc;
+
+	optind = 0; /* glibc: restart scanning from argv[1] */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		switch (c) {
+		case 'F':
+			if (!strcmp(optarg, "json"))
+				cli->json = true;
+			else if (!strcmp(optarg, "text"))
+				cli->json = false;
+			else
+				return fl_cli_usage_error(cli, "unknown format '%s' (text or json)", optarg);
+			break;
+		case 'h':
+			printf("usage: faultline %s\n", cli->usage);
+			return 0;
+		case ':':
+			return fl_cli_usage_error(cli, "option '%s' needs a value", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				return fl_cli_usage_error(cli, "unknown option '-%c'", optopt);
+			return fl_cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
+		default:
+			rc = on_option ? on_option(ctx, c, optarg) : 2;
+			if (rc >= 0)
+				return rc;
+		}
+	}
+	return -1;
+}

@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c - `faultline report FILE`: the run, what was lost, the process
+ * tree, and per process its calls, faults and the largest mappings at its
+ * peak.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "db.h"
+#include "model.h"
+#include "output.h"
+#include "viewer.h"
+
+#define CREATOR_FRAMES 3
+#define TREE_MAX_DEPTH 64
+
+/* The fault table's classes, in the order a report lists them. */
+static const char *const fault_classes[] = {
+	"major_file", "major_swap", "anon_new", "zero_page", "pagecache", "cow_anon", "cow_zero",
+	"cow_file", "cow_reuse", "write_notify", "other", "thp",
+};
+#define NCLASSES (int)(sizeof(fault_classes) / sizeof(fault_classes[0]))
+
+struct report {
+	struct fl_db *d;
+	struct fl_json *j;     /* NULL: human output */
+	int top;               /* VMAs listed at each peak */
+	struct fl_proc *procs;
+	int nprocs;
+	int *order, *depth;    /* tree order: index into procs, and its depth */
+	bool *seen;
+};
+
+/* Shell-like "prog arg1 'arg 2'" of a JSON argv, or the raw text if it is not one. */
+static void argv_text(struct fl_db *d, const char *json, char *buf, size_t n)
+{
+	char **argv;
+
+	buf[0] = '\0';
+	if (fl_db_argv(d, json, &argv) < 0) {
+		snprintf(buf, n, "%s", json ? json : "");
+		return;
+	}
+	for (char **a = argv; *a; a++)
+		fl_out_append_arg(buf, n, *a);
+	fl_db_free_argv(argv);
+}
+
+/* A JSON argv as an array, or null. */
+static void argv_json(struct report *r, const char *key, const char *json)
+{
+	char **argv;
+
+	fl_json_key(r->j, key);
+	if (fl_db_argv(r->d, json, &argv) < 0) {
+		fl_json_null(r->j);
+		return;
+	}
+	fl_json_open(r->j, '[');
+	for (char **a = argv; *a; a++)
+		fl_json_str(r->j, *a);
+	fl_json_close(r->j, ']');
+	fl_db_free_argv(argv);
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+static void run_exit_text(sqlite3_stmt *st, int col, char *buf, size_t n)
+{
+	int64_t status = sqlite3_column_int64(st, col);
+	char sig[32];
+
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		snprintf(buf, n, "unknown");
+	else if (status > 128 && status < 128 + 65)
+		snprintf(buf, n, "killed by %s (status %" PRId64 ")", fl_out_signal(sig, sizeof(sig), status - 128),
+			 status);
+	else
+		snprintf(buf, n, "exited %" PRId64, status);
+}
+
+static void run_text(struct report *r, sqlite3_stmt *st)
+{
+	char cmd[4096], when[64], dur[32], exit_text[64];
+	const char *note = (const char *)sqlite3_column_text(st, 6);
+	time_t start = (time_t)sqlite3_column_int64(st, 9);
+	struct tm tm;
+
+	argv_text(r->d, (const char *)sqlite3_column_text(st, 1), cmd, sizeof(cmd));
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&start, &tm));
+	run_exit_text(st, 10, exit_text, sizeof(exit_text));
+	printf("faultline report: %s%s\n", r->d->path, r->d->complete ? "" : " (recording incomplete)");
+	if (!r->d->complete)
+		printf("recording  incomplete: still being written, or the recorder stopped early\n");
+	printf("command    %s\n", cmd);
+	printf("started    %s, %s %s\n", when, r->d->complete ? "ran" : "recorded so far",
+	       fl_out_reltime(dur, sizeof(dur), r->d->end_ns - r->d->start_ns));
+	printf("host       %s, kernel %s, page size %d\n", sqlite3_column_text(st, 2) ?: (const unsigned char *)"?",
+	       sqlite3_column_text(st, 3) ?: (const unsigned char *)"?", sqlite3_column_int(st, 4));
+	printf("fidelity   %s%s%s\n", sqlite3_column_text(st, 5), note ? ": " : "", note ? note : "");
+	printf("faultline  %s, stack depth %d\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 7));
+	printf("exit       %s\n", exit_text);
+}
+
+static void run_json(struct report *r)
+{
+	sqlite3_stmt *all = fl_db_prepare(r->d, "SELECT * FROM run");
+
+	fl_json_kstr(r->j, "file", r->d->path);
+	fl_json_key(r->j, "complete");
+	fl_json_bool(r->j, r->d->complete);
+	fl_json_key(r->j, "run");
+	fl_json_open(r->j, '{');
+	if (all && fl_db_step(r->d, all) == SQLITE_ROW) {
+		for (int i = 0; i < sqlite3_column_count(all); i++) {
+			const char *name = sqlite3_column_name(all, i);
+
+			if (!strcmp(name, "argv"))
+				argv_json(r, name, (const char *)sqlite3_column_text(all, i));
+			else
+				fl_json_kcol(r->j, name, all, i);
+		}
+	}
+	sqlite3_finalize(all);
+	fl_json_kint(r->j, "duration_ns", r->d->end_ns - r->d->start_ns);
+	fl_json_close(r->j, '}');
+}
+
+static int section_run(struct report *r)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT version, argv, host, kernel, page_size, fidelity, fidelity_note, stack_depth,"
+		" start_ns, start_unix, exit_status FROM run");
+	int rc = st ? fl_db_step(r->d, st) : -1;
+
+	if (rc == SQLITE_ROW)
+		r->j ? run_json(r) : run_text(r, st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* ---- losses ------------------------------------------------------------ */
+
+static int section_losses(struct report *r)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT cause, count, detail FROM loss WHERE count > 0 ORDER BY count DESC, cause");
+	int rc, n = 0;
+
+	if (!st)
+		return -1;
+	if (r->j) {
+		fl_json_key(r->j, "losses");
+		fl_json_open(r->j, '[');
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 2);
+
+		n++;
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "cause", st, 0);
+			fl_json_kcol(r->j, "count", st, 1);
+			fl_json_kcol(r->j, "detail", st, 2);
+			fl_json_close(r->j, '}');
+		} else {
+			printf("LOST       %s: %lld%s%s%s\n", sqlite3_column_text(st, 0),
+			       (long long)sqlite3_column_int64(st, 1), detail ? " (" : "", detail ? detail : "",
+			       detail ? ")" : "");
+		}
+	}
+	sqlite3_finalize(st);
+	if (r->j) {
+		fl_json_close(r->j, ']');
+		fl_json_key(r->j, "lost");
+		fl_json_bool(r->j, n > 0);
+	} else if (rc == SQLITE_DONE && n == 0) {
+		printf("losses     nothing lost\n");
+	} else if (rc == SQLITE_DONE) {
+		printf("           data was lost: the numbers below are incomplete\n");
+	}
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- the process tree -------------------------------------------------- */
+
+static int proc_index(const struct report *r, int64_t id)
+{
+	for (int i = 0; i < r->nprocs; i++)
+		if (r->procs[i].id == id)
+			return i;
+	return -1;
+}
+
+/* Appends procs[i] and, depth first, its children to the tree order. */
+static void tree_visit(struct report *r, int i, int depth, int *n)
+{
+	if (r->seen[i])
+		return;
+	r->seen[i] = true;
+	r->order[*n] = i;
+	r->depth[(*n)++] = depth;
+	for (int c = 0; c < r->nprocs; c++)
+		if (r->procs[c].parent_id.set && r->procs[c].parent_id.v == r->procs[i].id)
+			tree_visit(r, c, depth < TREE_MAX_DEPTH ? depth + 1 : depth, n);
+}
+
+/* Roots are processes whose parent was not recorded; a parent cycle (a bad store) is cut anywhere. */
+static int tree_build(struct report *r)
+{
+	int n = 0;
+
+	r->order = calloc((size_t)r->nprocs + 1, sizeof(int));
+	r->depth = calloc((size_t)r->nprocs + 1, sizeof(int));
+	r->seen = calloc((size_t)r->nprocs + 1, sizeof(bool));
+	if (!r->order || !r->depth || !r->seen)
+		return -1;
+	for (int i = 0; i < r->nprocs; i++) {
+		const struct fl_proc *p = &r->procs[i];
+
+		if (!p->parent_id.set || proc_index(r, p->parent_id.v) < 0)
+			tree_visit(r, i, 0, &n);
+	}
+	for (int i = 0; i < r->nprocs; i++)
+		tree_visit(r, i, 0, &n);
+	return n;
+}
+
+static void proc_faults_text(const struct fl_proc *p, char *buf, size_t n)
+{
+	if (p->min_flt.set || p->maj_flt.set)
+		snprintf(buf, n, "faults %lld minor, %lld major", (long long)p->min_flt.v, (long long)p->maj_flt.v);
+	else
+		snprintf(buf, n, "-");
+}
+
+static int tree_text(struct report *r, int n)
+{
+	struct fl_table t;
+	int rc = 0;
+
+	printf("\nprocesses (%d)\n", r->nprocs);
+	fl_table_init(&t, 6, 0);
+	for (int k = 0; k < n && !rc; k++) {
+		const struct fl_proc *p = &r->procs[r->order[k]];
+		char pid[96], life[64], t0[32], t1[32], status[64], faults[96], argv[4096];
+
+		snprintf(pid, sizeof(pid), "%*s%" PRId64, 2 * r->depth[k], "", p->pid);
+		fl_out_reltime(t0, sizeof(t0), p->start_ns - r->d->start_ns);
+		if (p->end_ns.set)
+			fl_out_reltime(t1, sizeof(t1), p->end_ns.v - r->d->start_ns);
+		snprintf(life, sizeof(life), "%s-%s", t0, p->end_ns.set ? t1 : "?");
+		fl_proc_status(p, status, sizeof(status));
+		proc_faults_text(p, faults, sizeof(faults));
+		argv_text(r->d, p->argv, argv, sizeof(argv));
+		rc = fl_table_add(&t, (const char *[]){ pid, p->exe ? p->exe : "?", life, status, faults, argv });
+	}
+	fl_table_print(&t, stdout, 2);
+	fl_table_free(&t);
+	return rc ? -1 : 0;
+}
+
+/* ---- per process ------------------------------------------------------- */
+
+static int proc_calls(struct report *r, const struct fl_proc *p)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT kind, count(*), sum(errno != 0) FROM event WHERE proc_id = ?"
+		" GROUP BY kind ORDER BY count(*) DESC, kind");
+	char line[4096] = "";
+	size_t len = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	if (r->j) {
+		fl_json_key(r->j, "calls");
+		fl_json_open(r->j, '[');
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int64_t errors = sqlite3_column_int64(st, 2);
+
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "kind", st, 0);
+			fl_json_kcol(r->j, "count", st, 1);
+			fl_json_kint(r->j, "errors", errors);
+			fl_json_close(r->j, '}');
+		} else if (len < sizeof(line)) {
+			len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s %lld", len ? ", " : "",
+						sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1));
+			if (errors && len < sizeof(line))
+				len += (size_t)snprintf(line + len, sizeof(line) - len, " (%lld failed)",
+							(long long)errors);
+		}
+	}
+	sqlite3_finalize(st);
+	if (r->j)
+		fl_json_close(r->j, ']');
+	else
+		printf("  calls    %s\n", len ? line : "none recorded");
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int proc_faults(struct report *r, const struct fl_proc *p)
+{
+	char sql[1024] = "SELECT count(*)", line[1024] = "";
+	size_t len = strlen(sql), llen = 0;
+	int64_t total = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int i = 0; i < NCLASSES; i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(%s), 0)", fault_classes[i]);
+	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(reads + writes + execs), 0)"
+		 " FROM fault WHERE proc_id = ?");
+	if (!(st = fl_db_prepare(r->d, sql)))
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	rc = fl_db_step(r->d, st);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0) {
+		if (r->j) {
+			fl_json_key(r->j, "faults");
+			fl_json_null(r->j);
+		}
+	} else if (rc == SQLITE_ROW) {
+		total = sqlite3_column_int64(st, NCLASSES + 1);
+		if (r->j) {
+			fl_json_key(r->j, "faults");
+			fl_json_open(r->j, '{');
+		}
+		for (int i = 0; i < NCLASSES; i++) {
+			int64_t v = sqlite3_column_int64(st, i + 1);
+
+			if (r->j)
+				fl_json_kint(r->j, fault_classes[i], v);
+			else if (v && llen < sizeof(line))
+				llen += (size_t)snprintf(line + llen, sizeof(line) - llen, "%s%s %lld",
+							 llen ? ", " : "", fault_classes[i], (long long)v);
+		}
+		if (r->j) {
+			fl_json_kint(r->j, "total", total);
+			fl_json_close(r->j, '}');
+		} else {
+			printf("  faults   %s (total %lld)\n", llen ? line : "none", (long long)total);
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* One VMA row of the peak table, with its creating frames as notes. */
+static int peak_vma_text(struct report *r, struct fl_table *t, const struct fl_vma *v)
+{
+	char range[64], size[32], perms[8], faults[48] = "", lines[CREATOR_FRAMES][512], note[600];
+	int n = fl_vma_creator(r->d, v, CREATOR_FRAMES, lines);
+
+	snprintf(range, sizeof(range), "%08" PRIx64 "-%08" PRIx64, (uint64_t)v->start, (uint64_t)v->end);
+	if (v->faults.set)
+		snprintf(faults, sizeof(faults), "%lld faults", (long long)v->faults.v);
+	if (n < 0 || fl_table_add(t, (const char *[]){ range, fl_out_size(size, sizeof(size), v->end - v->start),
+			fl_out_perms(perms, sizeof(perms), v->prot, v->flags), v->kind, faults,
+			v->path ? v->path : "" }))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		snprintf(note, sizeof(note), "        %.500s", lines[i]);
+		if (fl_table_note(t, note))
+			return -1;
+	}
+	return 0;
+}
+
+static int proc_peak(struct report *r, const struct fl_proc *p)
+{
+	int64_t t = 0, bytes = 0;
+	struct fl_vma *vmas = NULL;
+	int n = 0, has = fl_vma_peak(r->d, p->id, &t, &bytes), rc = 0;
+	char when[32], size[32];
+	struct fl_table tab;
+
+	if (has > 0)
+		n = fl_vma_select(r->d, p->id, t, false, "v.end - v.start DESC, v.start", r->top, &vmas);
+	if (has < 0 || n < 0)
+		return -1;
+	if (r->j) {
+		fl_json_key(r->j, "peak");
+		if (!has) {
+			fl_json_null(r->j);
+			return 0;
+		}
+		fl_json_open(r->j, '{');
+		fl_json_kint(r->j, "time_ns", t);
+		fl_json_key(r->j, "time_s");
+		fl_json_real(r->j, (double)(t - r->d->start_ns) / 1e9);
+		fl_json_kint(r->j, "mapped", bytes);
+		fl_json_key(r->j, "vmas");
+		fl_json_open(r->j, '[');
+		for (int i = 0; i < n; i++)
+			fl_vma_json(r->d, r->j, &vmas[i]);
+		fl_json_close(r->j, ']');
+		fl_json_close(r->j, '}');
+	} else if (!has) {
+		printf("  peak     no mappings recorded\n");
+	} else {
+		printf("  peak     %s mapped at %s; largest VMAs then:\n", fl_out_size(size, sizeof(size), bytes),
+		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns));
+		fl_table_init(&tab, 6, 1u << 1);
+		for (int i = 0; i < n && !rc; i++)
+			rc = peak_vma_text(r, &tab, &vmas[i]);
+		fl_table_print(&tab, stdout, 4);
+		fl_table_free(&tab);
+	}
+	fl_vma_free(vmas, n);
+	return rc;
+}
+
+static int proc_json_head(struct report *r, const struct fl_proc *p, int depth)
+{
+	char status[64];
+
+	fl_json_open(r->j, '{');
+	fl_json_kint(r->j, "id", p->id);
+	fl_json_kint(r->j, "pid", p->pid);
+	fl_json_opt(r->j, "ppid", p->ppid);
+	fl_json_opt(r->j, "parent_id", p->parent_id);
+	fl_json_kint(r->j, "depth", depth);
+	fl_json_kstr(r->j, "exe", p->exe);
+	argv_json(r, "argv", p->argv);
+	fl_json_kint(r->j, "start_ns", p->start_ns);
+	fl_json_opt(r->j, "end_ns", p->end_ns);
+	fl_json_opt(r->j, "exit_code", p->exit_code);
+	fl_json_opt(r->j, "exit_signal", p->exit_signal);
+	fl_json_kstr(r->j, "status", fl_proc_status(p, status, sizeof(status)));
+	fl_json_key(r->j, "shim");
+	fl_json_bool(r->j, p->shim);
+	fl_json_opt(r->j, "min_flt", p->min_flt);
+	fl_json_opt(r->j, "maj_flt", p->maj_flt);
+	return 0;
+}
+
+static int section_processes(struct report *r)
+{
+	int n = tree_build(r), rc = 0;
+
+	if (n < 0)
+		return -1;
+	if (r->j) {
+		fl_json_key(r->j, "processes");
+		fl_json_open(r->j, '[');
+	} else if (tree_text(r, n)) {
+		return -1;
+	}
+	for (int k = 0; k < n && !rc; k++) {
+		const struct fl_proc *p = &r->procs[r->order[k]];
+
+		if (r->j)
+			proc_json_head(r, p, r->depth[k]);
+		else
+			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
+		rc = proc_calls(r, p) || proc_faults(r, p) || proc_peak(r, p) ? -1 : 0;
+		if (r->j)
+			fl_json_close(r->j, '}');
+	}
+	if (r->j)
+		fl_json_close(r->j, ']');
+	return rc;
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+static int section_messages(struct report *r)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT time_ns, pid, text FROM message ORDER BY time_ns, id");
+	int rc, n = 0;
+	char when[32], pid[32];
+
+	if (!st)
+		return -1;
+	if (r->j) {
+		fl_json_key(r->j, "messages");
+		fl_json_open(r->j, '[');
+	} else {
+		printf("\nmessages\n");
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		n++;
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "time_ns", st, 0);
+			fl_json_kcol(r->j, "pid", st, 1);
+			fl_json_kcol(r->j, "text", st, 2);
+			fl_json_close(r->j, '}');
+			continue;
+		}
+		snprintf(pid, sizeof(pid), sqlite3_column_type(st, 1) == SQLITE_NULL ? "[-]" : "[%lld]",
+			 (long long)sqlite3_column_int64(st, 1));
+		printf("  %s  %s  %s\n", fl_out_reltime(when, sizeof(when), sqlite3_column_int64(st, 0) - r->d->start_ns),
+		       pid, sqlite3_column_text(st, 2));
+	}
+	sqlite3_finalize(st);
+	if (r->j)
+		fl_json_close(r->j, ']');
+	else if (!n && rc == SQLITE_DONE)
+		printf("  none\n");
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- the command ------------------------------------------------------- */
+
+static int on_option(void *ctx, int c, const char *arg)
+{
+	struct report *r = ctx;
+	char *end;
+
+	if (c != 't')
+		return 2;
+	r->top = (int)strtol(arg, &end, 10);
+	if (*end || r->top < 1)
+		return fl_cli_usage_error(&(struct fl_cli){ .usage = "report FILE [--top N] [--format json]" },
+					  "--top wants a positive number, not '%s'", arg);
+	return -1;
+}
+
+int fl_cmd_report(int argc, char **argv)
+{
+	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "top", required_argument, NULL, 't' },
+						 { 0 } };
+	struct fl_cli cli = { .usage = "report FILE [--top N] [--format json]" };
+	struct report r = { .top = 5 };
+	struct fl_json j;
+	struct fl_db d;
+	int rc = fl_cli_parse(&cli, argc, argv, ":h", options, on_option, &r);
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return fl_cli_usage_error(&cli, argc - optind ? "too many arguments" : "no recording given");
+	if (fl_db_open(&d, argv[optind]))
+		return 1;
+	r.d = &d;
+	if (cli.json) {
+		fl_json_init(&j, stdout);
+		r.j = &j;
+		fl_json_open(&j, '{');
+	}
+	r.nprocs = fl_proc_load(&d, &r.procs);
+	rc = r.nprocs < 0 || section_run(&r) || section_losses(&r) || section_processes(&r) ||
+	     section_messages(&r);
+	if (cli.json && !rc)
+		fl_json_close(&j, '}');
+	fl_proc_free(r.procs, r.nprocs > 0 ? r.nprocs : 0);
+	free(r.order);
+	free(r.depth);
+	free(r.seen);
+	fl_db_close(&d);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* stack.c - loading and printing recorded call stacks. */
+#include "stack.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+int fl_stack_load(struct fl_db *d, int64_t stack_id, int max, struct fl_frame **out)
+{
+	struct fl_frame *frames = NULL;
+	int n = 0, rc;
+
+	*out = NULL;
+	if (!d->frames && !(d->frames = fl_db_prepare(d,
+			"SELECT sf.idx, f.id, f.rel_addr, f.func_off, f.line, f.module, f.build_id,"
+			" f.function, f.file FROM stack_frame sf JOIN frame f ON f.id = sf.frame_id"
+			" WHERE sf.stack_id = ?1 ORDER BY sf.idx LIMIT ?2")))
+		return -1;
+	sqlite3_reset(d->frames);
+	sqlite3_bind_int64(d->frames, 1, stack_id);
+	sqlite3_bind_int(d->frames, 2, max > 0 ? max : -1);
+	while ((rc = fl_db_step(d, d->frames)) == SQLITE_ROW) {
+		struct fl_frame *grown = realloc(frames, (size_t)(n + 1) * sizeof(*frames)), *f;
+
+		if (!grown) {
+			rc = -1;
+			break;
+		}
+		frames = grown;
+		f = &frames[n++];
+		f->idx = sqlite3_column_int64(d->frames, 0);
+		f->frame_id = sqlite3_column_int64(d->frames, 1);
+		f->rel_addr = sqlite3_column_int64(d->frames, 2);
+		f->has_func_off = sqlite3_column_type(d->frames, 3) != SQLITE_NULL;
+		f->func_off = sqlite3_column_int64(d->frames, 3);
+		f->has_line = sqlite3_column_type(d->frames, 4) != SQLITE_NULL;
+		f->line = sqlite3_column_int64(d->frames, 4);
+		f->module = dup_col(d->frames, 5);
+		f->build_id = dup_col(d->frames, 6);
+		f->function = dup_col(d->frames, 7);
+		f->file = dup_col(d->frames, 8);
+	}
+	sqlite3_reset(d->frames);
+	if (rc < 0) {
+		fl_stack_free(frames, n);
+		return -1;
+	}
+	*out = frames;
+	return n;
+}
+
+void fl_stack_free(struct fl_frame *frames, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(frames[i].module);
+		free(frames[i].build_id);
+		free(frames[i].function);
+		free(frames[i].file);
+	}
+	free(frames);
+}
+
+int fl_stack_exists(struct fl_db *d, int64_t stack_id)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT 1 FROM stack WHERE id = ?");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, stack_id);
+	rc = fl_db_step(d, st);
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : rc == SQLITE_ROW;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* "libc.so.6+0x2a1ca", or the bare address when the frame has no module. */
+static const char *module_offset(const struct fl_frame *f, char *buf, size_t n)
+{
+	if (f->module)
+		snprintf(buf, n, "%s+0x%" PRIx64, base_name(f->module), (uint64_t)f->rel_addr);
+	else
+		snprintf(buf, n, "0x%" PRIx64, (uint64_t)f->rel_addr);
+	return buf;
+}
+
+const char *fl_frame_short(const struct fl_frame *f, char *buf, size_t n)
+{
+	char where[512];
+
+	if (f->function && f->file)
+		snprintf(buf, n, "%s (%s:%" PRId64 ")", f->function, base_name(f->file), f->line);
+	else if (f->function)
+		snprintf(buf, n, "%s (%s)", f->function, module_offset(f, where, sizeof(where)));
+	else
+		module_offset(f, buf, n);
+	return buf;
+}
+
+const char *fl_frame_function(const struct fl_frame *f, char *buf, size_t n)
+{
+	if (!f->function)
+		snprintf(buf, n, "??");
+	else if (f->has_func_off)
+		snprintf(buf, n, "%s+0x%" PRIx64, f->function, (uint64_t)f->func_off);
+	else
+		snprintf(buf, n, "%s", f->function);
+	return buf;
+}
+
+void fl_frame_json(struct fl_json *j, const struct fl_frame *f)
+{
+	char text[1024];
+
+	fl_json_open(j, '{');
+	fl_json_kint(j, "idx", f->idx);
+	fl_json_kint(j, "frame_id", f->frame_id);
+	fl_json_kstr(j, "function", f->function);
+	fl_json_key(j, "func_off");
+	f->has_func_off ? fl_json_int(j, f->func_off) : fl_json_null(j);
+	fl_json_kstr(j, "file", f->file);
+	fl_json_key(j, "line");
+	f->has_line ? fl_json_int(j, f->line) : fl_json_null(j);
+	fl_json_kstr(j, "module", f->module);
+	fl_json_kint(j, "rel_addr", f->rel_addr);
+	fl_json_kstr(j, "build_id", f->build_id);
+	fl_json_kstr(j, "text", fl_frame_short(f, text, sizeof(text)));
+	fl_json_close(j, '}');
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* stack.h - loading and printing recorded call stacks (stack, stack_frame, frame). */
+#ifndef FL_STACK_H
+#define FL_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "output.h"
+
+struct fl_frame {
+	int64_t idx, frame_id, rel_addr, func_off, line;
+	bool has_func_off, has_line;
+	char *module, *build_id, *function, *file;  /* NULL when unknown */
+};
+
+/*
+ * Loads the frames of stack_id, innermost first, at most max (0: all).
+ * Returns the count (0 for an unknown or empty stack), or -1 (printed).
+ */
+int fl_stack_load(struct fl_db *d, int64_t stack_id, int max, struct fl_frame **out);
+void fl_stack_free(struct fl_frame *frames, int n);
+/* Whether a stack row with this id exists: 1, 0, or -1 (printed). */
+int fl_stack_exists(struct fl_db *d, int64_t stack_id);
+
+/* "function (file:line)", "function (libc.so.6+0x2a1ca)" or "libc.so.6+0x2a1ca". */
+const char *fl_frame_short(const struct fl_frame *f, char *buf, size_t n);
+/* "function+0x1a", "function" or "??". */
+const char *fl_frame_function(const struct fl_frame *f, char *buf, size_t n);
+/* The frame as a JSON object. */
+void fl_frame_json(struct fl_json *j, const struct fl_frame *f);
+
+#endif /* FL_STACK_H */
