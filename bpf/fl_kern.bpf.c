@@ -7,7 +7,7 @@
  *  - classifies every page fault per (tgid, VMA) in the kernel
  *    (page_fault_user/kernel at entry, rss_stat + mm_page_alloc during,
  *    perf software events PAGE_FAULTS_MIN/MAJ at completion),
- *  - streams exact, rate-limited RSS samples (rss_stat).
+ *  - streams rate-limited RSS samples (rss_stat), the peak never dropped.
  * docs/faults.md explains every choice and cites the kernel functions.
  */
 #include "vmlinux.h"
@@ -18,9 +18,6 @@
 #include "fl_kern.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-/* Set by the loader before load. */
-const volatile __u32 nr_cpus = 1;
 
 /* x86 page fault error code (arch/x86/include/asm/trap_pf.h). */
 #define PF_PROT  0x1
@@ -77,9 +74,6 @@ struct {
 	__type(value, __u64);
 } losses SEC(".maps");
 
-/* Per-CPU variable whose value on each CPU is that CPU's per-cpu offset (arch/x86). */
-extern const unsigned long this_cpu_off __ksym;
-
 static __always_inline void lose(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&losses, &idx);
@@ -91,29 +85,20 @@ static __always_inline void lose(__u32 idx)
 /* ---- RSS ---------------------------------------------------------------- */
 
 /*
- * Exact value of a percpu_counter, as percpu_counter_sum() computes it
- * (lib/percpu_counter.c) but without its lock: count + every CPU's delta.
- * The kernel's BTF carries no "percpu" type tag on ->counters, so
- * bpf_per_cpu_ptr() refuses it; the CPU offsets come from this_cpu_off.
+ * Value of one mm counter: the percpu_counter's global count, clamped at 0,
+ * i.e. get_mm_counter() = percpu_counter_read_positive(), the value the
+ * rss_stat tracepoint itself reports (include/trace/events/kmem.h).  The
+ * per-CPU deltas (at most percpu_counter_batch each, lib/percpu_counter.c)
+ * are not added: the kernel's BTF carries no "percpu" type tag on
+ * ->counters, so bpf_per_cpu_ptr() refuses it, and this kernel's kallsyms
+ * has no data symbols, so no per-CPU offset (this_cpu_off,
+ * __per_cpu_offset) can be resolved either.  docs/faults.md gives the bound.
  */
 static __always_inline __u64 pc_sum(struct percpu_counter *pc)
 {
-	__s64 sum = BPF_CORE_READ(pc, count);
-	unsigned long ctrs = (unsigned long)BPF_CORE_READ(pc, counters);
+	__s64 v = BPF_CORE_READ(pc, count);
 
-	for (__u32 cpu = 0; cpu < 512; cpu++) {
-		const unsigned long *off;
-		__s32 v = 0;
-
-		if (cpu >= nr_cpus)
-			break;
-		off = bpf_per_cpu_ptr(&this_cpu_off, cpu);
-		if (!off)
-			break;
-		bpf_probe_read_kernel(&v, sizeof(v), (void *)(ctrs + *off));
-		sum += v;
-	}
-	return sum < 0 ? 0 : sum;
+	return v < 0 ? 0 : v;
 }
 
 static __always_inline __u64 rss_member(struct mm_struct *mm, int m)
@@ -605,9 +590,11 @@ static long sum_thread(__u64 i, struct sum_ctx *s)
 	__u64 mn, mj;
 	__u32 tid;
 
-	if (!s->pos || s->pos == s->head)
+	struct list_head *pos = s->pos;
+
+	if (!pos || pos == s->head)
 		return 1;
-	t = (void *)s->pos - bpf_core_field_offset(struct task_struct, thread_node);
+	t = (void *)pos - bpf_core_field_offset(struct task_struct, thread_node);
 	mn = BPF_CORE_READ(t, min_flt);
 	mj = BPF_CORE_READ(t, maj_flt);
 	s->min += mn;
@@ -622,7 +609,7 @@ static long sum_thread(__u64 i, struct sum_ctx *s)
 		th->seen_min = mn;
 		th->seen_maj = mj;
 	}
-	s->pos = BPF_CORE_READ(s->pos, next);
+	s->pos = BPF_CORE_READ(pos, next);
 	return 0;
 }
 

@@ -271,7 +271,6 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(-err));
 		goto fail;
 	}
-	b->skel->rodata->nr_cpus = ncpu;
 	err = fl_kern__load(b->skel);
 	if (err) {
 		if (err == -EPERM || err == -EACCES)
@@ -569,7 +568,7 @@ int fl_bpf_doctor(FILE *out)
 		ok = 0;
 	}
 	fprintf(out, "fidelity: %s\n", ok ?
-		"full (syscall ground truth, per-VMA fault classes, exact RSS timeline)" :
+		"full (syscall ground truth, per-VMA fault classes, RSS timeline)" :
 		"reduced (preload shim + /proc sampling: no fault classes, no raw syscalls)");
 	return ok ? 0 : 1;
 }

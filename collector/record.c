@@ -401,6 +401,7 @@ static int record(struct recorder *r)
 	}
 	run_info(r, note, start);
 	fl_ingest_root(r->ingest, r->launch.pid, fl_strtab_intern(r->launch.path), r->opt.argv, start);
+	fl_store_commit(r->store); /* the run row on disk first: whatever happens next, the file is a recording */
 	if ((rc = fl_launch_release(&r->launch))) {
 		fprintf(stderr, "faultline: cannot execute %s: %s\n", r->launch.path, strerror(-rc));
 		waitpid(r->launch.pid, NULL, 0);

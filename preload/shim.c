@@ -12,16 +12,24 @@
  * - No malloc anywhere; nothing the shim does itself goes through the hooked
  *   symbols (raw syscalls), so it cannot recurse.
  * - Reentrancy: a per-thread `busy` count.  A hook entered while the thread
- *   is already inside the shim (libunwind's or dlsym's own mmap calls, or a
+ *   is already inside the shim (the unwinder's or dlsym's own calls, or a
  *   signal handler interrupting the shim) passes the call through unrecorded.
  *   Consequence: calls from a signal handler that interrupted this thread
  *   while it was recording are not recorded (the BPF ground truth still sees
  *   them).  This also means a nested producer never waits for a slot its own
  *   thread reserved, so the "full ring + nested producer" deadlock cannot
  *   happen.
- * - Fork safety: libunwind takes internal locks (mempool, dl_iterate_phdr's
- *   dl_load_write_lock) that another thread may hold when fork() copies the
- *   address space.  Every unw_backtrace runs inside a gate (`unwinders`
+ * - Stacks: glibc backtrace(), i.e. libgcc's DWARF unwinder.  Not libunwind:
+ *   libunwind 1.6.2 (Debian 12) makes ~2 rt_sigprocmask calls per frame
+ *   (dl_iterate_phdr under a full signal mask, Gfind_proc_info-lsb.c) plus
+ *   mincore, and opens a pipe in the target for address validation
+ *   (x86_64/Ginit.c) that it later reads/closes by number even if the
+ *   target closed and reused those fds.  backtrace() costs no syscall and
+ *   no fd once initialized.
+ * - Fork safety: the unwinder takes locks (libgcc's object_mutex for
+ *   registered frames, the loader lock in dl_iterate_phdr on old glibc)
+ *   that another thread may hold when fork() copies the
+ *   address space.  Every backtrace() runs inside a gate (`unwinders`
  *   count); the fork hook closes the gate and waits for unwinders to leave
  *   before calling the real fork, so the child never inherits a held lock.
  *   If they do not leave in time (a thread longjmp'd out of a signal handler
@@ -61,8 +69,7 @@
 
 #include <linux/types.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <execinfo.h>
 
 #include "faultline.h"
 #include "channel.h"
@@ -88,7 +95,7 @@ static int no_unwind;                  /* stacks disabled (fork child of a busy 
 static uintptr_t text_lo, text_hi;     /* the shim's executable segment */
 static char chan_path[256];            /* copy of $FAULTLINE_CHANNEL */
 
-static unsigned unwinders;             /* threads inside unw_backtrace (atomic) */
+static unsigned unwinders;             /* threads inside backtrace() (atomic) */
 static int forking;                    /* a fork waits for or runs with the gate closed */
 
 static TLS int busy;                   /* >0: this thread is inside the shim */
@@ -270,7 +277,7 @@ static unsigned backtrace_frames(__u64 *frames)
 		while (__atomic_load_n(&forking, __ATOMIC_SEQ_CST))
 			short_sleep();
 	}
-	got = unw_backtrace(buf, (int)(want + FRAME_SLACK));
+	got = backtrace(buf, (int)(want + FRAME_SLACK));
 	__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
 
 	while (i < (unsigned)(got > 0 ? got : 0) &&
@@ -592,29 +599,17 @@ static void find_text(void)
 		}
 }
 
-/* Bring libunwind up now, while nothing else runs, with no fd to spare.
- * Why: libunwind 1.6 (x86_64/Ginit.c tdep_init_mem_validate) opens a pipe
- * at its first use and keeps it for validating addresses; the target would
- * see two extra fds, and after closing them (close_range) libunwind could
- * later read/close fds the target reopened under those numbers.  With the
- * soft RLIMIT_NOFILE at 0 for the duration, pipe2 fails (libunwind ignores
- * that) and its pipe stays {-1, -1}. */
+/* Make the unwinder ready now, under busy, while nothing else runs.
+ * glibc's backtrace() dlopens libgcc_s at its first call (malloc, the
+ * loader lock: debug/backtrace.c, misc/unwind-link.c); later calls take no
+ * lock and make no syscall (libgcc >= 12 finds FDEs with glibc's
+ * lock-free _dl_find_object). */
 static void unwind_init(void)
 {
-	struct rlimit old, none;
 	void *buf[4];
 
-	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &old) == 0) {
-		none = old;
-		none.rlim_cur = 0;
-		if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &none, NULL) == 0) {
-			unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-			unw_backtrace(buf, 4);
-			syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &old, NULL);
-			return;
-		}
-	}
-	no_unwind = 1;
+	if (backtrace(buf, 4) <= 0)
+		no_unwind = 1;
 }
 
 static unsigned parse_depth(const char *s)
@@ -652,7 +647,7 @@ static void init(void)
 			unwind_init();
 		ok = attach(0, 0) == 0;
 		if (ok && no_unwind && depth)
-			note("stack unwinding disabled: could not initialise libunwind safely");
+			note("stack unwinding disabled: the unwinder (libgcc_s) is unavailable");
 	}
 	__atomic_store_n(&state, ok ? ST_ON : ST_OFF, __ATOMIC_RELEASE);
 	busy--;

@@ -36,9 +36,9 @@ const char *fl_out_reltime(char *buf, size_t n, int64_t ns)
 	const char *dot;
 	size_t len;
 
-	int64_t a = ns < 0 ? -ns : ns;
+	int64_t us = ((ns < 0 ? -ns : ns) + 500) / 1000; /* microseconds are plenty for people */
 
-	snprintf(buf, n, "%s%" PRId64 ".%09" PRId64, ns < 0 ? "-" : "", a / 1000000000, a % 1000000000);
+	snprintf(buf, n, "%s%" PRId64 ".%06" PRId64, ns < 0 ? "-" : "", us / 1000000, us % 1000000);
 	len = strlen(buf);
 	dot = strchr(buf, '.');
 	/* keep milliseconds, drop the zeros after them */

@@ -15,7 +15,7 @@
 
 /* "512 B", "4.0 KiB", "1.5 MiB" ... into buf; returns buf. */
 const char *fl_out_size(char *buf, size_t n, int64_t bytes);
-/* Seconds with at least 3 decimals, trailing zeros trimmed: "1.500s", "0.000250s". */
+/* Seconds to the microsecond, at least 3 decimals: "1.500s", "0.000250s". */
 const char *fl_out_reltime(char *buf, size_t n, int64_t ns);
 /* /proc/PID/maps permissions from PROT_* and MAP_* bits: "rw-p", "r-xs". */
 const char *fl_out_perms(char *buf, size_t n, int64_t prot, int64_t flags);

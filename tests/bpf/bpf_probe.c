@@ -14,6 +14,8 @@
  *   loss ringbuf fault_map site_map pending find_vma thread_state
  *   status wait-status-of-root
  *
+ * bpf_probe --doctor runs fl_bpf_doctor().
+ *
  * Exit 77 when BPF cannot be used (unless FAULTLINE_REQUIRE_BPF=1).
  */
 #include <errno.h>
@@ -164,6 +166,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bpf_probe TARGET [ARGS...]\n");
 		return 2;
 	}
+	if (!strcmp(argv[1], "--doctor"))
+		return fl_bpf_doctor(stdout);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 20);
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* reap the whole tree */
 	if (pipe(pfd))

@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 FAULTLINE, SCHEMA, FIXTURES, GROUP = sys.argv[1:5]
+FAULTLINE = os.path.abspath(FAULTLINE)  # meson passes it relative to the build dir
 TMP = tempfile.mkdtemp(prefix="faultline-cli-")
 failures = []
 

@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 		} else if (opt == 'w') {
 			wait_ms = (unsigned)strtoul(optarg, NULL, 10);
 		} else if (opt == 'o') {
-			out = fopen(optarg, "w");
+			out = fopen(optarg, "we");
 			if (!out) {
 				perror(optarg);
 				return 2;

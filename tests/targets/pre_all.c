@@ -48,6 +48,8 @@ int main(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
+	memset(&mask0, 0, sizeof(mask0));
+	memset(&mask1, 0, sizeof(mask1));
 	sigprocmask(SIG_SETMASK, NULL, &mask0);
 	print_fds("start");
 
@@ -89,7 +91,9 @@ int main(void)
 
 	void *h = dlopen("libm.so.6", RTLD_NOW);
 	double (*cosf_)(double) = h ? (double (*)(double))dlsym(h, "cos") : NULL;
-	printf("dlopen ok=%d cos0=%g dlclose=%d\n", h != NULL, cosf_ ? cosf_(0) : -1, h ? dlclose(h) : -1);
+	double c0 = cosf_ ? cosf_(0) : -1;
+	printf("dlopen ok=%d cos0=%g\n", h != NULL, c0);
+	printf("dlclose=%d\n", h ? dlclose(h) : -1);
 	h = dlopen("libdoes-not-exist.so.9", RTLD_NOW);
 	printf("dlopen missing=%d err=%s\n", h == NULL, h ? "" : dlerror());
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install what faultline needs to build and test on Debian 12 (run as root).
+# Skips apt entirely when everything is already installed.
+set -euo pipefail
+PKGS=(meson ninja-build pkg-config gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+      libunwind-dev libdw-dev libsqlite3-dev sqlite3 python3 binutils)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "faultline: installing ${missing[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

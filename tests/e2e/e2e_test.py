@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests of `faultline record`: run real targets, then check the
+recording with exact expectations.  Usage: e2e_test.py CASE (see CASES).
+Env: FAULTLINE (the binary), TARGETS (dir of built test targets).
+Exit 0 pass, 1 fail, 77 skip."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+FL = os.environ["FAULTLINE"]
+TARGETS = os.environ["TARGETS"]
+REQUIRE_BPF = os.environ.get("FAULTLINE_REQUIRE_BPF") == "1"
+PAGE = 4096
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def record(db, argv, bpf=False, expect=0, env=None):
+    """Record argv into db; return (status, stdout, stderr)."""
+    cmd = [FL, "record", "--force", "-o", db] + ([] if bpf else ["--no-bpf"]) + ["--"] + argv
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    if bpf and "eBPF unavailable" in p.stderr:
+        if REQUIRE_BPF:
+            raise AssertionError("eBPF required but unavailable: " + p.stderr.strip())
+        raise Skip("eBPF unavailable")
+    if expect is not None:
+        check(p.returncode == expect, f"{cmd}: exit {p.returncode}, expected {expect}\n{p.stderr}")
+    return p.returncode, p.stdout, p.stderr
+
+
+def query(db, sql, *args):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def target(name):
+    return os.path.join(TARGETS, name)
+
+
+# ---- the VMA model against /proc/self/maps ---------------------------------------------
+
+def parse_maps(path):
+    out = []
+    for line in open(path):
+        f = line.split(None, 5)
+        lo, hi = (int(x, 16) for x in f[0].split("-"))
+        name = f[5].strip() if len(f) > 5 else ""
+        if name in ("[stack]", "[vsyscall]"):
+            continue  # the stack grows by faults, not calls; vsyscall is not a VMA of the mm
+        prot = (1 if f[1][0] == "r" else 0) | (2 if f[1][1] == "w" else 0) | (4 if f[1][2] == "x" else 0)
+        out.append((lo, hi, prot))
+    return out
+
+
+def merged(vmas):
+    """Adjacent ranges with the same protection as one (the kernel merges, the model does not)."""
+    out = []
+    for lo, hi, prot in sorted(vmas):
+        if out and out[-1][1] == lo and out[-1][2] == prot:
+            out[-1] = (out[-1][0], hi, prot)
+        else:
+            out.append((lo, hi, prot))
+    return out
+
+
+def model_at(db, pid, t):
+    rows = query(db, "SELECT start, end, prot, kind FROM vma WHERE pid=? AND created_ns<=? "
+                     "AND (destroyed_ns IS NULL OR destroyed_ns>?)", pid, t, t)
+    return [(lo, hi, prot) for lo, hi, prot, kind in rows if kind not in ("stack", "vsyscall")]
+
+
+def maps_model(bpf):
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "run.db")
+        record(db, [target("e2e_maps"), d], bpf=bpf)
+        (pid,) = query(db, "SELECT pid FROM process WHERE parent_id IS NULL")[0]
+        for k in range(1, 8):
+            t = query(db, "SELECT time_ns FROM event WHERE pid=? AND kind='madvise' AND a0=? AND a1=0",
+                      pid, k * PAGE)
+            check(len(t) == 1, f"checkpoint {k}: {len(t)} marker events")
+            want = merged(parse_maps(os.path.join(d, f"maps.{k}")))
+            got = merged(model_at(db, pid, t[0][0]))
+            if want != got:
+                w, g = set(want), set(got)
+                fmt = lambda s: "\n".join(f"  {lo:x}-{hi:x} {prot}" for lo, hi, prot in sorted(s))
+                raise AssertionError(f"checkpoint {k}: model differs from /proc/self/maps\n"
+                                     f"only in maps:\n{fmt(w - g)}\nonly in model:\n{fmt(g - w)}")
+
+
+def test_maps_model_shim():
+    maps_model(bpf=False)
+
+
+def test_maps_model_bpf():
+    maps_model(bpf=True)
+
+
+# ---- calls, processes, exit status ----------------------------------------------------------
+
+def calls(db, kind, pid=None, size=4096, shim_stack=False):
+    sql = "SELECT count(*) FROM event WHERE kind=? AND a1=?"
+    args = [kind, size]
+    if pid is not None:
+        sql += " AND pid=?"
+        args.append(pid)
+    if shim_stack:
+        sql += " AND stack_id IS NOT NULL"
+    return query(db, sql, *args)[0][0]
+
+
+def with_db(fn):
+    with tempfile.TemporaryDirectory() as d:
+        return fn(os.path.join(d, "run.db"))
+
+
+def threads(bpf):
+    def run(db):
+        record(db, [target("e2e_calls"), "threads", "8", "4000"], bpf=bpf)
+        check(calls(db, "mmap", shim_stack=True) == 4000, f"mmap events: {calls(db, 'mmap', shim_stack=True)}")
+        check(calls(db, "munmap", shim_stack=True) == 4000, "munmap events")
+        dup = query(db, "SELECT count(*) FROM (SELECT pid, seq FROM event WHERE source!='bpf' "
+                        "GROUP BY 1, 2 HAVING count(*) > 1)")[0][0]
+        if not bpf:
+            check(dup == 0, f"{dup} duplicate shim sequence numbers")
+        check(query(db, "SELECT sum(count) FROM loss")[0][0] == 0, "losses")
+    with_db(run)
+
+
+def test_threads_shim():
+    threads(False)
+
+
+def test_threads_bpf():
+    threads(True)
+
+
+def dies(bpf, how, status, sig):
+    def run(db):
+        record(db, [target("e2e_calls"), how, "25"], bpf=bpf, expect=status)
+        check(calls(db, "mmap", shim_stack=True) == 25, f"{calls(db, 'mmap', shim_stack=True)} mmaps, 25 made")
+        row = query(db, "SELECT exit_code, exit_signal FROM process WHERE parent_id IS NULL")[0]
+        check(row == (None, sig), f"exit row {row}")
+        check(query(db, "SELECT exit_status, complete FROM run")[0] == (status, 1), "run row")
+    with_db(run)
+
+
+def test_crash_shim():
+    dies(False, "crash", 128 + signal.SIGSEGV, signal.SIGSEGV)
+
+
+def test_kill_shim():
+    dies(False, "kill", 128 + signal.SIGKILL, signal.SIGKILL)
+
+
+def test_crash_bpf():
+    dies(True, "crash", 128 + signal.SIGSEGV, signal.SIGSEGV)
+
+
+def test_exit_code():
+    def run(db):
+        record(db, [target("e2e_calls"), "exit", "3"], expect=3)
+        check(query(db, "SELECT exit_code FROM process WHERE parent_id IS NULL")[0][0] == 3, "exit_code")
+    with_db(run)
+
+
+def test_closefds():
+    def run(db):
+        record(db, [target("e2e_calls"), "closefds", "10"])
+        check(calls(db, "mmap", shim_stack=True) == 10, "mmaps after closing every fd")
+    with_db(run)
+
+
+def stack(bpf):
+    def run(db):
+        record(db, [target("e2e_calls"), "stack"], bpf=bpf)
+        rows = query(db, "SELECT stack_id FROM event WHERE kind='mmap' AND a1=? AND stack_id IS NOT NULL",
+                     3 * PAGE)
+        check(len(rows) == 1, f"{len(rows)} stacks for the 3-page mmap")
+        frames = query(db, "SELECT f.function, f.file, f.line FROM stack_frame s JOIN frame f "
+                           "ON f.id = s.frame_id WHERE s.stack_id=? ORDER BY s.idx", rows[0][0])
+        names = [f[0] for f in frames[:4]]
+        check(names[:4] == ["inner", "middle", "outer", "main"], f"frames {frames[:5]}")
+        check(all(f[1] and f[1].endswith("e2e_calls.c") and f[2] > 0 for f in frames[:4]),
+              f"file:line {frames[:4]}")
+    with_db(run)
+
+
+def test_stack_shim():
+    stack(False)
+
+
+def test_stack_bpf():
+    stack(True)
+
+
+def test_fork_exec():
+    def run(db):
+        record(db, [target("e2e_calls"), "fork"])
+        procs = query(db, "SELECT pid, parent_id, exe FROM process ORDER BY id")
+        check(len(procs) == 2 and procs[1][1] is not None, f"processes {procs}")
+        child = procs[1][0]
+        check(procs[1][2].endswith("e2e_calls"), f"child exe {procs[1][2]}")
+        check(calls(db, "mmap", pid=child, shim_stack=True) == 3, "child mmaps before exec")
+        check(query(db, "SELECT count(*) FROM event WHERE pid=? AND kind='exec'", child)[0][0] == 1,
+              "child exec event")
+    with_db(run)
+
+
+def test_spawn():
+    def run(db):
+        record(db, [target("e2e_calls"), "spawn"])
+        procs = query(db, "SELECT exe FROM process WHERE parent_id IS NOT NULL")
+        check(len(procs) == 2, f"spawned processes {procs}")
+    with_db(run)
+
+
+def test_output_unchanged():
+    def run(db):
+        argv = [target("e2e_calls"), "output"]
+        plain = subprocess.run(argv, capture_output=True, text=True)
+        _, out, err = record(db, argv)
+        check((out, err) == (plain.stdout, plain.stderr), f"output changed: {out!r} {err!r}")
+    with_db(run)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+def test_bad_input():
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "run.db")
+        run = lambda *a: subprocess.run([FL, "record", *a], capture_output=True, text=True, timeout=60)
+        p = run("-o", db)
+        check(p.returncode == 2 and "no command" in p.stderr, f"no command: {p.returncode} {p.stderr}")
+        p = run("-o", db, "--", "no-such-command-xyz")
+        check(p.returncode == 127 and "command not found" in p.stderr, f"missing: {p.stderr}")
+        check(not os.path.exists(db), "a database was created for a missing command")
+        open(os.path.join(d, "noexec"), "w").close()
+        p = run("-o", db, "--", os.path.join(d, "noexec"))
+        check(p.returncode == 126 and "permission denied" in p.stderr, f"not executable: {p.stderr}")
+        with open(db, "w") as f:
+            f.write("precious")
+        p = run("-o", db, "--", "true")
+        check(p.returncode == 125 and "--force" in p.stderr, f"existing output: {p.returncode} {p.stderr}")
+        check(open(db).read() == "precious", "existing output was changed")
+        p = run("-o", os.path.join(d, "no", "such", "dir.db"), "--", "true")
+        check(p.returncode == 125 and "cannot write" in p.stderr, f"unwritable: {p.stderr}")
+        p = run("-o", d, "--force", "--", "true")
+        check(p.returncode == 125, f"directory as output: {p.returncode}")
+        p = run("--depth", "0", "--", "true")
+        check(p.returncode == 2, "bad depth")
+
+
+def test_disk_full():
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a small tmpfs")
+    with tempfile.TemporaryDirectory() as d:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "none", d]).returncode:
+            raise Skip("cannot mount tmpfs")
+        try:
+            db = os.path.join(d, "run.db")
+            p = subprocess.run([FL, "record", "--no-bpf", "-o", db, "--", target("e2e_calls"), "many", "20000"],
+                               capture_output=True, text=True, timeout=120)
+            check(p.returncode == 0, f"the target's status must survive a full disk: {p.returncode}")
+            check("disk full" in p.stderr, f"no clear message: {p.stderr}")
+            r = subprocess.run([FL, "report", db], capture_output=True, text=True)
+            check(r.returncode == 0 and "e2e_calls" in r.stdout, f"the partial recording must stay readable: {r.stderr}")
+        finally:
+            subprocess.run(["umount", d])
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+if __name__ == "__main__":
+    case = sys.argv[1]
+    try:
+        CASES[case]()
+    except Skip as e:
+        print(f"SKIP {case}: {e}")
+        sys.exit(77)
+    except AssertionError as e:
+        print(f"FAIL {case}: {e}")
+        sys.exit(1)
+    print(f"PASS {case}")
