@@ -387,7 +387,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_fault_key k = {};
 	struct fl_site_key sk = {};
 	struct vma_info vi = {};
-	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, *n;
+	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, *n, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
 	int known = 0;
 
@@ -427,9 +427,32 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	}
 
 	k.tgid = tgid;
-	if (bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0 && vi.end) {
+	if (th && th->v_end && addr >= th->v_start && addr < th->v_end &&
+	    th->v_gen == p->vma_gen) {
+		/*
+		 * The VMA this thread hit last, unchanged since (no call that may
+		 * change VMAs began or ended in the process): bpf_find_vma takes
+		 * mmap_lock (mmap_read_trylock), which costs microseconds per fault
+		 * when threads fault concurrently.
+		 */
+		vi.start = th->v_start;
+		vi.end = th->v_end;
+		vi.flags = th->v_flags;
+		vi.file = th->v_file;
+		vi.mkwrite = th->v_mkwrite;
 		k.vm_start = vi.start;
 		k.vm_end = vi.end;
+	} else if ((gen = p->vma_gen, bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0) && vi.end) {
+		k.vm_start = vi.start;
+		k.vm_end = vi.end;
+		if (th) {
+			th->v_start = vi.start;
+			th->v_end = vi.end;
+			th->v_flags = vi.flags;
+			th->v_file = vi.file;
+			th->v_mkwrite = vi.mkwrite;
+			th->v_gen = gen;
+		}
 	} else {
 		/* mmap_lock contended (mmap_read_trylock): count by address. */
 		vi.end = 0;
@@ -554,6 +577,7 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 	if (!p)
 		return 0;
 	p->rss_init = 0; /* a new mm */
+	__sync_fetch_and_add(&p->vma_gen, 1);
 	if (old != tid) {
 		/* A non-leader thread exec'ed and took the leader's pid (de_thread). */
 		struct fl_thread *th = bpf_map_lookup_elem(&threads, &old);
@@ -708,21 +732,53 @@ static __always_inline int sc_nargs(__u32 kind)
 	}
 }
 
+/* Calls that may create, remove, split or change VMAs besides the recorded ones. */
+static __always_inline int sc_vma_other(long id)
+{
+	switch (id) {
+	case 149: case 150: case 151: case 152: case 325: /* mlock munlock mlockall munlockall mlock2 */
+	case 216: /* remap_file_pages */
+	case 157: /* prctl (PR_SET_VMA) */
+	case 16:  /* ioctl (userfaultfd registration) */
+	case 462: /* mseal */
+	case 31:  /* shmctl (IPC_RMID) */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The calling process's per-thread VMA caches go stale (fault_done). */
+static __always_inline void vma_changed(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+
+	if (p)
+		__sync_fetch_and_add(&p->vma_gen, 1);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	__u64 pt;
 	__u32 tid, tgid, kind = sc_kind(id);
 	struct fl_thread *th;
+	struct fl_proc *p;
 	int n;
 
-	if (kind == FL_K_NONE)
+	if (kind == FL_K_NONE) {
+		if (sc_vma_other(id))
+			vma_changed();
 		return 0;
+	}
 	pt = bpf_get_current_pid_tgid();
 	tid = (__u32)pt;
 	tgid = pt >> 32;
-	if (!bpf_map_lookup_elem(&tracked, &tgid))
+	p = bpf_map_lookup_elem(&tracked, &tgid);
+	if (!p)
 		return 0;
+	__sync_fetch_and_add(&p->vma_gen, 1);
 	th = thread_get(tid);
 	if (!th) {
 		lose(FL_LOSS_PENDING);
@@ -755,14 +811,20 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	struct fl_proc *p;
 	long id;
 
-	if (!th || !th->sc_nr)
+	if (!th)
 		return 0;
+	if (!th->sc_nr) {
+		if (sc_vma_other(regs->orig_ax))
+			vma_changed();
+		return 0;
+	}
 	id = (long)th->sc_nr - 1;
 	th->sc_nr = 0;
 	kind = sc_kind(id);
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p || kind == FL_K_NONE)
 		return 0;
+	__sync_fetch_and_add(&p->vma_gen, 1);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		lose(FL_LOSS_RINGBUF);

@@ -32,6 +32,7 @@ struct fl_proc {
 	__u64 pend[4];
 	__u32 rss_init;       /* rss[] filled for the current mm */
 	__u32 dirty;          /* rss[] changed since the last record */
+	__u64 vma_gen;        /* bumped around every call that may change VMAs */
 };
 
 /* threads[tid]: per-thread state of a followed process. */
@@ -48,6 +49,12 @@ struct fl_thread {
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
 	__u32 seen_ok;        /* seen_min/seen_maj are valid */
 	__u64 sc_args[6];
+	__u64 v_start;        /* the VMA this thread faulted in last (v_end 0: none) */
+	__u64 v_end;
+	__u64 v_flags;
+	__u32 v_file;
+	__u32 v_mkwrite;
+	__u64 v_gen;          /* fl_proc.vma_gen when it was looked up */
 };
 
 #endif /* FL_KERN_H */

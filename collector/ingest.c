@@ -280,7 +280,9 @@ static void begin_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char 
 	fl_model_clear(&p->model, &ch);
 	p->brk = 0;
 	p->exe = exe;
-	fl_store_process_exe(g->store, p->id, exe, NULL);
+	char **argv = fl_procfs_argv((pid_t)p->pid);
+	fl_store_process_exe(g->store, p->id, exe, argv);
+	free(argv);
 }
 
 static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
@@ -300,6 +302,12 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 		p = add_proc(g, h->pid, h->ppid, exe, h->time_ns);
 	if (!p)
 		return;
+	if (!(h->flags & FL_HELLO_FORKED)) {
+		char **argv = fl_procfs_argv((pid_t)p->pid);
+		if (argv)
+			fl_store_process_exe(g->store, p->id, exe, argv);
+		free(argv);
+	}
 	if (!p->shim)
 		fl_store_process_shim(g->store, p->id);
 	p->shim = true;

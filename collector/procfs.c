@@ -120,6 +120,34 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
 	return 0;
 }
 
+char **fl_procfs_argv(pid_t pid)
+{
+	char path[64], buf[32768];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	if (!len)
+		return NULL;
+	if (buf[len - 1])
+		buf[len++] = 0; /* cut short: terminate the last argument */
+	size_t argc = 0;
+	for (size_t i = 0; i < len; i++)
+		argc += !buf[i];
+	/* the pointers, then the strings, in one block */
+	char **argv = malloc((argc + 1) * sizeof(*argv) + len);
+	if (!argv)
+		return NULL;
+	char *strs = (char *)(argv + argc + 1);
+	memcpy(strs, buf, len);
+	for (size_t k = 0, i = 0; k < argc; k++, i += strlen(strs + i) + 1)
+		argv[k] = strs + i;
+	argv[argc] = NULL;
+	return argv;
+}
+
 static const char *read_link(const char *link)
 {
 	char buf[4096];

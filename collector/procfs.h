@@ -30,6 +30,9 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt);
  */
 const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd);
 
+/* /proc/PID/cmdline as a NULL-terminated argv (one malloc'd block: free it), or NULL. */
+char **fl_procfs_argv(pid_t pid);
+
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);
 

@@ -15,6 +15,7 @@
 #include "output.h"
 #include "viewer.h"
 
+#define USAGE "report FILE [--top N] [--format json]"
 #define CREATOR_FRAMES 3
 #define TREE_MAX_DEPTH 64
 
@@ -521,7 +522,7 @@ static int on_option(void *ctx, int c, const char *arg)
 		return 2;
 	r->top = (int)strtol(arg, &end, 10);
 	if (*end || r->top < 1)
-		return fl_cli_usage_error(&(struct fl_cli){ .usage = "report FILE [--top N] [--format json]" },
+		return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE },
 					  "--top wants a positive number, not '%s'", arg);
 	return -1;
 }
@@ -530,7 +531,7 @@ int fl_cmd_report(int argc, char **argv)
 {
 	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "top", required_argument, NULL, 't' },
 						 { 0 } };
-	struct fl_cli cli = { .usage = "report FILE [--top N] [--format json]" };
+	struct fl_cli cli = { .usage = USAGE };
 	struct report r = { .top = 5 };
 	struct fl_json j;
 	struct fl_db d;

@@ -56,8 +56,10 @@ static void frames_text(int64_t stack_id, const struct fl_frame *f, int n)
 			snprintf(where, sizeof(where), "%s:%" PRId64, f[i].file, f[i].line);
 		else if (f[i].file)
 			snprintf(where, sizeof(where), "%s", f[i].file);
-		snprintf(module, sizeof(module), "%s+0x%" PRIx64, f[i].module ? f[i].module : "?",
-			 (uint64_t)f[i].rel_addr);
+		if (f[i].module)
+			snprintf(module, sizeof(module), "%s+0x%" PRIx64, f[i].module, (uint64_t)f[i].rel_addr);
+		else
+			snprintf(module, sizeof(module), "0x%" PRIx64, (uint64_t)f[i].rel_addr);
 		fl_table_add(&t, (const char *[]){ idx, fl_frame_function(&f[i], func, sizeof(func)), where, module,
 						   f[i].build_id ? f[i].build_id : "-" });
 	}
@@ -104,6 +106,8 @@ static int show_event(struct fl_db *d, struct fl_json *j, int64_t id, struct fl_
 	} else {
 		if (err)
 			snprintf(outcome, sizeof(outcome), "failed: %s", strerrorname_np(err) ?: "errno");
+		else if (sqlite3_column_int64(st, 5) < 0)
+			snprintf(outcome, sizeof(outcome), "result %lld", (long long)sqlite3_column_int64(st, 5));
 		else
 			snprintf(outcome, sizeof(outcome), "result %#llx", (unsigned long long)sqlite3_column_int64(st, 5));
 		printf("event %" PRId64 ": %s in pid %lld tid %lld at %s, %s, source %s\n", id,

@@ -222,8 +222,12 @@ def main():
         s = [x for x in r.rss if x['pid'] == pid]
         check(len(s) >= 2, '%d rss samples' % len(s))
         peak = max(x['anon'] for x in s)
-        check(peak >= n * PG, 'peak anon %d >= %d pages' % (peak // PG, n))
-        check(s[-1]['anon'] <= peak - (n - 64) * PG,
+        # Samples are percpu_counter_read_positive() values: each CPU may hold
+        # up to percpu_counter_batch pages not yet folded (docs/faults.md).
+        ncpu = os.cpu_count()
+        slack = ncpu * max(32, 2 * ncpu)
+        check(peak >= (n - slack) * PG, 'peak anon %d >= %d - %d pages' % (peak // PG, n, slack))
+        check(s[-1]['anon'] <= peak - (n - 2 * slack) * PG,
               'last sample after munmap: %d pages (peak %d)' % (s[-1]['anon'] // PG, peak // PG))
         times = [x['time'] for x in s]
         check(times == sorted(times), 'samples in time order')

@@ -13,7 +13,6 @@
  *   many N        N mmap + munmap pairs
  *   output        writes known lines to stdout and stderr
  */
-#define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>

@@ -6,7 +6,6 @@
  * recording shows with a0 = K * 4096) so the test can ask the model for
  * the same moment.  No malloc after start: the copy uses raw read/write.
  */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
