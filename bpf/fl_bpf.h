@@ -30,7 +30,7 @@ struct fl_bpf_loss {
 	__u64 fault_map;     /* faults not counted: aggregate map full */
 	__u64 site_map;      /* fault sites not counted: site map full */
 	__u64 pending;       /* syscalls whose entry could not be remembered */
-	__u64 find_vma;      /* faults counted by address, VMA unknown (bpf_find_vma busy): key.vm_end == 0 */
+	__u64 find_vma;      /* not a loss: faults counted by address, VMA unknown (bpf_find_vma busy), key.vm_end == 0 */
 	__u64 thread_state;  /* faults whose entry state could not be stored (classified as FL_F_OTHER) */
 };
 

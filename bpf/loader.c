@@ -251,9 +251,6 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 		snprintf(why, whylen, "kernel has no BTF (/sys/kernel/btf/vmlinux missing)");
 		return -ENOENT;
 	}
-	if (geteuid() != 0 && access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
-		/* still try: CAP_BPF+CAP_PERFMON suffice */
-	}
 	setrlimit(RLIMIT_MEMLOCK, &rl); /* pre-5.11 kernels charge maps to memlock */
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0) {
@@ -393,9 +390,7 @@ int fl_bpf_fd(struct fl_bpf *b)
 
 int fl_bpf_poll(struct fl_bpf *b)
 {
-	int n = ring_buffer__consume(b->rb);
-
-	return n < 0 ? n : n;
+	return ring_buffer__consume(b->rb);
 }
 
 /* ---- drain ------------------------------------------------------------------ */

@@ -94,6 +94,7 @@ struct fl_hello {
 };
 #define FL_HELLO_FORKED 1u  /* this image is a fork child (memory copied from ppid) */
 #define FL_HELLO_EXECED 2u  /* this image replaced an earlier one of the same pid */
+#define FL_HELLO_RESYNC 4u  /* same image: a fresh snapshot of its mappings follows (after dlopen/dlclose) */
 _Static_assert(sizeof(struct fl_hello) == 48 + FL_PATH_MAX, "fl_hello layout");
 
 /* One mapping of the initial snapshot (a /proc/self/maps line). */

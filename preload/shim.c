@@ -19,13 +19,10 @@
  *   them).  This also means a nested producer never waits for a slot its own
  *   thread reserved, so the "full ring + nested producer" deadlock cannot
  *   happen.
- * - Stacks: glibc backtrace(), i.e. libgcc's DWARF unwinder.  Not libunwind:
- *   libunwind 1.6.2 (Debian 12) makes ~2 rt_sigprocmask calls per frame
- *   (dl_iterate_phdr under a full signal mask, Gfind_proc_info-lsb.c) plus
- *   mincore, and opens a pipe in the target for address validation
- *   (x86_64/Ginit.c) that it later reads/closes by number even if the
- *   target closed and reused those fds.  backtrace() costs no syscall and
- *   no fd once initialized.
+ * - Stacks: glibc backtrace(), i.e. libgcc's DWARF unwinder, not libunwind:
+ *   libunwind keeps a pipe open in the target that it cannot give up (see
+ *   "Why not libunwind" at backtrace_frames()).  backtrace() costs no
+ *   syscall and no fd once initialized.
  * - Fork safety: the unwinder takes locks (libgcc's object_mutex for
  *   registered frames, the loader lock in dl_iterate_phdr on old glibc)
  *   that another thread may hold when fork() copies the
@@ -40,6 +37,10 @@
  *   always published promptly and the consumer never waits on a hole left by
  *   a producer that gave up.  While waiting, the collector's liveness is
  *   checked every 100 ms; if it is gone, recording stops for good.
+ *
+ * - dlopen/dlclose: recorded before the call (stubs.S); what ld.so maps is
+ *   invisible to the hooks, so the next hooked call sends a RESYNC hello and
+ *   a fresh maps snapshot first (resync()).
  *
  * Not seen: calls made inside libc itself (malloc's internal __mmap, ld.so),
  * raw syscalls, static binaries.  Children made by raw clone() or _Fork()
@@ -78,6 +79,9 @@
 #define TLS __attribute__((tls_model("initial-exec"))) __thread
 
 enum { ST_UNINIT, ST_INIT, ST_ON, ST_OFF };
+/* maps_state: CLEAN, DIRTY (a dlopen/dlclose ran: ld.so mapped or unmapped
+ * behind our back), RESYNC (one thread is sending the snapshot). */
+enum { MAPS_CLEAN, MAPS_DIRTY, MAPS_RESYNC };
 
 /* Frames inside the shim above the hook's caller: record, hook, stub, slack. */
 #define FRAME_SLACK 16
@@ -97,6 +101,7 @@ static char chan_path[256];            /* copy of $FAULTLINE_CHANNEL */
 
 static unsigned unwinders;             /* threads inside backtrace() (atomic) */
 static int forking;                    /* a fork waits for or runs with the gate closed */
+static int maps_state;                 /* MAPS_* (atomic): is a resync snapshot owed? */
 
 static TLS int busy;                   /* >0: this thread is inside the shim */
 static TLS __u32 tls_tid;
@@ -259,6 +264,38 @@ static void note(const char *text)
 
 /* ---- stacks ------------------------------------------------------------- */
 
+/*
+ * Why not libunwind (the design's unwinder): re-measured with libunwind 1.6.2
+ * (Debian 12) set up as well as it can be: unw_set_caching_policy(
+ * UNW_CACHE_PER_THREAD) at init (the rs-cache then takes no lock, so no
+ * sigprocmask on a hit), unw_backtrace() (tdep_trace and its per-thread
+ * trace cache), warmed up in the constructor.  Target: 10000 loops, 3 call
+ * sites, 26666 mmap/munmap events (strace -f -c):
+ *   - steady state: 0 extra syscalls per event, like backtrace();
+ *   - each new return address still costs ~2 rt_sigprocmask (dwarf_find_
+ *     proc_info runs dl_iterate_phdr under a full signal mask; 168 for the
+ *     first 4 stacks here, 40 of them at init), plus mincore + read + write
+ *     on the validation pipe whenever a frame needs validation;
+ *   - fds: NOT neutral.  tdep_init (run by unw_set_caching_policy, or the
+ *     first unwind) calls tdep_init_mem_validate -> open_pipe: a
+ *     pipe2(O_CLOEXEC|O_NONBLOCK) kept in a static mem_validate_pipe[2].
+ *     The target's first open() then returns 5 instead of 3.
+ *   - the pipe cannot be closed: mincore_validate and msync_validate both
+ *     end in write_validate(), which read()s mem_validate_pipe[0] and
+ *     write()s mem_validate_pipe[1] by number on every validation, and
+ *     validation switches on whenever a step falls back from DWARF to the
+ *     frame chain (x86_64/Gstep.c sets c->validate: any frame without CFI:
+ *     JIT code, asm, code built -fno-asynchronous-unwind-tables).  Closing
+ *     the (fstat-verified) pipe after init and then unwinding through such a
+ *     frame, the target's fd 3 (a file it had just written "hello" to)
+ *     lost 5 bytes to libunwind's read() and its fd 4 got 5 bytes of stack
+ *     written into it; had read() failed, open_pipe() would have closed the
+ *     target's fds 3 and 4 instead.  No API selects validation without the
+ *     pipe (UNW_X86_64_FORCE_MEM_VALIDATE picks mincore or msync only).
+ * So libunwind would need a patched or newer build to follow the rules
+ * ("no fd the program can trip over"); tests/preload `fds` checks that.
+ */
+
 /* Fill frames[] with the stack above the shim, innermost first. */
 static unsigned backtrace_frames(__u64 *frames)
 {
@@ -387,6 +424,7 @@ static int parse_line(const char *p, const char *end, struct fl_mapping *m)
 	memset(m, 0, sizeof(*m));
 	m->h.type = FL_R_MAPPING;
 	m->h.size = sizeof(*m);
+	m->pid = self_pid;
 	p = hex(p, end, &m->start);
 	if (p >= end || *p++ != '-')
 		return -1;
@@ -434,22 +472,28 @@ static __u32 walk_maps(const char *buf, size_t len, uintptr_t skip_lo, uintptr_t
 		if (parse_line(p, eol, &m) == 0) {
 			__u64 s = m.start, e = m.end;
 			if (e <= skip_lo || s >= skip_hi) {
-				n++;
-				if (send)
+				if (send) {
+					m.index = n;
 					emit(&m, sizeof(m));
+				}
+				n++;
 			} else {
 				if (s < skip_lo) {
-					n++;
 					m.end = skip_lo;
-					if (send)
+					if (send) {
+						m.index = n;
 						emit(&m, sizeof(m));
+					}
+					n++;
 				}
 				if (e > skip_hi) {
-					n++;
 					m.start = skip_hi;
 					m.end = e;
-					if (send)
+					if (send) {
+						m.index = n;
 						emit(&m, sizeof(m));
+					}
+					n++;
 				}
 			}
 		}
@@ -582,6 +626,56 @@ fail:
 	return -1;
 }
 
+/* ---- resync after dlopen/dlclose ---------------------------------------- */
+
+/* ld.so maps and unmaps with its own internal syscalls, which no hook sees;
+ * so dlopen/dlclose only mark the maps dirty, and the next hooked call of any
+ * thread first sends HELLO(FL_HELLO_RESYNC) and a fresh snapshot.  Exactly
+ * one thread sends it (DIRTY -> RESYNC by CAS); the others wait until it is
+ * out, so a call they make afterwards is both missing from the snapshot and
+ * recorded after it.  A call already past recording() when the dlopen ran
+ * can still land on either side of the snapshot (BPF mode orders those). */
+static void resync(void)
+{
+	__u64 start = 0;
+	int s;
+
+	while ((s = __atomic_load_n(&maps_state, __ATOMIC_ACQUIRE)) != MAPS_CLEAN) {
+		if (s == MAPS_DIRTY) {
+			if (!__atomic_compare_exchange_n(&maps_state, &s, MAPS_RESYNC, 0,
+							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				continue;
+			busy++;
+			hello(FL_HELLO_RESYNC, 0);
+			busy--;
+			/* A dlopen meanwhile left DIRTY: the next call sends again. */
+			s = MAPS_RESYNC;
+			__atomic_compare_exchange_n(&maps_state, &s, MAPS_CLEAN, 0,
+						    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+			return;
+		}
+		/* Another thread is sending it.  Bounded: a sender that
+		 * longjmp'd out of a signal handler never finishes; take over. */
+		__u64 t = now_ns();
+		if (!start) {
+			start = t;
+		} else if (t - start > 500000000u) {
+			__atomic_compare_exchange_n(&maps_state, &s, MAPS_DIRTY, 0,
+						    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+			start = 0;
+			continue;
+		}
+		short_sleep();
+	}
+}
+
+/* dlopen/dlclose are about to change the mappings where no hook sees it. */
+static void maps_changed(void)
+{
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ON)
+		__atomic_store_n(&maps_state, MAPS_DIRTY, __ATOMIC_RELEASE);
+}
+
 /* Where our own code lives, to drop the shim's frames from stacks. */
 static void find_text(void)
 {
@@ -661,13 +755,20 @@ __attribute__((constructor)) static void ctor(void)
 }
 
 /* Should this call be recorded?  Initializes lazily (a hook can run before
- * our constructor, from another library's constructor). */
+ * our constructor, from another library's constructor).  Called before the
+ * real call, so a resync snapshot owed after dlopen/dlclose goes out first
+ * and never contains the call the record that follows describes. */
 static inline int recording(void)
 {
 	int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
 
-	if (__builtin_expect(s == ST_ON, 1))
-		return !busy;
+	if (__builtin_expect(s == ST_ON, 1)) {
+		if (busy)
+			return 0;
+		if (__builtin_expect(__atomic_load_n(&maps_state, __ATOMIC_RELAXED) != MAPS_CLEAN, 0))
+			resync();
+		return 1;
+	}
 	if (s == ST_UNINIT && !busy)
 		init();
 	return __atomic_load_n(&state, __ATOMIC_ACQUIRE) == ST_ON && !busy;
@@ -854,6 +955,9 @@ static void fork_child(__u64 parent_seq, int gated)
 	__atomic_store_n(&seq_ctr, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&unwinders, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&forking, 0, __ATOMIC_RELAXED);
+	/* The child's HELLO below carries a full snapshot; a RESYNC a parent
+	 * thread was sending at fork would never finish here. */
+	__atomic_store_n(&maps_state, MAPS_CLEAN, __ATOMIC_RELAXED);
 	if (slots)
 		syscall(SYS_munmap, slots, FL_CHAN_RING_BYTES);
 	slots = NULL;
@@ -944,7 +1048,8 @@ static int dlclose_fail(void *h)
 }
 
 /* dlopen pre-hook: record FL_K_DLOPEN (a0 = mode, the file name after the
- * frames) before the call.  Returns the real dlopen for the stub. */
+ * frames) before the call and mark the maps dirty (a resync follows at the
+ * next hooked call).  Returns the real dlopen for the stub. */
 void *fl_shim_dlopen_pre(const char *file, int mode)
 {
 	int e = errno;
@@ -953,12 +1058,13 @@ void *fl_shim_dlopen_pre(const char *file, int mode)
 	if (recording())
 		record(FL_K_DLOPEN, -1, 0, (__u64)(__s64)mode, U(file), 0, 0, 0, 0,
 		       file ? file : "");
+	maps_changed();
 	errno = e;
 	return real.dlopen ? (void *)real.dlopen : (void *)dlopen_fail;
 }
 
-/* dlclose pre-hook: record FL_K_DLCLOSE (a0 = handle) before the call.
- * Returns the real dlclose for the stub. */
+/* dlclose pre-hook: record FL_K_DLCLOSE (a0 = handle) before the call and
+ * mark the maps dirty.  Returns the real dlclose for the stub. */
 void *fl_shim_dlclose_pre(void *handle)
 {
 	int e = errno;
@@ -966,6 +1072,7 @@ void *fl_shim_dlclose_pre(void *handle)
 	NEED(dlclose);
 	if (recording())
 		record(FL_K_DLCLOSE, -1, 0, U(handle), 0, 0, 0, 0, 0, NULL);
+	maps_changed();
 	errno = e;
 	return real.dlclose ? (void *)real.dlclose : (void *)dlclose_fail;
 }

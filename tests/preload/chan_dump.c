@@ -46,17 +46,19 @@ static void print_rec(void *ctx, const struct fl_rec *r)
 	switch (r->type) {
 	case FL_R_HELLO: {
 		const struct fl_hello *h = (const void *)r;
-		fprintf(out, "hello pid=%u ppid=%u ring=%d flags=%s%s%s abi=%u depth=%u nmappings=%u parent_seq=%llu exe=%s\n",
+		fprintf(out, "hello pid=%u ppid=%u ring=%d flags=%s%s%s%s abi=%u depth=%u nmappings=%u parent_seq=%llu time=%llu exe=%s\n",
 			h->pid, h->ppid, fl_channel_current_ring(chan),
 			h->flags ? "" : "none", h->flags & FL_HELLO_FORKED ? "forked" : "",
 			h->flags & FL_HELLO_EXECED ? "execed" : "",
-			h->abi, h->depth, h->nmappings, (unsigned long long)h->parent_seq, h->exe);
+			h->flags & FL_HELLO_RESYNC ? "resync" : "",
+			h->abi, h->depth, h->nmappings, (unsigned long long)h->parent_seq,
+			(unsigned long long)h->time_ns, h->exe);
 		break;
 	}
 	case FL_R_MAPPING: {
 		const struct fl_mapping *m = (const void *)r;
-		fprintf(out, "mapping pid=%u start=0x%llx end=0x%llx prot=%c%c%c flags=%u off=0x%llx dev=%x:%x inode=%llu path=%s\n",
-			fl_channel_current_pid(chan), (unsigned long long)m->start,
+		fprintf(out, "mapping pid=%u index=%u ring_pid=%u start=0x%llx end=0x%llx prot=%c%c%c flags=%u off=0x%llx dev=%x:%x inode=%llu path=%s\n",
+			m->pid, m->index, fl_channel_current_pid(chan), (unsigned long long)m->start,
 			(unsigned long long)m->end, m->prot & 1 ? 'r' : '-', m->prot & 2 ? 'w' : '-',
 			m->prot & 4 ? 'x' : '-', m->flags, (unsigned long long)m->offset,
 			m->dev_major, m->dev_minor, (unsigned long long)m->inode, m->path);

@@ -103,16 +103,32 @@ def root_pid(recs):
     return num(h[0]['pid'])
 
 
-def check_mappings(recs):
-    """Each hello is followed (in its ring) by exactly nmappings mappings."""
-    per_pid = collections.Counter()
-    want = collections.Counter()
+def snapshots(recs, pid):
+    """pid's hellos in ring order, each as (hello, [its mappings])."""
+    out = []
     for r in recs:
-        if r['type'] == 'hello':
-            want[r['pid']] += num(r['nmappings'])
-        elif r['type'] == 'mapping':
-            per_pid[r['pid']] += 1
-    check(per_pid == want, 'mapping records match nmappings: %s vs %s' % (per_pid, want))
+        if r['type'] == 'hello' and num(r['pid']) == pid:
+            out.append((r, []))
+        elif r['type'] == 'mapping' and num(r['ring_pid']) == pid:
+            check(out, 'mapping before any hello: %s' % r)
+            out[-1][1].append(r)
+    return out
+
+
+def check_mappings(recs):
+    """Each hello is followed (in its ring) by exactly nmappings mappings,
+    which carry the hello's pid and index 0 .. nmappings-1."""
+    pids = {num(r['pid']) for r in hellos(recs)}
+    check({num(r['ring_pid']) for r in recs if r['type'] == 'mapping'} <= pids,
+          'mappings only in rings that said hello')
+    for pid in pids:
+        for h, maps in snapshots(recs, pid):
+            n = num(h['nmappings'])
+            check(n > 0 and len(maps) == n, 'pid %d: %d mappings, hello says %d' % (pid, len(maps), n))
+            check([num(m['pid']) for m in maps] == [pid] * n, 'pid %d: mapping pid fields' % pid)
+            check([num(m['index']) for m in maps] == list(range(n)), 'pid %d: mapping indexes' % pid)
+            starts = [num(m['start']) for m in maps]
+            check(starts == sorted(starts), 'pid %d: mappings in address order' % pid)
 
 
 # ---- tests ------------------------------------------------------------------
@@ -296,6 +312,69 @@ def t_dlopen():
     check(num(dl[0]['a0']) == 2, 'mode RTLD_NOW')
     check(len(calls(recs, pid, 'dlclose')) == 1, 'dlclose record')
     check(int(dl[0]['nframes']) >= 1, 'dlopen has a stack')
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def t_resync():
+    """A dlopen/dlclose is followed, before the next hooked call, by a RESYNC
+    hello and a full snapshot (ld.so's own mappings are invisible to hooks)."""
+    exe = target('pre_dlopen')
+    p, recs = run_dump([exe], env={'LD_LIBRARY_PATH': ''})
+    check(p.returncode == 0 and p.stdout == 'answer=42\ndlclose=0\n', 'target ran: %r' % p.stdout)
+    pid = root_pid(recs)
+    mine = [r for r in recs if r['type'] in ('hello', 'call') and num(r['pid']) == pid]
+    seq = [(r['type'], r.get('flags') or r.get('kind'), r.get('a1')) for r in mine]
+    want = [('hello', 'none', None),
+            ('call', 'dlopen', None), ('hello', 'resync', None),
+            ('call', 'mmap', '0xd000'), ('call', 'munmap', '0xd000'),
+            ('call', 'dlclose', None), ('hello', 'resync', None),
+            ('call', 'mmap', '0xe000'), ('call', 'munmap', '0xe000')]
+    check([(t, k, a if t == 'call' and k in ('mmap', 'munmap') else None) for t, k, a in seq] == want,
+          'record order:\n%s\nwant\n%s' % (seq, want))
+    snaps = snapshots(recs, pid)
+    check(len(snaps) == 3, 'three snapshots')
+    start, opened, closed = snaps
+    for h in (opened[0], closed[0]):
+        check(h['exe'] == start[0]['exe'] and h['ppid'] == start[0]['ppid'] and
+              h['abi'] == start[0]['abi'] and num(h['parent_seq']) == 0, 'resync hello %s' % h)
+    check(num(start[0]['time']) < num(opened[0]['time']) < num(closed[0]['time']), 'hello times')
+    lib = os.path.join(os.path.realpath(TDIR), 'libpre_dlib.so')
+
+    def has_lib(maps):
+        return [m for m in maps if m.get('path') == lib]
+    check(not has_lib(start[1]), 'library not mapped at start')
+    check(len(has_lib(opened[1])) >= 2 and any(m['prot'] == 'r-x' for m in has_lib(opened[1])),
+          'library mapped after dlopen: %s' % [m.get('path') for m in opened[1]])
+    check(not has_lib(closed[1]), 'library gone after dlclose')
+    # The mmap that follows the snapshot is not in it.
+    mm = calls(recs, pid, 'mmap', 0xd000)[0]
+    addr = num(mm['result'])
+    check(not [m for m in opened[1] if num(m['start']) <= addr < num(m['end']) and
+               num(m['end']) - num(m['start']) == 0xd000], 'snapshot taken before the mmap')
+    check_mappings(recs)
+    no_loss(recs)
+
+
+def t_resync_mt():
+    """Threads keep mapping while main dlopens/dlcloses K times: exactly one
+    resync snapshot per dlopen/dlclose, each complete, every call kept."""
+    n, k = 4, 25
+    p, recs = run_dump([target('pre_dlthreads'), str(n), str(k)], env={'LD_LIBRARY_PATH': ''})
+    check(p.returncode == 0 and p.stdout.startswith('maps='), 'target ran: %r' % p.stdout)
+    pid = root_pid(recs)
+    maps = int(p.stdout.split('=')[1])
+    got = len(calls(recs, pid, 'mmap', 0x5000))
+    check(got == maps and len(calls(recs, pid, 'munmap', 0x5000)) == maps,
+          'worker calls: %d recorded, %d made' % (got, maps))
+    check(len(calls(recs, pid, 'dlopen')) == k and len(calls(recs, pid, 'dlclose')) == k,
+          'dl calls')
+    order = [r['kind'] if r['type'] == 'call' else r['flags'] for r in recs
+             if (r['type'] == 'call' and r['kind'] in ('dlopen', 'dlclose') or
+                 r['type'] == 'hello') and num(r['pid']) == pid]
+    check(order == ['none'] + ['dlopen', 'resync', 'dlclose', 'resync'] * k,
+          'each dl call followed by exactly one resync: %s' % order)
+    check_mappings(recs)
     no_loss(recs)
 
 
@@ -362,6 +441,20 @@ def t_ringfull():
     check(l['dropped'] > 0 and got + l['dropped'] == 2 * n,
           'delivered %d + dropped %d == %d' % (got, l['dropped'], 2 * n))
     check(l['unpublished'] == 0, 'no holes')
+
+
+def t_fds():
+    """The shim keeps no fd in the target: after 3000 recorded calls from
+    three call sites (every stack unwound), /proc/self/fd is the same."""
+    n = 3000
+    plain = run_plain([target('pre_fds'), str(n)])
+    p, recs = run_dump([target('pre_fds'), str(n)])
+    check(plain.returncode == 0 and p.returncode == 0, 'target ran')
+    check(p.stdout == plain.stdout, 'fd set differs:\n%s\nvs plain\n%s' % (p.stdout, plain.stdout))
+    pid = root_pid(recs)
+    mm = calls(recs, pid, 'mmap', 0x3000)
+    check(len(mm) == n + n // 3 and all(num(r['nframes']) > 0 for r in mm), 'calls with stacks')
+    no_loss(recs)
 
 
 def t_nochannel():
