@@ -758,6 +758,29 @@ static __always_inline void vma_changed(void)
 		__sync_fetch_and_add(&p->vma_gen, 1);
 }
 
+/*
+ * The file behind fd in the current task (inode and device), for a file
+ * mmap: the fd may be closed before the collector could resolve it.
+ * Walks task->files->fdt->fd[fd] as fget() would, without the reference.
+ */
+static __always_inline void file_identity(int fd, __u64 *inode, __u32 *dev)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file *f = NULL;
+	struct file **fds;
+
+	*inode = 0;
+	*dev = 0;
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return;
+	*inode = BPF_CORE_READ(f, f_inode, i_ino);
+	*dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -792,6 +815,10 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	th->sc_args[4] = n > 4 ? regs->r8 : 0;
 	th->sc_args[5] = n > 5 ? regs->r9 : 0;
 	th->sc_nr = id + 1;
+	th->sc_inode = 0;
+	th->sc_dev = 0;
+	if (kind == FL_K_MMAP && !(th->sc_args[3] & 0x20 /* MAP_ANONYMOUS */))
+		file_identity((int)th->sc_args[4], &th->sc_inode, &th->sc_dev);
 	return 0;
 }
 
@@ -846,6 +873,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	r->call.args[4] = th->sc_args[4];
 	r->call.args[5] = th->sc_args[5];
 	r->call.result = ret;
+	r->call.inode = th->sc_inode;
+	r->call.dev = th->sc_dev;
+	r->call.pad = 0;
 	if (kind == FL_K_SHMAT && !r->call.err) {
 		/* a[3]: size of the attached segment, from the VMA at the result. */
 		__u64 size = 0;

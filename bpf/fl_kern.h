@@ -49,6 +49,9 @@ struct fl_thread {
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
 	__u32 seen_ok;        /* seen_min/seen_maj are valid */
 	__u64 sc_args[6];
+	__u64 sc_inode;       /* mmap of a file: the file's inode and device, from the fd at entry */
+	__u32 sc_dev;
+	__u32 sc_pad;
 	__u64 v_start;        /* the VMA this thread faulted in last (v_end 0: none) */
 	__u64 v_end;
 	__u64 v_flags;

@@ -18,21 +18,36 @@
 
 #define PAGE_UP(x) (((x) + 4095) & ~(__u64)4095)
 
-/* A BPF syscall waiting for its shim twin (which carries the stack), or the reverse. */
+/*
+ * BPF mode: a syscall waiting for its shim twin (which carries the stack),
+ * or a shim call waiting for its syscall.  A shim call's frames stay raw
+ * until it is matched or settled, so they are resolved against the address
+ * space as it was at that call (after an exec the shim's first calls can be
+ * read before the kernel's exec record).
+ */
 struct pending {
-	__u32 kind;             /* the syscall kind (shim sbrk -> brk) */
+	__u32 kind;             /* the syscall kind (shim sbrk -> brk); shim-only kinds never match */
 	__u64 key;              /* what must agree: see match_key() */
 	__u64 time_ns;
 	__s64 event_id;         /* BPF side: the event row */
-	__s64 stack_id;         /* shim side: its stack */
 	struct fl_call call;    /* shim side: the call, stored as 'shim' if never matched */
 	const char *path;
+	__u64 *frames;          /* shim side: return addresses (malloc'd) */
+	unsigned nframes;
 };
 
-#define PENDING_MAX 32
+/*
+ * A thread's waiting calls, oldest first.  The BPF side can run far ahead
+ * of the shim's (the collector may read a burst of kernel records before
+ * the channel), so the queues grow, up to PENDING_MAX.
+ */
+#define PENDING_MAX 65536
+struct queue {
+	struct pending *a;
+	unsigned n, cap;
+};
 struct tidq {
-	struct pending bpf[PENDING_MAX], shim[PENDING_MAX];
-	unsigned nbpf, nshim;
+	struct queue bpf, shim;
 };
 
 struct proc {
@@ -49,6 +64,21 @@ struct proc {
 	struct fl_hmap tids;    /* tid -> struct tidq * (BPF mode) */
 };
 
+/*
+ * Fault counts are held until fl_ingest_attribute_faults(): the VMA a count
+ * belongs to may have been made by a syscall whose record was still in the
+ * ring buffer when the counts were read.
+ */
+struct held_fault {
+	struct fl_fault_key k;
+	struct fl_fault_counts c;
+};
+
+struct held_site {
+	struct fl_site_key k;
+	__u64 count;
+};
+
 struct fl_ingest {
 	struct fl_store *store;
 	bool bpf_mode;
@@ -57,6 +87,11 @@ struct fl_ingest {
 	size_t nall, capall;
 	unsigned alive;
 	struct fl_stacks *stacks;
+	__u64 unattributed;     /* faults counted in a range no VMA of the model held */
+	struct held_fault *faults;  /* read from BPF, not yet attributed */
+	size_t nfaults, capfaults;
+	struct held_site *sites;
+	size_t nsites, capsites;
 	pid_t watch[64];        /* new processes whose exit the loop must watch */
 	unsigned nwatch;
 };
@@ -84,8 +119,14 @@ static void free_proc(struct proc *p)
 {
 	fl_model_free(&p->model);
 	free(p->snap);
-	for (size_t i = 0; i < p->tids.cap; i++)
-		free((void *)p->tids.vals[i]);
+	for (size_t i = 0; i < p->tids.cap; i++) {
+		struct tidq *q = (struct tidq *)p->tids.vals[i];
+		if (!q)
+			continue;
+		free(q->bpf.a);
+		free(q->shim.a);
+		free(q);
+	}
 	fl_hmap_free(&p->tids);
 	free(p);
 }
@@ -99,6 +140,8 @@ void fl_ingest_free(struct fl_ingest *g)
 	free(g->all);
 	fl_hmap_free(&g->by_pid);
 	fl_stacks_free(g->stacks);
+	free(g->faults);
+	free(g->sites);
 	free(g);
 }
 
@@ -107,12 +150,14 @@ static struct proc *find(struct fl_ingest *g, __u32 pid)
 	return (struct proc *)fl_hmap_get(&g->by_pid, pid);
 }
 
-/* A new process row; the previous process of that pid (if any) is forgotten. */
+/* A new process row; a previous process of that pid is over (its pid was reused). */
 static struct proc *add_proc(struct fl_ingest *g, __u32 pid, __u32 ppid, const char *exe, __u64 t)
 {
-	struct proc *p = calloc(1, sizeof(*p)), *parent = find(g, ppid);
+	struct proc *p = calloc(1, sizeof(*p)), *parent = find(g, ppid), *old = find(g, pid);
 	if (!p)
 		return NULL;
+	if (old && !old->ended)
+		fl_ingest_exit(g, (pid_t)pid, t, -1, -1);
 	if (g->nall == g->capall) {
 		size_t cap = g->capall ? g->capall * 2 : 64;
 		struct proc **a = realloc(g->all, cap * sizeof(*a));
@@ -152,6 +197,30 @@ unsigned fl_ingest_alive(const struct fl_ingest *g)
 	return g->alive;
 }
 
+static struct fl_change change(struct fl_ingest *g, struct proc *p, __u64 t, __s64 event_id, const char *how)
+{
+	return (struct fl_change){ .store = g->store, .proc_id = p->id, .pid = p->pid, .time_ns = t,
+				   .event_id = event_id, .how = how };
+}
+
+/*
+ * Reconcile p's model with /proc/PID/maps, rows stamped with the time they
+ * were seen.  In shim mode this is how mappings the shim cannot see (glibc
+ * malloc's internal mmap and brk, ld.so loading a library, raw syscalls)
+ * get in, only when the channel is drained so the calls the shim did see
+ * are in the model first.
+ */
+static void resync_from_proc(struct fl_ingest *g, struct proc *p, __u64 now_ns, const char *how)
+{
+	struct fl_vma *snap;
+	size_t n;
+	if (fl_procfs_maps((pid_t)p->pid, &snap, &n))
+		return;
+	struct fl_change ch = change(g, p, now_ns, 0, how);
+	fl_model_resync(&p->model, &ch, snap, n);
+	free(snap);
+}
+
 void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const *argv, __u64 time_ns)
 {
 	struct proc *p = add_proc(g, (__u32)pid, (__u32)getpid(), exe, time_ns);
@@ -159,13 +228,10 @@ void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const
 		return;
 	g->nwatch--; /* the loop watches the root itself (waitpid) */
 	fl_store_process_exe(g->store, p->id, exe, argv);
+	if (g->bpf_mode)
+		resync_from_proc(g, p, time_ns, "snapshot"); /* faults before its exec belong here */
 }
 
-static struct fl_change change(struct fl_ingest *g, struct proc *p, __u64 t, __s64 event_id, const char *how)
-{
-	return (struct fl_change){ .store = g->store, .proc_id = p->id, .pid = p->pid, .time_ns = t,
-				   .event_id = event_id, .how = how };
-}
 
 /* ---- applying calls to the model ------------------------------------------------ */
 
@@ -228,10 +294,12 @@ static void apply_call(struct proc *p, const struct fl_change *ch, const struct 
 				    .flags = (__u32)a[3], .path = path };
 		if (!(v.flags & MAP_ANONYMOUS)) {
 			v.offset = a[5];
+			v.inode = c->inode;
 			if (!v.path)
-				v.path = fl_procfs_mapped_path((pid_t)p->pid, v.start, v.end, (int)a[4]);
+				v.path = fl_procfs_mapped_path((pid_t)p->pid, v.start, v.end, (int)a[4], c->dev,
+							       c->inode);
 		}
-		v.kind = fl_model_kind(v.path, v.flags);
+		v.kind = v.path || (v.flags & MAP_ANONYMOUS) ? fl_model_kind(v.path, v.flags) : "file";
 		fl_model_map(&p->model, ch, &v);
 		break;
 	}
@@ -367,19 +435,31 @@ static __u32 syscall_kind(__u32 kind)
 	return kind == FL_K_SBRK ? FL_K_BRK : kind;
 }
 
-/* What a BPF syscall and its shim twin agree on. */
+/*
+ * What a BPF syscall and its shim twin agree on: the arguments libc passes
+ * through unchanged, and the outcome.  (Not mremap's new_address: glibc
+ * reads it only with MREMAP_FIXED, so the register may hold anything.)
+ */
 static __u64 match_key(const struct fl_call *c)
 {
-	switch (c->kind) {
-	case FL_K_MMAP:
-	case FL_K_MREMAP:
-	case FL_K_SHMAT:
-		return c->err ? (__u64)-c->err : (__u64)c->result;
-	case FL_K_SBRK:
-		return (__u64)c->result + c->args[0];    /* the break asked for, brk's argument */
-	default:
-		return c->args[0];
+	static const unsigned nargs[FL_K_COUNT] = {
+		[FL_K_MMAP] = 6, [FL_K_MUNMAP] = 2, [FL_K_MPROTECT] = 3, [FL_K_PKEY_MPROTECT] = 4,
+		[FL_K_MREMAP] = 4, [FL_K_BRK] = 1, [FL_K_MADVISE] = 3, [FL_K_SHMAT] = 3, [FL_K_SHMDT] = 1,
+	};
+	__u64 a[6], outcome = c->err ? (__u64)-c->err : (__u64)c->result;
+	unsigned kind = syscall_kind(c->kind), n = kind < FL_K_COUNT ? nargs[kind] : 0;
+	memcpy(a, c->args, sizeof(a));
+	if (c->kind == FL_K_SBRK) {
+		/* sbrk(incr) is brk(old + incr); both report the break asked for */
+		a[0] = (__u64)c->result + c->args[0];
+		outcome = a[0];
+	} else if (kind == FL_K_BRK) {
+		outcome = a[0]; /* libc's brk returns 0, the syscall the new break */
 	}
+	__u64 h = fl_hash64(kind ^ (outcome << 8));
+	for (unsigned i = 0; i < n; i++)
+		h = fl_hash64(h ^ a[i]);
+	return h;
 }
 
 static struct tidq *tid_queue(struct proc *p, __u32 tid)
@@ -390,34 +470,107 @@ static struct tidq *tid_queue(struct proc *p, __u32 tid)
 	return q;
 }
 
-static void drop_front(struct pending *a, unsigned *n)
+/* Remove the first k entries of q. */
+static void drop_front(struct queue *q, unsigned k)
 {
-	memmove(a, a + 1, (--*n) * sizeof(*a));
+	memmove(q->a, q->a + k, (q->n - k) * sizeof(*q->a));
+	q->n -= k;
 }
 
-/* Store a shim call that no syscall matched (it never reached the kernel, or BPF missed it). */
-static void store_unmatched_shim(struct fl_ingest *g, struct proc *p, const struct pending *s)
+/* Append e; at PENDING_MAX the oldest entry gives way (returned in *old, else old->kind = 0). */
+static void push(struct queue *q, const struct pending *e, struct pending *old)
 {
-	fl_store_event(g->store, p->id, &s->call, "shim", s->path, s->stack_id);
+	old->kind = FL_K_NONE;
+	if (q->n == q->cap && q->cap < PENDING_MAX) {
+		unsigned cap = q->cap ? q->cap * 2 : 16;
+		struct pending *a = realloc(q->a, cap * sizeof(*a));
+		if (a) {
+			q->a = a;
+			q->cap = cap;
+		}
+	}
+	if (q->n == q->cap) {
+		if (!q->n)
+			return;
+		*old = q->a[0];
+		drop_front(q, 1);
+	}
+	q->a[q->n++] = *e;
+}
+
+/* The stack of a waiting shim call, resolved in p's address space as it is now; frees the frames. */
+static __s64 settle_stack(struct fl_ingest *g, struct proc *p, struct pending *s)
+{
+	__s64 stack = fl_stacks_intern(g->stacks, &p->model, s->frames, s->nframes);
+	free(s->frames);
+	s->frames = NULL;
+	return stack;
+}
+
+/* Store a shim call no syscall matched: a libc-only call (fork, dlopen), or one that failed in libc. */
+static void store_shim_only(struct fl_ingest *g, struct proc *p, struct pending *s)
+{
+	__s64 stack = settle_stack(g, p, s);
+	fl_store_event(g->store, p->id, &s->call, "shim", s->path, stack);
 }
 
 /*
- * Pair a syscall with its stack: the oldest waiting entry of the other side
- * with the same kind and key.  Older entries of the other side that were
- * skipped stay (calls of one thread are in order on both sides, but the
- * shim does not see every syscall and the kernel does not see every libc call).
+ * Pair a call with its twin: the oldest waiting entry of the other side with
+ * the same kind and key.  One thread's calls are in order on both sides, so
+ * the entries before the twin can have no twin any more: the shim does not
+ * see glibc's internal syscalls, nor the kernel libc calls that fail early.
+ * Those before it are returned to the caller by count in *skipped.
  */
-static int take_match(struct pending *a, unsigned *n, __u32 kind, __u64 key, struct pending *out)
+static int take_match(struct queue *q, __u32 kind, __u64 key, struct pending *out, unsigned *skipped)
 {
-	for (unsigned i = 0; i < *n; i++) {
-		if (a[i].kind == kind && a[i].key == key) {
-			*out = a[i];
-			memmove(&a[i], &a[i + 1], (*n - i - 1) * sizeof(*a));
-			(*n)--;
+	for (unsigned i = 0; i < q->n; i++) {
+		if (q->a[i].kind == kind && q->a[i].key == key) {
+			*out = q->a[i];
+			*skipped = i;
+			memmove(&q->a[i], &q->a[i + 1], (q->n - i - 1) * sizeof(*q->a));
+			q->n--;
 			return 1;
 		}
 	}
 	return 0;
+}
+
+/*
+ * A syscall of this thread returned at time t: shim calls older than t that
+ * are still waiting will get no twin (the kernel's exit time precedes the
+ * shim's timestamp, and one thread's calls are ordered), so store them.
+ */
+static void settle_older(struct fl_ingest *g, struct proc *p, struct queue *shim, __u64 t)
+{
+	unsigned k = 0;
+	while (k < shim->n && shim->a[k].time_ns < t)
+		store_shim_only(g, p, &shim->a[k++]);
+	drop_front(shim, k);
+}
+
+/* BPF mode: a shim call meets its syscall, or waits for it. */
+static void match_shim_call(struct fl_ingest *g, struct proc *p, const struct fl_call_rec *r, const char *path)
+{
+	const struct fl_call *c = &r->call;
+	struct tidq *q = tid_queue(p, c->tid);
+	if (!q)
+		return;
+	struct pending s = { .kind = syscall_kind(c->kind), .key = match_key(c), .time_ns = c->time_ns,
+			     .call = *c, .path = path, .nframes = r->h.nframes }, b;
+	unsigned skipped;
+	if (take_match(&q->bpf, s.kind, s.key, &b, &skipped)) {
+		drop_front(&q->bpf, skipped); /* syscalls the shim never saw: they keep no stack */
+		fl_store_event_stack(g->store, b.event_id, fl_stacks_intern(g->stacks, &p->model, r->frames,
+									     r->h.nframes));
+		return;
+	}
+	if (s.nframes && !(s.frames = malloc(s.nframes * sizeof(__u64))))
+		s.nframes = 0;
+	if (s.frames)
+		memcpy(s.frames, r->frames, s.nframes * sizeof(__u64));
+	push(&q->shim, &s, &b);
+	if (b.kind)
+		store_shim_only(g, p, &b);
 }
 
 static void on_shim_call(struct fl_ingest *g, const struct fl_call_rec *r)
@@ -426,33 +579,18 @@ static void on_shim_call(struct fl_ingest *g, const struct fl_call_rec *r)
 	struct proc *p = find(g, c->pid);
 	if (!p)
 		return;
-	__s64 stack = fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes);
 	const char *path = NULL;
 	size_t fixed = sizeof(*r) + r->h.nframes * sizeof(__u64);
 	if (c->kind == FL_K_DLOPEN && r->h.size > fixed)
 		path = fl_strtab_intern((const char *)r + fixed);
-	bool has_syscall = c->kind <= FL_K_MADVISE || c->kind == FL_K_SHMAT || c->kind == FL_K_SHMDT;
-	if (!g->bpf_mode || !has_syscall) {
-		__s64 ev = fl_store_event(g->store, p->id, c, "shim", path, stack);
-		struct fl_change ch = change(g, p, c->time_ns, ev, "call");
-		if (!g->bpf_mode)
-			apply_call(p, &ch, c, path, false);
+	if (g->bpf_mode) {
+		match_shim_call(g, p, r, path);
 		return;
 	}
-	struct tidq *q = tid_queue(p, c->tid);
-	if (!q)
-		return;
-	struct pending s = { .kind = syscall_kind(c->kind), .key = match_key(c), .time_ns = c->time_ns,
-			     .stack_id = stack, .call = *c, .path = path }, b;
-	if (take_match(q->bpf, &q->nbpf, s.kind, s.key, &b)) {
-		fl_store_event_stack(g->store, b.event_id, stack);
-		return;
-	}
-	if (q->nshim == PENDING_MAX) {
-		store_unmatched_shim(g, p, &q->shim[0]);
-		drop_front(q->shim, &q->nshim);
-	}
-	q->shim[q->nshim++] = s;
+	__s64 stack = fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes);
+	__s64 ev = fl_store_event(g->store, p->id, c, "shim", path, stack);
+	struct fl_change ch = change(g, p, c->time_ns, ev, "call");
+	apply_call(p, &ch, c, path, false);
 }
 
 static void on_note(struct fl_ingest *g, const struct fl_note *n)
@@ -501,13 +639,12 @@ void fl_ingest_bpf_call(void *ctx, const struct fl_call *c)
 	if (!q)
 		return;
 	struct pending b = { .kind = c->kind, .key = match_key(c), .time_ns = c->time_ns, .event_id = ev }, s;
-	if (take_match(q->shim, &q->nshim, b.kind, b.key, &s)) {
-		fl_store_event_stack(g->store, ev, s.stack_id);
-		return;
-	}
-	if (q->nbpf == PENDING_MAX)
-		drop_front(q->bpf, &q->nbpf);
-	q->bpf[q->nbpf++] = b;
+	unsigned skipped;
+	if (take_match(&q->shim, b.kind, b.key, &s, &skipped))
+		fl_store_event_stack(g->store, ev, settle_stack(g, p, &s));
+	else
+		push(&q->bpf, &b, &s); /* a syscall dropped unmatched keeps no stack */
+	settle_older(g, p, &q->shim, c->time_ns);
 }
 
 void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
@@ -517,8 +654,10 @@ void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
 	case FL_T_FORK: {
 		if (t->is_thread)
 			break;
-		struct proc *parent = find(g, t->ppid);
-		struct proc *p = add_proc(g, t->pid, t->ppid, parent ? parent->exe : NULL, t->time_ns);
+		struct proc *parent = find(g, t->ppid), *p = find(g, t->pid);
+		/* the child's shim may have said hello before this record was read */
+		if (!p || p->ended || p->ppid != t->ppid)
+			p = add_proc(g, t->pid, t->ppid, parent ? parent->exe : NULL, t->time_ns);
 		if (!p)
 			break;
 		if (parent) {
@@ -547,8 +686,11 @@ void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
 	}
 	case FL_T_EXIT: {
 		struct proc *p = find(g, t->pid);
-		if (p && !p->ended)
-			fl_store_process_faults(g->store, p->id, t->min_flt, t->maj_flt);
+		if (p && !p->ended) {
+			const __u64 before[2] = { t->base_min_flt, t->base_maj_flt };
+			const __u64 gup[2] = { t->gup_min_flt, t->gup_maj_flt };
+			fl_store_process_faults(g->store, p->id, t->min_flt, t->maj_flt, before, gup);
+		}
 		int sig = t->exit_code & 0x7f;
 		fl_ingest_exit(g, (pid_t)t->pid, t->time_ns, sig ? -1 : (t->exit_code >> 8) & 0xff, sig ? sig : -1);
 		break;
@@ -564,28 +706,82 @@ void fl_ingest_bpf_rss(void *ctx, const struct fl_rss *r)
 		fl_store_rss(g->store, p->id, r->time_ns, r->anon, r->file, r->shmem, r->swap, "bpf");
 }
 
+/* Append n bytes at item to a growable array. Returns 0 or -1. */
+static int hold(void **a, size_t *n, size_t *cap, const void *item, size_t size)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		void *p = realloc(*a, c * size);
+		if (!p)
+			return -1;
+		*a = p;
+		*cap = c;
+	}
+	memcpy((char *)*a + (*n)++ * size, item, size);
+	return 0;
+}
+
 void fl_ingest_bpf_faults(void *ctx, const struct fl_fault_key *k, const struct fl_fault_counts *c)
 {
 	struct fl_ingest *g = ctx;
-	struct proc *p = find(g, k->tgid);
-	if (!p)
-		return;
-	/* vm_end 0: BPF could not look the VMA up; vm_start is then the faulting page */
-	__s64 vma = fl_model_attribute(&p->model, k->vm_start, k->vm_end ? k->vm_end : k->vm_start + 1);
-	if (vma)
-		fl_store_fault(g->store, vma, p->id, c->last_ns, c);
+	struct held_fault f = { *k, *c };
+	if (hold((void **)&g->faults, &g->nfaults, &g->capfaults, &f, sizeof(f)))
+		for (int i = 0; i < FL_F_NCLASS; i++)
+			g->unattributed += c->cls[i];
 }
 
 void fl_ingest_bpf_site(void *ctx, const struct fl_site_key *k, __u64 count)
 {
 	struct fl_ingest *g = ctx;
+	struct held_site h = { *k, count };
+	hold((void **)&g->sites, &g->nsites, &g->capsites, &h, sizeof(h));
+}
+
+static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, const struct fl_fault_counts *c)
+{
 	struct proc *p = find(g, k->tgid);
-	if (!p)
+	/* vm_end 0: BPF could not look the VMA up; vm_start is then the faulting page */
+	__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_end ? k->vm_end : k->vm_start + 1,
+					   c->last_ns) : 0;
+	if (vma) {
+		fl_store_fault(g->store, vma, p->id, c->last_ns, c);
 		return;
-	__s64 vma = fl_model_attribute(&p->model, k->vm_start, k->vm_start + 1);
-	__s64 frame = fl_stacks_frame(g->stacks, &p->model, k->ip);
-	if (vma && frame)
-		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, count);
+	}
+	for (int i = 0; i < FL_F_NCLASS; i++)
+		g->unattributed += c->cls[i];
+	if (getenv("FAULTLINE_DEBUG")) {
+		fprintf(stderr, "faultline: unattributed faults pid %u (proc %lld ended %d n %zu) %llx-%llx last %llu\n", k->tgid, p ? (long long)p->id : -1LL, p ? p->ended : -1, p ? p->model.n : 0,
+			(unsigned long long)k->vm_start, (unsigned long long)k->vm_end, (unsigned long long)c->last_ns);
+		for (size_t i = 0; p && i < p->model.n; i++)
+			if (p->model.v[i].end + (1 << 24) > k->vm_start && p->model.v[i].start < k->vm_end + (1 << 24))
+				fprintf(stderr, "   model %llx-%llx %s\n", (unsigned long long)p->model.v[i].start,
+					(unsigned long long)p->model.v[i].end, p->model.v[i].kind);
+	}
+}
+
+/*
+ * Rows that ended more than this before a drain cannot receive its counts
+ * (the previous drain, at most a tick earlier, read everything before it).
+ */
+#define DEAD_KEEP_NS 2000000000ULL
+
+void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 now_ns)
+{
+	for (size_t i = 0; i < g->nfaults; i++)
+		attribute_fault(g, &g->faults[i].k, &g->faults[i].c);
+	for (size_t i = 0; i < g->nsites; i++) {
+		const struct fl_site_key *k = &g->sites[i].k;
+		struct proc *p = find(g, k->tgid);
+		__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_start + 1, (__u64)-1) : 0;
+		__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
+		if (frame)
+			fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame,
+					   g->sites[i].count);
+	}
+	g->nfaults = g->nsites = 0;
+	for (size_t i = 0; i < g->nall; i++)
+		if (now_ns > DEAD_KEEP_NS)
+			fl_model_prune_dead(&g->all[i]->model, now_ns - DEAD_KEEP_NS);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -597,9 +793,9 @@ static void flush_pending(struct fl_ingest *g, struct proc *p)
 		struct tidq *q = (struct tidq *)p->tids.vals[i];
 		if (!q)
 			continue;
-		for (unsigned k = 0; k < q->nshim; k++)
-			store_unmatched_shim(g, p, &q->shim[k]);
-		q->nshim = q->nbpf = 0;
+		for (unsigned k = 0; k < q->shim.n; k++)
+			store_shim_only(g, p, &q->shim.a[k]);
+		q->shim.n = q->bpf.n = 0;
 	}
 }
 
@@ -616,23 +812,6 @@ void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code
 	fl_store_process_end(g->store, p->id, time_ns, exit_code, exit_signal);
 }
 
-/*
- * Shim mode only: mappings the shim cannot see (glibc malloc's internal
- * mmap and brk, ld.so loading a library, raw syscalls) are learned from
- * /proc/PID/maps, stamped with the time they were seen.  Only done when the
- * channel is drained, so the calls the shim did see are in the model first.
- */
-static void resync_from_proc(struct fl_ingest *g, struct proc *p, __u64 now_ns)
-{
-	struct fl_vma *snap;
-	size_t n;
-	if (fl_procfs_maps((pid_t)p->pid, &snap, &n))
-		return;
-	struct fl_change ch = change(g, p, now_ns, 0, "resync");
-	fl_model_resync(&p->model, &ch, snap, n);
-	free(snap);
-}
-
 void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 {
 	if (g->bpf_mode)
@@ -645,14 +824,15 @@ void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 		if (fl_procfs_rss((pid_t)p->pid, &anon, &file, &shmem, &swap) == 0)
 			fl_store_rss(g->store, p->id, now_ns, anon, file, shmem, swap, "proc");
 		if (fl_procfs_faults((pid_t)p->pid, &mn, &mj) == 0)
-			fl_store_process_faults(g->store, p->id, mn, mj);
+			fl_store_process_faults(g->store, p->id, mn, mj, NULL, NULL);
 		if (quiet && p->shim && !p->snap)
-			resync_from_proc(g, p, now_ns);
+			resync_from_proc(g, p, now_ns, "resync");
 	}
 }
 
 void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
+	fl_ingest_attribute_faults(g, end_ns);
 	for (size_t i = 0; i < g->nall; i++) {
 		struct proc *p = g->all[i];
 		if (!p->ended) {
@@ -660,4 +840,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 		}
 	}
 	fl_stacks_finish(g->stacks);
+	if (g->bpf_mode)
+		fl_store_loss(g->store, "fault_unattributed", g->unattributed,
+			      "faults in an address range no recorded VMA covered");
 }

@@ -38,6 +38,12 @@ void fl_ingest_bpf_rss(void *g, const struct fl_rss *r);
 void fl_ingest_bpf_faults(void *g, const struct fl_fault_key *k, const struct fl_fault_counts *c);
 void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
 
+/*
+ * Attribute the fault counts read since the last call to VMAs.  Call it
+ * after consuming the BPF records written up to when the counts were read.
+ */
+void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 now_ns);
+
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 

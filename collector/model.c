@@ -9,6 +9,7 @@
 void fl_model_free(struct fl_model *m)
 {
 	free(m->v);
+	free(m->dead);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -56,24 +57,37 @@ static int splice(struct fl_model *m, size_t i, size_t nremove, const struct fl_
 static void end_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
 {
 	fl_store_vma_end(c->store, v->id, c->time_ns, c->event_id);
-	unsigned k = m->ndead++ % FL_MODEL_DEAD;
-	m->dead[k].start = v->start;
-	m->dead[k].end = v->end;
-	m->dead[k].id = v->id;
+	if (m->ndead == m->capdead) {
+		size_t cap = m->capdead ? m->capdead * 2 : 64;
+		struct fl_dead_vma *d = realloc(m->dead, cap * sizeof(*d));
+		if (!d)
+			return;
+		m->dead = d;
+		m->capdead = cap;
+	}
+	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id };
 }
 
-__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end)
+__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t)
 {
 	size_t i = first_above(m, start);
-	if (i < m->n && m->v[i].start < end)
+	if (i < m->n && m->v[i].start <= start && m->v[i].created_ns <= t)
 		return m->v[i].id;
-	unsigned n = m->ndead < FL_MODEL_DEAD ? m->ndead : FL_MODEL_DEAD;
-	for (unsigned k = 1; k <= n; k++) {
-		const __typeof__(m->dead[0]) *d = &m->dead[(m->ndead - k) % FL_MODEL_DEAD];
-		if (d->start <= start && start < d->end)
+	for (size_t k = m->ndead; k-- > 0;) {
+		const struct fl_dead_vma *d = &m->dead[k];
+		if (d->start <= start && start < d->end && d->created_ns <= t && t <= d->destroyed_ns)
 			return d->id;
 	}
-	return 0;
+	return i < m->n && m->v[i].start < end ? m->v[i].id : 0;
+}
+
+void fl_model_prune_dead(struct fl_model *m, __u64 t)
+{
+	size_t k = 0;
+	while (k < m->ndead && m->dead[k].destroyed_ns < t)
+		k++;
+	memmove(m->dead, m->dead + k, (m->ndead - k) * sizeof(*m->dead));
+	m->ndead -= k;
 }
 
 /* Write a new row for v (whose fields are final) and store its id in v. */
@@ -87,6 +101,7 @@ static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_
 		.how = how,
 	};
 	v->id = fl_store_vma(c->store, &r);
+	v->created_ns = c->time_ns;
 	if (!v->origin_id)
 		v->origin_id = v->id;
 }

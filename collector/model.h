@@ -29,15 +29,21 @@ struct fl_vma {
 	__s64 id;               /* current vma row */
 	__s64 origin_id;        /* row made by the creating call (0 for a template: itself) */
 	__s64 created_by;       /* event that created the memory, 0 = none seen */
+	__u64 created_ns;       /* when the current row started */
 };
 
-#define FL_MODEL_DEAD 64
+/* A row that ended recently, kept for fault counts read after its VMA went. */
+struct fl_dead_vma {
+	__u64 start, end;
+	__u64 created_ns, destroyed_ns;
+	__s64 id;
+};
+
 struct fl_model {
 	struct fl_vma *v;       /* sorted by start, never overlapping */
 	size_t n, cap;
-	/* the latest rows that ended, for counts that arrive after their VMA went */
-	struct { __u64 start, end; __s64 id; } dead[FL_MODEL_DEAD];
-	unsigned ndead;         /* total ever ended; dead[] holds the last FL_MODEL_DEAD */
+	struct fl_dead_vma *dead; /* in the order they ended */
+	size_t ndead, capdead;
 };
 
 /* Who is changing the model, for the rows written. */
@@ -86,12 +92,15 @@ void fl_model_clear(struct fl_model *m, const struct fl_change *c);
 void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n);
 
 /*
- * The row that faults counted for the kernel VMA [start, end) belong to: the
- * live VMA containing start, else one overlapping the range, else the latest
- * ended row containing start (the VMA went before its counts were read).
- * Returns 0 if none.
+ * The row that faults counted for the kernel VMA [start, end), the latest at
+ * time t, belong to: the row that held start at t (a live one, or one that
+ * ended since), else a live one overlapping the range (the kernel merged
+ * it with a neighbour).  Returns 0 if none.
  */
-__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end);
+__s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t);
+
+/* Forget ended rows that ended before t (no count read later can belong to them). */
+void fl_model_prune_dead(struct fl_model *m, __u64 t);
 
 /* The kind of a mapping from its /proc/PID/maps path and flags. */
 const char *fl_model_kind(const char *path, __u32 flags);

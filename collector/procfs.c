@@ -8,8 +8,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hmap.h"
 #include "procfs.h"
 #include "strtab.h"
+
+/* (dev, inode) -> interned path, of every file a maps snapshot showed */
+static struct fl_hmap path_by_file;
+
+static __u64 file_key(__u32 dev, __u64 inode)
+{
+	return fl_hash64(inode ^ ((__u64)dev << 40)) | 1;
+}
 
 int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v)
 {
@@ -43,6 +52,8 @@ int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v)
 		v->path = fl_strtab_intern(buf);
 	if (!inode && !v->path)
 		v->offset = 0;
+	if (inode && v->path)
+		fl_hmap_put(&path_by_file, file_key(dmaj << 20 | dmin, inode), (uintptr_t)v->path);
 	return 0;
 }
 
@@ -158,9 +169,20 @@ static const char *read_link(const char *link)
 	return fl_strtab_intern(buf);
 }
 
-const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd)
+const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode)
 {
 	char link[128];
+	if (inode) {
+		const char *p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
+		struct fl_vma *maps;
+		size_t n;
+		if (!p && fl_procfs_maps(pid, &maps, &n) == 0) { /* learns every file pid maps now */
+			free(maps);
+			p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
+		}
+		if (p)
+			return p;
+	}
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, (uint64_t)start,
 		 (uint64_t)end);
 	const char *p = read_link(link);

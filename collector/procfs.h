@@ -25,10 +25,12 @@ int fl_procfs_rss(pid_t pid, __u64 *anon, __u64 *file, __u64 *shmem, __u64 *swap
 int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt);
 
 /*
- * The file mapped at [start, end) in pid (/proc/PID/map_files), else what
- * fd refers to (/proc/PID/fd/FD); NULL if neither can be read.  Interned.
+ * The path of a file pid mapped at [start, end): by its identity (dev in
+ * the kernel's encoding, inode; 0 when unknown) among the files any
+ * process's /proc/PID/maps showed, else /proc/PID/map_files, else what fd
+ * refers to; NULL if none can tell.  Interned.
  */
-const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd);
+const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode);
 
 /* /proc/PID/cmdline as a NULL-terminated argv (one malloc'd block: free it), or NULL. */
 char **fl_procfs_argv(pid_t pid);

@@ -160,10 +160,14 @@ static int bpf_poll(struct recorder *r)
 	return r->bpf ? fl_bpf_poll(r->bpf) : 0;
 }
 
+/* Read the fault counts, then the records written before them, then attribute the counts. */
 static void bpf_drain(struct recorder *r)
 {
-	if (r->bpf)
-		fl_bpf_drain(r->bpf);
+	if (!r->bpf)
+		return;
+	fl_bpf_drain(r->bpf);
+	fl_bpf_poll(r->bpf);
+	fl_ingest_attribute_faults(r->ingest, now_ns());
 }
 #else
 static const char *start_bpf(struct recorder *r, char *why, size_t len)

@@ -41,7 +41,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROCESS_EXE] = "UPDATE process SET exe=?, argv=coalesce(?,argv) WHERE id=?",
 	[S_PROCESS_SHIM] = "UPDATE process SET shim=1 WHERE id=?",
 	[S_PROCESS_END] = "UPDATE process SET end_ns=?, exit_code=?, exit_signal=? WHERE id=?",
-	[S_PROCESS_FAULTS] = "UPDATE process SET min_flt=?, maj_flt=? WHERE id=?",
+	[S_PROCESS_FAULTS] = "UPDATE process SET min_flt=?, maj_flt=?, min_flt_before=?, maj_flt_before=?, "
+			     "min_flt_gup=?, maj_flt_gup=? WHERE id=?",
 	[S_LOSS] = "INSERT INTO loss(cause,count,detail) VALUES(?,?,?) "
 		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
 	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
@@ -403,14 +404,21 @@ void fl_store_process_end(struct fl_store *s, __s64 proc_id, __u64 end_ns, int e
 	run(s, S_PROCESS_END);
 }
 
-void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt)
+void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt,
+			     const __u64 before[2], const __u64 gup[2])
 {
 	if (s->rc)
 		return;
 	sqlite3_stmt *st = s->st[S_PROCESS_FAULTS];
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)min_flt);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)maj_flt);
-	sqlite3_bind_int64(st, 3, proc_id);
+	for (int i = 0; i < 2; i++) {
+		if (before)
+			sqlite3_bind_int64(st, 3 + i, (sqlite3_int64)before[i]);
+		if (gup)
+			sqlite3_bind_int64(st, 5 + i, (sqlite3_int64)gup[i]);
+	}
+	sqlite3_bind_int64(st, 7, proc_id);
 	run(s, S_PROCESS_FAULTS);
 }
 

@@ -77,7 +77,9 @@ void fl_store_process_exe(struct fl_store *s, __s64 proc_id, const char *exe, ch
 void fl_store_process_shim(struct fl_store *s, __s64 proc_id);
 void fl_store_process_end(struct fl_store *s, __s64 proc_id, __u64 end_ns,
 			  int exit_code, int exit_signal); /* -1 = unknown */
-void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt);
+/* The kernel's fault totals of a process; before/gup NULL when unknown (shim runs). */
+void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, __u64 maj_flt,
+			     const __u64 before[2], const __u64 gup[2]);
 
 /* An address-space call; returns its event id. */
 __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 2
+#define FL_ABI_VERSION 3
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -59,8 +59,16 @@ struct fl_call {
 	__u64 seq;
 	__u64 args[6];
 	__s64 result;
+	/*
+	 * mmap of a file (BPF only): the file's identity, read from the fd at
+	 * syscall entry, because the fd is often closed before the collector
+	 * could look at it.  dev is the kernel's encoding (major << 20 | minor).
+	 */
+	__u64 inode;
+	__u32 dev;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct fl_call) == 88, "fl_call layout");
+_Static_assert(sizeof(struct fl_call) == 104, "fl_call layout");
 
 /* Record types.  Every record starts with struct fl_rec. */
 enum fl_rec_type {
@@ -127,7 +135,7 @@ struct fl_call_rec {
 	__u64 frames[];
 };
 #define FL_NAME_MAX 256
-_Static_assert(sizeof(struct fl_call_rec) == 96, "fl_call_rec layout");
+_Static_assert(sizeof(struct fl_call_rec) == 112, "fl_call_rec layout");
 
 struct fl_note {
 	struct fl_rec h;

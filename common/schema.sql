@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 1 (PRAGMA user_version; FL_SCHEMA_VERSION
--- in collector/store.h must match).  Documented in docs/schema.md.
+-- faultline store, schema version 1 (PRAGMA user_version; the build turns
+-- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
+-- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
 -- subtracts); addresses and sizes are bytes; prot is PROT_READ=1 | PROT_WRITE=2
 -- | PROT_EXEC=4; flags are the mmap(2) MAP_* bits as the call passed them.
@@ -55,8 +56,13 @@ CREATE TABLE process (
     exit_code   INTEGER,           -- exit(2) status when it exited normally
     exit_signal INTEGER,           -- the signal that killed it
     shim        INTEGER NOT NULL DEFAULT 0, -- 1 if the preload shim ran in it
-    min_flt     INTEGER,           -- the kernel's own totals at exit (task_struct min_flt/maj_flt)
-    maj_flt     INTEGER
+    min_flt     INTEGER,           -- the kernel's own totals at exit (what getrusage/proc show)
+    maj_flt     INTEGER,
+    -- the parts of min_flt/maj_flt no fault row can hold (eBPF runs):
+    min_flt_before INTEGER,        -- counted before tracking began (the launched child before exec)
+    maj_flt_before INTEGER,
+    min_flt_gup    INTEGER,        -- faults the kernel took for get_user_pages (exec's argument copy,
+    maj_flt_gup    INTEGER         -- MAP_POPULATE, mlock, MADV_POPULATE_*): no perf event fires
 );
 CREATE INDEX process_pid ON process(pid);
 
@@ -129,6 +135,7 @@ CREATE TABLE vma (
     how          TEXT NOT NULL     -- 'call', 'split', 'fork', 'snapshot', 'resync', 'exec'
 );
 CREATE INDEX vma_proc_time ON vma(proc_id, created_ns);
+CREATE INDEX vma_proc_end ON vma(proc_id, destroyed_ns);
 CREATE INDEX vma_origin ON vma(origin_id);
 
 -- Page faults per VMA and time bucket (eBPF runs only).  Classes as in

@@ -34,7 +34,8 @@ int fl_proc_load(struct fl_db *d, struct fl_proc **out)
 {
 	sqlite3_stmt *st = fl_db_prepare(d,
 		"SELECT id, pid, start_ns, ppid, parent_id, end_ns, exit_code, exit_signal,"
-		" min_flt, maj_flt, shim, exe, argv FROM process ORDER BY start_ns, id");
+		" min_flt, maj_flt, shim, exe, argv, min_flt_before, maj_flt_before, min_flt_gup, maj_flt_gup"
+		" FROM process ORDER BY start_ns, id");
 	struct fl_proc *procs = NULL;
 	int n = 0, rc;
 
@@ -63,6 +64,10 @@ int fl_proc_load(struct fl_db *d, struct fl_proc **out)
 		p->shim = sqlite3_column_int(st, 10) != 0;
 		p->exe = dup_col(st, 11);
 		p->argv = dup_col(st, 12);
+		p->min_flt_before = opt_col(st, 13);
+		p->maj_flt_before = opt_col(st, 14);
+		p->min_flt_gup = opt_col(st, 15);
+		p->maj_flt_gup = opt_col(st, 16);
 	}
 	sqlite3_finalize(st);
 	if (rc < 0) {

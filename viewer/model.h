@@ -22,6 +22,7 @@ struct fl_opt {
 struct fl_proc {
 	int64_t id, pid, start_ns;
 	struct fl_opt ppid, parent_id, end_ns, exit_code, exit_signal, min_flt, maj_flt;
+	struct fl_opt min_flt_before, maj_flt_before, min_flt_gup, maj_flt_gup;
 	bool shim;
 	char *exe, *argv;   /* argv: JSON array text */
 };

@@ -344,11 +344,20 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 				llen += (size_t)snprintf(line + llen, sizeof(line) - llen, "%s%s %lld",
 							 llen ? ", " : "", fault_classes[i], (long long)v);
 		}
+		/* what the kernel counted beyond the classified faults, so the totals add up */
+		int64_t before = p->min_flt_before.v + p->maj_flt_before.v, gup = p->min_flt_gup.v + p->maj_flt_gup.v;
 		if (r->j) {
 			fl_json_kint(r->j, "total", total);
+			fl_json_kint(r->j, "before_tracking", before);
+			fl_json_kint(r->j, "get_user_pages", gup);
 			fl_json_close(r->j, '}');
 		} else {
 			printf("  faults   %s (total %lld)\n", llen ? line : "none", (long long)total);
+			if (p->min_flt.set && (p->min_flt_before.set || p->min_flt_gup.set))
+				printf("           kernel total %lld = %lld classified + %lld before tracking"
+				       " + %lld by get_user_pages (no fault event)\n",
+				       (long long)(p->min_flt.v + p->maj_flt.v), (long long)total,
+				       (long long)before, (long long)gup);
 		}
 	}
 	sqlite3_finalize(st);

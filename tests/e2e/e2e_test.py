@@ -91,7 +91,8 @@ def maps_model(bpf):
         for k in range(1, 8):
             t = query(db, "SELECT time_ns FROM event WHERE pid=? AND kind='madvise' AND a0=? AND a1=0",
                       pid, k * PAGE)
-            check(len(t) == 1, f"checkpoint {k}: {len(t)} marker events")
+            check(len(t) == 1, f"checkpoint {k}: {len(t)} marker events: " + repr(query(
+                db, "SELECT id, tid, seq, source, stack_id, time_ns FROM event WHERE kind='madvise' AND a1=0")))
             want = merged(parse_maps(os.path.join(d, f"maps.{k}")))
             got = merged(model_at(db, pid, t[0][0]))
             if want != got:
@@ -151,7 +152,9 @@ def test_threads_bpf():
 def dies(bpf, how, status, sig):
     def run(db):
         record(db, [target("e2e_calls"), how, "25"], bpf=bpf, expect=status)
-        check(calls(db, "mmap", shim_stack=True) == 25, f"{calls(db, 'mmap', shim_stack=True)} mmaps, 25 made")
+        check(calls(db, "mmap", shim_stack=True) == 25, f"{calls(db, 'mmap', shim_stack=True)} mmaps, 25 made: " +
+              repr(query(db, "SELECT source, stack_id IS NULL, count(*) FROM event WHERE kind='mmap' AND a1=4096 "
+                             "GROUP BY 1, 2")) + repr(query(db, "SELECT * FROM loss WHERE count > 0")))
         row = query(db, "SELECT exit_code, exit_signal FROM process WHERE parent_id IS NULL")[0]
         check(row == (None, sig), f"exit row {row}")
         check(query(db, "SELECT exit_status, complete FROM run")[0] == (status, 1), "run row")
@@ -207,9 +210,9 @@ def test_stack_bpf():
     stack(True)
 
 
-def test_fork_exec():
+def fork_exec(bpf):
     def run(db):
-        record(db, [target("e2e_calls"), "fork"])
+        record(db, [target("e2e_calls"), "fork"], bpf=bpf)
         procs = query(db, "SELECT pid, parent_id, exe FROM process ORDER BY id")
         check(len(procs) == 2 and procs[1][1] is not None, f"processes {procs}")
         child = procs[1][0]
@@ -217,7 +220,19 @@ def test_fork_exec():
         check(calls(db, "mmap", pid=child, shim_stack=True) == 3, "child mmaps before exec")
         check(query(db, "SELECT count(*) FROM event WHERE pid=? AND kind='exec'", child)[0][0] == 1,
               "child exec event")
+        if bpf:  # the kernel tells every exit status, not only the launched process's
+            check(query(db, "SELECT exit_code FROM process WHERE pid=?", child)[0][0] == 7, "child status")
+            inherited = query(db, "SELECT count(*) FROM vma WHERE pid=? AND how='fork'", child)[0][0]
+            check(inherited > 10, f"{inherited} VMAs inherited at fork")
     with_db(run)
+
+
+def test_fork_exec_shim():
+    fork_exec(False)
+
+
+def test_fork_exec_bpf():
+    fork_exec(True)
 
 
 def test_spawn():
