@@ -7,6 +7,7 @@
  * THP is disabled on every region (MADV_NOHUGEPAGE): one fault per 4 KiB page.
  */
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,17 @@ int main(int argc, char **argv)
 		touch_write(p, n);
 	} else if (!strcmp(mode, "cow_anon") || !strcmp(mode, "cow_reuse")) {
 		pid_t c;
+		cpu_set_t one;
 
+		/*
+		 * One CPU for the whole test: a fresh page sits in its CPU's LRU
+		 * batch with an extra reference, and wp_can_reuse_anon_folio()
+		 * drains only the local CPU's batch; had we migrated, the kernel
+		 * would (really) copy instead of reusing (mm/memory.c).
+		 */
+		CPU_ZERO(&one);
+		CPU_SET(sched_getcpu(), &one);
+		sched_setaffinity(0, sizeof(one), &one);
 		p = anon(n);
 		say_addr(p);
 		touch_write(p, n);
