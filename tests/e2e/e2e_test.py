@@ -252,6 +252,37 @@ def test_output_unchanged():
     with_db(run)
 
 
+# ---- faults through the recording ------------------------------------------------------------
+
+def test_static_bpf():
+    """A static binary's raw-syscall mapping is in the model, with its faults and no stack."""
+    def run(db):
+        _, out, _ = record(db, [target("e2e_static"), "300"], bpf=True)
+        addr = int(out.strip(), 16)
+        rows = query(db, "SELECT v.id, v.kind, e.kind, e.stack_id FROM vma v JOIN event e ON e.id = v.created_by "
+                         "WHERE v.start = ? AND v.destroyed_ns IS NULL", addr)
+        check(len(rows) == 1 and rows[0][1:] == ("anon", "mmap", None), f"model row {rows}")
+        faults = query(db, "SELECT sum(anon_new), sum(reads + writes + execs) FROM fault WHERE vma_id = ?",
+                       rows[0][0])[0]
+        check(faults == (300, 300), f"faults in the mapping {faults}")
+    with_db(run)
+
+
+def test_totals_bpf():
+    """Per process: the classified faults plus what no fault event can show equal the kernel's totals."""
+    def run(db):
+        record(db, [target("e2e_calls"), "fork"], bpf=True)
+        rows = query(db, "SELECT p.pid, p.min_flt + p.maj_flt, p.min_flt_before + p.maj_flt_before, "
+                         "p.min_flt_gup + p.maj_flt_gup, (SELECT coalesce(sum(reads + writes + execs), 0) "
+                         "FROM fault f WHERE f.proc_id = p.id) FROM process p")
+        check(len(rows) == 2, f"processes {rows}")
+        for pid, kernel, before, gup, classified in rows:
+            check(kernel == classified + before + gup,
+                  f"pid {pid}: kernel {kernel} != {classified} classified + {before} before + {gup} gup")
+        check(query(db, "SELECT coalesce(sum(count), 0) FROM loss")[0][0] == 0, "losses")
+    with_db(run)
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 def test_bad_input():
