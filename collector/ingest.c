@@ -54,6 +54,8 @@ struct proc {
 	__u32 pid, ppid;
 	__s64 id;
 	const char *exe;        /* interned */
+	__u64 exec_ns;          /* its first exec, 0 if none */
+	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	__u64 brk;              /* current program break, 0 = not known yet */
 	bool ended, watched, shim;
@@ -228,8 +230,6 @@ void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const
 		return;
 	g->nwatch--; /* the loop watches the root itself (waitpid) */
 	fl_store_process_exe(g->store, p->id, exe, argv);
-	if (g->bpf_mode)
-		resync_from_proc(g, p, time_ns, "snapshot"); /* faults before its exec belong here */
 }
 
 
@@ -348,6 +348,8 @@ static void begin_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char 
 	fl_model_clear(&p->model, &ch);
 	p->brk = 0;
 	p->exe = exe;
+	if (!p->exec_ns)
+		p->exec_ns = t;
 	char **argv = fl_procfs_argv((pid_t)p->pid);
 	fl_store_process_exe(g->store, p->id, exe, argv);
 	free(argv);
@@ -626,9 +628,13 @@ void fl_ingest_shim(void *ctx, const struct fl_rec *rec)
 
 /* ---- BPF records ------------------------------------------------------------------- */
 
-void fl_ingest_bpf_call(void *ctx, const struct fl_call *c)
+void fl_ingest_bpf_call(void *ctx, const struct fl_call *call)
 {
 	struct fl_ingest *g = ctx;
+	struct fl_call norm = *call, *c = &norm;
+	/* mmap's fd is an int: the register's upper half is not part of it (libc passes -1, the kernel sees 0xffffffff) */
+	if (c->kind == FL_K_MMAP)
+		c->args[4] = (__u64)(__s64)(int)c->args[4];
 	struct proc *p = live_proc(g, c->pid, 0, c->time_ns);
 	if (!p)
 		return;
@@ -747,6 +753,12 @@ static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, c
 		fl_store_fault(g->store, vma, p->id, c->last_ns, c);
 		return;
 	}
+	if (p && c->last_ns < p->exec_ns) {
+		/* the launched child before it became the target: faultline's own image, no VMA of the run */
+		for (int i = 0; i < FL_F_NCLASS; i++)
+			p->prexec[i <= FL_F_MAJOR_SWAP] += c->cls[i];
+		return;
+	}
 	for (int i = 0; i < FL_F_NCLASS; i++)
 		g->unattributed += c->cls[i];
 	if (getenv("FAULTLINE_DEBUG")) {
@@ -839,6 +851,9 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 			fl_ingest_exit(g, (pid_t)p->pid, end_ns, -1, -1);
 		}
 	}
+	for (size_t i = 0; i < g->nall; i++)
+		if (g->all[i]->prexec[0] || g->all[i]->prexec[1])
+			fl_store_process_prexec(g->store, g->all[i]->id, g->all[i]->prexec);
 	fl_stacks_finish(g->stacks);
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->unattributed,

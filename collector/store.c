@@ -18,7 +18,7 @@
 enum stmt {
 	S_EVENT, S_EVENT_STACK, S_VMA, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
-	S_PROCESS_END, S_PROCESS_FAULTS, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
+	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -43,6 +43,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROCESS_END] = "UPDATE process SET end_ns=?, exit_code=?, exit_signal=? WHERE id=?",
 	[S_PROCESS_FAULTS] = "UPDATE process SET min_flt=?, maj_flt=?, min_flt_before=?, maj_flt_before=?, "
 			     "min_flt_gup=?, maj_flt_gup=? WHERE id=?",
+	[S_PROCESS_PREXEC] = "UPDATE process SET min_flt_before=coalesce(min_flt_before,0)+?, "
+			     "maj_flt_before=coalesce(maj_flt_before,0)+? WHERE id=?",
 	[S_LOSS] = "INSERT INTO loss(cause,count,detail) VALUES(?,?,?) "
 		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
 	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
@@ -420,6 +422,17 @@ void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, _
 	}
 	sqlite3_bind_int64(st, 7, proc_id);
 	run(s, S_PROCESS_FAULTS);
+}
+
+void fl_store_process_prexec(struct fl_store *s, __s64 proc_id, const __u64 faults[2])
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_PROCESS_PREXEC];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)faults[0]);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)faults[1]);
+	sqlite3_bind_int64(st, 3, proc_id);
+	run(s, S_PROCESS_PREXEC);
 }
 
 __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,

@@ -70,6 +70,9 @@ void fl_store_set_fidelity(struct fl_store *s, const char *fidelity, const char 
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
 void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text);
 
+/* Add faults taken before the process became the target (minor, major) to its *_before counts. */
+void fl_store_process_prexec(struct fl_store *s, __s64 proc_id, const __u64 faults[2]);
+
 __s64 fl_store_process(struct fl_store *s, __u32 pid, __u32 ppid, __s64 parent_id,
 		       const char *exe, __u64 start_ns);
 /* The process's image changed (exec); argv NULL when not known. */

@@ -59,7 +59,8 @@ CREATE TABLE process (
     min_flt     INTEGER,           -- the kernel's own totals at exit (what getrusage/proc show)
     maj_flt     INTEGER,
     -- the parts of min_flt/maj_flt no fault row can hold (eBPF runs):
-    min_flt_before INTEGER,        -- counted before tracking began (the launched child before exec)
+    min_flt_before INTEGER,        -- counted before the target's image ran: before tracking began,
+                                   -- or by faultline's launched child between fork and exec
     maj_flt_before INTEGER,
     min_flt_gup    INTEGER,        -- faults the kernel took for get_user_pages (exec's argument copy,
     maj_flt_gup    INTEGER         -- MAP_POPULATE, mlock, MADV_POPULATE_*): no perf event fires

@@ -354,7 +354,7 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 		} else {
 			printf("  faults   %s (total %lld)\n", llen ? line : "none", (long long)total);
 			if (p->min_flt.set && (p->min_flt_before.set || p->min_flt_gup.set))
-				printf("           kernel total %lld = %lld classified + %lld before tracking"
+				printf("           kernel total %lld = %lld classified + %lld before the target ran"
 				       " + %lld by get_user_pages (no fault event)\n",
 				       (long long)(p->min_flt.v + p->maj_flt.v), (long long)total,
 				       (long long)before, (long long)gup);

@@ -113,8 +113,12 @@ def test_maps_model_bpf():
 # ---- calls, processes, exit status ----------------------------------------------------------
 
 def calls(db, kind, pid=None, size=4096, shim_stack=False):
+    """Calls of kind and size; shim_stack: those with the shim's stack, which in a BPF run means
+    the kernel's record matched to the shim's (source 'both'), never a shim record left alone."""
     sql = "SELECT count(*) FROM event WHERE kind=? AND a1=?"
     args = [kind, size]
+    if shim_stack and query(db, "SELECT fidelity FROM run")[0][0] == "bpf":
+        sql += " AND source='both'"
     if pid is not None:
         sql += " AND pid=?"
         args.append(pid)
@@ -190,8 +194,8 @@ def test_closefds():
 def stack(bpf):
     def run(db):
         record(db, [target("e2e_calls"), "stack"], bpf=bpf)
-        rows = query(db, "SELECT stack_id FROM event WHERE kind='mmap' AND a1=? AND stack_id IS NOT NULL",
-                     3 * PAGE)
+        rows = query(db, "SELECT stack_id FROM event WHERE kind='mmap' AND a1=? AND stack_id IS NOT NULL "
+                         "AND source=?", 3 * PAGE, "both" if bpf else "shim")
         check(len(rows) == 1, f"{len(rows)} stacks for the 3-page mmap")
         frames = query(db, "SELECT f.function, f.file, f.line FROM stack_frame s JOIN frame f "
                            "ON f.id = s.frame_id WHERE s.stack_id=? ORDER BY s.idx", rows[0][0])
