@@ -58,7 +58,7 @@ struct proc {
 	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	__u64 brk;              /* current program break, 0 = not known yet */
-	bool ended, watched, shim;
+	bool ended, shim;
 	struct fl_vma *snap;    /* the HELLO snapshot being received */
 	size_t nsnap, snap_want;
 	__u32 snap_flags;
@@ -90,12 +90,13 @@ struct fl_ingest {
 	unsigned alive;
 	struct fl_stacks *stacks;
 	__u64 unattributed;     /* faults counted in a range no VMA of the model held */
+	__u64 last_attribution; /* when the counts last attributed were read, less a margin */
 	struct held_fault *faults;  /* read from BPF, not yet attributed */
 	size_t nfaults, capfaults;
 	struct held_site *sites;
 	size_t nsites, capsites;
-	pid_t watch[64];        /* new processes whose exit the loop must watch */
-	unsigned nwatch;
+	pid_t *watch;           /* new processes whose exit the loop must watch */
+	size_t nwatch, capwatch;
 };
 
 struct fl_ingest *fl_ingest_new(struct fl_store *store)
@@ -144,6 +145,7 @@ void fl_ingest_free(struct fl_ingest *g)
 	fl_stacks_free(g->stacks);
 	free(g->faults);
 	free(g->sites);
+	free(g->watch);
 	free(g);
 }
 
@@ -177,7 +179,16 @@ static struct proc *add_proc(struct fl_ingest *g, __u32 pid, __u32 ppid, const c
 	p->id = fl_store_process(g->store, pid, ppid, parent ? parent->id : 0, exe, t);
 	fl_hmap_put(&g->by_pid, pid, (uintptr_t)p);
 	g->alive++;
-	if (g->nwatch < sizeof(g->watch) / sizeof(g->watch[0]))
+	if (g->nwatch == g->capwatch) {
+		size_t cap = g->capwatch ? g->capwatch * 2 : 64;
+		pid_t *w = realloc(g->watch, cap * sizeof(*w));
+		if (w) {
+			g->watch = w;
+			g->capwatch = cap;
+		}
+	}
+	/* without a watch its exit would still end it via BPF; only a shim-mode child could go unseen */
+	if (g->nwatch < g->capwatch)
 		g->watch[g->nwatch++] = (pid_t)pid;
 	return p;
 }
@@ -771,13 +782,7 @@ static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, c
 	}
 }
 
-/*
- * Rows that ended more than this before a drain cannot receive its counts
- * (the previous drain, at most a tick earlier, read everything before it).
- */
-#define DEAD_KEEP_NS 2000000000ULL
-
-void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 now_ns)
+void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns)
 {
 	for (size_t i = 0; i < g->nfaults; i++)
 		attribute_fault(g, &g->faults[i].k, &g->faults[i].c);
@@ -791,9 +796,14 @@ void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 now_ns)
 					   g->sites[i].count);
 	}
 	g->nfaults = g->nsites = 0;
+	/*
+	 * The next counts are for faults after this read: rows that ended
+	 * before it cannot get them (a millisecond of margin for the clocks
+	 * of the record and of this read).
+	 */
 	for (size_t i = 0; i < g->nall; i++)
-		if (now_ns > DEAD_KEEP_NS)
-			fl_model_prune_dead(&g->all[i]->model, now_ns - DEAD_KEEP_NS);
+		fl_model_prune_dead(&g->all[i]->model, g->last_attribution);
+	g->last_attribution = read_ns > 1000000 ? read_ns - 1000000 : 0;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */

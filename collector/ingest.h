@@ -39,10 +39,10 @@ void fl_ingest_bpf_faults(void *g, const struct fl_fault_key *k, const struct fl
 void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
 
 /*
- * Attribute the fault counts read since the last call to VMAs.  Call it
- * after consuming the BPF records written up to when the counts were read.
+ * Attribute the fault counts read (at read_ns) since the last call to
+ * VMAs.  Call it after consuming the BPF records written up to that read.
  */
-void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 now_ns);
+void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns);
 
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);

@@ -165,9 +165,10 @@ static void bpf_drain(struct recorder *r)
 {
 	if (!r->bpf)
 		return;
+	__u64 read_at = now_ns();
 	fl_bpf_drain(r->bpf);
 	fl_bpf_poll(r->bpf);
-	fl_ingest_attribute_faults(r->ingest, now_ns());
+	fl_ingest_attribute_faults(r->ingest, read_at);
 }
 #else
 static const char *start_bpf(struct recorder *r, char *why, size_t len)

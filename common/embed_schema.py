@@ -14,10 +14,19 @@ if not m:
 m2 = re.search(r"^PRAGMA application_id\s*=\s*(\d+);", sql, re.M)
 if not m2:
     sys.exit(f"{src}: no 'PRAGMA application_id = N;' line")
-body = "\n".join('"%s\\n"' % l.replace("\\", "\\\\").replace('"', '\\"') for l in sql.splitlines())
+def c_string(lines):
+    return "\n".join('"%s\\n"' % l.replace("\\", "\\\\").replace('"', '\\"') for l in lines) or '""'
+
+
+# Indexes are built when a recording ends: maintaining them on every insert
+# would slow the recorder down while the target runs.
+lines = sql.splitlines()
+body = c_string(l for l in lines if not l.startswith("CREATE INDEX"))
+indexes = c_string(l for l in lines if l.startswith("CREATE INDEX"))
 with open(dst, "w", encoding="utf-8") as f:
     f.write("/* Generated from common/schema.sql by embed_schema.py; do not edit. */\n")
     f.write("#ifndef FL_SCHEMA_H\n#define FL_SCHEMA_H\n")
     f.write(f"#define FL_SCHEMA_VERSION {m.group(1)}\n")
     f.write(f"#define FL_APPLICATION_ID {m2.group(1)}\n")
-    f.write(f"static const char fl_schema_sql[] =\n{body};\n#endif\n")
+    f.write(f"static const char fl_schema_sql[] =\n{body};\n")
+    f.write(f"static const char fl_schema_indexes_sql[] =\n{indexes};\n#endif\n")

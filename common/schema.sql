@@ -5,6 +5,7 @@
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
 -- subtracts); addresses and sizes are bytes; prot is PROT_READ=1 | PROT_WRITE=2
 -- | PROT_EXEC=4; flags are the mmap(2) MAP_* bits as the call passed them.
+-- The CREATE INDEX lines run when the recording ends (run.complete = 1).
 PRAGMA application_id = 1179403340; -- 'FLTL'
 PRAGMA user_version = 1;
 
