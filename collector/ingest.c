@@ -29,8 +29,8 @@ struct pending {
 	__u32 kind;             /* the syscall kind (shim sbrk -> brk); shim-only kinds never match */
 	__u64 key;              /* what must agree: see match_key() */
 	__u64 time_ns;
-	__s64 event_id;         /* BPF side: the event row */
-	struct fl_call call;    /* shim side: the call, stored as 'shim' if never matched */
+	__s64 event_id;         /* BPF side: the event row's id, reserved */
+	struct fl_call call;    /* the call, written when matched or known never to be */
 	const char *path;
 	__u64 *frames;          /* shim side: return addresses (malloc'd) */
 	unsigned nframes;
@@ -520,6 +520,12 @@ static __s64 settle_stack(struct fl_ingest *g, struct proc *p, struct pending *s
 	return stack;
 }
 
+/* Write a kernel call with its stack (0: the shim saw no such call). */
+static void store_kernel_call(struct fl_ingest *g, struct proc *p, const struct pending *b, __s64 stack)
+{
+	fl_store_event_at(g->store, b->event_id, p->id, &b->call, stack ? "both" : "bpf", NULL, stack);
+}
+
 /* Store a shim call no syscall matched: a libc-only call (fork, dlopen), or one that failed in libc. */
 static void store_shim_only(struct fl_ingest *g, struct proc *p, struct pending *s)
 {
@@ -572,9 +578,10 @@ static void match_shim_call(struct fl_ingest *g, struct proc *p, const struct fl
 			     .call = *c, .path = path, .nframes = r->h.nframes }, b;
 	unsigned skipped;
 	if (take_match(&q->bpf, s.kind, s.key, &b, &skipped)) {
-		drop_front(&q->bpf, skipped); /* syscalls the shim never saw: they keep no stack */
-		fl_store_event_stack(g->store, b.event_id, fl_stacks_intern(g->stacks, &p->model, r->frames,
-									     r->h.nframes));
+		for (unsigned i = 0; i < skipped; i++) /* syscalls the shim never saw: no stack */
+			store_kernel_call(g, p, &q->bpf.a[i], 0);
+		drop_front(&q->bpf, skipped);
+		store_kernel_call(g, p, &b, fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes));
 		return;
 	}
 	if (s.nframes && !(s.frames = malloc(s.nframes * sizeof(__u64))))
@@ -649,18 +656,25 @@ void fl_ingest_bpf_call(void *ctx, const struct fl_call *call)
 	struct proc *p = live_proc(g, c->pid, 0, c->time_ns);
 	if (!p)
 		return;
-	__s64 ev = fl_store_event(g->store, p->id, c, "bpf", NULL, 0);
+	/* the row is written once its stack is known (matched) or known not to come */
+	__s64 ev = fl_store_event_reserve(g->store);
 	struct fl_change ch = change(g, p, c->time_ns, ev, "call");
 	apply_call(p, &ch, c, NULL, true);
 	struct tidq *q = tid_queue(p, c->tid);
-	if (!q)
-		return;
-	struct pending b = { .kind = c->kind, .key = match_key(c), .time_ns = c->time_ns, .event_id = ev }, s;
+	struct pending b = { .kind = c->kind, .key = match_key(c), .time_ns = c->time_ns, .event_id = ev,
+			     .call = *c }, s;
 	unsigned skipped;
-	if (take_match(&q->shim, b.kind, b.key, &s, &skipped))
-		fl_store_event_stack(g->store, ev, settle_stack(g, p, &s));
-	else
-		push(&q->bpf, &b, &s); /* a syscall dropped unmatched keeps no stack */
+	if (!q) {
+		store_kernel_call(g, p, &b, 0);
+		return;
+	}
+	if (take_match(&q->shim, b.kind, b.key, &s, &skipped)) {
+		store_kernel_call(g, p, &b, settle_stack(g, p, &s));
+	} else {
+		push(&q->bpf, &b, &s);
+		if (s.kind) /* the oldest waiting syscall gave way: it keeps no stack */
+			store_kernel_call(g, p, &s, 0);
+	}
 	settle_older(g, p, &q->shim, c->time_ns);
 }
 
@@ -808,7 +822,7 @@ void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-/* Store the shim calls of p no syscall claimed; forget the waiting syscalls (they have no stack). */
+/* Store what waits for a twin: shim calls no syscall claimed, syscalls without a stack. */
 static void flush_pending(struct fl_ingest *g, struct proc *p)
 {
 	for (size_t i = 0; i < p->tids.cap; i++) {
@@ -817,6 +831,8 @@ static void flush_pending(struct fl_ingest *g, struct proc *p)
 			continue;
 		for (unsigned k = 0; k < q->shim.n; k++)
 			store_shim_only(g, p, &q->shim.a[k]);
+		for (unsigned k = 0; k < q->bpf.n; k++)
+			store_kernel_call(g, p, &q->bpf.a[k], 0);
 		q->shim.n = q->bpf.n = 0;
 	}
 }

@@ -16,15 +16,14 @@
 #include "store.h"
 
 enum stmt {
-	S_EVENT, S_EVENT_STACK, S_VMA, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
+	S_EVENT, S_VMA, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_EVENT] = "INSERT INTO event(proc_id,pid,tid,time_ns,seq,kind,a0,a1,a2,a3,a4,a5,result,errno,"
-		    "source,path,stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-	[S_EVENT_STACK] = "UPDATE event SET stack_id=?, source='both' WHERE id=?",
+		    "source,path,stack_id,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_VMA] = "INSERT INTO vma(proc_id,pid,start,end,prot,flags,kind,path,offset,inode,created_ns,"
 		  "created_by,parent_id,origin_id,how,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_VMA_END] = "UPDATE vma SET destroyed_ns=?, destroyed_by=? WHERE id=?",
@@ -59,6 +58,7 @@ struct fl_store {
 	char error[512];        /* first write error */
 	int rc;                 /* first write error as -errno */
 	__s64 last_vma_id;      /* vma ids are assigned here so origin_id can name a row itself */
+	__s64 last_event_id;    /* and event ids, so an event can be named before it is written */
 };
 
 static const char *const kind_names[FL_K_COUNT] = {
@@ -442,12 +442,24 @@ void fl_store_process_prexec(struct fl_store *s, __s64 proc_id, const __u64 faul
 	run(s, S_PROCESS_PREXEC);
 }
 
+__s64 fl_store_event_reserve(struct fl_store *s)
+{
+	return ++s->last_event_id;
+}
+
 __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
 		     const char *source, const char *path, __s64 stack_id)
+{
+	return fl_store_event_at(s, fl_store_event_reserve(s), proc_id, c, source, path, stack_id);
+}
+
+__s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struct fl_call *c,
+			const char *source, const char *path, __s64 stack_id)
 {
 	if (s->rc)
 		return 0;
 	sqlite3_stmt *st = s->st[S_EVENT];
+	sqlite3_bind_int64(st, 18, id);
 	sqlite3_bind_int64(st, 1, proc_id);
 	sqlite3_bind_int64(st, 2, c->pid);
 	sqlite3_bind_int64(st, 3, c->tid);
@@ -461,16 +473,7 @@ __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
 	bind_text(st, 15, source);
 	bind_text(st, 16, path);
 	bind_id(st, 17, stack_id);
-	return run(s, S_EVENT);
-}
-
-void fl_store_event_stack(struct fl_store *s, __s64 event_id, __s64 stack_id)
-{
-	if (s->rc)
-		return;
-	sqlite3_bind_int64(s->st[S_EVENT_STACK], 1, stack_id);
-	sqlite3_bind_int64(s->st[S_EVENT_STACK], 2, event_id);
-	run(s, S_EVENT_STACK);
+	return run(s, S_EVENT) ? id : 0;
 }
 
 __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)

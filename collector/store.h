@@ -88,8 +88,13 @@ void fl_store_process_faults(struct fl_store *s, __s64 proc_id, __u64 min_flt, _
 /* An address-space call; returns its event id. */
 __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
 		     const char *source, const char *path, __s64 stack_id);
-/* A BPF call got its stack from the matching shim call. */
-void fl_store_event_stack(struct fl_store *s, __s64 event_id, __s64 stack_id);
+/*
+ * The id the next event will have, to write it later with
+ * fl_store_event_at() (a kernel call waiting for its stack).
+ */
+__s64 fl_store_event_reserve(struct fl_store *s);
+__s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struct fl_call *c,
+			const char *source, const char *path, __s64 stack_id);
 
 __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r);
 void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id);
