@@ -850,6 +850,14 @@ void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code
 	fl_store_process_end(g->store, p->id, time_ns, exit_code, exit_signal);
 }
 
+void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid)
+{
+	struct proc *p = find(g, (__u32)pid);
+	__u64 mn, mj;
+	if (p && !g->bpf_mode && fl_procfs_faults(pid, &mn, &mj) == 0)
+		fl_store_process_faults(g->store, p->id, mn, mj, NULL, NULL);
+}
+
 void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 {
 	if (g->bpf_mode)

@@ -44,6 +44,9 @@ void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
  */
 void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns);
 
+/* Shim mode: read a dead (zombie) process's final fault totals from /proc. */
+void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid);
+
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 

@@ -214,9 +214,11 @@ static void reap_root(struct recorder *r)
 {
 	int st;
 	pid_t pid;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		if (pid != r->launch.pid)
-			continue; /* an orphan reparented to us: not ours to report */
+	siginfo_t si = { 0 };
+	/* while it is a zombie, /proc still has its final fault counts */
+	if (waitid(P_PID, (id_t)r->launch.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+		fl_ingest_final_faults(r->ingest, r->launch.pid);
+	while ((pid = waitpid(r->launch.pid, &st, WNOHANG)) > 0) {
 		bpf_poll(r);
 		fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
 		if (WIFSIGNALED(st)) {

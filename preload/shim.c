@@ -583,8 +583,13 @@ static int attach(__u32 flags, __u64 parent_seq)
 	if (fd < 0)
 		return -1;
 	if (!hdr) {
-		a = sys_mmap(NULL, FL_CHAN_HDR_BYTES, PROT_READ | PROT_WRITE,
-			     MAP_SHARED | MAP_POPULATE, fd, 0);
+		/*
+		 * No MAP_POPULATE here or below: populating is get_user_pages,
+		 * which the kernel counts in the target's min_flt (one per page,
+		 * 176 for a ring) with no fault event.  Touched lazily, only the
+		 * pages used fault, visibly, in the faultline VMA.
+		 */
+		a = sys_mmap(NULL, FL_CHAN_HDR_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (a < 0 && a > -4096)
 			goto fail;
 		hdr = (struct fl_chan_hdr *)a;
@@ -609,7 +614,7 @@ static int attach(__u32 flags, __u64 parent_seq)
 	idx = fl_chan_claim(hdr, self_pid);
 	if (idx < 0)
 		goto fail;
-	a = sys_mmap(NULL, FL_CHAN_RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+	a = sys_mmap(NULL, FL_CHAN_RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
 		     fd, (off_t)(hdr->ring_offset + (__u64)idx * hdr->ring_bytes));
 	if (a < 0 && a > -4096) {
 		fl_ring_reset(&hdr->rings[idx]);
