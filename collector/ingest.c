@@ -55,10 +55,14 @@ struct proc {
 	__s64 id;
 	const char *exe;        /* interned */
 	__u64 exec_ns;          /* its first exec, 0 if none */
+	bool exec_unseen;       /* BPF mode: its maps after exec could not be read (it was gone) */
 	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	__u64 brk;              /* current program break, 0 = not known yet */
 	bool ended, shim;
+	struct fl_vma *last_snap; /* the latest complete HELLO snapshot, and when it was taken */
+	size_t nlast_snap;
+	__u64 last_snap_time;
 	struct fl_vma *snap;    /* the HELLO snapshot being received */
 	size_t nsnap, snap_want;
 	__u32 snap_flags;
@@ -122,6 +126,7 @@ static void free_proc(struct proc *p)
 {
 	fl_model_free(&p->model);
 	free(p->snap);
+	free(p->last_snap);
 	for (size_t i = 0; i < p->tids.cap; i++) {
 		struct tidq *q = (struct tidq *)p->tids.vals[i];
 		if (!q)
@@ -404,7 +409,17 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 static void apply_snapshot(struct fl_ingest *g, struct proc *p)
 {
 	struct proc *parent = find(g, p->ppid);
-	if (!g->bpf_mode || !p->model.n) {
+	if (g->bpf_mode && !p->exec_unseen) {
+		/*
+		 * The kernel's records are the truth; the snapshot can only name
+		 * files.  An empty model is a process whose fork or exec record
+		 * is still unread: that record builds it (with last_snap's help).
+		 */
+		struct fl_change ch = change(g, p, p->snap_time, 0, "resync");
+		if (!(p->snap_flags & FL_HELLO_EXECED)) /* else the model may still be the old image's */
+			fl_model_fill_paths(&p->model, &ch, p->snap, p->nsnap);
+	} else {
+		p->exec_unseen = false;
 		const char *how = p->model.n ? "resync" : "snapshot";
 		if ((p->snap_flags & FL_HELLO_FORKED) && parent && !p->model.n) {
 			struct fl_change fc = change(g, p, p->snap_time, 0, "fork");
@@ -414,7 +429,11 @@ static void apply_snapshot(struct fl_ingest *g, struct proc *p)
 		struct fl_change ch = change(g, p, p->snap_time, 0, how);
 		fl_model_resync(&p->model, &ch, p->snap, p->nsnap);
 	}
-	free(p->snap);
+	/* kept: the kernel's exec record may still be unread, and the process gone when it is */
+	free(p->last_snap);
+	p->last_snap = p->snap;
+	p->nlast_snap = p->nsnap;
+	p->last_snap_time = p->snap_time;
 	p->snap = NULL;
 	p->snap_want = p->nsnap = 0;
 }
@@ -706,13 +725,22 @@ void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
 		if (!exe)
 			exe = fl_strtab_intern(t->path);
 		begin_exec(g, p, t->time_ns, exe, "bpf");
+		/* what exec mapped (binary, ld.so, stack, vdso) is no syscall: read it, if still there */
 		struct fl_vma *snap;
-		size_t n;
+		size_t n = 0;
 		if (fl_procfs_maps((pid_t)t->pid, &snap, &n) == 0) {
 			struct fl_change ch = change(g, p, t->time_ns, 0, "exec");
-			fl_model_resync(&p->model, &ch, snap, n);
+			if (n)
+				fl_model_resync(&p->model, &ch, snap, n);
 			free(snap);
 		}
+		if (!n && p->last_snap && p->last_snap_time >= t->time_ns) {
+			/* gone already: the shim's snapshot of the new image, read before this record */
+			struct fl_change ch = change(g, p, p->last_snap_time, 0, "exec");
+			fl_model_resync(&p->model, &ch, p->last_snap, p->nlast_snap);
+			n = p->nlast_snap;
+		}
+		p->exec_unseen = n == 0; /* then the shim's snapshot stands in, when it comes */
 		break;
 	}
 	case FL_T_EXIT: {

@@ -231,20 +231,33 @@ void fl_model_clear(struct fl_model *m, const struct fl_change *c)
 	m->n = 0;
 }
 
-/* Does some snapshot line cover all of v with v's protection? */
-static int snapshot_covers(const struct fl_vma *snap, size_t n, const struct fl_vma *v)
+/* The snapshot line covering all of v with v's protection (and file, if both name one), or NULL. */
+static const struct fl_vma *snapshot_cover(const struct fl_vma *snap, size_t n, const struct fl_vma *v)
 {
 	for (size_t i = 0; i < n && snap[i].start < v->end; i++)
 		if (snap[i].start <= v->start && v->end <= snap[i].end)
 			return snap[i].prot == v->prot &&
-			       (!snap[i].path || !v->path || !strcmp(snap[i].path, v->path));
-	return 0;
+			       (!snap[i].path || !v->path || !strcmp(snap[i].path, v->path)) ? &snap[i] : NULL;
+	return NULL;
+}
+
+void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct fl_vma *v = &m->v[i];
+		const struct fl_vma *s = v->path ? NULL : snapshot_cover(snap, n, v);
+		if (s && s->path) {
+			v->path = s->path;
+			v->kind = s->kind;
+			fl_store_vma_path(c->store, v->id, v->path, v->kind);
+		}
+	}
 }
 
 void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
 {
 	for (size_t i = 0; i < m->n;) {
-		if (snapshot_covers(snap, n, &m->v[i])) {
+		if (snapshot_cover(snap, n, &m->v[i])) {
 			i++;
 			continue;
 		}

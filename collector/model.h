@@ -102,6 +102,13 @@ __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64
 /* Forget ended rows that ended before t (no count read later can belong to them). */
 void fl_model_prune_dead(struct fl_model *m, __u64 t);
 
+/*
+ * Name the file of VMAs the model knows only as "some file" (the kernel
+ * said which inode, but its path could no longer be found) from a snapshot
+ * line covering them.
+ */
+void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n);
+
 /* The kind of a mapping from its /proc/PID/maps path and flags. */
 const char *fl_model_kind(const char *path, __u32 flags);
 

@@ -138,12 +138,10 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 		return why;
 	}
 	struct fl_bpf_ops ops = {
-		.ctx = NULL, .call = fl_ingest_bpf_call, .task = on_bpf_task, .rss = fl_ingest_bpf_rss,
+		.ctx = r->ingest, .call = fl_ingest_bpf_call, .task = on_bpf_task, .rss = fl_ingest_bpf_rss,
 		.faults = fl_ingest_bpf_faults, .site = fl_ingest_bpf_site,
 	};
 	char reason[256] = "";
-	/* ctx is set once the ingest exists; records only flow after fl_bpf_track */
-	ops.ctx = r->ingest;
 	if (fl_bpf_open(&r->bpf, &ops, reason, sizeof(reason)) < 0) {
 		fprintf(stderr, "faultline: eBPF unavailable (%s); recording address-space calls with the "
 				"shim only, no per-VMA page faults - use --no-bpf to silence\n", reason);

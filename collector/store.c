@@ -16,7 +16,7 @@
 #include "store.h"
 
 enum stmt {
-	S_EVENT, S_VMA, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
+	S_EVENT, S_VMA, S_VMA_PATH, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
 };
@@ -26,6 +26,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		    "source,path,stack_id,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_VMA] = "INSERT INTO vma(proc_id,pid,start,end,prot,flags,kind,path,offset,inode,created_ns,"
 		  "created_by,parent_id,origin_id,how,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[S_VMA_PATH] = "UPDATE vma SET path=?, kind=? WHERE id=?",
 	[S_VMA_END] = "UPDATE vma SET destroyed_ns=?, destroyed_by=? WHERE id=?",
 	[S_FRAME] = "INSERT INTO frame(module,rel_addr) VALUES(?,?)",
 	[S_STACK] = "INSERT INTO stack(depth) VALUES(?)",
@@ -502,6 +503,16 @@ __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)
 	if (!run(s, S_VMA))
 		return 0;
 	return s->last_vma_id = id;
+}
+
+void fl_store_vma_path(struct fl_store *s, __s64 vma_id, const char *path, const char *kind)
+{
+	if (s->rc || !vma_id)
+		return;
+	bind_text(s->st[S_VMA_PATH], 1, path);
+	bind_text(s->st[S_VMA_PATH], 2, kind);
+	sqlite3_bind_int64(s->st[S_VMA_PATH], 3, vma_id);
+	run(s, S_VMA_PATH);
 }
 
 void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id)

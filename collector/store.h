@@ -97,6 +97,8 @@ __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struc
 			const char *source, const char *path, __s64 stack_id);
 
 __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r);
+/* The file of a vma row became known after it was written. */
+void fl_store_vma_path(struct fl_store *s, __s64 vma_id, const char *path, const char *kind);
 void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id);
 
 /* Frames and stacks: the caller deduplicates; these only insert. */

@@ -287,6 +287,17 @@ def test_totals_bpf():
     with_db(run)
 
 
+def test_fds_unchanged():
+    """The target starts with the same open fds as without faultline (every fd of ours is CLOEXEC)."""
+    def run(db):
+        argv = ["/bin/sh", "-c", "ls /proc/$$/fd"]
+        plain = subprocess.run(argv, capture_output=True, text=True)
+        for bpf in (False, True):
+            _, out, _ = record(db, argv, bpf=bpf)
+            check(out == plain.stdout, f"fds differ (bpf={bpf}): {out!r} vs {plain.stdout!r}")
+    with_db(run)
+
+
 # ---- bad input ------------------------------------------------------------------------------
 
 def test_bad_input():
