@@ -150,11 +150,10 @@ void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl
 	if (tmpl->end <= tmpl->start)
 		return;
 	struct fl_vma v = *tmpl;
-	__s64 parent = tmpl->origin_id ? tmpl->id : 0;
-	if (!tmpl->origin_id)
-		v.created_by = c->event_id;
+	v.created_by = c->event_id;
+	v.origin_id = 0;
 	size_t i = cut(m, c, v.start, v.end);
-	write_row(c, &v, parent, c->how);
+	write_row(c, &v, 0, c->how);
 	splice(m, i, 0, &v, 1);
 }
 
@@ -208,10 +207,8 @@ void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __
 	}
 	if (!(flags & MREMAP_DONTUNMAP))
 		fl_model_unmap(m, c, old, old + old_len);
-	struct fl_change rc = *c;
-	rc.how = "remap";
-	size_t i = cut(m, &rc, v.start, v.end);
-	write_row(&rc, &v, parent, "remap");
+	size_t i = cut(m, c, v.start, v.end);
+	write_row(c, &v, parent, "remap");
 	splice(m, i, 0, &v, 1);
 }
 

@@ -27,7 +27,7 @@ struct fl_vma {
 	const char *kind;       /* static string: anon heap stack file shm vdso vvar vsyscall faultline */
 	const char *path;       /* interned by the caller; NULL for anonymous memory */
 	__s64 id;               /* current vma row */
-	__s64 origin_id;        /* row made by the creating call (0 for a template: itself) */
+	__s64 origin_id;        /* row made by the creating call */
 	__s64 created_by;       /* event that created the memory, 0 = none seen */
 	__u64 created_ns;       /* when the current row started */
 };
@@ -62,9 +62,8 @@ void fl_model_free(struct fl_model *m);
 const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr);
 
 /*
- * Map tmpl's range, replacing anything there (MAP_FIXED semantics).  The new
- * row has created_by = c->event_id and origin itself unless tmpl carries an
- * origin_id (then parent_id = tmpl->id: the memory came from that row).
+ * Map tmpl's range, replacing anything there (MAP_FIXED semantics): a new
+ * row (how = c->how) created by c->event_id, its own origin.
  */
 void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl_vma *tmpl);
 
