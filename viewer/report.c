@@ -13,6 +13,7 @@
 #include "db.h"
 #include "model.h"
 #include "output.h"
+#include "stack.h"
 #include "viewer.h"
 
 #define USAGE "report FILE [--top N] [--format json]"
@@ -453,6 +454,90 @@ static int proc_json_head(struct report *r, const struct fl_proc *p, int depth)
 	return 0;
 }
 
+/* Resident memory at its peak (sum of anon, file and shmem), from the rss samples. */
+static int proc_rss(struct report *r, const struct fl_proc *p)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT time_ns, anon, file, shmem, swap, (SELECT count(*) FROM rss WHERE proc_id = ?1), source"
+		" FROM rss WHERE proc_id = ?1 ORDER BY anon + file + shmem DESC, time_ns LIMIT 1");
+	char t[32], total[32], a[32], f[32], sh[32];
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	rc = fl_db_step(r->d, st);
+	if (rc == SQLITE_ROW) {
+		int64_t anon = sqlite3_column_int64(st, 1), file = sqlite3_column_int64(st, 2);
+		int64_t shmem = sqlite3_column_int64(st, 3);
+
+		if (r->j) {
+			fl_json_key(r->j, "rss_peak");
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "time_ns", st, 0);
+			fl_json_kint(r->j, "total", anon + file + shmem);
+			fl_json_kcol(r->j, "anon", st, 1);
+			fl_json_kcol(r->j, "file", st, 2);
+			fl_json_kcol(r->j, "shmem", st, 3);
+			fl_json_kcol(r->j, "swap", st, 4);
+			fl_json_kcol(r->j, "samples", st, 5);
+			fl_json_kcol(r->j, "source", st, 6);
+			fl_json_close(r->j, '}');
+		} else {
+			printf("  rss      peak %s at %s (anon %s, file %s, shmem %s; %lld samples from %s)\n",
+			       fl_out_size(total, sizeof(total), anon + file + shmem),
+			       fl_out_reltime(t, sizeof(t), sqlite3_column_int64(st, 0) - r->d->start_ns),
+			       fl_out_size(a, sizeof(a), anon), fl_out_size(f, sizeof(f), file),
+			       fl_out_size(sh, sizeof(sh), shmem), (long long)sqlite3_column_int64(st, 5),
+			       sqlite3_column_text(st, 6));
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The instructions that took the most faults, with their class. */
+static int proc_sites(struct report *r, const struct fl_proc *p)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT s.frame_id, s.class, sum(s.count) AS n FROM fault_site s WHERE s.proc_id = ?"
+		" GROUP BY s.frame_id, s.class ORDER BY n DESC LIMIT 3");
+	int rc, k = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	if (r->j) {
+		fl_json_key(r->j, "fault_sites");
+		fl_json_open(r->j, '[');
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		struct fl_frame *f = NULL;
+		char where[512];
+		int nf = fl_frame_load(r->d, sqlite3_column_int64(st, 0), &f);
+
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "class", st, 1);
+			fl_json_kcol(r->j, "count", st, 2);
+			if (nf > 0) {
+				fl_json_key(r->j, "frame");
+				fl_frame_json(r->j, f);
+			}
+			fl_json_close(r->j, '}');
+		} else {
+			printf("  %s %s  %lld %s\n", k++ ? "        " : "sites   ",
+			       nf > 0 ? fl_frame_short(f, where, sizeof(where)) : "?",
+			       (long long)sqlite3_column_int64(st, 2), sqlite3_column_text(st, 1));
+		}
+		fl_stack_free(f, nf > 0 ? nf : 0);
+	}
+	sqlite3_finalize(st);
+	if (r->j)
+		fl_json_close(r->j, ']');
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int section_processes(struct report *r)
 {
 	int n = tree_build(r), rc = 0;
@@ -472,7 +557,8 @@ static int section_processes(struct report *r)
 			proc_json_head(r, p, r->depth[k]);
 		else
 			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
-		rc = proc_calls(r, p) || proc_faults(r, p) || proc_peak(r, p) ? -1 : 0;
+		rc = proc_calls(r, p) || proc_faults(r, p) || proc_sites(r, p) || proc_rss(r, p) ||
+		     proc_peak(r, p) ? -1 : 0;
 		if (r->j)
 			fl_json_close(r->j, '}');
 	}

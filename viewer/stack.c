@@ -13,6 +13,39 @@ static char *dup_col(sqlite3_stmt *st, int i)
 	return s ? strdup((const char *)s) : NULL;
 }
 
+/* A frame from a row of: idx, id, rel_addr, func_off, line, module, build_id, function, file. */
+static void fill_frame(struct fl_frame *f, sqlite3_stmt *st)
+{
+	f->idx = sqlite3_column_int64(st, 0);
+	f->frame_id = sqlite3_column_int64(st, 1);
+	f->rel_addr = sqlite3_column_int64(st, 2);
+	f->has_func_off = sqlite3_column_type(st, 3) != SQLITE_NULL;
+	f->func_off = sqlite3_column_int64(st, 3);
+	f->has_line = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	f->line = sqlite3_column_int64(st, 4);
+	f->module = dup_col(st, 5);
+	f->build_id = dup_col(st, 6);
+	f->function = dup_col(st, 7);
+	f->file = dup_col(st, 8);
+}
+
+int fl_frame_load(struct fl_db *d, int64_t frame_id, struct fl_frame **out)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT 0, id, rel_addr, func_off, line, module, build_id,"
+					    " function, file FROM frame WHERE id = ?");
+	int rc;
+
+	*out = NULL;
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, frame_id);
+	rc = fl_db_step(d, st);
+	if (rc == SQLITE_ROW && (*out = calloc(1, sizeof(**out))))
+		fill_frame(*out, st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? (*out ? 1 : -1) : rc == SQLITE_DONE ? 0 : -1;
+}
+
 int fl_stack_load(struct fl_db *d, int64_t stack_id, int max, struct fl_frame **out)
 {
 	struct fl_frame *frames = NULL;
@@ -36,17 +69,7 @@ int fl_stack_load(struct fl_db *d, int64_t stack_id, int max, struct fl_frame **
 		}
 		frames = grown;
 		f = &frames[n++];
-		f->idx = sqlite3_column_int64(d->frames, 0);
-		f->frame_id = sqlite3_column_int64(d->frames, 1);
-		f->rel_addr = sqlite3_column_int64(d->frames, 2);
-		f->has_func_off = sqlite3_column_type(d->frames, 3) != SQLITE_NULL;
-		f->func_off = sqlite3_column_int64(d->frames, 3);
-		f->has_line = sqlite3_column_type(d->frames, 4) != SQLITE_NULL;
-		f->line = sqlite3_column_int64(d->frames, 4);
-		f->module = dup_col(d->frames, 5);
-		f->build_id = dup_col(d->frames, 6);
-		f->function = dup_col(d->frames, 7);
-		f->file = dup_col(d->frames, 8);
+		fill_frame(f, d->frames);
 	}
 	sqlite3_reset(d->frames);
 	if (rc < 0) {

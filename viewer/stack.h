@@ -22,6 +22,8 @@ struct fl_frame {
  */
 int fl_stack_load(struct fl_db *d, int64_t stack_id, int max, struct fl_frame **out);
 void fl_stack_free(struct fl_frame *frames, int n);
+/* Loads one frame by id: returns 1, 0 (no such frame) or -1 (printed); free with fl_stack_free(f, 1). */
+int fl_frame_load(struct fl_db *d, int64_t frame_id, struct fl_frame **out);
 /* Whether a stack row with this id exists: 1, 0, or -1 (printed). */
 int fl_stack_exists(struct fl_db *d, int64_t stack_id);
 
