@@ -231,6 +231,19 @@ def fork_exec(bpf):
     with_db(run)
 
 
+def test_depth():
+    """--depth N keeps the N innermost frames."""
+    def run(db):
+        subprocess.run([FL, "record", "--force", "--no-bpf", "--depth", "2", "-o", db, "--",
+                        target("e2e_calls"), "stack"], check=True, capture_output=True)
+        rows = query(db, "SELECT f.function FROM event e JOIN stack_frame s ON s.stack_id = e.stack_id "
+                         "JOIN frame f ON f.id = s.frame_id WHERE e.kind='mmap' AND e.a1=? ORDER BY s.idx",
+                     3 * PAGE)
+        check([r[0] for r in rows] == ["inner", "middle"], f"frames {rows}")
+        check(query(db, "SELECT stack_depth FROM run")[0][0] == 2, "run.stack_depth")
+    with_db(run)
+
+
 def test_fork_exec_shim():
     fork_exec(False)
 
