@@ -252,6 +252,25 @@ def test_fork_exec_bpf():
     fork_exec(True)
 
 
+def forks(bpf):
+    def run(db):
+        record(db, [target("e2e_calls"), "forks", "150"], bpf=bpf)
+        kids = query(db, "SELECT count(*), count(end_ns), sum(exit_code = 3) FROM process WHERE parent_id IS NOT NULL")[0]
+        check(kids[:2] == (150, 150), f"children recorded/ended: {kids}")
+        if bpf:
+            check(kids[2] == 150, f"children's exit codes: {kids}")
+        check(calls(db, "mmap", shim_stack=True) == 150, f"children's mmaps: {calls(db, 'mmap', shim_stack=True)}")
+    with_db(run)
+
+
+def test_forks_shim():
+    forks(False)
+
+
+def test_forks_bpf():
+    forks(True)
+
+
 def test_spawn():
     def run(db):
         record(db, [target("e2e_calls"), "spawn"])

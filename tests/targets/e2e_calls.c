@@ -12,6 +12,7 @@
  *   closefds K    close every fd above 2, then K mmaps
  *   many N        N mmap + munmap pairs
  *   output        writes known lines to stdout and stderr
+ *   forks N       forks N children at once (each maps a page and exits 3), then reaps them
  */
 #include <pthread.h>
 #include <signal.h>
@@ -141,6 +142,18 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "many")) {
 		for (long i = 0; i < n; i++)
 			munmap(map1(), 4096);
+		return 0;
+	}
+	if (!strcmp(mode, "forks")) {
+		for (long i = 0; i < n; i++)
+			if (fork() == 0) {
+				map1();
+				usleep(20000); /* all alive at once */
+				_exit(3);
+			}
+		for (long i = 0; i < n; i++)
+			if (wait(NULL) < 0)
+				return 1;
 		return 0;
 	}
 	if (!strcmp(mode, "output")) {
