@@ -119,6 +119,15 @@ static int parse(int argc, char **argv, struct options *o)
 
 /* ---- BPF ------------------------------------------------------------------------------ */
 
+/* Say once, plainly, that the run has no eBPF and what it still records. Returns the fidelity note. */
+static const char *no_bpf(const char *reason, char *why, size_t len)
+{
+	fprintf(stderr, "faultline: eBPF unavailable (%s); recording address-space calls with the "
+			"shim only, no per-VMA page faults - use --no-bpf to silence\n", reason);
+	snprintf(why, len, "eBPF unavailable: %s", reason);
+	return why;
+}
+
 #if FL_HAVE_BPF
 static struct recorder *bpf_recorder; /* for the task callback, which must retire rings first */
 
@@ -143,11 +152,8 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 	};
 	char reason[256] = "";
 	if (fl_bpf_open(&r->bpf, &ops, reason, sizeof(reason)) < 0) {
-		fprintf(stderr, "faultline: eBPF unavailable (%s); recording address-space calls with the "
-				"shim only, no per-VMA page faults - use --no-bpf to silence\n", reason);
-		snprintf(why, len, "eBPF unavailable: %s", reason);
 		r->bpf = NULL;
-		return why;
+		return no_bpf(reason, why, len);
 	}
 	bpf_recorder = r;
 	return NULL;
@@ -171,8 +177,11 @@ static void bpf_drain(struct recorder *r)
 #else
 static const char *start_bpf(struct recorder *r, char *why, size_t len)
 {
-	snprintf(why, len, "%s", r->opt.no_bpf ? "--no-bpf: shim only" : "built without eBPF support");
-	return why;
+	if (r->opt.no_bpf) {
+		snprintf(why, len, "--no-bpf: shim only");
+		return why;
+	}
+	return no_bpf("this faultline was built without eBPF support", why, len);
 }
 static int bpf_poll(struct recorder *r) { (void)r; return 0; }
 static void bpf_drain(struct recorder *r) { (void)r; }
