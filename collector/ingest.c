@@ -56,6 +56,7 @@ struct proc {
 	const char *exe;        /* interned */
 	__u64 exec_ns;          /* its first exec, 0 if none */
 	bool exec_unseen;       /* BPF mode: its maps after exec could not be read (it was gone) */
+	__u64 image_ns;         /* its latest exec */
 	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	__u64 brk;              /* current program break, 0 = not known yet */
@@ -366,6 +367,7 @@ static void begin_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char 
 	p->exe = exe;
 	if (!p->exec_ns)
 		p->exec_ns = t;
+	p->image_ns = t;
 	char **argv = fl_procfs_argv((pid_t)p->pid);
 	fl_store_process_exe(g->store, p->id, exe, argv);
 	free(argv);
@@ -388,7 +390,8 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 		p = add_proc(g, h->pid, h->ppid, exe, h->time_ns);
 	if (!p)
 		return;
-	if (!(h->flags & FL_HELLO_FORKED)) {
+	/* a hello read after the kernel's record of a later exec speaks of an image already gone */
+	if (!(h->flags & FL_HELLO_FORKED) && h->time_ns >= p->image_ns) {
 		char **argv = fl_procfs_argv((pid_t)p->pid);
 		if (argv)
 			fl_store_process_exe(g->store, p->id, exe, argv);
@@ -409,7 +412,9 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 static void apply_snapshot(struct fl_ingest *g, struct proc *p)
 {
 	struct proc *parent = find(g, p->ppid);
-	if (g->bpf_mode && !p->exec_unseen) {
+	if (p->snap_time < p->image_ns) {
+		/* of an image a later exec replaced (read late, in BPF mode): nothing to learn */
+	} else if (g->bpf_mode && !p->exec_unseen) {
 		/*
 		 * The kernel's records are the truth; the snapshot can only name
 		 * files.  An empty model is a process whose fork or exec record

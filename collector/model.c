@@ -242,7 +242,7 @@ void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const st
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct fl_vma *v = &m->v[i];
-		const struct fl_vma *s = v->path ? NULL : snapshot_cover(snap, n, v);
+		const struct fl_vma *s = v->path || strcmp(v->kind, "file") ? NULL : snapshot_cover(snap, n, v);
 		if (s && s->path) {
 			v->path = s->path;
 			v->kind = s->kind;

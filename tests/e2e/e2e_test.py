@@ -307,6 +307,19 @@ def test_static_bpf():
     with_db(run)
 
 
+def test_dropped_preload_bpf():
+    """A descendant that dropped LD_PRELOAD is still followed by the kernel side, without stacks."""
+    def run(db):
+        record(db, ["/usr/bin/env", "-u", "LD_PRELOAD", target("e2e_calls"), "closefds", "7"], bpf=True)
+        # env (with the shim) execs e2e_calls (without): same process, a new image after the exec
+        rows = query(db, "SELECT count(e.id), count(e.stack_id) FROM process p JOIN event e "
+                         "ON e.proc_id = p.id AND e.kind = 'mmap' AND e.a1 = 4096 AND e.a2 = 3 "
+                         "AND e.time_ns > (SELECT max(time_ns) FROM event WHERE kind = 'exec') "
+                         "WHERE p.exe LIKE '%e2e_calls'")
+        check(rows == [(7, 0)], f"(mmaps after the exec, with a stack) {rows}")
+    with_db(run)
+
+
 def test_totals_bpf():
     """Per process: the classified faults plus what no fault event can show equal the kernel's totals."""
     def run(db):
