@@ -38,7 +38,7 @@
  *   a producer that gave up.  While waiting, the collector's liveness is
  *   checked every 100 ms; if it is gone, recording stops for good.
  *
- * - dlopen/dlclose: recorded before the call (stubs.S); what ld.so maps is
+ * - dlopen/dlclose: recorded before the call (tailjumps.S); what ld.so maps is
  *   invisible to the hooks, so the next hooked call sends a RESYNC hello and
  *   a fresh maps snapshot first (resync()).
  *
@@ -83,7 +83,7 @@ enum { ST_UNINIT, ST_INIT, ST_ON, ST_OFF };
  * behind our back), RESYNC (one thread is sending the snapshot). */
 enum { MAPS_CLEAN, MAPS_DIRTY, MAPS_RESYNC };
 
-/* Frames inside the shim above the hook's caller: record, hook, stub, slack. */
+/* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
 #define FRAME_SLACK 16
 #define SNAP_MIN (256u << 10)
 #define SNAP_MAX (64u << 20)
@@ -1023,9 +1023,9 @@ static pid_t vfork_fail(void)
 	return -1;
 }
 
-/* vfork pre-hook (called by the stub in stubs.S): record FL_K_VFORK before
+/* vfork pre-hook (called by the asm entry in tailjumps.S): record FL_K_VFORK before
  * the call (result -1: unknown; the child registers itself if it execs with
- * the shim).  Returns the function the stub jumps to. */
+ * the shim).  Returns the function the asm entry jumps to. */
 void *fl_shim_vfork_pre(void)
 {
 	int e = errno;
@@ -1054,7 +1054,7 @@ static int dlclose_fail(void *h)
 
 /* dlopen pre-hook: record FL_K_DLOPEN (a0 = mode, the file name after the
  * frames) before the call and mark the maps dirty (a resync follows at the
- * next hooked call).  Returns the real dlopen for the stub. */
+ * next hooked call).  Returns the real dlopen for the asm entry to jump to. */
 void *fl_shim_dlopen_pre(const char *file, int mode)
 {
 	int e = errno;
@@ -1069,7 +1069,7 @@ void *fl_shim_dlopen_pre(const char *file, int mode)
 }
 
 /* dlclose pre-hook: record FL_K_DLCLOSE (a0 = handle) before the call and
- * mark the maps dirty.  Returns the real dlclose for the stub. */
+ * mark the maps dirty.  Returns the real dlclose for the asm entry to jump to. */
 void *fl_shim_dlclose_pre(void *handle)
 {
 	int e = errno;

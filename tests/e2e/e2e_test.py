@@ -301,7 +301,9 @@ def test_static_bpf():
         faults = query(db, "SELECT sum(anon_new), sum(reads + writes + execs) FROM fault WHERE vma_id = ?",
                        rows[0][0])[0]
         check(faults == (300, 300), f"faults in the mapping {faults}")
-        rep = subprocess.run([FL, "report", db], capture_output=True, text=True).stdout
+        p = subprocess.run([FL, "report", db], capture_output=True, text=True)
+        rep = p.stdout
+        check(p.returncode == 0, f"report failed ({p.returncode}): {p.stderr}")
         check("main (e2e_static.c:" in rep and " 300 anon_new" in rep, f"fault site not in the report:\n{rep}")
         check("  rss      peak " in rep, f"no RSS peak in the report:\n{rep}")
     with_db(run)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stubs.S - hooks that cannot be C functions (x86-64).
+ * tailjumps.S - hooks that cannot be C functions (x86-64).
  *
  * vfork: the child runs on the parent's stack until it execs or exits, and
  * returns through every frame between it and the vfork syscall; a C wrapper's
