@@ -20,6 +20,7 @@ struct fl_bpf_ops {
 	void (*call)(void *ctx, const struct fl_call *c);    /* an address-space syscall returned */
 	void (*task)(void *ctx, const struct fl_task *t);    /* fork / exec / exit */
 	void (*rss)(void *ctx, const struct fl_rss *r);      /* resident memory changed */
+	void (*vma)(void *ctx, const struct fl_vma_rec *v);  /* a VMA of a new image, before its exec record */
 	void (*faults)(void *ctx, const struct fl_fault_key *k, const struct fl_fault_counts *c);
 	void (*site)(void *ctx, const struct fl_site_key *k, __u64 count);
 };

@@ -567,6 +567,60 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task, __u64 addr) __ksym;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+
+/* Most VMAs an exec'd image starts with that we send (binary, ld.so, stack, vdso, vvar, heap). */
+#define FL_EXEC_VMAS 64
+
+/*
+ * Send every VMA of t's new image (FL_R_VMA).  exec maps them without a
+ * syscall; reading /proc/PID/maps later races with short-lived processes.
+ * The exec'ing task is the only thread left and holds no mmap_lock here,
+ * so the iterator's mmap_read_trylock succeeds.
+ */
+static __always_inline void send_exec_vmas(struct task_struct *t, __u32 tgid)
+{
+	struct bpf_iter_task_vma it;
+	struct vm_area_struct *vma;
+	struct mm_struct *mm = t->mm;
+	__u64 start_stack = BPF_CORE_READ(mm, start_stack), start_brk = BPF_CORE_READ(mm, start_brk);
+	__u64 brk = BPF_CORE_READ(mm, brk);
+	int n = 0;
+
+	bpf_iter_task_vma_new(&it, t, 0);
+	while ((vma = bpf_iter_task_vma_next(&it)) && n++ < FL_EXEC_VMAS) {
+		struct fl_vma_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+		struct file *f;
+		__u64 fl;
+
+		if (!r) {
+			lose(FL_LOSS_RINGBUF);
+			break;
+		}
+		fl = vma->vm_flags;
+		f = vma->vm_file;
+		r->h.type = FL_R_VMA;
+		r->h.nframes = 0;
+		r->h.size = sizeof(*r);
+		r->pid = tgid;
+		r->start = vma->vm_start;
+		r->end = vma->vm_end;
+		r->pgoff = vma->vm_pgoff;
+		r->inode = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+		r->dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
+		r->pad = 0;
+		r->flags = (fl & 1 ? FL_VMA_READ : 0) | (fl & 2 ? FL_VMA_WRITE : 0) | (fl & 4 ? FL_VMA_EXEC : 0) |
+			   (fl & FL_VM_SHARED ? FL_VMA_SHARED : 0) |
+			   (r->start <= start_stack && start_stack < r->end ? FL_VMA_STACK : 0) |
+			   (!f && r->start >= start_brk && r->end <= brk && brk > start_brk ? FL_VMA_HEAP : 0) |
+			   (!f && vma->vm_ops ? FL_VMA_SPECIAL : 0);
+		bpf_ringbuf_submit(r, 0);
+	}
+	bpf_iter_task_vma_destroy(&it);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -589,6 +643,7 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 			bpf_map_delete_elem(&threads, &old);
 		}
 	}
+	send_exec_vmas(t, tgid);
 	r = task_rec(FL_T_EXEC, t);
 	if (!r)
 		return 0;

@@ -172,6 +172,10 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (h->size >= sizeof(struct fl_rss) && b->ops.rss)
 			b->ops.rss(b->ops.ctx, data);
 		break;
+	case FL_R_VMA:
+		if (h->size >= sizeof(struct fl_vma_rec) && b->ops.vma)
+			b->ops.vma(b->ops.ctx, data);
+		break;
 	}
 	return 0;
 }

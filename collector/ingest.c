@@ -61,6 +61,8 @@ struct proc {
 	struct fl_model model;
 	__u64 brk;              /* current program break, 0 = not known yet */
 	bool ended, shim;
+	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
+	size_t nexec_vmas, capexec_vmas;
 	struct fl_vma *last_snap; /* the latest complete HELLO snapshot, and when it was taken */
 	size_t nlast_snap;
 	__u64 last_snap_time;
@@ -128,6 +130,7 @@ static void free_proc(struct proc *p)
 	fl_model_free(&p->model);
 	free(p->snap);
 	free(p->last_snap);
+	free(p->exec_vmas);
 	for (size_t i = 0; i < p->tids.cap; i++) {
 		struct tidq *q = (struct tidq *)p->tids.vals[i];
 		if (!q)
@@ -702,6 +705,78 @@ void fl_ingest_bpf_call(void *ctx, const struct fl_call *call)
 	settle_older(g, p, &q->shim, c->time_ns);
 }
 
+/* Append n bytes at item to a growable array. Returns 0 or -1. */
+static int hold(void **a, size_t *n, size_t *cap, const void *item, size_t size)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		void *p = realloc(*a, c * size);
+		if (!p)
+			return -1;
+		*a = p;
+		*cap = c;
+	}
+	memcpy((char *)*a + (*n)++ * size, item, size);
+	return 0;
+}
+
+void fl_ingest_bpf_vma(void *ctx, const struct fl_vma_rec *r)
+{
+	struct fl_ingest *g = ctx;
+	struct proc *p = find(g, r->pid);
+	if (!p || hold((void **)&p->exec_vmas, &p->nexec_vmas, &p->capexec_vmas, &(struct fl_vma){ 0 },
+		       sizeof(struct fl_vma)))
+		return;
+	struct fl_vma *v = &p->exec_vmas[p->nexec_vmas - 1];
+	v->start = r->start;
+	v->end = r->end;
+	v->prot = (r->flags & FL_VMA_READ ? PROT_READ : 0) | (r->flags & FL_VMA_WRITE ? PROT_WRITE : 0) |
+		  (r->flags & FL_VMA_EXEC ? PROT_EXEC : 0);
+	v->flags = (r->flags & FL_VMA_SHARED ? MAP_SHARED : MAP_PRIVATE) | (r->inode ? 0 : MAP_ANONYMOUS);
+	v->inode = r->inode;
+	v->offset = r->inode ? r->pgoff << 12 : 0;
+	v->dev = r->dev;
+	v->kind = r->flags & FL_VMA_STACK ? "stack" : r->flags & FL_VMA_HEAP ? "heap" :
+		  r->flags & FL_VMA_SPECIAL ? (r->flags & FL_VMA_EXEC ? "vdso" : "vvar") :
+		  r->inode ? "file" : "anon";
+}
+
+/*
+ * The image exec'd as the kernel described it: name its files (by their
+ * identity, or the exec's filename) and make it the model.  Returns 0, or
+ * -1 when BPF sent no VMAs for it.
+ */
+static int exec_from_kernel(struct fl_ingest *g, struct proc *p, const struct fl_task *t)
+{
+	struct fl_vma *v = p->exec_vmas;
+	size_t n = p->nexec_vmas;
+	if (!n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].inode) {
+			static const char *const pseudo[][2] = { { "stack", "[stack]" }, { "heap", "[heap]" },
+								 { "vdso", "[vdso]" }, { "vvar", "[vvar]" } };
+			v[i].path = NULL;
+			for (size_t k = 0; k < sizeof(pseudo) / sizeof(pseudo[0]); k++)
+				if (!strcmp(v[i].kind, pseudo[k][0]))
+					v[i].path = fl_strtab_intern(pseudo[k][1]);
+			continue;
+		}
+		v[i].path = fl_procfs_file_path(v[i].dev, v[i].inode, t->path);
+		if (!v[i].path) { /* learn the files it maps, if it is still there */
+			struct fl_vma *maps;
+			size_t nm;
+			if (fl_procfs_maps((pid_t)p->pid, &maps, &nm) == 0)
+				free(maps);
+			v[i].path = fl_procfs_file_path(v[i].dev, v[i].inode, NULL);
+		}
+	}
+	struct fl_change ch = change(g, p, t->time_ns, 0, "exec");
+	fl_model_resync(&p->model, &ch, v, n);
+	p->nexec_vmas = 0;
+	return 0;
+}
+
 void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
 {
 	struct fl_ingest *g = ctx;
@@ -730,6 +805,8 @@ void fl_ingest_bpf_task(void *ctx, const struct fl_task *t)
 		if (!exe)
 			exe = fl_strtab_intern(t->path);
 		begin_exec(g, p, t->time_ns, exe, "bpf");
+		if (exec_from_kernel(g, p, t) == 0)
+			break;
 		/* what exec mapped (binary, ld.so, stack, vdso) is no syscall: read it, if still there */
 		struct fl_vma *snap;
 		size_t n = 0;
@@ -770,20 +847,6 @@ void fl_ingest_bpf_rss(void *ctx, const struct fl_rss *r)
 		fl_store_rss(g->store, p->id, r->time_ns, r->anon, r->file, r->shmem, r->swap, "bpf");
 }
 
-/* Append n bytes at item to a growable array. Returns 0 or -1. */
-static int hold(void **a, size_t *n, size_t *cap, const void *item, size_t size)
-{
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 256;
-		void *p = realloc(*a, c * size);
-		if (!p)
-			return -1;
-		*a = p;
-		*cap = c;
-	}
-	memcpy((char *)*a + (*n)++ * size, item, size);
-	return 0;
-}
 
 void fl_ingest_bpf_faults(void *ctx, const struct fl_fault_key *k, const struct fl_fault_counts *c)
 {

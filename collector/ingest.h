@@ -35,6 +35,7 @@ void fl_ingest_shim(void *g, const struct fl_rec *rec);
 void fl_ingest_bpf_call(void *g, const struct fl_call *c);
 void fl_ingest_bpf_task(void *g, const struct fl_task *t);
 void fl_ingest_bpf_rss(void *g, const struct fl_rss *r);
+void fl_ingest_bpf_vma(void *g, const struct fl_vma_rec *v);
 void fl_ingest_bpf_faults(void *g, const struct fl_fault_key *k, const struct fl_fault_counts *c);
 void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
 

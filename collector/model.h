@@ -22,6 +22,7 @@ struct fl_vma {
 	__u64 start, end;       /* [start, end), page aligned */
 	__u64 offset;           /* file offset of start (file mappings) */
 	__u64 inode;
+	__u32 dev;              /* of the file, kernel encoding; 0 if unknown */
 	__u32 prot;             /* PROT_* */
 	__u32 flags;            /* MAP_* */
 	const char *kind;       /* static string: anon heap stack file shm vdso vvar vsyscall faultline */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "hmap.h"
@@ -167,6 +169,18 @@ static const char *read_link(const char *link)
 		return NULL;
 	buf[n] = 0;
 	return fl_strtab_intern(buf);
+}
+
+const char *fl_procfs_file_path(__u32 dev, __u64 inode, const char *hint)
+{
+	const char *p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
+	struct stat st;
+	if (!p && hint && hint[0] == '/' && stat(hint, &st) == 0 && st.st_ino == inode &&
+	    (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev) {
+		p = fl_strtab_intern(hint);
+		fl_hmap_put(&path_by_file, file_key(dev, inode), (uintptr_t)p);
+	}
+	return p;
 }
 
 const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode)

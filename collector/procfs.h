@@ -35,6 +35,13 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 /* /proc/PID/cmdline as a NULL-terminated argv (one malloc'd block: free it), or NULL. */
 char **fl_procfs_argv(pid_t pid);
 
+/*
+ * The path of the file (dev in the kernel's encoding, inode) as a maps
+ * snapshot read so far showed it, else NULL.  hint: a path the file may
+ * have (an exec's filename), checked with stat.  Interned.
+ */
+const char *fl_procfs_file_path(__u32 dev, __u64 inode, const char *hint);
+
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);
 

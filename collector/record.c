@@ -148,7 +148,7 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 	}
 	struct fl_bpf_ops ops = {
 		.ctx = r->ingest, .call = fl_ingest_bpf_call, .task = on_bpf_task, .rss = fl_ingest_bpf_rss,
-		.faults = fl_ingest_bpf_faults, .site = fl_ingest_bpf_site,
+		.vma = fl_ingest_bpf_vma, .faults = fl_ingest_bpf_faults, .site = fl_ingest_bpf_site,
 	};
 	char reason[256] = "";
 	if (fl_bpf_open(&r->bpf, &ops, reason, sizeof(reason)) < 0) {

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 3
+#define FL_ABI_VERSION 4
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -78,6 +78,7 @@ enum fl_rec_type {
 	FL_R_TASK = 4,    /* BPF: fork/exec/exit of a tracked task (fl_task) */
 	FL_R_RSS = 5,     /* BPF: resident memory of a process (fl_rss) */
 	FL_R_NOTE = 6,    /* shim: a one-time message, e.g. "stack unwinding disabled" (fl_note) */
+	FL_R_VMA = 7,     /* BPF: one VMA of a new image, just before its FL_T_EXEC (fl_vma_rec) */
 };
 
 struct fl_rec {
@@ -175,6 +176,32 @@ struct fl_task {
 	__u64 gup_maj_flt;
 };
 _Static_assert(sizeof(struct fl_task) == 360, "fl_task layout");
+
+/*
+ * BPF: a VMA as exec left it (binary, interpreter, stack, vdso): what exec
+ * maps is no syscall, and by the time the collector could read
+ * /proc/PID/maps a short-lived process may be gone.  Sent for each VMA
+ * right before the FL_T_EXEC record of that image.
+ */
+struct fl_vma_rec {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 flags;        /* FL_VMA_* */
+	__u64 start;
+	__u64 end;
+	__u64 pgoff;        /* file offset, in pages */
+	__u64 inode;        /* 0: anonymous */
+	__u32 dev;          /* kernel encoding (major << 20 | minor) */
+	__u32 pad;
+};
+#define FL_VMA_READ 1u
+#define FL_VMA_WRITE 2u
+#define FL_VMA_EXEC 4u
+#define FL_VMA_SHARED 8u
+#define FL_VMA_STACK 16u    /* holds mm->start_stack */
+#define FL_VMA_HEAP 32u     /* the brk area */
+#define FL_VMA_SPECIAL 64u  /* kernel-provided (vdso, vvar): anonymous with vm_ops */
+_Static_assert(sizeof(struct fl_vma_rec) == 56, "fl_vma_rec layout");
 
 /* BPF: resident memory of a process, from the rss_stat tracepoint (bytes). */
 struct fl_rss {

@@ -153,7 +153,8 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
-	struct fl_bpf_ops ops = { NULL, on_call, on_task, on_rss, on_faults, on_site };
+	struct fl_bpf_ops ops = { .call = on_call, .task = on_task, .rss = on_rss, .faults = on_faults,
+				  .site = on_site };
 	const char *req = getenv("FAULTLINE_REQUIRE_BPF");
 	struct fl_bpf *b;
 	struct fl_bpf_loss loss;
