@@ -571,9 +571,6 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
-/* Most VMAs an exec'd image starts with that we send (binary, ld.so, stack, vdso, vvar, heap). */
-#define FL_EXEC_VMAS 64
-
 /*
  * Send every VMA of t's new image (FL_R_VMA).  exec maps them without a
  * syscall; reading /proc/PID/maps later races with short-lived processes.
@@ -587,10 +584,10 @@ static __always_inline void send_exec_vmas(struct task_struct *t, __u32 tgid)
 	struct mm_struct *mm = t->mm;
 	__u64 start_stack = BPF_CORE_READ(mm, start_stack), start_brk = BPF_CORE_READ(mm, start_brk);
 	__u64 brk = BPF_CORE_READ(mm, brk);
-	int n = 0;
 
+	/* no counter in the loop: the iterator ends it, and a counter would make the verifier walk every lap */
 	bpf_iter_task_vma_new(&it, t, 0);
-	while ((vma = bpf_iter_task_vma_next(&it)) && n++ < FL_EXEC_VMAS) {
+	while ((vma = bpf_iter_task_vma_next(&it))) {
 		struct fl_vma_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 		struct file *f;
 		__u64 fl;
