@@ -447,10 +447,9 @@ int fl_cmd_record(int argc, char **argv)
 	}
 	int status = record(&r);
 	teardown(&r);
-	const char *failed = fl_store_error(r.store);
-	if (failed)
-		fprintf(stderr, "faultline: %s; %s keeps what was written before\n", failed, r.opt.output);
-	if (fl_store_close(r.store) && !failed)
-		fprintf(stderr, "faultline: closing %s failed; the recording may be incomplete\n", r.opt.output);
+	if (fl_store_flush(r.store))
+		fprintf(stderr, "faultline: %s; %s keeps what was written before\n", fl_store_error(r.store),
+			r.opt.output);
+	fl_store_close(r.store);
 	return status;
 }

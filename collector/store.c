@@ -270,21 +270,27 @@ void fl_store_commit(struct fl_store *s)
 		exec_sql(s, "BEGIN");
 }
 
-int fl_store_close(struct fl_store *s)
+int fl_store_flush(struct fl_store *s)
 {
-	if (!s)
-		return 0;
 	if (!s->rc && sqlite3_get_autocommit(s->db) == 0)
 		exec_sql(s, "COMMIT");
+	if (!s->rc) {
+		int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* the WAL keeps the data if the checkpoint cannot run */
+			fail(s, rc, "checkpoint");
+	}
+	return s->rc;
+}
+
+void fl_store_close(struct fl_store *s)
+{
+	if (!s)
+		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
-	if (!s->rc)
-		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-	int rc = s->rc;
 	sqlite3_close(s->db);
 	free(s->path);
 	free(s);
-	return rc;
 }
 
 const char *fl_store_error(const struct fl_store *s)

@@ -55,8 +55,11 @@ struct fl_vma_row {
  */
 int fl_store_create(struct fl_store **out, const char *path, bool force, char *err, size_t errlen);
 
-/* Close: commit what is pending, checkpoint the WAL. Returns 0 or the first error (-errno). */
-int fl_store_close(struct fl_store *s);
+/* Commit what is pending and checkpoint the WAL. Returns 0 or the first error (-errno). */
+int fl_store_flush(struct fl_store *s);
+
+/* Free the store (what was not flushed is lost). */
+void fl_store_close(struct fl_store *s);
 
 /* The first write error, as a message, or NULL. */
 const char *fl_store_error(const struct fl_store *s);
