@@ -724,8 +724,13 @@ void fl_ingest_bpf_vma(void *ctx, const struct fl_vma_rec *r)
 {
 	struct fl_ingest *g = ctx;
 	struct proc *p = find(g, r->pid);
-	if (!p || hold((void **)&p->exec_vmas, &p->nexec_vmas, &p->capexec_vmas, &(struct fl_vma){ 0 },
-		       sizeof(struct fl_vma)))
+	if (!p)
+		return;
+	/* the kernel sends them in address order: a lower start begins another image's list */
+	if (p->nexec_vmas && r->start < p->exec_vmas[p->nexec_vmas - 1].start)
+		p->nexec_vmas = 0;
+	if (hold((void **)&p->exec_vmas, &p->nexec_vmas, &p->capexec_vmas, &(struct fl_vma){ 0 },
+		 sizeof(struct fl_vma)))
 		return;
 	struct fl_vma *v = &p->exec_vmas[p->nexec_vmas - 1];
 	v->start = r->start;
