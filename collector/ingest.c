@@ -887,14 +887,9 @@ static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, c
 	}
 	for (int i = 0; i < FL_F_NCLASS; i++)
 		g->unattributed += c->cls[i];
-	if (getenv("FAULTLINE_DEBUG")) {
-		fprintf(stderr, "faultline: unattributed faults pid %u (proc %lld ended %d n %zu) %llx-%llx last %llu\n", k->tgid, p ? (long long)p->id : -1LL, p ? p->ended : -1, p ? p->model.n : 0,
+	if (getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: faults of pid %u in %llx-%llx (latest at %llu) fit no VMA\n", k->tgid,
 			(unsigned long long)k->vm_start, (unsigned long long)k->vm_end, (unsigned long long)c->last_ns);
-		for (size_t i = 0; p && i < p->model.n; i++)
-			if (p->model.v[i].end + (1 << 24) > k->vm_start && p->model.v[i].start < k->vm_end + (1 << 24))
-				fprintf(stderr, "   model %llx-%llx %s\n", (unsigned long long)p->model.v[i].start,
-					(unsigned long long)p->model.v[i].end, p->model.v[i].kind);
-	}
 }
 
 void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns)
