@@ -15,6 +15,7 @@
 #include "procfs.h"
 #include "stacks.h"
 #include "strtab.h"
+#include "vec.h"
 
 #define PAGE_UP(x) (((x) + 4095) & ~(__u64)4095)
 
@@ -171,15 +172,9 @@ static struct proc *add_proc(struct fl_ingest *g, __u32 pid, __u32 ppid, const c
 		return NULL;
 	if (old && !old->ended)
 		fl_ingest_exit(g, (pid_t)pid, t, -1, -1);
-	if (g->nall == g->capall) {
-		size_t cap = g->capall ? g->capall * 2 : 64;
-		struct proc **a = realloc(g->all, cap * sizeof(*a));
-		if (!a) {
-			free(p);
-			return NULL;
-		}
-		g->all = a;
-		g->capall = cap;
+	if (fl_vec_reserve((void **)&g->all, &g->capall, g->nall + 1, sizeof(*g->all))) {
+		free(p);
+		return NULL;
 	}
 	g->all[g->nall++] = p;
 	p->pid = pid;
@@ -188,16 +183,8 @@ static struct proc *add_proc(struct fl_ingest *g, __u32 pid, __u32 ppid, const c
 	p->id = fl_store_process(g->store, pid, ppid, parent ? parent->id : 0, exe, t);
 	fl_hmap_put(&g->by_pid, pid, (uintptr_t)p);
 	g->alive++;
-	if (g->nwatch == g->capwatch) {
-		size_t cap = g->capwatch ? g->capwatch * 2 : 64;
-		pid_t *w = realloc(g->watch, cap * sizeof(*w));
-		if (w) {
-			g->watch = w;
-			g->capwatch = cap;
-		}
-	}
 	/* without a watch its exit would still end it via BPF; only a shim-mode child could go unseen */
-	if (g->nwatch < g->capwatch)
+	if (!fl_vec_reserve((void **)&g->watch, &g->capwatch, g->nwatch + 1, sizeof(*g->watch)))
 		g->watch[g->nwatch++] = (pid_t)pid;
 	return p;
 }
@@ -705,17 +692,11 @@ void fl_ingest_bpf_call(void *ctx, const struct fl_call *call)
 	settle_older(g, p, &q->shim, c->time_ns);
 }
 
-/* Append n bytes at item to a growable array. Returns 0 or -1. */
+/* Append size bytes at item to a growable array. Returns 0 or -1. */
 static int hold(void **a, size_t *n, size_t *cap, const void *item, size_t size)
 {
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 256;
-		void *p = realloc(*a, c * size);
-		if (!p)
-			return -1;
-		*a = p;
-		*cap = c;
-	}
+	if (fl_vec_reserve(a, cap, *n + 1, size))
+		return -1;
 	memcpy((char *)*a + (*n)++ * size, item, size);
 	return 0;
 }
@@ -767,14 +748,7 @@ static int exec_from_kernel(struct fl_ingest *g, struct proc *p, const struct fl
 					v[i].path = fl_strtab_intern(pseudo[k][1]);
 			continue;
 		}
-		v[i].path = fl_procfs_file_path(v[i].dev, v[i].inode, t->path);
-		if (!v[i].path) { /* learn the files it maps, if it is still there */
-			struct fl_vma *maps;
-			size_t nm;
-			if (fl_procfs_maps((pid_t)p->pid, &maps, &nm) == 0)
-				free(maps);
-			v[i].path = fl_procfs_file_path(v[i].dev, v[i].inode, NULL);
-		}
+		v[i].path = fl_procfs_file_path((pid_t)p->pid, v[i].dev, v[i].inode, t->path);
 	}
 	struct fl_change ch = change(g, p, t->time_ns, 0, "exec");
 	fl_model_resync(&p->model, &ch, v, n);

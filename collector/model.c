@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "model.h"
+#include "vec.h"
 
 void fl_model_free(struct fl_model *m)
 {
@@ -37,16 +38,8 @@ const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr)
 static int splice(struct fl_model *m, size_t i, size_t nremove, const struct fl_vma *ins, size_t nins)
 {
 	size_t n = m->n - nremove + nins;
-	if (n > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		while (cap < n)
-			cap *= 2;
-		struct fl_vma *v = realloc(m->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		m->v = v;
-		m->cap = cap;
-	}
+	if (fl_vec_reserve((void **)&m->v, &m->cap, n, sizeof(*m->v)))
+		return -1;
 	memmove(&m->v[i + nins], &m->v[i + nremove], (m->n - i - nremove) * sizeof(*m->v));
 	memcpy(&m->v[i], ins, nins * sizeof(*ins));
 	m->n = n;
@@ -57,14 +50,8 @@ static int splice(struct fl_model *m, size_t i, size_t nremove, const struct fl_
 static void end_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
 {
 	fl_store_vma_end(c->store, v->id, c->time_ns, c->event_id);
-	if (m->ndead == m->capdead) {
-		size_t cap = m->capdead ? m->capdead * 2 : 64;
-		struct fl_dead_vma *d = realloc(m->dead, cap * sizeof(*d));
-		if (!d)
-			return;
-		m->dead = d;
-		m->capdead = cap;
-	}
+	if (fl_vec_reserve((void **)&m->dead, &m->capdead, m->ndead + 1, sizeof(*m->dead)))
+		return;
 	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id };
 }
 

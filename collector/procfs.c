@@ -171,35 +171,34 @@ static const char *read_link(const char *link)
 	return fl_strtab_intern(buf);
 }
 
-const char *fl_procfs_file_path(__u32 dev, __u64 inode, const char *hint)
+const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint)
 {
 	const char *p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
 	struct stat st;
-	if (!p && hint && hint[0] == '/' && stat(hint, &st) == 0 && st.st_ino == inode &&
+	struct fl_vma *maps;
+	size_t n;
+	if (p)
+		return p;
+	if (hint && hint[0] == '/' && stat(hint, &st) == 0 && st.st_ino == inode &&
 	    (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev) {
 		p = fl_strtab_intern(hint);
 		fl_hmap_put(&path_by_file, file_key(dev, inode), (uintptr_t)p);
+		return p;
 	}
-	return p;
+	if (fl_procfs_maps(pid, &maps, &n) == 0) /* learns every file pid maps now, if it is still there */
+		free(maps);
+	return (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
 }
 
 const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode)
 {
 	char link[128];
-	if (inode) {
-		const char *p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
-		struct fl_vma *maps;
-		size_t n;
-		if (!p && fl_procfs_maps(pid, &maps, &n) == 0) { /* learns every file pid maps now */
-			free(maps);
-			p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));
-		}
-		if (p)
-			return p;
-	}
+	const char *p = inode ? fl_procfs_file_path(pid, dev, inode, NULL) : NULL;
+	if (p)
+		return p;
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, (uint64_t)start,
 		 (uint64_t)end);
-	const char *p = read_link(link);
+	p = read_link(link);
 	if (p || fd < 0)
 		return p;
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);

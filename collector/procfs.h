@@ -26,9 +26,9 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt);
 
 /*
  * The path of a file pid mapped at [start, end): by its identity (dev in
- * the kernel's encoding, inode; 0 when unknown) among the files any
- * process's /proc/PID/maps showed, else /proc/PID/map_files, else what fd
- * refers to; NULL if none can tell.  Interned.
+ * the kernel's encoding, inode; 0 when unknown) as fl_procfs_file_path()
+ * finds it, else /proc/PID/map_files, else what fd refers to; NULL if none
+ * can tell.  Interned.
  */
 const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode);
 
@@ -36,11 +36,12 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 char **fl_procfs_argv(pid_t pid);
 
 /*
- * The path of the file (dev in the kernel's encoding, inode) as a maps
- * snapshot read so far showed it, else NULL.  hint: a path the file may
- * have (an exec's filename), checked with stat.  Interned.
+ * The path of a file pid maps (dev in the kernel's encoding, inode): as a
+ * maps snapshot read so far showed it, else hint (a path it may have, like
+ * an exec's filename) if stat agrees, else from pid's /proc/PID/maps now;
+ * NULL if none can tell.  Interned.
  */
-const char *fl_procfs_file_path(__u32 dev, __u64 inode, const char *hint);
+const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint);
 
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);

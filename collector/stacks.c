@@ -9,6 +9,7 @@
 #include "hmap.h"
 #include "stacks.h"
 #include "strtab.h"
+#include "vec.h"
 
 struct frame {
 	__s64 id;
@@ -62,20 +63,6 @@ void fl_stacks_free(struct fl_stacks *st)
 	free(st);
 }
 
-/* Grow an array of elements of size sz to hold n + 1. Returns 0 or -1. */
-static int reserve(void **a, size_t *cap, size_t n, size_t sz)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 1024;
-	void *p = realloc(*a, c * sz);
-	if (!p)
-		return -1;
-	*a = p;
-	*cap = c;
-	return 0;
-}
-
 static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
 {
 	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
@@ -90,7 +77,7 @@ static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, 
 	size_t i = fl_hmap_get(&st->frame_by_key, key ? key : 1);
 	if (i)
 		return st->frames[i - 1].id;
-	if (reserve((void **)&st->frames, &st->capframes, st->nframes, sizeof(*st->frames)))
+	if (fl_vec_reserve((void **)&st->frames, &st->capframes, st->nframes + 1, sizeof(*st->frames)))
 		return 0;
 	struct frame *f = &st->frames[st->nframes];
 	f->id = fl_store_frame(st->store, fl_strtab_get(module), rel);
@@ -152,7 +139,7 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
 			return;
 		}
 	}
-	if (reserve((void **)&st->sites, &st->capsites, st->nsites, sizeof(*st->sites)))
+	if (fl_vec_reserve((void **)&st->sites, &st->capsites, st->nsites + 1, sizeof(*st->sites)))
 		return;
 	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, cls, count };
 	fl_hmap_put(&st->site_by_key, h ? h : 1, ++st->nsites);
