@@ -73,11 +73,6 @@ const char *fl_channel_path(const struct fl_channel *c)
 	return c->path;
 }
 
-int fl_channel_fd(const struct fl_channel *c)
-{
-	return c->fd;
-}
-
 __u32 fl_channel_current_pid(const struct fl_channel *c)
 {
 	return c->cur_pid;

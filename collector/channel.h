@@ -34,9 +34,6 @@ int fl_channel_create(struct fl_channel **out, unsigned wait_ms);
 /* The value for FAULTLINE_CHANNEL ("/proc/<our pid>/fd/<N>"). */
 const char *fl_channel_path(const struct fl_channel *c);
 
-/* The memfd (kept open; CLOEXEC).  The target opens the /proc path instead. */
-int fl_channel_fd(const struct fl_channel *c);
-
 /*
  * Deliver every published record of every owned ring, rings in claim order
  * (a pid's pre-exec images before its newer one).  An older ring of a pid

@@ -18,7 +18,7 @@
 enum stmt {
 	S_EVENT, S_VMA, S_VMA_PATH, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
-	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_FIDELITY, S_COUNT
+	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -49,7 +49,6 @@ static const char *const stmt_sql[S_COUNT] = {
 		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
 	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
 	[S_RUN_END] = "UPDATE run SET complete=1, end_ns=?, exit_status=?",
-	[S_FIDELITY] = "UPDATE run SET fidelity=?, fidelity_note=?",
 };
 
 struct fl_store {
@@ -338,15 +337,6 @@ void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 	sqlite3_bind_int64(s->st[S_RUN_END], 1, (sqlite3_int64)end_ns);
 	sqlite3_bind_int(s->st[S_RUN_END], 2, exit_status);
 	run(s, S_RUN_END);
-}
-
-void fl_store_set_fidelity(struct fl_store *s, const char *fidelity, const char *note)
-{
-	if (s->rc)
-		return;
-	bind_text(s->st[S_FIDELITY], 1, fidelity);
-	bind_text(s->st[S_FIDELITY], 2, note);
-	run(s, S_FIDELITY);
 }
 
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail)

@@ -70,7 +70,6 @@ void fl_store_commit(struct fl_store *s);
 void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri);
 /* The recording is complete: build the indexes, mark the run complete. */
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status);
-void fl_store_set_fidelity(struct fl_store *s, const char *fidelity, const char *note);
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
 void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text);
 
