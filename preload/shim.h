@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shim.h - what the files of libfaultline-preload.so share.  Nothing here is
+ * exported from the library (-fvisibility=hidden, preload.map).
+ *
+ *   shim.c      the interposers (the hooks) and nothing else
+ *   ring.c      the producer side of the channel: attach, init, records, waiting
+ *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
+ *   unwind.c    call stacks (glibc backtrace()) and the fork gate around them
+ *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
+ *
+ * Rules (docs: /work/shared/DESIGN.md, "Rules that keep the target safe"):
+ * - Never change the target's behaviour: same results, same errno, no
+ *   signals, no output, no fd kept open, never abort.  On any failure the
+ *   shim turns itself off (and says so once in a FL_R_NOTE if it has a ring).
+ * - No malloc anywhere; nothing the shim does itself goes through the hooked
+ *   symbols (raw syscalls), so it cannot recurse.
+ * - Reentrancy: a per-thread `shim_busy` count.  A hook entered while the
+ *   thread is already inside the shim (the unwinder's or dlsym's own calls,
+ *   or a signal handler interrupting the shim) passes the call through
+ *   unrecorded.  Consequence: calls from a signal handler that interrupted
+ *   this thread while it was recording are not recorded (the BPF ground
+ *   truth still sees them).  This also means a nested producer never waits
+ *   for a slot its own thread reserved, so the "full ring + nested producer"
+ *   deadlock cannot happen.
+ *
+ * Not seen: calls made inside libc itself (malloc's internal __mmap, ld.so),
+ * raw syscalls, static binaries.  Children made by raw clone() or _Fork()
+ * (no fork() call) inherit this image's ring mapping and cached pid: their
+ * calls are recorded into the parent's ring under the parent's pid.  The
+ * BPF side sees all of these.
+ */
+#ifndef FL_SHIM_H
+#define FL_SHIM_H
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/types.h>
+
+#include "faultline.h"
+#include "channel.h"
+
+#define SHIM_TLS __attribute__((tls_model("initial-exec"))) __thread
+
+enum { ST_UNINIT, ST_INIT, ST_ON, ST_OFF };
+/* maps_state: CLEAN, DIRTY (a dlopen/dlclose ran: ld.so mapped or unmapped
+ * behind our back), RESYNC (one thread is sending the snapshot). */
+enum { MAPS_CLEAN, MAPS_DIRTY, MAPS_RESYNC };
+
+/* ---- state (ring.c) ----------------------------------------------------- */
+extern int shim_state;                 /* atomic: ST_* */
+extern __u32 shim_pid;                 /* this process image's pid (getpid at init/fork) */
+extern __u64 shim_seq;                 /* last call seq handed out (atomic) */
+extern char shim_chan_path[256];       /* copy of $FAULTLINE_CHANNEL */
+extern SHIM_TLS int shim_busy;         /* >0: this thread is inside the shim */
+extern SHIM_TLS __u32 shim_tls_tid;
+
+/* ---- small helpers (raw syscalls: never through a hooked symbol) -------- */
+static inline long shim_sys_mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return syscall(SYS_mmap, a, len, prot, flags, fd, off);
+}
+
+static inline __u64 shim_now_ns(void)
+{
+	struct timespec ts;
+
+	/* glibc routes CLOCK_MONOTONIC through the vDSO: no syscall. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec;
+}
+
+static inline __u32 shim_tid(void)
+{
+	/* glibc does not cache gettid(); ask the kernel once per thread. */
+	if (!shim_tls_tid)
+		shim_tls_tid = (__u32)syscall(SYS_gettid);
+	return shim_tls_tid;
+}
+
+static inline void shim_short_sleep(void)
+{
+	struct timespec ts = { 0, 50000 };
+
+	/* Raw syscall: glibc's nanosleep is a cancellation point, and a thread
+	 * cancelled inside the shim could leave a reserved slot unpublished. */
+	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+static inline void shim_copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strnlen(src, cap - 1) : 0;
+
+	memcpy(dst, src ? src : "", n);
+	dst[n] = 0;
+}
+
+/* ---- the library's entry (shim.c) --------------------------------------- */
+/* Initialize once: resolve, read the environment, attach, say hello. */
+void shim_init(void);
+
+/* ---- the channel, producer side (ring.c) -------------------------------- */
+/*
+ * Map the channel (the header once per address space) and claim a ring.
+ * Adds FL_HELLO_EXECED to *flags when an earlier image of this pid owns a
+ * ring.  Returns 0, or -1 when the shim must stay off.  The caller says
+ * hello next (shim_hello).
+ */
+int shim_attach(__u32 *flags);
+/* In a fork child: unmap the parent's ring, inherited with the address space. */
+void shim_detach_inherited(void);
+/* Copy one record into this image's ring.  0, or -1 when dropped. */
+int shim_emit(const void *rec, __u32 len);
+/* A one-time message to the collector. */
+void shim_note(const char *text);
+/* Record one call (after it returned), with the caller's stack. */
+void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2,
+		 __u64 a3, __u64 a4, __u64 a5, const char *name);
+
+/* ---- maps snapshots (snapshot.c) ---------------------------------------- */
+extern int shim_maps_state;            /* MAPS_* (atomic): is a resync snapshot owed? */
+/* Publish HELLO and the maps snapshot.  Returns 0 or -1. */
+int shim_hello(__u32 flags, __u64 parent_seq);
+/* Send the snapshot owed after dlopen/dlclose (or wait for whoever sends it). */
+void shim_resync(void);
+/* dlopen/dlclose are about to change the mappings where no hook sees it. */
+void shim_maps_changed(void);
+
+/* ---- stacks (unwind.c) -------------------------------------------------- */
+extern unsigned shim_depth;            /* configured stack depth (0: no stacks) */
+extern int shim_no_unwind;             /* stacks disabled (fork child of a busy unwinder) */
+/* Where the shim's own code is, to drop its frames from stacks. */
+void shim_find_text(void);
+/* Make the unwinder ready (at init, under shim_busy). */
+void shim_unwind_init(void);
+/* Fill frames[] with the stack above the shim, innermost first; returns how many. */
+unsigned shim_backtrace(__u64 *frames);
+/* The fork gate: close before fork (1: no thread is unwinding), open after. */
+int shim_gate_close(void);
+void shim_gate_open(void);
+/* In a fork child: no thread is unwinding (the others are gone). */
+void shim_gate_reset(void);
+
+/*
+ * Should this call be recorded?  Initializes lazily (a hook can run before
+ * the constructor, from another library's constructor).  Called before the
+ * real call, so a resync snapshot owed after dlopen/dlclose goes out first
+ * and never contains the call the record that follows describes.
+ */
+static inline int shim_recording(void)
+{
+	int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
+
+	if (__builtin_expect(s == ST_ON, 1)) {
+		if (shim_busy)
+			return 0;
+		if (__builtin_expect(__atomic_load_n(&shim_maps_state, __ATOMIC_RELAXED) != MAPS_CLEAN, 0))
+			shim_resync();
+		return 1;
+	}
+	if (s == ST_UNINIT && !shim_busy)
+		shim_init();
+	return __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON && !shim_busy;
+}
+
+#endif /* FL_SHIM_H */

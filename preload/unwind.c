@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * unwind.c - call stacks for the shim's records, and the fork gate that
+ * keeps the unwinder's locks out of fork children.
+ *
+ * Stacks: glibc backtrace(), i.e. libgcc's DWARF unwinder, not libunwind:
+ * libunwind keeps a pipe open in the target that it cannot give up (the
+ * measurements are in docs/libunwind.md).  backtrace() costs no syscall and
+ * no fd once initialized.
+ *
+ * Fork safety: the unwinder takes locks (libgcc's object_mutex for
+ * registered frames, the loader lock in dl_iterate_phdr on old glibc) that
+ * another thread may hold when fork() copies the address space.  Every
+ * backtrace() runs inside a gate (`unwinders` count); the fork hook closes
+ * the gate and waits for unwinders to leave before calling the real fork, so
+ * the child never inherits a held lock.  If they do not leave in time (a
+ * thread longjmp'd out of a signal handler that interrupted an unwind), the
+ * child records without stacks.
+ */
+#include <elf.h>
+#include <execinfo.h>
+#include <link.h>
+
+#include "shim.h"
+
+/* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
+#define FRAME_SLACK 16
+
+unsigned shim_depth = FL_DEFAULT_FRAMES;
+int shim_no_unwind;
+
+static uintptr_t text_lo, text_hi;     /* the shim's executable segment */
+static unsigned unwinders;             /* threads inside backtrace() (atomic) */
+static int forking;                    /* a fork waits for or runs with the gate closed */
+
+extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+
+void shim_find_text(void)
+{
+	const ElfW(Ehdr) *e = &__ehdr_start;
+	const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)e + e->e_phoff);
+	uintptr_t base = (uintptr_t)e, min_vaddr = UINTPTR_MAX;
+
+	for (unsigned i = 0; i < e->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr < min_vaddr)
+			min_vaddr = ph[i].p_vaddr;
+	for (unsigned i = 0; i < e->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+			text_lo = base + ph[i].p_vaddr - min_vaddr;
+			text_hi = text_lo + ph[i].p_memsz;
+		}
+}
+
+/* Make the unwinder ready now, under busy, while nothing else runs.
+ * glibc's backtrace() dlopens libgcc_s at its first call (malloc, the
+ * loader lock: debug/backtrace.c, misc/unwind-link.c); later calls take no
+ * lock and make no syscall (libgcc >= 12 finds FDEs with glibc's
+ * lock-free _dl_find_object). */
+void shim_unwind_init(void)
+{
+	void *buf[4];
+
+	if (backtrace(buf, 4) <= 0)
+		shim_no_unwind = 1;
+}
+
+unsigned shim_backtrace(__u64 *frames)
+{
+	void *buf[FL_MAX_FRAMES + FRAME_SLACK];
+	unsigned want = shim_depth, i = 0, n = 0;
+	int got;
+
+	if (!want || shim_no_unwind)
+		return 0;
+	/* Enter the fork gate (Dekker style: both sides use seq_cst). */
+	for (;;) {
+		__atomic_add_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&forking, __ATOMIC_SEQ_CST))
+			break;
+		__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+		while (__atomic_load_n(&forking, __ATOMIC_SEQ_CST))
+			shim_short_sleep();
+	}
+	got = backtrace(buf, (int)(want + FRAME_SLACK));
+	__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+
+	while (i < (unsigned)(got > 0 ? got : 0) &&
+	       (uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
+		i++;
+	for (; i < (unsigned)got && n < want; i++)
+		frames[n++] = (__u64)(uintptr_t)buf[i];
+	return n;
+}
+
+int shim_gate_close(void)
+{
+	int zero = 0;
+	__u64 start = 0;
+
+	while (!__atomic_compare_exchange_n(&forking, &zero, 1, 0,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		zero = 0;
+		shim_short_sleep();    /* another thread is forking */
+	}
+	while (__atomic_load_n(&unwinders, __ATOMIC_SEQ_CST)) {
+		__u64 t = shim_now_ns();
+		if (!start)
+			start = t;
+		else if (t - start > 500000000u)
+			return 0;
+		shim_short_sleep();
+	}
+	return 1;
+}
+
+void shim_gate_open(void)
+{
+	__atomic_store_n(&forking, 0, __ATOMIC_SEQ_CST);
+}
+
+void shim_gate_reset(void)
+{
+	__atomic_store_n(&unwinders, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&forking, 0, __ATOMIC_RELAXED);
+}
