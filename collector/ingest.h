@@ -6,6 +6,10 @@
  * Two fidelities: in shim mode the shim's calls drive the VMA model; in BPF
  * mode the kernel's syscall records drive it and the shim's calls only lend
  * their stacks to the syscall they match (same thread, same call, in order).
+ *
+ * This is the recording's lifecycle as record.c sees it; records go to the
+ * decoders (shimdec.h, bpfdec.h) and fault counts to faults.h directly.
+ * process.h lists the layers.
  */
 #ifndef FL_INGEST_H
 #define FL_INGEST_H
@@ -27,23 +31,6 @@ void fl_ingest_free(struct fl_ingest *g);
 
 /* The launched process, before it execs the target. */
 void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const *argv, __u64 time_ns);
-
-/* A record from the shim channel (matches fl_channel_fn). */
-void fl_ingest_shim(void *g, const struct fl_rec *rec);
-
-/* Records from BPF (match struct fl_bpf_ops). */
-void fl_ingest_bpf_call(void *g, const struct fl_call *c);
-void fl_ingest_bpf_task(void *g, const struct fl_task *t);
-void fl_ingest_bpf_rss(void *g, const struct fl_rss *r);
-void fl_ingest_bpf_vma(void *g, const struct fl_vma_rec *v);
-void fl_ingest_bpf_faults(void *g, const struct fl_fault_key *k, const struct fl_fault_counts *c);
-void fl_ingest_bpf_site(void *g, const struct fl_site_key *k, __u64 count);
-
-/*
- * Attribute the fault counts read (at read_ns) since the last call to
- * VMAs.  Call it after consuming the BPF records written up to that read.
- */
-void fl_ingest_attribute_faults(struct fl_ingest *g, __u64 read_ns);
 
 /* Shim mode: read a dead (zombie) process's final fault totals from /proc. */
 void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid);

@@ -2,9 +2,12 @@
 /* model.c - per-process VMA set (see model.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 
 #include "model.h"
+#include "strtab.h"
 #include "vec.h"
 
 void fl_model_free(struct fl_model *m)
@@ -78,7 +81,7 @@ void fl_model_prune_dead(struct fl_model *m, __u64 t)
 }
 
 /* Write a new row for v (whose fields are final) and store its id in v. */
-static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_id, const char *how)
+static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_id, enum fl_how how)
 {
 	struct fl_vma_row r = {
 		.proc_id = c->proc_id, .pid = c->pid, .start = v->start, .end = v->end,
@@ -103,7 +106,7 @@ static struct fl_vma piece(const struct fl_change *c, const struct fl_vma *v, __
 	p.prot = prot;
 	if (v->path)
 		p.offset = v->offset + (start - v->start);
-	write_row(c, &p, v->id, "split");
+	write_row(c, &p, v->id, FL_HOW_SPLIT);
 	return p;
 }
 
@@ -195,7 +198,7 @@ void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __
 	if (!(flags & MREMAP_DONTUNMAP))
 		fl_model_unmap(m, c, old, old + old_len);
 	size_t i = cut(m, c, v.start, v.end);
-	write_row(c, &v, parent, "remap");
+	write_row(c, &v, parent, FL_HOW_REMAP);
 	splice(m, i, 0, &v, 1);
 }
 
@@ -205,7 +208,8 @@ void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const 
 	if (splice(child, 0, 0, parent->v, parent->n))
 		return;
 	for (size_t i = 0; i < child->n; i++)
-		write_row(c, &child->v[i], parent->v[i].id, "fork");
+		write_row(c, &child->v[i], parent->v[i].id, FL_HOW_FORK);
+	child->brk = parent->brk;
 }
 
 void fl_model_clear(struct fl_model *m, const struct fl_change *c)
@@ -213,6 +217,7 @@ void fl_model_clear(struct fl_model *m, const struct fl_change *c)
 	for (size_t i = 0; i < m->n; i++)
 		end_row(m, c, &m->v[i]);
 	m->n = 0;
+	m->brk = 0;
 }
 
 /* The snapshot line covering all of v with v's protection (and file, if both name one), or NULL. */
@@ -271,6 +276,116 @@ void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct
 			at = m->v[i].end;
 			i++;
 		}
+	}
+}
+
+/* ---- applying calls ------------------------------------------------------------- */
+
+#define PAGE_UP(x) (((x) + 4095) & ~(__u64)4095)
+
+/* Move the program break to brk, mapping or unmapping heap pages. */
+static void set_break(struct fl_model *m, const struct fl_change *c, __u64 brk)
+{
+	if (!m->brk) {
+		const struct fl_vma *heap = NULL;
+		for (size_t i = 0; i < m->n && !heap; i++)
+			if (!strcmp(m->v[i].kind, "heap"))
+				heap = &m->v[i];
+		m->brk = heap ? heap->end : brk;
+	}
+	__u64 old = PAGE_UP(m->brk), now = PAGE_UP(brk);
+	if (now > old) {
+		struct fl_vma v = { .start = old, .end = now, .prot = PROT_READ | PROT_WRITE,
+				    .flags = MAP_PRIVATE | MAP_ANONYMOUS, .kind = "heap",
+				    .path = fl_strtab_intern("[heap]") };
+		fl_model_map(m, c, &v);
+	} else if (now < old) {
+		fl_model_unmap(m, c, now, old);
+	}
+	m->brk = brk;
+}
+
+/* shmdt: the segment is every VMA from addr on that came from the same shmat. */
+static void detach_shm(struct fl_model *m, const struct fl_change *c, __u64 addr)
+{
+	const struct fl_vma *v = fl_model_find(m, addr);
+	if (!v)
+		return;
+	__s64 origin = v->origin_id;
+	__u64 end = v->end;
+	for (const struct fl_vma *w; (w = fl_model_find(m, end)) && w->origin_id == origin;)
+		end = w->end;
+	fl_model_unmap(m, c, addr, end);
+}
+
+static __u64 shm_size(int shmid)
+{
+	struct shmid_ds ds;
+	return shmctl(shmid, IPC_STAT, &ds) == 0 ? ds.shm_segsz : 0;
+}
+
+static void apply_mmap(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path)
+{
+	const __u64 *a = call->args;
+	__u64 res = (__u64)call->result;
+	struct fl_vma v = { .start = res, .end = res + PAGE_UP(a[1]), .prot = (__u32)a[2], .flags = (__u32)a[3],
+			    .path = path };
+	if (!(v.flags & MAP_ANONYMOUS)) {
+		v.offset = a[5];
+		v.inode = call->inode;
+	}
+	v.kind = v.path || (v.flags & MAP_ANONYMOUS) ? fl_model_kind(v.path, v.flags) : "file";
+	fl_model_map(m, c, &v);
+}
+
+static void apply_shmat(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path)
+{
+	const __u64 *a = call->args;
+	__u64 res = (__u64)call->result, size = shm_size((int)a[0]);
+	struct fl_vma v = { .start = res, .end = res + PAGE_UP(size), .flags = MAP_SHARED,
+			    .prot = PROT_READ | ((a[2] & SHM_RDONLY) ? 0 : PROT_WRITE) |
+				    ((a[2] & SHM_EXEC) ? PROT_EXEC : 0),
+			    .kind = "shm", .path = path };
+	if (size)
+		fl_model_map(m, c, &v);
+}
+
+void fl_model_apply(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path,
+		    bool from_kernel)
+{
+	const __u64 *a = call->args;
+	__u64 res = (__u64)call->result;
+	if (call->err)
+		return;
+	switch (call->kind) {
+	case FL_K_MMAP:
+		apply_mmap(m, c, call, path);
+		break;
+	case FL_K_MUNMAP:
+		fl_model_unmap(m, c, a[0], a[0] + PAGE_UP(a[1]));
+		break;
+	case FL_K_MPROTECT:
+	case FL_K_PKEY_MPROTECT:
+		fl_model_protect(m, c, a[0], a[0] + PAGE_UP(a[1]), (__u32)a[2] & 7);
+		break;
+	case FL_K_MREMAP:
+		fl_model_remap(m, c, a[0], PAGE_UP(a[1]), res, PAGE_UP(a[2]), (__u32)a[3]);
+		break;
+	case FL_K_BRK:
+		/* the syscall returns the new break; libc's brk() returns 0 and the break is its argument */
+		set_break(m, c, from_kernel ? res : a[0]);
+		break;
+	case FL_K_SBRK:
+		if (!m->brk)
+			m->brk = res; /* sbrk returns the old break: the first one tells where the heap ends */
+		set_break(m, c, res + a[0]);
+		break;
+	case FL_K_SHMAT:
+		apply_shmat(m, c, call, path);
+		break;
+	case FL_K_SHMDT:
+		detach_shm(m, c, a[0]);
+		break;
 	}
 }
 

@@ -7,6 +7,9 @@
  * its surviving pieces start new rows that name it as parent_id and keep its
  * origin_id, so each byte's history and creator stay queryable.
  *
+ * The model owns every change to itself: the decoders hand it calls
+ * (fl_model_apply), forks, execs and snapshots; they never edit its VMAs.
+ *
  * Unlike the kernel, the model does not merge adjacent compatible VMAs: two
  * mmap calls stay two rows, each with its own creating call.
  */
@@ -14,6 +17,7 @@
 #define FL_MODEL_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store.h"
@@ -45,6 +49,7 @@ struct fl_model {
 	size_t n, cap;
 	struct fl_dead_vma *dead; /* in the order they ended */
 	size_t ndead, capdead;
+	__u64 brk;              /* current program break, 0 = not known yet */
 };
 
 /* Who is changing the model, for the rows written. */
@@ -54,7 +59,7 @@ struct fl_change {
 	__u32 pid;
 	__u64 time_ns;
 	__s64 event_id;         /* the call making the change; 0 for a resync */
-	const char *how;        /* how rows created by fl_model_map() came to be */
+	enum fl_how how;        /* how rows created by fl_model_map() came to be */
 };
 
 void fl_model_free(struct fl_model *m);
@@ -78,10 +83,19 @@ void fl_model_protect(struct fl_model *m, const struct fl_change *c, __u64 start
 void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __u64 old_len,
 		    __u64 new_addr, __u64 new_len, __u32 flags);
 
-/* A fork child's address space: a copy of the parent's (rows how="fork"). */
+/* A fork child's address space: a copy of the parent's, break included (rows how = fork). */
 void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const struct fl_change *c);
 
-/* End every row (exec replaced the address space). */
+/*
+ * Apply a successful address-space call (a failed one changes nothing).
+ * path: the file an mmap mapped, when known.  from_kernel: the call is the
+ * syscall as BPF saw it (brk returns the new break), not libc's wrapper
+ * (brk returns 0 and the break is its argument).
+ */
+void fl_model_apply(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path,
+		    bool from_kernel);
+
+/* End every row and forget the break (exec replaced the address space). */
 void fl_model_clear(struct fl_model *m, const struct fl_change *c);
 
 /*

@@ -206,6 +206,15 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 	return p && p[0] == '/' ? p : NULL;
 }
 
+const char *fl_procfs_call_path(pid_t pid, const struct fl_call *c)
+{
+	const __u64 *a = c->args;
+	if (c->kind != FL_K_MMAP || c->err || (a[3] & MAP_ANONYMOUS))
+		return NULL;
+	__u64 start = (__u64)c->result, end = start + ((a[1] + 4095) & ~(__u64)4095);
+	return fl_procfs_mapped_path(pid, start, end, (int)a[4], c->dev, c->inode);
+}
+
 const char *fl_procfs_exe(pid_t pid)
 {
 	char link[64];

@@ -32,6 +32,9 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt);
  */
 const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u32 dev, __u64 inode);
 
+/* The file a successful mmap of a file by pid mapped (as fl_procfs_mapped_path), else NULL. */
+const char *fl_procfs_call_path(pid_t pid, const struct fl_call *c);
+
 /* /proc/PID/cmdline as a NULL-terminated argv (one malloc'd block: free it), or NULL. */
 char **fl_procfs_argv(pid_t pid);
 

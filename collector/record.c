@@ -18,10 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
+#include "bpfdec.h"
+#include "consumer.h"
+#include "faults.h"
 #include "ingest.h"
 #include "launch.h"
 #include "record.h"
+#include "shimdec.h"
 #include "store.h"
 #include "strtab.h"
 #if FL_HAVE_BPF
@@ -135,8 +138,8 @@ static void on_bpf_task(void *ctx, const struct fl_task *t)
 {
 	/* a process's shim records precede its exit: deliver them before the exit ends it */
 	if (t->kind == FL_T_EXIT)
-		fl_channel_retire(bpf_recorder->chan, t->pid, fl_ingest_shim, ctx);
-	fl_ingest_bpf_task(ctx, t);
+		fl_channel_retire(bpf_recorder->chan, t->pid, fl_shimdec_record, ctx);
+	fl_bpfdec_task(ctx, t);
 }
 
 /* Attach BPF, or say once why not. Returns the fidelity note (NULL: full fidelity). */
@@ -147,8 +150,8 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 		return why;
 	}
 	struct fl_bpf_ops ops = {
-		.ctx = r->ingest, .call = fl_ingest_bpf_call, .task = on_bpf_task, .rss = fl_ingest_bpf_rss,
-		.vma = fl_ingest_bpf_vma, .faults = fl_ingest_bpf_faults, .site = fl_ingest_bpf_site,
+		.ctx = r->ingest, .call = fl_bpfdec_call, .task = on_bpf_task, .rss = fl_bpfdec_rss,
+		.vma = fl_bpfdec_vma, .faults = fl_faults_add, .site = fl_faults_add_site,
 	};
 	char reason[256] = "";
 	if (fl_bpf_open(&r->bpf, &ops, reason, sizeof(reason)) < 0) {
@@ -172,7 +175,7 @@ static void bpf_drain(struct recorder *r)
 	__u64 read_at = now_ns();
 	fl_bpf_drain(r->bpf);
 	fl_bpf_poll(r->bpf);
-	fl_ingest_attribute_faults(r->ingest, read_at);
+	fl_faults_attribute(r->ingest, read_at);
 }
 #else
 static const char *start_bpf(struct recorder *r, char *why, size_t len)
@@ -195,7 +198,7 @@ static void watch_new_processes(struct recorder *r)
 	while ((pid = fl_ingest_next_watch(r->ingest))) {
 		int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (fd < 0) { /* already gone */
-			fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+			fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
 			fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
 			continue;
 		}
@@ -211,7 +214,7 @@ static void on_pidfd(struct recorder *r, __u64 data)
 	int fd = (int)(data >> 32);
 	pid_t pid = (pid_t)(__u32)data;
 	bpf_poll(r); /* its BPF exit record, with the exit code, was written before the pidfd woke */
-	fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+	fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
 	fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
 	close(fd);
@@ -227,7 +230,7 @@ static void reap_root(struct recorder *r)
 		fl_ingest_final_faults(r->ingest, r->launch.pid);
 	while ((pid = waitpid(r->launch.pid, &st, WNOHANG)) > 0) {
 		bpf_poll(r);
-		fl_channel_retire(r->chan, (__u32)pid, fl_ingest_shim, r->ingest);
+		fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
 		if (WIFSIGNALED(st)) {
 			r->exit_status = 128 + WTERMSIG(st);
 			fl_ingest_exit(r->ingest, pid, now_ns(), -1, WTERMSIG(st));
@@ -291,13 +294,13 @@ static void loop(struct recorder *r)
 			else if (ev[i].data.u64 != 1)
 				on_pidfd(r, ev[i].data.u64);
 		}
-		int got = fl_channel_poll(r->chan, fl_ingest_shim, r->ingest);
+		int got = fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 		got += bpf_poll(r);
 		busy = got > 0;
 		watch_new_processes(r);
 		tick(r, now_ns(), !busy);
 	}
-	fl_channel_poll(r->chan, fl_ingest_shim, r->ingest);
+	fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 	bpf_poll(r);
 	bpf_drain(r);
 }

@@ -21,6 +21,8 @@ enum stmt {
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_COUNT
 };
 
+#define COLUMN_(c, name) #name ","
+#define PARAM_(c, name) "?,"
 static const char *const stmt_sql[S_COUNT] = {
 	[S_EVENT] = "INSERT INTO event(proc_id,pid,tid,time_ns,seq,kind,a0,a1,a2,a3,a4,a5,result,errno,"
 		    "source,path,stack_id,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -32,9 +34,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_STACK] = "INSERT INTO stack(depth) VALUES(?)",
 	[S_STACK_FRAME] = "INSERT INTO stack_frame(stack_id,idx,frame_id) VALUES(?,?,?)",
 	[S_FRAME_SYM] = "UPDATE frame SET build_id=?, function=?, func_off=?, file=?, line=? WHERE id=?",
-	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns,major_file,major_swap,anon_new,zero_page,"
-		    "pagecache,cow_anon,cow_zero,cow_file,cow_reuse,write_notify,other,reads,writes,"
-		    "execs,thp) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns," FL_FAULT_CLASSES(COLUMN_) "reads,writes,execs,thp) "
+		    "VALUES(?,?,?," FL_FAULT_CLASSES(PARAM_) "?,?,?,?)",
 	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count) VALUES(?,?,?,?,?)",
 	[S_RSS] = "INSERT INTO rss(proc_id,time_ns,anon,file,shmem,swap,source) VALUES(?,?,?,?,?,?,?)",
 	[S_PROCESS] = "INSERT INTO process(pid,ppid,parent_id,exe,start_ns) VALUES(?,?,?,?,?)",
@@ -61,33 +62,28 @@ struct fl_store {
 	__s64 last_event_id;    /* and event ids, so an event can be named before it is written */
 };
 
-static const char *const kind_names[FL_K_COUNT] = {
-	[FL_K_NONE] = "none", [FL_K_MMAP] = "mmap", [FL_K_MUNMAP] = "munmap",
-	[FL_K_MPROTECT] = "mprotect", [FL_K_PKEY_MPROTECT] = "pkey_mprotect",
-	[FL_K_MREMAP] = "mremap", [FL_K_BRK] = "brk", [FL_K_SBRK] = "sbrk",
-	[FL_K_MADVISE] = "madvise", [FL_K_FORK] = "fork", [FL_K_VFORK] = "vfork",
-	[FL_K_EXEC] = "exec", [FL_K_EXIT] = "exit", [FL_K_DLOPEN] = "dlopen",
-	[FL_K_DLCLOSE] = "dlclose", [FL_K_SHMAT] = "shmat", [FL_K_SHMDT] = "shmdt",
-	[FL_K_CLONE] = "clone",
-};
+#define KIND_NAME_(c, name, value) [FL_K_##c] = #name,
+static const char *const kind_names[FL_K_COUNT] = { FL_KINDS(KIND_NAME_) };
 
 const char *fl_kind_name(unsigned kind)
 {
-	return kind < FL_K_COUNT && kind_names[kind] ? kind_names[kind] : "unknown";
+	return kind < FL_K_COUNT ? kind_names[kind] : "unknown";
 }
 
-static const char *const class_names[FL_F_NCLASS] = {
-	[FL_F_MAJOR_FILE] = "major_file", [FL_F_MAJOR_SWAP] = "major_swap",
-	[FL_F_ANON_NEW] = "anon_new", [FL_F_ZERO_PAGE] = "zero_page",
-	[FL_F_PAGECACHE] = "pagecache", [FL_F_COW_ANON] = "cow_anon",
-	[FL_F_COW_ZERO] = "cow_zero", [FL_F_COW_FILE] = "cow_file",
-	[FL_F_COW_REUSE] = "cow_reuse", [FL_F_WRITE_NOTIFY] = "write_notify",
-	[FL_F_OTHER] = "other",
-};
+#define CLASS_NAME_(c, name) [FL_F_##c] = #name,
+static const char *const class_names[FL_F_NCLASS] = { FL_FAULT_CLASSES(CLASS_NAME_) };
 
 const char *fl_fault_class_name(unsigned cls)
 {
 	return cls < FL_F_NCLASS ? class_names[cls] : "other";
+}
+
+#define HOW_NAME_(c, name) [FL_HOW_##c] = #name,
+static const char *const how_names[FL_HOW_COUNT] = { FL_HOWS(HOW_NAME_) };
+
+const char *fl_how_name(unsigned how)
+{
+	return how < FL_HOW_COUNT ? how_names[how] : "resync";
 }
 
 /* argv as a JSON array of strings. Returns a malloc'd string. */
@@ -494,7 +490,7 @@ __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)
 	bind_id(st, 13, r->parent_id);
 	__s64 id = s->last_vma_id + 1;
 	sqlite3_bind_int64(st, 14, r->origin_id ? r->origin_id : id);
-	bind_text(st, 15, r->how);
+	bind_text(st, 15, fl_how_name(r->how));
 	sqlite3_bind_int64(st, 16, id);
 	if (!run(s, S_VMA))
 		return 0;

@@ -46,7 +46,7 @@ struct fl_vma_row {
 	__s64 created_by;       /* event id, 0 = none */
 	__s64 parent_id;        /* 0 = none */
 	__s64 origin_id;        /* 0 = this row itself */
-	const char *how;
+	enum fl_how how;
 };
 
 /*
@@ -120,5 +120,7 @@ void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, 
 const char *fl_fault_class_name(unsigned cls);
 /* Name of an enum fl_kind as stored in event.kind. */
 const char *fl_kind_name(unsigned kind);
+/* The name of an enum fl_how (vma.how). */
+const char *fl_how_name(unsigned how);
 
 #endif /* FL_STORE_H */

@@ -21,28 +21,50 @@
 /* Longest path carried inline (longer ones are truncated, flagged FL_MAP_TRUNCATED). */
 #define FL_PATH_MAX 512
 
-/* What an address-space call was.  Stored by name (fl_kind_name()) in the DB. */
-enum fl_kind {
-	FL_K_NONE = 0,
-	FL_K_MMAP = 1,          /* a: addr len prot flags fd off      -> result addr */
-	FL_K_MUNMAP = 2,        /* a: addr len                        -> 0 */
-	FL_K_MPROTECT = 3,      /* a: addr len prot                   -> 0 */
-	FL_K_PKEY_MPROTECT = 4, /* a: addr len prot pkey              -> 0 */
-	FL_K_MREMAP = 5,        /* a: old_addr old_len new_len flags new_addr -> result addr */
-	FL_K_BRK = 6,           /* a: requested break                 -> new break (syscall) or 0/-1 (libc) */
-	FL_K_SBRK = 7,          /* a: increment                       -> old break */
-	FL_K_MADVISE = 8,       /* a: addr len advice                 -> 0 */
-	FL_K_FORK = 9,          /* result: child pid (parent side) */
-	FL_K_VFORK = 10,        /* recorded before the call: result unknown (-1) */
-	FL_K_EXEC = 11,         /* the process image was replaced */
-	FL_K_EXIT = 12,         /* a[0]: exit code, a[1]: signal */
-	FL_K_DLOPEN = 13,       /* a[0]: mode; path: file name; recorded before the call */
-	FL_K_DLCLOSE = 14,      /* a[0]: handle; recorded before the call */
-	FL_K_SHMAT = 15,        /* a: shmid addr shmflg               -> result addr */
-	FL_K_SHMDT = 16,        /* a: addr                            -> 0 */
-	FL_K_CLONE = 17,        /* a[0]: flags -> child tid/pid (BPF only) */
-	FL_K_COUNT
-};
+/*
+ * The names shared by the records, the store and the viewer, one list each
+ * (X-macros): X(CONSTANT, name, ...).  The store writes the names, the
+ * schema's CHECK constraints and fault columns list them, and the unit
+ * test "names" holds common/schema.sql against these lists.
+ */
+
+/* What an address-space call was: X(CONST, name, value).  Stored by name (fl_kind_name()). */
+#define FL_KINDS(X)                                                                          \
+	X(NONE, none, 0)                                                                     \
+	X(MMAP, mmap, 1)                   /* a: addr len prot flags fd off -> result addr */ \
+	X(MUNMAP, munmap, 2)               /* a: addr len                   -> 0 */           \
+	X(MPROTECT, mprotect, 3)           /* a: addr len prot              -> 0 */           \
+	X(PKEY_MPROTECT, pkey_mprotect, 4) /* a: addr len prot pkey         -> 0 */           \
+	X(MREMAP, mremap, 5)  /* a: old_addr old_len new_len flags new_addr -> result addr */ \
+	X(BRK, brk, 6)        /* a: requested break -> new break (syscall) or 0/-1 (libc) */  \
+	X(SBRK, sbrk, 7)                   /* a: increment                  -> old break */   \
+	X(MADVISE, madvise, 8)             /* a: addr len advice            -> 0 */           \
+	X(FORK, fork, 9)                   /* result: child pid (parent side) */              \
+	X(VFORK, vfork, 10)                /* recorded before the call: result unknown (-1) */ \
+	X(EXEC, exec, 11)                  /* the process image was replaced */               \
+	X(EXIT, exit, 12)                  /* a[0]: exit code, a[1]: signal */                \
+	X(DLOPEN, dlopen, 13)  /* a[0]: mode; path: file name; recorded before the call */    \
+	X(DLCLOSE, dlclose, 14)            /* a[0]: handle; recorded before the call */       \
+	X(SHMAT, shmat, 15)                /* a: shmid addr shmflg          -> result addr */ \
+	X(SHMDT, shmdt, 16)                /* a: addr                       -> 0 */           \
+	X(CLONE, clone, 17)                /* a[0]: flags -> child tid/pid (BPF only) */
+
+#define FL_KIND_ENUM_(c, name, value) FL_K_##c = value,
+enum fl_kind { FL_KINDS(FL_KIND_ENUM_) FL_K_COUNT };
+#undef FL_KIND_ENUM_
+
+/*
+ * How a vma row came to be (the store's vma.how): X(CONST, name).
+ *   call: made by a call; split: a piece of a row a call changed; remap:
+ *   moved by mremap; fork: inherited; snapshot: in the first maps snapshot;
+ *   resync: found by a later snapshot; exec: mapped by exec.
+ */
+#define FL_HOWS(X) X(CALL, call) X(SPLIT, split) X(REMAP, remap) X(FORK, fork) \
+	X(SNAPSHOT, snapshot) X(RESYNC, resync) X(EXEC, exec)
+
+#define FL_HOW_ENUM_(c, name) FL_HOW_##c,
+enum fl_how { FL_HOWS(FL_HOW_ENUM_) FL_HOW_COUNT };
+#undef FL_HOW_ENUM_
 
 /*
  * One address-space call as it returned.  Produced by the shim (with a
@@ -220,20 +242,22 @@ _Static_assert(sizeof(struct fl_rss) == 56, "fl_rss layout");
  * Page fault classes (see docs/faults.md for the kernel paths behind each).
  * Counted per (tgid, VMA) in a BPF hash map; the collector drains it.
  */
-enum fl_fault_class {
-	FL_F_MAJOR_FILE = 0,  /* file page not in the page cache: read from disk */
-	FL_F_MAJOR_SWAP,      /* anon page swapped out: swap-in */
-	FL_F_ANON_NEW,        /* first touch (write) of an anon page: new zeroed page */
-	FL_F_ZERO_PAGE,       /* first touch (read) of an anon page: shared zero page mapped */
-	FL_F_PAGECACHE,       /* file page found in the page cache and mapped */
-	FL_F_COW_ANON,        /* write to an anon page shared (after fork): copied */
-	FL_F_COW_ZERO,        /* write to the zero page: new page */
-	FL_F_COW_FILE,        /* write to a private file page: copied to anon */
-	FL_F_COW_REUSE,       /* write to a present anon page with one owner: reused, no copy */
-	FL_F_WRITE_NOTIFY,    /* write to a shared mapping's clean page: made writable */
-	FL_F_OTHER,           /* anything else (spurious, NUMA hinting, userfaultfd, ...) */
-	FL_F_NCLASS
-};
+#define FL_FAULT_CLASSES(X)                                                                      \
+	X(MAJOR_FILE, major_file)     /* file page not in the page cache: read from disk */        \
+	X(MAJOR_SWAP, major_swap)     /* anon page swapped out: swap-in */                         \
+	X(ANON_NEW, anon_new)         /* first touch (write) of an anon page: new zeroed page */   \
+	X(ZERO_PAGE, zero_page)       /* first touch (read) of an anon page: shared zero page */   \
+	X(PAGECACHE, pagecache)       /* file page found in the page cache and mapped */           \
+	X(COW_ANON, cow_anon)         /* write to an anon page shared (after fork): copied */      \
+	X(COW_ZERO, cow_zero)         /* write to the zero page: new page */                       \
+	X(COW_FILE, cow_file)         /* write to a private file page: copied to anon */           \
+	X(COW_REUSE, cow_reuse)       /* write to a present anon page with one owner: reused */    \
+	X(WRITE_NOTIFY, write_notify) /* write to a shared mapping's clean page: made writable */  \
+	X(OTHER, other)               /* anything else (spurious, NUMA hinting, userfaultfd, ...) */
+
+#define FL_FAULT_ENUM_(c, name) FL_F_##c,
+enum fl_fault_class { FL_FAULT_CLASSES(FL_FAULT_ENUM_) FL_F_NCLASS };
+#undef FL_FAULT_ENUM_
 
 struct fl_fault_key {
 	__u32 tgid;

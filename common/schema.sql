@@ -1,13 +1,17 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 1 (PRAGMA user_version; the build turns
+-- faultline store, schema version 2 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
 -- subtracts); addresses and sizes are bytes; prot is PROT_READ=1 | PROT_WRITE=2
 -- | PROT_EXEC=4; flags are the mmap(2) MAP_* bits as the call passed them.
 -- The CREATE INDEX lines run when the recording ends (run.complete = 1).
+-- The names in event.kind, vma.how, fault_site.class and the fault columns
+-- are common/faultline.h's lists (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES); the
+-- unit test "names" holds this file against them.
+-- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -76,8 +80,10 @@ CREATE TABLE event (
     tid      INTEGER NOT NULL,
     time_ns  INTEGER NOT NULL,
     seq      INTEGER,              -- per-process sequence of the source
-    kind     TEXT NOT NULL,        -- mmap munmap mprotect pkey_mprotect mremap brk sbrk madvise
-                                   -- fork vfork exec exit dlopen dlclose shmat shmdt
+    kind     TEXT NOT NULL         -- FL_KINDS; 'unknown': a kind this version does not know
+             CHECK (kind IN ('none','mmap','munmap','mprotect','pkey_mprotect','mremap','brk','sbrk',
+                             'madvise','fork','vfork','exec','exit','dlopen','dlclose','shmat',
+                             'shmdt','clone','unknown')),
     a0 INTEGER, a1 INTEGER, a2 INTEGER, a3 INTEGER, a4 INTEGER, a5 INTEGER, -- arguments (see docs/schema.md)
     result   INTEGER,
     errno    INTEGER NOT NULL DEFAULT 0,
@@ -134,7 +140,8 @@ CREATE TABLE vma (
     destroyed_by INTEGER REFERENCES event(id),
     parent_id    INTEGER REFERENCES vma(id),   -- split from, or inherited at fork from
     origin_id    INTEGER NOT NULL,             -- the row the creating call made (itself if so)
-    how          TEXT NOT NULL     -- 'call', 'split', 'fork', 'snapshot', 'resync', 'exec'
+    how          TEXT NOT NULL     -- FL_HOWS (see common/faultline.h)
+                 CHECK (how IN ('call','split','remap','fork','snapshot','resync','exec'))
 );
 CREATE INDEX vma_proc_time ON vma(proc_id, created_ns);
 CREATE INDEX vma_proc_end ON vma(proc_id, destroyed_ns);
@@ -169,7 +176,9 @@ CREATE INDEX fault_proc ON fault(proc_id, time_ns);
 CREATE TABLE fault_site (
     vma_id   INTEGER NOT NULL REFERENCES vma(id),
     proc_id  INTEGER NOT NULL REFERENCES process(id),
-    class    TEXT NOT NULL,        -- column name of fault, e.g. 'anon_new'
+    class    TEXT NOT NULL         -- column name of fault, e.g. 'anon_new'
+             CHECK (class IN ('major_file','major_swap','anon_new','zero_page','pagecache','cow_anon',
+                              'cow_zero','cow_file','cow_reuse','write_notify','other')),
     frame_id INTEGER NOT NULL REFERENCES frame(id),
     count    INTEGER NOT NULL
 );

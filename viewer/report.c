@@ -9,11 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include <linux/types.h>
+
 #include "cli.h"
 #include "db.h"
-#include "model.h"
+#include "faultline.h"
+#include "frames.h"
 #include "output.h"
-#include "stack.h"
+#include "rows.h"
 #include "viewer.h"
 
 #define USAGE "report FILE [--top N] [--format json]"
@@ -21,10 +24,8 @@
 #define TREE_MAX_DEPTH 64
 
 /* The fault table's classes, in the order a report lists them. */
-static const char *const fault_classes[] = {
-	"major_file", "major_swap", "anon_new", "zero_page", "pagecache", "cow_anon", "cow_zero",
-	"cow_file", "cow_reuse", "write_notify", "other", "thp",
-};
+#define CLASS_COLUMN_(c, name) #name,
+static const char *const fault_classes[] = { FL_FAULT_CLASSES(CLASS_COLUMN_) "thp" };
 #define NCLASSES (int)(sizeof(fault_classes) / sizeof(fault_classes[0]))
 
 struct report {

@@ -9,9 +9,9 @@
 
 #include "cli.h"
 #include "db.h"
-#include "model.h"
+#include "rows.h"
 #include "output.h"
-#include "stack.h"
+#include "frames.h"
 #include "viewer.h"
 
 #define USAGE "stacks FILE ID | stacks FILE --event EID [--format json]"

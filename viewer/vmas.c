@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "db.h"
-#include "model.h"
+#include "rows.h"
 #include "output.h"
 #include "viewer.h"
 

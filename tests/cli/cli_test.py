@@ -8,6 +8,7 @@ GROUP is one of the test_* functions below, without the prefix."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import tempfile
 
 FAULTLINE, SCHEMA, FIXTURES, GROUP = sys.argv[1:5]
+SCHEMA_VERSION = int(re.search(r"^PRAGMA user_version = (\d+);", open(SCHEMA, encoding="utf-8").read(), re.M).group(1))
 FAULTLINE = os.path.abspath(FAULTLINE)  # meson passes it relative to the build dir
 TMP = tempfile.mkdtemp(prefix="faultline-cli-")
 failures = []
@@ -116,7 +118,7 @@ def test_report():
     out = expect(["report", tree, "--top", "1"], 0)
     check(out.count("largest VMAs then") == 2 and "[heap]" not in out, "report --top 1 lists one VMA per process")
 
-    shim = build("shim.db", "shim.sql")
+    shim = build("shim.db", "shim_run.sql")
     expect(["report", shim], 0, [
         "faultline report: shim.db (recording incomplete)",
         "recording  incomplete: still being written, or the recorder stopped early",
@@ -162,7 +164,7 @@ def test_report_json():
     check([m["text"] for m in d["messages"]] ==
           ["stack unwinding slow: 2 frames skipped", "pid 1001 killed by SIGSEGV"], "report json messages")
 
-    shim = json_of("report", build("shim.db", "shim.sql"))
+    shim = json_of("report", build("shim.db", "shim_run.sql"))
     if shim:
         check(shim["complete"] is False and shim["lost"] is False and shim["losses"] == [], "shim json losses")
         check(shim["processes"][0]["faults"] is None, "shim json: no fault rows -> null")
@@ -327,9 +329,10 @@ def test_bad_input():
         ("notes.txt", "faultline: notes.txt: not a faultline recording (file is not a database)\n"),
         ("empty.db", "faultline: empty.db: not a faultline recording (application_id 0, expected 1179403340)\n"),
         ("other.db", "faultline: other.db: not a faultline recording (application_id 42, expected 1179403340)\n"),
-        ("newer.db", "faultline: newer.db was written by a newer faultline (schema 99, this one reads <= 1); "
-                     "upgrade faultline\n"),
-        ("older.db", "faultline: older.db: unknown schema version 0 (older than any this faultline reads, 1 to 1)\n"),
+        ("newer.db", "faultline: newer.db was written by a newer faultline (schema 99, this one reads "
+                     f"<= {SCHEMA_VERSION}); upgrade faultline\n"),
+        ("older.db", "faultline: older.db: unknown schema version 0 (older than any this faultline reads, "
+                     f"1 to {SCHEMA_VERSION})\n"),
         ("norun.db", "faultline: norun.db: the recording has no run row (the recorder stopped before writing it)\n"),
     ]
     for cmd in (["report"], ["vmas"], ["stacks", "--event", "1"], ["sql", "SELECT 1"]):
@@ -372,7 +375,7 @@ def test_wal():
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode = WAL")
     con.executescript(open(SCHEMA, encoding="utf-8").read())
-    con.executescript(open(os.path.join(FIXTURES, "shim.sql"), encoding="utf-8").read())
+    con.executescript(open(os.path.join(FIXTURES, "shim_run.sql"), encoding="utf-8").read())
     con.commit()
     # the writer stays open: the rows are in live.db-wal, not yet in live.db
     check(os.path.getsize(path + "-wal") > 0, "fixture: WAL holds the rows")

@@ -23,12 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
+#include "consumer.h"
 
-static const char *kinds[FL_K_COUNT] = {
-	"none", "mmap", "munmap", "mprotect", "pkey_mprotect", "mremap", "brk", "sbrk",
-	"madvise", "fork", "vfork", "exec", "exit", "dlopen", "dlclose", "shmat", "shmdt", "clone",
-};
+#define KIND_NAME_(c, name, value) [FL_K_##c] = #name,
+static const char *kinds[FL_K_COUNT] = { FL_KINDS(KIND_NAME_) };
 
 struct tracked {
 	__u32 pid;

@@ -47,7 +47,7 @@ static struct fl_vma anon(__u64 start, __u64 end, __u32 prot)
 				.flags = MAP_PRIVATE | MAP_ANONYMOUS };
 }
 
-static struct fl_change at(struct fl_store *s, __u64 t, __s64 event, const char *how)
+static struct fl_change at(struct fl_store *s, __u64 t, __s64 event, enum fl_how how)
 {
 	return (struct fl_change){ .store = s, .proc_id = 1, .pid = 100, .time_ns = t, .event_id = event,
 				   .how = how };
@@ -65,39 +65,39 @@ int main(int argc, char **argv)
 	struct fl_model m = { 0 }, child = { 0 };
 	const __u32 RW = PROT_READ | PROT_WRITE, R = PROT_READ;
 
-	struct fl_change c = at(s, 10, 1, "call");
+	struct fl_change c = at(s, 10, 1, FL_HOW_CALL);
 	struct fl_vma v = anon(0x10000, 0x20000, RW);
 	fl_model_map(&m, &c, &v);
 	EXPECT(&m, "10000-20000:3");
 	__s64 first = m.v[0].id;
 	CHECK(m.v[0].origin_id == first && m.v[0].created_by == 1, "a call's row is its own origin");
 
-	c = at(s, 20, 2, "call"); /* partial munmap: the row ends, two pieces keep its origin */
+	c = at(s, 20, 2, FL_HOW_CALL); /* partial munmap: the row ends, two pieces keep its origin */
 	fl_model_unmap(&m, &c, 0x14000, 0x16000);
 	EXPECT(&m, "10000-14000:3 16000-20000:3");
 	CHECK(m.v[0].origin_id == first && m.v[1].origin_id == first, "pieces keep the origin");
 	CHECK(m.v[0].created_by == 1, "pieces keep the creating call");
 
-	c = at(s, 30, 3, "call"); /* mprotect of a sub-range splits in three */
+	c = at(s, 30, 3, FL_HOW_CALL); /* mprotect of a sub-range splits in three */
 	fl_model_protect(&m, &c, 0x18000, 0x1a000, R);
 	EXPECT(&m, "10000-14000:3 16000-18000:3 18000-1a000:1 1a000-20000:3");
 
-	c = at(s, 40, 4, "call"); /* MAP_FIXED over the middle of two VMAs */
+	c = at(s, 40, 4, FL_HOW_CALL); /* MAP_FIXED over the middle of two VMAs */
 	v = anon(0x12000, 0x17000, R);
 	fl_model_map(&m, &c, &v);
 	EXPECT(&m, "10000-12000:3 12000-17000:1 17000-18000:3 18000-1a000:1 1a000-20000:3");
 	__s64 fixed = m.v[1].id;
 
-	c = at(s, 50, 5, "call"); /* mremap moves and grows: same origin, parent = the source */
+	c = at(s, 50, 5, FL_HOW_CALL); /* mremap moves and grows: same origin, parent = the source */
 	fl_model_remap(&m, &c, 0x12000, 0x5000, 0x40000, 0x8000, MREMAP_MAYMOVE);
 	EXPECT(&m, "10000-12000:3 17000-18000:3 18000-1a000:1 1a000-20000:3 40000-48000:1");
 	CHECK(m.v[4].origin_id == fixed && m.v[4].created_by == 5, "a moved VMA keeps its origin");
 
-	c = at(s, 60, 6, "call"); /* shrink in place */
+	c = at(s, 60, 6, FL_HOW_CALL); /* shrink in place */
 	fl_model_remap(&m, &c, 0x40000, 0x8000, 0x40000, 0x2000, 0);
 	EXPECT(&m, "10000-12000:3 17000-18000:3 18000-1a000:1 1a000-20000:3 40000-42000:1");
 
-	c = at(s, 70, 0, "fork");
+	c = at(s, 70, 0, FL_HOW_FORK);
 	fl_model_fork(&child, &m, &c);
 	EXPECT(&child, "10000-12000:3 17000-18000:3 18000-1a000:1 1a000-20000:3 40000-42000:1");
 	CHECK(child.v[0].id != m.v[0].id && child.v[0].origin_id == m.v[0].origin_id, "fork rows link");
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 	/* resync: a range the snapshot lacks goes, one it adds comes, a changed prot is replaced */
 	struct fl_vma snap[] = { anon(0x10000, 0x12000, RW), anon(0x17000, 0x1a000, R),
 				 anon(0x1a000, 0x20000, RW), anon(0x50000, 0x51000, RW) };
-	c = at(s, 80, 0, "resync");
+	c = at(s, 80, 0, FL_HOW_RESYNC);
 	fl_model_resync(&m, &c, snap, 4);
 	EXPECT(&m, "10000-12000:3 17000-18000:1 18000-1a000:1 1a000-20000:3 50000-51000:3");
 
@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 	fl_model_prune_dead(&m, 1000);
 	CHECK(fl_model_attribute(&m, 0x14000, 0x16000, 15) == 0, "pruned");
 
-	c = at(s, 90, 0, "exec");
+	c = at(s, 90, 0, FL_HOW_EXEC);
 	fl_model_clear(&m, &c);
 	CHECK(m.n == 0, "exec clears");
 

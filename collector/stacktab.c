@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* stacks.c - frames, stacks, fault sites and symbolization (see stacks.h). */
+/* stacktab.c - frames, stacks, fault sites and symbolization (see stacktab.h). */
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "hmap.h"
-#include "stacks.h"
+#include "stacktab.h"
 #include "strtab.h"
 #include "vec.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channel.c - consumer side of the shim -> collector shared-memory channel.
+ * consumer.c - consumer side of the shim -> collector shared-memory channel.
  * See common/channel.h for the layout and the ring protocol.
  */
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "channel.h"
+#include "consumer.h"
 
 struct fl_channel {
 	int fd;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * model.h - processes and VMAs as the viewer commands read them: one row
+ * rows.h - processes and VMAs as the viewer commands read them: one row
  * struct each, the queries that select them, and how a VMA's creator is
  * described.
  */
-#ifndef FL_MODEL_H
-#define FL_MODEL_H
+#ifndef FL_ROWS_H
+#define FL_ROWS_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,4 +72,4 @@ void fl_vma_json(struct fl_db *d, struct fl_json *j, const struct fl_vma *v);
 /* JSON value of a nullable integer. */
 void fl_json_opt(struct fl_json *j, const char *key, struct fl_opt o);
 
-#endif /* FL_MODEL_H */
+#endif /* FL_ROWS_H */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * main.c - `faultline SUBCOMMAND ...`: `record` is the collector, the rest
- * are read-only viewers of a recording.
+ * are read-only viewers of a recording.  Lives apart from both, which
+ * know nothing of each other.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* model.c - processes and VMAs as the viewer commands read them. */
-#include "model.h"
+/* rows.c - processes and VMAs as the viewer commands read them. */
+#include "rows.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "stack.h"
+#include "frames.h"
 
 static struct fl_opt opt_col(sqlite3_stmt *st, int i)
 {

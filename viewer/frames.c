@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* stack.c - loading and printing recorded call stacks. */
-#include "stack.h"
+/* frames.c - loading and printing recorded call stacks. */
+#include "frames.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stacks.h - deduplicated frames and stacks, fault sites, and the
+ * stacktab.h - deduplicated frames and stacks, fault sites, and the
  * symbolization of every frame (elfutils libdwfl) before a recording ends.
  *
  * A frame is named by (module path, file offset) so the same code has the
  * same frame in every process despite ASLR; an address outside any file
  * mapping (JIT code, a stack trampoline) is kept raw.
  */
-#ifndef FL_STACKS_H
-#define FL_STACKS_H
+#ifndef FL_STACKTAB_H
+#define FL_STACKTAB_H
 
 #include <linux/types.h>
 
@@ -33,4 +33,4 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
 /* Write the fault sites and symbolize every frame. */
 void fl_stacks_finish(struct fl_stacks *st);
 
-#endif /* FL_STACKS_H */
+#endif /* FL_STACKTAB_H */

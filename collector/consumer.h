@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * channel.h - the collector's (consumer) side of the shared-memory channel
- * described in common/channel.h.  Single consumer: call these from one
- * thread.  The protocol itself is common/channel.h (included by relative
- * path: this file shares its name).
+ * consumer.h - the collector's (consumer) side of the shared-memory channel
+ * described in common/channel.h (the protocol).  Single consumer: call
+ * these from one thread.
  */
-#ifndef FL_CHANNEL_H
-#define FL_CHANNEL_H
+#ifndef FL_CONSUMER_H
+#define FL_CONSUMER_H
 
 #include <linux/types.h>
 
 #include "faultline.h"
-#include "../common/channel.h"   /* same file name as this one: by path */
+#include "channel.h"
 
 struct fl_channel;
 
@@ -66,4 +65,4 @@ unsigned fl_channel_owners(const struct fl_channel *c, __u32 *pids, unsigned max
 /* Unmap and close.  Safe with NULL. */
 void fl_channel_destroy(struct fl_channel *c);
 
-#endif /* FL_CHANNEL_H */
+#endif /* FL_CONSUMER_H */

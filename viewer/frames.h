@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* stack.h - loading and printing recorded call stacks (stack, stack_frame, frame). */
-#ifndef FL_STACK_H
-#define FL_STACK_H
+/* frames.h - loading and printing recorded call stacks (stack, stack_frame, frame). */
+#ifndef FL_FRAMES_H
+#define FL_FRAMES_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,4 +34,4 @@ const char *fl_frame_function(const struct fl_frame *f, char *buf, size_t n);
 /* The frame as a JSON object. */
 void fl_frame_json(struct fl_json *j, const struct fl_frame *f);
 
-#endif /* FL_STACK_H */
+#endif /* FL_FRAMES_H */

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* faults.c - fault counts and sites to VMA rows (see faults.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faults.h"
+#include "procs.h"
+#include "vec.h"
+
+/*
+ * Fault counts are held until fl_faults_attribute(): the VMA a count
+ * belongs to may have been made by a syscall whose record was still in the
+ * ring buffer when the counts were read.
+ */
+struct fl_held_fault {
+	struct fl_fault_key k;
+	struct fl_fault_counts c;
+};
+
+struct fl_held_site {
+	struct fl_site_key k;
+	__u64 count;
+};
+
+void fl_faults_free(struct fl_ingest *g)
+{
+	struct fl_faults *f = &g->faults;
+	free(f->held);
+	free(f->sites);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Append size bytes at item to a growable array. Returns 0 or -1. */
+static int hold(void **a, size_t *n, size_t *cap, const void *item, size_t size)
+{
+	if (fl_vec_reserve(a, cap, *n + 1, size))
+		return -1;
+	memcpy((char *)*a + (*n)++ * size, item, size);
+	return 0;
+}
+
+static __u64 total(const struct fl_fault_counts *c)
+{
+	__u64 n = 0;
+	for (int i = 0; i < FL_F_NCLASS; i++)
+		n += c->cls[i];
+	return n;
+}
+
+void fl_faults_add(void *ctx, const struct fl_fault_key *k, const struct fl_fault_counts *c)
+{
+	struct fl_faults *f = &((struct fl_ingest *)ctx)->faults;
+	struct fl_held_fault h = { *k, *c };
+	if (hold((void **)&f->held, &f->nheld, &f->capheld, &h, sizeof(h)))
+		f->unattributed += total(c);
+}
+
+void fl_faults_add_site(void *ctx, const struct fl_site_key *k, __u64 count)
+{
+	struct fl_faults *f = &((struct fl_ingest *)ctx)->faults;
+	struct fl_held_site h = { *k, count };
+	hold((void **)&f->sites, &f->nsites, &f->capsites, &h, sizeof(h));
+}
+
+static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, const struct fl_fault_counts *c)
+{
+	struct proc *p = fl_procs_find(g, k->tgid);
+	/* vm_end 0: BPF could not look the VMA up; vm_start is then the faulting page */
+	__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_end ? k->vm_end : k->vm_start + 1,
+					   c->last_ns) : 0;
+	if (vma) {
+		fl_store_fault(g->store, vma, p->id, c->last_ns, c);
+		return;
+	}
+	if (p && c->last_ns < p->exec_ns) {
+		/* the launched child before it became the target: faultline's own image, no VMA of the run */
+		for (int i = 0; i < FL_F_NCLASS; i++)
+			p->prexec[i <= FL_F_MAJOR_SWAP] += c->cls[i];
+		return;
+	}
+	g->faults.unattributed += total(c);
+	if (getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: faults of pid %u in %llx-%llx (latest at %llu) fit no VMA\n", k->tgid,
+			(unsigned long long)k->vm_start, (unsigned long long)k->vm_end, (unsigned long long)c->last_ns);
+}
+
+static void attribute_site(struct fl_ingest *g, const struct fl_held_site *h)
+{
+	const struct fl_site_key *k = &h->k;
+	struct proc *p = fl_procs_find(g, k->tgid);
+	__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_start + 1, (__u64)-1) : 0;
+	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
+	if (frame)
+		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count);
+}
+
+void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns)
+{
+	struct fl_faults *f = &g->faults;
+	for (size_t i = 0; i < f->nheld; i++)
+		attribute_fault(g, &f->held[i].k, &f->held[i].c);
+	for (size_t i = 0; i < f->nsites; i++)
+		attribute_site(g, &f->sites[i]);
+	f->nheld = f->nsites = 0;
+	/*
+	 * The next counts are for faults after this read: rows that ended
+	 * before it cannot get them (a millisecond of margin for the clocks
+	 * of the record and of this read).
+	 */
+	for (size_t i = 0; i < g->nall; i++)
+		fl_model_prune_dead(&g->all[i]->model, f->last_attribution);
+	f->last_attribution = read_ns > 1000000 ? read_ns - 1000000 : 0;
+}

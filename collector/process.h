@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * process.h - what the collector keeps per traced process, and the state
+ * of one recording's ingest (types only; procs.h has the table's functions).
+ *
+ * The ingest is layered (no file calls one above it):
+ *   ingest.c              the whole: made, sampled, finished    (top)
+ *   shimdec.c, bpfdec.c   decode records
+ *   faults.c              attributes fault counts to VMA rows
+ *   procs.c               the process table: birth, snapshot, exec, end
+ *   snapshot.c, matcher.c a shim snapshot being assembled; shim calls
+ *                         meeting their syscalls
+ *   calls.c               writes settled calls as event rows
+ *   model.c               the VMA model; it owns every change to itself
+ *   stacktab.c, store.c   stacks and frames; the SQLite writer   (ground)
+ */
+#ifndef FL_PROCESS_H
+#define FL_PROCESS_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "hmap.h"
+#include "matcher.h"
+#include "model.h"
+#include "snapshot.h"
+#include "stacktab.h"
+#include "store.h"
+
+struct proc {
+	struct fl_ingest *ingest;   /* the recording it belongs to */
+	__u32 pid, ppid;
+	__s64 id;
+	const char *exe;        /* interned */
+	__u64 exec_ns;          /* its first exec, 0 if none */
+	bool exec_unseen;       /* BPF mode: its maps after exec could not be read (it was gone) */
+	__u64 image_ns;         /* its latest exec */
+	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
+	struct fl_model model;
+	bool ended, shim;
+	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
+	size_t nexec_vmas, capexec_vmas;
+	struct fl_snapshot snap;  /* shim: the HELLO snapshot being received, and the latest whole one */
+	struct fl_matcher matcher; /* BPF mode: shim calls waiting for their syscall and vice versa */
+};
+
+/* BPF fault counts held until fl_faults_attribute() (faults.c). */
+struct fl_faults {
+	struct fl_held_fault *held; /* read from BPF, not yet attributed */
+	size_t nheld, capheld;
+	struct fl_held_site *sites;
+	size_t nsites, capsites;
+	__u64 unattributed;     /* faults counted in a range no VMA of the model held */
+	__u64 last_attribution; /* when the counts last attributed were read, less a margin */
+};
+
+struct fl_ingest {
+	struct fl_store *store;
+	bool bpf_mode;
+	struct fl_hmap by_pid;  /* pid -> struct proc * (the latest of that pid) */
+	struct proc **all;
+	size_t nall, capall;
+	unsigned alive;
+	struct fl_stacks *stacks;
+	struct fl_faults faults;
+	pid_t *watch;           /* new processes whose exit the loop must watch */
+	size_t nwatch, capwatch;
+};
+
+/* Who is changing p's model, for the rows written. */
+static inline struct fl_change fl_proc_change(const struct proc *p, __u64 t, __s64 event_id, enum fl_how how)
+{
+	return (struct fl_change){ .store = p->ingest->store, .proc_id = p->id, .pid = p->pid, .time_ns = t,
+				   .event_id = event_id, .how = how };
+}
+
+#endif /* FL_PROCESS_H */

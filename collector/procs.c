@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* procs.c - the process table (see procs.h). */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "calls.h"
+#include "procfs.h"
+#include "procs.h"
+#include "vec.h"
+
+struct proc *fl_procs_find(struct fl_ingest *g, __u32 pid)
+{
+	return (struct proc *)fl_hmap_get(&g->by_pid, pid);
+}
+
+struct proc *fl_procs_add(struct fl_ingest *g, __u32 pid, __u32 ppid, const char *exe, __u64 t)
+{
+	struct proc *p = calloc(1, sizeof(*p)), *parent = fl_procs_find(g, ppid), *old = fl_procs_find(g, pid);
+	if (!p)
+		return NULL;
+	if (old && !old->ended)
+		fl_procs_end(g, old, t, -1, -1);
+	if (fl_vec_reserve((void **)&g->all, &g->capall, g->nall + 1, sizeof(*g->all))) {
+		free(p);
+		return NULL;
+	}
+	g->all[g->nall++] = p;
+	p->ingest = g;
+	p->pid = pid;
+	p->ppid = ppid;
+	p->exe = exe;
+	p->id = fl_store_process(g->store, pid, ppid, parent ? parent->id : 0, exe, t);
+	fl_matcher_init(&p->matcher, fl_calls_settle, p);
+	fl_hmap_put(&g->by_pid, pid, (uintptr_t)p);
+	g->alive++;
+	/* without a watch its exit would still end it via BPF; only a shim-mode child could go unseen */
+	if (!fl_vec_reserve((void **)&g->watch, &g->capwatch, g->nwatch + 1, sizeof(*g->watch)))
+		g->watch[g->nwatch++] = (pid_t)pid;
+	return p;
+}
+
+struct proc *fl_procs_live(struct fl_ingest *g, __u32 pid, __u32 ppid, __u64 t)
+{
+	struct proc *p = fl_procs_find(g, pid);
+	return p && !p->ended ? p : fl_procs_add(g, pid, ppid, fl_procfs_exe((pid_t)pid), t);
+}
+
+void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source)
+{
+	struct fl_call c = { .kind = FL_K_EXEC, .pid = p->pid, .tid = p->pid, .time_ns = t };
+	__s64 ev = fl_store_event(g->store, p->id, &c, source, exe, 0);
+	struct fl_change ch = fl_proc_change(p, t, ev, FL_HOW_EXEC);
+	fl_model_clear(&p->model, &ch);
+	p->exe = exe;
+	if (!p->exec_ns)
+		p->exec_ns = t;
+	p->image_ns = t;
+	char **argv = fl_procfs_argv((pid_t)p->pid);
+	fl_store_process_exe(g->store, p->id, exe, argv);
+	free(argv);
+}
+
+void fl_procs_snapshot(struct fl_ingest *g, struct proc *p)
+{
+	struct fl_snapshot *s = &p->snap;
+	const struct proc *parent = fl_procs_find(g, p->ppid);
+	if (s->time_ns < p->image_ns) {
+		/* of an image a later exec replaced (read late, in BPF mode): nothing to learn */
+	} else if (g->bpf_mode && !p->exec_unseen) {
+		/*
+		 * The kernel's records are the truth; the snapshot can only name
+		 * files.  An empty model is a process whose fork or exec record
+		 * is still unread: that record builds it (with the kept snapshot's help).
+		 */
+		struct fl_change ch = fl_proc_change(p, s->time_ns, 0, FL_HOW_RESYNC);
+		if (!(s->flags & FL_HELLO_EXECED)) /* else the model may still be the old image's */
+			fl_model_fill_paths(&p->model, &ch, s->v, s->n);
+	} else {
+		p->exec_unseen = false;
+		enum fl_how how = p->model.n ? FL_HOW_RESYNC : FL_HOW_SNAPSHOT;
+		if ((s->flags & FL_HELLO_FORKED) && parent && !p->model.n) {
+			struct fl_change fc = fl_proc_change(p, s->time_ns, 0, FL_HOW_FORK);
+			fl_model_fork(&p->model, &parent->model, &fc);
+			how = FL_HOW_RESYNC;
+		}
+		struct fl_change ch = fl_proc_change(p, s->time_ns, 0, how);
+		fl_model_resync(&p->model, &ch, s->v, s->n);
+	}
+	/* kept: the kernel's exec record may still be unread, and the process gone when it is */
+	fl_snapshot_keep(s);
+}
+
+void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, int exit_signal)
+{
+	if (p->ended)
+		return;
+	if (p->snap.v)
+		fl_procs_snapshot(g, p);
+	fl_matcher_flush(&p->matcher);
+	p->ended = true;
+	g->alive--;
+	fl_store_process_end(g->store, p->id, t, exit_code, exit_signal);
+}
+
+void fl_procs_free(struct fl_ingest *g)
+{
+	for (size_t i = 0; i < g->nall; i++) {
+		struct proc *p = g->all[i];
+		fl_model_free(&p->model);
+		fl_snapshot_free(&p->snap);
+		fl_matcher_free(&p->matcher);
+		free(p->exec_vmas);
+		free(p);
+	}
+	free(g->all);
+	fl_hmap_free(&g->by_pid);
+	free(g->watch);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* procs.h - the process table of a recording: birth, exec and end of each process. */
+#ifndef FL_PROCS_H
+#define FL_PROCS_H
+
+#include "process.h"
+
+/* The latest process of pid (maybe ended), or NULL. */
+struct proc *fl_procs_find(struct fl_ingest *g, __u32 pid);
+
+/* A new process row; a previous process of that pid is over (its pid was reused). */
+struct proc *fl_procs_add(struct fl_ingest *g, __u32 pid, __u32 ppid, const char *exe, __u64 t);
+
+/* The live process of pid, created (parent ppid) if the records had not shown it yet. */
+struct proc *fl_procs_live(struct fl_ingest *g, __u32 pid, __u32 ppid, __u64 t);
+
+/* p exec'd exe at t (source: who saw it, "shim" or "bpf"): its address space starts empty. */
+void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source);
+
+/*
+ * p's shim snapshot is whole (or p ended before it was): reconcile p's
+ * model with it (the shim-mode ground truth of an image's start; in BPF
+ * mode it only names files) and keep it as p's latest.
+ */
+void fl_procs_snapshot(struct fl_ingest *g, struct proc *p);
+
+/* p ended: what it left waiting is settled (-1: exit code / signal unknown). */
+void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, int exit_signal);
+
+void fl_procs_free(struct fl_ingest *g);
+
+#endif /* FL_PROCS_H */

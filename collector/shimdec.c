@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shimdec.c - records from the shim channel (see shimdec.h): process
+ * images saying hello, their mapping snapshots, their calls with stacks.
+ * In shim mode a call changes the model; in BPF mode it only lends its
+ * stack to the syscall it matches.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "procfs.h"
+#include "procs.h"
+#include "shimdec.h"
+#include "strtab.h"
+
+static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
+{
+	struct proc *p = fl_procs_find(g, h->pid);
+	const char *exe = fl_strtab_intern(h->exe);
+	if (h->abi != FL_ABI_VERSION) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "shim ABI %u differs from the collector's %u: pid %u not recorded by the shim",
+			 h->abi, FL_ABI_VERSION, h->pid);
+		fl_store_message(g->store, h->time_ns, h->pid, msg);
+		return;
+	}
+	if (p && !p->ended && (h->flags & FL_HELLO_EXECED) && !g->bpf_mode)
+		fl_procs_exec(g, p, h->time_ns, exe, "shim");
+	else if (!p || p->ended)
+		p = fl_procs_add(g, h->pid, h->ppid, exe, h->time_ns);
+	if (!p)
+		return;
+	/* a hello read after the kernel's record of a later exec speaks of an image already gone */
+	if (!(h->flags & FL_HELLO_FORKED) && h->time_ns >= p->image_ns) {
+		char **argv = fl_procfs_argv((pid_t)p->pid);
+		if (argv)
+			fl_store_process_exe(g->store, p->id, exe, argv);
+		free(argv);
+	}
+	if (!p->shim)
+		fl_store_process_shim(g->store, p->id);
+	p->shim = true;
+	fl_snapshot_begin(&p->snap, h->nmappings, h->flags, h->time_ns);
+}
+
+static void on_mapping(struct fl_ingest *g, const struct fl_mapping *m)
+{
+	struct proc *p = fl_procs_find(g, m->pid);
+	if (p && fl_snapshot_add(&p->snap, m))
+		fl_procs_snapshot(g, p);
+}
+
+static void on_call(struct fl_ingest *g, const struct fl_call_rec *r)
+{
+	const struct fl_call *c = &r->call;
+	struct proc *p = fl_procs_find(g, c->pid);
+	if (!p)
+		return;
+	const char *path = NULL;
+	size_t fixed = sizeof(*r) + r->h.nframes * sizeof(__u64);
+	if (c->kind == FL_K_DLOPEN && r->h.size > fixed)
+		path = fl_strtab_intern((const char *)r + fixed);
+	if (g->bpf_mode) {
+		struct fl_pending s = fl_pending_of(c);
+		s.path = path;
+		s.frames = r->frames;
+		s.nframes = r->h.nframes;
+		fl_matcher_shim(&p->matcher, &s);
+		return;
+	}
+	__s64 stack = fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes);
+	__s64 ev = fl_store_event(g->store, p->id, c, "shim", path, stack);
+	struct fl_change ch = fl_proc_change(p, c->time_ns, ev, FL_HOW_CALL);
+	fl_model_apply(&p->model, &ch, c, path ? path : fl_procfs_call_path((pid_t)p->pid, c), false);
+}
+
+static void on_note(struct fl_ingest *g, const struct fl_note *n)
+{
+	char text[sizeof(n->text) + 1];
+	memcpy(text, n->text, sizeof(n->text));
+	text[sizeof(n->text)] = 0;
+	fl_store_message(g->store, 0, n->pid, text);
+}
+
+void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
+{
+	struct fl_ingest *g = ctx;
+	switch (rec->type) {
+	case FL_R_HELLO:
+		if (rec->size >= sizeof(struct fl_hello))
+			on_hello(g, (const struct fl_hello *)rec);
+		break;
+	case FL_R_MAPPING:
+		if (rec->size >= sizeof(struct fl_mapping))
+			on_mapping(g, (const struct fl_mapping *)rec);
+		break;
+	case FL_R_CALL:
+		if (rec->size >= sizeof(struct fl_call_rec) + rec->nframes * sizeof(__u64))
+			on_call(g, (const struct fl_call_rec *)rec);
+		break;
+	case FL_R_NOTE:
+		if (rec->size >= sizeof(struct fl_note))
+			on_note(g, (const struct fl_note *)rec);
+		break;
+	}
+}
