@@ -8,7 +8,7 @@
  *   shimdec.c, bpfdec.c   decode records
  *   faults.c              attributes fault counts to VMA rows
  *   procs.c               the process table: birth, snapshot, exec, end
- *   snapshot.c, matcher.c a shim snapshot being assembled; shim calls
+ *   shimmaps.c, matcher.c a shim maps snapshot being assembled; shim calls
  *                         meeting their syscalls
  *   calls.c               writes settled calls as event rows
  *   model.c               the VMA model; it owns every change to itself
@@ -24,7 +24,7 @@
 #include "hmap.h"
 #include "matcher.h"
 #include "model.h"
-#include "snapshot.h"
+#include "shimmaps.h"
 #include "stacktab.h"
 #include "store.h"
 
@@ -41,7 +41,7 @@ struct proc {
 	bool ended, shim;
 	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
 	size_t nexec_vmas, capexec_vmas;
-	struct fl_snapshot snap;  /* shim: the HELLO snapshot being received, and the latest whole one */
+	struct fl_shimmaps snap;  /* shim: the HELLO snapshot being received, and the latest whole one */
 	struct fl_matcher matcher; /* BPF mode: shim calls waiting for their syscall and vice versa */
 };
 

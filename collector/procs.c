@@ -62,7 +62,7 @@ void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe
 
 void fl_procs_snapshot(struct fl_ingest *g, struct proc *p)
 {
-	struct fl_snapshot *s = &p->snap;
+	struct fl_shimmaps *s = &p->snap;
 	const struct proc *parent = fl_procs_find(g, p->ppid);
 	if (s->time_ns < p->image_ns) {
 		/* of an image a later exec replaced (read late, in BPF mode): nothing to learn */
@@ -87,7 +87,7 @@ void fl_procs_snapshot(struct fl_ingest *g, struct proc *p)
 		fl_model_resync(&p->model, &ch, s->v, s->n);
 	}
 	/* kept: the kernel's exec record may still be unread, and the process gone when it is */
-	fl_snapshot_keep(s);
+	fl_shimmaps_keep(s);
 }
 
 void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, int exit_signal)
@@ -107,7 +107,7 @@ void fl_procs_free(struct fl_ingest *g)
 	for (size_t i = 0; i < g->nall; i++) {
 		struct proc *p = g->all[i];
 		fl_model_free(&p->model);
-		fl_snapshot_free(&p->snap);
+		fl_shimmaps_free(&p->snap);
 		fl_matcher_free(&p->matcher);
 		free(p->exec_vmas);
 		free(p);

@@ -41,13 +41,13 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 	if (!p->shim)
 		fl_store_process_shim(g->store, p->id);
 	p->shim = true;
-	fl_snapshot_begin(&p->snap, h->nmappings, h->flags, h->time_ns);
+	fl_shimmaps_begin(&p->snap, h->nmappings, h->flags, h->time_ns);
 }
 
 static void on_mapping(struct fl_ingest *g, const struct fl_mapping *m)
 {
 	struct proc *p = fl_procs_find(g, m->pid);
-	if (p && fl_snapshot_add(&p->snap, m))
+	if (p && fl_shimmaps_add(&p->snap, m))
 		fl_procs_snapshot(g, p);
 }
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * snapshot.h - the shim's snapshot of a process image's mappings (a HELLO
+ * shimmaps.h - the shim's snapshot of a process image's mappings (a HELLO
  * record, then one MAPPING record per /proc/self/maps line), assembled;
  * procs.c reconciles the process's model with it.
  */
-#ifndef FL_SNAPSHOT_H
-#define FL_SNAPSHOT_H
+#ifndef FL_SHIMMAPS_H
+#define FL_SHIMMAPS_H
 
 #include <linux/types.h>
 #include <stdbool.h>
@@ -14,7 +14,7 @@
 #include "faultline.h"
 #include "model.h"
 
-struct fl_snapshot {
+struct fl_shimmaps {
 	struct fl_vma *v;       /* the snapshot being received (NULL: none) */
 	size_t n, want;
 	__u32 flags;            /* FL_HELLO_* */
@@ -25,14 +25,14 @@ struct fl_snapshot {
 };
 
 /* A HELLO announced nmappings lines taken at time_ns (a snapshot still incomplete is dropped). */
-void fl_snapshot_begin(struct fl_snapshot *s, __u32 nmappings, __u32 flags, __u64 time_ns);
+void fl_shimmaps_begin(struct fl_shimmaps *s, __u32 nmappings, __u32 flags, __u64 time_ns);
 
 /* Add one line.  Returns true when the snapshot is whole (then apply it). */
-bool fl_snapshot_add(struct fl_snapshot *s, const struct fl_mapping *m);
+bool fl_shimmaps_add(struct fl_shimmaps *s, const struct fl_mapping *m);
 
 /* The snapshot received (whole, or all there is) becomes the latest one, kept. */
-void fl_snapshot_keep(struct fl_snapshot *s);
+void fl_shimmaps_keep(struct fl_shimmaps *s);
 
-void fl_snapshot_free(struct fl_snapshot *s);
+void fl_shimmaps_free(struct fl_shimmaps *s);
 
-#endif /* FL_SNAPSHOT_H */
+#endif /* FL_SHIMMAPS_H */

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* snapshot.c - assembling the shim's mapping snapshots (see snapshot.h). */
+/* shimmaps.c - assembling the shim's mapping snapshots (see shimmaps.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "snapshot.h"
+#include "shimmaps.h"
 #include "strtab.h"
 
-void fl_snapshot_begin(struct fl_snapshot *s, __u32 nmappings, __u32 flags, __u64 time_ns)
+void fl_shimmaps_begin(struct fl_shimmaps *s, __u32 nmappings, __u32 flags, __u64 time_ns)
 {
 	free(s->v);
 	s->v = calloc(nmappings ? nmappings : 1, sizeof(*s->v));
@@ -17,7 +17,7 @@ void fl_snapshot_begin(struct fl_snapshot *s, __u32 nmappings, __u32 flags, __u6
 	s->time_ns = time_ns;
 }
 
-bool fl_snapshot_add(struct fl_snapshot *s, const struct fl_mapping *m)
+bool fl_shimmaps_add(struct fl_shimmaps *s, const struct fl_mapping *m)
 {
 	if (!s->v || s->n >= s->want)
 		return false;
@@ -38,7 +38,7 @@ bool fl_snapshot_add(struct fl_snapshot *s, const struct fl_mapping *m)
 	return s->n == s->want;
 }
 
-void fl_snapshot_keep(struct fl_snapshot *s)
+void fl_shimmaps_keep(struct fl_shimmaps *s)
 {
 	free(s->last);
 	s->last = s->v;
@@ -48,7 +48,7 @@ void fl_snapshot_keep(struct fl_snapshot *s)
 	s->want = s->n = 0;
 }
 
-void fl_snapshot_free(struct fl_snapshot *s)
+void fl_shimmaps_free(struct fl_shimmaps *s)
 {
 	free(s->v);
 	free(s->last);
