@@ -103,6 +103,26 @@ void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 	}
 }
 
+/*
+ * How long a call's other record may still be unpublished after the call:
+ * a producer preempted between the syscall and its record, the shim's
+ * first backtrace() loading libgcc_s.  Twins later than this lose their
+ * link (the call is stored twice, "bpf" and "shim"), never a call.
+ */
+#define MATCH_GRACE_NS 100000000ull
+#define SETTLE_EVERY_NS 10000000ull
+
+void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns)
+{
+	if (!g->bpf_mode || channel_ns < MATCH_GRACE_NS || ring_ns < MATCH_GRACE_NS ||
+	    channel_ns - g->last_settle < SETTLE_EVERY_NS)
+		return;
+	g->last_settle = channel_ns;
+	for (size_t i = 0; i < g->nall; i++)
+		if (!g->all[i]->ended)
+			fl_matcher_expire(&g->all[i]->matcher, channel_ns - MATCH_GRACE_NS, ring_ns - MATCH_GRACE_NS);
+}
+
 void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);

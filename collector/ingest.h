@@ -38,6 +38,13 @@ void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid);
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 
+/*
+ * BPF mode, after reading both streams: the channel was read up to
+ * channel_ns, BPF's ring up to ring_ns.  Calls whose twin would have been
+ * in them settle alone (matcher.h); checked at most every few ms.
+ */
+void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns);
+
 /* Processes still alive as far as the records tell. */
 unsigned fl_ingest_alive(const struct fl_ingest *g);
 

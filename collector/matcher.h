@@ -7,12 +7,15 @@
  * shim call claimed yet and shim calls no syscall claimed yet.  A call is
  * settled, through the matcher's settle function, when it meets its twin
  * or is known never to (the shim does not see glibc's internal syscalls;
- * the kernel does not see libc calls that fail before the syscall).
+ * the kernel does not see libc calls that fail before the syscall): a
+ * shim call when a later syscall of its thread arrives, either one when
+ * the other side's stream has been read well past it (fl_matcher_expire).
  */
 #ifndef FL_MATCHER_H
 #define FL_MATCHER_H
 
 #include <linux/types.h>
+#include <stddef.h>
 
 #include "faultline.h"
 #include "hmap.h"
@@ -38,8 +41,12 @@ struct fl_pending {
  */
 typedef void (*fl_settle_fn)(void *ctx, const struct fl_pending *kernel, const struct fl_pending *shim);
 
+struct tidq;
+
 struct fl_matcher {
-	struct fl_hmap tids;    /* tid -> per-thread queues */
+	struct fl_hmap tids;    /* tid -> per-thread queues (struct tidq *) */
+	struct tidq **active;   /* the threads with waiting calls */
+	size_t nactive, capactive;
 	fl_settle_fn settle;
 	void *ctx;
 };
@@ -55,6 +62,13 @@ void fl_matcher_kernel(struct fl_matcher *m, const struct fl_pending *k);
 
 /* A shim call was read (s from fl_pending_of, frames set; copied if it must wait). */
 void fl_matcher_shim(struct fl_matcher *m, const struct fl_pending *s);
+
+/*
+ * The channel has been read up to channel_ns and BPF's ring up to ring_ns
+ * (less a grace for records reserved but not yet published): settle alone
+ * the syscalls older than channel_ns and the shim calls older than ring_ns.
+ */
+void fl_matcher_expire(struct fl_matcher *m, __u64 channel_ns, __u64 ring_ns);
 
 /* Settle everything still waiting (the process ended). */
 void fl_matcher_flush(struct fl_matcher *m);

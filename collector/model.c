@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* model.c - per-process VMA set (see model.h). */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
@@ -12,47 +13,26 @@
 
 void fl_model_free(struct fl_model *m)
 {
-	free(m->v);
+	fl_vmatree_clear(&m->vmas);
 	free(m->dead);
 	memset(m, 0, sizeof(*m));
 }
 
-/* Index of the first VMA whose end is above addr (n if none). */
-static size_t first_above(const struct fl_model *m, __u64 addr)
-{
-	size_t lo = 0, hi = m->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (m->v[mid].end > addr)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
-
 const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr)
 {
-	size_t i = first_above(m, addr);
-	return i < m->n && m->v[i].start <= addr ? &m->v[i] : NULL;
-}
-
-/* Replace nremove VMAs at index i by nins new ones. Returns 0 or -1 (out of memory). */
-static int splice(struct fl_model *m, size_t i, size_t nremove, const struct fl_vma *ins, size_t nins)
-{
-	size_t n = m->n - nremove + nins;
-	if (fl_vec_reserve((void **)&m->v, &m->cap, n, sizeof(*m->v)))
-		return -1;
-	memmove(&m->v[i + nins], &m->v[i + nremove], (m->n - i - nremove) * sizeof(*m->v));
-	memcpy(&m->v[i], ins, nins * sizeof(*ins));
-	m->n = n;
-	return 0;
+	const struct fl_vma *v = fl_vmatree_above(&m->vmas, addr);
+	return v && v->start <= addr ? v : NULL;
 }
 
 /* End v's row, remembering it for late fault counts. */
 static void end_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
 {
 	fl_store_vma_end(c->store, v->id, c->time_ns, c->event_id);
+	if (m->dead0 && m->dead0 * 2 >= m->ndead) { /* reclaim the pruned front, amortized O(1) */
+		memmove(m->dead, m->dead + m->dead0, (m->ndead - m->dead0) * sizeof(*m->dead));
+		m->ndead -= m->dead0;
+		m->dead0 = 0;
+	}
 	if (fl_vec_reserve((void **)&m->dead, &m->capdead, m->ndead + 1, sizeof(*m->dead)))
 		return;
 	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id };
@@ -60,24 +40,21 @@ static void end_row(struct fl_model *m, const struct fl_change *c, const struct 
 
 __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t)
 {
-	size_t i = first_above(m, start);
-	if (i < m->n && m->v[i].start <= start && m->v[i].created_ns <= t)
-		return m->v[i].id;
-	for (size_t k = m->ndead; k-- > 0;) {
+	const struct fl_vma *v = fl_vmatree_above(&m->vmas, start);
+	if (v && v->start <= start && v->created_ns <= t)
+		return v->id;
+	for (size_t k = m->ndead; k-- > m->dead0;) {
 		const struct fl_dead_vma *d = &m->dead[k];
 		if (d->start <= start && start < d->end && d->created_ns <= t && t <= d->destroyed_ns)
 			return d->id;
 	}
-	return i < m->n && m->v[i].start < end ? m->v[i].id : 0;
+	return v && v->start < end ? v->id : 0;
 }
 
 void fl_model_prune_dead(struct fl_model *m, __u64 t)
 {
-	size_t k = 0;
-	while (k < m->ndead && m->dead[k].destroyed_ns < t)
-		k++;
-	memmove(m->dead, m->dead + k, (m->ndead - k) * sizeof(*m->dead));
-	m->ndead -= k;
+	while (m->dead0 < m->ndead && m->dead[m->dead0].destroyed_ns < t)
+		m->dead0++;
 }
 
 /* Write a new row for v (whose fields are final) and store its id in v. */
@@ -96,9 +73,9 @@ static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_
 		v->origin_id = v->id;
 }
 
-/* The part [start, end) of v as a new row split from it, with protection prot. */
-static struct fl_vma piece(const struct fl_change *c, const struct fl_vma *v, __u64 start, __u64 end,
-			   __u32 prot)
+/* The part [start, end) of v as a new row split from it, with protection prot, added to the set. */
+static void add_piece(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v, __u64 start,
+		      __u64 end, __u32 prot)
 {
 	struct fl_vma p = *v;
 	p.start = start;
@@ -107,32 +84,45 @@ static struct fl_vma piece(const struct fl_change *c, const struct fl_vma *v, __
 	if (v->path)
 		p.offset = v->offset + (start - v->start);
 	write_row(c, &p, v->id, FL_HOW_SPLIT);
-	return p;
+	fl_vmatree_insert(&m->vmas, &p);
+}
+
+/* A new row for v (how), added to the set. */
+static void add_row(struct fl_model *m, const struct fl_change *c, struct fl_vma *v, __s64 parent_id,
+		    enum fl_how how)
+{
+	write_row(c, v, parent_id, how);
+	fl_vmatree_insert(&m->vmas, v);
+}
+
+/* v's row ends and v leaves the set (v is invalid afterwards). */
+static void remove_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
+{
+	end_row(m, c, v);
+	fl_vmatree_erase(&m->vmas, v);
 }
 
 /*
  * Cut [start, end) out of the model: the VMAs overlapping it end, their
- * parts outside it survive as split rows.  Returns the index where the
- * range now begins (for an insert).
+ * parts outside it survive as split rows.
  */
-static size_t cut(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end)
+static void cut(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end)
 {
-	size_t i = first_above(m, start), j = i;
-	struct fl_vma keep[2];
-	size_t nkeep = 0;
-	while (j < m->n && m->v[j].start < end)
-		j++;
-	if (i == j)
-		return i;
-	struct fl_vma first = m->v[i], last = m->v[j - 1];
-	for (size_t k = i; k < j; k++)
-		end_row(m, c, &m->v[k]);
+	struct fl_vma first, last;
+	bool any = false;
+	for (const struct fl_vma *v; (v = fl_vmatree_above(&m->vmas, start)) && v->start < end;) {
+		if (!any)
+			first = *v;
+		last = *v;
+		any = true;
+		remove_row(m, c, v);
+	}
+	if (!any)
+		return;
 	if (first.start < start)
-		keep[nkeep++] = piece(c, &first, first.start, start, first.prot);
+		add_piece(m, c, &first, first.start, start, first.prot);
 	if (last.end > end)
-		keep[nkeep++] = piece(c, &last, end, last.end, last.prot);
-	splice(m, i, j - i, keep, nkeep);
-	return first.start < start ? i + 1 : i;
+		add_piece(m, c, &last, end, last.end, last.prot);
 }
 
 void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl_vma *tmpl)
@@ -142,9 +132,8 @@ void fl_model_map(struct fl_model *m, const struct fl_change *c, const struct fl
 	struct fl_vma v = *tmpl;
 	v.created_by = c->event_id;
 	v.origin_id = 0;
-	size_t i = cut(m, c, v.start, v.end);
-	write_row(c, &v, 0, c->how);
-	splice(m, i, 0, &v, 1);
+	cut(m, c, v.start, v.end);
+	add_row(m, c, &v, 0, c->how);
 }
 
 void fl_model_unmap(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end)
@@ -155,20 +144,19 @@ void fl_model_unmap(struct fl_model *m, const struct fl_change *c, __u64 start, 
 
 void fl_model_protect(struct fl_model *m, const struct fl_change *c, __u64 start, __u64 end, __u32 prot)
 {
-	for (size_t i = first_above(m, start); i < m->n && m->v[i].start < end; i++) {
-		struct fl_vma v = m->v[i], parts[3];
-		size_t n = 0;
+	__u64 at = start;
+	for (const struct fl_vma *w; (w = fl_vmatree_above(&m->vmas, at)) && w->start < end;) {
+		struct fl_vma v = *w;
+		at = v.end;
 		if (v.prot == prot)
 			continue;
 		__u64 lo = v.start > start ? v.start : start, hi = v.end < end ? v.end : end;
-		end_row(m, c, &v);
+		remove_row(m, c, w);
 		if (v.start < lo)
-			parts[n++] = piece(c, &v, v.start, lo, v.prot);
-		parts[n++] = piece(c, &v, lo, hi, prot);
+			add_piece(m, c, &v, v.start, lo, v.prot);
+		add_piece(m, c, &v, lo, hi, prot);
 		if (hi < v.end)
-			parts[n++] = piece(c, &v, hi, v.end, v.prot);
-		splice(m, i, 1, parts, n);
-		i += n - 1;
+			add_piece(m, c, &v, hi, v.end, v.prot);
 	}
 }
 
@@ -185,7 +173,7 @@ void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __
 	}
 	/* the moved memory keeps its identity: same origin, parent = where it came from */
 	struct fl_vma v = *src;
-	__s64 parent = src->id; /* src points into m->v, which the unmap below changes */
+	__s64 parent = src->id; /* src is a node of the set, which the unmap below changes */
 	v.start = new_addr;
 	v.end = new_addr + new_len;
 	if (src->path)
@@ -197,44 +185,49 @@ void fl_model_remap(struct fl_model *m, const struct fl_change *c, __u64 old, __
 	}
 	if (!(flags & MREMAP_DONTUNMAP))
 		fl_model_unmap(m, c, old, old + old_len);
-	size_t i = cut(m, c, v.start, v.end);
-	write_row(c, &v, parent, FL_HOW_REMAP);
-	splice(m, i, 0, &v, 1);
+	cut(m, c, v.start, v.end);
+	add_row(m, c, &v, parent, FL_HOW_REMAP);
 }
 
 void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const struct fl_change *c)
 {
 	fl_model_clear(child, c);
-	if (splice(child, 0, 0, parent->v, parent->n))
-		return;
-	for (size_t i = 0; i < child->n; i++)
-		write_row(c, &child->v[i], parent->v[i].id, FL_HOW_FORK);
+	for (const struct fl_vma *p = fl_vmatree_first(&parent->vmas); p; p = fl_vmatree_next(&parent->vmas, p)) {
+		struct fl_vma v = *p;
+		add_row(child, c, &v, p->id, FL_HOW_FORK);
+	}
 	child->brk = parent->brk;
 }
 
 void fl_model_clear(struct fl_model *m, const struct fl_change *c)
 {
-	for (size_t i = 0; i < m->n; i++)
-		end_row(m, c, &m->v[i]);
-	m->n = 0;
+	for (const struct fl_vma *v = fl_vmatree_first(&m->vmas); v; v = fl_vmatree_next(&m->vmas, v))
+		end_row(m, c, v);
+	fl_vmatree_clear(&m->vmas);
 	m->brk = 0;
 }
 
-/* The snapshot line covering all of v with v's protection (and file, if both name one), or NULL. */
-static const struct fl_vma *snapshot_cover(const struct fl_vma *snap, size_t n, const struct fl_vma *v)
+/*
+ * The snapshot line covering all of v with v's protection (and file, if
+ * both name one), or NULL.  *cursor: where the search starts, moved
+ * forward, so that VMAs asked in address order cost one pass over snap.
+ */
+static const struct fl_vma *snapshot_cover(const struct fl_vma *snap, size_t n, size_t *cursor,
+					   const struct fl_vma *v)
 {
-	for (size_t i = 0; i < n && snap[i].start < v->end; i++)
-		if (snap[i].start <= v->start && v->end <= snap[i].end)
-			return snap[i].prot == v->prot &&
-			       (!snap[i].path || !v->path || !strcmp(snap[i].path, v->path)) ? &snap[i] : NULL;
-	return NULL;
+	while (*cursor < n && snap[*cursor].end <= v->start)
+		++*cursor;
+	const struct fl_vma *s = *cursor < n ? &snap[*cursor] : NULL;
+	if (!s || s->start > v->start || v->end > s->end)
+		return NULL;
+	return s->prot == v->prot && (!s->path || !v->path || !strcmp(s->path, v->path)) ? s : NULL;
 }
 
 void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		struct fl_vma *v = &m->v[i];
-		const struct fl_vma *s = v->path || strcmp(v->kind, "file") ? NULL : snapshot_cover(snap, n, v);
+	size_t cursor = 0;
+	for (struct fl_vma *v = fl_vmatree_first(&m->vmas); v; v = fl_vmatree_next(&m->vmas, v)) {
+		const struct fl_vma *s = v->path || strcmp(v->kind, "file") ? NULL : snapshot_cover(snap, n, &cursor, v);
 		if (s && s->path) {
 			v->path = s->path;
 			v->kind = s->kind;
@@ -243,40 +236,38 @@ void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const st
 	}
 }
 
+/* Add the parts of the snapshot line s that no VMA of m covers. */
+static void add_holes(struct fl_model *m, const struct fl_change *c, const struct fl_vma *s)
+{
+	for (__u64 at = s->start; at < s->end;) {
+		const struct fl_vma *v = fl_vmatree_above(&m->vmas, at);
+		__u64 hole_end = v && v->start < s->end ? v->start : s->end, next = v ? v->end : s->end;
+		if (hole_end > at) {
+			struct fl_vma h = *s;
+			h.start = at;
+			h.end = hole_end;
+			if (h.path)
+				h.offset = s->offset + (at - s->start);
+			h.created_by = 0;
+			h.origin_id = 0;
+			add_row(m, c, &h, 0, c->how);
+		}
+		if (!v || v->start >= s->end)
+			break;
+		at = next;
+	}
+}
+
 void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
 {
-	for (size_t i = 0; i < m->n;) {
-		if (snapshot_cover(snap, n, &m->v[i])) {
-			i++;
-			continue;
-		}
-		end_row(m, c, &m->v[i]);
-		splice(m, i, 1, NULL, 0);
+	size_t cursor = 0;
+	for (const struct fl_vma *v = fl_vmatree_first(&m->vmas), *next; v; v = next) {
+		next = fl_vmatree_next(&m->vmas, v);
+		if (!snapshot_cover(snap, n, &cursor, v))
+			remove_row(m, c, v);
 	}
-	for (size_t s = 0; s < n; s++) {
-		/* add the holes of snap[s] that the model lacks */
-		__u64 at = snap[s].start;
-		size_t i = first_above(m, at);
-		while (at < snap[s].end) {
-			__u64 hole_end = i < m->n && m->v[i].start < snap[s].end ? m->v[i].start : snap[s].end;
-			if (hole_end > at) {
-				struct fl_vma v = snap[s];
-				v.start = at;
-				v.end = hole_end;
-				if (v.path)
-					v.offset = snap[s].offset + (at - snap[s].start);
-				v.created_by = 0;
-				v.origin_id = 0;
-				write_row(c, &v, 0, c->how);
-				splice(m, i, 0, &v, 1);
-				i++;
-			}
-			if (i >= m->n || m->v[i].start >= snap[s].end)
-				break;
-			at = m->v[i].end;
-			i++;
-		}
-	}
+	for (size_t s = 0; s < n; s++)
+		add_holes(m, c, &snap[s]);
 }
 
 /* ---- applying calls ------------------------------------------------------------- */
@@ -287,10 +278,9 @@ void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct
 static void set_break(struct fl_model *m, const struct fl_change *c, __u64 brk)
 {
 	if (!m->brk) {
-		const struct fl_vma *heap = NULL;
-		for (size_t i = 0; i < m->n && !heap; i++)
-			if (!strcmp(m->v[i].kind, "heap"))
-				heap = &m->v[i];
+		const struct fl_vma *heap = fl_vmatree_first(&m->vmas);
+		while (heap && strcmp(heap->kind, "heap"))
+			heap = fl_vmatree_next(&m->vmas, heap);
 		m->brk = heap ? heap->end : brk;
 	}
 	__u64 old = PAGE_UP(m->brk), now = PAGE_UP(brk);

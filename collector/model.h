@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * model.h - a process's address space as a sorted set of VMAs, changed by
+ * model.h - a process's address space as a set of VMAs (vmatree.h), changed by
  * the calls it made (mmap, munmap, mprotect, mremap, brk), by fork and exec,
  * and reconciled with /proc/PID/maps snapshots.  Every change is written to
  * the store as it happens: a row is ended (destroyed_ns, destroyed_by) and
@@ -21,21 +21,7 @@
 #include <stddef.h>
 
 #include "store.h"
-
-struct fl_vma {
-	__u64 start, end;       /* [start, end), page aligned */
-	__u64 offset;           /* file offset of start (file mappings) */
-	__u64 inode;
-	__u32 dev;              /* of the file, kernel encoding; 0 if unknown */
-	__u32 prot;             /* PROT_* */
-	__u32 flags;            /* MAP_* */
-	const char *kind;       /* static string: anon heap stack file shm vdso vvar vsyscall faultline */
-	const char *path;       /* interned by the caller; NULL for anonymous memory */
-	__s64 id;               /* current vma row */
-	__s64 origin_id;        /* row made by the creating call */
-	__s64 created_by;       /* event that created the memory, 0 = none seen */
-	__u64 created_ns;       /* when the current row started */
-};
+#include "vmatree.h"
 
 /* A row that ended recently, kept for fault counts read after its VMA went. */
 struct fl_dead_vma {
@@ -45,10 +31,9 @@ struct fl_dead_vma {
 };
 
 struct fl_model {
-	struct fl_vma *v;       /* sorted by start, never overlapping */
-	size_t n, cap;
-	struct fl_dead_vma *dead; /* in the order they ended */
-	size_t ndead, capdead;
+	struct fl_vmatree vmas; /* live VMAs, by address, never overlapping */
+	struct fl_dead_vma *dead; /* in the order they ended; [dead0, ndead) are kept */
+	size_t dead0, ndead, capdead;
 	__u64 brk;              /* current program break, 0 = not known yet */
 };
 
@@ -101,7 +86,8 @@ void fl_model_clear(struct fl_model *m, const struct fl_change *c);
 /*
  * Reconcile with a snapshot of /proc/PID/maps (sorted, as the kernel prints
  * it): VMAs the snapshot does not cover with the same protection end; parts
- * of the snapshot the model lacks are added with how = c->how.
+ * of the snapshot the model lacks are added with how = c->how.  One pass
+ * over both: O((n + model size) log model size).
  */
 void fl_model_resync(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n);
 

@@ -64,6 +64,7 @@ struct fl_ingest {
 	unsigned alive;
 	struct fl_stacks *stacks;
 	struct fl_faults faults;
+	__u64 last_settle;      /* when the matchers last expired calls */
 	pid_t *watch;           /* new processes whose exit the loop must watch */
 	size_t nwatch, capwatch;
 };

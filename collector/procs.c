@@ -77,8 +77,8 @@ void fl_procs_snapshot(struct fl_ingest *g, struct proc *p)
 			fl_model_fill_paths(&p->model, &ch, s->v, s->n);
 	} else {
 		p->exec_unseen = false;
-		enum fl_how how = p->model.n ? FL_HOW_RESYNC : FL_HOW_SNAPSHOT;
-		if ((s->flags & FL_HELLO_FORKED) && parent && !p->model.n) {
+		enum fl_how how = p->model.vmas.n ? FL_HOW_RESYNC : FL_HOW_SNAPSHOT;
+		if ((s->flags & FL_HELLO_FORKED) && parent && !p->model.vmas.n) {
 			struct fl_change fc = fl_proc_change(p, s->time_ns, 0, FL_HOW_FORK);
 			fl_model_fork(&p->model, &parent->model, &fc);
 			how = FL_HOW_RESYNC;

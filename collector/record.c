@@ -294,8 +294,11 @@ static void loop(struct recorder *r)
 			else if (ev[i].data.u64 != 1)
 				on_pidfd(r, ev[i].data.u64);
 		}
+		__u64 channel_ns = now_ns();
 		int got = fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
+		__u64 ring_ns = now_ns();
 		got += bpf_poll(r);
+		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
 		watch_new_processes(r);
 		tick(r, now_ns(), !busy);
