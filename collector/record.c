@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -39,7 +40,7 @@
 
 struct options {
 	const char *output;
-	bool force, no_bpf;
+	bool force, no_bpf, thp_never;
 	unsigned depth;
 	char **argv;
 };
@@ -69,11 +70,12 @@ static __u64 now_ns(void)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--] CMD [ARGS...]\n"
+		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--] CMD [ARGS...]\n"
 		"  -o, --output FILE  recording to write (default faultline.db)\n"
 		"  -f, --force        overwrite FILE if it exists\n"
 		"  --no-bpf           record with the preload shim only (no per-VMA fault counts)\n"
 		"  --depth N          call stack depth, 1..%d (default %d)\n"
+		"  --thp=never        run CMD with transparent huge pages off (reproducible fault counts)\n"
 		"faultline exits with CMD's status (128+N if a signal N killed it), or %d if it failed itself.\n",
 		FL_MAX_FRAMES, FL_DEFAULT_FRAMES, EXIT_FAULTLINE);
 }
@@ -94,6 +96,8 @@ static int parse(int argc, char **argv, struct options *o)
 			o->force = true;
 		} else if (!strcmp(a, "--no-bpf")) {
 			o->no_bpf = true;
+		} else if (!strcmp(a, "--thp=never")) {
+			o->thp_never = true;
 		} else if (!strcmp(a, "--depth") && i + 1 < argc) {
 			char *end;
 			long d = strtol(argv[++i], &end, 10);
@@ -396,7 +400,16 @@ static int record(struct recorder *r)
 		return EXIT_FAULTLINE;
 	}
 	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth);
-	if (!env || (rc = fl_launch_start(&r->launch, r->opt.argv, env, &orig))) {
+	/* --thp=never: the flag lives in the mm, which the forked child copies and exec keeps
+	 * (MMF_DISABLE_THP, kernel/sys.c prctl_set_thp_disable); ours is cleared again below. */
+	if (r->opt.thp_never && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {
+		fprintf(stderr, "faultline: --thp=never: prctl(PR_SET_THP_DISABLE): %s\n", strerror(errno));
+		return EXIT_FAULTLINE;
+	}
+	rc = env ? fl_launch_start(&r->launch, r->opt.argv, env, &orig) : 0;
+	if (r->opt.thp_never)
+		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	if (!env || rc) {
 		fprintf(stderr, "faultline: cannot start %s: %s\n", r->opt.argv[0], strerror(rc ? -rc : ENOMEM));
 		return EXIT_FAULTLINE;
 	}

@@ -36,6 +36,9 @@ static const struct command {
 	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--format json]: mappings at a moment" },
 	{ "stacks", fl_cmd_stacks, "stacks FILE ID [--format json]: a recorded call stack" },
 	{ "sql", fl_cmd_sql, "sql FILE 'SELECT ...' [--format json]: read-only query" },
+	{ "check", fl_cmd_check, "check [LIMITS] [--limits FILE] [--baseline OLD.db] [--junit FILE] (RUN.db | -- CMD [ARGS...]):\n"
+	  "                  fail (exit 1) when a run exceeds its limits; exit 2 on bad input, 3 when the target failed" },
+	{ "diff", fl_cmd_diff, "diff A.db B.db [--top N] [--format json]: what grew or shrank, per region and call site" },
 	{ "doctor", cmd_doctor, "doctor: what this machine allows, and the fidelity a run gets" },
 };
 

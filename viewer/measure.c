@@ -1,0 +1,748 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * measure.c - a recording's numbers for `check` and `diff`, with faultline's
+ * own footprint taken out.
+ *
+ * What faultline's presence costs a process (measured on /usr/bin/true, 48
+ * faults plain, 103 classified under faultline; docs/check.md has the
+ * table): the channel ring it writes its events to (about 30 faults: the
+ * ring header scan at attach, the slots it fills), the shim's own image
+ * (ld.so mapping and relocating it, its code running: about 6), libgcc_s,
+ * which glibc's backtrace() dlopens for the shim's unwinding (about 7, and
+ * the unwinder's reads of libc's unwind tables), and small mappings only
+ * the shim touches (the maps snapshot buffer).  Each of these is a region
+ * or a fault site we can name from what is stored, so the split is made
+ * here, at query time, from the recording as it is:
+ *
+ *   - a region is faultline's when its kind is `faultline` (the channel), its
+ *     file is the shim, it is libgcc_s mapped while the shim initialized
+ *     (after ld.so's first relro mprotect following the exec, no later than
+ *     the shim's channel: a libgcc_s the program needs is mapped before any
+ *     relocation), or it is anonymous memory that only the shim's code ever
+ *     touched;
+ *   - in other regions, the faults whose instruction lies in the shim (or in
+ *     a libgcc_s loaded for it) are faultline's;
+ *   - the calls that made, changed or unmapped faultline's regions are its
+ *     calls.
+ *
+ * What stays in the program's numbers and is faultline's all the same: the
+ * pages of libc and ld.so that run only for the shim (its libc calls, the
+ * loader's preload handling), and the slightly deeper stack its hooks use.
+ * docs/check.md gives the residue against `perf stat` on plain runs.
+ */
+#include "measure.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+
+const char *const fl_class_names[FL_NCLASSES] = {
+#define FL_CLASS_NAME(c, name) #name,
+	FL_FAULT_CLASSES(FL_CLASS_NAME)
+#undef FL_CLASS_NAME
+};
+
+const char *const fl_metric_names[FL_NMETRICS] = {
+#define FL_METRIC_NAME(m) #m,
+	FL_METRICS(FL_METRIC_NAME)
+};
+
+#define SHIM_GLOB "*/libfaultline-preload.so"
+#define UNWINDER_GLOB "*/libgcc_s.so*"
+#define LABEL_FRAMES 3
+
+int fl_metric_parse(const char *name)
+{
+	for (int m = 0; m < FL_NMETRICS; m++)
+		if (!strcmp(name, fl_metric_names[m]))
+			return m;
+	return -1;
+}
+
+bool fl_metric_per_region(enum fl_metric m)
+{
+	return m == FL_M_minor || m == FL_M_major || m == FL_M_cow || m == FL_M_mappings;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static int class_index(const char *name)
+{
+	for (int c = 0; c < FL_NCLASSES; c++)
+		if (name && !strcmp(name, fl_class_names[c]))
+			return c;
+	return -1;
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* Index of process row id, or -1 (ids map through r->pidx, built by load_procs). */
+struct loader {
+	struct fl_run *r;
+	int *pidx;          /* process.id -> index into r->procs */
+	int64_t max_id;
+	char **stacks;      /* stack.id -> function lines */
+	int64_t nstacks;
+};
+
+static int proc_of(const struct loader *l, int64_t id)
+{
+	return id >= 0 && id <= l->max_id ? l->pidx[id] : -1;
+}
+
+static int load_procs(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT id, pid, coalesce(exe, '?'), min_flt + maj_flt, (SELECT max(id) FROM process)"
+		" FROM process ORDER BY start_ns, id");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		struct fl_mproc *grown = realloc(r->procs, (size_t)(r->nprocs + 1) * sizeof(*grown)), *p;
+
+		if (!grown)
+			break;
+		r->procs = grown;
+		p = &r->procs[r->nprocs++];
+		*p = (struct fl_mproc){ .id = sqlite3_column_int64(st, 0), .pid = sqlite3_column_int64(st, 1),
+					.exe = dup_col(st, 2), .rss_peak = -1, .kernel_faults = -1 };
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+			p->kernel_faults = sqlite3_column_int64(st, 3);
+		l->max_id = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE || l->max_id < 0 || l->max_id > (int64_t)1 << 30)
+		return -1;
+	if (!(l->pidx = malloc((size_t)(l->max_id + 1) * sizeof(int))))
+		return -1;
+	memset(l->pidx, 0xff, (size_t)(l->max_id + 1) * sizeof(int));
+	for (int i = 0; i < r->nprocs; i++)
+		if (r->procs[i].id >= 0 && r->procs[i].id <= l->max_id)
+			l->pidx[r->procs[i].id] = i;
+	return 0;
+}
+
+/* Per process: resident peak, calls, and the run's exit status. */
+static int load_proc_numbers(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT 0, proc_id, max(anon + file + shmem) FROM rss GROUP BY proc_id"
+		" UNION ALL SELECT 1, proc_id, count(*) FROM event GROUP BY proc_id"
+		" UNION ALL SELECT 2, 0, coalesce(exit_status, -1) FROM run"
+		" UNION ALL SELECT 3, 0, fidelity = 'bpf' OR EXISTS (SELECT 1 FROM fault) FROM run");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int what = sqlite3_column_int(st, 0), p = proc_of(l, sqlite3_column_int64(st, 1));
+		int64_t v = sqlite3_column_int64(st, 2);
+
+		if (what == 2)
+			r->exit_status = v;
+		else if (what == 3)
+			r->has_faults = v != 0;
+		else if (p >= 0 && what == 0)
+			r->procs[p].rss_peak = v;
+		else if (p >= 0)
+			r->procs[p].calls = v;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- creating stacks ------------------------------------------------------ */
+
+/* Every stack's functions, innermost first, one per line; a frame without a
+ * symbol is module+offset, which is as stable as the build. */
+static int load_stacks(struct loader *l)
+{
+	struct fl_db *d = l->r->d;
+	sqlite3_stmt *st = fl_db_prepare(d,
+		"SELECT sf.stack_id, coalesce(f.function, replace(f.module, rtrim(f.module, replace(f.module, '/', '')), '')"
+		" || printf('+0x%x', f.rel_addr), printf('0x%x', f.rel_addr)), (SELECT max(id) FROM stack)"
+		" FROM stack_frame sf JOIN frame f ON f.id = sf.frame_id ORDER BY sf.stack_id, sf.idx");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *fn = (const char *)sqlite3_column_text(st, 1);
+		char *line;
+
+		if (!l->stacks) {
+			l->nstacks = sqlite3_column_int64(st, 2) + 1;
+			if (l->nstacks > (int64_t)1 << 28 || !(l->stacks = calloc((size_t)l->nstacks, sizeof(char *))))
+				break;
+		}
+		if (id < 0 || id >= l->nstacks)
+			continue;
+		if (asprintf(&line, "%s%s%s", l->stacks[id] ? l->stacks[id] : "", l->stacks[id] ? "\n" : "",
+			     fn ? fn : "?") < 0)
+			break;
+		free(l->stacks[id]);
+		l->stacks[id] = line;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- regions -------------------------------------------------------------- */
+
+static int region_cmp(const void *a, const void *b)
+{
+	const struct fl_region *x = a, *y = b;
+
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	return x->origin_id < y->origin_id ? -1 : x->origin_id > y->origin_id;
+}
+
+static struct fl_region *region_find(const struct fl_run *r, int proc, int64_t origin_id)
+{
+	struct fl_region key = { .proc = proc, .origin_id = origin_id };
+
+	return bsearch(&key, r->regions, r->nregions, sizeof(key), region_cmp);
+}
+
+/*
+ * libgcc_s is the shim's unwinder when the process mapped it while the shim
+ * initialized: after ld.so's first relro mprotect since the exec (every
+ * library the program needs is mapped before relocation starts) and no later
+ * than the shim's channel (attach() follows unwind_init() in preload/shim.c).
+ */
+static int unwinder_for_shim(struct fl_db *d, int64_t proc_id, int64_t created_ns)
+{
+	sqlite3_stmt *st = fl_db_prepare(d,
+		"WITH x(t) AS (SELECT coalesce(max(time_ns), 0) FROM event"
+		"              WHERE proc_id = ?1 AND kind = 'exec' AND time_ns <= ?2)"
+		" SELECT (SELECT min(time_ns) FROM event, x WHERE proc_id = ?1 AND kind = 'mprotect' AND time_ns > x.t),"
+		"        (SELECT min(created_ns) FROM vma, x WHERE proc_id = ?1 AND kind = 'faultline'"
+		"         AND offset = 0 AND end - start = ?3 AND created_ns > x.t)");
+	int rc, yes = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, created_ns);
+	sqlite3_bind_int64(st, 3, (int64_t)FL_CHAN_HDR_BYTES);
+	rc = fl_db_step(d, st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_type(st, 1) != SQLITE_NULL)
+		yes = sqlite3_column_int64(st, 0) < created_ns && created_ns <= sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? yes : -1;
+}
+
+/*
+ * The channel: its header (offset 0) or one ring, by the sizes the shim maps
+ * (common/channel.h).  The kind alone is not enough: a mapping of another
+ * file at an address the channel later took can be recorded with the
+ * channel's path (seen with ld.so.cache, 45056 bytes, unmapped before the
+ * shim attached).
+ */
+static bool is_channel(const char *kind, int64_t offset, int64_t size)
+{
+	return !strcmp(kind, "faultline") && ((offset == 0 && size == (int64_t)FL_CHAN_HDR_BYTES) ||
+					      (offset >= (int64_t)FL_CHAN_HDR_BYTES && size == (int64_t)FL_CHAN_RING_BYTES));
+}
+
+static enum fl_footprint region_footprint(struct fl_db *d, const char *kind, const char *path, int64_t offset,
+					  int64_t size, int64_t origin_proc_id, int64_t created_ns)
+{
+	if (is_channel(kind, offset, size))
+		return FL_FP_CHANNEL;
+	if (path && !fnmatch(SHIM_GLOB, path, 0))
+		return FL_FP_SHIM;
+	if (path && !fnmatch(UNWINDER_GLOB, path, 0) && unwinder_for_shim(d, origin_proc_id, created_ns) == 1)
+		return FL_FP_UNWINDER;
+	return FL_FP_NONE;
+}
+
+/* "KIND by f0 < f1 < f2" from the first LABEL_FRAMES of funcs, or "KIND (no user stack)". */
+static char *stack_label(const char *kind, const char *funcs)
+{
+	char frames[1024] = "", *out = NULL;
+	size_t len = 0;
+	int n = 0;
+
+	for (const char *f = funcs; f && *f && n < LABEL_FRAMES && len < sizeof(frames); n++) {
+		size_t flen = strcspn(f, "\n");
+
+		len += (size_t)snprintf(frames + len, sizeof(frames) - len, "%s%.*s", n ? " < " : "", (int)flen, f);
+		f += flen + (f[flen] == '\n');
+	}
+	if (asprintf(&out, "%s %s%s", kind, n ? "by " : "(no user stack)", frames) < 0)
+		return NULL;
+	return out;
+}
+
+/* "/usr/lib/libc.so.6+0x26000", "[heap]", "anon by arena_new < main < __libc_start_call_main". */
+static bool is_channel(const char *kind, int64_t offset, int64_t size);
+
+static char *region_label(const char *kind, const char *path, int64_t offset, int64_t size, const char *funcs)
+{
+	char *out = NULL;
+
+	if (is_channel(kind, offset, size))
+		return strdup("faultline channel");
+	if (path && path[0] == '[')
+		return strdup(path);
+	if (path)
+		return asprintf(&out, "%s+0x%llx", path, (unsigned long long)offset) < 0 ? NULL : out;
+	return stack_label(kind, funcs);
+}
+
+/* Calls per process, kind and stack, labelled like regions. */
+static int load_callsites(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT proc_id, kind, coalesce(stack_id, -1), count(*) FROM event GROUP BY 1, 2, 3");
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int p = proc_of(l, sqlite3_column_int64(st, 0));
+		int64_t stack = sqlite3_column_int64(st, 2);
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		struct fl_callsite *c;
+
+		if (p < 0 || !kind)
+			continue;
+		if (r->nsites == cap) {
+			struct fl_callsite *grown = realloc(r->sites, (cap = cap ? 2 * cap : 64) * sizeof(*grown));
+
+			if (!grown)
+				break;
+			r->sites = grown;
+		}
+		c = &r->sites[r->nsites++];
+		c->proc = p;
+		c->count = sqlite3_column_int64(st, 3);
+		if (!(c->label = stack_label(kind, stack >= 0 && stack < l->nstacks ? l->stacks[stack] : NULL)))
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int load_regions(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start"
+		" FROM (SELECT DISTINCT proc_id, origin_id FROM vma) v JOIN vma o ON o.id = v.origin_id"
+		" LEFT JOIN event e ON e.id = o.created_by");
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int p = proc_of(l, sqlite3_column_int64(st, 0));
+		int64_t stack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+		const char *kind = (const char *)sqlite3_column_text(st, 2), *path = (const char *)sqlite3_column_text(st, 3);
+		struct fl_region *g;
+
+		if (p < 0 || !kind)
+			continue;
+		if (r->nregions == cap) {
+			struct fl_region *grown = realloc(r->regions, (cap = cap ? 2 * cap : 256) * sizeof(*grown));
+
+			if (!grown)
+				break;
+			r->regions = grown;
+		}
+		g = &r->regions[r->nregions++];
+		*g = (struct fl_region){ .proc = p, .origin_id = sqlite3_column_int64(st, 1), .kind = strdup(kind),
+					 .path = path ? strdup(path) : NULL,
+					 .created_here = sqlite3_column_int64(st, 5) == sqlite3_column_int64(st, 0) };
+		g->funcs = strdup(stack >= 0 && stack < l->nstacks && l->stacks[stack] ? l->stacks[stack] : "");
+		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
+		g->footprint = region_footprint(r->d, kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8),
+						sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
+		if (!g->kind || !g->funcs || !g->label || (path && !g->path))
+			break;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	qsort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
+	return 0;
+}
+
+/* Fault counts per region, all of them the program's until load_footprint. */
+static int load_faults(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	char sql[1024] = "SELECT v.proc_id, v.origin_id";
+	size_t len = strlen(sql);
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int c = 0; c < FL_NCLASSES; c++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", sum(f.%s)", fl_class_names[c]);
+	snprintf(sql + len, sizeof(sql) - len,
+		 " FROM fault f JOIN vma v ON v.id = f.vma_id GROUP BY v.proc_id, v.origin_id");
+	if (!(st = fl_db_prepare(r->d, sql)))
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		struct fl_region *g = region_find(r, proc_of(l, sqlite3_column_int64(st, 0)), sqlite3_column_int64(st, 1));
+
+		for (int c = 0; g && c < FL_NCLASSES; c++)
+			g->faults[c] += sqlite3_column_int64(st, 2 + c);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static bool proc_has_unwinder(const struct fl_run *r, int p)
+{
+	for (size_t i = 0; i < r->nregions; i++)
+		if (r->regions[i].proc == p && r->regions[i].footprint == FL_FP_UNWINDER)
+			return true;
+	return false;
+}
+
+/* Moves the faults faultline's code took in the program's regions to fl_faults. */
+static int load_footprint_sites(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT v.proc_id, v.origin_id, s.class, sum(s.count), f.module GLOB '" UNWINDER_GLOB "'"
+		" FROM fault_site s JOIN frame f ON f.id = s.frame_id JOIN vma v ON v.id = s.vma_id"
+		" WHERE f.module GLOB '" SHIM_GLOB "' OR f.module GLOB '" UNWINDER_GLOB "'"
+		" GROUP BY 1, 2, 3, 5");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int p = proc_of(l, sqlite3_column_int64(st, 0)), c = class_index((const char *)sqlite3_column_text(st, 2));
+		struct fl_region *g = region_find(r, p, sqlite3_column_int64(st, 1));
+		int64_t n = sqlite3_column_int64(st, 3);
+
+		if (!g || c < 0 || g->footprint || (sqlite3_column_int(st, 4) && !proc_has_unwinder(r, p)))
+			continue;
+		n = n < g->faults[c] ? n : g->faults[c];
+		g->faults[c] -= n;
+		g->fl_faults[c] += n;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t sum_classes(const int64_t *v)
+{
+	int64_t n = 0;
+
+	for (int c = 0; c < FL_NCLASSES; c++)
+		n += v[c];
+	return n;
+}
+
+/* Whole regions that are faultline's: all their faults are its own. */
+static void settle_footprint(struct fl_run *r)
+{
+	for (size_t i = 0; i < r->nregions; i++) {
+		struct fl_region *g = &r->regions[i];
+
+		/* memory no instruction but the shim's ever touched is the shim's (its maps snapshot buffer) */
+		if (!g->footprint && !strcmp(g->kind, "anon") && !sum_classes(g->faults) && sum_classes(g->fl_faults))
+			g->footprint = FL_FP_SHIM_ONLY;
+		if (!g->footprint)
+			continue;
+		for (int c = 0; c < FL_NCLASSES; c++) {
+			g->fl_faults[c] += g->faults[c];
+			g->faults[c] = 0;
+		}
+	}
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The events that made, changed or unmapped the VMAs of faultline's regions, deduplicated into *out. */
+static int footprint_events(struct fl_run *r, int64_t **out, size_t *n)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT created_by, destroyed_by FROM vma WHERE origin_id = ?");
+	size_t cap = 0;
+	int rc = SQLITE_DONE;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	for (size_t i = 0; i < r->nregions && rc == SQLITE_DONE; i++) {
+		if (!r->regions[i].footprint || !r->regions[i].created_here)
+			continue;
+		sqlite3_bind_int64(st, 1, r->regions[i].origin_id);
+		while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW)
+			for (int c = 0; c < 2; c++) {
+				if (sqlite3_column_type(st, c) == SQLITE_NULL)
+					continue;
+				if (*n == cap) {
+					int64_t *grown = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof(int64_t));
+
+					if (!grown) {
+						rc = -1;
+						break;
+					}
+					*out = grown;
+				}
+				(*out)[(*n)++] = sqlite3_column_int64(st, c);
+			}
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (*n)
+		qsort(*out, *n, sizeof(int64_t), cmp_i64);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The calls that made, changed or unmapped faultline's regions (not the process's exec or exit,
+ * which also end VMAs). */
+static int load_footprint_calls(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = NULL;
+	int64_t *ev;
+	size_t n;
+	int rc = footprint_events(r, &ev, &n);
+
+	if (!rc && n && !(st = fl_db_prepare(r->d, "SELECT proc_id FROM event WHERE id = ? AND kind IN"
+						    " ('mmap', 'munmap', 'mprotect', 'pkey_mprotect', 'mremap', 'madvise')")))
+		rc = -1;
+	for (size_t i = 0; i < n && !rc; i++) {
+		int step, p;
+
+		if (i && ev[i] == ev[i - 1])
+			continue;
+		sqlite3_bind_int64(st, 1, ev[i]);
+		if ((step = fl_db_step(r->d, st)) == SQLITE_ROW && (p = proc_of(l, sqlite3_column_int64(st, 0))) >= 0) {
+			r->procs[p].fl_calls++;
+			r->procs[p].calls--;
+		}
+		rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	free(ev);
+	return rc;
+}
+
+int fl_run_load(struct fl_db *d, struct fl_run *r)
+{
+	struct loader l = { .r = r, .max_id = -1 };
+	sqlite3_stmt *st;
+	int rc;
+
+	*r = (struct fl_run){ .d = d, .exit_status = -1 };
+	if ((st = fl_db_prepare(d, "SELECT command FROM run")) && fl_db_step(d, st) == SQLITE_ROW)
+		r->command = dup_col(st, 0);
+	sqlite3_finalize(st);
+	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || load_callsites(&l) || load_regions(&l) || load_faults(&l) ||
+	     load_footprint_sites(&l);
+	if (!rc) {
+		settle_footprint(r);
+		rc = load_footprint_calls(&l);
+	}
+	free(l.pidx);
+	for (int64_t i = 0; i < l.nstacks; i++)
+		free(l.stacks[i]);
+	free(l.stacks);
+	if (rc) {
+		fprintf(stderr, "faultline: %s: cannot read the recording's numbers\n", d->path);
+		fl_run_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+void fl_run_free(struct fl_run *r)
+{
+	for (int i = 0; i < r->nprocs; i++)
+		free(r->procs[i].exe);
+	for (size_t i = 0; i < r->nregions; i++) {
+		free(r->regions[i].kind);
+		free(r->regions[i].path);
+		free(r->regions[i].label);
+		free(r->regions[i].funcs);
+	}
+	for (size_t i = 0; i < r->nsites; i++)
+		free(r->sites[i].label);
+	free(r->procs);
+	free(r->regions);
+	free(r->sites);
+	free(r->command);
+	*r = (struct fl_run){ 0 };
+}
+
+/* ---- selectors and metrics ------------------------------------------------ */
+
+bool fl_sel_region_part(const struct fl_selector *s)
+{
+	return s->kind || s->path || s->function;
+}
+
+bool fl_sel_proc(const struct fl_selector *s, const struct fl_mproc *p)
+{
+	return !s->exe || !fnmatch(s->exe, p->exe, 0);
+}
+
+static bool any_function(const char *glob, const char *funcs)
+{
+	char f[512];
+
+	while (*funcs) {
+		size_t n = strcspn(funcs, "\n");
+
+		snprintf(f, sizeof(f), "%.*s", (int)n, funcs);
+		if (!fnmatch(glob, f, 0))
+			return true;
+		funcs += n + (funcs[n] == '\n');
+	}
+	return false;
+}
+
+bool fl_sel_region(const struct fl_selector *s, const struct fl_run *r, const struct fl_region *g)
+{
+	return fl_sel_proc(s, &r->procs[g->proc]) && (!s->kind || !strcmp(s->kind, g->kind)) &&
+	       (!s->path || (g->path && !fnmatch(s->path, g->path, 0))) &&
+	       (!s->function || any_function(s->function, g->funcs));
+}
+
+const char *fl_sel_text(const struct fl_selector *s, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	if (s->kind)
+		len += (size_t)snprintf(buf + len, n - len, "kind=%s", s->kind);
+	if (s->path && len < n)
+		len += (size_t)snprintf(buf + len, n - len, "%spath=%s", len ? ", " : "", s->path);
+	if (s->function && len < n)
+		len += (size_t)snprintf(buf + len, n - len, "%sfunction=%s", len ? ", " : "", s->function);
+	if (s->exe && len < n)
+		len += (size_t)snprintf(buf + len, n - len, "%sexe=%s", len ? ", " : "", s->exe);
+	if (!len)
+		snprintf(buf, n, "everything");
+	return buf;
+}
+
+int64_t fl_region_faults(const struct fl_region *g, enum fl_metric m)
+{
+	const int64_t *f = g->faults;
+
+	switch (m) {
+	case FL_M_major:
+		return f[FL_F_MAJOR_FILE] + f[FL_F_MAJOR_SWAP];
+	case FL_M_minor:
+		return sum_classes(f) - f[FL_F_MAJOR_FILE] - f[FL_F_MAJOR_SWAP];
+	case FL_M_cow:
+		return f[FL_F_COW_ANON] + f[FL_F_COW_ZERO] + f[FL_F_COW_FILE];
+	default:
+		return 0;
+	}
+}
+
+int64_t fl_proc_metric(const struct fl_run *r, int p, const struct fl_selector *s, enum fl_metric m)
+{
+	int64_t n = 0;
+
+	if (m == FL_M_rss)
+		return r->procs[p].rss_peak;
+	if (m == FL_M_calls)
+		return r->procs[p].calls;
+	if (m != FL_M_mappings && !r->has_faults)
+		return -1;
+	for (size_t i = 0; i < r->nregions; i++) {
+		const struct fl_region *g = &r->regions[i];
+
+		if (g->proc != p || !fl_sel_region(s, r, g))
+			continue;
+		if (m == FL_M_mappings)
+			n += g->created_here && !g->footprint;
+		else
+			n += fl_region_faults(g, m);
+	}
+	return n;
+}
+
+/* The peak over time of the summed resident memory of the selected processes. */
+static int64_t total_rss(const struct fl_run *r, const struct fl_selector *s)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT proc_id, anon + file + shmem, time_ns FROM rss"
+		" UNION ALL SELECT id, 0, end_ns FROM process WHERE end_ns IS NOT NULL ORDER BY 3, 2 DESC");
+	int64_t *last = calloc((size_t)r->nprocs + 1, sizeof(int64_t)), sum = 0, peak = -1;
+	int rc = -1;
+
+	if (!st || !last)
+		goto out;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		int p = -1;
+
+		for (int i = 0; i < r->nprocs && p < 0; i++)
+			if (r->procs[i].id == id)
+				p = i;
+		if (p < 0 || !fl_sel_proc(s, &r->procs[p]))
+			continue;
+		sum += sqlite3_column_int64(st, 1) - last[p];
+		last[p] = sqlite3_column_int64(st, 1);
+		peak = sum > peak ? sum : peak;
+	}
+out:
+	sqlite3_finalize(st);
+	free(last);
+	return rc == SQLITE_DONE ? peak : -2;
+}
+
+int64_t fl_run_metric(const struct fl_run *r, const struct fl_selector *s, enum fl_metric m)
+{
+	int64_t n = 0, v;
+
+	if (m == FL_M_rss)
+		return total_rss(r, s);
+	for (int p = 0; p < r->nprocs; p++) {
+		if (!fl_sel_proc(s, &r->procs[p]))
+			continue;
+		if ((v = fl_proc_metric(r, p, s, m)) < 0)
+			return v;
+		n += v;
+	}
+	return n;
+}
+
+void fl_run_footprint(const struct fl_run *r, int64_t *minor, int64_t *major, int64_t *calls)
+{
+	*minor = *major = *calls = 0;
+	for (size_t i = 0; i < r->nregions; i++) {
+		const int64_t *f = r->regions[i].fl_faults;
+
+		*major += f[FL_F_MAJOR_FILE] + f[FL_F_MAJOR_SWAP];
+		*minor += sum_classes(f) - f[FL_F_MAJOR_FILE] - f[FL_F_MAJOR_SWAP];
+	}
+	for (int p = 0; p < r->nprocs; p++)
+		*calls += r->procs[p].fl_calls;
+}
