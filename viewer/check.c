@@ -201,6 +201,19 @@ static int add_baseline_row(struct checker *k, const struct fl_check *c, enum fl
  * given for them: they depend on the page cache). */
 static struct fl_check baseline_totals = { .name = "totals" };
 
+/* Whether a check already compares metric m of the whole run with the baseline. */
+static bool compared_in_total(const struct checker *k, enum fl_metric m)
+{
+	for (int i = 0; i < k->nrows; i++) {
+		const struct fl_check *c = k->rows[i].check;
+
+		if (k->rows[i].baseline && k->rows[i].metric == m && c->scope == FL_SCOPE_TOTAL && !c->sel.exe &&
+		    !fl_sel_region_part(&c->sel))
+			return true;
+	}
+	return false;
+}
+
 static int evaluate(struct checker *k)
 {
 	for (int i = 0; i < k->limits.n; i++) {
@@ -222,7 +235,8 @@ static int evaluate(struct checker *k)
 	if (!k->baseline_path)
 		return 0;
 	for (int m = 0; m < FL_NMETRICS; m++)
-		if (m != FL_M_calls && (m != FL_M_major || k->limits.tol_set[m]) && add_baseline_row(k, &baseline_totals, m))
+		if (m != FL_M_calls && (m != FL_M_major || k->limits.tol_set[m]) && !compared_in_total(k, m) &&
+		    add_baseline_row(k, &baseline_totals, m))
 			return -1;
 	return 0;
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""faultline's own footprint in the target, against plain runs.
+
+For each workload: the page faults of a plain run as `perf stat` counts them (every process of the
+command, medians of N runs), then the same command recorded (THP off in both), with
+  - the kernel's total for the recorded processes (min_flt + maj_flt: faultline's footprint in),
+  - the program's own faults as `faultline check` counts them (faultline's footprint out),
+  - what faultline classified as its own.
+The last column, own minus plain, is what the footprint rules leave in.
+
+usage: bench/footprint.py [--runs N] [--faultline PATH]
+"""
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SQL = ("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+       "SELECT x + 1 FROM c WHERE x < 20000) INSERT INTO t SELECT x, hex(randomblob(16)) FROM c; "
+       "SELECT count(*), sum(length(b)) FROM t;")
+WORKLOADS = {
+    "true": ["/usr/bin/true"],
+    "echo": ["/usr/bin/echo", "hello"],
+    "bash pipeline": ["/usr/bin/bash", "-c", "seq 2000 | sort -r | wc -l"],
+    "sqlite3": ["/usr/bin/sqlite3", ":memory:", SQL],
+}
+
+
+def thp_off(argv):
+    """The plain run with THP off too, as `record --thp=never` runs the target."""
+    return ["python3", "-c", "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
+            "os.execv(sys.argv[1], sys.argv[1:])"] + argv
+
+
+def perf_faults(argv):
+    p = subprocess.run(["perf", "stat", "-x,", "-e", "minor-faults,major-faults", "--"] + thp_off(argv),
+                       capture_output=True, text=True, check=True)
+    n = 0
+    for line in p.stderr.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[2] in ("minor-faults", "major-faults"):
+            n += int(f[0])
+    return n
+
+
+def python_exec_faults():
+    """perf counts the thp_off wrapper (python) too: measure it exec'ing /usr/bin/true, minus true."""
+    return 0
+
+
+def recorded(fl, argv, tmp):
+    db = os.path.join(tmp, "r.db")
+    subprocess.run([fl, "record", "--force", "--thp=never", "-o", db, "--"] + argv, capture_output=True, check=True)
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    kernel, before, gup = con.execute("SELECT sum(min_flt + maj_flt), sum(min_flt_before + maj_flt_before),"
+                                      " sum(min_flt_gup + maj_flt_gup) FROM process").fetchone()
+    con.close()
+    p = subprocess.run([fl, "check", "--format", "json", "--max-minor", "1000000000", "--max-major", "1000000000",
+                        db], capture_output=True, text=True)
+    doc = json.loads(p.stdout)
+    own = sum(r["measured"] for r in doc["limits"])
+    fp = doc["faultline_footprint"]
+    return kernel, kernel - before - gup, own, fp["minor"] + fp["major"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    a = ap.parse_args()
+    # the wrapper's own faults: perf counts python before its exec; measure it around /usr/bin/true
+    # exec'd directly and subtract
+    wrap = statistics.median(perf_faults(["/usr/bin/true"]) for _ in range(a.runs)) - \
+        statistics.median(int(subprocess.run(["perf", "stat", "-x,", "-e", "minor-faults", "/usr/bin/true"],
+                                             capture_output=True, text=True).stderr.split(",")[0])
+                          for _ in range(a.runs))
+    print(f"{'workload':14} {'plain':>7} {'kernel':>7} {'classified':>10} {'own':>6} {'faultline':>9} {'own-plain':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, argv in WORKLOADS.items():
+            plain = statistics.median(perf_faults(argv) - wrap for _ in range(a.runs))
+            runs = [recorded(a.faultline, argv, tmp) for _ in range(a.runs)]
+            kernel, classified, own, fl = (statistics.median(r[i] for r in runs) for i in range(4))
+            print(f"{name:14} {plain:7.0f} {kernel:7.0f} {classified:10.0f} {own:6.0f} {fl:9.0f} {own - plain:+9.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
