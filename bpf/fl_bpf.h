@@ -33,6 +33,7 @@ struct fl_bpf_loss {
 	__u64 pending;       /* syscalls whose entry could not be remembered */
 	__u64 find_vma;      /* not a loss: faults counted by address, VMA unknown (bpf_find_vma busy), key.vm_end == 0 */
 	__u64 thread_state;  /* faults whose entry state could not be stored (classified as FL_F_OTHER) */
+	__u64 cuts;          /* call boundaries not remembered (cuts map full): faults of merged pieces may land on a neighbour */
 };
 
 /*
@@ -50,7 +51,10 @@ int fl_bpf_fd(struct fl_bpf *b);
 /* Consume waiting records without blocking. Returns how many, or -errno. */
 int fl_bpf_poll(struct fl_bpf *b);
 
-/* Read and reset the fault aggregates (ops->faults, ops->site). Returns entries read or -errno. */
+/*
+ * Read and empty the fault aggregates (ops->faults, ops->site: counts since
+ * the last drain). Returns entries read or -errno.
+ */
 int fl_bpf_drain(struct fl_bpf *b);
 
 /* Kernel-side losses so far. */

@@ -46,21 +46,43 @@ struct {
 	__type(value, struct fl_thread);
 } threads SEC(".maps");
 
+/*
+ * Fault and site aggregates, double-buffered: programs count into the pair
+ * `active` names; the collector flips `active`, waits until no program
+ * still counts into the other pair (inflight[], per CPU), then reads and
+ * empties it.  So no count is lost to a delete racing with an add, and the
+ * maps hold only what happened since the last drain.
+ */
+#define FL_AGG_MAP(name, K, V)                          \
+	struct {                                        \
+		__uint(type, BPF_MAP_TYPE_HASH);        \
+		__uint(max_entries, 262144);            \
+		__uint(map_flags, BPF_F_NO_PREALLOC);   \
+		__type(key, K);                         \
+		__type(value, V);                       \
+	} name SEC(".maps")
+FL_AGG_MAP(faults0, struct fl_fault_key, struct fl_fault_counts);
+FL_AGG_MAP(faults1, struct fl_fault_key, struct fl_fault_counts);
+FL_AGG_MAP(sites0, struct fl_site_key, __u64);
+FL_AGG_MAP(sites1, struct fl_site_key, __u64);
+
+volatile __u32 active;   /* which pair programs count into (written by the collector) */
+__u64 ns_next;           /* the next address-space namespace (fl_proc.ns) */
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct fl_fault_key);
-	__type(value, struct fl_fault_counts);
-} faults SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct fl_site_key);
-	__type(value, __u64);
-} sites SEC(".maps");
+	__type(key, struct fl_cut_key);
+	__type(value, struct fl_cuts);
+} cuts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -376,6 +398,207 @@ static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 al
 	return FL_F_OTHER;
 }
 
+/* ---- where a fault is counted (faultline.h fl_fault_key) ------------------ */
+
+/* Index of the highest set bit of x (x != 0). */
+static __always_inline __u32 top_bit(__u64 x)
+{
+	__u32 r = 0;
+
+	if (x >> 32) { x >>= 32; r += 32; }
+	if (x >> 16) { x >>= 16; r += 16; }
+	if (x >> 8) { x >>= 8; r += 8; }
+	if (x >> 4) { x >>= 4; r += 4; }
+	if (x >> 2) { x >>= 2; r += 2; }
+	if (x >> 1) r += 1;
+	return r;
+}
+
+/* The last cut at or below page i of the bucket, or -1. */
+static __always_inline int cut_at_or_below(const struct fl_cuts *c, __u32 i)
+{
+	__u32 w = (i >> 6) & 7, b = i & 63;
+	__u64 m = c->w[w] & (b == 63 ? ~0ull : (2ull << b) - 1);
+
+	if (m)
+		return (w << 6) + top_bit(m);
+	for (int j = 1; j < 8; j++) {
+		int k = (int)w - j;
+
+		if (k < 0)
+			break;
+		if (c->w[k & 7])
+			return ((k & 7) << 6) + top_bit(c->w[k & 7]);
+	}
+	return -1;
+}
+
+/* The first cut above page i of the bucket, or 512. */
+static __always_inline int cut_above(const struct fl_cuts *c, __u32 i)
+{
+	__u32 w = (i >> 6) & 7, b = i & 63;
+	__u64 m = b == 63 ? 0 : c->w[w] & ~((2ull << b) - 1);
+
+	if (m)
+		return (w << 6) + top_bit(m & -m);
+	for (int j = 1; j < 8; j++) {
+		__u32 k = w + j;
+
+		if (k > 7)
+			break;
+		if (c->w[k & 7])
+			return ((k & 7) << 6) + top_bit(c->w[k & 7] & -c->w[k & 7]);
+	}
+	return 512;
+}
+
+/*
+ * The cuts around page addr in its bucket, packed: (last cut at or below
+ * it, + 1: 0 = none) | (first cut above it: 512 = none) << 10.  A global
+ * function, so the verifier checks it once instead of on every path of the
+ * fault program.
+ */
+__noinline int cut_span(__u64 ns, __u64 addr)
+{
+	struct fl_cut_key ck = { .ns = ns, .bucket = addr >> FL_CUT_SHIFT };
+	struct fl_cuts *c = bpf_map_lookup_elem(&cuts, &ck);
+	__u32 i = (addr >> FL_PAGE_SHIFT) & 511;
+
+	if (!c)
+		return 512 << 10;
+	return (cut_at_or_below(c, i) + 1) | (cut_above(c, i) << 10);
+}
+
+/*
+ * The piece of VMA vi holding addr: [lo, hi) inside the VMA and inside
+ * addr's 2 MiB bucket, crossed by no cut.  Returns lo; the thread keeps
+ * [lo, hi) for its next fault under the same VMA generation.
+ */
+static __always_inline __u64 piece_of(__u64 ns, __u64 addr, const struct vma_info *vi,
+				      struct fl_thread *th, __u64 gen)
+{
+	__u64 base = addr & ~((1ull << FL_CUT_SHIFT) - 1);
+	int span = cut_span(ns, addr), below = span & 1023, above = (span >> 10) & 1023;
+	__u64 lo = base + ((__u64)(below ? below - 1 : 0) << FL_PAGE_SHIFT);
+	__u64 hi = base + ((__u64)above << FL_PAGE_SHIFT);
+
+	if (lo < vi->start)
+		lo = vi->start;
+	if (hi > vi->end)
+		hi = vi->end;
+	if (th && th->v_gen == gen) {
+		th->p_lo = lo;
+		th->p_hi = hi;
+	}
+	return lo;
+}
+
+/* A call began or ended at addr (rounded down to its page). */
+static __always_inline void add_cut(__u64 ns, __u64 addr)
+{
+	struct fl_cut_key ck = { .ns = ns, .bucket = addr >> FL_CUT_SHIFT };
+	__u32 i = (addr >> FL_PAGE_SHIFT) & 511;
+	struct fl_cuts *c = bpf_map_lookup_elem(&cuts, &ck);
+
+	if (!c) {
+		struct fl_cuts z = {};
+
+		bpf_map_update_elem(&cuts, &ck, &z, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&cuts, &ck);
+		if (!c) {
+			lose(FL_LOSS_CUTS);
+			return;
+		}
+	}
+	if (!(c->w[(i >> 6) & 7] & (1ull << (i & 63))))
+		__sync_fetch_and_or(&c->w[(i >> 6) & 7], 1ull << (i & 63));
+}
+
+/* Both ends of [addr, addr + len), the end rounded up to a page as the kernel does. */
+static __always_inline void add_cuts(__u64 ns, __u64 addr, __u64 len)
+{
+	add_cut(ns, addr);
+	add_cut(ns, (addr + len + 4095) & ~4095ull);
+}
+
+/*
+ * Count into the aggregate pair `active` names, announced in inflight[] so
+ * that the collector never empties a map a program still counts into (a
+ * store-then-check on both sides: Dekker's).
+ */
+static __always_inline __u64 *inflight_enter(__u32 *idx)
+{
+	__u32 i = active & 1;
+	__u64 *f = bpf_map_lookup_elem(&inflight, &i);
+
+	if (!f)
+		return 0;
+	__sync_fetch_and_add(f, 1);
+	if ((active & 1) != i) {
+		__sync_fetch_and_add(f, -1);
+		i ^= 1;
+		f = bpf_map_lookup_elem(&inflight, &i);
+		if (!f)
+			return 0;
+		__sync_fetch_and_add(f, 1);
+	}
+	*idx = i;
+	return f;
+}
+
+static __always_inline void agg_count(const struct fl_fault_key *k, const struct fl_site_key *sk,
+				      __u32 cls, __u64 err, __u32 allocn)
+{
+	struct fl_fault_counts *c, z = {};
+	__u64 *n, zero = 0, *f;
+	__u32 idx = 0;
+
+	f = inflight_enter(&idx);
+	if (idx) {
+		c = bpf_map_lookup_elem(&faults1, k);
+		if (!c) {
+			bpf_map_update_elem(&faults1, k, &z, BPF_NOEXIST);
+			c = bpf_map_lookup_elem(&faults1, k);
+		}
+		n = bpf_map_lookup_elem(&sites1, sk);
+		if (!n) {
+			bpf_map_update_elem(&sites1, sk, &zero, BPF_NOEXIST);
+			n = bpf_map_lookup_elem(&sites1, sk);
+		}
+	} else {
+		c = bpf_map_lookup_elem(&faults0, k);
+		if (!c) {
+			bpf_map_update_elem(&faults0, k, &z, BPF_NOEXIST);
+			c = bpf_map_lookup_elem(&faults0, k);
+		}
+		n = bpf_map_lookup_elem(&sites0, sk);
+		if (!n) {
+			bpf_map_update_elem(&sites0, sk, &zero, BPF_NOEXIST);
+			n = bpf_map_lookup_elem(&sites0, sk);
+		}
+	}
+	if (c) {
+		__sync_fetch_and_add(&c->cls[cls], 1);
+		if (err & PF_INSTR)
+			__sync_fetch_and_add(&c->exec, 1);
+		else if (err & PF_WRITE)
+			__sync_fetch_and_add(&c->write, 1);
+		else
+			__sync_fetch_and_add(&c->read, 1);
+		if (allocn)
+			__sync_fetch_and_add(&c->thp, 1);
+		c->last_ns = bpf_ktime_get_ns();
+	} else {
+		lose(FL_LOSS_FAULT_MAP);
+	}
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		lose(FL_LOSS_SITE_MAP);
+	if (f)
+		__sync_fetch_and_add(f, -1);
+}
+
 static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
@@ -383,11 +606,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct task_struct *task;
 	struct fl_proc *p;
 	struct fl_thread *th;
-	struct fl_fault_counts *c;
 	struct fl_fault_key k = {};
 	struct fl_site_key sk = {};
 	struct vma_info vi = {};
-	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, *n, gen;
+	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
 	int known = 0;
 
@@ -426,9 +648,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		th->seen_ok = 1;
 	}
 
+	gen = p->vma_gen;
 	k.tgid = tgid;
-	if (th && th->v_end && addr >= th->v_start && addr < th->v_end &&
-	    th->v_gen == p->vma_gen) {
+	k.gen = (__u32)gen;
+	if (th && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
 		 * change VMAs began or ended in the process): bpf_find_vma takes
@@ -442,7 +665,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		vi.mkwrite = th->v_mkwrite;
 		k.vm_start = vi.start;
 		k.vm_end = vi.end;
-	} else if ((gen = p->vma_gen, bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0) && vi.end) {
+	} else if (bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0 && vi.end) {
 		k.vm_start = vi.start;
 		k.vm_end = vi.end;
 		if (th) {
@@ -452,6 +675,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 			th->v_file = vi.file;
 			th->v_mkwrite = vi.mkwrite;
 			th->v_gen = gen;
+			th->p_hi = 0;
 		}
 	} else {
 		/* mmap_lock contended (mmap_read_trylock): count by address. */
@@ -460,47 +684,21 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		k.vm_end = 0;
 		lose(FL_LOSS_FIND_VMA);
 	}
+	if (!vi.end)
+		k.piece = k.vm_start;
+	else if (th && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
+		k.piece = th->p_lo;
+	else
+		k.piece = piece_of(p->ns, addr, &vi, th, gen);
 	cls = classify(known, err, bits, alloc0, major, &vi);
 	if (cls >= FL_F_NCLASS)
 		cls = FL_F_OTHER;
 
-	c = bpf_map_lookup_elem(&faults, &k);
-	if (!c) {
-		struct fl_fault_counts z = {};
-
-		bpf_map_update_elem(&faults, &k, &z, BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&faults, &k);
-	}
-	if (c) {
-		__sync_fetch_and_add(&c->cls[cls], 1);
-		if (err & PF_INSTR)
-			__sync_fetch_and_add(&c->exec, 1);
-		else if (err & PF_WRITE)
-			__sync_fetch_and_add(&c->write, 1);
-		else
-			__sync_fetch_and_add(&c->read, 1);
-		if (allocn)
-			__sync_fetch_and_add(&c->thp, 1);
-		c->last_ns = bpf_ktime_get_ns();
-	} else {
-		lose(FL_LOSS_FAULT_MAP);
-	}
-
 	sk.tgid = tgid;
 	sk.cls = cls;
-	sk.vm_start = k.vm_start;
+	sk.piece = k.piece;
 	sk.ip = ip;
-	n = bpf_map_lookup_elem(&sites, &sk);
-	if (!n) {
-		__u64 zero = 0;
-
-		bpf_map_update_elem(&sites, &sk, &zero, BPF_NOEXIST);
-		n = bpf_map_lookup_elem(&sites, &sk);
-	}
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else
-		lose(FL_LOSS_SITE_MAP);
+	agg_count(&k, &sk, cls, err, allocn);
 	return 0;
 }
 
@@ -544,16 +742,18 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid, ctid = child->pid;
 	struct fl_thread th = {};
+	struct fl_proc *pp = bpf_map_lookup_elem(&tracked, &ptgid);
 	struct fl_task *r;
 
-	if (!bpf_map_lookup_elem(&tracked, &ptgid))
+	if (!pp)
 		return 0;
 	/* copy_mm() zeroes the child's min_flt/maj_flt (kernel/fork.c). */
 	th.seen_ok = 1;
 	if (bpf_map_update_elem(&threads, &ctid, &th, BPF_ANY))
 		lose(FL_LOSS_THREAD);
 	if (ctgid != ptgid) {
-		struct fl_proc np = {};
+		/* The child's address space is a copy: it shares the parent's cuts (extra ones only split keys). */
+		struct fl_proc np = { .ns = pp->ns };
 
 		if (bpf_map_update_elem(&tracked, &ctgid, &np, BPF_ANY))
 			lose(FL_LOSS_THREAD);
@@ -628,6 +828,7 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 	if (!p)
 		return 0;
 	p->rss_init = 0; /* a new mm */
+	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
 	__sync_fetch_and_add(&p->vma_gen, 1);
 	if (old != tid) {
 		/* A non-leader thread exec'ed and took the leader's pid (de_thread). */
@@ -833,6 +1034,52 @@ static __always_inline void file_identity(int fd, __u64 *inode, __u32 *dev)
 	*dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
 }
 
+/*
+ * Boundaries a call may create, known before it runs (faultline.h
+ * fl_fault_key): the range it unmaps, protects or moves, the break it
+ * moves from, the address a MAP_FIXED mmap replaces.  Recorded before the
+ * kernel changes anything, so no fault of the new layout misses them.
+ */
+static __always_inline void enter_cuts(struct fl_proc *p, __u32 kind, const __u64 *a)
+{
+	switch (kind) {
+	case FL_K_MUNMAP: case FL_K_MPROTECT: case FL_K_PKEY_MPROTECT: case FL_K_MREMAP:
+		add_cuts(p->ns, a[0], a[1]);
+		break;
+	case FL_K_MMAP:
+		if (a[3] & (0x10 | 0x100000)) /* MAP_FIXED, MAP_FIXED_NOREPLACE */
+			add_cuts(p->ns, a[0], a[1]);
+		break;
+	case FL_K_BRK: {
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		add_cut(p->ns, (BPF_CORE_READ(t, mm, brk) + 4095) & ~4095ull);
+		break;
+	}
+	}
+}
+
+/* Boundaries known when the call returns: where mmap, mremap, shmat put memory, the new break. */
+static __always_inline void exit_cuts(struct fl_proc *p, __u32 kind, const __u64 *a, long ret, __u64 shm_size)
+{
+	if (ret < 0 && ret >= -4095)
+		return;
+	switch (kind) {
+	case FL_K_MMAP:
+		add_cuts(p->ns, ret, a[1]);
+		break;
+	case FL_K_MREMAP:
+		add_cuts(p->ns, ret, a[2]);
+		break;
+	case FL_K_BRK:
+		add_cut(p->ns, ((__u64)ret + 4095) & ~4095ull);
+		break;
+	case FL_K_SHMAT:
+		add_cuts(p->ns, ret, shm_size);
+		break;
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -869,6 +1116,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	th->sc_nr = id + 1;
 	th->sc_inode = 0;
 	th->sc_dev = 0;
+	enter_cuts(p, kind, th->sc_args);
 	if (kind == FL_K_MMAP && !(th->sc_args[3] & 0x20 /* MAP_ANONYMOUS */))
 		file_identity((int)th->sc_args[4], &th->sc_inode, &th->sc_dev);
 	return 0;
@@ -888,6 +1136,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
 	struct fl_call_rec *r;
 	struct fl_proc *p;
+	__u64 now, shm_size = 0;
 	long id;
 
 	if (!th)
@@ -903,6 +1152,14 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p || kind == FL_K_NONE)
 		return 0;
+	if (kind == FL_K_SHMAT && !(ret >= -4095 && ret <= -1))
+		bpf_find_vma(bpf_get_current_task_btf(), (__u64)ret, shm_size_cb, &shm_size, 0);
+	exit_cuts(p, kind, th->sc_args, ret, shm_size);
+	/*
+	 * The call's time, then the generation bump: a fault keyed with the new
+	 * generation is later than the time the collector changes its model at.
+	 */
+	now = bpf_ktime_get_ns();
 	__sync_fetch_and_add(&p->vma_gen, 1);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
@@ -916,25 +1173,18 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	r->call.pid = tgid;
 	r->call.tid = tid;
 	r->call.err = (ret >= -4095 && ret <= -1) ? (__s32)-ret : 0;
-	r->call.time_ns = bpf_ktime_get_ns();
+	r->call.time_ns = now;
 	r->call.seq = __sync_fetch_and_add(&p->seq, 1);
 	r->call.args[0] = th->sc_args[0];
 	r->call.args[1] = th->sc_args[1];
 	r->call.args[2] = th->sc_args[2];
-	r->call.args[3] = th->sc_args[3];
+	r->call.args[3] = kind == FL_K_SHMAT ? shm_size : th->sc_args[3]; /* shmat: size of the segment */
 	r->call.args[4] = th->sc_args[4];
 	r->call.args[5] = th->sc_args[5];
 	r->call.result = ret;
 	r->call.inode = th->sc_inode;
 	r->call.dev = th->sc_dev;
 	r->call.pad = 0;
-	if (kind == FL_K_SHMAT && !r->call.err) {
-		/* a[3]: size of the attached segment, from the VMA at the result. */
-		__u64 size = 0;
-
-		bpf_find_vma(bpf_get_current_task_btf(), (__u64)ret, shm_size_cb, &size, 0);
-		r->call.args[3] = size;
-	}
 	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

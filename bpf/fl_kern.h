@@ -15,6 +15,7 @@ enum fl_loss_idx {
 	FL_LOSS_PENDING,      /* syscall entry not remembered */
 	FL_LOSS_FIND_VMA,     /* bpf_find_vma busy: fault counted by address */
 	FL_LOSS_THREAD,       /* per-thread/per-process state map full, or fault without entry state */
+	FL_LOSS_CUTS,         /* call boundary not remembered (cuts map full): pieces may merge */
 	FL_LOSS_N
 };
 
@@ -33,6 +34,23 @@ struct fl_proc {
 	__u32 rss_init;       /* rss[] filled for the current mm */
 	__u32 dirty;          /* rss[] changed since the last record */
 	__u64 vma_gen;        /* bumped around every call that may change VMAs */
+	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
+};
+
+/*
+ * cuts[{ns, addr >> 21}]: the page boundaries inside one 2 MiB bucket where
+ * an address-space call began or ended (bit i: page i of the bucket).  The
+ * collector's model splits rows only at such boundaries, so a fault's
+ * piece (faultline.h fl_fault_key) is found from the bits at or below it.
+ * Bits are never cleared: a stale one only splits a key in two.
+ */
+#define FL_CUT_SHIFT 21
+struct fl_cut_key {
+	__u64 ns;
+	__u64 bucket;
+};
+struct fl_cuts {
+	__u64 w[8];           /* 512 pages */
 };
 
 /* threads[tid]: per-thread state of a followed process. */
@@ -58,6 +76,8 @@ struct fl_thread {
 	__u32 v_file;
 	__u32 v_mkwrite;
 	__u64 v_gen;          /* fl_proc.vma_gen when it was looked up */
+	__u64 p_lo;           /* the piece of that VMA this thread faulted in last: [p_lo, p_hi) */
+	__u64 p_hi;
 };
 
 #endif /* FL_KERN_H */

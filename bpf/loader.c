@@ -5,6 +5,7 @@
  * CPU), follow a tree, stream the ring buffer, drain the fault aggregates.
  */
 #include <errno.h>
+#include <sched.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -23,29 +24,14 @@
 #include "fl_kern.h"
 #include "fl_kern.skel.h"
 
-/* Previously reported value of one aggregate entry (drain reports differences). */
-struct snap {
-	__u8 used;
-	struct fl_fault_key key;  /* fl_site_key has the same size */
-	struct fl_fault_counts val;
-};
-
-struct snap_tab {
-	struct snap *v;
-	size_t cap;   /* power of two */
-	size_t n;
-};
-
 struct fl_bpf {
 	struct fl_kern *skel;
 	struct ring_buffer *rb;
 	struct fl_bpf_ops ops;
 	struct bpf_link **links;
 	int nlinks;
-	struct snap_tab faults;
-	struct snap_tab sites;
-	__u32 *dead;          /* tgids whose EXIT was seen: their aggregates go at the next drain */
-	size_t ndead, capdead;
+	void *batch;          /* drain buffers: keys, then values */
+	size_t batch_cap;     /* entries */
 };
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -54,82 +40,6 @@ static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list a
 		return 0;
 	(void)level;
 	return vfprintf(stderr, fmt, ap);
-}
-
-/* ---- snapshot table ------------------------------------------------------ */
-
-static __u64 hash24(const void *k)
-{
-	const __u64 *w = k;
-	__u64 h = w[0] * 0x9e3779b97f4a7c15ull;
-
-	h ^= (w[1] + (h << 6) + (h >> 2)) * 0xc2b2ae3d27d4eb4full;
-	h ^= (w[2] + (h << 6) + (h >> 2)) * 0x165667b19e3779f9ull;
-	return h ^ (h >> 29);
-}
-
-static int snap_grow(struct snap_tab *t)
-{
-	size_t ncap = t->cap ? t->cap * 2 : 1024;
-	struct snap *nv = calloc(ncap, sizeof(*nv));
-
-	if (!nv)
-		return -ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		if (!t->v[i].used)
-			continue;
-		size_t j = hash24(&t->v[i].key) & (ncap - 1);
-		while (nv[j].used)
-			j = (j + 1) & (ncap - 1);
-		nv[j] = t->v[i];
-	}
-	free(t->v);
-	t->v = nv;
-	t->cap = ncap;
-	return 0;
-}
-
-/* The entry for key, created zeroed when missing; NULL only on ENOMEM. */
-static struct snap *snap_get(struct snap_tab *t, const void *key)
-{
-	size_t j;
-
-	if ((t->n + 1) * 2 > t->cap && snap_grow(t))
-		return NULL;
-	j = hash24(key) & (t->cap - 1);
-	while (t->v[j].used) {
-		if (!memcmp(&t->v[j].key, key, sizeof(t->v[j].key)))
-			return &t->v[j];
-		j = (j + 1) & (t->cap - 1);
-	}
-	t->v[j].used = 1;
-	memcpy(&t->v[j].key, key, sizeof(t->v[j].key));
-	memset(&t->v[j].val, 0, sizeof(t->v[j].val));
-	t->n++;
-	return &t->v[j];
-}
-
-/* Remove key (backward-shift deletion keeps probe chains intact). */
-static void snap_del(struct snap_tab *t, const void *key)
-{
-	size_t j, k;
-
-	if (!t->cap)
-		return;
-	j = hash24(key) & (t->cap - 1);
-	while (t->v[j].used && memcmp(&t->v[j].key, key, sizeof(t->v[j].key)))
-		j = (j + 1) & (t->cap - 1);
-	if (!t->v[j].used)
-		return;
-	t->v[j].used = 0;
-	t->n--;
-	for (k = (j + 1) & (t->cap - 1); t->v[k].used; k = (k + 1) & (t->cap - 1)) {
-		struct snap e = t->v[k];
-
-		t->v[k].used = 0;
-		t->n--;
-		*snap_get(t, &e.key) = e;
-	}
 }
 
 /* ---- ring buffer ---------------------------------------------------------- */
@@ -146,28 +56,10 @@ static int on_record(void *ctx, void *data, size_t size)
 		if (h->size >= sizeof(struct fl_call_rec) && b->ops.call)
 			b->ops.call(b->ops.ctx, &((const struct fl_call_rec *)data)->call);
 		break;
-	case FL_R_TASK: {
-		const struct fl_task *t = data;
-
-		if (h->size < sizeof(*t))
-			break;
-		if (t->kind == FL_T_EXIT) {
-			if (b->ndead == b->capdead) {
-				size_t nc = b->capdead ? b->capdead * 2 : 64;
-				__u32 *nd = realloc(b->dead, nc * sizeof(*nd));
-
-				if (nd) {
-					b->dead = nd;
-					b->capdead = nc;
-				}
-			}
-			if (b->ndead < b->capdead)
-				b->dead[b->ndead++] = t->pid;
-		}
-		if (b->ops.task)
-			b->ops.task(b->ops.ctx, t);
+	case FL_R_TASK:
+		if (h->size >= sizeof(struct fl_task) && b->ops.task)
+			b->ops.task(b->ops.ctx, data);
 		break;
-	}
 	case FL_R_RSS:
 		if (h->size >= sizeof(struct fl_rss) && b->ops.rss)
 			b->ops.rss(b->ops.ctx, data);
@@ -311,9 +203,7 @@ void fl_bpf_close(struct fl_bpf *b)
 		bpf_link__destroy(b->links[i]);
 	free(b->links);
 	fl_kern__destroy(b->skel);
-	free(b->faults.v);
-	free(b->sites.v);
-	free(b->dead);
+	free(b->batch);
 	free(b);
 }
 
@@ -399,103 +289,96 @@ int fl_bpf_poll(struct fl_bpf *b)
 
 /* ---- drain ------------------------------------------------------------------ */
 
-static int is_dead(struct fl_bpf *b, __u32 tgid)
+/*
+ * Wait until no program counts into pair idx any more (inflight[idx] is 0
+ * on every CPU).  A program announces itself before it checks `active`
+ * again, and we flipped `active` before reading the counters, so any
+ * program we do not see here counts into the other pair.
+ */
+static void wait_inflight(struct fl_bpf *b, __u32 idx)
 {
-	for (size_t i = 0; i < b->ndead; i++)
-		if (b->dead[i] == tgid)
-			return 1;
+	int fd = bpf_map__fd(b->skel->maps.inflight), ncpu = libbpf_num_possible_cpus();
+	__u64 v[ncpu > 0 ? ncpu : 1];
+
+	for (int spins = 0; spins < 1000000; spins++) {
+		__u64 sum = 0;
+
+		if (bpf_map_lookup_elem(fd, &idx, v))
+			return;
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+		if (!sum)
+			return;
+		sched_yield();
+	}
+}
+
+/* Make room for n entries of key size ks and value size vs. */
+static int batch_room(struct fl_bpf *b, size_t n, size_t ks, size_t vs)
+{
+	if (n <= b->batch_cap)
+		return 0;
+	void *nb = realloc(b->batch, n * (ks + vs));
+	if (!nb)
+		return -ENOMEM;
+	b->batch = nb;
+	b->batch_cap = n;
 	return 0;
 }
 
 /*
- * Walk one aggregate map, report what grew since the last drain, and delete
- * the entries of processes that have exited.  Entries of live processes are
- * never deleted: a delete racing with the kernel's atomic add could lose
- * counts (docs/faults.md).
+ * Read and empty one aggregate map nobody counts into any more; each entry
+ * is what happened since the last drain.
  */
-static int drain_map(struct fl_bpf *b, int fd, int is_site, struct snap_tab *t)
+static int drain_map(struct fl_bpf *b, int fd, int is_site)
 {
-	struct fl_fault_key key, next, *del = NULL;
-	size_t ndel = 0, capdel = 0;
-	int reported = 0, err = 0, first = 1;
+	size_t ks = is_site ? sizeof(struct fl_site_key) : sizeof(struct fl_fault_key);
+	size_t vs = is_site ? sizeof(__u64) : sizeof(struct fl_fault_counts);
+	__u32 chunk = 4096, count;
+	__u64 in = 0, out = 0;
+	int reported = 0, first = 1, err;
 
-	while (bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
-		struct fl_fault_counts val, d;
-		struct snap *s;
-		int changed = 0;
+	if (batch_room(b, chunk, ks, vs))
+		return -ENOMEM;
+	for (;;) {
+		char *keys = b->batch, *vals = keys + (size_t)chunk * ks;
+		DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, o);
 
-		first = 0;
-		key = next;
-		memset(&val, 0, sizeof(val));
-		if (bpf_map_lookup_elem(fd, &key, &val))
-			continue; /* deleted meanwhile */
-		s = snap_get(t, &key);
-		if (!s) {
-			err = -ENOMEM;
-			break;
-		}
-		if (is_site) {
-			__u64 now = val.cls[0], delta = now - s->val.cls[0];
-
-			if (delta) {
-				s->val.cls[0] = now;
+		count = chunk;
+		err = bpf_map_lookup_and_delete_batch(fd, first ? NULL : &in, &out, keys, vals, &count, &o);
+		if (err && errno != ENOENT)
+			return -errno;
+		for (__u32 i = 0; i < count; i++) {
+			if (is_site) {
 				if (b->ops.site)
-					b->ops.site(b->ops.ctx, (const struct fl_site_key *)&key, delta);
-				reported++;
+					b->ops.site(b->ops.ctx, (const void *)(keys + i * ks), *(__u64 *)(vals + i * vs));
+			} else if (b->ops.faults) {
+				b->ops.faults(b->ops.ctx, (const void *)(keys + i * ks), (const void *)(vals + i * vs));
 			}
-		} else {
-			const __u64 *nv = (const __u64 *)&val;
-			__u64 *ov = (__u64 *)&s->val, *dv = (__u64 *)&d;
-			size_t nw = sizeof(val) / sizeof(__u64);
-
-			for (size_t i = 0; i < nw; i++) {
-				dv[i] = nv[i] - ov[i];
-				if (&dv[i] != &d.last_ns && dv[i])
-					changed = 1;
-			}
-			d.last_ns = val.last_ns;
-			if (changed) {
-				s->val = val;
-				if (b->ops.faults)
-					b->ops.faults(b->ops.ctx, &key, &d);
-				reported++;
-			}
+			reported++;
 		}
-		if (is_dead(b, key.tgid)) {
-			if (ndel == capdel) {
-				size_t nc = capdel ? capdel * 2 : 64;
-				struct fl_fault_key *nd = realloc(del, nc * sizeof(*nd));
-
-				if (!nd) {
-					err = -ENOMEM;
-					break;
-				}
-				del = nd;
-				capdel = nc;
-			}
-			del[ndel++] = key;
-		}
+		if (err) /* ENOENT: the map is empty now */
+			break;
+		in = out;
+		first = 0;
 	}
-	for (size_t i = 0; i < ndel; i++) {
-		bpf_map_delete_elem(fd, &del[i]);
-		snap_del(t, &del[i]);
-	}
-	free(del);
-	return err ? err : reported;
+	return reported;
 }
 
+/* Flip the pair programs count into, wait for the old one to be quiet, then empty it. */
 int fl_bpf_drain(struct fl_bpf *b)
 {
+	__u32 old = b->skel->bss->active & 1;
 	int nf, ns;
 
-	_Static_assert(sizeof(struct fl_site_key) == sizeof(struct fl_fault_key), "snap key");
-	nf = drain_map(b, bpf_map__fd(b->skel->maps.faults), 0, &b->faults);
+	__atomic_store_n(&b->skel->bss->active, old ^ 1, __ATOMIC_SEQ_CST);
+	wait_inflight(b, old);
+	nf = drain_map(b, bpf_map__fd(old ? b->skel->maps.faults1 : b->skel->maps.faults0), 0);
 	if (nf < 0)
 		return nf;
-	ns = drain_map(b, bpf_map__fd(b->skel->maps.sites), 1, &b->sites);
+	ns = drain_map(b, bpf_map__fd(old ? b->skel->maps.sites1 : b->skel->maps.sites0), 1);
 	if (ns < 0)
 		return ns;
-	b->ndead = 0;
 	return nf + ns;
 }
 
@@ -513,6 +396,7 @@ void fl_bpf_loss(struct fl_bpf *b, struct fl_bpf_loss *out)
 	out->pending = v[FL_LOSS_PENDING];
 	out->find_vma = v[FL_LOSS_FIND_VMA];
 	out->thread_state = v[FL_LOSS_THREAD];
+	out->cuts = v[FL_LOSS_CUTS];
 }
 
 /* ---- doctor ------------------------------------------------------------------- */

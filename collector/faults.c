@@ -16,6 +16,7 @@
 struct fl_held_fault {
 	struct fl_fault_key k;
 	struct fl_fault_counts c;
+	__s64 vma, proc_id;     /* the row it landed on (0: none), set by fl_faults_attribute() */
 };
 
 struct fl_held_site {
@@ -51,7 +52,7 @@ static __u64 total(const struct fl_fault_counts *c)
 void fl_faults_add(void *ctx, const struct fl_fault_key *k, const struct fl_fault_counts *c)
 {
 	struct fl_faults *f = &((struct fl_ingest *)ctx)->faults;
-	struct fl_held_fault h = { *k, *c };
+	struct fl_held_fault h = { *k, *c, 0, 0 };
 	if (hold((void **)&f->held, &f->nheld, &f->capheld, &h, sizeof(h)))
 		f->unattributed += total(c);
 }
@@ -63,14 +64,21 @@ void fl_faults_add_site(void *ctx, const struct fl_site_key *k, __u64 count)
 	hold((void **)&f->sites, &f->nsites, &f->capsites, &h, sizeof(h));
 }
 
-static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, const struct fl_fault_counts *c)
+/* The row h's counts belong to (h->vma, 0 if none: then they are accounted elsewhere). */
+static void attribute_fault(struct fl_ingest *g, struct fl_held_fault *h)
 {
+	const struct fl_fault_key *k = &h->k;
+	const struct fl_fault_counts *c = &h->c;
 	struct proc *p = fl_procs_find(g, k->tgid);
-	/* vm_end 0: BPF could not look the VMA up; vm_start is then the faulting page */
-	__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_end ? k->vm_end : k->vm_start + 1,
-					   c->last_ns) : 0;
-	if (vma) {
-		fl_store_fault(g->store, vma, p->id, c->last_ns, c);
+	/*
+	 * The row that held the key's piece when its faults happened (one VMA
+	 * generation: one layout, named by the latest fault's time).  vm_end 0:
+	 * BPF could not look the VMA up; piece is then the faulting page.
+	 */
+	h->vma = p ? fl_model_attribute(&p->model, k->piece, k->vm_end ? k->vm_end : k->piece + 1,
+					c->last_ns) : 0;
+	if (h->vma) {
+		h->proc_id = p->id;
 		return;
 	}
 	if (p && c->last_ns < p->exec_ns) {
@@ -81,15 +89,51 @@ static void attribute_fault(struct fl_ingest *g, const struct fl_fault_key *k, c
 	}
 	g->faults.unattributed += total(c);
 	if (getenv("FAULTLINE_DEBUG"))
-		fprintf(stderr, "faultline: faults of pid %u in %llx-%llx (latest at %llu) fit no VMA\n", k->tgid,
-			(unsigned long long)k->vm_start, (unsigned long long)k->vm_end, (unsigned long long)c->last_ns);
+		fprintf(stderr, "faultline: faults of pid %u at %llx in %llx-%llx (latest at %llu) fit no VMA\n",
+			k->tgid, (unsigned long long)k->piece, (unsigned long long)k->vm_start,
+			(unsigned long long)k->vm_end, (unsigned long long)c->last_ns);
+}
+
+static int by_vma(const void *a, const void *b)
+{
+	__s64 x = ((const struct fl_held_fault *)a)->vma, y = ((const struct fl_held_fault *)b)->vma;
+	return (x > y) - (x < y);
+}
+
+/*
+ * One fault row per VMA row and drain: a key is per piece, generation and
+ * 2 MiB bucket, so one row's counts of one drain may come in many keys.
+ */
+static void store_faults(struct fl_ingest *g, struct fl_held_fault *h, size_t n)
+{
+	qsort(h, n, sizeof(*h), by_vma);
+	for (size_t i = 0; i < n;) {
+		struct fl_fault_counts sum = h[i].c;
+		size_t j = i + 1;
+		if (!h[i].vma) {
+			i++;
+			continue;
+		}
+		for (; j < n && h[j].vma == h[i].vma; j++) {
+			for (int c = 0; c < FL_F_NCLASS; c++)
+				sum.cls[c] += h[j].c.cls[c];
+			sum.read += h[j].c.read;
+			sum.write += h[j].c.write;
+			sum.exec += h[j].c.exec;
+			sum.thp += h[j].c.thp;
+			if (h[j].c.last_ns > sum.last_ns)
+				sum.last_ns = h[j].c.last_ns;
+		}
+		fl_store_fault(g->store, h[i].vma, h[i].proc_id, sum.last_ns, &sum);
+		i = j;
+	}
 }
 
 static void attribute_site(struct fl_ingest *g, const struct fl_held_site *h)
 {
 	const struct fl_site_key *k = &h->k;
 	struct proc *p = fl_procs_find(g, k->tgid);
-	__s64 vma = p ? fl_model_attribute(&p->model, k->vm_start, k->vm_start + 1, (__u64)-1) : 0;
+	__s64 vma = p ? fl_model_attribute(&p->model, k->piece, k->piece + 1, (__u64)-1) : 0;
 	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
 	if (frame)
 		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count);
@@ -99,7 +143,8 @@ void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns)
 {
 	struct fl_faults *f = &g->faults;
 	for (size_t i = 0; i < f->nheld; i++)
-		attribute_fault(g, &f->held[i].k, &f->held[i].c);
+		attribute_fault(g, &f->held[i]);
+	store_faults(g, f->held, f->nheld);
 	for (size_t i = 0; i < f->nsites; i++)
 		attribute_site(g, &f->sites[i]);
 	f->nheld = f->nsites = 0;

@@ -350,6 +350,8 @@ static void record_losses(struct recorder *r)
 		fl_store_loss(r->store, "bpf_fault_map", bl.fault_map, "faults not counted: aggregate map full");
 		fl_store_loss(r->store, "bpf_site_map", bl.site_map, "fault sites not counted: site map full");
 		fl_store_loss(r->store, "bpf_pending", bl.pending, "syscalls whose entry could not be kept");
+		fl_store_loss(r->store, "bpf_cuts", bl.cuts,
+			      "call boundaries not remembered (map full): faults may land on a merged neighbour");
 	}
 #endif
 }

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 4
+#define FL_ABI_VERSION 5
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -259,13 +259,26 @@ _Static_assert(sizeof(struct fl_rss) == 56, "fl_rss layout");
 enum fl_fault_class { FL_FAULT_CLASSES(FL_FAULT_ENUM_) FL_F_NCLASS };
 #undef FL_FAULT_ENUM_
 
+/*
+ * Where a fault is counted.  The kernel merges adjacent compatible VMAs
+ * (anonymous mmaps with equal flags, brk extensions, pieces re-merged after
+ * mprotect) that the collector's model keeps apart, one row per creating
+ * call; `piece` tells them apart.  It is the start of the part of the VMA
+ * that no call boundary crosses: max(vm_start, the 2 MiB bucket of the
+ * address, the last boundary of an address-space call at or below the
+ * address), so the model row holding `piece` held the faulting address.
+ * `gen` is the process's VMA generation (bumped around every call that may
+ * change VMAs): faults of one key all saw one layout, which their latest
+ * time (fl_fault_counts.last_ns) names.
+ */
 struct fl_fault_key {
 	__u32 tgid;
-	__u32 pad;
+	__u32 gen;          /* low bits of the process's VMA generation at the fault */
 	__u64 vm_start;     /* the kernel VMA hit, as it was at fault time */
-	__u64 vm_end;       /* 0: VMA unknown (bpf_find_vma busy), vm_start is the faulting page */
+	__u64 vm_end;       /* 0: VMA unknown (bpf_find_vma busy), piece is the faulting page */
+	__u64 piece;        /* vm_start <= piece <= address, no call boundary in (piece, address] */
 };
-_Static_assert(sizeof(struct fl_fault_key) == 24, "fl_fault_key layout");
+_Static_assert(sizeof(struct fl_fault_key) == 32, "fl_fault_key layout");
 
 struct fl_fault_counts {
 	__u64 cls[FL_F_NCLASS]; /* by class */
@@ -277,11 +290,11 @@ struct fl_fault_counts {
 };
 _Static_assert(sizeof(struct fl_fault_counts) == 8 * (FL_F_NCLASS + 5), "fl_fault_counts layout");
 
-/* Faulting instruction addresses, per VMA hit. */
+/* Faulting instruction addresses, per VMA piece hit (see fl_fault_key.piece). */
 struct fl_site_key {
 	__u32 tgid;
 	__u32 cls;          /* enum fl_fault_class */
-	__u64 vm_start;
+	__u64 piece;        /* as in fl_fault_key: the model row holding it held the address */
 	__u64 ip;           /* user instruction pointer at the fault */
 };
 _Static_assert(sizeof(struct fl_site_key) == 24, "fl_site_key layout");

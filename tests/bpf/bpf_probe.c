@@ -10,7 +10,7 @@
  *   exit pid tid code min maj base_min base_maj gup_min gup_maj
  *   rss pid time_ns anon file shmem swap
  *   fault tgid vm_start vm_end c0..c10 read write exec thp
- *   site tgid cls vm_start ip count
+ *   site tgid cls piece ip count
  *   loss ringbuf fault_map site_map pending find_vma thread_state
  *   status wait-status-of-root
  *
@@ -111,8 +111,10 @@ static void on_faults(void *ctx, const struct fl_fault_key *k, const struct fl_f
 	size_t i;
 
 	(void)ctx;
+	/* one line per kernel VMA: the generations and pieces of a key are the collector's business */
 	for (i = 0; i < naggs; i++)
-		if (!memcmp(&aggs[i].k, k, sizeof(*k)))
+		if (aggs[i].k.tgid == k->tgid && aggs[i].k.vm_start == k->vm_start && aggs[i].k.vm_end == k->vm_end &&
+		    (k->vm_end || aggs[i].k.piece == k->piece))
 			break;
 	if (i == naggs) {
 		aggs = grow(aggs, &capaggs, naggs, sizeof(*aggs));
@@ -238,7 +240,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < naggs; i++) {
 		const struct agg *a = &aggs[i];
 
-		printf("fault %u %llx %llx", a->k.tgid, (unsigned long long)a->k.vm_start,
+		printf("fault %u %llx %llx", a->k.tgid, (unsigned long long)(a->k.vm_end ? a->k.vm_start : a->k.piece),
 		       (unsigned long long)a->k.vm_end);
 		for (int j = 0; j < FL_F_NCLASS; j++)
 			printf(" %llu", (unsigned long long)a->c.cls[j]);
@@ -248,7 +250,7 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < nsites; i++)
 		printf("site %u %u %llx %llx %llu\n", sites[i].k.tgid, sites[i].k.cls,
-		       (unsigned long long)sites[i].k.vm_start, (unsigned long long)sites[i].k.ip,
+		       (unsigned long long)sites[i].k.piece, (unsigned long long)sites[i].k.ip,
 		       (unsigned long long)sites[i].n);
 	fl_bpf_loss(b, &loss);
 	printf("loss %llu %llu %llu %llu %llu %llu\n", (unsigned long long)loss.ringbuf,
