@@ -21,7 +21,8 @@
  *     relocation), or it is anonymous memory that only the shim's code ever
  *     touched;
  *   - in other regions, the faults whose instruction lies in the shim (or in
- *     a libgcc_s loaded for it) are faultline's;
+ *     a libgcc_s loaded for it), or in ld.so's LD_PRELOAD handling, are
+ *     faultline's;
  *   - the calls that made, changed or unmapped faultline's regions are its
  *     calls.
  *
@@ -52,6 +53,7 @@ const char *const fl_metric_names[FL_NMETRICS] = {
 
 #define SHIM_GLOB "*/libfaultline-preload.so"
 #define UNWINDER_GLOB "*/libgcc_s.so*"
+#define LOADER_GLOB "*/ld-linux*.so*"
 #define LABEL_FRAMES 3
 
 int fl_metric_parse(const char *name)
@@ -419,7 +421,8 @@ static bool proc_has_unwinder(const struct fl_run *r, int p)
 	return false;
 }
 
-/* Moves the faults faultline's code took in the program's regions to fl_faults. */
+/* Moves the faults faultline's code took in the program's regions to fl_faults: the shim's, its
+ * unwinder's, and ld.so's LD_PRELOAD handling (handle_preload_list and do_preload run only for it). */
 static int load_footprint_sites(struct loader *l)
 {
 	struct fl_run *r = l->r;
@@ -427,6 +430,7 @@ static int load_footprint_sites(struct loader *l)
 		"SELECT v.proc_id, v.origin_id, s.class, sum(s.count), f.module GLOB '" UNWINDER_GLOB "'"
 		" FROM fault_site s JOIN frame f ON f.id = s.frame_id JOIN vma v ON v.id = s.vma_id"
 		" WHERE f.module GLOB '" SHIM_GLOB "' OR f.module GLOB '" UNWINDER_GLOB "'"
+		"    OR (f.module GLOB '" LOADER_GLOB "' AND f.function IN ('handle_preload_list', 'do_preload'))"
 		" GROUP BY 1, 2, 3, 5");
 	int rc;
 
@@ -745,4 +749,21 @@ void fl_run_footprint(const struct fl_run *r, int64_t *minor, int64_t *major, in
 	}
 	for (int p = 0; p < r->nprocs; p++)
 		*calls += r->procs[p].fl_calls;
+}
+
+int fl_run_proc(const struct fl_run *r, int64_t id)
+{
+	for (int p = 0; p < r->nprocs; p++)
+		if (r->procs[p].id == id)
+			return p;
+	return -1;
+}
+
+void fl_proc_footprint(const struct fl_run *r, int p, int64_t *faults, int64_t *calls)
+{
+	*faults = 0;
+	for (size_t i = 0; i < r->nregions; i++)
+		if (r->regions[i].proc == p)
+			*faults += sum_classes(r->regions[i].fl_faults);
+	*calls = r->procs[p].fl_calls;
 }

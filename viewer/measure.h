@@ -111,6 +111,10 @@ int64_t fl_proc_metric(const struct fl_run *r, int p, const struct fl_selector *
  * sum of their peaks).  Returns -1 as fl_proc_metric, -2 on a query error.
  */
 int64_t fl_run_metric(const struct fl_run *r, const struct fl_selector *s, enum fl_metric m);
+/* Index of the process with row id in r->procs, or -1. */
+int fl_run_proc(const struct fl_run *r, int64_t id);
+/* faultline's own faults (minor and major together) and calls in process p. */
+void fl_proc_footprint(const struct fl_run *r, int p, int64_t *faults, int64_t *calls);
 /* faultline's own faults and calls in the whole run (the part every metric leaves out). */
 void fl_run_footprint(const struct fl_run *r, int64_t *minor, int64_t *major, int64_t *calls);
 

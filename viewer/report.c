@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "db.h"
 #include "faultline.h"
+#include "measure.h"
 #include "frames.h"
 #include "output.h"
 #include "rows.h"
@@ -36,6 +37,7 @@ struct report {
 	int nprocs;
 	int *order, *depth;    /* tree order: index into procs, and its depth */
 	bool *seen;
+	struct fl_run run;     /* the program's own numbers apart from faultline's (measure.c); d NULL if unread */
 };
 
 /* Shell-like "prog arg1 'arg 2'" of a JSON argv, or the raw text if it is not one. */
@@ -310,6 +312,34 @@ static int proc_calls(struct report *r, const struct fl_proc *p)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The program's own faults and calls, and faultline's footprint in it (docs/check.md). */
+static void proc_own(struct report *r, const struct fl_proc *p)
+{
+	static const struct fl_selector all;
+	int i = r->run.d ? fl_run_proc(&r->run, p->id) : -1;
+	int64_t minor, major, fl_faults, fl_calls;
+
+	if (i < 0 || !r->run.has_faults)
+		return;
+	minor = fl_proc_metric(&r->run, i, &all, FL_M_minor);
+	major = fl_proc_metric(&r->run, i, &all, FL_M_major);
+	fl_proc_footprint(&r->run, i, &fl_faults, &fl_calls);
+	if (r->j) {
+		fl_json_key(r->j, "own");
+		fl_json_open(r->j, '{');
+		fl_json_kint(r->j, "minor", minor);
+		fl_json_kint(r->j, "major", major);
+		fl_json_kint(r->j, "calls", r->run.procs[i].calls);
+		fl_json_kint(r->j, "faultline_faults", fl_faults);
+		fl_json_kint(r->j, "faultline_calls", fl_calls);
+		fl_json_close(r->j, '}');
+	} else {
+		printf("  own      %lld minor, %lld major, %lld calls; faultline's own footprint: %lld faults, %lld calls\n",
+		       (long long)minor, (long long)major, (long long)r->run.procs[i].calls, (long long)fl_faults,
+		       (long long)fl_calls);
+	}
+}
+
 static int proc_faults(struct report *r, const struct fl_proc *p)
 {
 	char sql[1024] = "SELECT count(*)", line[1024] = "";
@@ -558,7 +588,7 @@ static int section_processes(struct report *r)
 			proc_json_head(r, p, r->depth[k]);
 		else
 			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
-		rc = proc_calls(r, p) || proc_faults(r, p) || proc_sites(r, p) || proc_rss(r, p) ||
+		rc = proc_calls(r, p) || proc_faults(r, p) || (proc_own(r, p), 0) || proc_sites(r, p) || proc_rss(r, p) ||
 		     proc_peak(r, p) ? -1 : 0;
 		if (r->j)
 			fl_json_close(r->j, '}');
@@ -646,11 +676,14 @@ int fl_cmd_report(int argc, char **argv)
 		fl_json_open(&j, '{');
 	}
 	r.nprocs = fl_proc_load(&d, &r.procs);
+	if (fl_run_load(&d, &r.run))
+		r.run.d = NULL;  /* said why; the report goes on without the own/footprint split */
 	rc = r.nprocs < 0 || section_run(&r) || section_losses(&r) || section_processes(&r) ||
 	     section_messages(&r);
 	if (cli.json && !rc)
 		fl_json_close(&j, '}');
 	fl_proc_free(r.procs, r.nprocs > 0 ? r.nprocs : 0);
+	fl_run_free(&r.run);
 	free(r.order);
 	free(r.depth);
 	free(r.seen);

@@ -227,6 +227,8 @@ def test_target_fails(tmp):
     check(p.returncode == 2 and "exists" in p.stderr, f"an existing output is refused without --force: {p.stderr}")
     p = run(["check", "--max-cow", "100000", "--force", "-o", db, "--", "/nonexistent/cmd"])
     check(p.returncode == 2, f"a missing command is an input error: {p.returncode}")
+    p = run(["check", "--max-cow", "5", "--max-mappings", "1000", "--no-bpf", "--force", "-o", db, "--", TARGET, "10", "5"])
+    check(p.returncode == 2 and "holds no cow numbers" in p.stdout, f"fault limits need eBPF: {p.returncode} {p.stdout}")
 
 
 def main():
