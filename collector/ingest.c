@@ -107,9 +107,12 @@ void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
  * How long a call's other record may still be unpublished after the call:
  * a producer preempted between the syscall and its record, the shim's
  * first backtrace() loading libgcc_s.  Twins later than this lose their
- * link (the call is stored twice, "bpf" and "shim"), never a call.
+ * link (the call is stored twice, "bpf" and "shim"), never a call.  On a
+ * loaded machine a runnable thread can wait well over 100 ms for a CPU
+ * (seen: 8 threads x 4000 mmaps at load average 19), so the grace is long;
+ * it bounds only how long an unmatched call waits, not the cost per call.
  */
-#define MATCH_GRACE_NS 100000000ull
+#define MATCH_GRACE_NS 2000000000ull
 #define SETTLE_EVERY_NS 10000000ull
 
 void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns)
