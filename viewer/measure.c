@@ -564,13 +564,14 @@ int fl_run_load(struct fl_db *d, struct fl_run *r)
 	if ((st = fl_db_prepare(d, "SELECT command FROM run")) && fl_db_step(d, st) == SQLITE_ROW)
 		r->command = dup_col(st, 0);
 	sqlite3_finalize(st);
-	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || load_callsites(&l) || load_regions(&l) || load_faults(&l) ||
-	     load_footprint_sites(&l);
+	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || load_callsites(&l) || load_regions(&l) ||
+	     load_faults(&l) || load_footprint_sites(&l);
 	if (!rc) {
 		settle_footprint(r);
 		rc = load_footprint_calls(&l);
 	}
-	free(l.pidx);
+	r->pidx = l.pidx;
+	r->max_id = l.max_id;
 	for (int64_t i = 0; i < l.nstacks; i++)
 		free(l.stacks[i]);
 	free(l.stacks);
@@ -597,6 +598,7 @@ void fl_run_free(struct fl_run *r)
 	free(r->procs);
 	free(r->regions);
 	free(r->sites);
+	free(r->pidx);
 	free(r->command);
 	*r = (struct fl_run){ 0 };
 }
@@ -704,12 +706,8 @@ static int64_t total_rss(const struct fl_run *r, const struct fl_selector *s)
 	if (!st || !last)
 		goto out;
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		int p = -1;
+		int p = fl_run_proc(r, sqlite3_column_int64(st, 0));
 
-		for (int i = 0; i < r->nprocs && p < 0; i++)
-			if (r->procs[i].id == id)
-				p = i;
 		if (p < 0 || !fl_sel_proc(s, &r->procs[p]))
 			continue;
 		sum += sqlite3_column_int64(st, 1) - last[p];
@@ -753,10 +751,7 @@ void fl_run_footprint(const struct fl_run *r, int64_t *minor, int64_t *major, in
 
 int fl_run_proc(const struct fl_run *r, int64_t id)
 {
-	for (int p = 0; p < r->nprocs; p++)
-		if (r->procs[p].id == id)
-			return p;
-	return -1;
+	return r->pidx && id >= 0 && id <= r->max_id ? r->pidx[id] : -1;
 }
 
 void fl_proc_footprint(const struct fl_run *r, int p, int64_t *faults, int64_t *calls)

@@ -74,6 +74,8 @@ struct fl_run {
 	size_t nregions;
 	struct fl_callsite *sites;
 	size_t nsites;
+	int *pidx;              /* process.id -> index into procs, -1 where none; max_id + 1 entries */
+	int64_t max_id;
 	bool has_faults;        /* an eBPF recording (fault rows exist or fidelity bpf) */
 	int64_t exit_status;    /* run.exit_status, -1 unknown */
 	char *command;          /* run.command */
