@@ -523,6 +523,19 @@ static int footprint_events(struct fl_run *r, int64_t **out, size_t *n)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Takes one of faultline's calls (made without a user stack: raw syscalls, ld.so) out of the call sites. */
+static void uncount_callsite(struct fl_run *r, int p, const char *kind)
+{
+	char *label = kind ? stack_label(kind, NULL) : NULL;
+
+	for (size_t i = 0; label && i < r->nsites; i++)
+		if (r->sites[i].proc == p && r->sites[i].count > 0 && !strcmp(r->sites[i].label, label)) {
+			r->sites[i].count--;
+			break;
+		}
+	free(label);
+}
+
 /* The calls that made, changed or unmapped faultline's regions (not the process's exec or exit,
  * which also end VMAs). */
 static int load_footprint_calls(struct loader *l)
@@ -533,8 +546,8 @@ static int load_footprint_calls(struct loader *l)
 	size_t n;
 	int rc = footprint_events(r, &ev, &n);
 
-	if (!rc && n && !(st = fl_db_prepare(r->d, "SELECT proc_id FROM event WHERE id = ? AND kind IN"
-						    " ('mmap', 'munmap', 'mprotect', 'pkey_mprotect', 'mremap', 'madvise')")))
+	if (!rc && n && !(st = fl_db_prepare(r->d, "SELECT proc_id, kind, stack_id IS NULL FROM event WHERE id = ?"
+						    " AND kind IN ('mmap', 'munmap', 'mprotect', 'pkey_mprotect', 'mremap', 'madvise')")))
 		rc = -1;
 	for (size_t i = 0; i < n && !rc; i++) {
 		int step, p;
@@ -545,6 +558,8 @@ static int load_footprint_calls(struct loader *l)
 		if ((step = fl_db_step(r->d, st)) == SQLITE_ROW && (p = proc_of(l, sqlite3_column_int64(st, 0))) >= 0) {
 			r->procs[p].fl_calls++;
 			r->procs[p].calls--;
+			if (sqlite3_column_int(st, 2))
+				uncount_callsite(r, p, (const char *)sqlite3_column_text(st, 1));
 		}
 		rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -1;
 		sqlite3_reset(st);
