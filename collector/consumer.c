@@ -2,28 +2,116 @@
 /*
  * consumer.c - consumer side of the shim -> collector shared-memory channel.
  * See common/channel.h for the layout and the ring protocol.
+ *
+ * Everything in the channel can be written by the target, which may be
+ * hostile (it runs as another user, or just has a bug), while the collector
+ * may run as root.  So:
+ *  - the geometry (ring count, offsets, sizes) is the collector's own
+ *    constants, never read back from the header;
+ *  - each ring's tail (the consumer's position) is kept here, and only
+ *    written to shared memory for the producers' sake;
+ *  - a record is copied out of its slot once, then checked
+ *    (fl_channel_check_record), and only the checked copy is delivered;
+ *  - every count read from shared memory is bounded before it is used.
+ * What fails a check is a counted loss (`corrupt`) with the first reason
+ * kept for a message, never a crash, a hang or a made-up row.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "consumer.h"
+
+/* The owned rings as one poll saw them (read once from shared memory). */
+struct owner {
+	__u32 ring;
+	__u32 pid;
+	__u64 claim;
+};
 
 struct fl_channel {
 	int fd;
 	char path[64];
 	struct fl_chan_hdr *hdr;
 	unsigned char *base;        /* the whole file, mapped */
+	__u64 tail[FL_CHAN_RINGS];  /* the consumer's own position in each ring */
+	/* A ring whose owner said a valid hello: only its counts (dropped) are
+	 * believed; a ring forged by the target never said one. */
+	unsigned char said_hello[FL_CHAN_RINGS];
 	__u64 dropped_retired;      /* `dropped` of rings already retired */
 	__u64 unpublished;
+	__u64 corrupt;
+	__u64 stopped[FL_OFF_TAKEN_OVER + 1];
+	char corrupt_why[160];      /* the first corrupt record, described */
+	__u32 max_mappings;         /* a hello announcing more mappings is corrupt */
 	__u32 cur_pid;              /* the ring being delivered (for fn) */
 	int cur_ring;
-	__u32 order[FL_CHAN_RINGS]; /* scratch: owned rings by claim */
+	struct owner owners[FL_CHAN_RINGS]; /* scratch: owned rings by claim */
+	/* The record being delivered, copied out of its slot; one spare byte
+	 * so a string running to the end can be terminated. */
+	union {
+		__u64 align;
+		__u8 bytes[FL_SLOT_DATA + 1];
+	} rec;
+	pthread_t beat;
+	int beat_started;
+	int beat_stop;              /* atomic */
 };
+
+static __u64 monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec;
+}
+
+/*
+ * The heartbeat: a thread of its own, so a collector busy in a long commit
+ * still beats, and one that died, was stopped (SIGSTOP stops every thread)
+ * or is a zombie does not.  A producer waiting on a full ring gives up when
+ * the beat is older than FL_HEARTBEAT_STALE_MS.
+ */
+static void *heartbeat(void *arg)
+{
+	struct fl_channel *c = arg;
+	struct timespec ts = { 0, FL_HEARTBEAT_MS * 1000000l };
+
+	while (!__atomic_load_n(&c->beat_stop, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&c->hdr->heartbeat_ns, monotonic_ns(), __ATOMIC_RELAXED);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+/* vm.max_map_count: no process has more mappings than this, so no hello
+ * may announce more (the collector allocates for what it announces). */
+static __u32 max_map_count(void)
+{
+	unsigned long v = 0;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	if (v < 65530)
+		v = 65530;
+	if (v > (1u << 24))
+		v = 1u << 24;
+	return (__u32)v + 2;   /* the snapshot may split one line around its buffer */
+}
 
 int fl_channel_create(struct fl_channel **out, unsigned wait_ms)
 {
@@ -34,6 +122,7 @@ int fl_channel_create(struct fl_channel **out, unsigned wait_ms)
 	if (!c)
 		return -ENOMEM;
 	c->cur_ring = -1;
+	c->max_mappings = max_map_count();
 	/* CLOEXEC: the target does not inherit it, it opens /proc/PID/fd/N,
 	 * which works as long as we keep the fd (fs/proc/fd.c). */
 	c->fd = memfd_create("faultline-channel", MFD_CLOEXEC);
@@ -58,6 +147,18 @@ int fl_channel_create(struct fl_channel **out, unsigned wait_ms)
 	c->hdr->ring_offset = FL_CHAN_HDR_BYTES;
 	c->hdr->ring_bytes = FL_CHAN_RING_BYTES;
 	c->hdr->wait_ms = wait_ms;
+	c->hdr->heartbeat_ns = monotonic_ns();
+	/* Every signal blocked in the beat thread (it inherits the mask): a
+	 * process-directed SIGCHLD must reach the thread that reads its
+	 * signalfd, not this one. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&c->beat, NULL, heartbeat, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		goto fail;
+	c->beat_started = 1;
 	/* Magic last: a shim that sees it sees a complete header. */
 	__atomic_store_n(&c->hdr->magic, FL_CHAN_MAGIC, __ATOMIC_RELEASE);
 	snprintf(c->path, sizeof(c->path), "/proc/%d/fd/%d", (int)getpid(), c->fd);
@@ -83,72 +184,220 @@ int fl_channel_current_ring(const struct fl_channel *c)
 	return c->cur_ring;
 }
 
-static struct fl_slot *ring_slots(struct fl_channel *c, __u32 i)
+static __u64 ring_offset(__u32 i)
 {
-	return (struct fl_slot *)(c->base + c->hdr->ring_offset + (__u64)i * c->hdr->ring_bytes);
+	return FL_CHAN_HDR_BYTES + (__u64)i * FL_CHAN_RING_BYTES;
 }
 
-/* Deliver up to max published records of ring i.  Returns how many. */
-static int drain(struct fl_channel *c, __u32 i, fl_channel_fn fn, void *ctx, unsigned max)
+static struct fl_slot *ring_slots(struct fl_channel *c, __u32 i)
+{
+	return (struct fl_slot *)(c->base + ring_offset(i));
+}
+
+/* Terminate a string field in the checked copy; says whether it was. */
+static int terminated(char *s, size_t cap)
+{
+	int ok = memchr(s, 0, cap) != NULL;
+
+	s[cap - 1] = 0;
+	return ok;
+}
+
+const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
+				    __u32 max_mappings)
+{
+	if (len < sizeof(*r) || r->size != len || len > FL_SLOT_DATA)
+		return "record size out of range";
+	switch (r->type) {
+	case FL_R_HELLO: {
+		struct fl_hello *h = (void *)r;
+		if (len != sizeof(*h))
+			return "hello of the wrong size";
+		if (h->pid != ring_pid)
+			return "hello for another pid than its ring's";
+		if (h->nmappings > max_mappings)
+			return "hello announcing more mappings than vm.max_map_count";
+		if (h->depth > FL_MAX_FRAMES)
+			return "hello with a stack depth over FL_MAX_FRAMES";
+		terminated(h->exe, sizeof(h->exe));
+		return NULL;
+	}
+	case FL_R_MAPPING: {
+		struct fl_mapping *m = (void *)r;
+		if (len != sizeof(*m))
+			return "mapping of the wrong size";
+		if (m->pid != ring_pid)
+			return "mapping for another pid than its ring's";
+		if (m->end <= m->start || (m->start | m->end) & 4095)
+			return "mapping with an impossible range";
+		terminated(m->path, sizeof(m->path));
+		return NULL;
+	}
+	case FL_R_CALL: {
+		struct fl_call_rec *c = (void *)r;
+		__u64 fixed = sizeof(*c) + 8ull * r->nframes;
+		if (len < sizeof(*c) || r->nframes > FL_MAX_FRAMES || fixed > len)
+			return "call record with a bad frame count";
+		if (c->call.pid != ring_pid)
+			return "call for another pid than its ring's";
+		if (c->call.kind == FL_K_NONE || c->call.kind >= FL_K_COUNT ||
+		    c->call.kind == FL_K_EXEC || c->call.kind == FL_K_EXIT ||
+		    c->call.kind == FL_K_CLONE)
+			return "call of a kind the shim does not record";
+		if (len > fixed) {
+			if (c->call.kind != FL_K_DLOPEN || len - fixed > FL_NAME_MAX)
+				return "call with trailing bytes";
+			/* the copy has a spare byte: the name always ends */
+			((char *)r)[len] = 0;
+		}
+		return NULL;
+	}
+	case FL_R_NOTE: {
+		struct fl_note *n = (void *)r;
+		if (len != sizeof(*n))
+			return "note of the wrong size";
+		if (n->pid != ring_pid)
+			return "note for another pid than its ring's";
+		terminated(n->text, sizeof(n->text));
+		return NULL;
+	}
+	default:
+		return "record of a type the shim does not send";
+	}
+}
+
+static void count_corrupt(struct fl_channel *c, __u32 i, __u32 pid, const char *why)
+{
+	if (!c->corrupt++)
+		snprintf(c->corrupt_why, sizeof(c->corrupt_why), "ring %u (pid %u): %s", i, pid, why);
+}
+
+/* Copy the slot's record out, hand the slot back, check the copy.  Returns
+ * the record's length, or 0 when it failed a check (counted). */
+static __u32 take(struct fl_channel *c, __u32 i, __u32 pid, struct fl_slot *s, __u64 t)
 {
 	struct fl_ring_desc *d = &c->hdr->rings[i];
-	struct fl_slot *slots = ring_slots(c, i), *s;
+	__u32 len;
+	const char *why;
+
+	/* The size is read once, from the copy, and bounded before use; a
+	 * size over the slot stays in the copy and fails the check. */
+	memcpy(c->rec.bytes, s->data, sizeof(struct fl_rec));
+	len = ((struct fl_rec *)c->rec.bytes)->size;
+	if (len > FL_SLOT_DATA)
+		len = FL_SLOT_DATA;
+	memcpy(c->rec.bytes, s->data, len > sizeof(struct fl_rec) ? len : sizeof(struct fl_rec));
+	__atomic_store_n(&s->seq, FL_LAP(t) + FL_RING_SLOTS, __ATOMIC_RELEASE);
+	c->tail[i] = t + 1;
+	__atomic_store_n(&d->tail, t + 1, __ATOMIC_RELEASE);
+	why = fl_channel_check_record((struct fl_rec *)c->rec.bytes, len, pid, c->max_mappings);
+	if (why) {
+		count_corrupt(c, i, pid, why);
+		return 0;
+	}
+	return len;
+}
+
+/* Producers blocked on a full ring: room was made, wake them. */
+static void wake_producers(struct fl_ring_desc *d)
+{
+	if (!__atomic_load_n(&d->waiters, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_add_fetch(&d->wake, 1, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, &d->wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+}
+
+/* Deliver up to max published records of ring i (owned by pid).  Returns how many. */
+static int drain(struct fl_channel *c, __u32 i, __u32 pid, fl_channel_fn fn, void *ctx,
+		 unsigned max)
+{
+	struct fl_slot *slots = ring_slots(c, i);
 	int n = 0;
 
-	c->cur_pid = d->pid;
+	c->cur_pid = pid;
 	c->cur_ring = (int)i;
-	while ((unsigned)n < max && (s = fl_ring_peek(d, slots))) {
-		const struct fl_rec *r = (const struct fl_rec *)s->data;
-		/* A record the shim cannot have written: skip, count as lost. */
-		if (r->size >= sizeof(*r) && r->size <= FL_SLOT_DATA)
-			fn(ctx, r);
-		else
-			c->unpublished++;
-		fl_ring_release(d, s);
+	while ((unsigned)n < max) {
+		__u64 t = c->tail[i];
+		struct fl_slot *s = &slots[t & (FL_RING_SLOTS - 1)];
+		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != FL_LAP(t) + 1)
+			break;
+		if (take(c, i, pid, s, t)) {
+			if (((struct fl_rec *)c->rec.bytes)->type == FL_R_HELLO)
+				c->said_hello[i] = 1;
+			fn(ctx, (const struct fl_rec *)c->rec.bytes);
+		}
 		n++;
 	}
+	if (n)
+		wake_producers(&c->hdr->rings[i]);
 	c->cur_pid = 0;
 	c->cur_ring = -1;
 	return n;
 }
 
+static __u64 add_sat(__u64 a, __u64 b)
+{
+	return a + b < a ? ~0ull : a + b;
+}
+
 /* Ring i's process image is gone: drain it, count its losses, free it. */
-static int retire_ring(struct fl_channel *c, __u32 i, fl_channel_fn fn, void *ctx)
+static int retire_ring(struct fl_channel *c, __u32 i, __u32 pid, fl_channel_fn fn, void *ctx)
 {
 	struct fl_ring_desc *d = &c->hdr->rings[i];
-	int n = drain(c, i, fn, ctx, ~0u);
+	int n = drain(c, i, pid, fn, ctx, ~0u);
 	__u64 head = __atomic_load_n(&d->head, __ATOMIC_ACQUIRE);
+	__u32 off = __atomic_load_n(&d->off_reason, __ATOMIC_RELAXED);
 
-	if (head > d->tail)
-		c->unpublished += head - d->tail;
-	c->dropped_retired += __atomic_load_n(&d->dropped, __ATOMIC_RELAXED);
+	/* A producer never gets more than a ring ahead of the consumer. */
+	if (head > c->tail[i] && head - c->tail[i] <= FL_RING_SLOTS)
+		c->unpublished += head - c->tail[i];
+	else if (head != c->tail[i])
+		count_corrupt(c, i, pid, "ring head out of range");
+	if (c->said_hello[i]) {
+		c->dropped_retired = add_sat(c->dropped_retired,
+					     __atomic_load_n(&d->dropped, __ATOMIC_RELAXED));
+		if (off > FL_OFF_NONE && off <= FL_OFF_TAKEN_OVER)
+			c->stopped[off]++;
+		else if (off)
+			count_corrupt(c, i, pid, "unknown reason for stopping");
+	}
+	c->said_hello[i] = 0;
 	/* Punching a hole in shmem frees the pages and reads back as zeros
 	 * (mm/shmem.c shmem_fallocate), which is an empty ring. */
 	if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(c->hdr->ring_offset + (__u64)i * c->hdr->ring_bytes),
-		      (off_t)c->hdr->ring_bytes) < 0)
-		memset(ring_slots(c, i), 0, c->hdr->ring_bytes);
+		      (off_t)ring_offset(i), (off_t)FL_CHAN_RING_BYTES) < 0)
+		memset(ring_slots(c, i), 0, FL_CHAN_RING_BYTES);
+	c->tail[i] = 0;
+	memset(&d->wake, 0, sizeof(*d) - offsetof(struct fl_ring_desc, wake));
 	fl_ring_reset(d);
 	return n;
 }
 
-/* Fill c->order with the owned rings sorted by claim.  Returns the count. */
+/* Fill c->owners with the owned rings sorted by claim, each descriptor
+ * read once.  Returns the count (at most FL_CHAN_RINGS, whatever the
+ * header says). */
 static unsigned owned_by_claim(struct fl_channel *c)
 {
 	unsigned n = 0;
 
-	for (__u32 i = 0; i < c->hdr->nrings; i++)
-		if (__atomic_load_n(&c->hdr->rings[i].state, __ATOMIC_ACQUIRE) == FL_RING_OWNED)
-			c->order[n++] = i;
+	for (__u32 i = 0; i < FL_CHAN_RINGS; i++) {
+		struct fl_ring_desc *d = &c->hdr->rings[i];
+		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != FL_RING_OWNED)
+			continue;
+		c->owners[n].ring = i;
+		c->owners[n].pid = __atomic_load_n(&d->pid, __ATOMIC_RELAXED);
+		c->owners[n].claim = __atomic_load_n(&d->claim, __ATOMIC_RELAXED);
+		n++;
+	}
 	/* Insertion sort: few rings are owned at once. */
 	for (unsigned a = 1; a < n; a++) {
-		__u32 v = c->order[a];
+		struct owner v = c->owners[a];
 		unsigned b = a;
-		while (b > 0 && c->hdr->rings[c->order[b - 1]].claim > c->hdr->rings[v].claim) {
-			c->order[b] = c->order[b - 1];
+		while (b > 0 && c->owners[b - 1].claim > v.claim) {
+			c->owners[b] = c->owners[b - 1];
 			b--;
 		}
-		c->order[b] = v;
+		c->owners[b] = v;
 	}
 	return n;
 }
@@ -162,16 +411,16 @@ int fl_channel_poll(struct fl_channel *c, fl_channel_fn fn, void *ctx)
 		return -EINVAL;
 	n = owned_by_claim(c);
 	for (unsigned a = 0; a < n; a++) {
-		__u32 i = c->order[a], pid = c->hdr->rings[i].pid;
+		struct owner *o = &c->owners[a];
 		int newer = 0;
 		for (unsigned b = a + 1; b < n && !newer; b++)
-			newer = c->hdr->rings[c->order[b]].pid == pid;
+			newer = c->owners[b].pid == o->pid;
 		if (newer)
-			total += retire_ring(c, i, fn, ctx);
+			total += retire_ring(c, o->ring, o->pid, fn, ctx);
 		else
 			/* A bound per ring per poll keeps one busy producer
 			 * from starving the rest. */
-			total += drain(c, i, fn, ctx, 4 * FL_RING_SLOTS);
+			total += drain(c, o->ring, o->pid, fn, ctx, 4 * FL_RING_SLOTS);
 	}
 	return total;
 }
@@ -184,10 +433,10 @@ void fl_channel_retire(struct fl_channel *c, __u32 pid, fl_channel_fn fn, void *
 		return;
 	n = owned_by_claim(c);
 	for (unsigned a = 0; a < n; a++)
-		if (c->hdr->rings[c->order[a]].pid == pid)
-			retire_ring(c, c->order[a], fn, ctx);
+		if (c->owners[a].pid == pid)
+			retire_ring(c, c->owners[a].ring, pid, fn, ctx);
 	/* A process killed between claiming and owning leaves CLAIMING. */
-	for (__u32 i = 0; i < c->hdr->nrings; i++) {
+	for (__u32 i = 0; i < FL_CHAN_RINGS; i++) {
 		struct fl_ring_desc *d = &c->hdr->rings[i];
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == FL_RING_CLAIMING && d->pid == pid)
 			fl_ring_reset(d);
@@ -200,23 +449,30 @@ void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out)
 	if (!c || !c->hdr)
 		return;
 	out->dropped = c->dropped_retired;
-	for (__u32 i = 0; i < c->hdr->nrings; i++)
-		if (__atomic_load_n(&c->hdr->rings[i].state, __ATOMIC_ACQUIRE) == FL_RING_OWNED)
-			out->dropped += __atomic_load_n(&c->hdr->rings[i].dropped, __ATOMIC_RELAXED);
+	for (__u32 i = 0; i < FL_CHAN_RINGS; i++)
+		if (c->said_hello[i] &&
+		    __atomic_load_n(&c->hdr->rings[i].state, __ATOMIC_ACQUIRE) == FL_RING_OWNED)
+			out->dropped = add_sat(out->dropped,
+					       __atomic_load_n(&c->hdr->rings[i].dropped, __ATOMIC_RELAXED));
 	out->no_ring = __atomic_load_n(&c->hdr->no_ring, __ATOMIC_RELAXED);
 	out->unpublished = c->unpublished;
+	out->corrupt = c->corrupt;
+	out->corrupt_why = c->corrupt ? c->corrupt_why : NULL;
+	out->stopped_timeout = c->stopped[FL_OFF_TIMEOUT];
+	out->stopped_collector = c->stopped[FL_OFF_COLLECTOR_GONE];
+	out->stopped_taken_over = c->stopped[FL_OFF_TAKEN_OVER];
 }
 
 unsigned fl_channel_owners(const struct fl_channel *c, __u32 *pids, unsigned max)
 {
 	unsigned n = 0;
 
-	for (__u32 i = 0; c && c->hdr && i < c->hdr->nrings; i++) {
+	for (__u32 i = 0; c && c->hdr && i < FL_CHAN_RINGS; i++) {
 		const struct fl_ring_desc *d = &c->hdr->rings[i];
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != FL_RING_OWNED)
 			continue;
 		if (n < max)
-			pids[n] = d->pid;
+			pids[n] = __atomic_load_n(&d->pid, __ATOMIC_RELAXED);
 		n++;
 	}
 	return n;
@@ -226,6 +482,10 @@ void fl_channel_destroy(struct fl_channel *c)
 {
 	if (!c)
 		return;
+	if (c->beat_started) {
+		__atomic_store_n(&c->beat_stop, 1, __ATOMIC_RELAXED);
+		pthread_join(c->beat, NULL);
+	}
 	if (c->base)
 		munmap(c->base, FL_CHAN_BYTES);
 	if (c->fd >= 0)

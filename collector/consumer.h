@@ -21,6 +21,12 @@ struct fl_channel_loss {
 	__u64 dropped;      /* records producers gave up on (ring full longer than wait_ms) */
 	__u64 no_ring;      /* process images that found no free ring (not recorded at all) */
 	__u64 unpublished;  /* slots reserved by a producer that died before publishing */
+	__u64 corrupt;      /* records or ring state that failed a check (the target wrote over them) */
+	const char *corrupt_why;   /* the first of those, described; NULL when none */
+	/* process images whose shim stopped recording for good (FL_OFF_*) */
+	__u64 stopped_timeout;     /* a record waited wait_ms for room */
+	__u64 stopped_collector;   /* the shim found the collector gone */
+	__u64 stopped_taken_over;  /* the program unmapped or remapped the shim's ring */
 };
 
 /*
@@ -61,6 +67,15 @@ void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out);
 
 /* Pids owning a ring now (at most max written); returns how many there are. */
 unsigned fl_channel_owners(const struct fl_channel *c, __u32 *pids, unsigned max);
+
+/*
+ * Check a record copied out of a ring of ring_pid (len bytes, with at least
+ * one spare byte after them), and terminate its strings.  Returns NULL when
+ * the decoders may trust it, else why not.  The only gate between the
+ * target's memory and the decoders (also driven by fuzz/).
+ */
+const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
+				    __u32 max_mappings);
 
 /* Unmap and close.  Safe with NULL. */
 void fl_channel_destroy(struct fl_channel *c);

@@ -342,6 +342,16 @@ static void record_losses(struct recorder *r)
 	fl_store_loss(r->store, "no_ring", cl.no_ring, "process images that found no free channel ring");
 	fl_store_loss(r->store, "unpublished", cl.unpublished,
 		      "shim records reserved but never published (the writer died mid-record)");
+	fl_store_loss(r->store, "channel_corrupt", cl.corrupt,
+		      "shim records or ring state that failed the collector's checks (written over by the target)");
+	if (cl.corrupt_why)
+		fl_store_message(r->store, 0, 0, cl.corrupt_why);
+	fl_store_loss(r->store, "shim_stopped_timeout", cl.stopped_timeout,
+		      "processes whose shim stopped recording: a record waited too long for a full ring");
+	fl_store_loss(r->store, "shim_stopped_collector", cl.stopped_collector,
+		      "processes whose shim stopped recording: the collector looked dead or stopped");
+	fl_store_loss(r->store, "shim_stopped_taken_over", cl.stopped_taken_over,
+		      "processes whose shim stopped recording: the program unmapped or remapped its ring");
 #if FL_HAVE_BPF
 	if (r->bpf) {
 		struct fl_bpf_loss bl;

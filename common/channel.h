@@ -35,6 +35,23 @@
 
 enum fl_ring_state { FL_RING_FREE = 0, FL_RING_CLAIMING = 1, FL_RING_OWNED = 2 };
 
+/*
+ * Why a process image's shim stopped recording for good (fl_ring_desc
+ * off_reason; the first reason wins).  Each is a loss: what the process did
+ * afterwards has no record from the shim.
+ */
+enum fl_off_reason {
+	FL_OFF_NONE = 0,
+	FL_OFF_TIMEOUT = 1,        /* a record waited wait_ms for room in a full ring */
+	FL_OFF_COLLECTOR_GONE = 2, /* the collector died, stopped or stopped beating */
+	FL_OFF_TAKEN_OVER = 3,     /* the program unmapped or remapped the shim's channel memory */
+};
+
+/* The collector's heartbeat: how often it writes it, and how old a producer
+ * waiting on a full ring lets it get before it decides the collector is gone. */
+#define FL_HEARTBEAT_MS 10
+#define FL_HEARTBEAT_STALE_MS 100
+
 struct fl_slot {
 	__u64 seq;
 	__u8 data[FL_SLOT_DATA];   /* one record: struct fl_rec first */
@@ -52,7 +69,11 @@ struct fl_ring_desc {
 	__u64 head;         /* next producer ticket */
 	__u64 tail;         /* next slot the collector reads */
 	__u64 dropped;      /* records given up after the producer waited too long */
-	__u64 pad[3];
+	__u32 wake;         /* futex word: the collector bumps it (and wakes) after freeing slots */
+	__u32 waiters;      /* producers blocked on `wake` */
+	__u32 off_reason;   /* enum fl_off_reason: why the shim stopped recording into this ring */
+	__u32 pad0;
+	__u64 pad1;
 };
 _Static_assert(sizeof(struct fl_ring_desc) == 64, "fl_ring_desc layout");
 
@@ -65,8 +86,9 @@ struct fl_chan_hdr {
 	__u64 no_ring;      /* process images that found every ring taken */
 	__u64 ring_offset;  /* file offset of ring 0 (page aligned) */
 	__u64 ring_bytes;   /* bytes per ring (page aligned) */
-	__u32 wait_ms;      /* how long a producer waits for a full ring before dropping */
-	__u32 pad[3];
+	__u32 wait_ms;      /* how long a producer waits for a full ring before giving up */
+	__u32 pad;
+	__u64 heartbeat_ns; /* collector's CLOCK_MONOTONIC, every FL_HEARTBEAT_MS; 0: it sends none */
 	struct fl_ring_desc rings[FL_CHAN_RINGS];
 };
 _Static_assert(sizeof(struct fl_chan_hdr) == 64 + 64 * FL_CHAN_RINGS, "fl_chan_hdr layout");
@@ -76,10 +98,12 @@ _Static_assert(sizeof(struct fl_chan_hdr) == 64 + 64 * FL_CHAN_RINGS, "fl_chan_h
 #define FL_CHAN_BYTES (FL_CHAN_HDR_BYTES + (__u64)FL_CHAN_RINGS * FL_CHAN_RING_BYTES)
 _Static_assert(FL_CHAN_RING_BYTES % 4096 == 0, "rings are page aligned");
 
-/* Claim a free ring for pid; returns its index or -1 when all are taken. */
-static inline int fl_chan_claim(struct fl_chan_hdr *h, __u32 pid)
+/* Claim a free ring among the first nrings (the caller's own copy of the
+ * count, never re-read from shared memory) for pid; returns its index or -1
+ * when all are taken. */
+static inline int fl_chan_claim(struct fl_chan_hdr *h, __u32 nrings, __u32 pid)
 {
-	for (__u32 i = 0; i < h->nrings; i++) {
+	for (__u32 i = 0; i < nrings && i < FL_CHAN_RINGS; i++) {
 		struct fl_ring_desc *d = &h->rings[i];
 		__u32 expect = FL_RING_FREE;
 		if (__atomic_load_n(&d->state, __ATOMIC_RELAXED) != FL_RING_FREE ||

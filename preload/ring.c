@@ -3,15 +3,18 @@
  * ring.c - the producer side of the shared-memory channel (common/channel.h):
  * claiming this process image's ring, and copying records into it.
  *
- * Full ring: producers wait (spin, then 50us sleeps) for space, up to
- * hdr->wait_ms, then drop the record and count it in the ring's `dropped`.
- * A slot is only reserved once it is known to be free, so a reservation is
- * always published promptly and the consumer never waits on a hole left by
- * a producer that gave up.  While waiting, the collector's liveness is
- * checked every 100 ms; if it is gone, recording stops for good.
+ * Full ring: producers wait (spin, then block on a futex the collector
+ * wakes) for space, up to wait_ms; the first record that waits longer is
+ * dropped (counted in the ring's `dropped`) and recording stops for this
+ * process image (off_reason says why).  A slot is only reserved once it is
+ * known to be free, so a reservation is always published promptly and the
+ * consumer never waits on a hole left by a producer that gave up.  While
+ * waiting, the collector's heartbeat is checked: a collector that died, was
+ * stopped or is a zombie is noticed within FL_HEARTBEAT_STALE_MS.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 
 #include "shim.h"
@@ -26,36 +29,140 @@ SHIM_TLS __u32 shim_tls_tid;
 static struct fl_chan_hdr *hdr;        /* the channel header, MAP_SHARED */
 static struct fl_ring_desc *desc;      /* our ring's descriptor in hdr */
 static struct fl_slot *slots;          /* our ring, MAP_SHARED */
+static __u64 ring_offset, ring_bytes;  /* channel geometry, copied at attach */
+static __u32 nrings;
+
+/* Copied at attach: the target can write the header, so nothing the shim's
+ * safety depends on is read from it again. */
+static __u32 wait_ms;
+static __u32 collector_pid;
+
+/* Stop recording for good, and say why in the ring's descriptor (read by
+ * the collector when it retires the ring: one loss row). */
+static void stop(__u32 reason)
+{
+	__u32 none = FL_OFF_NONE;
+
+	__atomic_store_n(&shim_state, ST_OFF, __ATOMIC_RELEASE);
+	if (desc)
+		__atomic_compare_exchange_n(&desc->off_reason, &none, reason, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 
 struct waiter {
 	unsigned spins;
-	__u64 start, last_check;
+	__u64 start, last_kill;
 };
 
-/* One step of waiting for the consumer.  Returns 0 when the producer should
- * give up: waited longer than hdr->wait_ms, or the collector is gone. */
-static int wait_step(struct waiter *w, int may_drop)
+/* "/proc/<collector pid>/stat", made at attach (no snprintf in the shim). */
+static char collector_stat[32];
+
+static void make_stat_path(__u32 pid)
 {
-	if (w->spins < 128) {
+	char digits[12];
+	int n = 0;
+	char *p = collector_stat;
+
+	do
+		digits[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) && n < (int)sizeof(digits));
+	memcpy(p, "/proc/", 6);
+	p += 6;
+	while (n)
+		*p++ = digits[--n];
+	memcpy(p, "/stat", 6);
+}
+
+/* The collector's state letter from /proc/PID/stat ("pid (comm) S ..."; comm
+ * may hold ')' so the last one counts), or 0 when it cannot be read. */
+static char collector_state(void)
+{
+	char buf[256];
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, collector_stat, O_RDONLY | O_CLOEXEC);
+	long n;
+
+	if (fd < 0)
+		return 0;
+	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return 0;
+	for (long i = n - 1; i > 0; i--)
+		if (buf[i] == ')')
+			return i + 2 < n ? buf[i + 2] : 0;
+	return 0;
+}
+
+/*
+ * Is the collector still there?  Its heartbeat thread writes the time every
+ * FL_HEARTBEAT_MS.  A beat older than FL_HEARTBEAT_STALE_MS is only a
+ * suspicion (a loaded machine can keep a live thread off the CPU that long),
+ * so the kernel is asked: gone (ESRCH), a zombie or stopped is final; alive
+ * and merely slow keeps the producer waiting, up to wait_ms.  Asked at most
+ * once per FL_HEARTBEAT_STALE_MS.  A collector without a heartbeat (0) is
+ * asked the same way.  EPERM from kill() is a collector of another uid.
+ */
+static int collector_alive(struct waiter *w, __u64 now)
+{
+	__u64 beat = __atomic_load_n(&hdr->heartbeat_ns, __ATOMIC_RELAXED);
+	char st;
+
+	if (beat && (now < beat || now - beat < FL_HEARTBEAT_STALE_MS * 1000000ull))
+		return 1;
+	if (w->last_kill && now - w->last_kill < FL_HEARTBEAT_STALE_MS * 1000000ull)
+		return 1;
+	w->last_kill = now;
+	if (syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	st = collector_state();
+	return !(st == 'Z' || st == 'X' || st == 'x' || st == 'T' || st == 't');
+}
+
+/*
+ * One step of waiting for the consumer to free room in ring d; `seen` is
+ * d->wake read before the caller last found the ring full.  Returns 0 when
+ * the producer must give up (recording is then off: the reason is stored).
+ * Why a futex, not sleeps: 64 threads polling a full ring every 50 us kept
+ * both cores busy and starved the collector that would drain it (40 s for
+ * what took 0.96 s plain); blocked in the kernel they cost nothing, and the
+ * collector wakes them when it frees slots.  The 10 ms timeout bounds the
+ * wait even when no wake comes (a collector without wakes, a lost one).
+ */
+static int wait_step(struct waiter *w, struct fl_ring_desc *d, __u32 seen)
+{
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
+		return 0;   /* another thread gave up */
+	if (w->spins < 64) {
 		w->spins++;
 		__builtin_ia32_pause();
 		return 1;
 	}
-	shim_short_sleep();
 	__u64 t = shim_now_ns();
 	if (!w->start)
-		w->start = w->last_check = t;
-	if (t - w->last_check >= 100000000u) {
-		w->last_check = t;
-		/* Only ESRCH means gone: EPERM is a collector of another uid. */
-		if (syscall(SYS_kill, (pid_t)hdr->collector_pid, 0) < 0 && errno == ESRCH) {
-			__atomic_store_n(&shim_state, ST_OFF, __ATOMIC_RELEASE);
-			return 0;
-		}
+		w->start = t;
+	if (!collector_alive(w, t)) {
+		stop(FL_OFF_COLLECTOR_GONE);
+		return 0;
 	}
-	return !(may_drop && t - w->start >= (__u64)hdr->wait_ms * 1000000u);
+	if (t - w->start >= (__u64)wait_ms * 1000000u) {
+		stop(FL_OFF_TIMEOUT);
+		return 0;
+	}
+	struct timespec ts = { 0, FL_HEARTBEAT_MS * 1000000l };
+	__atomic_add_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
+	/* Non-private: the collector wakes it from another process.  If the
+	 * futex is refused (a seccomp filter), fall back to a short sleep. */
+	if (syscall(SYS_futex, &d->wake, FUTEX_WAIT, seen, &ts, NULL, 0) < 0 &&
+	    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
+		shim_short_sleep();
+	__atomic_sub_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
+	return 1;
 }
 
+/* Copy one record into the ring.  Returns 0, or -1 when it was dropped.
+ * Every wait is bounded by wait_ms: the first one that runs out stops
+ * recording in this process, so a stalled collector costs the target one
+ * wait_ms, never one per record. */
 int shim_emit(const void *rec, __u32 len)
 {
 	struct fl_ring_desc *d = desc;
@@ -69,6 +176,7 @@ int shim_emit(const void *rec, __u32 len)
 	 * fl_ring_ticket(): a producer that gives up then never leaves a hole
 	 * the consumer would wait on forever. */
 	for (;;) {
+		__u32 seen = __atomic_load_n(&d->wake, __ATOMIC_SEQ_CST);
 		__u64 t = __atomic_load_n(&d->tail, __ATOMIC_ACQUIRE);
 		if (h - t < FL_RING_SLOTS) {
 			if (__atomic_compare_exchange_n(&d->head, &h, h + 1, 1,
@@ -76,7 +184,7 @@ int shim_emit(const void *rec, __u32 len)
 				break;
 			continue;
 		}
-		if (!wait_step(&w, 1)) {
+		if (!wait_step(&w, d, seen)) {
 			__atomic_add_fetch(&d->dropped, 1, __ATOMIC_RELAXED);
 			return -1;
 		}
@@ -84,11 +192,15 @@ int shim_emit(const void *rec, __u32 len)
 	}
 	struct fl_slot *s = &slots[h & (FL_RING_SLOTS - 1)];
 	/* The consumer stores seq (release) before bumping tail with a plain
-	 * store, so seeing the new tail may precede seeing seq: check it too. */
-	w.spins = 0;
-	while (!fl_slot_free(s, h))
-		if (!wait_step(&w, 0))
+	 * store, so seeing the new tail may precede seeing seq: check it too.
+	 * Bounded as well: a slot whose seq never comes right (the program
+	 * wrote over the ring) is published anyway, and the collector's checks
+	 * turn what it finds there into a counted loss. */
+	for (;;) {
+		__u32 seen = __atomic_load_n(&d->wake, __ATOMIC_SEQ_CST);
+		if (fl_slot_free(s, h) || !wait_step(&w, d, seen))
 			break;
+	}
 	memcpy(s->data, rec, len);
 	fl_slot_publish(s, h);
 	return 0;
@@ -171,20 +283,26 @@ int shim_attach(__u32 *flags)
 			hdr = NULL;
 			goto fail;
 		}
+		wait_ms = hdr->wait_ms;
+		collector_pid = hdr->collector_pid;
+		make_stat_path(collector_pid);
+		ring_offset = hdr->ring_offset;
+		ring_bytes = hdr->ring_bytes;
+		nrings = hdr->nrings;
 	}
 	/* A ring already owned by our pid belongs to the image we replaced:
 	 * execve keeps the pid (fs/exec.c de_thread makes the exec'ing thread
 	 * the leader). */
 	if (!(*flags & FL_HELLO_FORKED))
-		for (__u32 i = 0; i < hdr->nrings; i++)
+		for (__u32 i = 0; i < nrings; i++)
 			if (__atomic_load_n(&hdr->rings[i].state, __ATOMIC_ACQUIRE) == FL_RING_OWNED &&
 			    hdr->rings[i].pid == shim_pid)
 				*flags |= FL_HELLO_EXECED;
-	idx = fl_chan_claim(hdr, shim_pid);
+	idx = fl_chan_claim(hdr, nrings, shim_pid);
 	if (idx < 0)
 		goto fail;
 	a = shim_sys_mmap(NULL, FL_CHAN_RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
-			  fd, (off_t)(hdr->ring_offset + (__u64)idx * hdr->ring_bytes));
+			  fd, (off_t)(ring_offset + (__u64)idx * ring_bytes));
 	if (a < 0 && a > -4096) {
 		fl_ring_reset(&hdr->rings[idx]);
 		goto fail;
@@ -206,4 +324,27 @@ void shim_detach_inherited(void)
 		syscall(SYS_munmap, slots, FL_CHAN_RING_BYTES);
 	slots = NULL;
 	desc = NULL;
+}
+
+static int overlaps(__u64 addr, __u64 len, const void *p, __u64 size)
+{
+	__u64 lo = (__u64)(uintptr_t)p;
+
+	return p && addr < lo + size && lo < addr + len;
+}
+
+/*
+ * A munmap, mremap, mprotect, madvise or MAP_FIXED mmap of the program is
+ * about to change [addr, addr + len).  If that is the shim's own channel
+ * memory (a program that unmaps everything it did not map, or maps over it),
+ * stop recording first: writing into a ring that is gone would crash the
+ * program, and one that was mapped over would corrupt the program's data.
+ */
+void shim_guard(__u64 addr, __u64 len)
+{
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
+		return;
+	if (overlaps(addr, len, hdr, FL_CHAN_HDR_BYTES) ||
+	    overlaps(addr, len, slots, FL_CHAN_RING_BYTES))
+		stop(FL_OFF_TAKEN_OVER);
 }

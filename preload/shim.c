@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "shim.h"
 
@@ -89,7 +90,7 @@ void shim_init(void)
 		__u32 flags = 0;
 		ok = shim_attach(&flags) == 0;
 		if (ok)
-			shim_hello(flags, 0);
+			shim_hello(flags, 0, 0);
 		if (ok && shim_no_unwind && shim_depth)
 			shim_note("stack unwinding disabled: the unwinder (libgcc_s) is unavailable");
 	}
@@ -119,6 +120,8 @@ static void *mmap_common(void *(*fn)(void *, size_t, int, int, int, off_t),
 		long v = shim_sys_mmap(addr, len, prot, flags, fd, off);
 		return (void *)v;
 	}
+	if (flags & MAP_FIXED)
+		shim_guard(U(addr), len);
 	if (!shim_recording())
 		return fn(addr, len, prot, flags, fd, off);
 	r = fn(addr, len, prot, flags, fd, off);
@@ -151,6 +154,7 @@ EXPORT int munmap(void *addr, size_t len)
 	NEED(munmap);
 	if (!real.munmap)
 		return (int)syscall(SYS_munmap, addr, len);
+	shim_guard(U(addr), len);
 	if (!shim_recording())
 		return real.munmap(addr, len);
 	r = real.munmap(addr, len);
@@ -168,6 +172,7 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	NEED(mprotect);
 	if (!real.mprotect)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
+	shim_guard(U(addr), len);
 	if (!shim_recording())
 		return real.mprotect(addr, len, prot);
 	r = real.mprotect(addr, len, prot);
@@ -185,6 +190,7 @@ EXPORT int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	NEED(pkey_mprotect);
 	if (!real.pkey_mprotect)
 		return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
+	shim_guard(U(addr), len);
 	if (!shim_recording())
 		return real.pkey_mprotect(addr, len, prot, pkey);
 	r = real.pkey_mprotect(addr, len, prot, pkey);
@@ -210,6 +216,9 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	NEED(mremap);
 	if (!real.mremap)
 		return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, naddr);
+	shim_guard(U(old), old_len);
+	if (flags & MREMAP_FIXED)
+		shim_guard(U(naddr), new_len);
 	if (!shim_recording())
 		return real.mremap(old, old_len, new_len, flags, naddr);
 	r = real.mremap(old, old_len, new_len, flags, naddr);
@@ -267,6 +276,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	NEED(madvise);
 	if (!real.madvise)
 		return (int)syscall(SYS_madvise, addr, len, advice);
+	shim_guard(U(addr), len);
 	if (!shim_recording())
 		return real.madvise(addr, len, advice);
 	r = real.madvise(addr, len, advice);
@@ -276,12 +286,46 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	return r;
 }
 
+/*
+ * Has the program installed a seccomp filter?  A filter may kill the process
+ * for a syscall the program itself never makes (the fork child's openat of
+ * the channel, the maps snapshot), so once one is there (it cannot be
+ * removed) the shim makes none of those: fork children and dlopen resyncs
+ * go unrecorded, and a note says so.  prctl failing other than with EINVAL
+ * (no seccomp in this kernel) is a filter refusing it.
+ */
+static int sandboxed(void)
+{
+	static int known;
+
+	if (!__atomic_load_n(&known, __ATOMIC_RELAXED)) {
+		long r = syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0);
+		if (r == 2 || (r < 0 && errno != EINVAL))
+			__atomic_store_n(&known, 1, __ATOMIC_RELAXED);
+	}
+	return __atomic_load_n(&known, __ATOMIC_RELAXED);
+}
+
+/* Say once (per *said) that a seccomp filter keeps the shim from following. */
+static void note_sandboxed(int *said, const char *what)
+{
+	if (!__atomic_exchange_n(said, 1, __ATOMIC_RELAXED))
+		shim_note(what);
+}
+
+static int said_fork, said_dlopen;
+
 /* The fork child: a new process image with only this thread.  Take a ring
  * of our own; the parent's ring mapping is inherited and must go. */
-static void fork_child(__u64 parent_seq, int gated)
+static void fork_child(__u64 parent_seq, int gated, int stay_off, __u32 ppid)
 {
 	__u32 flags = FL_HELLO_FORKED;
 
+	if (stay_off) {
+		/* No syscall at all: the parent's ring stays mapped, unused. */
+		__atomic_store_n(&shim_state, ST_OFF, __ATOMIC_RELEASE);
+		return;
+	}
 	shim_pid = (__u32)syscall(SYS_getpid);
 	shim_tls_tid = shim_pid;
 	__atomic_store_n(&shim_seq, 0, __ATOMIC_RELAXED);
@@ -296,7 +340,7 @@ static void fork_child(__u64 parent_seq, int gated)
 		__atomic_store_n(&shim_state, ST_OFF, __ATOMIC_RELEASE);
 		return;
 	}
-	shim_hello(flags, parent_seq);
+	shim_hello(flags, parent_seq, ppid);
 	if (!gated && shim_depth)
 		shim_note("stack unwinding disabled in this fork child: a thread was unwinding at fork");
 }
@@ -304,8 +348,9 @@ static void fork_child(__u64 parent_seq, int gated)
 /* fork: record FL_K_FORK in the parent; the child takes its own ring. */
 EXPORT pid_t fork(void)
 {
-	int rec, gated = 0, on, e;
+	int rec, gated = 0, on, e, stay_off;
 	__u64 pseq;
+	__u32 ppid;
 	pid_t pid;
 
 	NEED(fork);
@@ -317,23 +362,29 @@ EXPORT pid_t fork(void)
 	on = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON;
 	if (!on)
 		return real.fork();
-	/* shim_busy during the real fork: atfork handlers' calls pass through. */
+	/* busy during the real fork: atfork handlers' calls pass through. */
 	shim_busy++;
+	e = errno;
+	stay_off = sandboxed();
+	errno = e;
 	if (rec)
 		gated = shim_gate_close();
 	pseq = __atomic_load_n(&shim_seq, __ATOMIC_RELAXED);
+	ppid = shim_pid;
 	pid = real.fork();
 	e = errno;
 	if (pid == 0) {
 		/* Also for a fork nested in the shim (a signal handler): the
 		 * child must not write into the parent's ring. */
-		fork_child(pseq, gated);
+		fork_child(pseq, gated, stay_off, ppid);
 		shim_busy--;
 		errno = e;
 		return 0;
 	}
 	if (rec)
 		shim_gate_open();
+	if (stay_off && pid > 0)
+		note_sandboxed(&said_fork, "seccomp filter installed: this process's fork children are not recorded by the shim");
 	shim_busy--;
 	if (rec)
 		shim_record(FL_K_FORK, pid, pid < 0 ? e : 0, 0, 0, 0, 0, 0, 0, NULL);
@@ -363,6 +414,21 @@ void *fl_shim_vfork_pre(void)
 	return real.fork ? (void *)real.fork : (void *)vfork_fail;
 }
 
+/* dlopen/dlclose are about to map or unmap where no hook sees it: owe a
+ * resync snapshot, unless a seccomp filter could kill the process for the
+ * open of /proc/self/maps it takes. */
+static void maps_changed(void)
+{
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
+		return;
+	shim_busy++;
+	if (sandboxed())
+		note_sandboxed(&said_dlopen, "seccomp filter installed: mappings made by dlopen/dlclose are not resynced by the shim");
+	else
+		shim_maps_changed();
+	shim_busy--;
+}
+
 static void *dlopen_fail(const char *file, int mode)
 {
 	(void)file;
@@ -387,7 +453,7 @@ void *fl_shim_dlopen_pre(const char *file, int mode)
 	if (shim_recording())
 		shim_record(FL_K_DLOPEN, -1, 0, (__u64)(__s64)mode, U(file), 0, 0, 0, 0,
 		       file ? file : "");
-	shim_maps_changed();
+	maps_changed();
 	errno = e;
 	return real.dlopen ? (void *)real.dlopen : (void *)dlopen_fail;
 }
@@ -401,7 +467,7 @@ void *fl_shim_dlclose_pre(void *handle)
 	NEED(dlclose);
 	if (shim_recording())
 		shim_record(FL_K_DLCLOSE, -1, 0, U(handle), 0, 0, 0, 0, 0, NULL);
-	shim_maps_changed();
+	maps_changed();
 	errno = e;
 	return real.dlclose ? (void *)real.dlclose : (void *)dlclose_fail;
 }

@@ -116,6 +116,9 @@ int shim_attach(__u32 *flags);
 void shim_detach_inherited(void);
 /* Copy one record into this image's ring.  0, or -1 when dropped. */
 int shim_emit(const void *rec, __u32 len);
+/* The program is about to change [addr, addr+len): if that is the shim's
+ * channel memory, recording stops first (FL_OFF_TAKEN_OVER). */
+void shim_guard(__u64 addr, __u64 len);
 /* A one-time message to the collector. */
 void shim_note(const char *text);
 /* Record one call (after it returned), with the caller's stack. */
@@ -124,8 +127,9 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 
 /* ---- maps snapshots (snapshot.c) ---------------------------------------- */
 extern int shim_maps_state;            /* MAPS_* (atomic): is a resync snapshot owed? */
-/* Publish HELLO and the maps snapshot.  Returns 0 or -1. */
-int shim_hello(__u32 flags, __u64 parent_seq);
+/* Publish HELLO and the maps snapshot.  ppid: the parent's pid when the
+ * caller knows it (a fork child), else 0 (asked of the kernel).  Returns 0 or -1. */
+int shim_hello(__u32 flags, __u64 parent_seq, __u32 ppid);
 /* Send the snapshot owed after dlopen/dlclose (or wait for whoever sends it). */
 void shim_resync(void);
 /* dlopen/dlclose are about to change the mappings where no hook sees it. */

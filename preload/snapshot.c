@@ -161,7 +161,11 @@ static long read_maps(char **out, size_t *cap_out)
 	return -1;
 }
 
-int shim_hello(__u32 flags, __u64 parent_seq)
+/* /proc/self/exe as the first hello read it: a fork child's is the same,
+ * and not asking again spares the child a syscall the program never makes. */
+static char exe[FL_PATH_MAX];
+
+int shim_hello(__u32 flags, __u64 parent_seq, __u32 ppid)
 {
 	struct fl_hello hl;
 	char *buf;
@@ -173,13 +177,16 @@ int shim_hello(__u32 flags, __u64 parent_seq)
 	hl.h.size = sizeof(hl);
 	hl.abi = FL_ABI_VERSION;
 	hl.pid = shim_pid;
-	hl.ppid = (__u32)syscall(SYS_getppid);
+	hl.ppid = ppid ? ppid : (__u32)syscall(SYS_getppid);
 	hl.flags = flags;
 	hl.time_ns = shim_now_ns();
 	hl.parent_seq = parent_seq;
 	hl.depth = shim_no_unwind ? 0 : shim_depth;
-	long n = syscall(SYS_readlink, "/proc/self/exe", hl.exe, sizeof(hl.exe) - 1);
-	hl.exe[n > 0 ? n : 0] = 0;
+	if (!(flags & FL_HELLO_FORKED) || !exe[0]) {
+		long n = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = 0;
+	}
+	memcpy(hl.exe, exe, sizeof(hl.exe));
 	if (len >= 0)
 		hl.nmappings = walk_maps(buf, (size_t)len, (uintptr_t)buf, (uintptr_t)buf + cap, 0);
 	shim_emit(&hl, sizeof(hl));
@@ -210,7 +217,7 @@ void shim_resync(void)
 							 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 				continue;
 			shim_busy++;
-			shim_hello(FL_HELLO_RESYNC, 0);
+			shim_hello(FL_HELLO_RESYNC, 0, 0);
 			shim_busy--;
 			/* A dlopen meanwhile left DIRTY: the next call sends again. */
 			s = MAPS_RESYNC;

@@ -195,9 +195,13 @@ int main(int argc, char **argv)
 	}
 	struct fl_channel_loss l;
 	fl_channel_loss(chan, &l);
-	fprintf(out, "loss dropped=%llu no_ring=%llu unpublished=%llu\n",
+	fprintf(out, "loss dropped=%llu no_ring=%llu unpublished=%llu corrupt=%llu stopped_timeout=%llu stopped_collector=%llu stopped_taken_over=%llu\n",
 		(unsigned long long)l.dropped, (unsigned long long)l.no_ring,
-		(unsigned long long)l.unpublished);
+		(unsigned long long)l.unpublished, (unsigned long long)l.corrupt,
+		(unsigned long long)l.stopped_timeout, (unsigned long long)l.stopped_collector,
+		(unsigned long long)l.stopped_taken_over);
+	if (l.corrupt_why)
+		fprintf(out, "corrupt why=%s\n", l.corrupt_why);
 	fflush(out);
 	fl_channel_destroy(chan);
 	if (WIFSIGNALED(status))
