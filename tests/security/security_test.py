@@ -64,7 +64,10 @@ def forge(bpf):
         check(took < 60, f"took {took:.1f}s")
         l = losses(db)
         check(l.get("channel_corrupt", 0) > 0, f"corruption counted: {l}")
-        check("channel_dropped" not in l, f"forged rings' counts not believed: {l}")
+        # 1023 forged rings each claim 7 dropped records and never said hello:
+        # not believed.  The target's own ring did say hello, so its forged
+        # count (7) and the record its shim gave up on (1) may be.
+        check(l.get("channel_dropped", 0) <= 8, f"forged rings' counts not believed: {l}")
         msgs = [m for (m,) in query(db, "SELECT text FROM message")]
         check(any("record size out of range" in m or "bad frame count" in m for m in msgs),
               f"message says why: {msgs}")

@@ -21,12 +21,16 @@
 
 enum { PRODUCERS = 4, PER_PRODUCER = 200000 };
 
+/* A real record (the consumer checks every record): a note of this pid,
+ * the producer in pad, the sequence number at the start of the text. */
 struct test_rec {
 	struct fl_rec h;
+	__u32 pid;
 	__u32 producer;
-	__u32 pad;
 	__u64 seq;
+	char rest[240];
 };
+_Static_assert(sizeof(struct test_rec) == sizeof(struct fl_note), "test_rec is a note");
 
 static int failures;
 static struct fl_ring_desc *desc;
@@ -50,7 +54,8 @@ static void produce(__u32 producer, __u64 seq)
 	struct fl_slot *s = &slots[pos & (FL_RING_SLOTS - 1)];
 	while (!fl_slot_free(s, pos))
 		sched_yield();
-	struct test_rec r = { .h = { .type = FL_R_NOTE, .size = sizeof(r) }, .producer = producer, .seq = seq };
+	struct test_rec r = { .h = { .type = FL_R_NOTE, .size = sizeof(r) }, .pid = (__u32)getpid(),
+			      .producer = producer, .seq = seq };
 	memcpy(s->data, &r, sizeof(r));
 	fl_slot_publish(s, pos);
 }
@@ -91,7 +96,7 @@ int main(void)
 		return 1;
 	}
 	struct fl_chan_hdr *hdr = (struct fl_chan_hdr *)base;
-	int ring = fl_chan_claim(hdr, (__u32)getpid());
+	int ring = fl_chan_claim(hdr, FL_CHAN_RINGS, (__u32)getpid());
 	CHECK(ring >= 0, "claim a ring");
 	desc = &hdr->rings[ring];
 	slots = (struct fl_slot *)(base + hdr->ring_offset + (__u64)ring * hdr->ring_bytes);
@@ -134,7 +139,8 @@ int main(void)
 		      (unsigned long long)next_seq[p], PER_PRODUCER);
 	struct fl_channel_loss loss;
 	fl_channel_loss(chan, &loss);
-	CHECK(loss.dropped == 0 && loss.unpublished == 0 && loss.no_ring == 0, "no loss");
+	CHECK(loss.dropped == 0 && loss.unpublished == 0 && loss.no_ring == 0 && loss.corrupt == 0,
+	      "no loss");
 
 	munmap(base, FL_CHAN_BYTES);
 	close(fd);
