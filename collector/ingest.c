@@ -139,9 +139,13 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 	fl_faults_attribute(g, end_ns);
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
-	for (size_t i = 0; i < g->nall; i++)
-		if (g->all[i]->prexec[0] || g->all[i]->prexec[1])
-			fl_store_process_prexec(g->store, g->all[i]->id, g->all[i]->prexec);
+	for (size_t i = 0; i < g->nall; i++) {
+		struct proc *p = g->all[i];
+		struct fl_change ch = fl_proc_change(p, end_ns, 0, FL_HOW_CALL);
+		fl_model_close(&p->model, &ch);
+		if (p->prexec[0] || p->prexec[1])
+			fl_store_process_prexec(g->store, p->id, p->prexec);
+	}
 	fl_stacks_finish(g->stacks);
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->faults.unattributed,

@@ -24,10 +24,23 @@ const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr)
 	return v && v->start <= addr ? v : NULL;
 }
 
-/* End v's row, remembering it for late fault counts. */
+/* Write v's row, complete: it ended at destroyed_ns (0: it outlived the run) by event destroyed_by. */
+static void write_row(const struct fl_change *c, const struct fl_vma *v, __u64 destroyed_ns, __s64 destroyed_by)
+{
+	struct fl_vma_row r = {
+		.proc_id = c->proc_id, .pid = c->pid, .start = v->start, .end = v->end,
+		.offset = v->offset, .inode = v->inode, .prot = v->prot, .flags = v->flags,
+		.kind = v->kind, .path = v->path, .created_ns = v->created_ns,
+		.created_by = v->created_by, .parent_id = v->parent_id, .origin_id = v->origin_id,
+		.how = (enum fl_how)v->how, .destroyed_ns = destroyed_ns, .destroyed_by = destroyed_by,
+	};
+	fl_store_vma(c->store, v->id, &r);
+}
+
+/* End v's row (written now), remembering it for late fault counts. */
 static void end_row(struct fl_model *m, const struct fl_change *c, const struct fl_vma *v)
 {
-	fl_store_vma_end(c->store, v->id, c->time_ns, c->event_id);
+	write_row(c, v, c->time_ns, c->event_id);
 	if (m->dead0 && m->dead0 * 2 >= m->ndead) { /* reclaim the pruned front, amortized O(1) */
 		memmove(m->dead, m->dead + m->dead0, (m->ndead - m->dead0) * sizeof(*m->dead));
 		m->ndead -= m->dead0;
@@ -57,18 +70,13 @@ void fl_model_prune_dead(struct fl_model *m, __u64 t)
 		m->dead0++;
 }
 
-/* Write a new row for v (whose fields are final) and store its id in v. */
-static void write_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_id, enum fl_how how)
+/* Start a new row for v (its id now; written when it ends). */
+static void open_row(const struct fl_change *c, struct fl_vma *v, __s64 parent_id, enum fl_how how)
 {
-	struct fl_vma_row r = {
-		.proc_id = c->proc_id, .pid = c->pid, .start = v->start, .end = v->end,
-		.offset = v->offset, .inode = v->inode, .prot = v->prot, .flags = v->flags,
-		.kind = v->kind, .path = v->path, .created_ns = c->time_ns,
-		.created_by = v->created_by, .parent_id = parent_id, .origin_id = v->origin_id,
-		.how = how,
-	};
-	v->id = fl_store_vma(c->store, &r);
+	v->id = fl_store_vma_id(c->store);
 	v->created_ns = c->time_ns;
+	v->parent_id = parent_id;
+	v->how = how;
 	if (!v->origin_id)
 		v->origin_id = v->id;
 }
@@ -83,7 +91,7 @@ static void add_piece(struct fl_model *m, const struct fl_change *c, const struc
 	p.prot = prot;
 	if (v->path)
 		p.offset = v->offset + (start - v->start);
-	write_row(c, &p, v->id, FL_HOW_SPLIT);
+	open_row(c, &p, v->id, FL_HOW_SPLIT);
 	fl_vmatree_insert(&m->vmas, &p);
 }
 
@@ -91,7 +99,7 @@ static void add_piece(struct fl_model *m, const struct fl_change *c, const struc
 static void add_row(struct fl_model *m, const struct fl_change *c, struct fl_vma *v, __s64 parent_id,
 		    enum fl_how how)
 {
-	write_row(c, v, parent_id, how);
+	open_row(c, v, parent_id, how);
 	fl_vmatree_insert(&m->vmas, v);
 }
 
@@ -199,6 +207,12 @@ void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const 
 	child->brk = parent->brk;
 }
 
+void fl_model_close(struct fl_model *m, const struct fl_change *c)
+{
+	for (const struct fl_vma *v = fl_vmatree_first(&m->vmas); v; v = fl_vmatree_next(&m->vmas, v))
+		write_row(c, v, 0, 0);
+}
+
 void fl_model_clear(struct fl_model *m, const struct fl_change *c)
 {
 	for (const struct fl_vma *v = fl_vmatree_first(&m->vmas); v; v = fl_vmatree_next(&m->vmas, v))
@@ -223,15 +237,14 @@ static const struct fl_vma *snapshot_cover(const struct fl_vma *snap, size_t n, 
 	return s->prot == v->prot && (!s->path || !v->path || !strcmp(s->path, v->path)) ? s : NULL;
 }
 
-void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n)
+void fl_model_fill_paths(struct fl_model *m, const struct fl_vma *snap, size_t n)
 {
 	size_t cursor = 0;
 	for (struct fl_vma *v = fl_vmatree_first(&m->vmas); v; v = fl_vmatree_next(&m->vmas, v)) {
 		const struct fl_vma *s = v->path || strcmp(v->kind, "file") ? NULL : snapshot_cover(snap, n, &cursor, v);
 		if (s && s->path) {
-			v->path = s->path;
+			v->path = s->path; /* the row is written when it ends, path and all */
 			v->kind = s->kind;
-			fl_store_vma_path(c->store, v->id, v->path, v->kind);
 		}
 	}
 }

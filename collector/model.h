@@ -2,10 +2,11 @@
 /*
  * model.h - a process's address space as a set of VMAs (vmatree.h), changed by
  * the calls it made (mmap, munmap, mprotect, mremap, brk), by fork and exec,
- * and reconciled with /proc/PID/maps snapshots.  Every change is written to
- * the store as it happens: a row is ended (destroyed_ns, destroyed_by) and
- * its surviving pieces start new rows that name it as parent_id and keep its
- * origin_id, so each byte's history and creator stay queryable.
+ * and reconciled with /proc/PID/maps snapshots.  A change ends rows
+ * (destroyed_ns, destroyed_by) and its surviving pieces start new rows that
+ * name it as parent_id and keep its origin_id, so each byte's history and
+ * creator stay queryable.  A row is written once, whole, when it ends (or
+ * at fl_model_close): one INSERT per row, never an UPDATE.
  *
  * The model owns every change to itself: the decoders hand it calls
  * (fl_model_apply), forks, execs and snapshots; they never edit its VMAs.
@@ -80,6 +81,9 @@ void fl_model_fork(struct fl_model *child, const struct fl_model *parent, const 
 void fl_model_apply(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path,
 		    bool from_kernel);
 
+/* The run closes: write the rows still live (destroyed_ns NULL).  Call once, last. */
+void fl_model_close(struct fl_model *m, const struct fl_change *c);
+
 /* End every row and forget the break (exec replaced the address space). */
 void fl_model_clear(struct fl_model *m, const struct fl_change *c);
 
@@ -107,7 +111,7 @@ void fl_model_prune_dead(struct fl_model *m, __u64 t);
  * said which inode, but its path could no longer be found) from a snapshot
  * line covering them.
  */
-void fl_model_fill_paths(struct fl_model *m, const struct fl_change *c, const struct fl_vma *snap, size_t n);
+void fl_model_fill_paths(struct fl_model *m, const struct fl_vma *snap, size_t n);
 
 /* The kind of a mapping from its /proc/PID/maps path and flags. */
 const char *fl_model_kind(const char *path, __u32 flags);

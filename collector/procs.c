@@ -72,9 +72,8 @@ void fl_procs_snapshot(struct fl_ingest *g, struct proc *p)
 		 * files.  An empty model is a process whose fork or exec record
 		 * is still unread: that record builds it (with the kept snapshot's help).
 		 */
-		struct fl_change ch = fl_proc_change(p, s->time_ns, 0, FL_HOW_RESYNC);
 		if (!(s->flags & FL_HELLO_EXECED)) /* else the model may still be the old image's */
-			fl_model_fill_paths(&p->model, &ch, s->v, s->n);
+			fl_model_fill_paths(&p->model, s->v, s->n);
 	} else {
 		p->exec_unseen = false;
 		enum fl_how how = p->model.vmas.n ? FL_HOW_RESYNC : FL_HOW_SNAPSHOT;

@@ -16,7 +16,7 @@
 #include "store.h"
 
 enum stmt {
-	S_EVENT, S_VMA, S_VMA_PATH, S_VMA_END, S_FRAME, S_STACK, S_STACK_FRAME,
+	S_EVENT, S_VMA, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_COUNT
 };
@@ -27,9 +27,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EVENT] = "INSERT INTO event(proc_id,pid,tid,time_ns,seq,kind,a0,a1,a2,a3,a4,a5,result,errno,"
 		    "source,path,stack_id,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_VMA] = "INSERT INTO vma(proc_id,pid,start,end,prot,flags,kind,path,offset,inode,created_ns,"
-		  "created_by,parent_id,origin_id,how,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-	[S_VMA_PATH] = "UPDATE vma SET path=?, kind=? WHERE id=?",
-	[S_VMA_END] = "UPDATE vma SET destroyed_ns=?, destroyed_by=? WHERE id=?",
+		  "created_by,parent_id,origin_id,how,id,destroyed_ns,destroyed_by) "
+		  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_FRAME] = "INSERT INTO frame(module,rel_addr) VALUES(?,?)",
 	[S_STACK] = "INSERT INTO stack(depth) VALUES(?)",
 	[S_STACK_FRAME] = "INSERT INTO stack_frame(stack_id,idx,frame_id) VALUES(?,?,?)",
@@ -469,10 +468,15 @@ __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struc
 	return run(s, S_EVENT) ? id : 0;
 }
 
-__s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)
+__s64 fl_store_vma_id(struct fl_store *s)
 {
-	if (s->rc)
-		return 0;
+	return ++s->last_vma_id;
+}
+
+void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r)
+{
+	if (s->rc || !id)
+		return;
 	sqlite3_stmt *st = s->st[S_VMA];
 	sqlite3_bind_int64(st, 1, r->proc_id);
 	sqlite3_bind_int64(st, 2, r->pid);
@@ -485,37 +489,20 @@ __s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r)
 	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->offset);
 	if (r->inode)
 		sqlite3_bind_int64(st, 10, (sqlite3_int64)r->inode);
+	else
+		sqlite3_bind_null(st, 10);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->created_ns);
 	bind_id(st, 12, r->created_by);
 	bind_id(st, 13, r->parent_id);
-	__s64 id = s->last_vma_id + 1;
 	sqlite3_bind_int64(st, 14, r->origin_id ? r->origin_id : id);
 	bind_text(st, 15, fl_how_name(r->how));
 	sqlite3_bind_int64(st, 16, id);
-	if (!run(s, S_VMA))
-		return 0;
-	return s->last_vma_id = id;
-}
-
-void fl_store_vma_path(struct fl_store *s, __s64 vma_id, const char *path, const char *kind)
-{
-	if (s->rc || !vma_id)
-		return;
-	bind_text(s->st[S_VMA_PATH], 1, path);
-	bind_text(s->st[S_VMA_PATH], 2, kind);
-	sqlite3_bind_int64(s->st[S_VMA_PATH], 3, vma_id);
-	run(s, S_VMA_PATH);
-}
-
-void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id)
-{
-	if (s->rc || !vma_id)
-		return;
-	sqlite3_stmt *st = s->st[S_VMA_END];
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)time_ns);
-	bind_id(st, 2, event_id);
-	sqlite3_bind_int64(st, 3, vma_id);
-	run(s, S_VMA_END);
+	if (r->destroyed_ns)
+		sqlite3_bind_int64(st, 17, (sqlite3_int64)r->destroyed_ns);
+	else
+		sqlite3_bind_null(st, 17);
+	bind_id(st, 18, r->destroyed_by);
+	run(s, S_VMA);
 }
 
 __s64 fl_store_frame(struct fl_store *s, const char *module, __u64 rel_addr)

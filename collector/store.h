@@ -34,7 +34,7 @@ struct fl_run_info {
 	__s64 start_unix;
 };
 
-/* One vma row as the model writes it. */
+/* One vma row as the model writes it, once, when the row's life ends or the run closes. */
 struct fl_vma_row {
 	__s64 proc_id;
 	__u32 pid;
@@ -47,6 +47,8 @@ struct fl_vma_row {
 	__s64 parent_id;        /* 0 = none */
 	__s64 origin_id;        /* 0 = this row itself */
 	enum fl_how how;
+	__u64 destroyed_ns;     /* 0: still mapped when the run closed */
+	__s64 destroyed_by;     /* event id, 0 = none */
 };
 
 /*
@@ -98,10 +100,13 @@ __s64 fl_store_event_reserve(struct fl_store *s);
 __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struct fl_call *c,
 			const char *source, const char *path, __s64 stack_id);
 
-__s64 fl_store_vma(struct fl_store *s, const struct fl_vma_row *r);
-/* The file of a vma row became known after it was written. */
-void fl_store_vma_path(struct fl_store *s, __s64 vma_id, const char *path, const char *kind);
-void fl_store_vma_end(struct fl_store *s, __s64 vma_id, __u64 time_ns, __s64 event_id);
+/*
+ * VMA rows: an id is given when a row starts (rows and fault counts name
+ * it at once); the row is written once, complete, when it ends.  One
+ * INSERT per row and no UPDATE: a mapping's life costs one statement.
+ */
+__s64 fl_store_vma_id(struct fl_store *s);
+void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r);
 
 /* Frames and stacks: the caller deduplicates; these only insert. */
 __s64 fl_store_frame(struct fl_store *s, const char *module, __u64 rel_addr);

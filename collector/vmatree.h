@@ -22,10 +22,12 @@ struct fl_vma {
 	__u32 flags;            /* MAP_* */
 	const char *kind;       /* static string: anon heap stack file shm vdso vvar vsyscall faultline */
 	const char *path;       /* interned by the caller; NULL for anonymous memory */
-	__s64 id;               /* current vma row */
+	__s64 id;               /* current vma row (written when it ends: fl_model_close) */
 	__s64 origin_id;        /* row made by the creating call */
 	__s64 created_by;       /* event that created the memory, 0 = none seen */
 	__u64 created_ns;       /* when the current row started */
+	__s64 parent_id;        /* the row it was split from or inherited from, 0 = none */
+	__u32 how;              /* enum fl_how: how the current row came to be */
 };
 
 struct fl_vnode;
