@@ -171,6 +171,18 @@ static int bpf_poll(struct recorder *r)
 	return r->bpf ? fl_bpf_poll(r->bpf) : 0;
 }
 
+static bool bpf_on(const struct recorder *r)
+{
+	return r->bpf != NULL;
+}
+
+/* Wake the loop when BPF writes a record (data 1), instead of polling the ring on a timer. */
+static int watch_bpf_ring(struct recorder *r)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 1 };
+	return r->bpf && epoll_ctl(r->epfd, EPOLL_CTL_ADD, fl_bpf_fd(r->bpf), &ev) ? -errno : 0;
+}
+
 /* Read the fault counts, then the records written before them, then attribute the counts. */
 static void bpf_drain(struct recorder *r)
 {
@@ -191,6 +203,8 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 	return no_bpf("this faultline was built without eBPF support", why, len);
 }
 static int bpf_poll(struct recorder *r) { (void)r; return 0; }
+static int watch_bpf_ring(struct recorder *r) { (void)r; return 0; }
+static bool bpf_on(const struct recorder *r) { (void)r; return false; }
 static void bpf_drain(struct recorder *r) { (void)r; }
 #endif
 
@@ -285,13 +299,31 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
 	}
 }
 
+/*
+ * How long the loop may sleep: not at all while records flow (producers may
+ * be waiting on a full ring), then twice as long after each empty round, up
+ * to IDLE_MAX_MS.  The channel has no fd to wake us; with BPF every call the
+ * shim records is a syscall whose BPF record does (the ring's fd is in the
+ * epoll set), so the cap is the fault drain's period there, and the /proc
+ * sampling period in shim mode.
+ */
+#define IDLE_MIN_MS 2
+static int idle_wait_ms(const struct recorder *r, bool busy, int last)
+{
+	int cap = (int)((bpf_on(r) ? TICK_DRAIN_NS : TICK_SAMPLE_NS) / 1000000);
+	if (busy)
+		return 0;
+	return !last ? IDLE_MIN_MS : last * 2 < cap ? last * 2 : cap;
+}
+
 static void loop(struct recorder *r)
 {
 	bool busy = false;
+	int wait_ms = 0;
 	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0)) {
 		struct epoll_event ev[16];
-		/* when records are flowing, producers may be waiting on a full ring: do not sleep */
-		int n = epoll_wait(r->epfd, ev, 16, busy ? 0 : 2);
+		wait_ms = idle_wait_ms(r, busy, wait_ms);
+		int n = epoll_wait(r->epfd, ev, 16, wait_ms);
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u64 == 0)
 				on_signal(r);
@@ -304,6 +336,8 @@ static void loop(struct recorder *r)
 		got += bpf_poll(r);
 		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
+		if (n > 0) /* woken (BPF record, signal, exit): look again soon */
+			wait_ms = 0;
 		watch_new_processes(r);
 		tick(r, now_ns(), !busy);
 	}
@@ -434,7 +468,7 @@ static int record(struct recorder *r)
 	if (!note)
 		fl_ingest_use_bpf(r->ingest);
 #if FL_HAVE_BPF
-	if (r->bpf && (rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0) {
+	if (r->bpf && ((rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0 || (rc = watch_bpf_ring(r)) < 0)) {
 		fprintf(stderr, "faultline: cannot track pid %d with eBPF: %s\n", r->launch.pid, strerror(-rc));
 		return EXIT_FAULTLINE;
 	}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""faultline beside its peers, in one run: wall time of each tool on each
+workload, as a ratio to the plain run.
+
+Tools: plain, faultline, perf stat (counting page faults), perf record -e
+page-faults -c 1 -g (a sample with a stack for every fault), heaptrack and
+bpftrace (counting user page faults per 2 MiB range); a tool that is not
+installed is shown as "-".  Workloads: touch, cow, churn, heap, filemap (a
+file read through a cold mmap) and sqlite3.  Each round runs every tool once
+in turn, after a warm-up round; medians over the rounds.
+
+The fixed start-up cost of each tool (its median on `true`, less plain
+`true`) is printed apart; "net" is the ratio with that cost taken out, the
+cost per event of the workload.
+
+usage: bench/peers.py [--runs N] [--only WORKLOAD,...] [--tools TOOL,...] [--faultline PATH]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+PF_BT = """BEGIN { @track[cpid] = 1; }
+tracepoint:sched:sched_process_fork /@track[args->parent_pid]/ { @track[args->child_pid] = 1; }
+tracepoint:exceptions:page_fault_user /@track[pid]/ { @faults[args->address >> 21] = count(); }
+END { clear(@track); }
+"""
+
+
+def build(out):
+    for w in ("touch", "cow", "churn", "heap", "filemap"):
+        subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", os.path.join(out, w),
+                        os.path.join(HERE, w + ".c")], check=True)
+    sql = os.path.join(out, "sq.sql")
+    with open(sql, "w") as f:
+        f.write("CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);\n"
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<300000)\n"
+                "INSERT INTO t SELECT x, x*7919 % 1000003, hex(randomblob(16)) FROM c;\n"
+                "CREATE INDEX ta ON t(a);\nSELECT count(*), sum(a) FROM t;\n")
+    with open(os.path.join(out, "pf.bt"), "w") as f:
+        f.write(PF_BT)
+    data = os.path.join("/var/tmp", "faultline-filemap.dat")
+    subprocess.run([os.path.join(out, "filemap"), "64", data], check=True, stdout=subprocess.DEVNULL)
+    return {
+        "true": ["/bin/true"],
+        "touch": [os.path.join(out, "touch"), "256", "4"],
+        "cow": [os.path.join(out, "cow"), "32768", "4"],
+        "churn": [os.path.join(out, "churn"), "20000", "4"],
+        "heap": [os.path.join(out, "heap"), "50000", "3000", "2"],
+        "filemap": [os.path.join(out, "filemap"), "64", data],
+        "sqlite3": ["sqlite3", "-init", sql, ":memory:", ".quit"],
+    }
+
+
+def tools(out, faultline):
+    t = {
+        "plain": lambda argv: argv,
+        "faultline": lambda argv: [faultline, "record", "--force", "-o", os.path.join(out, "fl.db"), "--"] + argv,
+        "perf-stat": lambda argv: ["perf", "stat", "-e", "page-faults", "-o", os.path.join(out, "stat.txt")] + argv,
+        "perf-rec": lambda argv: ["perf", "record", "--no-bpf-event", "-q", "-e", "page-faults", "-c", "1", "-g",
+                                  "-o", os.path.join(out, "perf.data")] + argv,
+        "heaptrack": lambda argv: ["heaptrack", "-r", "-o", os.path.join(out, "ht")] + argv,
+        "bpftrace": lambda argv: ["bpftrace", "-o", os.path.join(out, "bt.txt"), "-c", " ".join(argv),
+                                  os.path.join(out, "pf.bt")],
+    }
+    have = {"perf-stat": "perf", "perf-rec": "perf", "heaptrack": "heaptrack", "bpftrace": "bpftrace"}
+    return {name: f for name, f in t.items() if name not in have or shutil.which(have[name])}
+
+
+def timed(argv):
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--tools", default="")
+    ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        loads = build(out)
+        tl = tools(out, os.path.abspath(a.faultline))
+        if a.tools:
+            tl = {k: v for k, v in tl.items() if k == "plain" or k in a.tools.split(",")}
+        names = list(tl)
+        med = {}
+        for load, argv in loads.items():
+            if a.only and load != "true" and load not in a.only.split(","):
+                continue
+            for t in names:  # warm-up round
+                timed(tl[t](argv))
+            runs = {t: [] for t in names}
+            for _ in range(a.runs):
+                for t in names:
+                    runs[t].append(timed(tl[t](argv)))
+            med[load] = {t: statistics.median(v) for t, v in runs.items()}
+        start = {t: med["true"][t] - med["true"]["plain"] for t in names}
+        print(f"{a.runs} rounds, medians; ratio = tool / plain wall time; net = ratio without the tool's "
+              "fixed start-up cost")
+        print(f"{'start-up':10}" + "".join(f"{t:>16}" for t in names[1:]))
+        print(f"{'ms':10}" + "".join(f"{start[t] * 1000:16.0f}" for t in names[1:]))
+        print(f"{'workload':10} {'plain s':>8}" + "".join(f"{t + ' ratio/net':>22}" for t in names[1:]))
+        for load, m in med.items():
+            if load == "true":
+                continue
+            p = m["plain"]
+            cells = "".join(f"{m[t] / p:14.2f}x /{(m[t] - start[t]) / p:5.2f}x" for t in names[1:])
+            print(f"{load:10} {p:8.3f}{cells}", flush=True)
+        missing = [t for t in ("perf-stat", "perf-rec", "heaptrack", "bpftrace") if t not in tl]
+        if missing:
+            print("not installed: " + ", ".join(missing))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
