@@ -87,7 +87,7 @@ struct fl_chan_hdr {
 	__u64 ring_offset;  /* file offset of ring 0 (page aligned) */
 	__u64 ring_bytes;   /* bytes per ring (page aligned) */
 	__u32 wait_ms;      /* how long a producer waits for a full ring before giving up */
-	__u32 pad;
+	__u32 high;         /* 1 + the highest ring index ever claimed: a scan for owners stops there */
 	__u64 heartbeat_ns; /* collector's CLOCK_MONOTONIC, every FL_HEARTBEAT_MS; 0: it sends none */
 	struct fl_ring_desc rings[FL_CHAN_RINGS];
 };
@@ -113,6 +113,11 @@ static inline int fl_chan_claim(struct fl_chan_hdr *h, __u32 nrings, __u32 pid)
 		d->pid = pid;
 		d->claim = __atomic_add_fetch(&h->claims, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&d->state, FL_RING_OWNED, __ATOMIC_RELEASE);
+		/* Raised before this image can exec, so its successor's scan sees the ring. */
+		__u32 top = __atomic_load_n(&h->high, __ATOMIC_RELAXED);
+		while (top < i + 1 && !__atomic_compare_exchange_n(&h->high, &top, i + 1, 1, __ATOMIC_RELEASE,
+								    __ATOMIC_RELAXED))
+			;
 		return (int)i;
 	}
 	__atomic_add_fetch(&h->no_ring, 1, __ATOMIC_RELAXED);

@@ -3,10 +3,10 @@
  * measure.c - a recording's numbers for `check` and `diff`, with faultline's
  * own footprint taken out.
  *
- * What faultline's presence costs a process (measured on /usr/bin/true, 48
- * faults plain, 103 classified under faultline; docs/check.md has the
- * table): the channel ring it writes its events to (about 30 faults: the
- * ring header scan at attach, the slots it fills), the shim's own image
+ * What faultline's presence costs a process (measured on /usr/bin/true, 46-50
+ * faults plain, 86 classified under faultline; docs/check.md has the
+ * table): the channel it writes its events to (about 14 faults: the header
+ * page, the ring slots its hello fills), the shim's own image
  * (ld.so mapping and relocating it, its code running: about 6), libgcc_s,
  * which glibc's backtrace() dlopens for the shim's unwinding (about 7, and
  * the unwinder's reads of libc's unwind tables), and small mappings only
