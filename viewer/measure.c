@@ -104,7 +104,8 @@ static int load_procs(struct loader *l)
 {
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT id, pid, coalesce(exe, '?'), min_flt + maj_flt, (SELECT max(id) FROM process)"
+		"SELECT id, pid, coalesce(exe, '?'), min_flt + maj_flt, (SELECT max(id) FROM process), start_ns,"
+		" coalesce(end_ns, -1)"
 		" FROM process ORDER BY start_ns, id");
 	int rc;
 
@@ -118,7 +119,8 @@ static int load_procs(struct loader *l)
 		r->procs = grown;
 		p = &r->procs[r->nprocs++];
 		*p = (struct fl_mproc){ .id = sqlite3_column_int64(st, 0), .pid = sqlite3_column_int64(st, 1),
-					.exe = dup_col(st, 2), .rss_peak = -1, .kernel_faults = -1 };
+					.exe = dup_col(st, 2), .rss_peak = -1, .kernel_faults = -1,
+					.start_ns = sqlite3_column_int64(st, 5), .end_ns = sqlite3_column_int64(st, 6) };
 		if (sqlite3_column_type(st, 3) != SQLITE_NULL)
 			p->kernel_faults = sqlite3_column_int64(st, 3);
 		l->max_id = sqlite3_column_int64(st, 4);
@@ -709,30 +711,50 @@ int64_t fl_proc_metric(const struct fl_run *r, int p, const struct fl_selector *
 	return n;
 }
 
-/* The peak over time of the summed resident memory of the selected processes. */
+struct life_edge {
+	int64_t t, bytes;   /* +peak at the start, -peak at the end */
+};
+
+static int by_time(const void *a, const void *b)
+{
+	const struct life_edge *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->bytes < y->bytes ? -1 : x->bytes > y->bytes;  /* ends first */
+}
+
+/*
+ * RSS in total: the largest sum of the peaks of selected processes alive at
+ * the same moment.  Summing each process's latest sample instead would mix
+ * samples taken at different moments (rss_stat is sampled at most once per
+ * ms per process): six runs of a fork workload gave 8.6 to 10.5 MB that way,
+ * while the per-process peaks agreed within 2%.  This is an upper bound of
+ * the true simultaneous peak, and as stable as the per-process peaks.
+ */
 static int64_t total_rss(const struct fl_run *r, const struct fl_selector *s)
 {
-	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT proc_id, anon + file + shmem, time_ns FROM rss"
-		" UNION ALL SELECT id, 0, end_ns FROM process WHERE end_ns IS NOT NULL ORDER BY 3, 2 DESC");
-	int64_t *last = calloc((size_t)r->nprocs + 1, sizeof(int64_t)), sum = 0, peak = -1;
-	int rc = -1;
+	struct life_edge *e = malloc(((size_t)r->nprocs * 2 + 1) * sizeof(*e));
+	int64_t sum = 0, peak = -1;
+	size_t n = 0;
 
-	if (!st || !last)
-		goto out;
-	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
-		int p = fl_run_proc(r, sqlite3_column_int64(st, 0));
+	if (!e)
+		return -2;
+	for (int p = 0; p < r->nprocs; p++) {
+		const struct fl_mproc *m = &r->procs[p];
 
-		if (p < 0 || !fl_sel_proc(s, &r->procs[p]))
+		if (m->rss_peak < 0 || !fl_sel_proc(s, m))
 			continue;
-		sum += sqlite3_column_int64(st, 1) - last[p];
-		last[p] = sqlite3_column_int64(st, 1);
+		e[n++] = (struct life_edge){ m->start_ns, m->rss_peak };
+		e[n++] = (struct life_edge){ m->end_ns >= 0 ? m->end_ns : INT64_MAX, -m->rss_peak };
+	}
+	qsort(e, n, sizeof(*e), by_time);
+	for (size_t i = 0; i < n; i++) {
+		sum += e[i].bytes;
 		peak = sum > peak ? sum : peak;
 	}
-out:
-	sqlite3_finalize(st);
-	free(last);
-	return rc == SQLITE_DONE ? peak : -2;
+	free(e);
+	return peak;
 }
 
 int64_t fl_run_metric(const struct fl_run *r, const struct fl_selector *s, enum fl_metric m)

@@ -52,6 +52,7 @@ struct fl_region {
 
 struct fl_mproc {
 	int64_t id, pid;
+	int64_t start_ns, end_ns; /* end_ns -1: alive at the end of the recording */
 	char *exe;              /* "?" when unknown */
 	int64_t rss_peak;       /* bytes (anon + file + shmem), -1 without samples */
 	int64_t calls;          /* address-space calls of the program itself */
@@ -108,9 +109,9 @@ int64_t fl_region_faults(const struct fl_region *g, enum fl_metric m);
  */
 int64_t fl_proc_metric(const struct fl_run *r, int p, const struct fl_selector *s, enum fl_metric m);
 /*
- * Metric m over every process s selects.  RSS in total is the peak of the
- * sum of the selected processes' resident memory at each moment (not the
- * sum of their peaks).  Returns -1 as fl_proc_metric, -2 on a query error.
+ * Metric m over every process s selects.  RSS in total is the largest sum
+ * of the peaks of selected processes alive at the same moment.  Returns -1
+ * as fl_proc_metric, -2 on an error.
  */
 int64_t fl_run_metric(const struct fl_run *r, const struct fl_selector *s, enum fl_metric m);
 /* Index of the process with row id in r->procs, or -1. */
