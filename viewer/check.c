@@ -542,6 +542,12 @@ static int check_main(struct checker *k, int argc, char **argv)
 		have_base = true;
 	}
 	rc = 2;
+	if (!d.complete || (have_base && !bd.complete)) {
+		/* a recorder that stopped early left numbers a limit cannot be judged by */
+		fprintf(stderr, "faultline check: %s: the recording is incomplete (still being written, or the "
+			"recorder stopped early)\n", d.complete ? bd.path : d.path);
+		goto out;
+	}
 	if (fl_run_load(&d, &k->run) || (have_base && fl_run_load(&bd, &k->base)))
 		goto out;
 	k->exit_status = (int)k->run.exit_status;

@@ -6,6 +6,7 @@ forked child), and check limits, baselines, JUnit, JSON and bad input against th
 Usage: check_test.py CASE.  Env: FAULTLINE, TARGET.  Exit 0 pass, 1 fail, 77 skip."""
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,12 @@ def test_bad_limits(tmp):
         expect_usage(["--limits", lim, db], [message])
     expect_usage(["--limits", os.path.join(tmp, "missing.ini"), db], ["cannot read the limits file"])
     expect_usage(["--max-cow", "1", db], ["none.db"])  # a recording that is not there
+    good = record(tmp, "good.db", 10, 5)
+    con = sqlite3.connect(good)
+    con.execute("UPDATE run SET complete = 0")
+    con.commit()
+    con.close()
+    expect_usage(["--max-cow", "1", good], ["incomplete"])
 
 
 def test_baseline(tmp):
