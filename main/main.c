@@ -31,7 +31,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] -- CMD [ARGS...]" },
+	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] -- CMD [ARGS...]" },
 	{ "report", fl_cmd_report, "report FILE [--format json]: run, processes, calls, top VMAs, losses" },
 	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--format json]: mappings at a moment" },
 	{ "stacks", fl_cmd_stacks, "stacks FILE ID [--format json]: a recorded call stack" },
