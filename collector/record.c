@@ -53,6 +53,7 @@ struct recorder {
 	struct fl_launch launch;
 	int epfd, sigfd;
 	bool root_done, stop;
+	bool setup_failed;      /* nothing recorded: the file is discarded */
 	int exit_status;        /* the root's, as a shell reports it */
 	__u64 last_commit, last_sample, last_drain;
 #if FL_HAVE_BPF
@@ -431,6 +432,13 @@ static void teardown(struct recorder *r)
 		close(r->sigfd);
 }
 
+/* faultline could not start recording: the file is worth nothing. */
+static int setup_failed(struct recorder *r)
+{
+	r->setup_failed = true;
+	return EXIT_FAULTLINE;
+}
+
 /* Everything after the store exists. Returns the exit status. */
 static int record(struct recorder *r)
 {
@@ -443,34 +451,34 @@ static int record(struct recorder *r)
 		rc = setup_loop(r, &orig);
 	if (rc) {
 		fprintf(stderr, "faultline: cannot set up recording: %s\n", strerror(-rc));
-		return EXIT_FAULTLINE;
+		return setup_failed(r);
 	}
 	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth);
 	/* --thp=never: the flag lives in the mm, which the forked child copies and exec keeps
 	 * (MMF_DISABLE_THP, kernel/sys.c prctl_set_thp_disable); ours is cleared again below. */
 	if (r->opt.thp_never && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {
 		fprintf(stderr, "faultline: --thp=never: prctl(PR_SET_THP_DISABLE): %s\n", strerror(errno));
-		return EXIT_FAULTLINE;
+		return setup_failed(r);
 	}
 	rc = env ? fl_launch_start(&r->launch, r->opt.argv, env, &orig) : 0;
 	if (r->opt.thp_never)
 		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
 	if (!env || rc) {
 		fprintf(stderr, "faultline: cannot start %s: %s\n", r->opt.argv[0], strerror(rc ? -rc : ENOMEM));
-		return EXIT_FAULTLINE;
+		return setup_failed(r);
 	}
 	r->ingest = fl_ingest_new(r->store);
 	const char *note = r->ingest ? start_bpf(r, why, sizeof(why)) : "out of memory";
 	if (!r->ingest) {
 		fprintf(stderr, "faultline: out of memory\n");
-		return EXIT_FAULTLINE;
+		return setup_failed(r);
 	}
 	if (!note)
 		fl_ingest_use_bpf(r->ingest);
 #if FL_HAVE_BPF
 	if (r->bpf && ((rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0 || (rc = watch_bpf_ring(r)) < 0)) {
 		fprintf(stderr, "faultline: cannot track pid %d with eBPF: %s\n", r->launch.pid, strerror(-rc));
-		return EXIT_FAULTLINE;
+		return setup_failed(r);
 	}
 #endif
 	if (!shim) {
@@ -510,11 +518,23 @@ int fl_cmd_record(int argc, char **argv)
 		fprintf(stderr, "faultline: %s\n", err);
 		return EXIT_FAULTLINE;
 	}
+	/* Under sudo the recording is the invoking user's (it holds their argv,
+	 * paths and host name, so it is 0600). */
+	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
+	if (geteuid() == 0 && su && sg && *su && *sg)
+		fl_store_set_owner(r.store, (uid_t)strtoul(su, NULL, 10), (gid_t)strtoul(sg, NULL, 10));
 	int status = record(&r);
 	teardown(&r);
-	if (fl_store_flush(r.store))
-		fprintf(stderr, "faultline: %s; %s keeps what was written before\n", fl_store_error(r.store),
-			r.opt.output);
+	if (r.setup_failed) {
+		fl_store_discard(r.store);
+		return status;
+	}
+	if (fl_store_finish(r.store)) {
+		/* the target's status is not ours to report as success: the recording failed */
+		fprintf(stderr, "faultline: recording failed: %s; %s exited with status %d\n",
+			fl_store_error(r.store), r.opt.argv[0], status);
+		status = EXIT_FAULTLINE;
+	}
 	fl_store_close(r.store);
 	return status;
 }

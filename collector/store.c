@@ -1,14 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.c - the SQLite writer (see store.h).  WAL mode, synchronous=NORMAL:
- * a crash of faultline itself loses at most the open transaction; the
- * target's own death loses nothing (its records are in the channel).
+ * store.c - the SQLite writer (see store.h).  WAL mode, synchronous=OFF
+ * while recording: a crash of faultline itself loses at most the open
+ * transaction; the target's own death loses nothing (its records are in the
+ * channel).
+ *
+ * The recording is a finished, private file (docs/security.md): it is
+ * written under a temporary name next to the output (mode 0600, made with
+ * O_EXCL), and only when it is closed is it taken out of WAL mode (one
+ * self-contained file that read-only media and `sqlite3 -readonly` can
+ * read) and renamed into place.  So --force replaces only a finished file,
+ * never a recording in progress (that one has its own temporary name), and
+ * never writes through a symbolic link.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,7 +64,11 @@ static const char *const stmt_sql[S_COUNT] = {
 struct fl_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
-	char *path;
+	char *path;             /* the temporary file being written */
+	char *final;            /* the name it gets when finished */
+	bool force;             /* the final name may replace an existing file */
+	uid_t uid;              /* owner to give the file (-1: keep ours) */
+	gid_t gid;
 	char error[512];        /* first write error */
 	int rc;                 /* first write error as -errno */
 	__s64 last_vma_id;      /* vma ids are assigned here so origin_id can name a row itself */
@@ -140,7 +154,7 @@ static void fail(struct fl_store *s, int rc, const char *what)
 	if (s->rc)
 		return;
 	s->rc = sqlite_errno(rc);
-	snprintf(s->error, sizeof(s->error), "writing %s failed (%s): %s", s->path, what,
+	snprintf(s->error, sizeof(s->error), "writing %s failed (%s): %s", s->final, what,
 		 (rc & 0xff) == SQLITE_FULL ? "disk full" : sqlite3_errmsg(s->db));
 }
 
@@ -186,50 +200,92 @@ static int exec_sql(struct fl_store *s, const char *sql)
 	return rc;
 }
 
-/* Refuse an existing file unless force; check the directory is writable. */
-static int check_path(const char *path, bool force, char *err, size_t errlen)
+/* The output name: refuse what must never be replaced or written through. */
+static int check_output(const char *path, bool force, char *err, size_t errlen)
 {
 	struct stat st;
-	if (stat(path, &st) == 0) {
-		if (!force) {
-			snprintf(err, errlen, "%s already exists (use --force to overwrite)", path);
-			return -EEXIST;
-		}
-		if (!S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "%s is not a regular file", path);
-			return -EINVAL;
-		}
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		return -errno;
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL), 0644);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
-		return -e;
+	if (S_ISLNK(st.st_mode)) {
+		/* even dangling: a link planted in a shared directory would
+		 * send root's write anywhere */
+		snprintf(err, errlen, "%s is a symbolic link; faultline does not write through links "
+			 "(name the file itself)", path);
+		return -ELOOP;
 	}
-	close(fd);
-	if (force) {
-		/* stale WAL/SHM of a previous recording must not be replayed into the new file */
-		char aux[4096];
-		snprintf(aux, sizeof(aux), "%s-wal", path);
-		unlink(aux);
-		snprintf(aux, sizeof(aux), "%s-shm", path);
-		unlink(aux);
+	if (!force) {
+		snprintf(err, errlen, "%s already exists (use --force to overwrite)", path);
+		return -EEXIST;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		return -EINVAL;
 	}
 	return 0;
 }
 
+/* Make "DIR/.BASE.XXXXXX" next to path, 0600 and exclusive.  Returns the
+ * malloc'd name or NULL (errno set). */
+static char *make_temp(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	int dirlen = slash ? (int)(slash - path) + 1 : 0;
+	size_t n = strlen(path) + 16;
+	char *tmp = malloc(n);
+
+	if (!tmp)
+		return NULL;
+	snprintf(tmp, n, "%.*s.%s.XXXXXX", dirlen, path, slash ? slash + 1 : path);
+	int fd = mkostemp(tmp, O_CLOEXEC);   /* O_EXCL, mode 0600 */
+	if (fd < 0) {
+		int e = errno;
+		free(tmp);
+		errno = e;
+		return NULL;
+	}
+	close(fd);
+	return tmp;
+}
+
+/* Remove path and what SQLite keeps beside it. */
+static void unlink_db(const char *path)
+{
+	char aux[PATH_MAX + 8];
+
+	unlink(path);
+	snprintf(aux, sizeof(aux), "%s-wal", path);
+	unlink(aux);
+	snprintf(aux, sizeof(aux), "%s-shm", path);
+	unlink(aux);
+}
+
 int fl_store_create(struct fl_store **out, const char *path, bool force, char *err, size_t errlen)
 {
-	int rc = check_path(path, force, err, errlen);
+	int rc = check_output(path, force, err, errlen);
 	if (rc)
 		return rc;
 	struct fl_store *s = calloc(1, sizeof(*s));
-	if (!s || !(s->path = strdup(path))) {
+	if (!s || !(s->final = strdup(path))) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	s->force = force;
+	s->uid = (uid_t)-1;
+	s->gid = (gid_t)-1;
+	if (!(s->path = make_temp(path))) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		free(s->final);
+		free(s);
+		return rc;
+	}
+	rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc == SQLITE_OK)
 		/*
 		 * synchronous=OFF: a crash of the machine may lose the tail of a
@@ -248,12 +304,17 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
 		int e = sqlite_errno(rc);
 		s->rc = 0;
-		fl_store_close(s);
-		unlink(path);
+		fl_store_discard(s);
 		return e;
 	}
 	*out = s;
 	return 0;
+}
+
+void fl_store_set_owner(struct fl_store *s, uid_t uid, gid_t gid)
+{
+	s->uid = uid;
+	s->gid = gid;
 }
 
 void fl_store_commit(struct fl_store *s)
@@ -264,27 +325,114 @@ void fl_store_commit(struct fl_store *s)
 		exec_sql(s, "BEGIN");
 }
 
-int fl_store_flush(struct fl_store *s)
+/* Commit, checkpoint, and leave WAL mode: afterwards the file holds
+ * everything and nothing beside it is needed to read it. */
+static void seal(struct fl_store *s)
 {
 	if (!s->rc && sqlite3_get_autocommit(s->db) == 0)
 		exec_sql(s, "COMMIT");
 	if (!s->rc) {
 		int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* the WAL keeps the data if the checkpoint cannot run */
+		if (rc != SQLITE_OK) /* the WAL keeps the data if the checkpoint cannot run */
 			fail(s, rc, "checkpoint");
 	}
-	return s->rc;
+	if (!s->rc)
+		exec_sql(s, "PRAGMA journal_mode=DELETE");
+}
+
+static void close_db(struct fl_store *s)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(s->st[i]);
+		s->st[i] = NULL;
+	}
+	sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+static void free_store(struct fl_store *s)
+{
+	free(s->path);
+	free(s->final);
+	free(s);
+}
+
+/* Move from to to: over an existing file only with --force (rename never
+ * follows a link at to: it replaces the link itself). */
+static int move(const char *from, const char *to, bool force)
+{
+	if (force)
+		return rename(from, to);
+	return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
+
+/*
+ * The file is complete as far as it goes: give it to its owner and its name.
+ * If the WAL could not be folded in (disk full), it moves along with it:
+ * the committed data is there.
+ */
+static void place(struct fl_store *s)
+{
+	char wal[PATH_MAX + 8], final_wal[PATH_MAX + 8];
+	bool has_wal;
+
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	snprintf(final_wal, sizeof(final_wal), "%s-wal", s->final);
+	has_wal = access(wal, F_OK) == 0;
+	if (s->uid != (uid_t)-1) {
+		if (chown(s->path, s->uid, s->gid) < 0 || (has_wal && chown(wal, s->uid, s->gid) < 0))
+			fprintf(stderr, "faultline: cannot give %s to uid %u: %s\n", s->final,
+				(unsigned)s->uid, strerror(errno));
+	}
+	/* an older file's leftovers must not be read as part of this one */
+	if (s->force) {
+		unlink(final_wal);
+		snprintf(final_wal, sizeof(final_wal), "%s-shm", s->final);
+		unlink(final_wal);
+		snprintf(final_wal, sizeof(final_wal), "%s-wal", s->final);
+	}
+	snprintf(wal, sizeof(wal), "%s-shm", s->path);
+	unlink(wal);
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	if ((has_wal && move(wal, final_wal, s->force) < 0) || move(s->path, s->final, s->force) < 0) {
+		int e = errno;
+		if (!s->rc) {
+			s->rc = -e;
+			snprintf(s->error, sizeof(s->error), e == EEXIST ?
+				 "%s appeared while recording; the recording is kept as %s" :
+				 "cannot rename the recording to %s (%s); it is kept as %s",
+				 s->final, e == EEXIST ? s->path : strerror(e), s->path);
+		}
+	}
+}
+
+int fl_store_finish(struct fl_store *s)
+{
+	int rc;
+
+	seal(s);
+	close_db(s);
+	place(s);
+	rc = s->rc;
+	return rc;
+}
+
+void fl_store_discard(struct fl_store *s)
+{
+	if (!s)
+		return;
+	close_db(s);
+	unlink_db(s->path);
+	free_store(s);
 }
 
 void fl_store_close(struct fl_store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(s->st[i]);
-	sqlite3_close(s->db);
-	free(s->path);
-	free(s);
+	if (s->db)
+		close_db(s);
+	free_store(s);
 }
 
 const char *fl_store_error(const struct fl_store *s)

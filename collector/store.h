@@ -13,6 +13,7 @@
 
 #include <linux/types.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sqlite3.h>
 
 #include "faultline.h"
@@ -52,15 +53,28 @@ struct fl_vma_row {
 };
 
 /*
- * Create the database at path (refusing an existing file unless force),
- * with the schema.  Returns 0 or -errno; err gets a message for the user.
+ * Start a recording that will be named path (refusing an existing file
+ * unless force, and a symbolic link always), with the schema.  It is
+ * written under a temporary name beside path (mode 0600) until
+ * fl_store_finish.  Returns 0 or -errno; err gets a message for the user.
  */
 int fl_store_create(struct fl_store **out, const char *path, bool force, char *err, size_t errlen);
 
-/* Commit what is pending and checkpoint the WAL. Returns 0 or the first error (-errno). */
-int fl_store_flush(struct fl_store *s);
+/* Give the finished file to uid:gid (the invoking user under sudo). */
+void fl_store_set_owner(struct fl_store *s, uid_t uid, gid_t gid);
 
-/* Free the store (what was not flushed is lost). */
+/*
+ * Commit, leave WAL mode (one self-contained file), close, and rename the
+ * file into place.  Returns 0 or the first error (-errno; fl_store_error
+ * says what, and where the data is).  The store stays to be freed with
+ * fl_store_close.
+ */
+int fl_store_finish(struct fl_store *s);
+
+/* faultline failed before recording anything: close and delete the file. */
+void fl_store_discard(struct fl_store *s);
+
+/* Free the store. */
 void fl_store_close(struct fl_store *s);
 
 /* The first write error, as a message, or NULL. */

@@ -179,6 +179,20 @@ static int section_losses(struct report *r)
 		}
 	}
 	sqlite3_finalize(st);
+	/* a recording faultline could not close (disk full, killed) lacks
+	 * whatever came after its last commit: a loss like any other */
+	if (rc == SQLITE_DONE && !r->d->complete) {
+		n++;
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_key(r->j, "cause");
+			fl_json_str(r->j, "recording_incomplete");
+			fl_json_close(r->j, '}');
+		} else {
+			printf("LOST       recording_incomplete (faultline stopped before closing the recording: "
+			       "what came after its last commit is missing)\n");
+		}
+	}
 	if (r->j) {
 		fl_json_close(r->j, ']');
 		fl_json_key(r->j, "lost");

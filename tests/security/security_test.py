@@ -110,6 +110,99 @@ def test_seccomp_errno():
     seccomp("errno", True)
 
 
+def test_recording_file():
+    """The recording is a finished, private file: not in WAL mode (readable
+    with sqlite3 -readonly from a read-only directory, no -wal/-shm left),
+    mode 0600, written under a temporary name (nothing at -o while it runs)."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "r.db")
+        p = subprocess.Popen([FL, "record", "--no-bpf", "-o", db, "--", "sh", "-c", "sleep 0.5; echo hi"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+        check(not os.path.exists(db), "nothing at the output name while recording")
+        tmp = [f for f in os.listdir(d) if f.startswith(".r.db.") and "-" not in f]
+        check(len(tmp) == 1, f"one temporary file: {os.listdir(d)}")
+        check(os.stat(os.path.join(d, tmp[0])).st_mode & 0o777 == 0o600, "temporary file is 0600")
+        out, err = p.communicate(timeout=60)
+        check(p.returncode == 0 and out == "hi\n", f"{p.returncode} {out!r} {err}")
+        check(sorted(os.listdir(d)) == ["r.db"], f"only the recording is left: {os.listdir(d)}")
+        check(os.stat(db).st_mode & 0o777 == 0o600, f"mode {oct(os.stat(db).st_mode)}")
+        with open(db, "rb") as f:
+            hdr = f.read(20)
+        check(hdr[18] == 1 and hdr[19] == 1, f"not WAL mode: file format bytes {hdr[18]} {hdr[19]}")
+        os.chmod(db, 0o644)   # let the other user read it; the directory stays read-only
+        os.chmod(d, 0o555)
+        try:
+            env = dict(os.environ)
+            # as another user in a directory it cannot write: readable as is
+            q = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                "sqlite3", "-readonly", db, "SELECT count(*) FROM run"],
+                               capture_output=True, text=True, env=env) if os.geteuid() == 0 else None
+            if q is not None:
+                check(q.returncode == 0 and q.stdout.strip() == "1", f"sqlite3 -readonly: {q.stdout} {q.stderr}")
+                r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                    FL, "report", db], capture_output=True, text=True)
+                check(r.returncode == 0 and "nothing lost" in r.stdout, f"report read-only: {r.stdout} {r.stderr}")
+            check(sorted(os.listdir(d)) == ["r.db"], f"reading left files: {os.listdir(d)}")
+        finally:
+            os.chmod(d, 0o755)
+
+
+def test_force_in_progress():
+    """--force on a file another faultline is recording neither truncates
+    it nor deletes its data: both recordings end complete, and the later
+    one to finish is the file at -o."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "r.db")
+        slow = subprocess.Popen([FL, "record", "--no-bpf", "-o", db, "--", "sh", "-c", "sleep 1; echo slow"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        fast = subprocess.run([FL, "record", "--no-bpf", "--force", "-o", db, "--", "echo", "fast"],
+                              capture_output=True, text=True, timeout=60)
+        check(fast.returncode == 0, f"fast: {fast.stderr}")
+        check(query(db, "SELECT command, complete FROM run") == [("echo", 1)], "fast one in place")
+        out, err = slow.communicate(timeout=60)
+        # the slow one did not use --force: it does not replace the fast one's file
+        check(slow.returncode == 125 and "appeared while recording" in err, f"slow: {slow.returncode} {err}")
+        kept = [f for f in os.listdir(d) if f.startswith(".r.db.")]
+        check(len(kept) == 1 and query(os.path.join(d, kept[0]), "SELECT command, complete FROM run") ==
+              [("sh", 1)], f"the slow recording is kept whole: {kept}")
+
+
+def test_symlink_output():
+    """-o naming a symbolic link (dangling or not) is refused, with or
+    without --force, and the link's target is untouched."""
+    with tempfile.TemporaryDirectory() as d:
+        victim = os.path.join(d, "victim")
+        with open(victim, "w") as f:
+            f.write("precious")
+        for target_, force in ((victim, True), (victim, False), (os.path.join(d, "nowhere"), False)):
+            link = os.path.join(d, "link.db")
+            if os.path.lexists(link):
+                os.unlink(link)
+            os.symlink(target_, link)
+            p = subprocess.run([FL, "record", "--no-bpf", "-o", link] + (["--force"] if force else []) +
+                               ["--", "true"], capture_output=True, text=True, timeout=60)
+            check(p.returncode == 125 and "symbolic link" in p.stderr, f"{target_} {force}: {p.returncode} {p.stderr}")
+        check(open(victim).read() == "precious", "the link's target was changed")
+        check(not os.path.exists(os.path.join(d, "nowhere")), "a dangling link's target was created")
+
+
+def test_sudo_owner():
+    """Under sudo the recording belongs to the invoking user."""
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o777)
+        db = os.path.join(d, "r.db")
+        env = dict(os.environ, SUDO_UID="65534", SUDO_GID="65534", SUDO_USER="nobody")
+        p = subprocess.run([FL, "record", "--no-bpf", "-o", db, "--", "true"], capture_output=True,
+                           text=True, timeout=60, env=env)
+        check(p.returncode == 0, p.stderr)
+        st = os.stat(db)
+        check((st.st_uid, st.st_gid) == (65534, 65534), f"owner {st.st_uid}:{st.st_gid}")
+
+
 if __name__ == "__main__":
     fn = globals().get("test_" + sys.argv[1])
     if not fn:

@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 
 	fl_store_run_end(s, 100, 0); /* builds the indexes too */
 	CHECK(fl_store_error(s) == NULL, "store error: %s", fl_store_error(s));
-	CHECK(fl_store_flush(s) == 0, "flush");
+	CHECK(fl_store_finish(s) == 0, "finish");
 	fl_store_close(s);
 	fl_model_free(&m);
 	fl_model_free(&child);
