@@ -126,7 +126,8 @@ def test_report():
         "started    2023-11-14 22:15:00 UTC, recorded so far 0.500s",
         "fidelity   shim: eBPF unavailable (need root or CAP_BPF+CAP_PERFMON)",
         "exit       unknown",
-        "losses     nothing lost",
+        "LOST       recording_incomplete (faultline stopped before closing the recording: "
+        "what came after its last commit is missing)",
         "  2000  /bin/true  0.000s-?  still running when the recording stopped  -  /bin/true",
         "  calls    mmap 1",
         "  peak     76.0 KiB mapped at 0.500s; largest VMAs then:",
@@ -166,7 +167,8 @@ def test_report_json():
 
     shim = json_of("report", build("shim.db", "shim_run.sql"))
     if shim:
-        check(shim["complete"] is False and shim["lost"] is False and shim["losses"] == [], "shim json losses")
+        check(shim["complete"] is False and shim["lost"] is True and
+              shim["losses"] == [{"cause": "recording_incomplete"}], "shim json losses")
         check(shim["processes"][0]["faults"] is None, "shim json: no fault rows -> null")
 
 
@@ -379,7 +381,9 @@ def test_wal():
     con.commit()
     # the writer stays open: the rows are in live.db-wal, not yet in live.db
     check(os.path.getsize(path + "-wal") > 0, "fixture: WAL holds the rows")
-    expect(["report", "live.db"], 0, ["faultline report: live.db (recording incomplete)", "losses     nothing lost"])
+    expect(["report", "live.db"], 0, ["faultline report: live.db (recording incomplete)",
+                                      "LOST       recording_incomplete (faultline stopped before closing the recording: "
+                                      "what came after its last commit is missing)"])
     con.execute("INSERT INTO loss VALUES ('bpf_ringbuf', 5, 'ring buffer full')")
     con.commit()
     expect(["report", "live.db"], 0, ["LOST       bpf_ringbuf: 5 (ring buffer full)"])
