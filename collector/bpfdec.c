@@ -172,6 +172,8 @@ void fl_bpfdec_rss(void *ctx, const struct fl_rss *r)
 {
 	struct fl_ingest *g = ctx;
 	struct proc *p = fl_procs_find(g, r->pid);
-	if (p)
+	if (p) {
 		fl_store_rss(g->store, p->id, r->time_ns, r->anon, r->file, r->shmem, r->swap, "bpf");
+		fl_smaps_on_rss(g, p, r->anon + r->file + r->shmem, 0);
+	}
 }

@@ -87,6 +87,7 @@ static void resync_from_proc(struct proc *p, __u64 now_ns)
 
 void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 {
+	fl_smaps_tick(g, now_ns);
 	if (g->bpf_mode)
 		return;
 	for (size_t i = 0; i < g->nall; i++) {
@@ -94,8 +95,10 @@ void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 		__u64 anon, file, shmem, swap, mn, mj;
 		if (p->ended)
 			continue;
-		if (fl_procfs_rss((pid_t)p->pid, &anon, &file, &shmem, &swap) == 0)
+		if (fl_procfs_rss((pid_t)p->pid, &anon, &file, &shmem, &swap) == 0) {
 			fl_store_rss(g->store, p->id, now_ns, anon, file, shmem, swap, "proc");
+			fl_smaps_on_rss(g, p, anon + file + shmem, now_ns);
+		}
 		if (fl_procfs_faults((pid_t)p->pid, &mn, &mj) == 0)
 			fl_store_process_faults(g->store, p->id, mn, mj, NULL, NULL);
 		if (quiet && p->shim && !p->snap.v)

@@ -7,6 +7,7 @@
  *   ingest.c              the whole: made, sampled, finished    (top)
  *   shimdec.c, bpfdec.c   decode records
  *   faults.c              attributes fault counts to VMA rows
+ *   smaps.c               resident memory per region, sampled
  *   procs.c               the process table: birth, snapshot, exec, end
  *   shimmaps.c, matcher.c a shim maps snapshot being assembled; shim calls
  *                         meeting their syscalls
@@ -25,6 +26,7 @@
 #include "matcher.h"
 #include "model.h"
 #include "shimmaps.h"
+#include "smaps.h"
 #include "stacktab.h"
 #include "store.h"
 
@@ -43,6 +45,7 @@ struct proc {
 	size_t nexec_vmas, capexec_vmas;
 	struct fl_shimmaps snap;  /* shim: the HELLO snapshot being received, and the latest whole one */
 	struct fl_matcher matcher; /* BPF mode: shim calls waiting for their syscall and vice versa */
+	struct fl_smaps_sched smaps; /* when its resident memory per region is read next */
 };
 
 /* BPF fault counts held until fl_faults_attribute() (faults.c). */

@@ -28,7 +28,8 @@
 enum stmt {
 	S_EVENT, S_VMA, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
-	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END, S_COUNT
+	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END,
+	S_SMAPS, S_SMAPS_TOTALS, S_REGION_RSS, S_PIECE_RSS, S_COUNT
 };
 
 #define COLUMN_(c, name) #name ","
@@ -59,6 +60,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
 	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
 	[S_RUN_END] = "UPDATE run SET complete=1, end_ns=?, exit_status=?",
+	[S_SMAPS] = "INSERT INTO smaps_sample(proc_id,time_ns,reason,cost_ns,regions,rss,pss,anon,swap,rss_stat) "
+		    "VALUES(?,?,?,?,?,?,?,?,?,?)",
+	[S_SMAPS_TOTALS] = "UPDATE smaps_sample SET cost_ns=?, regions=?, rss=?, pss=?, anon=?, swap=? WHERE id=?",
+	[S_REGION_RSS] = "INSERT INTO region_rss(sample_id,start,end,prot,shared,path,rss,pss,anon,swap,private_dirty) "
+			 "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+	[S_PIECE_RSS] = "INSERT INTO piece_rss(sample_id,region_start,vma_id,rss,anon,swap,exact) VALUES(?,?,?,?,?,?,?)",
 };
 
 struct fl_store {
@@ -741,4 +748,73 @@ void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, 
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)swap);
 	bind_text(st, 7, source);
 	run(s, S_RSS);
+}
+
+__s64 fl_store_smaps_sample(struct fl_store *s, const struct fl_smaps_row *r)
+{
+	if (s->rc)
+		return 0;
+	sqlite3_stmt *st = s->st[S_SMAPS];
+	sqlite3_bind_int64(st, 1, r->proc_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)r->time_ns);
+	bind_text(st, 3, r->reason);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->cost_ns);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)r->regions);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->rss);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->pss);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->anon);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->swap);
+	if (r->rss_stat)
+		sqlite3_bind_int64(st, 10, (sqlite3_int64)r->rss_stat);
+	return run(s, S_SMAPS);
+}
+
+void fl_store_region_rss(struct fl_store *s, __s64 sample_id, const struct fl_region_rss *r)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_REGION_RSS];
+	sqlite3_bind_int64(st, 1, sample_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)r->start);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->end);
+	sqlite3_bind_int(st, 4, (int)r->prot);
+	sqlite3_bind_int(st, 5, r->shared);
+	bind_text(st, 6, r->path[0] ? r->path : NULL);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->rss);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->pss);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->anon);
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)r->swap);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->private_dirty);
+	run(s, S_REGION_RSS);
+}
+
+void fl_store_piece_rss(struct fl_store *s, __s64 sample_id, __u64 region_start, __s64 vma_id, __u64 rss,
+			__u64 anon, __u64 swap, int exact)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_PIECE_RSS];
+	sqlite3_bind_int64(st, 1, sample_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)region_start);
+	sqlite3_bind_int64(st, 3, vma_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)rss);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)anon);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)swap);
+	sqlite3_bind_int(st, 7, exact);
+	run(s, S_PIECE_RSS);
+}
+
+void fl_store_smaps_totals(struct fl_store *s, __s64 id, const struct fl_smaps_row *r)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_SMAPS_TOTALS];
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->cost_ns);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)r->regions);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->rss);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->pss);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)r->anon);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->swap);
+	sqlite3_bind_int64(st, 7, id);
+	run(s, S_SMAPS_TOTALS);
 }

@@ -135,6 +135,30 @@ void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const 
 void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
 		  __u64 shmem, __u64 swap, const char *source);
 
+/* One smaps sample of a process (schema: smaps_sample). */
+struct fl_smaps_row {
+	__s64 proc_id;
+	__u64 time_ns, cost_ns, regions;
+	const char *reason;
+	__u64 rss, pss, anon, swap;
+	__u64 rss_stat;         /* 0: not known */
+};
+/* One region (kernel VMA) of a sample (schema: region_rss); bytes. */
+struct fl_region_rss {
+	__u64 start, end;
+	__u32 prot;
+	int shared;
+	char path[512];         /* "" if anonymous */
+	__u64 rss, pss, anon, swap, private_dirty;
+};
+/* Returns the sample's id (0 on error). */
+__s64 fl_store_smaps_sample(struct fl_store *s, const struct fl_smaps_row *r);
+/* The sample's totals and cost, once its read is done. */
+void fl_store_smaps_totals(struct fl_store *s, __s64 id, const struct fl_smaps_row *r);
+void fl_store_region_rss(struct fl_store *s, __s64 sample_id, const struct fl_region_rss *r);
+void fl_store_piece_rss(struct fl_store *s, __s64 sample_id, __u64 region_start, __s64 vma_id, __u64 rss,
+			__u64 anon, __u64 swap, int exact);
+
 /* Column name of a fault class in the fault table. */
 const char *fl_fault_class_name(unsigned cls);
 /* Name of an enum fl_kind as stored in event.kind. */

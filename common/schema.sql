@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 2 (PRAGMA user_version; the build turns
+-- faultline store, schema version 3 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -11,7 +11,7 @@
 -- unit test "names" holds this file against them.
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -195,3 +195,54 @@ CREATE TABLE rss (
     source  TEXT NOT NULL          -- 'bpf' (rss_stat) or 'proc' (/proc/PID/status sample)
 );
 CREATE INDEX rss_proc_time ON rss(proc_id, time_ns);
+
+-- Resident memory per region, sampled from /proc/PID/smaps (docs/schema.md
+-- "Resident memory per region"): when a process reaches a new RSS high,
+-- while its RSS moves, and rarely when idle, at a bounded cost.
+CREATE TABLE smaps_sample (
+    id       INTEGER PRIMARY KEY,
+    proc_id  INTEGER NOT NULL REFERENCES process(id),
+    time_ns  INTEGER NOT NULL,     -- when the read began
+    reason   TEXT NOT NULL,        -- 'high' (a new RSS high), 'change' (RSS moved), 'idle'
+    cost_ns  INTEGER NOT NULL,     -- what reading smaps (and pagemap) took
+    regions  INTEGER NOT NULL,     -- kernel VMAs read
+    rss      INTEGER NOT NULL,     -- bytes, the sum over the regions
+    pss      INTEGER NOT NULL,
+    anon     INTEGER NOT NULL,
+    swap     INTEGER NOT NULL,
+    rss_stat INTEGER               -- the process's RSS (anon+file+shmem) the kernel counted just before
+);
+CREATE INDEX smaps_sample_proc ON smaps_sample(proc_id, time_ns);
+
+-- One kernel VMA (a region: what the kernel keeps as one VMA) of a sample,
+-- when anything of it was resident or swapped.
+CREATE TABLE region_rss (
+    sample_id     INTEGER NOT NULL REFERENCES smaps_sample(id),
+    start         INTEGER NOT NULL,
+    end           INTEGER NOT NULL,
+    prot          INTEGER NOT NULL,
+    shared        INTEGER NOT NULL,  -- 1: a shared mapping
+    path          TEXT,              -- as smaps names it ([heap], [stack], a file), NULL if anonymous
+    rss           INTEGER NOT NULL,  -- bytes: Rss, Pss, Anonymous, Swap, Private_Dirty
+    pss           INTEGER NOT NULL,
+    anon          INTEGER NOT NULL,
+    swap          INTEGER NOT NULL,
+    private_dirty INTEGER NOT NULL
+);
+CREATE INDEX region_rss_sample ON region_rss(sample_id);
+
+-- The recorded VMA rows (pieces) inside a region of a sample and their
+-- resident bytes: the region's own figures when one row covers it, else
+-- counted page by page from /proc/PID/pagemap (exact = 1 either way; 0: an
+-- estimate from fault counts because the region was too large to read).
+CREATE TABLE piece_rss (
+    sample_id INTEGER NOT NULL REFERENCES smaps_sample(id),
+    region_start INTEGER NOT NULL,
+    vma_id    INTEGER NOT NULL REFERENCES vma(id),
+    rss       INTEGER NOT NULL,
+    anon      INTEGER NOT NULL,    -- of rss, pages mapped by this process alone (not file, not shared)
+    swap      INTEGER NOT NULL,
+    exact     INTEGER NOT NULL
+);
+CREATE INDEX piece_rss_sample ON piece_rss(sample_id);
+CREATE INDEX piece_rss_vma ON piece_rss(vma_id);

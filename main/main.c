@@ -33,6 +33,8 @@ static const struct command {
 } commands[] = {
 	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] -- CMD [ARGS...]" },
 	{ "report", fl_cmd_report, "report FILE [--format json]: run, processes, calls, top VMAs, losses" },
+	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]: resident memory by region\n"
+	  "                  and creator at the RSS peak (or TIME), adding up" },
 	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--format json]: mappings at a moment" },
 	{ "stacks", fl_cmd_stacks, "stacks FILE ID [--format json]: a recorded call stack" },
 	{ "sql", fl_cmd_sql, "sql FILE 'SELECT ...' [--format json]: read-only query" },

@@ -2,6 +2,8 @@
 /* rows.c - processes and VMAs as the viewer commands read them. */
 #include "rows.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +191,24 @@ int fl_vma_select(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, cons
 	}
 	*out = vmas;
 	return n;
+}
+
+int fl_vma_get(struct fl_db *d, int64_t proc_id, int64_t id, struct fl_vma *out)
+{
+	char sql[2048];
+	snprintf(sql, sizeof(sql), "%s v.id = ?3", VMA_SELECT);
+	sqlite3_stmt *st = fl_db_prepare(d, sql);
+	int rc;
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, INT64_MAX);
+	sqlite3_bind_int64(st, 3, id);
+	rc = fl_db_step(d, st);
+	if (rc == SQLITE_ROW)
+		vma_read(st, out);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc < 0 ? -1 : 0;
 }
 
 void fl_vma_free(struct fl_vma *v, int n)

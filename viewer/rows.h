@@ -53,6 +53,8 @@ bool fl_proc_alive_at(const struct fl_proc *p, int64_t t);
  */
 int fl_vma_select(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, const char *order_by,
 		  int limit, struct fl_vma **out);
+/* Row id of process proc_id into *out (a malloc'd struct: fl_vma_free(out, 1)). Returns 1, 0 if none, -1. */
+int fl_vma_get(struct fl_db *d, int64_t proc_id, int64_t id, struct fl_vma *out);
 void fl_vma_free(struct fl_vma *v, int n);
 /*
  * The time at which the sum of the sizes of proc_id's live VMAs peaked (the

@@ -9,6 +9,7 @@
 
 int fl_cmd_report(int argc, char **argv);
 int fl_cmd_vmas(int argc, char **argv);
+int fl_cmd_why(int argc, char **argv);
 int fl_cmd_stacks(int argc, char **argv);
 int fl_cmd_sql(int argc, char **argv);
 /* check exits 0 pass, 1 a limit exceeded, 2 usage or input error, 3 the target failed. */

@@ -388,6 +388,44 @@ def test_merged_bpf():
     with_db(run)
 
 
+def why_json(db, *args):
+    import json
+    p = subprocess.run([FL, "why", db, "--format", "json", "--top", "1000"] + list(args),
+                       capture_output=True, text=True)
+    check(p.returncode == 0, f"why: {p.returncode} {p.stderr}")
+    return json.loads(p.stdout)
+
+
+def test_why_bpf():
+    """`why` at the peak: regions from smaps, split among the recorded pieces page by page, adding up exactly."""
+    def run(db):
+        _, out, _ = record(db, [target("e2e_merge"), "hold"], bpf=True)
+        addr = {f[0]: [int(x, 16) for x in f[1:]] for f in (line.split() for line in out.splitlines())}
+        w = why_json(db)
+        check(w["sample"]["rss"] == sum(r["rss"] for r in w["regions"]) + w["other_regions"]["rss"],
+              "regions add up to the sample")
+        for r in w["regions"]:
+            check(sum(c["rss"] for c in r["creators"]) + r["unattributed"] == r["rss"], f"region adds up: {r}")
+        a, b = addr["adjacent"]
+        merged = [r for r in w["regions"] if r["start"] <= a < r["end"]]
+        check(len(merged) == 1 and merged[0]["end"] >= b + (4 << 20), f"one kernel region for both mmaps: {merged}")
+        check(sum(c["rss"] for c in merged[0]["creators"]) == merged[0]["rss"] == 1088 * PAGE,
+              f"the two mmaps' resident bytes: {merged[0]}")
+        # the same call site made both (one line of the target), so why groups them; the pieces stay apart
+        got = query(db, "SELECT v.start, pr.rss FROM piece_rss pr JOIN vma v ON v.id = pr.vma_id "
+                        "JOIN smaps_sample s ON s.id = pr.sample_id "
+                        "WHERE v.start IN (?, ?) AND s.rss = ?", a, b, w["sample"]["rss"])
+        check(sorted(got) == [(a, 1024 * PAGE), (b, 64 * PAGE)], f"page by page: {got}")
+        base, = addr["brk"]
+        heap = [r for r in w["regions"] if r["start"] <= base < r["end"]]
+        touched = sum(min(i % 3 + 1, i % 5 + 1) for i in range(100))
+        check(len(heap) == 1 and heap[0]["unattributed"] == 0, f"one heap region, all of it on recorded rows: {heap}")
+        steps = [c for c in heap[0]["creators"] if c["pieces"] == 100]
+        check(len(steps) == 1 and steps[0]["rss"] == touched * PAGE,
+              f"the 100 sbrk steps (one call site) hold the {touched} pages touched: {heap[0]['creators']}")
+    with_db(run)
+
+
 def test_fds_unchanged():
     """The target starts with the same open fds as without faultline (every fd of ours is CLOEXEC)."""
     def run(db):

@@ -13,6 +13,8 @@
  *                  writes to 12..13, 24..27 and 50..52
  *
  * Transparent huge pages are disabled so that every page is one fault.
+ * With the argument "hold" it stays alive for a second at the end, so
+ * that the recorder samples its resident memory (faultline why).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +52,7 @@ static char *map_at(void *at, long len, int flags)
 	return p;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	char out[256];
 	int n;
@@ -92,5 +94,7 @@ int main(void)
 		     (unsigned long)b, (unsigned long)base, (unsigned long)m);
 	if (write(1, out, (size_t)n) != n)
 		return 2;
+	if (argc > 1 && argv[1][0] == 'h')
+		sleep(1);
 	return 0;
 }

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smaps.c - resident memory per region (see smaps.h).
+ *
+ * When: a process is read at a new RSS high (the kernel's rss_stat tells),
+ * when its RSS moved by more than an eighth since the last read, and every
+ * 2 s while it changes at all; never sooner than 20 times the last read's
+ * cost after it (at most ~5% of a CPU however many VMAs it has: a process
+ * with 50,000 VMAs that takes 40 ms to read is read at most every 0.8 s),
+ * and never more often than every 5 ms.  A high that arrives inside that
+ * gap waits for the next chance (the next RSS change or the collector's
+ * tick), so the sample is taken a little later than the high itself;
+ * smaps_sample.rss_stat says what the kernel counted then.
+ *
+ * Not at exit: once the kernel reports the exit the address space is gone,
+ * and holding the process back (a stop signal, ptrace's exit stop) would
+ * change what its parent sees.  The latest sample and the fault counts
+ * since stand for the end (docs/schema.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "process.h"
+#include "smaps.h"
+
+#define MIN_GAP_NS 5000000ull
+#define IDLE_GAP_NS 2000000000ull
+#define COST_FACTOR 20
+#define PAGEMAP_MAX_PAGES (1ull << 20) /* 4 GiB of address space: 8 MiB of pagemap */
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+/* Pages of [start, end) present and present-and-exclusive-anon, and swapped, per recorded row. */
+struct piece {
+	__u64 start, end;
+	__s64 id;
+	__u64 present, anon, swapped;
+};
+
+/*
+ * Count pagemap entries of [start, end) into the pieces (sorted, inside the
+ * range).  Bits (Documentation/admin-guide/mm/pagemap.rst): 63 present,
+ * 62 swapped, 61 file-page or shared-anon.  Returns 0 or -1.
+ */
+static int count_pages(int fd, __u64 start, __u64 end, struct piece *pc, size_t n)
+{
+	static __u64 buf[4096];
+	size_t k = 0;
+	for (__u64 a = start; a < end;) {
+		size_t want = (size_t)((end - a) / 4096);
+		if (want > 4096)
+			want = 4096;
+		ssize_t got = pread(fd, buf, want * 8, (off_t)(a / 4096 * 8));
+		if (got <= 0)
+			return -1;
+		for (size_t i = 0; i < (size_t)got / 8; i++, a += 4096) {
+			while (k < n && pc[k].end <= a)
+				k++;
+			if (k == n || pc[k].start > a)
+				continue;
+			__u64 e = buf[i];
+			if (e >> 63 & 1) {
+				pc[k].present++;
+				if (!(e >> 61 & 1))
+					pc[k].anon++;
+			} else if (e >> 62 & 1) {
+				pc[k].swapped++;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The rows of p's model inside region r, each with its resident pages; stored. */
+static void store_pieces(struct proc *p, __s64 sample, const struct fl_region_rss *r, int *pagemap)
+{
+	struct piece pc[256];
+	size_t n = 0;
+	bool whole = false;
+	for (const struct fl_vma *v = fl_vmatree_above(&p->model.vmas, r->start); v && v->start < r->end;
+	     v = fl_vmatree_next(&p->model.vmas, v)) {
+		if (n == sizeof(pc) / sizeof(pc[0]))
+			break;
+		pc[n++] = (struct piece){ .start = v->start > r->start ? v->start : r->start,
+					  .end = v->end < r->end ? v->end : r->end, .id = v->id };
+	}
+	if (n == 1 && pc[0].start == r->start && pc[0].end == r->end)
+		whole = true;
+	struct fl_store *s = p->ingest->store;
+	if (whole) {
+		fl_store_piece_rss(s, sample, r->start, pc[0].id, r->rss, r->anon, r->swap, 1);
+		return;
+	}
+	if (!n)
+		return; /* the model does not know this region yet: all of it is the residual */
+	if ((r->end - r->start) / 4096 > PAGEMAP_MAX_PAGES)
+		return; /* too large to read page by page: the viewer shows the region as one residual */
+	if (*pagemap < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%u/pagemap", p->pid);
+		*pagemap = open(path, O_RDONLY | O_CLOEXEC);
+		if (*pagemap < 0)
+			return;
+	}
+	if (count_pages(*pagemap, r->start, r->end, pc, n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (pc[i].present || pc[i].swapped)
+			fl_store_piece_rss(s, sample, r->start, pc[i].id, pc[i].present * 4096, pc[i].anon * 4096,
+					   pc[i].swapped * 4096, 1);
+}
+
+/* "7f..-7f.. rw-p 00000000 00:00 0   [heap]" into r; 0 if the line is a VMA header. */
+static int parse_header(const char *line, struct fl_region_rss *r)
+{
+	unsigned long long lo, hi;
+	char perms[8];
+	int off = 0;
+	if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &lo, &hi, perms, &off) < 3 || !off)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->start = lo;
+	r->end = hi;
+	r->prot = (perms[0] == 'r' ? 1 : 0) | (perms[1] == 'w' ? 2 : 0) | (perms[2] == 'x' ? 4 : 0);
+	r->shared = perms[3] == 's';
+	snprintf(r->path, sizeof(r->path), "%s", line + off);
+	r->path[strcspn(r->path, "\n")] = 0;
+	return 0;
+}
+
+/* "Rss:  123 kB" into the matching field of r. */
+static void parse_field(const char *line, struct fl_region_rss *r)
+{
+	static const struct { const char *name; size_t off; } fields[] = {
+		{ "Rss:", offsetof(struct fl_region_rss, rss) },
+		{ "Pss:", offsetof(struct fl_region_rss, pss) },
+		{ "Anonymous:", offsetof(struct fl_region_rss, anon) },
+		{ "Swap:", offsetof(struct fl_region_rss, swap) },
+		{ "Private_Dirty:", offsetof(struct fl_region_rss, private_dirty) },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size_t n = strlen(fields[i].name);
+		if (!strncmp(line, fields[i].name, n)) {
+			*(__u64 *)((char *)r + fields[i].off) = strtoull(line + n, NULL, 10) * 1024;
+			return;
+		}
+	}
+}
+
+/* Read p's smaps now; store the sample, its regions and their pieces. Returns 0 or -errno. */
+static int sample(struct proc *p, const char *reason, __u64 now_ns)
+{
+	char path[64], line[1024];
+	snprintf(path, sizeof(path), "/proc/%u/smaps", p->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	struct fl_store *s = p->ingest->store;
+	struct fl_smaps_row row = { .proc_id = p->id, .time_ns = now_ns, .reason = reason,
+				    .rss_stat = p->smaps.cur };
+	/* the sample row first, so regions can name it; its totals are set when the read is done */
+	__s64 id = fl_store_smaps_sample(s, &row);
+	struct fl_region_rss r;
+	bool have = false;
+	int pagemap = -1;
+	for (;;) {
+		bool eof = !fgets(line, sizeof(line), f);
+		struct fl_region_rss next;
+		if (eof || parse_header(line, &next) == 0) {
+			if (have) {
+				row.regions++;
+				row.rss += r.rss;
+				row.pss += r.pss;
+				row.anon += r.anon;
+				row.swap += r.swap;
+				if (id && (r.rss || r.swap)) {
+					fl_store_region_rss(s, id, &r);
+					store_pieces(p, id, &r, &pagemap);
+				}
+			}
+			if (eof)
+				break;
+			r = next;
+			have = true;
+		} else if (have) {
+			parse_field(line, &r);
+		}
+	}
+	fclose(f);
+	if (pagemap >= 0)
+		close(pagemap);
+	row.cost_ns = mono_ns() - now_ns;
+	if (id)
+		fl_store_smaps_totals(s, id, &row);
+	struct fl_smaps_sched *sc = &p->smaps;
+	sc->last_ns = now_ns;
+	sc->last_rss = sc->cur;
+	sc->next_ns = now_ns + (row.cost_ns * COST_FACTOR > MIN_GAP_NS ? row.cost_ns * COST_FACTOR : MIN_GAP_NS);
+	return 0;
+}
+
+static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
+{
+	struct fl_smaps_sched *sc = &p->smaps;
+	/* the first process before its exec is faultline's own launcher */
+	if (p->ended || (!p->exec_ns && p == p->ingest->all[0]) || now_ns < sc->next_ns)
+		return;
+	__u64 moved = sc->cur > sc->last_rss ? sc->cur - sc->last_rss : sc->last_rss - sc->cur;
+	const char *reason = NULL;
+	if (sc->want_high)
+		reason = "high";
+	else if (moved > sc->last_rss / 8 + (1u << 20))
+		reason = "change";
+	else if (tick && moved && now_ns - sc->last_ns >= IDLE_GAP_NS)
+		reason = "idle";
+	if (!reason)
+		return;
+	sc->want_high = false;
+	if (sample(p, reason, now_ns))
+		sc->next_ns = now_ns + IDLE_GAP_NS; /* gone or unreadable: do not retry on every change */
+}
+
+void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_ns)
+{
+	(void)g;
+	struct fl_smaps_sched *sc = &p->smaps;
+	sc->cur = rss;
+	if (rss > sc->high) {
+		sc->high = rss;
+		sc->want_high = true;
+	}
+	maybe_sample(p, now_ns ? now_ns : mono_ns(), false);
+}
+
+void fl_smaps_tick(struct fl_ingest *g, __u64 now_ns)
+{
+	for (size_t i = 0; i < g->nall; i++)
+		maybe_sample(g->all[i], now_ns, true);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smaps.h - resident memory per region: /proc/PID/smaps read at chosen
+ * moments, and /proc/PID/pagemap to split a region the kernel merged among
+ * the recorded VMA rows inside it (schema: smaps_sample, region_rss,
+ * piece_rss; docs/schema.md says when samples are taken and what they cost).
+ */
+#ifndef FL_SMAPS_H
+#define FL_SMAPS_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+
+struct fl_ingest;
+struct proc;
+
+/* When a process is sampled next (struct proc keeps one). */
+struct fl_smaps_sched {
+	__u64 next_ns;          /* no sample before this: keeps the reading cost bounded */
+	__u64 last_ns;          /* the latest sample, 0 = none */
+	__u64 last_rss;         /* the RSS the kernel counted at the latest sample */
+	__u64 cur;              /* the latest RSS the kernel counted */
+	__u64 high;             /* the highest */
+	bool want_high;         /* a new high waits for its sample */
+};
+
+/* The kernel counted rss bytes resident for p (rss_stat, or /proc in shim mode). */
+void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_ns);
+
+/* The collector's tick: highs that waited for the cost bound, idle processes. */
+void fl_smaps_tick(struct fl_ingest *g, __u64 now_ns);
+
+#endif /* FL_SMAPS_H */

@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * why.c - `faultline why`: a process's resident memory at one moment,
+ * broken down region -> who made it -> bytes, adding up.
+ *
+ * The moment is an smaps sample (schema: smaps_sample): by default the one
+ * with the most resident bytes of the process with the highest RSS peak.
+ * A region is what the kernel kept as one VMA (region_rss); its bytes go to
+ * the recorded VMA rows inside it (piece_rss: whole, or counted page by
+ * page from pagemap), grouped by the stack of the call that created them.
+ * Whatever no row holds is shown as the region's residual, and the total of
+ * the regions is compared with what the kernel's RSS counter said then.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "db.h"
+#include "output.h"
+#include "rows.h"
+#include "viewer.h"
+
+#define USAGE "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]"
+#define CREATOR_FRAMES 3
+
+struct why {
+	struct fl_db *d;
+	struct fl_json *j;
+	int64_t pid;            /* 0: the process with the highest peak */
+	int64_t at;             /* -1: its sample with the most resident bytes */
+	int top;                /* regions shown; the rest are summed in one line */
+};
+
+/* The sample chosen: smaps_sample columns. */
+struct sample {
+	int64_t id, proc_id, pid, time_ns, cost_ns, regions, rss, pss, anon, swap;
+	struct fl_opt rss_stat;
+	char reason[16], exe[512];
+};
+
+static double pct(int64_t part, int64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0;
+}
+
+/* Processes ranked by peak RSS (the rss table): printed first in runs with more than one. */
+static int processes(struct why *w)
+{
+	sqlite3_stmt *st = fl_db_prepare(w->d,
+		"SELECT p.pid, p.exe, max(r.anon + r.file + r.shmem), r.time_ns,"
+		" (SELECT count(*) FROM smaps_sample s WHERE s.proc_id = p.id)"
+		" FROM process p JOIN rss r ON r.proc_id = p.id GROUP BY p.id ORDER BY 3 DESC, p.id");
+	int rc, n = 0;
+	char size[32], when[32];
+	if (!st)
+		return -1;
+	if (w->j) {
+		fl_json_key(w->j, "processes");
+		fl_json_open(w->j, '[');
+	}
+	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
+		n++;
+		if (w->j) {
+			fl_json_open(w->j, '{');
+			fl_json_kcol(w->j, "pid", st, 0);
+			fl_json_kcol(w->j, "exe", st, 1);
+			fl_json_kcol(w->j, "peak_rss", st, 2);
+			fl_json_key(w->j, "peak_s");
+			fl_json_real(w->j, (double)(sqlite3_column_int64(st, 3) - w->d->start_ns) / 1e9);
+			fl_json_kcol(w->j, "samples", st, 4);
+			fl_json_close(w->j, '}');
+		} else {
+			if (n == 1)
+				printf("processes by peak RSS\n");
+			if (n <= 10)
+				printf("  %-8lld %10s at %-10s %s\n", (long long)sqlite3_column_int64(st, 0),
+				       fl_out_size(size, sizeof(size), sqlite3_column_int64(st, 2)),
+				       fl_out_reltime(when, sizeof(when), sqlite3_column_int64(st, 3) - w->d->start_ns),
+				       sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "?");
+		}
+	}
+	sqlite3_finalize(st);
+	if (w->j)
+		fl_json_close(w->j, ']');
+	else if (n > 10)
+		printf("  ... %d more\n", n - 10);
+	if (!w->j && n)
+		printf("\n");
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * The sample: of the process given (else the one with the highest peak that
+ * has samples), the one with the most resident bytes, or the latest at or
+ * before --at (else the first after it).  Returns 1, 0 if none, -1.
+ */
+static int pick(struct why *w, struct sample *s)
+{
+	sqlite3_stmt *st = fl_db_prepare(w->d,
+		"WITH cand AS (SELECT p.id, p.pid, p.exe, (SELECT max(r.anon + r.file + r.shmem) FROM rss r"
+		"  WHERE r.proc_id = p.id) AS peak FROM process p WHERE (?1 = 0 OR p.pid = ?1)"
+		"  AND EXISTS (SELECT 1 FROM smaps_sample s WHERE s.proc_id = p.id)"
+		"  ORDER BY peak DESC, p.id LIMIT 1)"
+		" SELECT s.id, s.proc_id, c.pid, s.time_ns, s.cost_ns, s.regions, s.rss, s.pss, s.anon, s.swap,"
+		"  s.rss_stat, s.reason, c.exe FROM smaps_sample s JOIN cand c ON c.id = s.proc_id"
+		" ORDER BY CASE WHEN ?2 < 0 THEN -s.rss"
+		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END, s.time_ns LIMIT 1");
+	int rc;
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, w->pid);
+	sqlite3_bind_int64(st, 2, w->at < 0 ? -1 : w->d->start_ns + w->at);
+	rc = fl_db_step(w->d, st);
+	if (rc == SQLITE_ROW) {
+		int64_t *f[] = { &s->id, &s->proc_id, &s->pid, &s->time_ns, &s->cost_ns, &s->regions,
+				 &s->rss, &s->pss, &s->anon, &s->swap };
+		for (int i = 0; i < 10; i++)
+			*f[i] = sqlite3_column_int64(st, i);
+		s->rss_stat.set = sqlite3_column_type(st, 10) != SQLITE_NULL;
+		s->rss_stat.v = sqlite3_column_int64(st, 10);
+		snprintf(s->reason, sizeof(s->reason), "%s", (const char *)sqlite3_column_text(st, 11));
+		snprintf(s->exe, sizeof(s->exe), "%s",
+			 sqlite3_column_text(st, 12) ? (const char *)sqlite3_column_text(st, 12) : "?");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Who made one piece: its creating stack's innermost frames, joined (up to CREATOR_FRAMES lines). */
+static int creator(struct why *w, const struct sample *s, int64_t vma_id, char lines[][512])
+{
+	struct fl_vma *v = calloc(1, sizeof(*v));
+	int n = -1;
+	if (v && fl_vma_get(w->d, s->proc_id, vma_id, v) == 1)
+		n = fl_vma_creator(w->d, v, CREATOR_FRAMES, lines);
+	fl_vma_free(v, v && v->kind ? 1 : 0);
+	if (v && !v->kind)
+		free(v);
+	return n;
+}
+
+struct group {
+	char lines[CREATOR_FRAMES][512];
+	int nlines, pieces;
+	int64_t rss, anon, swap;
+};
+
+/* The pieces of one region grouped by creator, largest first. Returns the count or -1. */
+static int groups(struct why *w, const struct sample *s, int64_t region_start, struct group **out)
+{
+	sqlite3_stmt *st = fl_db_prepare(w->d,
+		"SELECT vma_id, rss, anon, swap FROM piece_rss WHERE sample_id = ?1 AND region_start = ?2"
+		" ORDER BY rss DESC, vma_id");
+	struct group *g = NULL;
+	int n = 0, rc;
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->id);
+	sqlite3_bind_int64(st, 2, region_start);
+	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
+		struct group one = { .pieces = 1, .rss = sqlite3_column_int64(st, 1),
+				     .anon = sqlite3_column_int64(st, 2), .swap = sqlite3_column_int64(st, 3) };
+		int k;
+		one.nlines = creator(w, s, sqlite3_column_int64(st, 0), one.lines);
+		if (one.nlines < 0) {
+			rc = -1;
+			break;
+		}
+		for (k = 0; k < n; k++)
+			if (g[k].nlines == one.nlines && !memcmp(g[k].lines, one.lines, sizeof(one.lines[0]) * (size_t)one.nlines))
+				break;
+		if (k < n) {
+			g[k].pieces++;
+			g[k].rss += one.rss;
+			g[k].anon += one.anon;
+			g[k].swap += one.swap;
+			continue;
+		}
+		struct group *grown = realloc(g, (size_t)(n + 1) * sizeof(*g));
+		if (!grown) {
+			rc = -1;
+			break;
+		}
+		g = grown;
+		g[n++] = one;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(g);
+		return -1;
+	}
+	for (int a = 1; a < n; a++) /* insertion sort by bytes: groups per region are few */
+		for (int b = a; b > 0 && g[b].rss > g[b - 1].rss; b--) {
+			struct group t = g[b];
+			g[b] = g[b - 1];
+			g[b - 1] = t;
+		}
+	*out = g;
+	return n;
+}
+
+/* A region's name: its path as smaps gave it, else what the rows inside call it. */
+static const char *region_name(const unsigned char *path, int shared)
+{
+	if (path && *path)
+		return (const char *)path;
+	return shared ? "[anon shared]" : "[anon]";
+}
+
+static int region(struct why *w, const struct sample *s, sqlite3_stmt *st, int rank)
+{
+	int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
+	int64_t rss = sqlite3_column_int64(st, 5), held = 0;
+	char perms[8], a[32], b[32], c[32];
+	struct group *g = NULL;
+	int ng = groups(w, s, start, &g);
+	if (ng < 0)
+		return -1;
+	fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3) ? 1 : 2);
+	for (int i = 0; i < ng; i++)
+		held += g[i].rss;
+	if (w->j) {
+		fl_json_open(w->j, '{');
+		fl_json_kint(w->j, "rank", rank);
+		fl_json_kint(w->j, "start", start);
+		fl_json_kint(w->j, "end", end);
+		fl_json_kstr(w->j, "perms", perms);
+		fl_json_kcol(w->j, "path", st, 4);
+		fl_json_kint(w->j, "rss", rss);
+		fl_json_key(w->j, "percent");
+		fl_json_real(w->j, pct(rss, s->rss));
+		fl_json_kcol(w->j, "pss", st, 6);
+		fl_json_kcol(w->j, "anon", st, 7);
+		fl_json_kcol(w->j, "swap", st, 8);
+		fl_json_kcol(w->j, "private_dirty", st, 9);
+		fl_json_key(w->j, "creators");
+		fl_json_open(w->j, '[');
+		for (int i = 0; i < ng; i++) {
+			fl_json_open(w->j, '{');
+			fl_json_key(w->j, "stack");
+			fl_json_open(w->j, '[');
+			for (int k = 0; k < g[i].nlines; k++)
+				fl_json_str(w->j, g[i].lines[k]);
+			fl_json_close(w->j, ']');
+			fl_json_kint(w->j, "pieces", g[i].pieces);
+			fl_json_kint(w->j, "rss", g[i].rss);
+			fl_json_kint(w->j, "anon", g[i].anon);
+			fl_json_kint(w->j, "swap", g[i].swap);
+			fl_json_close(w->j, '}');
+		}
+		fl_json_close(w->j, ']');
+		fl_json_kint(w->j, "unattributed", rss - held);
+		fl_json_close(w->j, '}');
+	} else {
+		printf("%3d. %10s %5.1f%%  %llx-%llx %s %s (%s mapped, %s anon)\n", rank, fl_out_size(a, sizeof(a), rss),
+		       pct(rss, s->rss), (long long)start, (long long)end, perms,
+		       region_name(sqlite3_column_text(st, 4), sqlite3_column_int(st, 3)),
+		       fl_out_size(b, sizeof(b), end - start), fl_out_size(c, sizeof(c), sqlite3_column_int64(st, 7)));
+		for (int i = 0; i < ng; i++) {
+			char pieces[32] = "";
+			if (g[i].pieces > 1)
+				snprintf(pieces, sizeof(pieces), " (%d VMAs)", g[i].pieces);
+			printf("     %10s %5.1f%%  %s%s\n", fl_out_size(a, sizeof(a), g[i].rss), pct(g[i].rss, rss),
+			       g[i].lines[0], pieces);
+			for (int k = 1; k < g[i].nlines; k++)
+				printf("                        %s\n", g[i].lines[k]);
+		}
+		if (rss != held)
+			printf("     %10s %5.1f%%  (no recorded VMA: the model had not seen its call yet, or the "
+			       "region was too large to read page by page)\n", fl_out_size(a, sizeof(a), rss - held),
+			       pct(rss - held, rss));
+	}
+	free(g);
+	return 0;
+}
+
+static int regions(struct why *w, const struct sample *s)
+{
+	sqlite3_stmt *st = fl_db_prepare(w->d,
+		"SELECT start, end, prot, shared, path, rss, pss, anon, swap, private_dirty FROM region_rss"
+		" WHERE sample_id = ?1 ORDER BY rss DESC, start");
+	int rc, n = 0;
+	int64_t rest = 0, nrest = 0;
+	char a[32];
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->id);
+	if (w->j) {
+		fl_json_key(w->j, "regions");
+		fl_json_open(w->j, '[');
+	}
+	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
+		if (++n > w->top) {
+			rest += sqlite3_column_int64(st, 5);
+			nrest++;
+			continue;
+		}
+		if (region(w, s, st, n)) {
+			rc = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (w->j) {
+		fl_json_close(w->j, ']');
+		fl_json_key(w->j, "other_regions");
+		fl_json_open(w->j, '{');
+		fl_json_kint(w->j, "count", nrest);
+		fl_json_kint(w->j, "rss", rest);
+		fl_json_close(w->j, '}');
+	} else if (nrest) {
+		printf("     %10s %5.1f%%  in %lld more regions (--top shows more)\n", fl_out_size(a, sizeof(a), rest),
+		       pct(rest, s->rss), (long long)nrest);
+	}
+	return 0;
+}
+
+static void header(struct why *w, const struct sample *s)
+{
+	char a[32], b[32], c[32], t[32], cost[32];
+	fl_out_reltime(t, sizeof(t), s->time_ns - w->d->start_ns);
+	fl_out_reltime(cost, sizeof(cost), s->cost_ns);
+	if (w->j) {
+		fl_json_kint(w->j, "pid", s->pid);
+		fl_json_kstr(w->j, "exe", s->exe);
+		fl_json_key(w->j, "sample");
+		fl_json_open(w->j, '{');
+		fl_json_key(w->j, "time_s");
+		fl_json_real(w->j, (double)(s->time_ns - w->d->start_ns) / 1e9);
+		fl_json_kstr(w->j, "reason", s->reason);
+		fl_json_kint(w->j, "rss", s->rss);
+		fl_json_kint(w->j, "pss", s->pss);
+		fl_json_kint(w->j, "anon", s->anon);
+		fl_json_kint(w->j, "swap", s->swap);
+		fl_json_opt(w->j, "rss_stat", s->rss_stat);
+		fl_json_kint(w->j, "regions", s->regions);
+		fl_json_kint(w->j, "cost_ns", s->cost_ns);
+		fl_json_close(w->j, '}');
+		return;
+	}
+	printf("pid %lld %s: %s resident at %s (smaps, %s; %lld regions read in %s)\n", (long long)s->pid, s->exe,
+	       fl_out_size(a, sizeof(a), s->rss), t, s->reason, (long long)s->regions, cost);
+	printf("  anon %s, pss %s, swap %s", fl_out_size(a, sizeof(a), s->anon), fl_out_size(b, sizeof(b), s->pss),
+	       fl_out_size(c, sizeof(c), s->swap));
+	if (s->rss_stat.set)
+		printf("; the kernel's RSS counter said %s just before (it lags by up to 64 pages per CPU)",
+		       fl_out_size(a, sizeof(a), s->rss_stat.v));
+	printf("\n\n");
+}
+
+/* Whether the file has the sample tables (schema version 3 on). */
+static bool has_samples(struct fl_db *d)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT 1 FROM sqlite_master WHERE name = 'smaps_sample'");
+	bool yes = st && fl_db_step(d, st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+static int on_option(void *ctx, int c, const char *arg)
+{
+	struct why *w = ctx;
+	char *end;
+	switch (c) {
+	case 'p':
+		w->pid = strtoll(arg, &end, 10);
+		if (*end || w->pid <= 0)
+			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE }, "--pid wants a pid, not '%s'", arg);
+		return -1;
+	case 'a':
+		if (!strcmp(arg, "peak")) {
+			w->at = -1;
+			return -1;
+		}
+		if (fl_out_parse_time(arg, &w->at))
+			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE },
+						  "--at wants peak or a time like 1.5s, not '%s'", arg);
+		return -1;
+	case 't':
+		w->top = (int)strtol(arg, &end, 10);
+		if (*end || w->top < 1)
+			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE },
+						  "--top wants a positive number, not '%s'", arg);
+		return -1;
+	}
+	return 2;
+}
+
+int fl_cmd_why(int argc, char **argv)
+{
+	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "pid", required_argument, NULL, 'p' },
+						 { "at", required_argument, NULL, 'a' },
+						 { "top", required_argument, NULL, 't' }, { 0 } };
+	struct fl_cli cli = { .usage = USAGE };
+	struct why w = { .at = -1, .top = 10 };
+	struct sample s = { 0 };
+	struct fl_json j;
+	struct fl_db d;
+	int rc = fl_cli_parse(&cli, argc, argv, ":h", options, on_option, &w);
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return fl_cli_usage_error(&cli, argc - optind ? "too many arguments" : "no recording given");
+	if (fl_db_open(&d, argv[optind]))
+		return 1;
+	w.d = &d;
+	if (!has_samples(&d)) {
+		fprintf(stderr, "faultline why: %s: recorded by an older faultline (no resident-memory samples)\n",
+			argv[optind]);
+		fl_db_close(&d);
+		return 1;
+	}
+	if (cli.json) {
+		fl_json_init(&j, stdout);
+		w.j = &j;
+		fl_json_open(&j, '{');
+	}
+	rc = processes(&w) ? -1 : pick(&w, &s);
+	if (rc == 0) {
+		fprintf(stderr, "faultline why: %s: no resident-memory sample%s (recorded by an older faultline, "
+			"or the process ended before its first sample)\n", argv[optind], w.pid ? " of that pid" : "");
+		rc = -1;
+	} else if (rc == 1) {
+		header(&w, &s);
+		rc = regions(&w, &s);
+	}
+	if (cli.json && !rc)
+		fl_json_close(&j, '}');
+	fl_db_close(&d);
+	return rc ? 1 : 0;
+}
