@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "process.h"
 #include "smaps.h"
@@ -48,14 +49,46 @@ struct piece {
 	__u64 present, anon, swapped;
 };
 
+#define PFN_MASK ((1ull << 55) - 1)
+
+/*
+ * The page frame of the kernel's shared zero page, which a read of
+ * untouched anonymous memory maps: pagemap shows it present, smaps' Rss
+ * does not count it.  Found by reading a fresh private page of our own
+ * (PFNs need CAP_SYS_ADMIN; without, 0 and zero pages count as resident).
+ */
+static __u64 zero_pfn(void)
+{
+	static __u64 pfn = ~0ull;
+	if (pfn != ~0ull)
+		return pfn;
+	pfn = 0;
+	volatile char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	__u64 e = 0;
+	if (p != MAP_FAILED && fd >= 0) {
+		(void)p[0]; /* a read fault maps the zero page */
+		if (pread(fd, &e, 8, (off_t)((unsigned long)p / 4096 * 8)) == 8 && (e >> 63 & 1))
+			pfn = e & PFN_MASK;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (p != MAP_FAILED)
+		munmap((void *)p, 4096);
+	return pfn;
+}
+
 /*
  * Count pagemap entries of [start, end) into the pieces (sorted, inside the
  * range).  Bits (Documentation/admin-guide/mm/pagemap.rst): 63 present,
- * 62 swapped, 61 file-page or shared-anon.  Returns 0 or -1.
+ * 62 swapped, 61 file-page or shared-anon, 0-54 the page frame.  The zero
+ * page is not resident memory (smaps does not count it either).
+ * Returns 0 or -1.
  */
 static int count_pages(int fd, __u64 start, __u64 end, struct piece *pc, size_t n)
 {
 	static __u64 buf[4096];
+	__u64 zero = zero_pfn();
 	size_t k = 0;
 	for (__u64 a = start; a < end;) {
 		size_t want = (size_t)((end - a) / 4096);
@@ -71,6 +104,8 @@ static int count_pages(int fd, __u64 start, __u64 end, struct piece *pc, size_t 
 				continue;
 			__u64 e = buf[i];
 			if (e >> 63 & 1) {
+				if (zero && (e & PFN_MASK) == zero)
+					continue;
 				pc[k].present++;
 				if (!(e >> 61 & 1))
 					pc[k].anon++;
