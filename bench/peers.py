@@ -72,6 +72,9 @@ def tools(out, faultline):
                                   os.path.join(out, "pf.bt")],
     }
     have = {"perf-stat": "perf", "perf-rec": "perf", "heaptrack": "heaptrack", "bpftrace": "bpftrace"}
+    if shutil.which("bpftrace") and not os.path.ismount("/sys/kernel/tracing"):
+        # bpftrace finds tracepoints through tracefs
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
     return {name: f for name, f in t.items() if name not in have or shutil.which(have[name])}
 
 

@@ -129,6 +129,11 @@ void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns)
 			fl_matcher_expire(&g->all[i]->matcher, channel_ns - MATCH_GRACE_NS, ring_ns - MATCH_GRACE_NS);
 }
 
+void fl_ingest_symbolize(struct fl_ingest *g)
+{
+	fl_stacks_symbolize(g->stacks);
+}
+
 void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);

@@ -45,6 +45,9 @@ void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code
  */
 void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns);
 
+/* Symbolize the frames recorded so far (the loop calls it when the channel is quiet). */
+void fl_ingest_symbolize(struct fl_ingest *g);
+
 /* Processes still alive as far as the records tell. */
 unsigned fl_ingest_alive(const struct fl_ingest *g);
 

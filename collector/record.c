@@ -295,6 +295,8 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
 		r->last_sample = now;
 	}
 	if (now - r->last_commit >= TICK_COMMIT_NS) {
+		if (quiet) /* symbolize while the target runs, when nothing waits for us */
+			fl_ingest_symbolize(r->ingest);
 		fl_store_commit(r->store);
 		r->last_commit = now;
 	}

@@ -2,6 +2,7 @@
 /* stacktab.c - frames, stacks, fault sites and symbolization (see stacktab.h). */
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,21 @@ struct site {
 	__u64 count;
 };
 
+/* A module opened for symbolization, kept open for the frames that come later. */
+struct module {
+	bool opened;
+	Dwfl *dwfl;
+	Dwfl_Module *mod;
+	Elf *elf;               /* NULL: cannot be read (frames stay unnamed) */
+	GElf_Addr bias;
+	char build_id[2 * 64 + 1];
+};
+
 struct fl_stacks {
 	struct fl_store *store;
+	struct module *modules; /* by strtab index */
+	size_t capmodules;
+	size_t nsymbolized;     /* frames[0, nsymbolized) are symbolized */
 	struct fl_hmap frame_by_key;    /* module << 48 | rel -> index + 1 into frames */
 	struct frame *frames;
 	size_t nframes, capframes;
@@ -58,6 +72,10 @@ void fl_stacks_free(struct fl_stacks *st)
 	fl_hmap_free(&st->stack_by_hash);
 	fl_hmap_free(&st->frame_by_key);
 	fl_hmap_free(&st->site_by_key);
+	for (size_t m = 0; m < st->capmodules; m++)
+		if (st->modules[m].dwfl)
+			dwfl_end(st->modules[m].dwfl);
+	free(st->modules);
 	free(st->frames);
 	free(st->sites);
 	free(st);
@@ -197,27 +215,36 @@ static void symbolize_frame(struct fl_stacks *st, Dwfl_Module *mod, Elf *elf, GE
 	fl_store_frame_symbol(st->store, f->id, build_id, name, symoff + (f->is_return ? 1 : 0), file, line);
 }
 
-/* Symbolize the frames of one module (all frames[] with that module index). */
-static void symbolize_module(struct fl_stacks *st, unsigned module)
+/* Module m (a strtab index), opened on first use; NULL when out of memory. */
+static struct module *module_of(struct fl_stacks *st, unsigned m)
 {
-	const char *path = fl_strtab_get(module);
-	Dwfl *dwfl = dwfl_begin(&dwfl_callbacks);
-	if (!dwfl)
-		return;
-	Dwfl_Module *mod = dwfl_report_elf(dwfl, path, path, -1, 0, false);
-	dwfl_report_end(dwfl, NULL, NULL);
-	GElf_Addr bias = 0;
-	Elf *elf = mod ? dwfl_module_getelf(mod, &bias) : NULL;
-	char build_id[2 * 64 + 1] = "";
-	if (mod)
-		build_id_hex(mod, build_id, sizeof(build_id));
-	for (size_t i = 0; i < st->nframes; i++) {
-		if (st->frames[i].module != module)
-			continue;
-		if (elf)
-			symbolize_frame(st, mod, elf, bias, build_id[0] ? build_id : NULL, &st->frames[i]);
+	size_t old = st->capmodules;
+	if (fl_vec_reserve((void **)&st->modules, &st->capmodules, (size_t)m + 1, sizeof(*st->modules)))
+		return NULL;
+	memset(st->modules + old, 0, (st->capmodules - old) * sizeof(*st->modules));
+	struct module *mo = &st->modules[m];
+	if (mo->opened)
+		return mo;
+	mo->opened = true;
+	const char *path = fl_strtab_get(m);
+	if (!(mo->dwfl = dwfl_begin(&dwfl_callbacks)))
+		return mo;
+	mo->mod = dwfl_report_elf(mo->dwfl, path, path, -1, 0, false);
+	dwfl_report_end(mo->dwfl, NULL, NULL);
+	mo->elf = mo->mod ? dwfl_module_getelf(mo->mod, &mo->bias) : NULL;
+	if (mo->mod)
+		build_id_hex(mo->mod, mo->build_id, sizeof(mo->build_id));
+	return mo;
+}
+
+void fl_stacks_symbolize(struct fl_stacks *st)
+{
+	for (; st->nsymbolized < st->nframes; st->nsymbolized++) {
+		const struct frame *f = &st->frames[st->nsymbolized];
+		const struct module *mo = f->module ? module_of(st, f->module) : NULL;
+		if (mo && mo->elf)
+			symbolize_frame(st, mo->mod, mo->elf, mo->bias, mo->build_id[0] ? mo->build_id : NULL, f);
 	}
-	dwfl_end(dwfl);
 }
 
 void fl_stacks_finish(struct fl_stacks *st)
@@ -227,14 +254,5 @@ void fl_stacks_finish(struct fl_stacks *st)
 		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count);
 	}
 	st->nsites = 0;
-	unsigned nmod = fl_strtab_count();
-	char *seen = calloc(nmod + 1, 1);
-	if (!seen)
-		return;
-	for (size_t i = 0; i < st->nframes; i++)
-		seen[st->frames[i].module] = 1;
-	for (unsigned m = 1; m <= nmod; m++)
-		if (seen[m])
-			symbolize_module(st, m);
-	free(seen);
+	fl_stacks_symbolize(st);
 }

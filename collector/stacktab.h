@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stacktab.h - deduplicated frames and stacks, fault sites, and the
- * symbolization of every frame (elfutils libdwfl) before a recording ends.
+ * symbolization of every frame (elfutils libdwfl) while the target runs
+ * and, for the last ones, before the recording ends.
  *
  * A frame is named by (module path, file offset) so the same code has the
  * same frame in every process despite ASLR; an address outside any file
@@ -30,7 +31,13 @@ __s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip);
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
 			__s64 frame_id, __u64 count);
 
-/* Write the fault sites and symbolize every frame. */
+/*
+ * Symbolize the frames added since the last call (each module is opened
+ * once and kept), so that little is left for the end of the run.
+ */
+void fl_stacks_symbolize(struct fl_stacks *st);
+
+/* Write the fault sites and symbolize the frames still unnamed. */
 void fl_stacks_finish(struct fl_stacks *st);
 
 #endif /* FL_STACKTAB_H */
