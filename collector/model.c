@@ -51,16 +51,47 @@ static void end_row(struct fl_model *m, const struct fl_change *c, const struct 
 	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id };
 }
 
+static bool dead_held(const struct fl_dead_vma *d, __u64 start, __u64 t)
+{
+	return d->start <= start && start < d->end && d->created_ns <= t && t <= d->destroyed_ns;
+}
+
+/*
+ * The ended row that held start at t.  Rows end in time order (nearly:
+ * resyncs are stamped when read), so the one sought is most often among
+ * the few that ended right after t: found by bisection, in O(log n), where
+ * scanning every row that ended since the last drain made a burst of short
+ * mappings (malloc's 256 KiB blocks) cost O(n) per fault count.
+ */
+#define DEAD_NEAR 64
+static const struct fl_dead_vma *dead_at(const struct fl_model *m, __u64 start, __u64 t)
+{
+	size_t lo = m->dead0, hi = m->ndead;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->dead[mid].destroyed_ns < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct fl_dead_vma *found = NULL;
+	for (size_t k = lo; k < m->ndead && k < lo + DEAD_NEAR; k++)
+		if (dead_held(&m->dead[k], start, t))
+			found = &m->dead[k]; /* the latest to end, as below */
+	for (size_t k = m->ndead; !found && k-- > m->dead0;)
+		if (dead_held(&m->dead[k], start, t))
+			found = &m->dead[k];
+	return found;
+}
+
 __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t)
 {
 	const struct fl_vma *v = fl_vmatree_above(&m->vmas, start);
 	if (v && v->start <= start && v->created_ns <= t)
 		return v->id;
-	for (size_t k = m->ndead; k-- > m->dead0;) {
-		const struct fl_dead_vma *d = &m->dead[k];
-		if (d->start <= start && start < d->end && d->created_ns <= t && t <= d->destroyed_ns)
-			return d->id;
-	}
+	const struct fl_dead_vma *d = dead_at(m, start, t);
+	if (d)
+		return d->id;
 	return v && v->start < end ? v->id : 0;
 }
 
