@@ -97,7 +97,7 @@ def main():
         if a.tools:
             tl = {k: v for k, v in tl.items() if k == "plain" or k in a.tools.split(",")}
         names = list(tl)
-        med = {}
+        start = None
         for load, argv in loads.items():
             if a.only and load != "true" and load not in a.only.split(","):
                 continue
@@ -107,15 +107,14 @@ def main():
             for _ in range(a.runs):
                 for t in names:
                     runs[t].append(timed(tl[t](argv)))
-            med[load] = {t: statistics.median(v) for t, v in runs.items()}
-        start = {t: med["true"][t] - med["true"]["plain"] for t in names}
-        print(f"{a.runs} rounds, medians; ratio = tool / plain wall time; net = ratio without the tool's "
-              "fixed start-up cost")
-        print(f"{'start-up':10}" + "".join(f"{t:>16}" for t in names[1:]))
-        print(f"{'ms':10}" + "".join(f"{start[t] * 1000:16.0f}" for t in names[1:]))
-        print(f"{'workload':10} {'plain s':>8}" + "".join(f"{t + ' ratio/net':>22}" for t in names[1:]))
-        for load, m in med.items():
-            if load == "true":
+            m = {t: statistics.median(v) for t, v in runs.items()}
+            if start is None:  # `true` comes first: each tool's fixed start-up cost
+                start = {t: m[t] - m["plain"] for t in names}
+                print(f"{a.runs} rounds, medians; ratio = tool / plain wall time; net = ratio without the "
+                      "tool's fixed start-up cost")
+                print(f"{'start-up':10}" + "".join(f"{t:>16}" for t in names[1:]))
+                print(f"{'ms':10}" + "".join(f"{start[t] * 1000:16.0f}" for t in names[1:]))
+                print(f"{'workload':10} {'plain s':>8}" + "".join(f"{t + ' ratio/net':>22}" for t in names[1:]))
                 continue
             p = m["plain"]
             cells = "".join(f"{m[t] / p:14.2f}x /{(m[t] - start[t]) / p:5.2f}x" for t in names[1:])
