@@ -7,7 +7,9 @@
  * 2 s while it changes at all; never sooner than 20 times the last read's
  * cost after it (at most ~5% of a CPU however many VMAs it has: a process
  * with 50,000 VMAs that takes 40 ms to read is read at most every 0.8 s),
- * and never more often than every 5 ms.  A high that arrives inside that
+ * except a high a quarter above the last read, which may come after 4
+ * times its cost (the peak is what `faultline why` explains), and never
+ * more often than every 5 ms.  A high that arrives inside that
  * gap waits for the next chance (the next RSS change or the collector's
  * tick), so the sample is taken a little later than the high itself;
  * smaps_sample.rss_stat says what the kernel counted then.
@@ -249,7 +251,12 @@ static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 {
 	struct fl_smaps_sched *sc = &p->smaps;
 	/* the first process before its exec is faultline's own launcher */
-	if (p->ended || (!p->exec_ns && p == p->ingest->all[0]) || now_ns < sc->next_ns)
+	if (p->ended || (!p->exec_ns && p == p->ingest->all[0]))
+		return;
+	/* a much higher high: sooner (the gap was 20 costs; 4 of them will do) */
+	bool steep = sc->want_high && sc->cur > sc->last_rss + sc->last_rss / 4 &&
+		     now_ns >= sc->last_ns + (sc->next_ns - sc->last_ns) / 5;
+	if (now_ns < sc->next_ns && !steep)
 		return;
 	__u64 moved = sc->cur > sc->last_rss ? sc->cur - sc->last_rss : sc->last_rss - sc->cur;
 	const char *reason = NULL;

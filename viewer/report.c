@@ -431,6 +431,115 @@ static int peak_vma_text(struct report *r, struct fl_table *t, const struct fl_v
 	return 0;
 }
 
+/* The sample with the most resident bytes of p (smaps_sample), or 0 (none, or a file older than schema 3). */
+static int64_t peak_sample(struct report *r, const struct fl_proc *p, int64_t *t, int64_t *rss)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT 1 FROM sqlite_master WHERE name = 'smaps_sample'");
+	int64_t id = 0;
+	bool have = st && fl_db_step(r->d, st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (!have || !(st = fl_db_prepare(r->d, "SELECT id, time_ns, rss FROM smaps_sample WHERE proc_id = ?1"
+						   " ORDER BY rss DESC, time_ns LIMIT 1")))
+		return 0;
+	sqlite3_bind_int64(st, 1, p->id);
+	if (fl_db_step(r->d, st) == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0);
+		*t = sqlite3_column_int64(st, 1);
+		*rss = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return id;
+}
+
+/*
+ * The answer first: the regions (VMAs as the kernel keeps them) holding the
+ * most resident bytes at p's RSS peak sample, with who made the largest
+ * part of each (`faultline why` breaks each region down in full).
+ * Reservations (---p) hold nothing resident, so they never rank here.
+ */
+static int proc_resident(struct report *r, const struct fl_proc *p)
+{
+	int64_t t = 0, total = 0, id = peak_sample(r, p, &t, &total);
+	sqlite3_stmt *st;
+	int rc;
+	char when[32], size[32], range[64], perms[8], lines[1][512], note[600];
+	struct fl_table tab;
+	if (!id) {
+		if (r->j) {
+			fl_json_key(r->j, "resident");
+			fl_json_null(r->j);
+		}
+		return 0;
+	}
+	st = fl_db_prepare(r->d, "SELECT g.start, g.end, g.prot, g.shared, g.path, g.rss, g.anon,"
+			   " (SELECT pr.vma_id FROM piece_rss pr WHERE pr.sample_id = g.sample_id"
+			   "   AND pr.region_start = g.start ORDER BY pr.rss DESC LIMIT 1)"
+			   " FROM region_rss g WHERE g.sample_id = ?1 AND g.rss > 0 ORDER BY g.rss DESC, g.start LIMIT ?2");
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, r->top);
+	if (r->j) {
+		fl_json_key(r->j, "resident");
+		fl_json_open(r->j, '{');
+		fl_json_key(r->j, "time_s");
+		fl_json_real(r->j, (double)(t - r->d->start_ns) / 1e9);
+		fl_json_kint(r->j, "rss", total);
+		fl_json_key(r->j, "regions");
+		fl_json_open(r->j, '[');
+	} else {
+		printf("  resident %s at %s (smaps); top regions:\n", fl_out_size(size, sizeof(size), total),
+		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns));
+		fl_table_init(&tab, 5, 1u << 1);
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int n = 0;
+		struct fl_vma *v = calloc(1, sizeof(*v));
+		if (v && sqlite3_column_type(st, 7) != SQLITE_NULL &&
+		    fl_vma_get(r->d, p->id, sqlite3_column_int64(st, 7), v) == 1)
+			n = fl_vma_creator(r->d, v, 1, lines);
+		if (v && v->kind)
+			fl_vma_free(v, 1);
+		else
+			free(v);
+		fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3) ? 1 : 2);
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "start", st, 0);
+			fl_json_kcol(r->j, "end", st, 1);
+			fl_json_kstr(r->j, "perms", perms);
+			fl_json_kcol(r->j, "path", st, 4);
+			fl_json_kcol(r->j, "rss", st, 5);
+			fl_json_kcol(r->j, "anon", st, 6);
+			fl_json_kstr(r->j, "creator", n > 0 ? lines[0] : NULL);
+			fl_json_close(r->j, '}');
+			continue;
+		}
+		snprintf(range, sizeof(range), "%08" PRIx64 "-%08" PRIx64, (uint64_t)sqlite3_column_int64(st, 0),
+			 (uint64_t)sqlite3_column_int64(st, 1));
+		if (fl_table_add(&tab, (const char *[]){ range, fl_out_size(size, sizeof(size), sqlite3_column_int64(st, 5)),
+				 perms, sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "[anon]",
+				 NULL })) {
+			rc = -1;
+			break;
+		}
+		snprintf(note, sizeof(note), "        %.500s", n > 0 ? lines[0] : "(no recorded VMA held it)");
+		if (fl_table_note(&tab, note)) {
+			rc = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (r->j) {
+		fl_json_close(r->j, ']');
+		fl_json_close(r->j, '}');
+	} else {
+		fl_table_print(&tab, stdout, 4);
+		fl_table_free(&tab);
+	}
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int proc_peak(struct report *r, const struct fl_proc *p)
 {
 	int64_t t = 0, bytes = 0;
@@ -440,7 +549,7 @@ static int proc_peak(struct report *r, const struct fl_proc *p)
 	struct fl_table tab;
 
 	if (has > 0)
-		n = fl_vma_select(r->d, p->id, t, false, "v.end - v.start DESC, v.start", r->top, &vmas);
+		n = fl_vma_select(r->d, p->id, t, false, "v.prot = 0, v.end - v.start DESC, v.start", r->top, &vmas);
 	if (has < 0 || n < 0)
 		return -1;
 	if (r->j) {
@@ -602,8 +711,8 @@ static int section_processes(struct report *r)
 			proc_json_head(r, p, r->depth[k]);
 		else
 			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
-		rc = proc_calls(r, p) || proc_faults(r, p) || (proc_own(r, p), 0) || proc_sites(r, p) || proc_rss(r, p) ||
-		     proc_peak(r, p) ? -1 : 0;
+		rc = proc_resident(r, p) || proc_calls(r, p) || proc_faults(r, p) || (proc_own(r, p), 0) ||
+		     proc_sites(r, p) || proc_rss(r, p) || proc_peak(r, p) ? -1 : 0;
 		if (r->j)
 			fl_json_close(r->j, '}');
 	}

@@ -36,6 +36,7 @@ struct why {
 /* The sample chosen: smaps_sample columns. */
 struct sample {
 	int64_t id, proc_id, pid, time_ns, cost_ns, regions, rss, pss, anon, swap;
+	int64_t peak, peak_ns;  /* the process's RSS peak as rss_stat counted it, and when */
 	struct fl_opt rss_stat;
 	char reason[16], exe[512];
 };
@@ -104,7 +105,9 @@ static int pick(struct why *w, struct sample *s)
 		"  AND EXISTS (SELECT 1 FROM smaps_sample s WHERE s.proc_id = p.id)"
 		"  ORDER BY peak DESC, p.id LIMIT 1)"
 		" SELECT s.id, s.proc_id, c.pid, s.time_ns, s.cost_ns, s.regions, s.rss, s.pss, s.anon, s.swap,"
-		"  s.rss_stat, s.reason, c.exe FROM smaps_sample s JOIN cand c ON c.id = s.proc_id"
+		"  s.rss_stat, s.reason, c.exe, c.peak, (SELECT r.time_ns FROM rss r WHERE r.proc_id = c.id"
+		"  ORDER BY r.anon + r.file + r.shmem DESC, r.time_ns LIMIT 1)"
+		" FROM smaps_sample s JOIN cand c ON c.id = s.proc_id"
 		" ORDER BY CASE WHEN ?2 < 0 THEN -s.rss"
 		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END, s.time_ns LIMIT 1");
 	int rc;
@@ -123,6 +126,8 @@ static int pick(struct why *w, struct sample *s)
 		snprintf(s->reason, sizeof(s->reason), "%s", (const char *)sqlite3_column_text(st, 11));
 		snprintf(s->exe, sizeof(s->exe), "%s",
 			 sqlite3_column_text(st, 12) ? (const char *)sqlite3_column_text(st, 12) : "?");
+		s->peak = sqlite3_column_int64(st, 13);
+		s->peak_ns = sqlite3_column_int64(st, 14);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -337,6 +342,9 @@ static void header(struct why *w, const struct sample *s)
 		fl_json_kint(w->j, "anon", s->anon);
 		fl_json_kint(w->j, "swap", s->swap);
 		fl_json_opt(w->j, "rss_stat", s->rss_stat);
+		fl_json_kint(w->j, "peak_rss", s->peak);
+		fl_json_key(w->j, "peak_s");
+		fl_json_real(w->j, (double)(s->peak_ns - w->d->start_ns) / 1e9);
 		fl_json_kint(w->j, "regions", s->regions);
 		fl_json_kint(w->j, "cost_ns", s->cost_ns);
 		fl_json_close(w->j, '}');
@@ -349,7 +357,12 @@ static void header(struct why *w, const struct sample *s)
 	if (s->rss_stat.set)
 		printf("; the kernel's RSS counter said %s just before (it lags by up to 64 pages per CPU)",
 		       fl_out_size(a, sizeof(a), s->rss_stat.v));
-	printf("\n\n");
+	printf("\n");
+	if (s->peak > s->rss + s->rss / 50)
+		printf("  its RSS peak was %s at %s: no sample caught it (samples wait 20x their cost), so %.0f%% of "
+		       "it is explained here\n", fl_out_size(a, sizeof(a), s->peak),
+		       fl_out_reltime(t, sizeof(t), s->peak_ns - w->d->start_ns), pct(s->rss, s->peak));
+	printf("\n");
 }
 
 /* Whether the file has the sample tables (schema version 3 on). */
