@@ -34,6 +34,7 @@
 
 #define MIN_GAP_NS 5000000ull
 #define IDLE_GAP_NS 2000000000ull
+#define SETTLE_NS 200000000ull
 #define COST_FACTOR 20
 #define PAGEMAP_MAX_PAGES (1ull << 20) /* 4 GiB of address space: 8 MiB of pagemap */
 
@@ -266,8 +267,16 @@ static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 		reason = "change";
 	else if (tick && moved && now_ns - sc->last_ns >= IDLE_GAP_NS)
 		reason = "idle";
+	else if (tick && sc->settle && !moved && now_ns - sc->last_ns >= SETTLE_NS)
+		reason = "settled";
 	if (!reason)
 		return;
+	/*
+	 * A read races with the calls still in the ring: memory mapped since the
+	 * last record read is in no recorded row yet.  So a high is read once
+	 * more when the process has been quiet a while.
+	 */
+	sc->settle = !strcmp(reason, "high");
 	sc->want_high = false;
 	if (sample(p, reason, now_ns))
 		sc->next_ns = now_ns + IDLE_GAP_NS; /* gone or unreadable: do not retry on every change */

@@ -22,6 +22,7 @@ struct fl_smaps_sched {
 	__u64 cur;              /* the latest RSS the kernel counted */
 	__u64 high;             /* the highest */
 	bool want_high;         /* a new high waits for its sample */
+	bool settle;            /* read the high once more when the process is quiet (its model caught up) */
 };
 
 /* The kernel counted rss bytes resident for p (rss_stat, or /proc in shim mode). */

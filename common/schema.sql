@@ -203,7 +203,7 @@ CREATE TABLE smaps_sample (
     id       INTEGER PRIMARY KEY,
     proc_id  INTEGER NOT NULL REFERENCES process(id),
     time_ns  INTEGER NOT NULL,     -- when the read began
-    reason   TEXT NOT NULL,        -- 'high' (a new RSS high), 'change' (RSS moved), 'idle'
+    reason   TEXT NOT NULL,        -- 'high' (a new RSS high), 'settled' (that high again, quiet), 'change', 'idle'
     cost_ns  INTEGER NOT NULL,     -- what reading smaps (and pagemap) took
     regions  INTEGER NOT NULL,     -- kernel VMAs read
     rss      INTEGER NOT NULL,     -- bytes, the sum over the regions

@@ -439,7 +439,7 @@ static int64_t peak_sample(struct report *r, const struct fl_proc *p, int64_t *t
 	bool have = st && fl_db_step(r->d, st) == SQLITE_ROW;
 	sqlite3_finalize(st);
 	if (!have || !(st = fl_db_prepare(r->d, "SELECT id, time_ns, rss FROM smaps_sample WHERE proc_id = ?1"
-						   " ORDER BY rss DESC, time_ns LIMIT 1")))
+						   " ORDER BY rss DESC, time_ns DESC LIMIT 1")))
 		return 0;
 	sqlite3_bind_int64(st, 1, p->id);
 	if (fl_db_step(r->d, st) == SQLITE_ROW) {

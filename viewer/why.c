@@ -109,7 +109,8 @@ static int pick(struct why *w, struct sample *s)
 		"  ORDER BY r.anon + r.file + r.shmem DESC, r.time_ns LIMIT 1)"
 		" FROM smaps_sample s JOIN cand c ON c.id = s.proc_id"
 		" ORDER BY CASE WHEN ?2 < 0 THEN -s.rss"
-		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END, s.time_ns LIMIT 1");
+		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END,"
+		"  -s.time_ns LIMIT 1"); /* of equal ones the latest: the model had more time to catch up */
 	int rc;
 	if (!st)
 		return -1;
@@ -334,6 +335,7 @@ static void header(struct why *w, const struct sample *s)
 		fl_json_kstr(w->j, "exe", s->exe);
 		fl_json_key(w->j, "sample");
 		fl_json_open(w->j, '{');
+		fl_json_kint(w->j, "id", s->id);
 		fl_json_key(w->j, "time_s");
 		fl_json_real(w->j, (double)(s->time_ns - w->d->start_ns) / 1e9);
 		fl_json_kstr(w->j, "reason", s->reason);

@@ -415,8 +415,7 @@ def test_why_bpf():
               f"the two mmaps' resident bytes: {merged[0]}")
         # the same call site made both (one line of the target), so why groups them; the pieces stay apart
         got = query(db, "SELECT v.start, pr.rss FROM piece_rss pr JOIN vma v ON v.id = pr.vma_id "
-                        "JOIN smaps_sample s ON s.id = pr.sample_id "
-                        "WHERE v.start IN (?, ?) AND s.rss = ?", a, b, w["sample"]["rss"])
+                        "WHERE v.start IN (?, ?) AND pr.sample_id = ?", a, b, w["sample"]["id"])
         check(sorted(got) == [(a, 1024 * PAGE), (b, 64 * PAGE)], f"page by page: {got}")
         base, = addr["brk"]
         heap = [r for r in w["regions"] if r["start"] <= base < r["end"]]
