@@ -3,7 +3,7 @@
 # Install what faultline needs to build and test on Debian 12 (run as root).
 # Skips apt entirely when everything is already installed.
 set -euo pipefail
-PKGS=(meson ninja-build pkg-config gcc libc6-dev clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+PKGS=(meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev llvm bpftool libbpf-dev libelf-dev zlib1g-dev
       libdw-dev libinih-dev libsqlite3-dev sqlite3 python3 binutils)
 missing=()
 for p in "${PKGS[@]}"; do
