@@ -91,7 +91,14 @@ static int parse(int argc, char **argv, struct options *o)
 		if (!strcmp(a, "--")) {
 			i++;
 			break;
-		} else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
+		} else if (!strncmp(a, "--output=", 9) && a[9]) {
+			o->output = a + 9;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "faultline record: %s needs a file name\n", a);
+				usage(stderr);
+				return 2;
+			}
 			o->output = argv[++i];
 		} else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
 			o->force = true;

@@ -203,6 +203,18 @@ def test_sudo_owner():
         check((st.st_uid, st.st_gid) == (65534, 65534), f"owner {st.st_uid}:{st.st_gid}")
 
 
+def test_options():
+    """record's small input errors from issue 7: `-o` without a value names
+    the problem; `--output=FILE` works."""
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([FL, "record", "-o"], capture_output=True, text=True, timeout=60)
+        check(p.returncode == 2 and "-o needs a file name" in p.stderr, f"-o: {p.returncode} {p.stderr}")
+        db = os.path.join(d, "x.db")
+        p = subprocess.run([FL, "record", "--no-bpf", "--output=" + db, "--", "true"], capture_output=True,
+                           text=True, timeout=60)
+        check(p.returncode == 0 and os.path.exists(db), f"--output=: {p.returncode} {p.stderr}")
+
+
 if __name__ == "__main__":
     fn = globals().get("test_" + sys.argv[1])
     if not fn:
