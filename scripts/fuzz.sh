@@ -10,8 +10,9 @@ build=$(realpath "$1")
 secs=${2:-30}
 out="$build/fuzz"
 mkdir -p "$out/new"
-collector=(consumer.c ingest.c shimdec.c bpfdec.c faults.c procs.c shimmaps.c matcher.c calls.c model.c vmatree.c
-           procfs.c stacktab.c store.c strtab.c)
+# the collector's sources as meson lists them, but the loop and the launcher (the harness is the loop)
+mapfile -t collector < <(sed -n "/^collector_sources = files(/,/)/p" collector/meson.build |
+                         grep -o "'[a-z_0-9]*\.c'" | tr -d "'" | grep -vx -e record.c -e launch.c)
 src=(fuzz/fuzz_channel.c "${collector[@]/#/collector/}")
 bin="$out/fuzz_channel"
 if [ ! -x "$bin" ] || [ -n "$(find fuzz collector common -newer "$bin" -name '*.[ch]' | head -1)" ]; then
