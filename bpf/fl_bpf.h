@@ -32,15 +32,69 @@ struct fl_bpf_loss {
 	__u64 site_map;      /* fault sites not counted: site map full */
 	__u64 pending;       /* syscalls whose entry could not be remembered */
 	__u64 find_vma;      /* not a loss: faults counted by address, VMA unknown (bpf_find_vma busy), key.vm_end == 0 */
+	__u64 ia32;          /* 32-bit (ia32) syscalls of followed processes, not recorded */
 	__u64 thread_state;  /* faults whose entry state could not be stored (classified as FL_F_OTHER) */
 	__u64 cuts;          /* call boundaries not remembered (cuts map full): faults of merged pieces may land on a neighbour */
 };
+
+/*
+ * Kernel features the BPF side adapts to, probed from the kernel's BTF, one
+ * by one (libbpf-tools style): what a kernel lacks is replaced by the next
+ * best source, or, for a required one, eBPF is not used and the run says so.
+ * X(id, name, what, replacement (NULL: required)).
+ */
+#define FL_CAPS(X) \
+	X(FL_CAP_FIND_VMA, "find_vma", "bpf_find_vma and bpf_loop (5.17): the VMA of every fault", NULL) \
+	X(FL_CAP_EXEC_VMAS, "exec_vmas", "the kernel sends each new image's VMAs at exec (task VMA iterator, 6.4)", \
+	  "bpf_find_vma walks, at exec, the runs of adjacent VMAs at the image's landmarks " \
+	  "(code, data, stack, interpreter, vDSO); a VMA apart from all of them is missed") \
+	X(FL_CAP_EXIT_GROUP_DEAD, "exit_group_dead", "sched_process_exit says whether the group died (6.16)", \
+	  "signal->live read at the tracepoint; two threads exiting at once are reported once") \
+	X(FL_CAP_RSS_PERCPU, "rss_percpu", "mm->rss_stat is percpu_counter[] (6.2)", \
+	  "the atomic_long_t rss_stat.count[] of 6.1 and older") \
+	X(FL_CAP_RSS_UNSPLIT, "rss_unsplit", "every RSS change reaches the mm at once (6.2)", \
+	  "fault classes from the task's own RSS cache (task->rss_stat); the RSS timeline moves when the " \
+	  "kernel syncs that cache, every 64 faults per thread, as /proc shows it")
+
+enum fl_cap_id {
+#define FL_CAP_ENUM(id, name, what, repl) id,
+	FL_CAPS(FL_CAP_ENUM)
+#undef FL_CAP_ENUM
+	FL_CAP_N
+};
+
+enum fl_cap_state { FL_CAP_PRESENT, FL_CAP_REPLACED, FL_CAP_MISSING };
+
+struct fl_cap {
+	const char *name;        /* "exec_vmas" ... */
+	const char *what;        /* the feature */
+	enum fl_cap_state state;
+	const char *how;         /* replaced: by what; missing: what is lost; present: NULL */
+	int pretended;           /* missing only because FAULTLINE_PRETEND_MISSING says so */
+};
+
+/* "present", "replaced", "missing". */
+const char *fl_cap_state_name(enum fl_cap_state s);
+
+/*
+ * Probe the running kernel (its BTF) for every FL_CAPS entry into caps[FL_CAP_N].
+ * FAULTLINE_PRETEND_MISSING=name,name,... (or "all") treats those features as
+ * absent, so the fallbacks run on a kernel that has everything (tests).
+ * Returns 0, or -errno when the kernel's BTF cannot be read.
+ */
+int fl_bpf_probe(struct fl_cap caps[FL_CAP_N]);
 
 /*
  * Load and attach everything.  Returns 0, or -errno with a one-line reason
  * for the user in why ("need CAP_BPF and CAP_PERFMON (run as root)", ...).
  */
 int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, size_t whylen);
+
+/* One line (two when replaced or missing) for `doctor`. */
+void fl_bpf_print_cap(FILE *out, const struct fl_cap *c);
+
+/* The capabilities this instance was loaded with (FL_CAP_N entries). */
+const struct fl_cap *fl_bpf_caps(struct fl_bpf *b);
 
 /* Start tracking pid and every descendant it will have. Returns 0 or -errno. */
 int fl_bpf_track(struct fl_bpf *b, __u32 pid);

@@ -107,6 +107,36 @@ static __always_inline void lose(__u32 idx)
 /* ---- RSS ---------------------------------------------------------------- */
 
 /*
+ * Kernel layouts that changed (CO-RE flavors: libbpf matches "x___old" to the
+ * kernel's "x"; code under a false bpf_core_*_exists() is removed at load).
+ * Linux 6.1 and older: mm->rss_stat is a struct of atomic_long_t count[], and
+ * with SPLIT_RSS_COUNTING every task caches its own changes to the mm it runs
+ * (task->rss_stat, folded into the mm by sync_mm_rss() every 64 faults,
+ * mm/memory.c check_sync_rss_stat).  6.2 made mm->rss_stat percpu_counter[]
+ * and dropped the task cache.
+ */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+};
+
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+};
+
+struct task_rss_stat___old {
+	int events;
+	int count[4];
+};
+
+struct task_struct___old {
+	struct task_rss_stat___old rss_stat;
+};
+
+#define FL_RSS_ATOMIC bpf_core_type_exists(struct mm_rss_stat___old)
+#define FL_SPLIT_RSS bpf_core_field_exists(struct task_struct___old, rss_stat)
+#define FL_RSS_EVENTS_SYNC 66 /* task->rss_stat.events while sync_mm_rss() runs (> TASK_RSS_EVENTS_THRESH + 1) */
+
+/*
  * Value of one mm counter: the percpu_counter's global count, clamped at 0,
  * i.e. get_mm_counter() = percpu_counter_read_positive(), the value the
  * rss_stat tracepoint itself reports (include/trace/events/kmem.h).  The
@@ -123,13 +153,43 @@ static __always_inline __u64 pc_sum(struct percpu_counter *pc)
 	return v < 0 ? 0 : v;
 }
 
+/* 6.1 and older: get_mm_counter() = atomic_long_read(), clamped at 0 as the kernel does. */
+static __always_inline __u64 atomic_rss(struct mm_struct *mm, int m)
+{
+	struct mm_struct___old *o = (void *)mm;
+	long v;
+
+	switch (m) {
+	case 0: v = BPF_CORE_READ(o, rss_stat.count[0].counter); break;
+	case 1: v = BPF_CORE_READ(o, rss_stat.count[1].counter); break;
+	case 2: v = BPF_CORE_READ(o, rss_stat.count[2].counter); break;
+	default: v = BPF_CORE_READ(o, rss_stat.count[3].counter); break;
+	}
+	return v < 0 ? 0 : v;
+}
+
 static __always_inline __u64 rss_member(struct mm_struct *mm, int m)
 {
+	if (FL_RSS_ATOMIC)
+		return atomic_rss(mm, m);
 	switch (m) {
 	case 0: return pc_sum(&mm->rss_stat[0]);
 	case 1: return pc_sum(&mm->rss_stat[1]);
 	case 2: return pc_sum(&mm->rss_stat[2]);
 	default: return pc_sum(&mm->rss_stat[3]);
+	}
+}
+
+/* SPLIT_RSS_COUNTING: the current task's unsynced change of counter m. */
+static __always_inline int task_rss(struct task_struct *t, int m)
+{
+	struct task_struct___old *o = (void *)t;
+
+	switch (m) {
+	case 0: return BPF_CORE_READ(o, rss_stat.count[0]);
+	case 1: return BPF_CORE_READ(o, rss_stat.count[1]);
+	case 2: return BPF_CORE_READ(o, rss_stat.count[2]);
+	default: return BPF_CORE_READ(o, rss_stat.count[3]);
 	}
 }
 
@@ -192,8 +252,15 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 		struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
 
 		/* Fault evidence; PF_MEMALLOC: direct reclaim unmapping our own pages. */
-		if (th && th->active && !(cur->flags & FL_PF_MEMALLOC))
-			th->rss_bits |= 1u << member;
+		if (th && th->active && !(cur->flags & FL_PF_MEMALLOC)) {
+			if (!FL_SPLIT_RSS)
+				th->rss_bits |= 1u << member;
+			else if (BPF_CORE_READ((struct task_struct___old *)cur, rss_stat.events) >= FL_RSS_EVENTS_SYNC)
+				/* sync_mm_rss(): the cache moves into the mm, then is zeroed */
+				th->rss_base[member & 3] -= task_rss(cur, member);
+			else /* not through the cache (THP: add_mm_counter) */
+				th->rss_bits |= 1u << member;
+		}
 	} else {
 		/* Someone else changed this mm (kswapd, process_vm_writev, exit teardown). */
 		struct task_struct *o;
@@ -275,6 +342,14 @@ static __always_inline int fault_entry(unsigned long address, struct pt_regs *re
 	th->err = error_code;
 	th->ip = regs ? BPF_CORE_READ(regs, ip) : 0;
 	th->rss_bits = 0;
+	if (FL_SPLIT_RSS) { /* 6.1: the fault's counter moves go to the task cache, no tracepoint */
+		struct task_struct *cur = bpf_get_current_task_btf();
+
+		th->rss_base[0] = task_rss(cur, 0);
+		th->rss_base[1] = task_rss(cur, 1);
+		th->rss_base[2] = task_rss(cur, 2);
+		th->rss_base[3] = task_rss(cur, 3);
+	}
 	th->alloc0 = 0;
 	th->allocn = 0;
 	th->active = 1;
@@ -414,6 +489,16 @@ static __always_inline __u32 top_bit(__u64 x)
 	return r;
 }
 
+/*
+ * The word k & 7 of c, with the mask kept in the program: clang drops it
+ * where it can prove k <= 7, and 6.1's verifier cannot, and refuses the load.
+ */
+static __always_inline __u64 cut_word(const struct fl_cuts *c, __u32 k)
+{
+	asm volatile("" : "+r"(k));
+	return c->w[k & 7];
+}
+
 /* The last cut at or below page i of the bucket, or -1. */
 static __always_inline int cut_at_or_below(const struct fl_cuts *c, __u32 i)
 {
@@ -427,8 +512,8 @@ static __always_inline int cut_at_or_below(const struct fl_cuts *c, __u32 i)
 
 		if (k < 0)
 			break;
-		if (c->w[k & 7])
-			return ((k & 7) << 6) + top_bit(c->w[k & 7]);
+		if (cut_word(c, k))
+			return ((k & 7) << 6) + top_bit(cut_word(c, k));
 	}
 	return -1;
 }
@@ -446,8 +531,8 @@ static __always_inline int cut_above(const struct fl_cuts *c, __u32 i)
 
 		if (k > 7)
 			break;
-		if (c->w[k & 7])
-			return ((k & 7) << 6) + top_bit(c->w[k & 7] & -c->w[k & 7]);
+		if (cut_word(c, k))
+			return ((k & 7) << 6) + top_bit(cut_word(c, k) & -cut_word(c, k));
 	}
 	return 512;
 }
@@ -599,6 +684,21 @@ static __always_inline void agg_count(const struct fl_fault_key *k, const struct
 		__sync_fetch_and_add(f, -1);
 }
 
+/* 6.1 (SPLIT_RSS_COUNTING): the counters the fault moved in the task's cache. */
+static __always_inline __u32 split_rss_bits(const struct fl_thread *th)
+{
+	struct task_struct *cur;
+	__u32 bits = 0;
+
+	if (!FL_SPLIT_RSS)
+		return 0;
+	cur = bpf_get_current_task_btf();
+	for (int m = 0; m < 4; m++)
+		if (task_rss(cur, m) != th->rss_base[m])
+			bits |= 1u << m;
+	return bits;
+}
+
 static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
@@ -622,7 +722,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		known = 1;
 		err = th->err;
 		ip = th->ip;
-		bits = th->rss_bits;
+		bits = th->rss_bits | split_rss_bits(th);
 		alloc0 = th->alloc0;
 		allocn = th->allocn;
 	}
@@ -767,9 +867,13 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task, __u64 addr) __ksym;
-extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
-extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+/*
+ * Linux 6.4+.  Weak: on older kernels libbpf leaves them unresolved and the
+ * loader does not load on_exec_vmas, their only user (loader.c caps).
+ */
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task, __u64 addr) __weak __ksym;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __weak __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __weak __ksym;
 
 /*
  * Send every VMA of t's new image (FL_R_VMA).  exec maps them without a
@@ -777,49 +881,178 @@ extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
  * The exec'ing task is the only thread left and holds no mmap_lock here,
  * so the iterator's mmap_read_trylock succeeds.
  */
+/* The image's landmarks the VMA flags are derived from. */
+struct image {
+	__u32 tgid;
+	__u64 start_stack, start_brk, brk;
+};
+
+/* One FL_R_VMA record. Returns 0, or -1 when the ring buffer is full. */
+static __always_inline int emit_vma(struct vm_area_struct *vma, const struct image *im)
+{
+	struct fl_vma_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	struct file *f;
+	__u64 fl;
+
+	if (!r) {
+		lose(FL_LOSS_RINGBUF);
+		return -1;
+	}
+	fl = BPF_CORE_READ(vma, vm_flags);
+	f = BPF_CORE_READ(vma, vm_file);
+	r->h.type = FL_R_VMA;
+	r->h.nframes = 0;
+	r->h.size = sizeof(*r);
+	r->pid = im->tgid;
+	r->start = BPF_CORE_READ(vma, vm_start);
+	r->end = BPF_CORE_READ(vma, vm_end);
+	r->pgoff = BPF_CORE_READ(vma, vm_pgoff);
+	r->inode = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
+	r->dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
+	r->pad = 0;
+	r->flags = (fl & 1 ? FL_VMA_READ : 0) | (fl & 2 ? FL_VMA_WRITE : 0) | (fl & 4 ? FL_VMA_EXEC : 0) |
+		   (fl & FL_VM_SHARED ? FL_VMA_SHARED : 0) |
+		   (r->start <= im->start_stack && im->start_stack < r->end ? FL_VMA_STACK : 0) |
+		   (!f && r->start >= im->start_brk && r->end <= im->brk && im->brk > im->start_brk ?
+		    FL_VMA_HEAP : 0) |
+		   (!f && BPF_CORE_READ(vma, vm_ops) ? FL_VMA_SPECIAL : 0);
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+static __always_inline void image_of(struct task_struct *t, __u32 tgid, struct image *im)
+{
+	struct mm_struct *mm = t->mm;
+
+	im->tgid = tgid;
+	im->start_stack = BPF_CORE_READ(mm, start_stack);
+	im->start_brk = BPF_CORE_READ(mm, start_brk);
+	im->brk = BPF_CORE_READ(mm, brk);
+}
+
 static __always_inline void send_exec_vmas(struct task_struct *t, __u32 tgid)
 {
 	struct bpf_iter_task_vma it;
 	struct vm_area_struct *vma;
-	struct mm_struct *mm = t->mm;
-	__u64 start_stack = BPF_CORE_READ(mm, start_stack), start_brk = BPF_CORE_READ(mm, start_brk);
-	__u64 brk = BPF_CORE_READ(mm, brk);
+	struct image im;
 
+	image_of(t, tgid, &im);
 	/* no counter in the loop: the iterator ends it, and a counter would make the verifier walk every lap */
 	bpf_iter_task_vma_new(&it, t, 0);
-	while ((vma = bpf_iter_task_vma_next(&it))) {
-		struct fl_vma_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-		struct file *f;
-		__u64 fl;
-
-		if (!r) {
-			lose(FL_LOSS_RINGBUF);
+	while ((vma = bpf_iter_task_vma_next(&it)))
+		if (emit_vma(vma, &im))
 			break;
-		}
-		fl = vma->vm_flags;
-		f = vma->vm_file;
-		r->h.type = FL_R_VMA;
-		r->h.nframes = 0;
-		r->h.size = sizeof(*r);
-		r->pid = tgid;
-		r->start = vma->vm_start;
-		r->end = vma->vm_end;
-		r->pgoff = vma->vm_pgoff;
-		r->inode = f ? BPF_CORE_READ(f, f_inode, i_ino) : 0;
-		r->dev = f ? BPF_CORE_READ(f, f_inode, i_sb, s_dev) : 0;
-		r->pad = 0;
-		r->flags = (fl & 1 ? FL_VMA_READ : 0) | (fl & 2 ? FL_VMA_WRITE : 0) | (fl & 4 ? FL_VMA_EXEC : 0) |
-			   (fl & FL_VM_SHARED ? FL_VMA_SHARED : 0) |
-			   (r->start <= start_stack && start_stack < r->end ? FL_VMA_STACK : 0) |
-			   (!f && r->start >= start_brk && r->end <= brk && brk > start_brk ? FL_VMA_HEAP : 0) |
-			   (!f && vma->vm_ops ? FL_VMA_SPECIAL : 0);
-		bpf_ringbuf_submit(r, 0);
-	}
 	bpf_iter_task_vma_destroy(&it);
 }
 
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
+/*
+ * Without the iterator (before 6.4): the VMAs exec left, found with
+ * bpf_find_vma (5.17) from the addresses exec records (mm->start_code,
+ * start_data, start_stack, the interpreter's base and the vDSO from the
+ * saved auxiliary vector), each walked down to the first VMA of its run of
+ * adjacent VMAs, then up, sent in address order.  exec maps every segment of
+ * an ELF image next to the previous one, so these runs are the whole image;
+ * a VMA beyond a gap would be missed (docs/faults.md, "Kernels").
+ */
+#define FL_SEEDS 6
+#define FL_RUN_MAX 64
+#define FL_AT_BASE 7
+#define FL_AT_SYSINFO_EHDR 33
+
+struct walk {
+	struct task_struct *t;
+	struct image im;
+	__u64 addr;          /* the address looked up */
+	__u64 start, end;    /* the VMA holding it (end 0: none) */
+	__u64 sent_end;      /* every VMA below was sent */
+	int emit;
+	int full;            /* ring buffer full: stop */
+};
+
+static long walk_vma(struct task_struct *task, struct vm_area_struct *vma, struct walk *w)
+{
+	w->start = vma->vm_start;
+	w->end = vma->vm_end;
+	if (w->emit && emit_vma(vma, &w->im))
+		w->full = 1;
+	return 0;
+}
+
+static __always_inline int walk_find(struct walk *w, __u64 addr, int emit)
+{
+	w->addr = addr;
+	w->end = 0;
+	w->emit = emit;
+	if (bpf_find_vma(w->t, addr, walk_vma, w, 0) || !w->end)
+		return -1;
+	return 0;
+}
+
+/* Down from w->addr: w->start becomes the first VMA of the run. */
+static long walk_down(__u64 i, struct walk *w)
+{
+	__u64 lo = w->start;
+
+	if (lo <= w->sent_end || lo == 0 || walk_find(w, lo - 1, 0)) {
+		w->start = lo;
+		return 1;
+	}
+	return 0;
+}
+
+/* Up from w->addr, sending each VMA. */
+static long walk_up(__u64 i, struct walk *w)
+{
+	if (w->full || walk_find(w, w->addr, 1))
+		return 1;
+	w->sent_end = w->end;
+	w->addr = w->end;
+	return 0;
+}
+
+static __always_inline void walk_exec_vmas(struct task_struct *t, __u32 tgid)
+{
+	struct mm_struct *mm = t->mm;
+	struct walk w = { .t = t };
+	__u64 seed[FL_SEEDS] = {};
+
+	image_of(t, tgid, &w.im);
+	seed[0] = BPF_CORE_READ(mm, start_code);
+	seed[1] = BPF_CORE_READ(mm, start_data);
+	seed[2] = w.im.start_stack;
+	for (int i = 0; i + 1 < 48; i += 2) { /* saved_auxv: (type, value) pairs up to AT_NULL */
+		__u64 type = BPF_CORE_READ(mm, saved_auxv[i]), val = BPF_CORE_READ(mm, saved_auxv[i + 1]);
+
+		if (type == 0)
+			break;
+		if (type == FL_AT_BASE)
+			seed[3] = val;
+		else if (type == FL_AT_SYSINFO_EHDR)
+			seed[4] = val;
+	}
+	seed[5] = BPF_CORE_READ(mm, arg_start);
+	/* in address order, so the records are (the collector takes a lower start as a new list) */
+	for (int i = 0; i < FL_SEEDS; i++)
+		for (int j = 0; j + 1 < FL_SEEDS - i; j++)
+			if (seed[j] > seed[j + 1]) {
+				__u64 x = seed[j];
+
+				seed[j] = seed[j + 1];
+				seed[j + 1] = x;
+			}
+	for (int i = 0; i < FL_SEEDS; i++) {
+		if (!seed[i] || seed[i] < w.sent_end || w.full)
+			continue;
+		if (walk_find(&w, seed[i], 0))
+			continue;
+		bpf_loop(FL_RUN_MAX, walk_down, &w, 0);
+		w.addr = w.start;
+		bpf_loop(FL_RUN_MAX, walk_up, &w, 0);
+	}
+}
+
+static __always_inline int task_exec(struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm,
+				     int with_vmas)
 {
 	__u32 tgid = t->tgid, tid = t->pid, old = old_pid;
 	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
@@ -841,13 +1074,30 @@ int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm 
 			bpf_map_delete_elem(&threads, &old);
 		}
 	}
-	send_exec_vmas(t, tgid);
+	if (with_vmas)
+		send_exec_vmas(t, tgid);
+	else
+		walk_exec_vmas(t, tgid);
 	r = task_rec(FL_T_EXEC, t);
 	if (!r)
 		return 0;
 	bpf_probe_read_kernel_str(&r->path, sizeof(r->path), BPF_CORE_READ(bprm, filename));
 	bpf_ringbuf_submit(r, 0);
 	return 0;
+}
+
+/* Exactly one of the two is loaded (loader.c): with the task VMA iterator (6.4+) or without. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec_vmas, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return task_exec(t, old_pid, bprm, 1);
+}
+
+/* Without: the VMAs are found from the image's landmarks (walk_exec_vmas). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return task_exec(t, old_pid, bprm, 0);
 }
 
 struct sum_ctx {
@@ -890,8 +1140,7 @@ static long sum_thread(__u64 i, struct sum_ctx *s)
 	return 0;
 }
 
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
+static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 {
 	__u32 tgid = t->tgid, tid = t->pid;
 	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
@@ -902,6 +1151,9 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 	__u64 now;
 
 	if (!p)
+		return 0;
+	/* on_exit_live: two threads exiting together may both see live == 0; one reports */
+	if (group_dead && __sync_fetch_and_add(&p->exit_claim, 1))
 		return 0;
 	if (!group_dead) {
 		th = bpf_map_lookup_elem(&threads, &tid);
@@ -952,6 +1204,23 @@ int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
 	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
+}
+
+/* Exactly one of the two is loaded (loader.c): the tracepoint has group_dead since 6.16. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *t, bool group_dead)
+{
+	return task_exit(t, group_dead);
+}
+
+/*
+ * Before 6.16: do_exit() decremented signal->live before the tracepoint
+ * (kernel/exit.c: group_dead = atomic_dec_and_test(&tsk->signal->live)).
+ */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit_live, struct task_struct *t)
+{
+	return task_exit(t, BPF_CORE_READ(t, signal, live.counter) == 0);
 }
 
 /* ---- address-space syscalls (x86-64 numbers) ----------------------------- */
@@ -1080,6 +1349,32 @@ static __always_inline void exit_cuts(struct fl_proc *p, __u32 kind, const __u64
 	}
 }
 
+/*
+ * A 32-bit system call (ia32 task, or int $0x80 from a 64-bit one): its
+ * numbers are not x86-64's (9 is link, 11 execve).  arch/x86/include/asm/
+ * thread_info.h: TS_COMPAT is set while one runs.
+ */
+#define FL_TS_COMPAT 0x0002
+
+static __always_inline int in_compat_syscall(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	return t->thread_info.status & FL_TS_COMPAT;
+}
+
+/* Not recorded, said as a loss; it may have changed VMAs. */
+static __always_inline void compat_call(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+
+	if (p) {
+		__sync_fetch_and_add(&p->vma_gen, 1);
+		lose(FL_LOSS_IA32);
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -1089,6 +1384,10 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	struct fl_proc *p;
 	int n;
 
+	if (in_compat_syscall()) {
+		compat_call();
+		return 0;
+	}
 	if (kind == FL_K_NONE) {
 		if (sc_vma_other(id))
 			vma_changed();

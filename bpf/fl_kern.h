@@ -16,6 +16,7 @@ enum fl_loss_idx {
 	FL_LOSS_FIND_VMA,     /* bpf_find_vma busy: fault counted by address */
 	FL_LOSS_THREAD,       /* per-thread/per-process state map full, or fault without entry state */
 	FL_LOSS_CUTS,         /* call boundary not remembered (cuts map full): pieces may merge */
+	FL_LOSS_IA32,         /* 32-bit (ia32) syscalls of a followed process: not recorded */
 	FL_LOSS_N
 };
 
@@ -35,6 +36,7 @@ struct fl_proc {
 	__u32 dirty;          /* rss[] changed since the last record */
 	__u64 vma_gen;        /* bumped around every call that may change VMAs */
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
+	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
 };
 
 /*
@@ -78,6 +80,7 @@ struct fl_thread {
 	__u64 v_gen;          /* fl_proc.vma_gen when it was looked up */
 	__u64 p_lo;           /* the piece of that VMA this thread faulted in last: [p_lo, p_hi) */
 	__u64 p_hi;
+	__s32 rss_base[4];    /* 6.1 (SPLIT_RSS_COUNTING): task->rss_stat.count[] at fault entry */
 };
 
 #endif /* FL_KERN_H */

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "fl_bpf.h"
 #include "fl_kern.h"
 #include "fl_kern.skel.h"
@@ -32,6 +33,7 @@ struct fl_bpf {
 	int nlinks;
 	void *batch;          /* drain buffers: keys, then values */
 	size_t batch_cap;     /* entries */
+	struct fl_cap caps[FL_CAP_N];
 };
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -70,6 +72,118 @@ static int on_record(void *ctx, void *data, size_t size)
 		break;
 	}
 	return 0;
+}
+
+/* ---- capabilities ------------------------------------------------------------ */
+
+static const struct fl_cap cap_table[FL_CAP_N] = {
+#define FL_CAP_ROW(id, name, what, repl) [id] = { name, what, FL_CAP_PRESENT, repl, 0 },
+	FL_CAPS(FL_CAP_ROW)
+#undef FL_CAP_ROW
+};
+
+const char *fl_cap_state_name(enum fl_cap_state s)
+{
+	return s == FL_CAP_PRESENT ? "present" : s == FL_CAP_REPLACED ? "replaced" : "missing";
+}
+
+/* name is in the comma-separated list (or the list is "all"). */
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!list)
+		return 0;
+	if (!strcmp(list, "all"))
+		return 1;
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+
+/* Number of arguments of tracepoint tp as tp_btf programs see them (-1: unknown). */
+static int tp_nargs(const struct btf *btf, const char *tp)
+{
+	char name[128];
+	const struct btf_type *t;
+	int id;
+
+	snprintf(name, sizeof(name), "btf_trace_%s", tp);
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -1;
+	t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type); /* pointer */
+	if (!t || !btf_is_ptr(t))
+		return -1;
+	t = btf__type_by_id(btf, t->type);
+	if (!t || !btf_is_func_proto(t))
+		return -1;
+	return btf_vlen(t) - 1; /* the first is the tracepoint's private data */
+}
+
+static int has_member(const struct btf *btf, const char *type, const char *member)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(btf, id);
+	const struct btf_member *m = t ? btf_members(t) : NULL;
+
+	for (int i = 0; t && i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, m[i].name_off), member))
+			return 1;
+	return 0;
+}
+
+int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
+{
+	const char *pretend = getenv("FAULTLINE_PRETEND_MISSING");
+	struct btf *btf;
+	int have[FL_CAP_N], err;
+
+	memcpy(caps, cap_table, sizeof(cap_table));
+	btf = btf__load_vmlinux_btf();
+	err = libbpf_get_error(btf);
+	if (err)
+		return err < 0 ? err : -err;
+	have[FL_CAP_FIND_VMA] = btf__find_by_name_kind(btf, "bpf_find_vma", BTF_KIND_FUNC) >= 0 &&
+				btf__find_by_name_kind(btf, "bpf_loop", BTF_KIND_FUNC) >= 0;
+	have[FL_CAP_EXEC_VMAS] = btf__find_by_name_kind(btf, "bpf_iter_task_vma_new", BTF_KIND_FUNC) >= 0;
+	have[FL_CAP_EXIT_GROUP_DEAD] = tp_nargs(btf, "sched_process_exit") >= 2;
+	have[FL_CAP_RSS_PERCPU] = btf__find_by_name_kind(btf, "mm_rss_stat", BTF_KIND_STRUCT) < 0;
+	have[FL_CAP_RSS_UNSPLIT] = !has_member(btf, "task_struct", "rss_stat");
+	btf__free(btf);
+	for (int i = 0; i < FL_CAP_N; i++) {
+		/* the RSS layouts are the kernel's: a kernel that has them cannot run the other code */
+		int can_pretend = i == FL_CAP_EXEC_VMAS || i == FL_CAP_EXIT_GROUP_DEAD;
+
+		if (have[i] && can_pretend && listed(pretend, caps[i].name)) {
+			have[i] = 0;
+			caps[i].pretended = 1;
+		}
+		caps[i].state = have[i] ? FL_CAP_PRESENT : caps[i].how ? FL_CAP_REPLACED : FL_CAP_MISSING;
+		if (have[i])
+			caps[i].how = NULL;
+		else if (!caps[i].how)
+			caps[i].how = "the kernel is older than faultline's eBPF side needs: the run has the shim's fidelity";
+	}
+	return 0;
+}
+
+const struct fl_cap *fl_bpf_caps(struct fl_bpf *b)
+{
+	return b->caps;
+}
+
+/* Load exactly one program of each pair, as the kernel allows. */
+static void choose_programs(struct fl_kern *skel, const struct fl_cap *caps)
+{
+	int vmas = caps[FL_CAP_EXEC_VMAS].state == FL_CAP_PRESENT;
+	int group_dead = caps[FL_CAP_EXIT_GROUP_DEAD].state == FL_CAP_PRESENT;
+
+	bpf_program__set_autoload(skel->progs.on_exec_vmas, vmas);
+	bpf_program__set_autoload(skel->progs.on_exec, !vmas);
+	bpf_program__set_autoload(skel->progs.on_exit, group_dead);
+	bpf_program__set_autoload(skel->progs.on_exit_live, !group_dead);
 }
 
 /* ---- open / close ----------------------------------------------------------- */
@@ -128,6 +242,28 @@ static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 	return 0;
 }
 
+static int have_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return (d[cap / 32].effective >> (cap % 32)) & 1;
+}
+
+static void get_caps(struct __user_cap_data_struct data[2])
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+
+	if (syscall(SYS_capget, &hdr, data))
+		memset(data, 0, 2 * sizeof(*data));
+}
+
+/* CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON. */
+static int privileged(void)
+{
+	struct __user_cap_data_struct d[2];
+
+	get_caps(d);
+	return have_cap(d, 21) || (have_cap(d, 39) && have_cap(d, 38));
+}
+
 /* Load and attach everything; see fl_bpf.h. */
 int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, size_t whylen)
 {
@@ -158,15 +294,27 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 		return -ENOMEM;
 	if (ops)
 		b->ops = *ops;
+	err = fl_bpf_probe(b->caps);
+	if (err) {
+		snprintf(why, whylen, "cannot read the kernel's BTF: %s", strerror(-err));
+		goto fail;
+	}
+	if (b->caps[FL_CAP_FIND_VMA].state != FL_CAP_PRESENT) {
+		snprintf(why, whylen, "kernel too old: no %s", b->caps[FL_CAP_FIND_VMA].what);
+		err = -ENOTSUP;
+		goto fail;
+	}
 	b->skel = fl_kern__open();
 	if (!b->skel) {
 		err = -errno;
 		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(-err));
 		goto fail;
 	}
+	choose_programs(b->skel, b->caps);
 	err = fl_kern__load(b->skel);
 	if (err) {
-		if (err == -EPERM || err == -EACCES)
+		/* the verifier also answers EACCES: only a missing privilege is said as one */
+		if ((err == -EPERM || err == -EACCES) && !privileged())
 			snprintf(why, whylen, "need CAP_BPF and CAP_PERFMON (run as root)");
 		else
 			snprintf(why, whylen, "the kernel refused the BPF programs: %s "
@@ -397,25 +545,29 @@ void fl_bpf_loss(struct fl_bpf *b, struct fl_bpf_loss *out)
 	out->find_vma = v[FL_LOSS_FIND_VMA];
 	out->thread_state = v[FL_LOSS_THREAD];
 	out->cuts = v[FL_LOSS_CUTS];
+	out->ia32 = v[FL_LOSS_IA32];
 }
 
 /* ---- doctor ------------------------------------------------------------------- */
 
-static int have_cap(const struct __user_cap_data_struct *d, int cap)
+void fl_bpf_print_cap(FILE *out, const struct fl_cap *c)
 {
-	return (d[cap / 32].effective >> (cap % 32)) & 1;
+	fprintf(out, "  %-16s %-8s %s", c->name, fl_cap_state_name(c->state), c->what);
+	if (c->how)
+		fprintf(out, "\n  %-16s %-8s %s %s", "", "", c->state == FL_CAP_REPLACED ? "by:" : "lost:", c->how);
+	if (c->pretended)
+		fprintf(out, " (FAULTLINE_PRETEND_MISSING)");
+	fputc('\n', out);
 }
 
 int fl_bpf_doctor(FILE *out)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = { { 0 } };
 	int ok = 1, fd, cap_bpf, cap_perfmon, cap_admin, btf, tracefs, perf = 0;
 	struct fl_bpf *b = NULL;
 	char why[256];
 
-	if (syscall(SYS_capget, &hdr, data))
-		memset(data, 0, sizeof(data));
+	get_caps(data);
 	cap_bpf = have_cap(data, 39);      /* CAP_BPF */
 	cap_perfmon = have_cap(data, 38);  /* CAP_PERFMON */
 	cap_admin = have_cap(data, 21);    /* CAP_SYS_ADMIN */
@@ -427,6 +579,16 @@ int fl_bpf_doctor(FILE *out)
 	btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
 	fprintf(out, "kernel BTF (/sys/kernel/btf/vmlinux): %s\n", btf ? "present" : "missing");
 	ok &= btf;
+
+	if (btf) {
+		struct fl_cap caps[FL_CAP_N];
+		int err = fl_bpf_probe(caps);
+
+		if (err)
+			fprintf(out, "kernel features: cannot read the BTF: %s\n", strerror(-err));
+		for (int i = 0; !err && i < FL_CAP_N; i++)
+			fl_bpf_print_cap(out, &caps[i]);
+	}
 
 	tracefs = access("/sys/kernel/tracing/events", F_OK) == 0 ||
 		  access("/sys/kernel/debug/tracing/events", F_OK) == 0;

@@ -170,6 +170,14 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 		r->bpf = NULL;
 		return no_bpf(reason, why, len);
 	}
+	for (const struct fl_cap *c = fl_bpf_caps(r->bpf); c < fl_bpf_caps(r->bpf) + FL_CAP_N; c++) {
+		char how[512];
+
+		snprintf(how, sizeof(how), "%s%s", c->how ? c->how : "",
+			 c->pretended ? " (the kernel has it: FAULTLINE_PRETEND_MISSING)" : "");
+		fl_store_kernel_feature(r->store, c->name, fl_cap_state_name(c->state), c->what,
+					c->how ? how : NULL);
+	}
 	bpf_recorder = r;
 	return NULL;
 }
@@ -404,6 +412,8 @@ static void record_losses(struct recorder *r)
 		fl_store_loss(r->store, "bpf_fault_map", bl.fault_map, "faults not counted: aggregate map full");
 		fl_store_loss(r->store, "bpf_site_map", bl.site_map, "fault sites not counted: site map full");
 		fl_store_loss(r->store, "bpf_pending", bl.pending, "syscalls whose entry could not be kept");
+		fl_store_loss(r->store, "bpf_ia32", bl.ia32, "32-bit (ia32) system calls: not recorded, "
+			      "the VMA model misses what they mapped");
 		fl_store_loss(r->store, "bpf_cuts", bl.cuts,
 			      "call boundaries not remembered (map full): faults may land on a merged neighbour");
 	}

@@ -29,7 +29,7 @@ enum stmt {
 	S_EVENT, S_VMA, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END,
-	S_SMAPS, S_SMAPS_TOTALS, S_REGION_RSS, S_PIECE_RSS, S_COUNT
+	S_SMAPS, S_SMAPS_TOTALS, S_REGION_RSS, S_PIECE_RSS, S_FEATURE, S_COUNT
 };
 
 #define COLUMN_(c, name) #name ","
@@ -59,6 +59,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_LOSS] = "INSERT INTO loss(cause,count,detail) VALUES(?,?,?) "
 		   "ON CONFLICT(cause) DO UPDATE SET count=excluded.count, detail=excluded.detail",
 	[S_MESSAGE] = "INSERT INTO message(time_ns,pid,text) VALUES(?,?,?)",
+	[S_FEATURE] = "INSERT OR REPLACE INTO kernel_feature(name,state,feature,how) VALUES(?,?,?,?)",
 	[S_RUN_END] = "UPDATE run SET complete=1, end_ns=?, exit_status=?",
 	[S_SMAPS] = "INSERT INTO smaps_sample(proc_id,time_ns,reason,cost_ns,regions,rss,pss,anon,swap,rss_stat) "
 		    "VALUES(?,?,?,?,?,?,?,?,?,?)",
@@ -498,6 +499,19 @@ void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const cha
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)count);
 	bind_text(st, 3, detail);
 	run(s, S_LOSS);
+}
+
+void fl_store_kernel_feature(struct fl_store *s, const char *name, const char *state,
+			     const char *feature, const char *how)
+{
+	if (s->rc)
+		return;
+	sqlite3_stmt *st = s->st[S_FEATURE];
+	bind_text(st, 1, name);
+	bind_text(st, 2, state);
+	bind_text(st, 3, feature);
+	bind_text(st, 4, how);
+	run(s, S_FEATURE);
 }
 
 void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text)

@@ -87,6 +87,9 @@ void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri);
 /* The recording is complete: build the indexes, mark the run complete. */
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status);
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
+/* One kernel feature the eBPF side adapts to, and its state in this run (bpf/fl_bpf.h FL_CAPS). */
+void fl_store_kernel_feature(struct fl_store *s, const char *name, const char *state,
+			     const char *feature, const char *how);
 void fl_store_message(struct fl_store *s, __u64 time_ns, __u32 pid, const char *text);
 
 /* Add faults taken before the process became the target (minor, major) to its *_before counts. */

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 3 (PRAGMA user_version; the build turns
+-- faultline store, schema version 4 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -10,8 +10,9 @@
 -- are common/faultline.h's lists (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES); the
 -- unit test "names" holds this file against them.
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
+-- Version 3 added the resident-memory samples; version 4 kernel_feature.
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -31,6 +32,15 @@ CREATE TABLE run (
     start_unix    INTEGER NOT NULL,  -- wall clock at launch, seconds since the epoch
     exit_status   INTEGER,           -- what `faultline record` exited with: code, or 128+signal
     complete      INTEGER NOT NULL DEFAULT 0 -- 1 once the recording was closed cleanly
+);
+
+-- The kernel features the eBPF side adapts to (bpf/fl_bpf.h FL_CAPS), as this
+-- run had them; no rows in a run without eBPF.  docs/faults.md, "Kernels".
+CREATE TABLE kernel_feature (
+    name    TEXT PRIMARY KEY,  -- 'find_vma', 'exec_vmas', 'exit_group_dead', 'rss_percpu', 'rss_unsplit'
+    state   TEXT NOT NULL CHECK (state IN ('present', 'replaced', 'missing')),
+    feature TEXT NOT NULL,     -- what the kernel offers when present
+    how     TEXT               -- replaced: by what; missing: what is lost; present: NULL
 );
 
 -- Anything lost or degraded, one row per cause; every report prints these.

@@ -4,7 +4,8 @@
 # Skips apt entirely when everything is already installed.
 set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev llvm bpftool libbpf-dev libelf-dev zlib1g-dev
-      libdw-dev libinih-dev libsqlite3-dev sqlite3 python3 binutils)
+      libdw-dev libinih-dev libsqlite3-dev sqlite3 python3 binutils
+      qemu-system-x86)  # qemu: tests/vm boots Debian kernels
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

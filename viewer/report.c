@@ -148,6 +148,45 @@ static int section_run(struct report *r)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* ---- kernel features (bpf/fl_bpf.h FL_CAPS) ------------------------------ */
+
+/* Features the kernel lacked and what replaced them; one line when nothing was. */
+static int section_features(struct report *r)
+{
+	sqlite3_stmt *st;
+	int rc, n = 0, absent = 0;
+
+	if (sqlite3_prepare_v2(r->d->db, "SELECT name, state, how FROM kernel_feature ORDER BY rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0; /* recorded before schema version 3 */
+	if (r->j) {
+		fl_json_key(r->j, "kernel_features");
+		fl_json_open(r->j, '[');
+	}
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+
+		n++;
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kcol(r->j, "name", st, 0);
+			fl_json_kcol(r->j, "state", st, 1);
+			fl_json_kcol(r->j, "how", st, 2);
+			fl_json_close(r->j, '}');
+		} else if (strcmp(state, "present")) {
+			absent++;
+			printf("kernel     %s %s: %s\n", sqlite3_column_text(st, 0), state,
+			       sqlite3_column_text(st, 2) ?: (const unsigned char *)"");
+		}
+	}
+	sqlite3_finalize(st);
+	if (r->j)
+		fl_json_close(r->j, ']');
+	else if (n && !absent)
+		printf("kernel     every feature faultline uses is present\n");
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* ---- losses ------------------------------------------------------------ */
 
 static int section_losses(struct report *r)
@@ -801,7 +840,7 @@ int fl_cmd_report(int argc, char **argv)
 	r.nprocs = fl_proc_load(&d, &r.procs);
 	if (fl_run_load(&d, &r.run))
 		r.run.d = NULL;  /* said why; the report goes on without the own/footprint split */
-	rc = r.nprocs < 0 || section_run(&r) || section_losses(&r) || section_processes(&r) ||
+	rc = r.nprocs < 0 || section_run(&r) || section_features(&r) || section_losses(&r) || section_processes(&r) ||
 	     section_messages(&r);
 	if (cli.json && !rc)
 		fl_json_close(&j, '}');

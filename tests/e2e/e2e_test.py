@@ -36,7 +36,23 @@ def record(db, argv, bpf=False, expect=0, env=None):
         raise Skip("eBPF unavailable")
     if expect is not None:
         check(p.returncode == expect, f"{cmd}: exit {p.returncode}, expected {expect}\n{p.stderr}")
+    if bpf and PRETEND:
+        check_pretended(db)
     return p.returncode, p.stdout, p.stderr
+
+
+# FAULTLINE_PRETEND_MISSING=all (the *_fallback tests): the kernel's newer features are
+# treated as absent, so the fallbacks older kernels need run here too.
+PRETEND = os.environ.get("FAULTLINE_PRETEND_MISSING")
+FALLBACKS = ("exec_vmas", "exit_group_dead")  # the features a newer kernel can pretend to lack
+
+
+def check_pretended(db):
+    """The recording says the fallbacks ran."""
+    states = dict(query(db, "SELECT name, state FROM kernel_feature"))
+    for name in FALLBACKS:
+        if PRETEND == "all" or name in PRETEND.split(","):
+            check(states.get(name) == "replaced", f"{name} not replaced under FAULTLINE_PRETEND_MISSING: {states}")
 
 
 def query(db, sql, *args):
@@ -334,6 +350,42 @@ def test_totals_bpf():
             check(kernel == classified + before + gup,
                   f"pid {pid}: kernel {kernel} != {classified} classified + {before} before + {gup} gup")
         check(query(db, "SELECT coalesce(sum(count), 0) FROM loss")[0][0] == 0, "losses")
+    with_db(run)
+
+
+def test_kernel_features_bpf():
+    """The recording lists the kernel features as `doctor` does, and the report says what was replaced."""
+    def run(db):
+        record(db, ["/bin/true"], bpf=True)
+        doctor = subprocess.run([FL, "doctor"], capture_output=True, text=True).stdout
+        listed = {}
+        for line in doctor.splitlines():
+            f = line.split()
+            if line.startswith("  ") and len(f) > 2 and f[1] in ("present", "replaced", "missing"):
+                listed[f[0]] = f[1]
+        rows = dict(query(db, "SELECT name, state FROM kernel_feature"))
+        check(len(rows) == 5 and rows == listed, f"recorded {rows}, doctor {listed}")
+        rep = subprocess.run([FL, "report", db], capture_output=True, text=True).stdout
+        absent = [n for n, st in rows.items() if st != "present"]
+        for n in absent:
+            check(f"kernel     {n} {rows[n]}: " in rep, f"report does not say {n} {rows[n]}:\n{rep}")
+        if not absent:
+            check("kernel     every feature faultline uses is present" in rep, f"report:\n{rep}")
+    with_db(run)
+
+
+def test_ia32_bpf():
+    """32-bit system calls (int $0x80) are not misread as x86-64 ones: said as a loss, none recorded."""
+    def run(db):
+        _, out, _ = record(db, [target("e2e_ia32")], bpf=True)
+        if out.startswith("noia32"):
+            raise Skip(f"this kernel has no ia32 emulation ({out.strip()})")
+        lost = query(db, "SELECT count FROM loss WHERE cause = 'bpf_ia32'")
+        check(lost == [(3,)], f"bpf_ia32 loss {lost}, expected 3 (link, unlink, mmap2)")
+        bogus = query(db, "SELECT kind, errno, source FROM event WHERE errno = 14")
+        check(bogus == [], f"ia32 calls recorded as x86-64 ones: {bogus}")
+        rep = subprocess.run([FL, "report", db], capture_output=True, text=True).stdout
+        check("LOST       bpf_ia32: 3" in rep, f"report does not say the ia32 calls:\n{rep}")
     with_db(run)
 
 
