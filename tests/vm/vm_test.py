@@ -209,13 +209,20 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/flvm/b
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
 # no periodic write-back: under TCG a test runs ~50x longer than on the host, long enough for the
 # flusher (every 5 s, pages 30 s old) to lock a just-written page a test then faults on: the
 # fault retries and counts as major, which on the host never happens within the test
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
 "$FLVM_PY" /flvm/disk.py $FLVM_MODULES
-mount -t ext4 /dev/vda /var/tmp || echo "@@FLVM no disk: /var/tmp is not block-backed"
+# /tmp and /var/tmp stay the initramfs's own (writable) directories until the disk is mounted, so
+# a build tree that lives below either (a CI clone in /tmp, say) is not hidden: what the
+# initramfs holds in /var/tmp is copied onto the disk before the disk takes its place
+mkdir -p /flvm/disk
+if mount -t ext4 /dev/vda /flvm/disk; then
+    cp -a /var/tmp/. /flvm/disk/ && mount --move /flvm/disk /var/tmp
+else
+    echo "@@FLVM no disk: /var/tmp is not block-backed"
+fi
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 echo "@@FLVM kernel $(cat /proc/sys/kernel/osrelease)"
@@ -306,7 +313,7 @@ def build_initramfs(path, srcdir, builddir, tests, python, modules):
     c.add_tree(os.path.join(srcdir, "tests"))
     c.add_tree(builddir, skip={"vm", "meson-logs", "meson-private", "meson-info"})
     tools = [python, "/bin/sh"] + [shutil.which(t) or t for t in (
-        "sh", "env", "mount", "umount", "cat", "sleep", "true", "false", "echo", "ls", "rm", "mkdir",
+        "sh", "env", "mount", "umount", "cat", "cp", "sleep", "true", "false", "echo", "ls", "rm", "mkdir",
         "head", "tail", "wc", "sort", "dd")]
     busybox = shutil.which("busybox")
     elfs = [os.path.realpath(t) for t in tools if os.path.exists(t)]
@@ -408,7 +415,7 @@ def main():
         build_initramfs(initrd, srcdir, builddir, tests, python, modules)
         disk = os.path.join(cache, f"disk-{series}.img")
         with open(disk, "wb") as f:
-            f.truncate(256 << 20)
+            f.truncate(1 << 30)  # sparse; room for a build tree that lives below /var/tmp
         run(["mkfs.ext4", "-q", "-F", disk])
         log(f"{pkg}: {len(tests)} tests of {' '.join(suites)}, initramfs "
             f"{os.path.getsize(initrd) >> 20} MiB ({time.time() - t0:.1f} s)")
