@@ -41,6 +41,8 @@ static const struct command {
 	{ "check", fl_cmd_check, "check [LIMITS] [--limits FILE] [--baseline OLD.db] [--junit FILE] (RUN.db | -- CMD [ARGS...]):\n"
 	  "                  fail (exit 1) when a run exceeds its limits; exit 2 on bad input, 3 when the target failed" },
 	{ "diff", fl_cmd_diff, "diff A.db B.db [--top N] [--format json]: what grew or shrank, per region and call site" },
+	{ "timeline", fl_cmd_timeline, "timeline FILE [--pid P] [--by process|kind] [--top N] [--width COLS] [--format text|json|csv]:\n"
+	  "                  resident memory over time, stacked, with the fault rate by class under it" },
 	{ "doctor", cmd_doctor, "doctor: what this machine allows, and the fidelity a run gets" },
 };
 

@@ -29,12 +29,11 @@ int fl_cli_parse(struct fl_cli *cli, int argc, char **argv, const char *shortopt
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		switch (c) {
 		case 'F':
-			if (!strcmp(optarg, "json"))
-				cli->json = true;
-			else if (!strcmp(optarg, "text"))
-				cli->json = false;
-			else
-				return fl_cli_usage_error(cli, "unknown format '%s' (text or json)", optarg);
+			cli->json = !strcmp(optarg, "json");
+			cli->csv = cli->csv_ok && !strcmp(optarg, "csv");
+			if (!cli->json && !cli->csv && strcmp(optarg, "text"))
+				return fl_cli_usage_error(cli, "unknown format '%s' (text, json%s)", optarg,
+							  cli->csv_ok ? " or csv" : "");
 			break;
 		case 'h':
 			printf("usage: faultline %s\n", cli->usage);

@@ -9,6 +9,8 @@
 struct fl_cli {
 	const char *usage;  /* "report FILE [--format json]" */
 	bool json;          /* --format json */
+	bool csv_ok;        /* the command also takes --format csv */
+	bool csv;           /* --format csv */
 };
 
 /* Long options every command accepts; put them in each command's table. */

@@ -15,5 +15,7 @@ int fl_cmd_sql(int argc, char **argv);
 /* check exits 0 pass, 1 a limit exceeded, 2 usage or input error, 3 the target failed. */
 int fl_cmd_check(int argc, char **argv);
 int fl_cmd_diff(int argc, char **argv);
+/* Charts and files other tools open (viewer/timeline.c, export.c, html.c). */
+int fl_cmd_timeline(int argc, char **argv);
 
 #endif /* FL_VIEWER_H */
