@@ -43,6 +43,8 @@ static const struct command {
 	{ "diff", fl_cmd_diff, "diff A.db B.db [--top N] [--format json]: what grew or shrank, per region and call site" },
 	{ "timeline", fl_cmd_timeline, "timeline FILE [--pid P] [--by process|kind] [--top N] [--width COLS] [--format text|json|csv]:\n"
 	  "                  resident memory over time, stacked, with the fault rate by class under it" },
+	{ "export", fl_cmd_export, "export FILE --format pprof|perfetto|folded|csv -o OUT [--pid P] [--class C] [--table T]:\n"
+	  "                  faults by stack for pprof and flame graphs, a Perfetto trace, a table as CSV" },
 	{ "doctor", cmd_doctor, "doctor: what this machine allows, and the fidelity a run gets" },
 };
 

@@ -5,11 +5,14 @@
 set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev llvm bpftool libbpf-dev libelf-dev zlib1g-dev
       libdw-dev libinih-dev libsqlite3-dev sqlite3 python3 binutils
-      qemu-system-x86)  # qemu: tests/vm boots Debian kernels
+      qemu-system-x86  # tests/vm boots Debian kernels
+      golang-go chromium nodejs)  # tests/outputs: go tool pprof reads the pprof export; chromium opens the HTML report
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm drives the headless browser (tests/outputs); nodejs from elsewhere may already bring it
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "faultline: installing ${missing[*]}" >&2
     SUDO=""

@@ -137,7 +137,10 @@ static void json_sep(struct fl_json *j)
 	}
 	if (j->depth == 0)
 		return;
-	fprintf(j->out, "%s\n%*s", j->has_items[j->depth] ? "," : "", 2 * j->depth, "");
+	if (j->compact)
+		fputs(j->has_items[j->depth] ? "," : "", j->out);
+	else
+		fprintf(j->out, "%s\n%*s", j->has_items[j->depth] ? "," : "", 2 * j->depth, "");
 	j->has_items[j->depth] = true;
 }
 
@@ -155,7 +158,7 @@ void fl_json_close(struct fl_json *j, char bracket)
 	bool items = j->has_items[j->depth];
 
 	j->depth--;
-	if (items)
+	if (items && !j->compact)
 		fprintf(j->out, "\n%*s", 2 * j->depth, "");
 	fputc(bracket, j->out);
 	if (j->depth == 0)
@@ -212,7 +215,7 @@ void fl_json_key(struct fl_json *j, const char *key)
 {
 	json_sep(j);
 	json_escape(j->out, key);
-	fputs(": ", j->out);
+	fputs(j->compact ? ":" : ": ", j->out);
 	j->after_key = true;
 }
 

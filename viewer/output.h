@@ -32,6 +32,7 @@ struct fl_json {
 	FILE *out;
 	int depth;
 	bool after_key;
+	bool compact;       /* no newlines or indentation (large exports); set after fl_json_init */
 	bool has_items[FL_JSON_MAX_DEPTH];
 };
 
