@@ -45,6 +45,8 @@ static const struct command {
 	  "                  resident memory over time, stacked, with the fault rate by class under it" },
 	{ "export", fl_cmd_export, "export FILE --format pprof|perfetto|folded|csv -o OUT [--pid P] [--class C] [--table T]:\n"
 	  "                  faults by stack for pprof and flame graphs, a Perfetto trace, a table as CSV" },
+	{ "html", fl_cmd_html, "html FILE -o OUT.html [--pid P]: one self-contained page: RSS and faults over time, the peak,\n"
+	  "                  regions, processes, losses" },
 	{ "doctor", cmd_doctor, "doctor: what this machine allows, and the fidelity a run gets" },
 };
 

@@ -126,6 +126,9 @@ static int load_samples(struct loader *l)
 		l->t->nsamples += !sqlite3_column_int(st, 5);
 	}
 	sqlite3_finalize(st);
+	/* the whole run's chart starts at its first sample: before it faultline was loading its BPF programs */
+	if (!l->t->pid && l->ns && l->s[0].t > l->t->t0 && l->s[0].t < l->t->t1)
+		l->t->t0 = l->s[0].t;
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 

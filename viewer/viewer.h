@@ -18,5 +18,6 @@ int fl_cmd_diff(int argc, char **argv);
 /* Charts and files other tools open (viewer/timeline.c, export.c, html.c). */
 int fl_cmd_timeline(int argc, char **argv);
 int fl_cmd_export(int argc, char **argv);
+int fl_cmd_html(int argc, char **argv);
 
 #endif /* FL_VIEWER_H */

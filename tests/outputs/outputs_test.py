@@ -128,7 +128,8 @@ def test_timeline():
     rows = ok("timeline", db, "--format", "csv", "--bins", "8").splitlines()
     check(rows[0] == "time_s,101 app,100 app,total," + ",".join(CLASSES), f"timeline csv header: {rows[0]}")
     check(len(rows) == 9, f"timeline csv: {len(rows) - 1} rows for 8 bins")
-    check(rows[5].startswith("1.000000000,10289152,9764864,20054016,"), f"timeline csv: the bin of the peak: {rows[5]}")
+    check(rows[1].startswith("0.050000000,0,786432,786432,"), f"timeline csv: the chart starts at the first sample: {rows[1]}")
+    check(any(r.split(",")[1:4] == ["10289152", "9764864", "20054016"] for r in rows[1:]), f"timeline csv: no bin holds the peak: {rows}")
     anon = sum(int(r.split(",")[3 + 1 + CLASSES.index("anon_new")]) for r in rows[1:])
     check(anon == 2048 + 128, f"timeline csv: anon_new sums to {anon}")
     # --top 1 names the largest at the peak and groups the rest; one left over keeps its name
@@ -304,6 +305,89 @@ def test_export_recorded():
     check_exports(db, ["anon_new", "pagecache"])
     text = ok("timeline", db)
     check("peak" in text and "anon_new |" in text, f"timeline of sqlite3:\n{text}")
+
+
+# ---- html ---------------------------------------------------------------------
+
+PLAYWRIGHT = "playwright-core@1.65.1"
+
+
+def browser_driver():
+    """playwright-core from the npm registry, installed once under build/ (never a browser download)."""
+    prefix = os.path.join(ARTIFACTS, "node")
+    if not os.path.isdir(os.path.join(prefix, "node_modules", "playwright-core")):
+        os.makedirs(prefix, exist_ok=True)
+        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, PLAYWRIGHT],
+                           capture_output=True, text=True, timeout=600,
+                           env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"))
+        check(p.returncode == 0, f"npm install {PLAYWRIGHT}: {p.stderr}")
+    return os.path.join(prefix, "node_modules")
+
+
+def open_page(html, shot):
+    """What headless Chromium shows of the page (html_check.js)."""
+    p = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "html_check.js"), html, shot],
+                       capture_output=True, text=True, timeout=180, env=dict(os.environ, NODE_PATH=browser_driver()))
+    if not check(p.returncode == 0, f"html_check.js {html}: {p.stderr}"):
+        return None
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    check(seen["errors"] == [], f"{html}: console errors {seen['errors']}")
+    check(seen["requests"] == [], f"{html}: the page asked the network for {seen['requests']}")
+    check(os.path.getsize(shot) > 10000, f"{shot}: no screenshot")
+    return seen
+
+
+def check_page(db, name):
+    """The page of db against the recording's own numbers and the text commands'."""
+    html = os.path.join(TMP, name + ".html")
+    ok("html", db, "-o", html)
+    seen = open_page(html, os.path.join(ARTIFACTS, name + ".png"))
+    if not seen:
+        return None
+    tl = json.loads(ok("timeline", db, "--format", "json"))
+    faults = sql(db, "SELECT " + " + ".join(f"coalesce(sum({c}), 0)" for c in CLASSES) + " FROM fault")[0][0]
+    check(int(seen["peak_bytes"]) == tl["peak_bytes"], f"{name}: page peak {seen['peak_bytes']}, timeline {tl['peak_bytes']}")
+    check(int(seen["peak_sum"]) == tl["peak_bytes"], f"{name}: the peak breakdown adds up to {seen['peak_sum']}, not {tl['peak_bytes']}")
+    check(int(seen["total_faults"]) == faults, f"{name}: page faults {seen['total_faults']}, the fault table {faults}")
+    check(seen["rss_nonempty"] >= 1, f"{name}: the RSS chart drew nothing")
+    check(seen["fault_bars"] >= 1, f"{name}: the fault chart drew nothing")
+    check(seen["kind_paths"] == ["anon", "file", "shmem"], f"{name}: by kind drew {seen['kind_paths']}")
+    check(seen["tree_items"] == sql(db, "SELECT count(*) FROM process")[0][0], f"{name}: {seen['tree_items']} processes in the tree")
+    labels = seen["sorted_label"]
+    check(labels == sorted(labels), f"{name}: sorting by region did not sort: {labels[:5]}")
+    return seen
+
+
+def test_html():
+    db = fixture()
+    seen = check_page(db, "report_small")
+    if seen:
+        check(int(seen["region_total"]) == 2452 and seen["region_rows"] == 6, f"html regions: {seen['region_total']}, {seen['region_rows']} rows")
+        check(seen["first_region"] == "anon by fill_buffer < main < __libc_start_call_main", f"html: most faulted region {seen['first_region']}")
+        check(seen["lost"].startswith("Nothing lost"), f"html: losses {seen['lost']}")
+    # hostile strings in the recording stay text, and a loss is shown
+    evil = '/tmp/</script><script>document.title="owned"</script><b>x'
+    bad = fixture("evil.db", extra_sql=f"UPDATE vma SET path = '{evil}' WHERE id = 3;"
+                  "INSERT INTO loss VALUES ('channel_dropped', 7, 'ring full');")
+    html = os.path.join(TMP, "evil.html")
+    ok("html", bad, "-o", html)
+    check(open(html, encoding="utf-8").read().count("</script>") == 2, "html: a path closed the data script")
+    seen = open_page(html, os.path.join(ARTIFACTS, "report_evil.png"))
+    if seen:
+        check("channel_dropped 7 (ring full)" in seen["lost"], f"html: the loss is not shown: {seen['lost']}")
+        check(any(evil in label for label in seen["sorted_label"]), f"html: the hostile path is not shown as text: {seen['sorted_label']}")
+    code, _, err = run("html", db)
+    check(code == 2 and "-o FILE.html" in err, f"html without -o: {code} {err}")
+
+
+def test_html_recorded():
+    db = record("cow.db", os.environ["TARGET"], "1000", "300")
+    if not db:
+        return
+    seen = check_page(db, "report_check_cow")
+    if seen:
+        fl = sum(r[0] for r in sql(db, "SELECT " + " + ".join(f"coalesce(sum({c}), 0)" for c in CLASSES) + " FROM fault"))
+        check(int(seen["region_total"]) <= fl, f"html: regions' own faults {seen['region_total']} above the table's {fl}")
 
 
 if __name__ == "__main__":

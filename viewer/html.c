@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * html.c - `faultline html FILE -o report.html`: one self-contained page
+ * (no network: its CSS and drawing code are embedded from
+ * viewer/html/report.html) with the recording's numbers as JSON.
+ *
+ * The page draws RSS stacked over time, the fault rate by class, the
+ * breakdown at the peak, the regions, the process tree and the losses.
+ * The charts are downsampled (TIMELINE_BINS bins, each at its highest
+ * instant, series.h); every total is computed here from every row.  The
+ * recording is hostile input: every '<' of the JSON is written as \u003c,
+ * so no string in it can end the script element that holds it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "db.h"
+#include "measure.h"
+#include "output.h"
+#include "report_html.h"
+#include "rows.h"
+#include "series.h"
+#include "viewer.h"
+
+#define USAGE "html FILE -o OUT.html [--pid P]"
+#define TIMELINE_BINS 600
+#define TOP_SERIES 8
+#define MAX_REGIONS 2000
+
+struct opts {
+	struct fl_cli cli;
+	const char *out;
+	int64_t pid;
+};
+
+static int on_option(void *ctx, int c, const char *arg)
+{
+	struct opts *o = ctx;
+	char *end;
+
+	if (c == 'o') {
+		o->out = arg;
+		return -1;
+	}
+	if (c == 'p') {
+		o->pid = strtoll(arg, &end, 10);
+		if (*end || o->pid <= 0)
+			return fl_cli_usage_error(&o->cli, "--pid wants a process id, not '%s'", arg);
+		return -1;
+	}
+	return 2;
+}
+
+static int run_json(struct fl_db *d, struct fl_json *j)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT * FROM run");
+	int rc = st ? fl_db_step(d, st) : -1;
+
+	fl_json_key(j, "run");
+	fl_json_open(j, '{');
+	fl_json_kstr(j, "file", d->path);
+	fl_json_kint(j, "duration_ns", d->end_ns - d->start_ns);
+	for (int i = 0; rc == SQLITE_ROW && i < sqlite3_column_count(st); i++)
+		fl_json_kcol(j, sqlite3_column_name(st, i), st, i);
+	fl_json_close(j, '}');
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static void timeline_json(struct fl_json *j, const char *key, const struct fl_timeline *t)
+{
+	fl_json_key(j, key);
+	fl_json_open(j, '{');
+	fl_json_kint(j, "start_ns", t->t0);
+	fl_json_kint(j, "end_ns", t->t1);
+	fl_json_kint(j, "peak_bytes", t->peak);
+	fl_json_kint(j, "peak_ns", t->peak_t);
+	fl_json_kint(j, "samples", t->nsamples);
+	fl_json_key(j, "series");
+	fl_json_open(j, '[');
+	for (int s = 0; s < t->nseries; s++) {
+		fl_json_open(j, '{');
+		fl_json_kstr(j, "name", t->series[s].name);
+		fl_json_kint(j, "at_peak", t->series[s].at_peak);
+		fl_json_kint(j, "peak", t->series[s].peak);
+		fl_json_key(j, "bytes");
+		fl_json_open(j, '[');
+		for (int b = 0; b < t->nbins; b++)
+			fl_json_int(j, t->rss[(size_t)b * (size_t)t->nseries + s]);
+		fl_json_close(j, ']');
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_key(j, "total");
+	fl_json_open(j, '[');
+	for (int b = 0; b < t->nbins; b++)
+		fl_json_int(j, t->total[b]);
+	fl_json_close(j, ']');
+	fl_json_close(j, '}');
+}
+
+static void faults_json(struct fl_json *j, const struct fl_timeline *t)
+{
+	fl_json_key(j, "faults");
+	if (!t->has_faults) {
+		fl_json_null(j);
+		return;
+	}
+	fl_json_open(j, '{');
+	fl_json_kint(j, "bin_ns", (t->t1 - t->t0) / t->nbins);
+	fl_json_key(j, "classes");
+	fl_json_open(j, '[');
+	for (int c = 0; c < FL_NCLASSES; c++) {
+		fl_json_open(j, '{');
+		fl_json_kstr(j, "name", fl_class_names[c]);
+		fl_json_kint(j, "total", t->fault_total[c]);
+		fl_json_key(j, "per_bin");
+		fl_json_open(j, '[');
+		for (int b = 0; b < t->nbins; b++)
+			fl_json_int(j, t->faults[(size_t)b * FL_NCLASSES + c]);
+		fl_json_close(j, ']');
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_close(j, '}');
+}
+
+/* Every process alive at the total's peak: its counters then (they add up to the peak). */
+static int peak_json(struct fl_db *d, struct fl_json *j, const struct fl_timeline *t)
+{
+	sqlite3_stmt *st = fl_db_prepare(d,
+		"SELECT p.pid, p.exe, r.anon, r.file, r.shmem FROM process p JOIN rss r ON r.rowid ="
+		" (SELECT rowid FROM rss WHERE proc_id = p.id AND time_ns <= ?1 ORDER BY time_ns DESC, rowid DESC LIMIT 1)"
+		" WHERE p.start_ns <= ?1 AND (p.end_ns IS NULL OR p.end_ns > ?1) AND (?2 = 0 OR p.pid = ?2)"
+		" ORDER BY r.anon + r.file + r.shmem DESC, p.pid");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, t->peak_t + d->start_ns);
+	sqlite3_bind_int64(st, 2, t->pid);
+	fl_json_key(j, "peak");
+	fl_json_open(j, '{');
+	fl_json_kint(j, "bytes", t->peak);
+	fl_json_kint(j, "time_ns", t->peak_t);
+	fl_json_key(j, "processes");
+	fl_json_open(j, '[');
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		fl_json_open(j, '{');
+		fl_json_kcol(j, "pid", st, 0);
+		fl_json_kcol(j, "exe", st, 1);
+		fl_json_kcol(j, "anon", st, 2);
+		fl_json_kcol(j, "file", st, 3);
+		fl_json_kcol(j, "shmem", st, 4);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_close(j, '}');
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t sum_faults(const int64_t *v)
+{
+	int64_t n = 0;
+
+	for (int c = 0; c < FL_NCLASSES; c++)
+		n += v[c];
+	return n;
+}
+
+static int by_faults(const void *a, const void *b)
+{
+	const struct fl_region *x = *(struct fl_region *const *)a, *y = *(struct fl_region *const *)b;
+	int64_t fx = sum_faults(x->faults) + sum_faults(x->fl_faults), fy = sum_faults(y->faults) + sum_faults(y->fl_faults);
+
+	return fx != fy ? (fx > fy ? -1 : 1) : (x->origin_id > y->origin_id) - (x->origin_id < y->origin_id);
+}
+
+/* Regions (measure.c) with their faults, the most faulted first; totals over all of them. */
+static int regions_json(struct fl_json *j, const struct fl_run *r, int64_t pid)
+{
+	const struct fl_region **order = calloc(r->nregions + 1, sizeof(*order));
+	int64_t total[FL_NCLASSES] = { 0 }, fl_total = 0;
+	size_t n = 0;
+
+	if (!order)
+		return -1;
+	for (size_t i = 0; i < r->nregions; i++)
+		if (!pid || r->procs[r->regions[i].proc].pid == pid)
+			order[n++] = &r->regions[i];
+	qsort(order, n, sizeof(*order), by_faults);
+	fl_json_key(j, "classes");
+	fl_json_open(j, '[');
+	for (int c = 0; c < FL_NCLASSES; c++)
+		fl_json_str(j, fl_class_names[c]);
+	fl_json_close(j, ']');
+	fl_json_kint(j, "regions_total", (int64_t)n);
+	fl_json_key(j, "regions");
+	fl_json_open(j, '[');
+	for (size_t i = 0; i < n; i++) {
+		const struct fl_region *g = order[i];
+
+		for (int c = 0; c < FL_NCLASSES; c++)
+			total[c] += g->faults[c];
+		fl_total += sum_faults(g->fl_faults);
+		if (i >= MAX_REGIONS)
+			continue;
+		fl_json_open(j, '{');
+		fl_json_kint(j, "pid", r->procs[g->proc].pid);
+		fl_json_kstr(j, "label", g->label);
+		fl_json_kstr(j, "kind", g->kind);
+		fl_json_kstr(j, "funcs", g->funcs);
+		fl_json_key(j, "faultline");
+		fl_json_bool(j, g->footprint != FL_FP_NONE);
+		fl_json_kint(j, "faultline_faults", sum_faults(g->fl_faults));
+		fl_json_key(j, "faults");
+		fl_json_open(j, '[');
+		for (int c = 0; c < FL_NCLASSES; c++)
+			fl_json_int(j, g->faults[c]);
+		fl_json_close(j, ']');
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_key(j, "region_faults");
+	fl_json_open(j, '[');
+	for (int c = 0; c < FL_NCLASSES; c++)
+		fl_json_int(j, total[c]);
+	fl_json_close(j, ']');
+	fl_json_kint(j, "faultline_faults", fl_total);
+	free(order);
+	return 0;
+}
+
+static int processes_json(struct fl_db *d, struct fl_json *j, const struct fl_run *r)
+{
+	struct fl_proc *procs;
+	int n = fl_proc_load(d, &procs);
+	char status[128];
+
+	if (n < 0)
+		return -1;
+	fl_json_key(j, "processes");
+	fl_json_open(j, '[');
+	for (int i = 0; i < n; i++) {
+		const struct fl_proc *p = &procs[i];
+		int m = fl_run_proc(r, p->id);
+
+		fl_json_open(j, '{');
+		fl_json_kint(j, "id", p->id);
+		fl_json_kint(j, "pid", p->pid);
+		fl_json_opt(j, "parent_id", p->parent_id);
+		fl_json_kstr(j, "exe", p->exe);
+		fl_json_kstr(j, "argv", p->argv);
+		fl_json_kint(j, "start_ns", p->start_ns - d->start_ns);
+		fl_json_kint(j, "end_ns", fl_proc_end(d, p) - d->start_ns);
+		fl_json_kstr(j, "status", fl_proc_status(p, status, sizeof(status)));
+		fl_json_opt(j, "min_flt", p->min_flt);
+		fl_json_opt(j, "maj_flt", p->maj_flt);
+		fl_json_kint(j, "rss_peak", m >= 0 ? r->procs[m].rss_peak : -1);
+		fl_json_kint(j, "calls", m >= 0 ? r->procs[m].calls : 0);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_proc_free(procs, n);
+	return 0;
+}
+
+static int losses_json(struct fl_db *d, struct fl_json *j)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT cause, count, detail FROM loss WHERE count > 0 ORDER BY count DESC, cause");
+	int rc;
+
+	if (!st)
+		return -1;
+	fl_json_key(j, "losses");
+	fl_json_open(j, '[');
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		fl_json_open(j, '{');
+		fl_json_kcol(j, "cause", st, 0);
+		fl_json_kcol(j, "count", st, 1);
+		fl_json_kcol(j, "detail", st, 2);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The page's data as JSON into *buf. */
+static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
+{
+	struct fl_timeline by_proc = { 0 }, by_kind = { 0 };
+	struct fl_run r = { 0 };
+	struct fl_json j;
+	FILE *m = open_memstream(buf, len);
+	int rc = -1;
+
+	if (!m)
+		return -1;
+	fl_json_init(&j, m);
+	j.compact = true;
+	if (fl_timeline_load(d, FL_BY_PROCESS, pid, TIMELINE_BINS, TOP_SERIES, &by_proc) ||
+	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) || fl_run_load(d, &r))
+		goto out;
+	fl_json_open(&j, '{');
+	fl_json_kstr(&j, "producer", "faultline " FL_VERSION);
+	fl_json_key(&j, "pid");
+	pid ? fl_json_int(&j, pid) : fl_json_null(&j);
+	rc = run_json(d, &j);
+	timeline_json(&j, "by_process", &by_proc);
+	timeline_json(&j, "by_kind", &by_kind);
+	faults_json(&j, &by_proc);
+	rc = rc || peak_json(d, &j, &by_proc) || regions_json(&j, &r, pid) || processes_json(d, &j, &r) ||
+	     losses_json(d, &j);
+	fl_json_close(&j, '}');
+out:
+	fl_timeline_free(&by_proc);
+	fl_timeline_free(&by_kind);
+	if (r.d)
+		fl_run_free(&r);
+	if (fclose(m))
+		rc = -1;
+	return rc;
+}
+
+/* The page: its head, the data (every '<' escaped), its tail. */
+static int write_page(const char *path, const char *data)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+	int bad;
+
+	if (!f) {
+		fprintf(stderr, "faultline: cannot write %s: %m\n", path);
+		return -1;
+	}
+	fputs(fl_html_head, f);
+	fputs("<script id=\"data\" type=\"application/json\">", f);
+	for (const char *s = data; *s; s++)
+		if (*s == '<')
+			fputs("\\u003c", f);
+		else
+			fputc(*s, f);
+	fputs("</script>\n", f);
+	fputs(fl_html_tail, f);
+	bad = ferror(f) | (f == stdout ? fflush(f) : fclose(f));
+	if (bad)
+		fprintf(stderr, "faultline: cannot write %s\n", path);
+	return bad ? -1 : 0;
+}
+
+int fl_cmd_html(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' }, { "pid", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' }, { 0 }
+	};
+	struct opts o = { .cli = { .usage = USAGE } };
+	char *data = NULL;
+	size_t len = 0;
+	struct fl_db d;
+	int rc = fl_cli_parse(&o.cli, argc, argv, "o:", longopts, on_option, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (optind + 1 != argc)
+		return fl_cli_usage_error(&o.cli, optind >= argc ? "which recording?" : "one recording at a time");
+	if (!o.out)
+		return fl_cli_usage_error(&o.cli, "where to? -o FILE.html (- for standard output)");
+	if (fl_db_open(&d, argv[optind]))
+		return 1;
+	rc = data_json(&d, o.pid, &data, &len) || write_page(o.out, data) ? 1 : 0;
+	free(data);
+	fl_db_close(&d);
+	return rc;
+}
