@@ -8,6 +8,7 @@ Environment (set by meson): FAULTLINE, SCHEMA (common/schema.sql), FIXTURES
 under build/ for screenshots and npm packages), TARGET (check_cow).
 UPDATE_GOLDEN=1 rewrites the golden files from the current output instead of
 comparing (review the diff before committing it)."""
+import fcntl
 import json
 import os
 import pty
@@ -315,12 +316,14 @@ PLAYWRIGHT = "playwright-core@1.65.1"
 def browser_driver():
     """playwright-core from the npm registry, installed once under build/ (never a browser download)."""
     prefix = os.path.join(ARTIFACTS, "node")
-    if not os.path.isdir(os.path.join(prefix, "node_modules", "playwright-core")):
-        os.makedirs(prefix, exist_ok=True)
-        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, PLAYWRIGHT],
-                           capture_output=True, text=True, timeout=600,
-                           env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"))
-        check(p.returncode == 0, f"npm install {PLAYWRIGHT}: {p.stderr}")
+    os.makedirs(prefix, exist_ok=True)
+    with open(os.path.join(prefix, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the html tests run in parallel: one installs, the other waits
+        if not os.path.isfile(os.path.join(prefix, "node_modules", "playwright-core", "package.json")):
+            p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, PLAYWRIGHT],
+                               capture_output=True, text=True, timeout=600,
+                               env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"))
+            check(p.returncode == 0, f"npm install {PLAYWRIGHT}: {p.stderr}")
     return os.path.join(prefix, "node_modules")
 
 
