@@ -71,8 +71,8 @@ static int on_option(void *ctx, int c, const char *arg)
 		else if (!strcmp(arg, "kind"))
 			o->by = FL_BY_KIND;
 		else if (!strcmp(arg, "region"))
-			return fl_cli_usage_error(&o->cli, "--by region needs per-region resident samples, which this "
-						  "faultline does not record yet: use --by process or --by kind");
+			return fl_cli_usage_error(&o->cli, "--by region is not drawn yet (per-region resident memory at "
+						  "sampled moments: faultline why --at TIME): use --by process or --by kind");
 		else
 			return fl_cli_usage_error(&o->cli, "--by wants process, kind or region, not '%s'", arg);
 		return -1;
