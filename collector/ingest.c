@@ -19,7 +19,10 @@ struct fl_ingest *fl_ingest_new(struct fl_store *store)
 		return NULL;
 	g->store = store;
 	g->stacks = fl_stacks_new(store);
-	if (!g->stacks) {
+	g->heap = fl_heap_new(store);
+	if (!g->stacks || !g->heap) {
+		fl_stacks_free(g->stacks);
+		fl_heap_free(g->heap);
 		free(g);
 		return NULL;
 	}
@@ -37,6 +40,7 @@ void fl_ingest_free(struct fl_ingest *g)
 		return;
 	fl_procs_free(g);
 	fl_stacks_free(g->stacks);
+	fl_heap_free(g->heap);
 	fl_faults_free(g);
 	free(g);
 }
@@ -147,6 +151,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 	fl_faults_attribute(g, end_ns);
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
+	fl_heap_finish(g->heap); /* before the models close: it resolves stacks in them */
 	for (size_t i = 0; i < g->nall; i++) {
 		struct proc *p = g->all[i];
 		struct fl_change ch = fl_proc_change(p, end_ns, 0, FL_HOW_CALL);

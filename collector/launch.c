@@ -57,19 +57,19 @@ static int is_var(const char *entry, const char *name_eq)
 	return !strncmp(entry, name_eq, strlen(name_eq));
 }
 
-char **fl_launch_env(const char *shim, const char *channel, unsigned depth)
+char **fl_launch_env(const char *shim, const char *channel, unsigned depth, unsigned long long heap_sample)
 {
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = calloc(n + 4, sizeof(*env));
+	char **env = calloc(n + 5, sizeof(*env));
 	if (!env)
 		return NULL;
 	const char *old_preload = getenv("LD_PRELOAD");
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!is_var(environ[i], "LD_PRELOAD=") && !is_var(environ[i], "FAULTLINE_CHANNEL=") &&
-		    !is_var(environ[i], "FAULTLINE_DEPTH="))
+		    !is_var(environ[i], "FAULTLINE_DEPTH=") && !is_var(environ[i], "FAULTLINE_HEAP_SAMPLE="))
 			env[k++] = environ[i];
 	char *s;
 	if (shim) {
@@ -80,6 +80,8 @@ char **fl_launch_env(const char *shim, const char *channel, unsigned depth)
 		if (asprintf(&s, "FAULTLINE_CHANNEL=%s", channel) > 0)
 			env[k++] = s;
 		if (asprintf(&s, "FAULTLINE_DEPTH=%u", depth) > 0)
+			env[k++] = s;
+		if (asprintf(&s, "FAULTLINE_HEAP_SAMPLE=%llu", heap_sample) > 0)
 			env[k++] = s;
 	} else if (old_preload && asprintf(&s, "LD_PRELOAD=%s", old_preload) > 0) {
 		env[k++] = s;

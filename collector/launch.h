@@ -35,7 +35,7 @@ int fl_launch_release(struct fl_launch *l);
  * The environment for the target: ours with LD_PRELOAD prefixed by shim
  * (when not NULL) and the given FAULTLINE_* settings.  malloc'd.
  */
-char **fl_launch_env(const char *shim, const char *channel, unsigned depth);
+char **fl_launch_env(const char *shim, const char *channel, unsigned depth, unsigned long long heap_sample);
 
 /* Where the shim is: $FAULTLINE_PRELOAD, next to this binary, or the install libdir; NULL if none. */
 const char *fl_launch_find_shim(char *buf, size_t len);

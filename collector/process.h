@@ -12,6 +12,7 @@
  *   shimmaps.c, matcher.c a shim maps snapshot being assembled; shim calls
  *                         meeting their syscalls
  *   calls.c               writes settled calls as event rows
+ *   heap.c                sampled heap blocks, live per process, to heap_sample rows
  *   model.c               the VMA model; it owns every change to itself
  *   stacktab.c, store.c   stacks and frames; the SQLite writer   (ground)
  */
@@ -22,6 +23,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "heap.h"
 #include "hmap.h"
 #include "matcher.h"
 #include "model.h"
@@ -66,6 +68,7 @@ struct fl_ingest {
 	size_t nall, capall;
 	unsigned alive;
 	struct fl_stacks *stacks;
+	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
 	struct fl_faults faults;
 	__u64 last_settle;      /* when the matchers last expired calls */
 	pid_t *watch;           /* new processes whose exit the loop must watch */

@@ -42,6 +42,7 @@ struct options {
 	const char *output;
 	bool force, no_bpf, thp_never;
 	unsigned depth;
+	unsigned long long heap_sample; /* mean bytes between heap samples: 0 off, 1 every allocation */
 	char **argv;
 };
 
@@ -71,20 +72,44 @@ static __u64 now_ns(void)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--] CMD [ARGS...]\n"
+		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE]\n"
+		"                        [--] CMD [ARGS...]\n"
 		"  -o, --output FILE  recording to write (default faultline.db)\n"
 		"  -f, --force        overwrite FILE if it exists\n"
 		"  --no-bpf           record with the preload shim only (no per-VMA fault counts)\n"
 		"  --depth N          call stack depth, 1..%d (default %d)\n"
 		"  --thp=never        run CMD with transparent huge pages off (reproducible fault counts)\n"
+		"  --heap-sample SIZE sample one heap allocation per SIZE bytes on average (default 512K;\n"
+		"                     suffixes K M G); 1 records every allocation, 0 turns heap tracking off\n"
 		"faultline exits with CMD's status (128+N if a signal N killed it), or %d if it failed itself.\n",
 		FL_MAX_FRAMES, FL_DEFAULT_FRAMES, EXIT_FAULTLINE);
+}
+
+/* "4096", "512K", "1M", "2G" into bytes.  Returns 0, or -1 if it is not a size. */
+static int parse_size(const char *s, unsigned long long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+	if (end == s || *s == '-' || errno)
+		return -1;
+	if (*end && !end[1])
+		shift = *end == 'K' || *end == 'k' ? 10 : *end == 'M' || *end == 'm' ? 20 :
+			*end == 'G' || *end == 'g' ? 30 : 64;
+	else if (*end)
+		shift = 64;
+	if (shift == 64 || v > (~0ULL >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
 }
 
 /* Parse options up to the command. Returns 0, or the exit status for a usage error. */
 static int parse(int argc, char **argv, struct options *o)
 {
-	*o = (struct options){ .output = "faultline.db", .depth = FL_DEFAULT_FRAMES };
+	*o = (struct options){ .output = "faultline.db", .depth = FL_DEFAULT_FRAMES,
+			       .heap_sample = FL_HEAP_MEAN_DEFAULT };
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -114,6 +139,12 @@ static int parse(int argc, char **argv, struct options *o)
 				return 2;
 			}
 			o->depth = (unsigned)d;
+		} else if (!strcmp(a, "--heap-sample") && i + 1 < argc) {
+			if (parse_size(argv[++i], &o->heap_sample)) {
+				fprintf(stderr, "faultline record: --heap-sample takes a size in bytes (suffix K, M or G), "
+					"1 for every allocation or 0 for none, not '%s'\n", argv[i]);
+				return 2;
+			}
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return -1;
@@ -431,7 +462,7 @@ static void run_info(struct recorder *r, const char *note, __u64 start)
 	struct fl_run_info ri = {
 		.version = FL_VERSION, .argv = r->opt.argv, .cwd = cwd, .host = host, .kernel = un.release,
 		.page_size = sysconf(_SC_PAGESIZE), .fidelity = note ? "shim" : "bpf", .fidelity_note = note,
-		.stack_depth = r->opt.depth, .start_ns = start, .start_unix = time(NULL),
+		.stack_depth = r->opt.depth, .heap_sample = r->opt.heap_sample, .start_ns = start, .start_unix = time(NULL),
 	};
 	fl_store_run_begin(r->store, &ri);
 }
@@ -472,7 +503,7 @@ static int record(struct recorder *r)
 		fprintf(stderr, "faultline: cannot set up recording: %s\n", strerror(-rc));
 		return setup_failed(r);
 	}
-	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth);
+	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth, r->opt.heap_sample);
 	/* --thp=never: the flag lives in the mm, which the forked child copies and exec keeps
 	 * (MMF_DISABLE_THP, kernel/sys.c prctl_set_thp_disable); ours is cleared again below. */
 	if (r->opt.thp_never && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {

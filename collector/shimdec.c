@@ -75,6 +75,21 @@ static void on_call(struct fl_ingest *g, const struct fl_call_rec *r)
 	fl_model_apply(&p->model, &ch, c, path ? path : fl_procfs_call_path((pid_t)p->pid, c), false);
 }
 
+/* A sampled heap block: its stack is read in the address space of now, like a call's. */
+static void on_alloc(struct fl_ingest *g, const struct fl_alloc_rec *r)
+{
+	struct proc *p = fl_procs_find(g, r->pid);
+	if (p)
+		fl_heap_alloc(g->heap, p->id, r, fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes));
+}
+
+static void on_free(struct fl_ingest *g, const struct fl_free_rec *r)
+{
+	struct proc *p = fl_procs_find(g, r->pid);
+	if (p)
+		fl_heap_release(g->heap, p->id, r);
+}
+
 static void on_note(struct fl_ingest *g, const struct fl_note *n)
 {
 	char text[sizeof(n->text) + 1];
@@ -102,6 +117,18 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 	case FL_R_NOTE:
 		if (rec->size >= sizeof(struct fl_note))
 			on_note(g, (const struct fl_note *)rec);
+		break;
+	case FL_R_ALLOC:
+		if (rec->size >= sizeof(struct fl_alloc_rec) + rec->nframes * sizeof(__u64))
+			on_alloc(g, (const struct fl_alloc_rec *)rec);
+		break;
+	case FL_R_FREE:
+		if (rec->size >= sizeof(struct fl_free_rec))
+			on_free(g, (const struct fl_free_rec *)rec);
+		break;
+	case FL_R_HEAP_STATS:
+		if (rec->size >= sizeof(struct fl_heap_stats))
+			fl_heap_stats(g->heap, (const struct fl_heap_stats *)rec);
 		break;
 	}
 }

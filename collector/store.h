@@ -31,6 +31,7 @@ struct fl_run_info {
 	const char *fidelity;   /* "bpf" or "shim" */
 	const char *fidelity_note;
 	unsigned stack_depth;
+	__u64 heap_sample;      /* heap sampling mean (0 off, 1 every allocation) */
 	__u64 start_ns;
 	__s64 start_unix;
 };
@@ -168,5 +169,19 @@ const char *fl_fault_class_name(unsigned cls);
 const char *fl_kind_name(unsigned kind);
 /* The name of an enum fl_how (vma.how). */
 const char *fl_how_name(unsigned how);
+
+/* One sampled heap block, written when it ended (heap.c). */
+struct fl_heap_row {
+	__s64 proc_id;
+	__u32 tid;
+	__u64 addr, size;
+	double weight;          /* bytes it stands for */
+	const char *fn;         /* malloc calloc realloc memalign */
+	__u64 alloc_ns;
+	__u64 free_ns;          /* 0: still live when its image ended */
+	const char *end_how;    /* free exit exec lost */
+	__s64 stack_id;         /* 0: none */
+};
+void fl_store_heap_sample(struct fl_store *s, const struct fl_heap_row *r);
 
 #endif /* FL_STORE_H */

@@ -101,6 +101,9 @@ enum fl_rec_type {
 	FL_R_RSS = 5,     /* BPF: resident memory of a process (fl_rss) */
 	FL_R_NOTE = 6,    /* shim: a one-time message, e.g. "stack unwinding disabled" (fl_note) */
 	FL_R_VMA = 7,     /* BPF: one VMA of a new image, just before its FL_T_EXEC (fl_vma_rec) */
+	FL_R_ALLOC = 8,   /* shim: a sampled heap allocation (fl_alloc_rec), then nframes return addresses */
+	FL_R_FREE = 9,    /* shim: a sampled block was freed, or moved by realloc (fl_free_rec) */
+	FL_R_HEAP_STATS = 10, /* shim, at exit: what the heap sampler could not see (fl_heap_stats) */
 };
 
 struct fl_rec {
@@ -167,6 +170,54 @@ struct fl_note {
 	char text[248];
 };
 _Static_assert(sizeof(struct fl_note) == 264, "fl_note layout");
+
+/*
+ * Heap sampling (preload/heap.c, docs/heap.md).  Allocations are sampled by
+ * bytes: each thread counts down exponentially distributed intervals of
+ * mean `mean` bytes, and an allocation of n bytes is sampled with
+ * probability 1 - exp(-n/mean) (mean 1: every allocation).
+ */
+#define FL_HEAP_MEAN_DEFAULT (512u << 10)
+enum fl_alloc_fn {
+	FL_ALLOC_MALLOC = 1,    /* malloc, C++ new */
+	FL_ALLOC_CALLOC = 2,
+	FL_ALLOC_REALLOC = 3,   /* realloc, reallocarray: the new block */
+	FL_ALLOC_MEMALIGN = 4,  /* posix_memalign, aligned_alloc, memalign, valloc, pvalloc */
+};
+struct fl_alloc_rec {
+	struct fl_rec h;        /* h.nframes return addresses follow */
+	__u32 pid;
+	__u32 tid;
+	__u64 time_ns;
+	__u64 addr;             /* the block returned */
+	__u64 size;             /* bytes requested */
+	__u64 mean;             /* the sampling mean it was drawn with */
+	__u32 fn;               /* enum fl_alloc_fn */
+	__u32 pad;
+	__u64 frames[];
+};
+_Static_assert(sizeof(struct fl_alloc_rec) == 56, "fl_alloc_rec layout");
+
+struct fl_free_rec {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 tid;
+	__u64 time_ns;
+	__u64 addr;             /* a block sent in an FL_R_ALLOC, freed or moved by realloc */
+	__u64 size;             /* its size as sent */
+};
+_Static_assert(sizeof(struct fl_free_rec) == 40, "fl_free_rec layout");
+
+struct fl_heap_stats {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 pad;
+	__u64 mean;
+	__u64 unrecorded_count; /* allocations the sampler could not consider: before the */
+	__u64 unrecorded_bytes; /* shim was on, or made inside the shim (unwinder, dlsym) */
+	__u64 lost_frees;       /* sampled blocks freed where the shim could not say so */
+};
+_Static_assert(sizeof(struct fl_heap_stats) == 48, "fl_heap_stats layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -27,6 +27,7 @@ CREATE TABLE run (
     fidelity      TEXT NOT NULL,     -- 'bpf' (kernel ground truth) or 'shim' (preload only)
     fidelity_note TEXT,              -- why the run has less than full fidelity, else NULL
     stack_depth   INTEGER NOT NULL,
+    heap_sample   INTEGER NOT NULL DEFAULT 0, -- heap sampling mean in bytes (--heap-sample): 0 off, 1 every allocation
     start_ns      INTEGER NOT NULL,  -- CLOCK_MONOTONIC at launch
     end_ns        INTEGER,           -- when the last tracked process ended
     start_unix    INTEGER NOT NULL,  -- wall clock at launch, seconds since the epoch
@@ -256,3 +257,25 @@ CREATE TABLE piece_rss (
 );
 CREATE INDEX piece_rss_sample ON piece_rss(sample_id);
 CREATE INDEX piece_rss_vma ON piece_rss(vma_id);
+-- Sampled heap allocations (preload/heap.c; docs/heap.md), one row per
+-- sampled block, written when it is freed or its process ends.  Allocations
+-- are sampled by bytes with mean run.heap_sample: a block of size bytes is
+-- sampled with probability p = 1 - exp(-size/mean), so weight = size / p
+-- estimates the bytes it stands for without bias (weight = size when every
+-- allocation is recorded).  Which region holds a block is found by address
+-- in the vma table at the time of interest.
+CREATE TABLE heap_sample (
+    id       INTEGER PRIMARY KEY,
+    proc_id  INTEGER NOT NULL REFERENCES process(id),
+    tid      INTEGER NOT NULL,
+    addr     INTEGER NOT NULL,
+    size     INTEGER NOT NULL,     -- bytes requested
+    weight   REAL NOT NULL,        -- bytes this sample stands for
+    fn       TEXT NOT NULL,        -- malloc calloc realloc memalign
+    alloc_ns INTEGER NOT NULL,
+    free_ns  INTEGER,              -- NULL: still live when its process image ended
+    end_how  TEXT,                 -- how it ended: 'free', 'exit', 'exec', 'lost' (its address was
+                                   -- sampled again with no free seen: the free was lost)
+    stack_id INTEGER REFERENCES stack(id)
+);
+CREATE INDEX heap_sample_proc ON heap_sample(proc_id, alloc_ns);

@@ -91,6 +91,8 @@ void shim_init(void)
 		ok = shim_attach(&flags) == 0;
 		if (ok)
 			shim_hello(flags, 0, 0);
+		if (ok)
+			heap_init();
 		if (ok && shim_no_unwind && shim_depth)
 			shim_note("stack unwinding disabled: the unwinder (libgcc_s) is unavailable");
 	}
@@ -334,6 +336,7 @@ static void fork_child(__u64 parent_seq, int gated, int stay_off, __u32 ppid)
 	 * thread was sending at fork would never finish here. */
 	__atomic_store_n(&shim_maps_state, MAPS_CLEAN, __ATOMIC_RELAXED);
 	shim_detach_inherited();
+	heap_fork_child();
 	if (!gated)
 		shim_no_unwind = 1;
 	if (shim_attach(&flags) < 0) {

@@ -7,6 +7,7 @@
  *   ring.c      the producer side of the channel: attach, init, records, waiting
  *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
  *   unwind.c    call stacks (glibc backtrace()) and the fork gate around them
+ *   heap.c      the malloc family: sampled allocations and their frees
  *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
  *
  * Rules (docs: /work/shared/DESIGN.md, "Rules that keep the target safe"):
@@ -149,6 +150,13 @@ int shim_gate_close(void);
 void shim_gate_open(void);
 /* In a fork child: no thread is unwinding (the others are gone). */
 void shim_gate_reset(void);
+
+/* ---- heap sampling (heap.c) --------------------------------------------- */
+extern __u64 heap_mean;                /* sampling mean in bytes; 0 = off, 1 = every allocation */
+/* At init, once attached: read FAULTLINE_HEAP_SAMPLE, set up the sampled set. */
+void heap_init(void);
+/* In a fork child: an empty sampled set with fresh locks. */
+void heap_fork_child(void);
 
 /*
  * Should this call be recorded?  Initializes lazily (a hook can run before

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.h - sampled heap blocks (records FL_R_ALLOC / FL_R_FREE from
+ * preload/heap.c): which are live per process image, and their rows in
+ * heap_sample once they end (freed, or their image exited or exec'd).
+ */
+#ifndef FL_HEAP_H
+#define FL_HEAP_H
+
+#include <linux/types.h>
+
+#include "faultline.h"
+#include "store.h"
+
+struct fl_heap;
+
+struct fl_heap *fl_heap_new(struct fl_store *store);
+/* Write nothing more; free everything. */
+void fl_heap_free(struct fl_heap *h);
+/* A sampled allocation of process row proc_id, its stack already interned. */
+void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_alloc_rec *r, __s64 stack_id);
+/* A sampled block of proc_id was freed (or moved by realloc). */
+void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec *r);
+/* The image of proc_id ended at t (how: "exit" or "exec"): its live blocks are written as such. */
+void fl_heap_end(struct fl_heap *h, __s64 proc_id, __u64 t, const char *how);
+/* A process's shim said, at its exit, what the sampler could not see. */
+void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s);
+/* Write the loss rows (blocks never ended are written by fl_heap_end first). */
+void fl_heap_finish(struct fl_heap *h);
+/* The bytes a sample of size bytes stands for at sampling mean `mean`. */
+double fl_heap_weight(__u64 size, __u64 mean);
+
+#endif /* FL_HEAP_H */
