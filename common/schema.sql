@@ -271,11 +271,12 @@ CREATE TABLE heap_sample (
     addr     INTEGER NOT NULL,
     size     INTEGER NOT NULL,     -- bytes requested
     weight   REAL NOT NULL,        -- bytes this sample stands for
-    fn       TEXT NOT NULL,        -- malloc calloc realloc memalign
+    fn       TEXT NOT NULL         -- the function that returned the block
+             CHECK (fn IN ('malloc','calloc','realloc','memalign')),
     alloc_ns INTEGER NOT NULL,
     free_ns  INTEGER,              -- NULL: still live when its process image ended
-    end_how  TEXT,                 -- how it ended: 'free', 'exit', 'exec', 'lost' (its address was
-                                   -- sampled again with no free seen: the free was lost)
+    end_how  TEXT NOT NULL         -- how it ended: free, exit (live to its end), exec, lost (its
+             CHECK (end_how IN ('free','exit','exec','lost')), -- address was sampled again, no free seen)
     stack_id INTEGER REFERENCES stack(id)
 );
 CREATE INDEX heap_sample_proc ON heap_sample(proc_id, alloc_ns);
