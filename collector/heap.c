@@ -75,7 +75,7 @@ static void write_block(struct fl_heap *h, __s64 proc_id, const struct block *b,
 {
 	struct fl_heap_row r = {
 		.proc_id = proc_id, .tid = b->tid, .addr = b->addr, .size = b->size,
-		.weight = fl_heap_weight(b->size, b->mean), .fn = fn_name(b->fn), .alloc_ns = b->alloc_ns,
+		.weight = fl_heap_weight(b->size, b->mean), .mean = b->mean, .fn = fn_name(b->fn), .alloc_ns = b->alloc_ns,
 		.free_ns = end_ns, .end_how = how, .stack_id = b->stack_id,
 	};
 	fl_store_heap_sample(h->store, &r);

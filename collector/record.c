@@ -462,7 +462,7 @@ static void run_info(struct recorder *r, const char *note, __u64 start)
 	struct fl_run_info ri = {
 		.version = FL_VERSION, .argv = r->opt.argv, .cwd = cwd, .host = host, .kernel = un.release,
 		.page_size = sysconf(_SC_PAGESIZE), .fidelity = note ? "shim" : "bpf", .fidelity_note = note,
-		.stack_depth = r->opt.depth, .heap_sample = r->opt.heap_sample, .start_ns = start, .start_unix = time(NULL),
+		.stack_depth = r->opt.depth, .start_ns = start, .start_unix = time(NULL),
 	};
 	fl_store_run_begin(r->store, &ri);
 }

@@ -67,8 +67,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_REGION_RSS] = "INSERT INTO region_rss(sample_id,start,end,prot,shared,path,rss,pss,anon,swap,private_dirty) "
 			 "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 	[S_PIECE_RSS] = "INSERT INTO piece_rss(sample_id,region_start,vma_id,rss,anon,swap,exact) VALUES(?,?,?,?,?,?,?)",
-	[S_HEAP_SAMPLE] = "INSERT INTO heap_sample(proc_id,tid,addr,size,weight,fn,alloc_ns,free_ns,end_how,"
-			  "stack_id) VALUES(?,?,?,?,?,?,?,?,?,?)",
+	[S_HEAP_SAMPLE] = "INSERT INTO heap_sample(proc_id,tid,addr,size,weight,mean,fn,alloc_ns,free_ns,"
+			  "end_how,stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 };
 
 struct fl_store {
@@ -457,7 +457,7 @@ void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri)
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db,
 		"INSERT INTO run(id,version,command,argv,cwd,host,kernel,page_size,fidelity,fidelity_note,"
-		"stack_depth,start_ns,start_unix,heap_sample) VALUES(1,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
+		"stack_depth,start_ns,start_unix) VALUES(1,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		fail(s, rc, "run");
 		return;
@@ -475,7 +475,6 @@ void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri)
 	sqlite3_bind_int(st, 10, (int)ri->stack_depth);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)ri->start_ns);
 	sqlite3_bind_int64(st, 12, ri->start_unix);
-	sqlite3_bind_int64(st, 13, (sqlite3_int64)ri->heap_sample);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
 		fail(s, rc, "run");
@@ -844,13 +843,14 @@ void fl_store_heap_sample(struct fl_store *s, const struct fl_heap_row *r)
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->addr);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->size);
 	sqlite3_bind_double(st, 5, r->weight);
-	bind_text(st, 6, r->fn);
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)r->alloc_ns);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->mean);
+	bind_text(st, 7, r->fn);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->alloc_ns);
 	if (r->free_ns)
-		sqlite3_bind_int64(st, 8, (sqlite3_int64)r->free_ns);
+		sqlite3_bind_int64(st, 9, (sqlite3_int64)r->free_ns);
 	else
-		sqlite3_bind_null(st, 8);
-	bind_text(st, 9, r->end_how);
-	bind_id(st, 10, r->stack_id);
+		sqlite3_bind_null(st, 9);
+	bind_text(st, 10, r->end_how);
+	bind_id(st, 11, r->stack_id);
 	run(s, S_HEAP_SAMPLE);
 }

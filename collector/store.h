@@ -31,7 +31,6 @@ struct fl_run_info {
 	const char *fidelity;   /* "bpf" or "shim" */
 	const char *fidelity_note;
 	unsigned stack_depth;
-	__u64 heap_sample;      /* heap sampling mean (0 off, 1 every allocation) */
 	__u64 start_ns;
 	__s64 start_unix;
 };
@@ -176,6 +175,7 @@ struct fl_heap_row {
 	__u32 tid;
 	__u64 addr, size;
 	double weight;          /* bytes it stands for */
+	__u64 mean;             /* the sampling mean it was drawn with */
 	const char *fn;         /* malloc calloc realloc memalign */
 	__u64 alloc_ns;
 	__u64 free_ns;          /* 0: still live when its image ended */

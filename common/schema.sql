@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 4 (PRAGMA user_version; the build turns
+-- faultline store, schema version 5 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -10,9 +10,10 @@
 -- are common/faultline.h's lists (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES); the
 -- unit test "names" holds this file against them.
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
--- Version 3 added the resident-memory samples; version 4 kernel_feature.
+-- Version 3 added the resident-memory samples; version 4 kernel_feature;
+-- version 5 the heap_sample table.
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -27,7 +28,6 @@ CREATE TABLE run (
     fidelity      TEXT NOT NULL,     -- 'bpf' (kernel ground truth) or 'shim' (preload only)
     fidelity_note TEXT,              -- why the run has less than full fidelity, else NULL
     stack_depth   INTEGER NOT NULL,
-    heap_sample   INTEGER NOT NULL DEFAULT 0, -- heap sampling mean in bytes (--heap-sample): 0 off, 1 every allocation
     start_ns      INTEGER NOT NULL,  -- CLOCK_MONOTONIC at launch
     end_ns        INTEGER,           -- when the last tracked process ended
     start_unix    INTEGER NOT NULL,  -- wall clock at launch, seconds since the epoch
@@ -259,7 +259,7 @@ CREATE INDEX piece_rss_sample ON piece_rss(sample_id);
 CREATE INDEX piece_rss_vma ON piece_rss(vma_id);
 -- Sampled heap allocations (preload/heap.c; docs/heap.md), one row per
 -- sampled block, written when it is freed or its process ends.  Allocations
--- are sampled by bytes with mean run.heap_sample: a block of size bytes is
+-- are sampled by bytes with mean `mean` (--heap-sample): a block of size bytes is
 -- sampled with probability p = 1 - exp(-size/mean), so weight = size / p
 -- estimates the bytes it stands for without bias (weight = size when every
 -- allocation is recorded).  Which region holds a block is found by address
@@ -271,6 +271,7 @@ CREATE TABLE heap_sample (
     addr     INTEGER NOT NULL,
     size     INTEGER NOT NULL,     -- bytes requested
     weight   REAL NOT NULL,        -- bytes this sample stands for
+    mean     INTEGER NOT NULL,     -- the sampling mean it was drawn with (1: every allocation)
     fn       TEXT NOT NULL         -- the function that returned the block
              CHECK (fn IN ('malloc','calloc','realloc','memalign')),
     alloc_ns INTEGER NOT NULL,

@@ -237,9 +237,15 @@ struct shard {
 	int lock;
 	__u32 used;                     /* entries not empty (live + tombstones) */
 	__u32 cap;                      /* power of two, 0: no table yet */
-	__u32 pad;
+	__u32 first;                    /* e is the first table, part of the init mapping */
 	struct entry *e;
 } __attribute__((aligned(64)));
+
+/* One mapping at init: the filter, then each shard's first table, so the
+ * snapshot the shim sends next already holds it.  Only a shard holding
+ * more than 3/4 * SHARD_MIN live samples maps a table of its own. */
+#define FILTER_BYTES (sizeof(__u32) << FILTER_BITS)
+#define INIT_BYTES (FILTER_BYTES + NSHARDS * SHARD_MIN * sizeof(struct entry))
 
 static __u32 *filter;                   /* live samples per bucket (atomic) */
 static struct shard shards[NSHARDS];
@@ -259,11 +265,26 @@ static struct shard *shard_of(const void *p)
 	return &shards[(hash(p) >> 20) & (NSHARDS - 1)];
 }
 
+/* The set's memory: raw syscalls (no hook), each told to the collector as
+ * a call of the shim's own (shim mode would not see it otherwise). */
 static void *map_zeroed(size_t bytes, void *at)
 {
-	long a = shim_sys_mmap(at, bytes, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0), -1, 0);
-	return a < 0 && a > -4096 ? NULL : (void *)a;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (at ? MAP_FIXED : 0);
+	long a = shim_sys_mmap(at, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+
+	if (a < 0 && a > -4096)
+		return NULL;
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON)
+		shim_record(FL_K_MMAP, a, 0, (__u64)(uintptr_t)at, bytes, PROT_READ | PROT_WRITE, (__u64)flags,
+			    (__u64)-1, 0, NULL);
+	return (void *)a;
+}
+
+static void unmap(void *p, size_t bytes)
+{
+	syscall(SYS_munmap, p, bytes);
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON)
+		shim_record(FL_K_MUNMAP, 0, 0, (__u64)(uintptr_t)p, bytes, 0, 0, 0, 0, NULL);
 }
 
 static void shard_lock(struct shard *s)
@@ -308,8 +329,9 @@ static int shard_grow(struct shard *s)
 			*probe(e, cap, s->e[i].addr, 1) = s->e[i];
 			used++;
 		}
-	if (s->e)
-		syscall(SYS_munmap, s->e, s->cap * sizeof(*s->e));
+	if (s->e && !s->first)
+		unmap(s->e, s->cap * sizeof(*s->e));
+	s->first = 0;
 	s->e = e;
 	s->cap = cap;
 	s->used = used;
@@ -364,6 +386,17 @@ static int set_take(void *p, __u64 *size)
 	return found;
 }
 
+/* Each shard starts with its table in the init mapping (none if it failed). */
+static void init_shards(void)
+{
+	for (unsigned i = 0; i < NSHARDS; i++)
+		shards[i] = (struct shard){ .first = 1, .cap = filter ? SHARD_MIN : 0,
+					    .e = filter ? (struct entry *)((char *)filter + FILTER_BYTES) + i * SHARD_MIN
+							: NULL };
+	if (!filter)
+		__atomic_store_n(&heap_mean, 0, __ATOMIC_RELEASE);
+}
+
 static int maybe_sampled(const void *p)
 {
 	return filter && __atomic_load_n(bucket(p), __ATOMIC_RELAXED);
@@ -371,7 +404,8 @@ static int maybe_sampled(const void *p)
 
 /* ---- records ------------------------------------------------------------ */
 
-static void send_alloc(void *p, size_t n, __u32 fn)
+/* frames NULL: the stack above the shim now. */
+static void send_alloc(void *p, size_t n, __u32 fn, const __u64 *frames, unsigned nframes, __u32 tid, __u64 t)
 {
 	union {
 		struct fl_alloc_rec r;
@@ -381,13 +415,16 @@ static void send_alloc(void *p, size_t n, __u32 fn)
 	memset(&b.r, 0, sizeof(b.r));
 	b.r.h.type = FL_R_ALLOC;
 	b.r.pid = shim_pid;
-	b.r.tid = shim_tid();
-	b.r.time_ns = shim_now_ns();
+	b.r.tid = tid ? tid : shim_tid();
+	b.r.time_ns = t ? t : shim_now_ns();
 	b.r.addr = (__u64)(uintptr_t)p;
 	b.r.size = n;
 	b.r.mean = __atomic_load_n(&heap_mean, __ATOMIC_RELAXED);
 	b.r.fn = fn;
-	b.r.h.nframes = (__u16)shim_backtrace(b.r.frames);
+	if (frames)
+		memcpy(b.r.frames, frames, 8u * (b.r.h.nframes = (__u16)nframes));
+	else
+		b.r.h.nframes = (__u16)shim_backtrace(b.r.frames);
 	b.r.h.size = (__u32)(sizeof(b.r) + 8u * b.r.h.nframes);
 	shim_emit(&b, b.r.h.size);
 }
@@ -439,6 +476,63 @@ static void count_unrecorded(size_t n)
 	__atomic_add_fetch(&unrecorded_bytes, n, __ATOMIC_RELAXED);
 }
 
+/* ---- allocations before the shim is on ----------------------------------- */
+
+/*
+ * Library constructors, and ld.so itself, allocate before the shim can
+ * record (ld.so even holding the loader lock).  Those allocations are kept
+ * here (block, size, caller) and, once the shim is on, each is sampled as
+ * the sampler would have (probability 1 - exp(-size/mean)) and sent with
+ * its caller as a one-frame stack.  Frees before then take them out.
+ */
+#define EARLY_MAX 256
+static struct early {
+	__u64 addr, size, caller, time_ns;
+	__u32 tid, fn;
+} early[EARLY_MAX];
+static unsigned early_n;                /* slots taken (atomic) */
+static int early_open = 1;              /* cleared once flushed (atomic) */
+
+static void early_add(void *p, size_t n, __u32 fn, const void *caller)
+{
+	unsigned i = __atomic_fetch_add(&early_n, 1, __ATOMIC_RELAXED);
+
+	if (i >= EARLY_MAX || !__atomic_load_n(&early_open, __ATOMIC_ACQUIRE)) {
+		count_unrecorded(n);
+		return;
+	}
+	early[i] = (struct early){ .size = n, .caller = (__u64)(uintptr_t)caller, .time_ns = shim_now_ns(),
+				   .tid = shim_tid(), .fn = fn };
+	__atomic_store_n(&early[i].addr, (__u64)(uintptr_t)p, __ATOMIC_RELEASE);
+}
+
+/* p is freed or moved before the shim is on. */
+static void early_forget(const void *p)
+{
+	unsigned n = __atomic_load_n(&early_n, __ATOMIC_ACQUIRE);
+
+	for (unsigned i = 0; i < n && i < EARLY_MAX; i++)
+		if (__atomic_load_n(&early[i].addr, __ATOMIC_ACQUIRE) == (__u64)(uintptr_t)p)
+			__atomic_store_n(&early[i].addr, 0, __ATOMIC_RELEASE);
+}
+
+/* At init: sample what was allocated before and is still live. */
+static void early_flush(void)
+{
+	__u64 mean = __atomic_load_n(&heap_mean, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&early_open, 0, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < EARLY_MAX && i < __atomic_load_n(&early_n, __ATOMIC_ACQUIRE); i++) {
+		struct early e = early[i];
+		double u = ((double)(rng_next() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+		/* sampled with probability 1 - exp(-size/mean): -ln(u) < size/mean */
+		if (!e.addr || !mean || (mean > 1 && -ln(u) * (double)mean >= (double)e.size))
+			continue;
+		if (set_add((void *)(uintptr_t)e.addr, e.size) == 0)
+			send_alloc((void *)(uintptr_t)e.addr, e.size, e.fn, &e.caller, 1, e.tid, e.time_ns);
+	}
+}
+
 /* The allocation p of n bytes took this thread past its sample point. */
 static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, const void *caller)
 {
@@ -447,13 +541,17 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 	if (!heap_recording(caller)) {
 		int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
 		if (s == ST_ON && heap_mean) {
-			/* inside the shim (the unwinder, dlsym, a nested signal handler) */
+			/* inside the shim: a signal handler that interrupted it, or
+			 * the unwinder (libgcc's does not allocate once set up) */
 			count_unrecorded(n);
 			tls_left = next_interval();
 		} else if (s == ST_UNINIT || s == ST_INIT) {
 			/* before the shim is on: every allocation comes here until
-			 * it is, then the thread draws its first interval */
-			count_unrecorded(n);
+			 * it is, then the thread draws its first interval.  The
+			 * shim's own set-up (shim_busy while ST_INIT: dlsym, the
+			 * unwinder loading libgcc_s) is faultline's, not the target's. */
+			if (p && !shim_busy)
+				early_add(p, n, fn, caller);
 			tls_primed = 0;
 			tls_left = 0;
 		} else {
@@ -465,7 +563,7 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 	if (p && crossed(n)) {
 		shim_busy++;
 		if (set_add(p, n) == 0)
-			send_alloc(p, n, fn);
+			send_alloc(p, n, fn, NULL, 0, 0, 0);
 		else
 			count_unrecorded(n);
 		shim_busy--;
@@ -512,6 +610,8 @@ EXPORT void free(void *p)
 		return;
 	if (unlikely(maybe_sampled(p)))
 		sample_free(p);
+	else if (unlikely(__atomic_load_n(&early_n, __ATOMIC_RELAXED)) && __atomic_load_n(&early_open, __ATOMIC_RELAXED))
+		early_forget(p);
 	NEED();
 	next.free(p);
 }
@@ -539,6 +639,8 @@ static __u64 realloc_leaves(void *p)
 	__u64 size = 0;
 	int e = errno;
 
+	if (p && __atomic_load_n(&early_open, __ATOMIC_RELAXED))
+		early_forget(p);
 	if (!p || !maybe_sampled(p))
 		return 0;
 	shim_busy++;
@@ -566,7 +668,7 @@ static void *realloc_common(void *p, size_t n, __u32 fn, const void *caller)
 		int e = errno;
 		shim_busy++;
 		if (set_add(p, was) == 0)
-			send_alloc(p, was, fn);
+			send_alloc(p, was, fn, NULL, 0, 0, 0);
 		shim_busy--;
 		errno = e;
 	}
@@ -691,26 +793,34 @@ void heap_init(void)
 	__u64 mean = parse_size(getenv("FAULTLINE_HEAP_SAMPLE"), FL_HEAP_MEAN_DEFAULT);
 
 	NEED();
-	if (mean && !filter && !(filter = map_zeroed(sizeof(__u32) << FILTER_BITS, NULL)))
+	if (mean && !filter && !(filter = map_zeroed(INIT_BYTES, NULL)))
 		mean = 0;
+	init_shards();
 	__atomic_store_n(&heap_mean, mean, __ATOMIC_RELEASE);
-	if (mean)
+}
+
+void heap_start(void)
+{
+	if (__atomic_load_n(&heap_mean, __ATOMIC_RELAXED))
 		check_interposed();
+	early_flush();
 }
 
 void heap_fork_child(void)
 {
 	/* Empty set, fresh locks: a lock held by a thread that fork did not
 	 * copy would never be released.  MAP_FIXED replaces the pages at once. */
-	for (unsigned i = 0; i < NSHARDS; i++) {
-		if (shards[i].e)
+	for (unsigned i = 0; i < NSHARDS; i++)
+		if (shards[i].e && !shards[i].first)
 			syscall(SYS_munmap, shards[i].e, shards[i].cap * sizeof(struct entry));
-		memset(&shards[i], 0, sizeof(shards[i]));
+	if (filter) {
+		/* the same range, fresh zero pages: nothing for the snapshot to learn */
+		long a = shim_sys_mmap(filter, INIT_BYTES, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+		if (a < 0 && a > -4096)
+			filter = NULL;
 	}
-	if (filter && !map_zeroed(sizeof(__u32) << FILTER_BITS, filter)) {
-		filter = NULL;
-		__atomic_store_n(&heap_mean, 0, __ATOMIC_RELEASE);
-	}
+	init_shards();
 	tls_locked = 0;
 	unrecorded_count = unrecorded_bytes = lost_frees = 0;
 }

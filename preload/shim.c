@@ -90,9 +90,11 @@ void shim_init(void)
 		__u32 flags = 0;
 		ok = shim_attach(&flags) == 0;
 		if (ok)
+			heap_init();  /* before hello: its mapping is in the snapshot */
+		if (ok)
 			shim_hello(flags, 0, 0);
 		if (ok)
-			heap_init();
+			heap_start();
 		if (ok && shim_no_unwind && shim_depth)
 			shim_note("stack unwinding disabled: the unwinder (libgcc_s) is unavailable");
 	}

@@ -153,8 +153,10 @@ void shim_gate_reset(void);
 
 /* ---- heap sampling (heap.c) --------------------------------------------- */
 extern __u64 heap_mean;                /* sampling mean in bytes; 0 = off, 1 = every allocation */
-/* At init, once attached: read FAULTLINE_HEAP_SAMPLE, set up the sampled set. */
+/* At init, once attached and before hello: read FAULTLINE_HEAP_SAMPLE, map the sampled set. */
 void heap_init(void);
+/* After hello: sample what was allocated before the shim was on. */
+void heap_start(void);
 /* In a fork child: an empty sampled set with fresh locks. */
 void heap_fork_child(void);
 

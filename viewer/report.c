@@ -16,6 +16,7 @@
 #include "faultline.h"
 #include "measure.h"
 #include "frames.h"
+#include "heap.h"
 #include "output.h"
 #include "rows.h"
 #include "viewer.h"
@@ -731,6 +732,175 @@ static int proc_sites(struct report *r, const struct fl_proc *p)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* ---- heap: who owns the live heap bytes ---------------------------------- */
+
+#define HEAP_SITES 5         /* sites listed per region */
+#define HEAP_SITE_FRAMES 2   /* frames shown per site */
+
+/* When to look at the heap: the RSS peak if one was recorded, else the process's end. */
+static int heap_time(struct report *r, const struct fl_proc *p, int64_t *t, bool *at_end)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT time_ns FROM rss WHERE proc_id = ? ORDER BY anon + file + shmem DESC, time_ns LIMIT 1");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	rc = fl_db_step(r->d, st);
+	*at_end = rc != SQLITE_ROW;
+	*t = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : fl_proc_end(r->d, p);
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : 0;
+}
+
+/* "12.3 MiB" or, when sampled, "12.3 MiB ±1.1 MiB". */
+static const char *estimate(char *buf, size_t n, double bytes, double var)
+{
+	char a[32], b[32];
+
+	if (var <= 0)
+		snprintf(buf, n, "%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)));
+	else
+		snprintf(buf, n, "%s ±%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)),
+			 fl_out_size(b, sizeof(b), (int64_t)(fl_heap_err95(var) + 0.5)));
+	return buf;
+}
+
+static int heap_site_text(struct report *r, const struct fl_heap_site *s)
+{
+	struct fl_frame *f = NULL;
+	char est[64], where[512];
+	int n = s->stack_id ? fl_stack_load(r->d, s->stack_id, HEAP_SITE_FRAMES, &f) : 0;
+
+	if (n < 0)
+		return -1;
+	printf("      %-22s %5lld× %s\n", estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples,
+	       n > 0 ? fl_frame_short(&f[0], where, sizeof(where)) : "(no user stack)");
+	for (int i = 1; i < n; i++)
+		printf("      %-22s        %s\n", "", fl_frame_short(&f[i], where, sizeof(where)));
+	fl_stack_free(f, n);
+	return 0;
+}
+
+static int heap_region_text(struct report *r, const struct fl_heap_region *g)
+{
+	char est[64], a[32], b[32];
+	double rest = 0, rest_var = 0;
+	int64_t rest_samples = 0;
+
+	if (g->end)
+		printf("    %-7s %llx-%llx  rw %s", g->kind, (unsigned long long)g->start, (unsigned long long)g->end,
+		       fl_out_size(a, sizeof(a), g->mapped_rw));
+	else
+		printf("    %-7s (no recorded mapping holds these blocks)", g->kind);
+	if (g->touched >= 0)
+		printf(", first-touched %s", fl_out_size(b, sizeof(b), g->touched));
+	printf(": %s live in %lld samples\n", estimate(est, sizeof(est), g->bytes, g->var), (long long)g->samples);
+	for (int i = 0; i < g->nsites; i++) {
+		if (i < HEAP_SITES) {
+			if (heap_site_text(r, &g->sites[i]))
+				return -1;
+			continue;
+		}
+		rest += g->sites[i].bytes;
+		rest_var += g->sites[i].var;
+		rest_samples += g->sites[i].samples;
+	}
+	if (g->nsites > HEAP_SITES)
+		printf("      %-22s %5lld× %d other sites\n", estimate(est, sizeof(est), rest, rest_var),
+		       (long long)rest_samples, g->nsites - HEAP_SITES);
+	/* what the pages hold beyond the live blocks the samples stand for */
+	if (g->touched > 0 && g->touched > g->bytes)
+		printf("      %-22s        not in live blocks: allocator overhead, free chunks%s\n",
+		       fl_out_size(a, sizeof(a), g->touched - (int64_t)g->bytes), g->var > 0 ? " (± as above)" : "");
+	return 0;
+}
+
+static void heap_json(struct report *r, const struct fl_heap_view *v, bool at_end)
+{
+	fl_json_key(r->j, "heap");
+	fl_json_open(r->j, '{');
+	fl_json_kint(r->j, "mean", v->mean);
+	fl_json_kint(r->j, "time_ns", v->t);
+	fl_json_key(r->j, "at_end");
+	fl_json_bool(r->j, at_end);
+	fl_json_key(r->j, "live");
+	fl_json_real(r->j, v->bytes);
+	fl_json_key(r->j, "err95");
+	fl_json_real(r->j, fl_heap_err95(v->var));
+	fl_json_kint(r->j, "samples", v->samples);
+	fl_json_key(r->j, "regions");
+	fl_json_open(r->j, '[');
+	for (int i = 0; i < v->nregions; i++) {
+		const struct fl_heap_region *g = &v->regions[i];
+		fl_json_open(r->j, '{');
+		fl_json_kstr(r->j, "kind", g->kind);
+		fl_json_kint(r->j, "start", g->start);
+		fl_json_kint(r->j, "end", g->end);
+		fl_json_kint(r->j, "mapped_rw", g->mapped_rw);
+		fl_json_key(r->j, "touched");
+		if (g->touched >= 0)
+			fl_json_int(r->j, g->touched);
+		else
+			fl_json_null(r->j);
+		fl_json_key(r->j, "live");
+		fl_json_real(r->j, g->bytes);
+		fl_json_key(r->j, "err95");
+		fl_json_real(r->j, fl_heap_err95(g->var));
+		fl_json_kint(r->j, "samples", g->samples);
+		fl_json_key(r->j, "sites");
+		fl_json_open(r->j, '[');
+		for (int k = 0; k < g->nsites; k++) {
+			fl_json_open(r->j, '{');
+			fl_json_kint(r->j, "stack_id", g->sites[k].stack_id);
+			fl_json_key(r->j, "live");
+			fl_json_real(r->j, g->sites[k].bytes);
+			fl_json_key(r->j, "err95");
+			fl_json_real(r->j, fl_heap_err95(g->sites[k].var));
+			fl_json_kint(r->j, "samples", g->sites[k].samples);
+			fl_json_close(r->j, '}');
+		}
+		fl_json_close(r->j, ']');
+		fl_json_close(r->j, '}');
+	}
+	fl_json_close(r->j, ']');
+	fl_json_close(r->j, '}');
+}
+
+/* The live heap at the RSS peak by region and allocating site (sampled malloc tracking). */
+static int proc_heap(struct report *r, const struct fl_proc *p)
+{
+	struct fl_heap_view v;
+	char when[32], est[64], mean[32];
+	int64_t t;
+	bool at_end;
+	int has;
+
+	if (!p->shim || heap_time(r, p, &t, &at_end))
+		return p->shim ? -1 : 0;
+	if ((has = fl_heap_view_load(r->d, p->id, t, at_end, &v)) <= 0)
+		return has;
+	if (r->j) {
+		heap_json(r, &v, at_end);
+	} else {
+		printf("  heap     %s %s: %s live in %lld sampled blocks (", at_end ? "at its end" : "at the RSS peak",
+		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns), estimate(est, sizeof(est), v.bytes, v.var),
+		       (long long)v.samples);
+		if (v.mean == 1)
+			printf("every allocation recorded)\n");
+		else
+			printf("one per %s allocated on average; ± is 95%%)\n", fl_out_size(mean, sizeof(mean), v.mean));
+		for (int i = 0; i < v.nregions && i < r->top; i++)
+			if (heap_region_text(r, &v.regions[i])) {
+				fl_heap_view_free(&v);
+				return -1;
+			}
+	}
+	fl_heap_view_free(&v);
+	return 0;
+}
+
 static int section_processes(struct report *r)
 {
 	int n = tree_build(r), rc = 0;
@@ -751,7 +921,8 @@ static int section_processes(struct report *r)
 		else
 			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
 		rc = proc_resident(r, p) || proc_calls(r, p) || proc_faults(r, p) || (proc_own(r, p), 0) ||
-		     proc_sites(r, p) || proc_rss(r, p) || proc_peak(r, p) ? -1 : 0;
+		     proc_sites(r, p) || proc_rss(r, p) || proc_heap(r, p) ||
+		     proc_peak(r, p) ? -1 : 0;
 		if (r->j)
 			fl_json_close(r->j, '}');
 	}

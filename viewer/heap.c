@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/* heap.c - sampled heap blocks live at a time, by region and call site (see heap.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+#include "rows.h"
+
+#define PAGE 4096
+/* glibc's arenas are reservations of HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it. */
+#define ARENA_BYTES (64LL << 20)
+/* A block malloc served with its own mmap starts one chunk header (16 bytes) in. */
+#define MMAP_CHUNK_HEADER 16
+
+/* A live sample, placed: its region key (-1: the brk heap, 0: in no VMA, else the origin row). */
+struct placed {
+	int64_t region, stack_id, addr;
+	double w, var;
+	int vma;                /* index in the VMAs at the time, -1 if none */
+};
+
+double fl_heap_err95(double var)
+{
+	return 1.96 * sqrt(var > 0 ? var : 0);
+}
+
+/* Does the process have heap samples at all (and with which mean)?  1, 0, or -1. */
+static int heap_mean(struct fl_db *d, int64_t proc_id, int64_t *mean)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	/* a recording older than schema 3 has no such table */
+	if (sqlite3_prepare_v2(d->db, "SELECT max(mean) FROM heap_sample WHERE proc_id = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, proc_id);
+	rc = fl_db_step(d, st);
+	*mean = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : *mean != 0;
+}
+
+static int find_vma(const struct fl_vma *v, int n, int64_t addr)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		if (addr < v[mid].start)
+			hi = mid - 1;
+		else if (addr >= v[mid].end)
+			lo = mid + 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+static int by_region_stack(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	if (x->region != y->region)
+		return x->region < y->region ? -1 : 1;
+	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+static int by_bytes_region(const void *a, const void *b)
+{
+	double x = ((const struct fl_heap_region *)a)->bytes, y = ((const struct fl_heap_region *)b)->bytes;
+	return x > y ? -1 : x < y;
+}
+
+static int by_bytes_site(const void *a, const void *b)
+{
+	double x = ((const struct fl_heap_site *)a)->bytes, y = ((const struct fl_heap_site *)b)->bytes;
+	return x > y ? -1 : x < y;
+}
+
+/* The blocks live at t, placed in the VMAs live then.  Returns the count or -1. */
+static int load_live(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, const struct fl_vma *v, int nv,
+		     struct placed **out)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, at_end
+		? "SELECT addr, size, weight, stack_id FROM heap_sample WHERE proc_id = ?1 AND free_ns IS NULL"
+		: "SELECT addr, size, weight, stack_id FROM heap_sample WHERE proc_id = ?1 AND alloc_ns <= ?2"
+		  " AND (free_ns IS NULL OR free_ns > ?2)");
+	struct placed *p = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, t);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		if (n == cap) {
+			struct placed *g = realloc(p, (cap = cap ? cap * 2 : 256) * sizeof(*p));
+			if (!g) {
+				rc = fl_db_error(d, "out of memory");
+				break;
+			}
+			p = g;
+		}
+		struct placed *s = &p[n++];
+		double size = (double)sqlite3_column_int64(st, 1);
+		s->addr = sqlite3_column_int64(st, 0);
+		s->w = sqlite3_column_double(st, 2);
+		s->var = s->w * (s->w - size);
+		s->stack_id = sqlite3_column_int64(st, 3);
+		s->vma = find_vma(v, nv, s->addr);
+		s->region = s->vma < 0 ? 0 : !strcmp(v[s->vma].kind, "heap") ? -1 : v[s->vma].origin_id;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(p);
+		return -1;
+	}
+	*out = p;
+	return (int)n;
+}
+
+/* First-touch faults (bytes) in the region up to t, or -1 when the run counted none. */
+static int64_t touched(struct fl_db *d, int64_t proc_id, int64_t region, int64_t t)
+{
+	sqlite3_stmt *st = fl_db_prepare(d,
+		"SELECT (SELECT count(*) FROM fault WHERE proc_id = ?1),"
+		" (SELECT sum(f.anon_new) FROM fault f JOIN vma v ON v.id = f.vma_id WHERE f.proc_id = ?1"
+		"  AND f.time_ns <= ?3 AND CASE WHEN ?2 = -1 THEN v.kind = 'heap' ELSE v.origin_id = ?2 END)");
+	int64_t bytes = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, region);
+	sqlite3_bind_int64(st, 3, t);
+	if (fl_db_step(d, st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+		bytes = sqlite3_column_int64(st, 1) * PAGE;
+	sqlite3_finalize(st);
+	return bytes;
+}
+
+/* Extent, writable bytes and kind of the region holding samples p[0..n). */
+static void describe(struct fl_heap_region *r, const struct placed *p, int n, const struct fl_vma *v, int nv)
+{
+	int64_t key = p[0].region;
+	bool own_mmap = n == 1;
+
+	if (!key) {
+		snprintf(r->kind, sizeof(r->kind), "unknown");
+		return;
+	}
+	for (int i = 0; i < nv; i++) {
+		if (key == -1 ? strcmp(v[i].kind, "heap") : v[i].origin_id != key)
+			continue;
+		if (!r->end || v[i].start < r->start)
+			r->start = v[i].start;
+		if (v[i].end > r->end)
+			r->end = v[i].end;
+		if (v[i].prot & 2)
+			r->mapped_rw += v[i].end - v[i].start;
+	}
+	own_mmap = own_mmap && p[0].addr == r->start + MMAP_CHUNK_HEADER;
+	snprintf(r->kind, sizeof(r->kind), "%s",
+		 key == -1 ? "heap" :
+		 r->end - r->start == ARENA_BYTES && r->start % ARENA_BYTES == 0 ? "arena" :
+		 own_mmap ? "mmap" : v[p[0].vma].kind);
+}
+
+/* One region from its samples p[0..n) (sorted by stack). Returns 0 or -1. */
+static int build_region(struct fl_db *d, int64_t proc_id, int64_t t, struct fl_heap_region *r,
+			const struct placed *p, int n, const struct fl_vma *v, int nv)
+{
+	memset(r, 0, sizeof(*r));
+	describe(r, p, n, v, nv);
+	r->touched = p[0].region ? touched(d, proc_id, p[0].region, t) : -1;
+	r->sites = calloc((size_t)n, sizeof(*r->sites));
+	if (!r->sites)
+		return fl_db_error(d, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (!r->nsites || r->sites[r->nsites - 1].stack_id != p[i].stack_id)
+			r->sites[r->nsites++].stack_id = p[i].stack_id;
+		struct fl_heap_site *s = &r->sites[r->nsites - 1];
+		s->bytes += p[i].w;
+		s->var += p[i].var;
+		s->samples++;
+		r->bytes += p[i].w;
+		r->var += p[i].var;
+		r->samples++;
+	}
+	qsort(r->sites, (size_t)r->nsites, sizeof(*r->sites), by_bytes_site);
+	return 0;
+}
+
+int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, struct fl_heap_view *out)
+{
+	struct fl_vma *v = NULL;
+	struct placed *p = NULL;
+	int has, nv, n, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->t = t;
+	if ((has = heap_mean(d, proc_id, &out->mean)) <= 0)
+		return has;
+	if ((nv = fl_vma_select(d, proc_id, t, at_end, "v.start", 0, &v)) < 0)
+		return -1;
+	if ((n = load_live(d, proc_id, t, at_end, v, nv, &p)) < 0) {
+		fl_vma_free(v, nv);
+		return -1;
+	}
+	qsort(p, (size_t)n, sizeof(*p), by_region_stack);
+	out->regions = calloc((size_t)n + 1, sizeof(*out->regions));
+	if (!out->regions)
+		rc = fl_db_error(d, "out of memory");
+	for (int i = 0, j; i < n && !rc; i = j) {
+		for (j = i; j < n && p[j].region == p[i].region; j++)
+			;
+		rc = build_region(d, proc_id, t, &out->regions[out->nregions++], &p[i], j - i, v, nv);
+		out->bytes += out->regions[out->nregions - 1].bytes;
+		out->var += out->regions[out->nregions - 1].var;
+		out->samples += j - i;
+	}
+	free(p);
+	fl_vma_free(v, nv);
+	if (rc) {
+		fl_heap_view_free(out);
+		return -1;
+	}
+	qsort(out->regions, (size_t)out->nregions, sizeof(*out->regions), by_bytes_region);
+	return 1;
+}
+
+void fl_heap_view_free(struct fl_heap_view *v)
+{
+	for (int i = 0; i < v->nregions; i++)
+		free(v->regions[i].sites);
+	free(v->regions);
+	v->regions = NULL;
+	v->nregions = 0;
+}

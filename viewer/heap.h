@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * heap.h - the sampled heap blocks of a recording (table heap_sample) as the
+ * viewer reads them: the blocks live in a process at a time, placed in the
+ * region that held them (the brk heap, a malloc arena, a block's own mmap)
+ * and broken down by allocating stack, with the sampling error.
+ *
+ * This is the hook for commands that explain a region's memory (`report`
+ * now, `why` later): load a view at (process, time), then for any address
+ * range, the regions here that fall in it say which code owns the bytes.
+ *
+ * Estimates (docs/heap.md): a block of n bytes sampled at mean M stands for
+ * w = n / (1 - exp(-n/M)) bytes; a sum of weights is unbiased, and its
+ * variance is estimated by the sum of w (w - n).  Everything at mean 1 is
+ * exact (variance 0).
+ */
+#ifndef FL_HEAP_VIEW_H
+#define FL_HEAP_VIEW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+
+struct fl_heap_site {
+	int64_t stack_id;       /* 0: no stack */
+	double bytes, var;      /* estimated live bytes and its variance */
+	int64_t samples;
+};
+
+struct fl_heap_region {
+	int64_t start, end;     /* extent of its VMAs at the time (0, 0: blocks in no known VMA) */
+	int64_t mapped_rw;      /* bytes of those VMAs that are writable */
+	int64_t touched;        /* first-touch faults in it up to the time, bytes (-1: not recorded) */
+	char kind[16];          /* "heap", "arena", "mmap" (a block's own mapping), "anon", "unknown" ... */
+	double bytes, var;      /* estimated live bytes in it and the variance */
+	int64_t samples;
+	struct fl_heap_site *sites; /* by estimated bytes, largest first */
+	int nsites;
+};
+
+struct fl_heap_view {
+	int64_t mean;           /* the sampling mean (1: every allocation) */
+	int64_t t;              /* the time viewed */
+	double bytes, var;      /* all live sampled blocks */
+	int64_t samples;
+	struct fl_heap_region *regions; /* by estimated bytes, largest first */
+	int nregions;
+};
+
+/*
+ * The blocks of proc_id live at t (at_end: still live when it ended).
+ * Returns 1, 0 when the recording has no heap samples for it (heap
+ * sampling off, no allocation sampled, an older recording, no shim), or
+ * -1 (printed).
+ */
+int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, struct fl_heap_view *out);
+void fl_heap_view_free(struct fl_heap_view *v);
+/* 1.96 standard deviations: the half-width of a 95% interval. */
+double fl_heap_err95(double var);
+
+#endif /* FL_HEAP_VIEW_H */
