@@ -1,5 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* heap.c - sampled heap blocks, live per process, to heap_sample rows (see heap.h). */
+/*
+ * heap.c - sampled heap blocks, live per process, to heap_sample rows (see
+ * heap.h).
+ *
+ * A block's stack stays raw (return addresses) until its row is written:
+ * in BPF mode the new image's first samples can be read before the kernel's
+ * exec record that builds the model they must be resolved in (as with the
+ * shim's calls, matcher.c).  Raw stacks are deduplicated per image, and each
+ * is interned once, the first time a block of it is written.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,30 +16,44 @@
 
 #include "heap.h"
 #include "hmap.h"
+#include "vec.h"
 
 struct block {
 	__u64 addr, size, mean, alloc_ns;
 	__u32 tid, fn;
-	__s64 stack_id;
+	__u32 raw;                      /* index of its stack in image.raw */
 };
 
-/* One process image's live blocks: addr -> struct block * (0: none). */
+struct raw_stack {
+	__u64 *frames;
+	unsigned n;
+	__s64 id;                       /* interned stack, 0 until first needed */
+};
+
+/* One process row's live blocks, and the stacks they were sampled at. */
 struct image {
-	struct fl_hmap live;
-	size_t n;
+	struct fl_hmap live;            /* addr -> struct block * (0: none) */
+	const struct fl_model *model;   /* the process's address space, to resolve stacks in */
+	struct fl_hmap raw_by_hash;     /* hash of the frames -> index + 1 in raw */
+	struct raw_stack *raw;
+	size_t nraw, capraw;
+	__u64 exec_ns;                  /* its latest exec: older samples read late were of the image before */
 };
 
 struct fl_heap {
 	struct fl_store *store;
+	struct fl_stacks *stacks;
 	struct fl_hmap images;          /* proc_id -> struct image * */
 	__u64 unrecorded_count, unrecorded_bytes, lost_frees, unmatched_frees, reused;
 };
 
-struct fl_heap *fl_heap_new(struct fl_store *store)
+struct fl_heap *fl_heap_new(struct fl_store *store, struct fl_stacks *stacks)
 {
 	struct fl_heap *h = calloc(1, sizeof(*h));
-	if (h)
+	if (h) {
 		h->store = store;
+		h->stacks = stacks;
+	}
 	return h;
 }
 
@@ -38,7 +61,11 @@ static void drop_image(struct image *im)
 {
 	for (size_t i = 0; i < im->live.cap; i++)
 		free((void *)im->live.vals[i]);
+	for (size_t i = 0; i < im->nraw; i++)
+		free(im->raw[i].frames);
 	fl_hmap_free(&im->live);
+	fl_hmap_free(&im->raw_by_hash);
+	free(im->raw);
 	free(im);
 }
 
@@ -71,26 +98,59 @@ static const char *fn_name(__u32 fn)
 	}
 }
 
-static void write_block(struct fl_heap *h, __s64 proc_id, const struct block *b, __u64 end_ns, const char *how)
+/* The index of the raw stack frames[0..n) in im, added if new; -1 when out of memory. */
+static long raw_index(struct image *im, const __u64 *frames, unsigned n)
 {
-	struct fl_heap_row r = {
-		.proc_id = proc_id, .tid = b->tid, .addr = b->addr, .size = b->size,
-		.weight = fl_heap_weight(b->size, b->mean), .mean = b->mean, .fn = fn_name(b->fn), .alloc_ns = b->alloc_ns,
-		.free_ns = end_ns, .end_how = how, .stack_id = b->stack_id,
-	};
-	fl_store_heap_sample(h->store, &r);
+	__u64 key = n;
+	for (unsigned i = 0; i < n; i++)
+		key = fl_hash64(key ^ frames[i]);
+	/* distinct stacks with one hash take the next keys (the map needs them non-zero) */
+	for (;; key++) {
+		uintptr_t v = fl_hmap_get(&im->raw_by_hash, key | 1);
+		if (!v)
+			break;
+		const struct raw_stack *r = &im->raw[v - 1];
+		if (r->n == n && !memcmp(r->frames, frames, n * sizeof(*frames)))
+			return (long)v - 1;
+	}
+	if (fl_vec_reserve((void **)&im->raw, &im->capraw, im->nraw + 1, sizeof(*im->raw)))
+		return -1;
+	struct raw_stack *r = &im->raw[im->nraw];
+	*r = (struct raw_stack){ .frames = malloc(n * sizeof(*frames) + 1), .n = n };
+	if (!r->frames || fl_hmap_put(&im->raw_by_hash, key | 1, im->nraw + 1)) {
+		free(r->frames);
+		return -1;
+	}
+	memcpy(r->frames, frames, n * sizeof(*frames));
+	return (long)im->nraw++;
 }
 
-static struct image *image_of(struct fl_heap *h, __s64 proc_id, int create)
+static void write_block(struct fl_heap *h, __s64 proc_id, struct image *im, const struct block *b, __u64 end_ns,
+			const char *how)
+{
+	struct raw_stack *r = &im->raw[b->raw];
+	if (!r->id && r->n)
+		r->id = fl_stacks_intern(h->stacks, im->model, r->frames, r->n);
+	struct fl_heap_row row = {
+		.proc_id = proc_id, .tid = b->tid, .addr = b->addr, .size = b->size,
+		.weight = fl_heap_weight(b->size, b->mean), .mean = b->mean, .fn = fn_name(b->fn),
+		.alloc_ns = b->alloc_ns, .free_ns = end_ns, .end_how = how, .stack_id = r->id,
+	};
+	fl_store_heap_sample(h->store, &row);
+}
+
+static struct image *image_of(struct fl_heap *h, __s64 proc_id, const struct fl_model *model)
 {
 	struct image *im = (struct image *)fl_hmap_get(&h->images, (__u64)proc_id);
-	if (im || !create)
+	if (im || !model)
 		return im;
 	im = calloc(1, sizeof(*im));
 	if (im && fl_hmap_put(&h->images, (__u64)proc_id, (uintptr_t)im)) {
 		free(im);
-		im = NULL;
+		return NULL;
 	}
+	if (im)
+		im->model = model;
 	return im;
 }
 
@@ -102,26 +162,38 @@ static struct block *swap_block(struct image *im, __u64 addr, struct block *b)
 		return NULL;
 	if (fl_hmap_put(&im->live, addr, (uintptr_t)b))
 		return b; /* out of memory: the new block is not kept (the caller frees it) */
-	im->n += (b != NULL) - (old != NULL);
 	return old;
 }
 
-void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_alloc_rec *r, __s64 stack_id)
+void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, const struct fl_alloc_rec *r)
 {
-	struct image *im = image_of(h, proc_id, 1);
+	struct image *im = image_of(h, proc_id, model);
 	struct block *b = malloc(sizeof(*b));
-	if (!im || !b || !r->addr) {
+	long raw = im ? raw_index(im, r->frames, r->h.nframes) : -1;
+	if (raw < 0 || !b || !r->addr) {
 		free(b);
 		return;
 	}
 	*b = (struct block){ .addr = r->addr, .size = r->size, .mean = r->mean, .alloc_ns = r->time_ns,
-			     .tid = r->tid, .fn = r->fn, .stack_id = stack_id };
+			     .tid = r->tid, .fn = r->fn, .raw = (__u32)raw };
+	if (r->time_ns < im->exec_ns) {
+		/* of an image the kernel's exec record (read first) already
+		 * replaced: ended then, its stack no longer resolvable */
+		struct fl_heap_row row = {
+			.proc_id = proc_id, .tid = b->tid, .addr = b->addr, .size = b->size,
+			.weight = fl_heap_weight(b->size, b->mean), .mean = b->mean, .fn = fn_name(b->fn),
+			.alloc_ns = b->alloc_ns, .free_ns = im->exec_ns, .end_how = "exec",
+		};
+		fl_store_heap_sample(h->store, &row);
+		free(b);
+		return;
+	}
 	struct block *old = swap_block(im, r->addr, b);
 	if (old == b) {
 		free(b);
 	} else if (old) {
 		/* sampled again with no free in between: that free was not seen */
-		write_block(h, proc_id, old, r->time_ns, "lost");
+		write_block(h, proc_id, im, old, r->time_ns, "lost");
 		h->reused++;
 		free(old);
 	}
@@ -129,13 +201,14 @@ void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_alloc_rec *
 
 void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec *r)
 {
-	struct image *im = image_of(h, proc_id, 0);
+	struct image *im = image_of(h, proc_id, NULL);
 	struct block *b = im ? swap_block(im, r->addr, NULL) : NULL;
 	if (!b) {
-		h->unmatched_frees++;
+		if (!im || r->time_ns >= im->exec_ns) /* else: of a replaced image, written at its exec */
+			h->unmatched_frees++;
 		return;
 	}
-	write_block(h, proc_id, b, r->time_ns, "free");
+	write_block(h, proc_id, im, b, r->time_ns, "free");
 	free(b);
 }
 
@@ -144,23 +217,32 @@ static void end_image(struct fl_heap *h, __s64 proc_id, struct image *im, __u64 
 {
 	for (size_t i = 0; i < im->live.cap; i++)
 		if (im->live.vals[i])
-			write_block(h, proc_id, (struct block *)im->live.vals[i], t, how);
+			write_block(h, proc_id, im, (struct block *)im->live.vals[i], t, how);
 	drop_image(im);
 	fl_hmap_put(&h->images, (__u64)proc_id, 0);
 }
 
-void fl_heap_end(struct fl_heap *h, __s64 proc_id, __u64 t, const char *how)
+void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, __u64 t)
 {
-	struct image *im = image_of(h, proc_id, 0);
+	struct image *im = image_of(h, proc_id, model);
 	if (!im)
 		return;
-	if (strcmp(how, "exit")) {
-		end_image(h, proc_id, im, t, how); /* exec: gone with the image */
-		return;
+	if (t > im->exec_ns)
+		im->exec_ns = t;
+	/* Gone with the image, resolved in its address space (the caller
+	 * clears the model next).  In BPF mode the kernel's exec record can be
+	 * read after the new image's first samples: those stay. */
+	for (size_t i = 0; i < im->live.cap; i++) {
+		struct block *b = (struct block *)im->live.vals[i];
+		if (b && b->alloc_ns < t) {
+			write_block(h, proc_id, im, b, t, "exec");
+			free(b);
+			im->live.vals[i] = 0; /* removed (hmap.h), without a put that could grow the map */
+		}
 	}
-	/* The kernel's exit record can be read before the last of the
-	 * process's channel (frees in its atexit handlers): the blocks are
-	 * written at the end of the recording, as live to the end. */
+	/* the same return addresses mean other code in the new image */
+	for (size_t i = 0; i < im->nraw; i++)
+		im->raw[i].id = 0;
 }
 
 void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s)
@@ -173,19 +255,20 @@ void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s)
 void fl_heap_finish(struct fl_heap *h)
 {
 	char detail[200];
+	/* what is still live was live when its process ended (or the recording stopped) */
 	for (size_t i = 0; i < h->images.cap; i++)
 		if (h->images.vals[i])
 			end_image(h, (__s64)h->images.keys[i], (struct image *)h->images.vals[i], 0, "exit");
 	if (h->unrecorded_count) {
 		snprintf(detail, sizeof(detail),
-			 "%llu bytes allocated before the shim was on or inside it (unwinder, dlsym): never sampled",
-			 (unsigned long long)h->unrecorded_bytes);
+			 "%llu bytes allocated inside the shim (a signal handler interrupting it) or before it was on "
+			 "(beyond the first 256): never sampled", (unsigned long long)h->unrecorded_bytes);
 		fl_store_loss(h->store, "heap_unrecorded", h->unrecorded_count, detail);
 	}
 	if (h->lost_frees + h->reused)
 		fl_store_loss(h->store, "heap_lost_free", h->lost_frees + h->reused,
-			      "sampled blocks whose free was not seen (a signal handler freeing inside the shim, "
-			      "or a free libc made internally): they end at the next sample of their address");
+			      "sampled blocks whose free was not seen (a signal handler freeing inside the shim): "
+			      "they end at the next sample of their address, or count as live");
 	if (h->unmatched_frees)
 		fl_store_loss(h->store, "heap_unmatched_free", h->unmatched_frees,
 			      "frees of sampled blocks the collector did not know (their allocation was dropped)");

@@ -10,22 +10,25 @@
 #include <linux/types.h>
 
 #include "faultline.h"
+#include "model.h"
+#include "stacktab.h"
 #include "store.h"
 
 struct fl_heap;
 
-struct fl_heap *fl_heap_new(struct fl_store *store);
+/* Stacks are interned in stacks when a block's row is written. */
+struct fl_heap *fl_heap_new(struct fl_store *store, struct fl_stacks *stacks);
 /* Write nothing more; free everything. */
 void fl_heap_free(struct fl_heap *h);
-/* A sampled allocation of process row proc_id, its stack already interned. */
-void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_alloc_rec *r, __s64 stack_id);
+/* A sampled allocation of process row proc_id, whose address space is model (kept for its stack). */
+void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, const struct fl_alloc_rec *r);
 /* A sampled block of proc_id was freed (or moved by realloc). */
 void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec *r);
-/* The image of proc_id ended at t (how: "exit" or "exec"): its live blocks are written as such. */
-void fl_heap_end(struct fl_heap *h, __s64 proc_id, __u64 t, const char *how);
+/* An exec replaced the image of proc_id at t: its blocks from before t end (call before clearing the model). */
+void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, __u64 t);
 /* A process's shim said, at its exit, what the sampler could not see. */
 void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s);
-/* Write the loss rows (blocks never ended are written by fl_heap_end first). */
+/* Write the blocks still live (live to their process's end) and the loss rows. */
 void fl_heap_finish(struct fl_heap *h);
 /* The bytes a sample of size bytes stands for at sampling mean `mean`. */
 double fl_heap_weight(__u64 size, __u64 mean);

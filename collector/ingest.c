@@ -19,7 +19,7 @@ struct fl_ingest *fl_ingest_new(struct fl_store *store)
 		return NULL;
 	g->store = store;
 	g->stacks = fl_stacks_new(store);
-	g->heap = fl_heap_new(store);
+	g->heap = fl_heap_new(store, g->stacks);
 	if (!g->stacks || !g->heap) {
 		fl_stacks_free(g->stacks);
 		fl_heap_free(g->heap);

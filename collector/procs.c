@@ -50,7 +50,7 @@ void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe
 	struct fl_call c = { .kind = FL_K_EXEC, .pid = p->pid, .tid = p->pid, .time_ns = t };
 	__s64 ev = fl_store_event(g->store, p->id, &c, source, exe, 0);
 	struct fl_change ch = fl_proc_change(p, t, ev, FL_HOW_EXEC);
-	fl_heap_end(g->heap, p->id, t, "exec");
+	fl_heap_exec(g->heap, p->id, &p->model, t);
 	fl_model_clear(&p->model, &ch);
 	p->exe = exe;
 	if (!p->exec_ns)
@@ -97,7 +97,6 @@ void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, i
 	if (p->snap.v)
 		fl_procs_snapshot(g, p);
 	fl_matcher_flush(&p->matcher);
-	fl_heap_end(g->heap, p->id, t, "exit");
 	p->ended = true;
 	g->alive--;
 	fl_store_process_end(g->store, p->id, t, exit_code, exit_signal);

@@ -75,12 +75,12 @@ static void on_call(struct fl_ingest *g, const struct fl_call_rec *r)
 	fl_model_apply(&p->model, &ch, c, path ? path : fl_procfs_call_path((pid_t)p->pid, c), false);
 }
 
-/* A sampled heap block: its stack is read in the address space of now, like a call's. */
+/* A sampled heap block (its stack is resolved when its row is written). */
 static void on_alloc(struct fl_ingest *g, const struct fl_alloc_rec *r)
 {
 	struct proc *p = fl_procs_find(g, r->pid);
 	if (p)
-		fl_heap_alloc(g->heap, p->id, r, fl_stacks_intern(g->stacks, &p->model, r->frames, r->h.nframes));
+		fl_heap_alloc(g->heap, p->id, &p->model, r);
 }
 
 static void on_free(struct fl_ingest *g, const struct fl_free_rec *r)

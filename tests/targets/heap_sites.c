@@ -13,7 +13,9 @@
  *   site_memalign   SCALE*256 each of posix_memalign(64, 1000), aligned_alloc(4096, 4096),
  *                   memalign(256, 2000), valloc(3000), pvalloc(5000)   live
  *   site_handoff    SCALE*2048 x 300 B, the odd ones freed by another thread
- *   site_early      64 x 100 B in a constructor                    live
+ *   site_early      64 x 100 B in the program's constructor        live
+ *   lib_early_site  16 x 1000 B live (16 more freed) in the constructor of
+ *                   libheap_early.so, which runs before the shim is on
  *
  * It prints each site's expected live bytes, "name bytes", one per line.
  */
@@ -154,7 +156,8 @@ int main(int argc, char **argv)
 	pthread_create(&t, NULL, free_odd, &h);
 	pthread_join(t, NULL);
 
-	printf("site_small %ld\n", scale * 4096 * 256);
+	/* site_small also made its pointer array (calloc, 8 bytes a block) */
+	printf("site_small %ld\n", scale * 4096 * (256 + 8));
 	printf("site_arena %ld\n", scale * 2048 * 512);
 	printf("site_big %ld\n", scale * 4 * (1L << 20));
 	printf("site_freed 0\n");
@@ -162,8 +165,12 @@ int main(int argc, char **argv)
 	printf("site_realloc %ld\n", scale * 256 * 4096);
 	printf("site_memalign %ld\n", scale * 256 * (1000 + 4096 + 2000 + 3000 + 5000));
 	printf("site_handoff %ld\n", scale * 1024 * 300);
-	printf("site_early %d\n", 64 * 100);
+	printf("site_early %d\n", 64 * 100 + 64 * 8);
+	printf("lib_early_site %d\n", 16 * 1000 + 32 * 8);
 	fflush(stdout);
+	extern void **lib_blocks;
+	if (!lib_blocks) /* also keeps the link to libheap_early.so (--as-needed) */
+		return 3;
 	(void)small; (void)arena_v; (void)cal; (void)re; (void)al; (void)early;
 	return 0;
 }
