@@ -774,13 +774,17 @@ static __u64 parse_size(const char *s, __u64 dflt)
 /* Say so when some other malloc comes before ours: a program linking its
  * own allocator statically, or one preloaded ahead of the shim.  Its
  * allocations never reach these hooks. */
+extern void *heap_own_malloc(size_t) __attribute__((alias("malloc"), visibility("hidden")));
+
 static void check_interposed(void)
 {
 	void *first = dlsym(RTLD_DEFAULT, "malloc");
 	Dl_info info;
 	char text[200];
 
-	if (!first || first == (void *)malloc)
+	/* our own definition by a hidden alias: `malloc` here would resolve
+	 * through the GOT to whichever definition comes first */
+	if (!first || first == (void *)heap_own_malloc)
 		return;
 	const char *who = dladdr(first, &info) && info.dli_fname && *info.dli_fname ? info.dli_fname : "the program";
 	memcpy(text, "heap sampling sees no allocation: malloc is defined by ", 55);
