@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 5
+#define FL_ABI_VERSION 6
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
