@@ -444,7 +444,7 @@ static void send_free(void *p, __u64 size)
 /* Is the shim on for this allocation?  It may still have to start: a
  * library constructor allocating before ours.  Never from ld.so itself
  * (it calls malloc holding the loader lock, mid-relocation) nor before
- * libc set environ: then the allocation counts as unrecorded. */
+ * libc set environ: those allocations wait in the early list. */
 static int heap_recording(const void *caller)
 {
 	int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
