@@ -261,6 +261,26 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 		terminated(n->text, sizeof(n->text));
 		return NULL;
 	}
+	case FL_R_ALLOC: {
+		struct fl_alloc_rec *a = (void *)r;
+		if (len < sizeof(*a) || r->nframes > FL_MAX_FRAMES || len != sizeof(*a) + 8ull * r->nframes)
+			return "allocation record with a bad frame count";
+		if (a->pid != ring_pid)
+			return "allocation for another pid than its ring's";
+		return NULL;
+	}
+	case FL_R_FREE:
+		if (len != sizeof(struct fl_free_rec))
+			return "free record of the wrong size";
+		if (((struct fl_free_rec *)r)->pid != ring_pid)
+			return "free for another pid than its ring's";
+		return NULL;
+	case FL_R_HEAP_STATS:
+		if (len != sizeof(struct fl_heap_stats))
+			return "heap stats of the wrong size";
+		if (((struct fl_heap_stats *)r)->pid != ring_pid)
+			return "heap stats for another pid than its ring's";
+		return NULL;
 	default:
 		return "record of a type the shim does not send";
 	}
