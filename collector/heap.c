@@ -7,7 +7,10 @@
  * in BPF mode the new image's first samples can be read before the kernel's
  * exec record that builds the model they must be resolved in (as with the
  * shim's calls, matcher.c).  Raw stacks are deduplicated per image, and each
- * is interned once, the first time a block of it is written.
+ * is interned once, the first time a block of it is written.  For the same
+ * reason, in BPF mode a block that ends is held until the kernel's records
+ * were read past its end (fl_heap_settle): a library's mapping can still be
+ * unread when its code frees a block.
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,9 +43,21 @@ struct image {
 	__u64 exec_ns;                  /* its latest exec: older samples read late were of the image before */
 };
 
+/* An ended block waiting for the kernel's records to catch up. */
+struct ended {
+	__s64 proc_id;
+	struct image *im;
+	struct block b;
+	__u64 end_ns;
+	const char *how;
+};
+
 struct fl_heap {
 	struct fl_store *store;
 	struct fl_stacks *stacks;
+	bool hold;                      /* BPF mode: hold ended blocks until settled */
+	struct ended *ended;            /* in the order they ended */
+	size_t nended, capended, ended_done;
 	struct fl_hmap images;          /* proc_id -> struct image * */
 	__u64 unrecorded_count, unrecorded_bytes, lost_frees, unmatched_frees, reused;
 };
@@ -77,6 +92,7 @@ void fl_heap_free(struct fl_heap *h)
 		if (h->images.vals[i])
 			drop_image((struct image *)h->images.vals[i]);
 	fl_hmap_free(&h->images);
+	free(h->ended);
 	free(h);
 }
 
@@ -125,8 +141,8 @@ static long raw_index(struct image *im, const __u64 *frames, unsigned n)
 	return (long)im->nraw++;
 }
 
-static void write_block(struct fl_heap *h, __s64 proc_id, struct image *im, const struct block *b, __u64 end_ns,
-			const char *how)
+static void write_now(struct fl_heap *h, __s64 proc_id, struct image *im, const struct block *b, __u64 end_ns,
+		      const char *how)
 {
 	struct raw_stack *r = &im->raw[b->raw];
 	if (!r->id && r->n)
@@ -137,6 +153,48 @@ static void write_block(struct fl_heap *h, __s64 proc_id, struct image *im, cons
 		.alloc_ns = b->alloc_ns, .free_ns = end_ns, .end_how = how, .stack_id = r->id,
 	};
 	fl_store_heap_sample(h->store, &row);
+}
+
+/* A block ended: written now, or held until the kernel's records are read past end_ns. */
+static void write_block(struct fl_heap *h, __s64 proc_id, struct image *im, const struct block *b, __u64 end_ns,
+			const char *how)
+{
+	if (h->hold && !fl_vec_reserve((void **)&h->ended, &h->capended, h->nended + 1, sizeof(*h->ended))) {
+		h->ended[h->nended++] = (struct ended){ proc_id, im, *b, end_ns, how };
+		return;
+	}
+	write_now(h, proc_id, im, b, end_ns, how);
+}
+
+/* Write the held blocks that ended before t (all with t = -1; only im's when im is set). */
+static void write_held(struct fl_heap *h, __u64 t, const struct image *only)
+{
+	size_t i = h->ended_done;
+	for (; i < h->nended && (only || h->ended[i].end_ns < t); i++) {
+		struct ended *e = &h->ended[i];
+		if (e->im && (!only || e->im == only)) {
+			write_now(h, e->proc_id, e->im, &e->b, e->end_ns, e->how);
+			e->im = NULL;
+		}
+	}
+	if (only)
+		return;
+	h->ended_done = i;
+	if (h->ended_done == h->nended || h->ended_done > 4096) { /* drop the written front */
+		memmove(h->ended, h->ended + h->ended_done, (h->nended - h->ended_done) * sizeof(*h->ended));
+		h->nended -= h->ended_done;
+		h->ended_done = 0;
+	}
+}
+
+void fl_heap_hold(struct fl_heap *h)
+{
+	h->hold = true;
+}
+
+void fl_heap_settle(struct fl_heap *h, __u64 ring_ns)
+{
+	write_held(h, ring_ns, NULL);
 }
 
 static struct image *image_of(struct fl_heap *h, __s64 proc_id, const struct fl_model *model)
@@ -229,13 +287,15 @@ void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model
 		return;
 	if (t > im->exec_ns)
 		im->exec_ns = t;
+	/* the kernel's exec record was read: everything of the old image is, and its model goes next */
+	write_held(h, 0, im);
 	/* Gone with the image, resolved in its address space (the caller
 	 * clears the model next).  In BPF mode the kernel's exec record can be
 	 * read after the new image's first samples: those stay. */
 	for (size_t i = 0; i < im->live.cap; i++) {
 		struct block *b = (struct block *)im->live.vals[i];
 		if (b && b->alloc_ns < t) {
-			write_block(h, proc_id, im, b, t, "exec");
+			write_now(h, proc_id, im, b, t, "exec");
 			free(b);
 			im->live.vals[i] = 0; /* removed (hmap.h), without a put that could grow the map */
 		}
@@ -255,6 +315,8 @@ void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s)
 void fl_heap_finish(struct fl_heap *h)
 {
 	char detail[200];
+	write_held(h, (__u64)-1, NULL);
+	h->hold = false;
 	/* what is still live was live when its process ended (or the recording stopped) */
 	for (size_t i = 0; i < h->images.cap; i++)
 		if (h->images.vals[i])

@@ -28,6 +28,10 @@ void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec 
 void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, __u64 t);
 /* A process's shim said, at its exit, what the sampler could not see. */
 void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s);
+/* BPF mode: hold ended blocks until fl_heap_settle() says the kernel's records were read past them. */
+void fl_heap_hold(struct fl_heap *h);
+/* The kernel's records were read up to ring_ns. */
+void fl_heap_settle(struct fl_heap *h, __u64 ring_ns);
 /* Write the blocks still live (live to their process's end) and the loss rows. */
 void fl_heap_finish(struct fl_heap *h);
 /* The bytes a sample of size bytes stands for at sampling mean `mean`. */

@@ -32,6 +32,7 @@ struct fl_ingest *fl_ingest_new(struct fl_store *store)
 void fl_ingest_use_bpf(struct fl_ingest *g)
 {
 	g->bpf_mode = true;
+	fl_heap_hold(g->heap);
 }
 
 void fl_ingest_free(struct fl_ingest *g)
@@ -128,6 +129,7 @@ void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns)
 	    channel_ns - g->last_settle < SETTLE_EVERY_NS)
 		return;
 	g->last_settle = channel_ns;
+	fl_heap_settle(g->heap, ring_ns - SETTLE_EVERY_NS); /* the margin: records of other CPUs in flight */
 	for (size_t i = 0; i < g->nall; i++)
 		if (!g->all[i]->ended)
 			fl_matcher_expire(&g->all[i]->matcher, channel_ns - MATCH_GRACE_NS, ring_ns - MATCH_GRACE_NS);
