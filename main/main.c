@@ -31,7 +31,7 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] -- CMD [ARGS...]" },
+	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE] -- CMD [ARGS...]" },
 	{ "report", fl_cmd_report, "report FILE [--format json]: run, processes, calls, top VMAs, losses" },
 	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]: resident memory by region\n"
 	  "                  and creator at the RSS peak (or TIME), adding up" },
