@@ -11,6 +11,8 @@ warm-up of each.  Two times per run:
 
   target   the workload's own wall time, fork to exit (bench/timeit.c between
            faultline and the workload): what the program feels;
+  cpu      the workload's user + system CPU time: what the shim adds inside
+           it, and far steadier than wall time on a busy machine;
   command  the whole command, faultline's start-up (BPF load) and end
            (symbolization) included.
 
@@ -51,14 +53,15 @@ def build(out, rows):
 
 
 def timed(pre, argv, timeit, tfile):
-    """(target seconds, command seconds) of argv run under pre (a faultline command line, or [])."""
+    """(target wall, target cpu, command wall) seconds of argv run under pre (a faultline command, or [])."""
     if os.path.exists(tfile):
         os.unlink(tfile)
     t = time.perf_counter()
     subprocess.run(pre + [timeit, tfile] + argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     total = time.perf_counter() - t
     with open(tfile) as f:
-        return float(f.read().split()[0]), total
+        wall, cpu = f.read().split()[:2]
+    return float(wall), float(cpu), total
 
 
 def main():
@@ -78,7 +81,8 @@ def main():
                  "exact": rec + ["--heap-sample", "1", "--"]}
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
               f"{a.runs} alternating runs ({a.exact_runs} for exact), medians")
-        print(f"{'workload':9} {'mode':8} {'target s':>9} {'ratio':>7} {'command s':>10} {'ratio':>7}")
+        print(f"{'workload':9} {'mode':8} {'target s':>9} {'ratio':>7} {'cpu s':>8} {'ratio':>7} "
+              f"{'command s':>10} {'ratio':>7}")
         for name, argv in loads.items():
             if a.only and name not in a.only.split(","):
                 continue
@@ -90,12 +94,14 @@ def main():
                 for m, pre in modes.items():
                     if m != "exact" or i < a.exact_runs:
                         runs[m].append(timed(pre, argv, timeit, tfile))
-            med = {m: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
-                   for m, v in runs.items() if v}
-            for m, (tt, tc) in med.items():
-                print(f"{name:9} {m:8} {tt:9.3f} {tt / med['plain'][0]:6.2f}x {tc:10.3f} {tc / med['plain'][1]:6.2f}x")
-            print(f"{name:9} {'default/off':>18} {med['default'][0] / med['off'][0]:6.2f}x"
-                  f" {'':10} {med['default'][1] / med['off'][1]:6.2f}x", flush=True)
+            med = {m: [statistics.median(r[k] for r in v) for k in range(3)] for m, v in runs.items() if v}
+            for m, (tt, tu, tc) in med.items():
+                p = med["plain"]
+                print(f"{name:9} {m:8} {tt:9.3f} {tt / p[0]:6.2f}x {tu:8.3f} {tu / p[1]:6.2f}x "
+                      f"{tc:10.3f} {tc / p[2]:6.2f}x")
+            d, o = med["default"], med["off"]
+            print(f"{name:9} {'default/off':>18} {d[0] / o[0]:6.2f}x {'':8} {d[1] / o[1]:6.2f}x "
+                  f"{'':10} {d[2] / o[2]:6.2f}x", flush=True)
         print("\nunwind_cost (CPU time per stack; bench/unwind_cost.c):")
         for depth in ("8", "24"):
             sys.stdout.write(subprocess.run([os.path.join(out, "unwind_cost"), depth, "20000"],
