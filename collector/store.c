@@ -833,6 +833,8 @@ void fl_store_smaps_totals(struct fl_store *s, __s64 id, const struct fl_smaps_r
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->swap);
 	sqlite3_bind_int64(st, 7, id);
 	run(s, S_SMAPS_TOTALS);
+}
+
 void fl_store_heap_sample(struct fl_store *s, const struct fl_heap_row *r)
 {
 	if (s->rc)

@@ -774,7 +774,7 @@ static __u64 parse_size(const char *s, __u64 dflt)
 /* Say so when some other malloc comes before ours: a program linking its
  * own allocator statically, or one preloaded ahead of the shim.  Its
  * allocations never reach these hooks. */
-extern void *heap_own_malloc(size_t) __attribute__((alias("malloc"), visibility("hidden")));
+extern void *heap_own_malloc(size_t) __attribute__((alias("malloc"), visibility("hidden"), copy(malloc)));
 
 static void check_interposed(void)
 {
