@@ -26,7 +26,15 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* include/linux/sched.h, include/linux/mm.h, include/linux/sched/signal.h */
 #define FL_PF_EXITING  0x00000004
 #define FL_PF_MEMALLOC 0x00000800
-#define FL_VM_SHARED   0x00000008
+/* vm_flags (include/linux/mm.h, 6.18) */
+#define FL_VM_SHARED   0x00000008ull
+#define FL_VM_UFFD_MISSING 0x00000200ull
+#define FL_VM_PFNMAP   0x00000400ull
+#define FL_VM_UFFD_WP  0x00001000ull
+#define FL_VM_HUGETLB  0x00400000ull
+#define FL_VM_MIXEDMAP 0x10000000ull
+#define FL_VM_UFFD_MINOR (1ull << 41) /* 37 or 38 before 6.16 (docs/faults.md) */
+#define FL_VM_UFFD (FL_VM_UFFD_MISSING | FL_VM_UFFD_WP | FL_VM_UFFD_MINOR)
 #define FL_SIGNAL_GROUP_EXIT 0x00000004
 #define FL_GFP_MOVABLE 0x08     /* ___GFP_MOVABLE_BIT = 3 */
 #define FL_PAGE_SHIFT 12
@@ -326,14 +334,28 @@ static __always_inline struct fl_thread *thread_get(__u32 tid)
 	return th;
 }
 
+/*
+ * NUMA hinting faults (do_numa_page) leave no rss trace; task_numa_fault()
+ * adds the fault's pages to numa_faults_locality[].  0 without
+ * CONFIG_NUMA_BALANCING or while balancing is off (one node).
+ */
+static __always_inline __u64 numa_faults(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->numa_faults_locality))
+		return 0;
+	return BPF_CORE_READ(t, numa_faults_locality[0]) + BPF_CORE_READ(t, numa_faults_locality[1]) +
+	       BPF_CORE_READ(t, numa_faults_locality[2]);
+}
+
 static __always_inline int fault_entry(unsigned long address, struct pt_regs *regs,
 				       unsigned long error_code)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pt, tgid = pt >> 32;
 	struct fl_thread *th;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
 
-	if (!bpf_map_lookup_elem(&tracked, &tgid))
+	if (!p)
 		return 0;
 	th = thread_get(tid);
 	if (!th)
@@ -352,6 +374,10 @@ static __always_inline int fault_entry(unsigned long address, struct pt_regs *re
 	}
 	th->alloc0 = 0;
 	th->allocn = 0;
+	th->last_page = 0;
+	th->freed = 0;
+	th->numa = numa_faults(bpf_get_current_task_btf());
+	th->wp_seq = p->wp_seq;
 	th->active = 1;
 	return 0;
 }
@@ -389,69 +415,202 @@ int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, in
 		th->allocn++;
 	else
 		th->alloc0++;
-	return 0;
-}
-
-struct vma_info {
-	__u64 start;
-	__u64 end;
-	__u64 flags;
-	__u32 file;
-	__u32 mkwrite;
-};
-
-static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *vi)
-{
-	vi->start = vma->vm_start;
-	vi->end = vma->vm_end;
-	vi->flags = vma->vm_flags;
-	vi->file = vma->vm_file != 0;
-	vi->mkwrite = BPF_CORE_READ(vma, vm_ops, page_mkwrite) != 0;
+	th->last_page = (__u64)page;
 	return 0;
 }
 
 /*
- * The class of a completed fault.  known: entry state valid; vi->end == 0:
- * VMA unknown.  Kernel paths: mm/memory.c handle_pte_fault() and below.
+ * A page the fault allocated and freed again: it lost a race.  wp_page_copy,
+ * do_anonymous_page, do_cow_fault and the THP paths allocate before they take
+ * the page table lock; when the PTE changed meanwhile (another thread fixed
+ * it) they put the new folio back (mm/memory.c: !pte_same, vmf_pte_changed).
  */
-static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 alloc0,
-				      int major, const struct vma_info *vi)
+SEC("tp_btf/mm_page_free")
+int BPF_PROG(on_page_free, struct page *page, unsigned int order)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+
+	if (th && th->active && th->last_page == (__u64)page)
+		th->freed = 1;
+	return 0;
+}
+
+/* What classify() needs of a VMA. */
+struct vma_info {
+	__u64 start;
+	__u64 end;            /* 0: VMA unknown */
+	__u64 flags;
+	__u32 anon;           /* vma_is_anonymous(): no vm_ops (a private /dev/zero map has a vm_file) */
+	__u32 mkwrite;        /* vm_ops->page_mkwrite or pfn_mkwrite: do_shared_fault notifies */
+};
+
+static __always_inline void vma_fill(struct vm_area_struct *vma, struct vma_info *vi)
+{
+	const struct vm_operations_struct *ops = BPF_CORE_READ(vma, vm_ops);
+
+	vi->start = BPF_CORE_READ(vma, vm_start);
+	vi->end = BPF_CORE_READ(vma, vm_end);
+	vi->flags = BPF_CORE_READ(vma, vm_flags);
+	vi->anon = !ops;
+	vi->mkwrite = ops && (BPF_CORE_READ(ops, page_mkwrite) || BPF_CORE_READ(ops, pfn_mkwrite));
+}
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct vma_info *vi)
+{
+	vma_fill(vma, vi);
+	return 0;
+}
+
+/* lib/maple_tree.c encoding of a node pointer. */
+#define FL_MAPLE_NODE_MASK 255ul
+#define FL_MAPLE_TYPE(enode) (((unsigned long)(enode) >> 3) & 15)
+#define FL_MAPLE_LEAF_64   1
+#define FL_MAPLE_RANGE_64  2
+#define FL_MAPLE_ARANGE_64 3
+#define FL_MAPLE_DEPTH     8
+
+/*
+ * The VMA containing addr, read from mm->mm_mt without mmap_lock, as
+ * lock_vma_under_rcu() does: maple tree nodes are freed by RCU, and a BPF
+ * program runs inside an RCU read section.  The faulting thread still holds
+ * the VMA (its per-VMA read lock or mmap_lock) when mm_account_fault() runs,
+ * so the VMA itself is stable; the result is checked (vm_mm, range) because
+ * a node may be replaced while we read it.  bpf_find_vma() instead takes
+ * mmap_read_trylock(), which fails whenever another thread of the process
+ * is in mmap/munmap/mprotect.
+ */
+static __always_inline int vma_walk(struct mm_struct *mm, __u64 addr, struct vma_info *vi)
+{
+	void *enode = BPF_CORE_READ(mm, mm_mt.ma_root);
+	struct vm_area_struct *vma = 0;
+
+	for (int depth = 0; depth < FL_MAPLE_DEPTH; depth++) {
+		unsigned long type = FL_MAPLE_TYPE(enode);
+		struct maple_node *node;
+		unsigned long *piv;
+		void **slot;
+		int nslot, i;
+
+		/* The root is tagged MAPLE_ROOT_NODE (2); children carry MAPLE_ENODE_NULL (4). */
+		if ((unsigned long)enode < 4096 || !((unsigned long)enode & (depth ? 4 : 2)))
+			return -1; /* empty or single-entry tree */
+		node = (void *)((unsigned long)enode & ~FL_MAPLE_NODE_MASK);
+		if (type == FL_MAPLE_ARANGE_64) {
+			piv = node->ma64.pivot;
+			slot = node->ma64.slot;
+			nslot = 10;
+		} else if (type == FL_MAPLE_RANGE_64 || type == FL_MAPLE_LEAF_64) {
+			piv = node->mr64.pivot;
+			slot = node->mr64.slot;
+			nslot = 16;
+		} else {
+			return -1;
+		}
+		/* The first slot whose pivot (inclusive upper bound) reaches addr; a 0 pivot ends the data. */
+		for (i = 0; i < 15; i++) {
+			unsigned long p;
+
+			if (i >= nslot - 1)
+				break;
+			if (bpf_probe_read_kernel(&p, sizeof(p), &piv[i]))
+				return -1;
+			if (addr <= p || (i && !p))
+				break;
+		}
+		if (bpf_probe_read_kernel(&enode, sizeof(enode), &slot[i]))
+			return -1;
+		if (type == FL_MAPLE_LEAF_64) {
+			vma = enode;
+			break;
+		}
+	}
+	if (!vma || BPF_CORE_READ(vma, vm_mm) != mm)
+		return -1;
+	vma_fill(vma, vi);
+	return addr >= vi->start && addr < vi->end ? 0 : -1;
+}
+
+/*
+ * The class of a completed fault (enum fl_fault_class; docs/faults.md has
+ * the kernel paths).  known: entry state valid; vi->end == 0: VMA unknown.
+ * Evidence: bits = rss counters this thread moved, alloc0 = order-0 movable
+ * pages it allocated and kept (a lost race frees its page: spurious), raced =
+ * another thread's write fault on the page completed after this one began,
+ * numa = task_numa_fault() ran.
+ */
+static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 alloc0, int spurious,
+				      int raced, int numa, int major, const struct vma_info *vi)
 {
 	int write = err & PF_WRITE, present = err & PF_PROT;
 	int anonb = bits & (1u << 1), fileb = bits & (1u << 0);
 	int swapb = bits & (1u << 2), shmb = bits & (1u << 3);
+	int anon_vma = vi->end ? vi->anon : !(fileb || shmb);
 
 	if (major) {
-		/* VM_FAULT_MAJOR from filemap_fault / do_swap_page, or a retried fault */
-		if (vi->end)
-			return vi->file ? FL_F_MAJOR_FILE : FL_F_MAJOR_SWAP;
-		return swapb ? FL_F_MAJOR_SWAP : FL_F_MAJOR_FILE;
+		/*
+		 * VM_FAULT_MAJOR (filemap_fault, shmem_swapin_folio, do_swap_page)
+		 * or FAULT_FLAG_TRIED: the evidence says which I/O this thread did.
+		 */
+		if (swapb || (shmb && !fileb))
+			return FL_F_MAJOR_SWAP; /* anon swap-in; shmem swap-in moves shmem only */
+		if (fileb || (anonb && !anon_vma))
+			return FL_F_MAJOR_FILE; /* mapped after the read; do_cow_fault: anon only */
+		if (anonb)
+			return FL_F_MAJOR_SWAP;
+		return FL_F_RETRY;
 	}
-	if (!known || swapb) /* swapb: minor swap-in from the swap cache */
+	if (!known)
+		return FL_F_OTHER;
+	if (swapb) /* minor swap-in from the swap cache */
+		return FL_F_OTHER;
+	if (vi->end && (vi->flags & FL_VM_HUGETLB)) /* hugetlb_fault: no mm counter moves */
+		return FL_F_HUGETLB;
+	/*
+	 * handle_userfault(): the handler thread maps the page (UFFDIO_COPY,
+	 * UFFDIO_WRITEPROTECT), then the fault is retried and finds it done.
+	 * do_anonymous_page allocates (and frees) a page before it hands a
+	 * write fault over, so this test comes before the lost-race one.
+	 */
+	if (vi->end && (vi->flags & FL_VM_UFFD) && !bits && !alloc0)
+		return FL_F_UFFD;
+	if (spurious && !bits)
+		return FL_F_SPURIOUS;
+	if (numa && !bits) /* do_numa_page */
 		return FL_F_OTHER;
 	if (vi->end) {
 		int shared = vi->flags & FL_VM_SHARED;
 
+		if ((vi->flags & (FL_VM_PFNMAP | FL_VM_MIXEDMAP)) && !bits)
+			return FL_F_PFN; /* vmf_insert_pfn: no struct page, no rss */
+		/*
+		 * "Not present" is what the MMU saw.  By the time the kernel
+		 * looked, another thread may have mapped the page (or been midway
+		 * through a COW: ptep_clear_flush, then the new PTE), and the
+		 * fault did nothing: a write that allocated nothing, a file read
+		 * that mapped nothing.
+		 */
 		if (!present) {
-			if (!vi->file) /* do_anonymous_page */
-				return anonb ? FL_F_ANON_NEW : (write ? FL_F_OTHER : FL_F_ZERO_PAGE);
+			if (vi->anon) /* do_anonymous_page: a write always allocates */
+				return anonb ? FL_F_ANON_NEW : (write ? FL_F_SPURIOUS : FL_F_ZERO_PAGE);
 			if (write && !shared) /* do_cow_fault */
-				return anonb ? FL_F_COW_FILE : FL_F_OTHER;
+				return anonb ? FL_F_COW_FILE : FL_F_SPURIOUS;
 			if (write) /* do_shared_fault: do_page_mkwrite iff ->page_mkwrite */
 				return vi->mkwrite ? FL_F_WRITE_NOTIFY : FL_F_PAGECACHE;
 			/* do_read_fault (maybe fault-around) */
-			return (fileb || shmb || anonb) ? FL_F_PAGECACHE : FL_F_OTHER;
+			return (fileb || shmb || anonb) ? FL_F_PAGECACHE : FL_F_SPURIOUS;
 		}
 		if (write) { /* do_wp_page */
 			if (shared) /* wp_page_shared / wp_pfn_shared */
 				return FL_F_WRITE_NOTIFY;
-			if (fileb) /* wp_page_copy: dec file, inc anon */
+			if (fileb || shmb) /* wp_page_copy of a page-cache page: dec file or shmem, inc anon */
 				return FL_F_COW_FILE;
 			if (anonb) /* wp_page_copy of the zero page: inc anon only */
 				return FL_F_COW_ZERO;
 			if (alloc0) /* wp_page_copy anon -> anon: no counter moves */
 				return FL_F_COW_ANON;
-			return FL_F_COW_REUSE; /* wp_page_reuse */
+			/* wp_page_reuse, unless another thread wrote the page meanwhile */
+			return raced ? FL_F_SPURIOUS : FL_F_COW_REUSE;
 		}
 		return FL_F_OTHER;
 	}
@@ -464,13 +623,52 @@ static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 al
 		return write ? FL_F_OTHER : FL_F_ZERO_PAGE;
 	}
 	if (write) {
-		if (fileb)
+		if (fileb || shmb)
 			return FL_F_COW_FILE;
 		if (anonb)
 			return FL_F_COW_ZERO;
 		return alloc0 ? FL_F_COW_ANON : FL_F_COW_REUSE;
 	}
 	return FL_F_OTHER;
+}
+
+/*
+ * Write faults racing on one page (two threads writing the same zero page or
+ * COW page): the loser either allocated and freed a copy (th->freed) or,
+ * arriving after the winner's PTE, found it writable and did nothing, which
+ * looks like a wp_page_reuse.  The winner leaves its page and a sequence
+ * number in a small per-process table; a loser that began before it is
+ * spurious.  Two pages in one slot at once can still make a loser a reuse.
+ */
+static __always_inline void wp_done(struct fl_proc *p, __u64 addr)
+{
+	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
+	__u64 seq = ++p->wp_seq; /* racy on purpose: an order, not a count */
+
+	p->wp_page[slot] = addr & ~4095ull;
+	p->wp_at[slot] = seq;
+}
+
+static __always_inline int wp_raced(struct fl_proc *p, struct fl_thread *th, __u64 addr)
+{
+	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
+
+	return th && p->wp_page[slot] == (addr & ~4095ull) && p->wp_at[slot] > th->wp_seq;
+}
+
+/*
+ * Whether the fault mapped a huge folio (THP or mTHP): an order > 0 movable
+ * page was allocated and the fault mapped new anon or shmem memory with it.
+ * Readahead also allocates large page-cache folios during a fault (ext4,
+ * xfs), which a file fault maps by PTEs: not counted.
+ */
+static __always_inline int mapped_huge(__u32 cls, __u32 allocn, __u32 bits)
+{
+	if (!allocn)
+		return 0;
+	if (cls == FL_F_ANON_NEW)
+		return 1;
+	return (cls == FL_F_PAGECACHE || cls == FL_F_WRITE_NOTIFY) && (bits & (1u << 3));
 }
 
 /* ---- where a fault is counted (faultline.h fl_fault_key) ------------------ */
@@ -711,7 +909,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct vma_info vi = {};
 	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
-	int known = 0;
+	int known = 0, spurious = 0, numa = 0;
 
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p)
@@ -725,6 +923,14 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		bits = th->rss_bits | split_rss_bits(th);
 		alloc0 = th->alloc0;
 		allocn = th->allocn;
+		spurious = th->freed;
+		if (spurious) { /* the freed page is not kept */
+			if (alloc0)
+				alloc0--;
+			else if (allocn)
+				allocn--;
+		}
+		numa = th->numa != numa_faults(task);
 	}
 	if (!known)
 		lose(FL_LOSS_THREAD);
@@ -754,32 +960,32 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	if (th && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
-		 * change VMAs began or ended in the process): bpf_find_vma takes
-		 * mmap_lock (mmap_read_trylock), which costs microseconds per fault
-		 * when threads fault concurrently.
+		 * change VMAs began or ended in the process).
 		 */
 		vi.start = th->v_start;
 		vi.end = th->v_end;
 		vi.flags = th->v_flags;
-		vi.file = th->v_file;
+		vi.anon = th->v_anon;
 		vi.mkwrite = th->v_mkwrite;
-		k.vm_start = vi.start;
-		k.vm_end = vi.end;
-	} else if (bpf_find_vma(task, addr, vma_cb, &vi, 0) == 0 && vi.end) {
-		k.vm_start = vi.start;
-		k.vm_end = vi.end;
-		if (th) {
+	} else {
+		if (vma_walk(task->mm, addr, &vi) &&
+		    (bpf_find_vma(task, addr, vma_cb, &vi, 0) || !vi.end))
+			vi.end = 0;
+		if (vi.end && th) {
 			th->v_start = vi.start;
 			th->v_end = vi.end;
 			th->v_flags = vi.flags;
-			th->v_file = vi.file;
+			th->v_anon = vi.anon;
 			th->v_mkwrite = vi.mkwrite;
 			th->v_gen = gen;
 			th->p_hi = 0;
 		}
+	}
+	if (vi.end) {
+		k.vm_start = vi.start;
+		k.vm_end = vi.end;
 	} else {
-		/* mmap_lock contended (mmap_read_trylock): count by address. */
-		vi.end = 0;
+		/* Neither the tree walk nor bpf_find_vma found it: count by address. */
 		k.vm_start = addr & ~4095ull;
 		k.vm_end = 0;
 		lose(FL_LOSS_FIND_VMA);
@@ -790,15 +996,17 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		k.piece = th->p_lo;
 	else
 		k.piece = piece_of(p->ns, addr, &vi, th, gen);
-	cls = classify(known, err, bits, alloc0, major, &vi);
+	cls = classify(known, err, bits, alloc0, spurious, wp_raced(p, th, addr), numa, major, &vi);
 	if (cls >= FL_F_NCLASS)
 		cls = FL_F_OTHER;
+	if (cls == FL_F_COW_ANON || cls == FL_F_COW_ZERO || cls == FL_F_COW_FILE || cls == FL_F_COW_REUSE)
+		wp_done(p, addr);
 
 	sk.tgid = tgid;
 	sk.cls = cls;
 	sk.piece = k.piece;
 	sk.ip = ip;
-	agg_count(&k, &sk, cls, err, allocn);
+	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
 	return 0;
 }
 
@@ -837,26 +1045,30 @@ static __always_inline struct fl_task *task_rec(__u32 kind, struct task_struct *
 	return r;
 }
 
+/* Initial states of a forked thread and process (too large for the BPF stack). */
+static const struct fl_thread thread_forked = {
+	.seen_ok = 1, /* copy_mm() zeroes the child's min_flt/maj_flt (kernel/fork.c) */
+};
+static const struct fl_proc proc_new;
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ptgid = parent->tgid, ctgid = child->tgid, ctid = child->pid;
-	struct fl_thread th = {};
-	struct fl_proc *pp = bpf_map_lookup_elem(&tracked, &ptgid);
+	struct fl_proc *pp = bpf_map_lookup_elem(&tracked, &ptgid), *np;
 	struct fl_task *r;
 
 	if (!pp)
 		return 0;
-	/* copy_mm() zeroes the child's min_flt/maj_flt (kernel/fork.c). */
-	th.seen_ok = 1;
-	if (bpf_map_update_elem(&threads, &ctid, &th, BPF_ANY))
+	if (bpf_map_update_elem(&threads, &ctid, &thread_forked, BPF_ANY))
+		lose(FL_LOSS_THREAD);
+	if (ctgid != ptgid && bpf_map_update_elem(&tracked, &ctgid, &proc_new, BPF_ANY))
 		lose(FL_LOSS_THREAD);
 	if (ctgid != ptgid) {
 		/* The child's address space is a copy: it shares the parent's cuts (extra ones only split keys). */
-		struct fl_proc np = { .ns = pp->ns };
-
-		if (bpf_map_update_elem(&tracked, &ctgid, &np, BPF_ANY))
-			lose(FL_LOSS_THREAD);
+		np = bpf_map_lookup_elem(&tracked, &ctgid);
+		if (np)
+			np->ns = pp->ns;
 	}
 	r = task_rec(FL_T_FORK, child);
 	if (!r)

@@ -20,6 +20,8 @@ enum fl_loss_idx {
 	FL_LOSS_N
 };
 
+#define FL_WP_SLOTS 16
+
 /* tracked[tgid]: a followed process. */
 struct fl_proc {
 	__u64 seq;            /* syscall records emitted (next fl_call.seq) */
@@ -37,6 +39,14 @@ struct fl_proc {
 	__u64 vma_gen;        /* bumped around every call that may change VMAs */
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
 	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
+	/*
+	 * Write faults that made a present page writable (a COW), by page:
+	 * a fault that found its page already written by another thread's
+	 * fault completed after it began is spurious (fault_done).
+	 */
+	__u64 wp_seq;
+	__u64 wp_page[FL_WP_SLOTS];
+	__u64 wp_at[FL_WP_SLOTS]; /* wp_seq when wp_page[] was written */
 };
 
 /*
@@ -66,6 +76,11 @@ struct fl_thread {
 	__u32 rss_bits;       /* 1 << MM_* of every rss counter the fault moved */
 	__u32 alloc0;         /* movable order-0 pages allocated during the fault */
 	__u32 allocn;         /* movable order>0 pages (THP/mTHP) */
+	__u64 last_page;      /* the fault's latest movable allocation (struct page *) */
+	__u32 freed;          /* ... freed again before the fault completed: it lost a race */
+	__u32 pad0;
+	__u64 numa;           /* task->numa_faults_locality[] sum at entry (NUMA hinting) */
+	__u64 wp_seq;         /* fl_proc.wp_seq at entry */
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
 	__u32 seen_ok;        /* seen_min/seen_maj are valid */
 	__u64 sc_args[6];
@@ -75,7 +90,7 @@ struct fl_thread {
 	__u64 v_start;        /* the VMA this thread faulted in last (v_end 0: none) */
 	__u64 v_end;
 	__u64 v_flags;
-	__u32 v_file;
+	__u32 v_anon;         /* vma_is_anonymous(): no vm_ops */
 	__u32 v_mkwrite;
 	__u64 v_gen;          /* fl_proc.vma_gen when it was looked up */
 	__u64 p_lo;           /* the piece of that VMA this thread faulted in last: [p_lo, p_hi) */

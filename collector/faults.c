@@ -84,7 +84,7 @@ static void attribute_fault(struct fl_ingest *g, struct fl_held_fault *h)
 	if (p && c->last_ns < p->exec_ns) {
 		/* the launched child before it became the target: faultline's own image, no VMA of the run */
 		for (int i = 0; i < FL_F_NCLASS; i++)
-			p->prexec[i <= FL_F_MAJOR_SWAP] += c->cls[i];
+			p->prexec[FL_F_IS_MAJOR(i)] += c->cls[i];
 		return;
 	}
 	g->faults.unattributed += total(c);

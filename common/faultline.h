@@ -304,11 +304,19 @@ _Static_assert(sizeof(struct fl_rss) == 56, "fl_rss layout");
 	X(COW_FILE, cow_file)         /* write to a private file page: copied to anon */           \
 	X(COW_REUSE, cow_reuse)       /* write to a present anon page with one owner: reused */    \
 	X(WRITE_NOTIFY, write_notify) /* write to a shared mapping's clean page: made writable */  \
-	X(OTHER, other)               /* anything else (spurious, NUMA hinting, userfaultfd, ...) */
+	X(OTHER, other)               /* anything else: swap-cache hit, NUMA hinting, ... */       \
+	X(RETRY, retry)               /* major only because the fault was retried: no I/O by it */ \
+	X(UFFD, uffd)                 /* handed to userfaultfd, resolved by the handler thread */  \
+	X(HUGETLB, hugetlb)           /* hugetlbfs page mapped (MAP_HUGETLB, hugetlbfs files) */   \
+	X(PFN, pfn)                   /* pfn inserted, no struct page, no rss (vvar, devices) */   \
+	X(SPURIOUS, spurious)         /* lost a race: another thread had already fixed the PTE */
 
 #define FL_FAULT_ENUM_(c, name) FL_F_##c,
 enum fl_fault_class { FL_FAULT_CLASSES(FL_FAULT_ENUM_) FL_F_NCLASS };
 #undef FL_FAULT_ENUM_
+
+/* The classes the kernel counts in maj_flt; every other class is in min_flt. */
+#define FL_F_IS_MAJOR(c) ((c) == FL_F_MAJOR_FILE || (c) == FL_F_MAJOR_SWAP || (c) == FL_F_RETRY)
 
 /*
  * Where a fault is counted.  The kernel merges adjacent compatible VMAs

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 5 (PRAGMA user_version; the build turns
+-- faultline store, schema version 6 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -11,9 +11,10 @@
 -- unit test "names" holds this file against them.
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 -- Version 3 added the resident-memory samples; version 4 kernel_feature;
--- version 5 the heap_sample table.
+-- version 5 the heap_sample table; version 6 the fault classes retry, uffd,
+-- hugetlb, pfn, spurious.
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 5;
+PRAGMA user_version = 6;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -175,6 +176,11 @@ CREATE TABLE fault (
     cow_reuse    INTEGER NOT NULL DEFAULT 0,
     write_notify INTEGER NOT NULL DEFAULT 0,
     other        INTEGER NOT NULL DEFAULT 0,
+    retry        INTEGER NOT NULL DEFAULT 0,
+    uffd         INTEGER NOT NULL DEFAULT 0,
+    hugetlb      INTEGER NOT NULL DEFAULT 0,
+    pfn          INTEGER NOT NULL DEFAULT 0,
+    spurious     INTEGER NOT NULL DEFAULT 0,
     reads        INTEGER NOT NULL DEFAULT 0,
     writes       INTEGER NOT NULL DEFAULT 0,
     execs        INTEGER NOT NULL DEFAULT 0,
@@ -189,7 +195,8 @@ CREATE TABLE fault_site (
     proc_id  INTEGER NOT NULL REFERENCES process(id),
     class    TEXT NOT NULL         -- column name of fault, e.g. 'anon_new'
              CHECK (class IN ('major_file','major_swap','anon_new','zero_page','pagecache','cow_anon',
-                              'cow_zero','cow_file','cow_reuse','write_notify','other')),
+                              'cow_zero','cow_file','cow_reuse','write_notify','other','retry',
+                              'uffd','hugetlb','pfn','spurious')),
     frame_id INTEGER NOT NULL REFERENCES frame(id),
     count    INTEGER NOT NULL
 );

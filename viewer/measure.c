@@ -462,6 +462,17 @@ static int64_t sum_classes(const int64_t *v)
 	return n;
 }
 
+/* The faults the kernel counted as major (maj_flt): FL_F_IS_MAJOR. */
+static int64_t major_of(const int64_t *v)
+{
+	int64_t n = 0;
+
+	for (int c = 0; c < FL_F_NCLASS; c++)
+		if (FL_F_IS_MAJOR(c))
+			n += v[c];
+	return n;
+}
+
 /* Whole regions that are faultline's: all their faults are its own. */
 static void settle_footprint(struct fl_run *r)
 {
@@ -678,9 +689,9 @@ int64_t fl_region_faults(const struct fl_region *g, enum fl_metric m)
 
 	switch (m) {
 	case FL_M_major:
-		return f[FL_F_MAJOR_FILE] + f[FL_F_MAJOR_SWAP];
+		return major_of(f);
 	case FL_M_minor:
-		return sum_classes(f) - f[FL_F_MAJOR_FILE] - f[FL_F_MAJOR_SWAP];
+		return sum_classes(f) - major_of(f);
 	case FL_M_cow:
 		return f[FL_F_COW_ANON] + f[FL_F_COW_ZERO] + f[FL_F_COW_FILE];
 	default:
@@ -779,8 +790,8 @@ void fl_run_footprint(const struct fl_run *r, int64_t *minor, int64_t *major, in
 	for (size_t i = 0; i < r->nregions; i++) {
 		const int64_t *f = r->regions[i].fl_faults;
 
-		*major += f[FL_F_MAJOR_FILE] + f[FL_F_MAJOR_SWAP];
-		*minor += sum_classes(f) - f[FL_F_MAJOR_FILE] - f[FL_F_MAJOR_SWAP];
+		*major += major_of(f);
+		*minor += sum_classes(f) - major_of(f);
 	}
 	for (int p = 0; p < r->nprocs; p++)
 		*calls += r->procs[p].fl_calls;
