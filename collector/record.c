@@ -445,6 +445,8 @@ static void record_losses(struct recorder *r)
 		fl_store_loss(r->store, "bpf_pending", bl.pending, "syscalls whose entry could not be kept");
 		fl_store_loss(r->store, "bpf_ia32", bl.ia32, "32-bit (ia32) system calls: not recorded, "
 			      "the VMA model misses what they mapped");
+		fl_store_loss(r->store, "bpf_find_vma", bl.find_vma,
+			      "faults counted by address: the VMA could not be read (classes from rss evidence only)");
 		fl_store_loss(r->store, "bpf_cuts", bl.cuts,
 			      "call boundaries not remembered (map full): faults may land on a merged neighbour");
 	}

@@ -432,18 +432,30 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 		}
 		/* what the kernel counted beyond the classified faults, so the totals add up */
 		int64_t before = p->min_flt_before.v + p->maj_flt_before.v, gup = p->min_flt_gup.v + p->maj_flt_gup.v;
+		/* the invariant: what the kernel counted (min_flt + maj_flt) = classified + before + gup */
+		int64_t kernel = p->min_flt.v + p->maj_flt.v, missing = kernel - total - before - gup;
+		bool checked = p->min_flt.set && p->maj_flt.set;
 		if (r->j) {
 			fl_json_kint(r->j, "total", total);
 			fl_json_kint(r->j, "before_tracking", before);
 			fl_json_kint(r->j, "get_user_pages", gup);
+			if (checked) {
+				fl_json_key(r->j, "totals_match");
+				fl_json_bool(r->j, missing == 0);
+			}
 			fl_json_close(r->j, '}');
 		} else {
 			printf("  faults   %s (total %lld)\n", llen ? line : "none", (long long)total);
-			if (p->min_flt.set && (p->min_flt_before.set || p->min_flt_gup.set))
+			if (checked && !missing)
 				printf("           kernel total %lld = %lld classified + %lld before the target ran"
 				       " + %lld by get_user_pages (no fault event)\n",
-				       (long long)(p->min_flt.v + p->maj_flt.v), (long long)total,
-				       (long long)before, (long long)gup);
+				       (long long)kernel, (long long)total, (long long)before, (long long)gup);
+			else if (checked)
+				printf("           MISMATCH: kernel total %lld != %lld classified + %lld before the target"
+				       " ran + %lld by get_user_pages: %lld %s (see the losses)\n",
+				       (long long)kernel, (long long)total, (long long)before, (long long)gup,
+				       (long long)(missing < 0 ? -missing : missing),
+				       missing > 0 ? "faults in no class" : "faults counted twice");
 		}
 	}
 	sqlite3_finalize(st);
