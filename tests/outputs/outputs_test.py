@@ -26,7 +26,7 @@ GOLDEN = os.environ["GOLDEN"]
 ARTIFACTS = os.environ.get("ARTIFACTS", tempfile.gettempdir())
 TMP = tempfile.mkdtemp(prefix="faultline-outputs-")
 CLASSES = ["major_file", "major_swap", "anon_new", "zero_page", "pagecache", "cow_anon", "cow_zero",
-           "cow_file", "cow_reuse", "write_notify", "other"]
+           "cow_file", "cow_reuse", "write_notify", "other", "retry", "uffd", "hugetlb", "pfn", "spurious"]
 failures = []
 
 
