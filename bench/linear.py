@@ -11,21 +11,15 @@ usage: bench/linear.py [--runs N] [--only blocks,maps] [--no-bpf] [--faultline P
 """
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import alternate, record_cmd
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SIZES = {"blocks": [10_000, 100_000, 1_000_000], "maps": [1_000, 10_000, 100_000]}
-
-
-def timed(argv):
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def main():
@@ -37,7 +31,7 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         db = os.path.join(out, "linear.db")
-        rec = [a.faultline, "record", "--force", "-o", db] + (["--no-bpf"] if a.no_bpf else []) + ["--"]
+        rec = record_cmd(a.faultline, db, a.no_bpf)
         print(f"{'workload':8} {'events':>9} {'plain s':>8} {'faultline s':>12} {'rec us/event':>13} "
               f"{'added us/event':>15}   ({a.runs} alternating runs, medians)")
         for name, sizes in SIZES.items():
@@ -45,14 +39,10 @@ def main():
                 continue
             exe = os.path.join(out, name)
             subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")], check=True)
-            timed([exe, str(sizes[0])]), timed(rec + [exe, str(sizes[0])])  # warm up
             for n in sizes:
                 argv = [exe, str(n)]
-                plain, traced = [], []
-                for _ in range(a.runs):
-                    plain.append(timed(argv))
-                    traced.append(timed(rec + argv))
-                p, t = statistics.median(plain), statistics.median(traced)
+                m = alternate({"plain": argv, "faultline": rec + argv}, a.runs)
+                p, t = m["plain"], m["faultline"]
                 events = 2 * n if name == "blocks" else n  # blocks: an mmap and a munmap each
                 print(f"{name:8} {events:9} {p:8.3f} {t:12.3f} {t / events * 1e6:13.2f} "
                       f"{(t - p) / events * 1e6:15.2f}", flush=True)

@@ -19,11 +19,11 @@ usage: bench/peers.py [--runs N] [--only WORKLOAD,...] [--tools TOOL,...] [--fau
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import alternate, record_cmd, sqlite_workload
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -39,12 +39,6 @@ def build(out):
     for w in ("touch", "cow", "churn", "heap", "filemap"):
         subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", os.path.join(out, w),
                         os.path.join(HERE, w + ".c")], check=True)
-    sql = os.path.join(out, "sq.sql")
-    with open(sql, "w") as f:
-        f.write("CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);\n"
-                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<300000)\n"
-                "INSERT INTO t SELECT x, x*7919 % 1000003, hex(randomblob(16)) FROM c;\n"
-                "CREATE INDEX ta ON t(a);\nSELECT count(*), sum(a) FROM t;\n")
     with open(os.path.join(out, "pf.bt"), "w") as f:
         f.write(PF_BT)
     data = os.path.join("/var/tmp", "faultline-filemap.dat")
@@ -56,14 +50,14 @@ def build(out):
         "churn": [os.path.join(out, "churn"), "20000", "4"],
         "heap": [os.path.join(out, "heap"), "50000", "3000", "2"],
         "filemap": [os.path.join(out, "filemap"), "64", data],
-        "sqlite3": ["sqlite3", "-init", sql, ":memory:", ".quit"],
+        "sqlite3": sqlite_workload(out),
     }
 
 
 def tools(out, faultline):
     t = {
         "plain": lambda argv: argv,
-        "faultline": lambda argv: [faultline, "record", "--force", "-o", os.path.join(out, "fl.db"), "--"] + argv,
+        "faultline": lambda argv: record_cmd(faultline, os.path.join(out, "fl.db")) + argv,
         "perf-stat": lambda argv: ["perf", "stat", "-e", "page-faults", "-o", os.path.join(out, "stat.txt")] + argv,
         "perf-rec": lambda argv: ["perf", "record", "--no-bpf-event", "-q", "-e", "page-faults", "-c", "1", "-g",
                                   "-o", os.path.join(out, "perf.data")] + argv,
@@ -76,12 +70,6 @@ def tools(out, faultline):
         # bpftrace finds tracepoints through tracefs
         subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
     return {name: f for name, f in t.items() if name not in have or shutil.which(have[name])}
-
-
-def timed(argv):
-    t = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
 
 
 def main():
@@ -101,13 +89,7 @@ def main():
         for load, argv in loads.items():
             if a.only and load != "true" and load not in a.only.split(","):
                 continue
-            for t in names:  # warm-up round
-                timed(tl[t](argv))
-            runs = {t: [] for t in names}
-            for _ in range(a.runs):
-                for t in names:
-                    runs[t].append(timed(tl[t](argv)))
-            m = {t: statistics.median(v) for t, v in runs.items()}
+            m = alternate({t: tl[t](argv) for t in names}, a.runs)
             if start is None:  # `true` comes first: each tool's fixed start-up cost
                 start = {t: m[t] - m["plain"] for t in names}
                 print(f"{a.runs} rounds, medians; ratio = tool / plain wall time; net = ratio without the "
@@ -119,7 +101,8 @@ def main():
             p = m["plain"]
             cells = "".join(f"{m[t] / p:14.2f}x /{(m[t] - start[t]) / p:5.2f}x" for t in names[1:])
             print(f"{load:10} {p:8.3f}{cells}", flush=True)
-        missing = [t for t in ("perf-stat", "perf-rec", "heaptrack", "bpftrace") if t not in tl]
+        wanted = a.tools.split(",") if a.tools else ("perf-stat", "perf-rec", "heaptrack", "bpftrace")
+        missing = [t for t in wanted if t not in tl]
         if missing:
             print("not installed: " + ", ".join(missing))
 

@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+"""What the bench scripts share: timing a command, alternating rounds of
+several commands after a warm-up, and the sqlite3 workload.
+
+Why alternate: this VM hands idle memory back to the host after about 2 s
+and faulting it in again is about 3x slower, so a plain run and a recorded
+run compare only when taken side by side; each round runs every command
+once, and the medians over the rounds are what the scripts print.
+"""
+import os
+import statistics
+import subprocess
+import time
+
+
+def timed(argv):
+    """Wall seconds of one run of argv (output discarded; a failure raises)."""
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def alternate(cmds, runs):
+    """{name: argv} -> {name: median wall seconds}: one warm-up round, then
+    `runs` rounds each running every command once, in order."""
+    for argv in cmds.values():
+        timed(argv)
+    walls = {name: [] for name in cmds}
+    for _ in range(runs):
+        for name, argv in cmds.items():
+            walls[name].append(timed(argv))
+    return {name: statistics.median(v) for name, v in walls.items()}
+
+
+def record_cmd(faultline, db, no_bpf=False):
+    """The `faultline record` prefix that writes db (replacing it)."""
+    return [faultline, "record", "--force", "-o", db] + (["--no-bpf"] if no_bpf else []) + ["--"]
+
+
+def sqlite_workload(out, rows=300000):
+    """argv of sqlite3 building a `rows`-row table and an index in memory."""
+    sql = os.path.join(out, "sq.sql")
+    with open(sql, "w") as f:
+        f.write("CREATE TABLE t(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);\n"
+                f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<{rows})\n"
+                "INSERT INTO t SELECT x, x*7919 % 1000003, hex(randomblob(16)) FROM c;\n"
+                "CREATE INDEX ta ON t(a);\nSELECT count(*), sum(a) FROM t;\n")
+    return ["sqlite3", "-init", sql, ":memory:", ".quit"]
