@@ -12,18 +12,7 @@
 #include "model.h"
 #include "store.h"
 #include "strtab.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                     \
-			fputc('\n', stderr);                              \
-			failures++;                                       \
-		}                                                         \
-	} while (0)
+#include "check.h"
 
 /* The model is exactly these ranges "start-end:prot ..." */
 static void expect(const struct fl_model *m, const char *want, int line)

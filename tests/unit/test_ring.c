@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "check.h"
 
 enum { PRODUCERS = 4, PER_PRODUCER = 200000 };
 
@@ -32,20 +33,9 @@ struct test_rec {
 };
 _Static_assert(sizeof(struct test_rec) == sizeof(struct fl_note), "test_rec is a note");
 
-static int failures;
 static struct fl_ring_desc *desc;
 static struct fl_slot *slots;
 static __u64 next_seq[PRODUCERS], delivered;
-
-#define CHECK(cond, ...)                                                  \
-	do {                                                              \
-		if (!(cond)) {                                            \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                     \
-			fputc('\n', stderr);                              \
-			failures++;                                       \
-		}                                                         \
-	} while (0)
 
 /* The producer's side of one record, as the shim writes it (waits while the ring is full). */
 static void produce(__u32 producer, __u64 seq)
