@@ -5,7 +5,8 @@
  * viewer/html/report.html) with the recording's numbers as JSON.
  *
  * The page draws RSS stacked over time, the fault rate by class, the
- * breakdown at the peak, the regions, the process tree and the losses.
+ * breakdown at the peak (exactly what `why --format json` prints, embedded
+ * as its own script element), the regions, the process tree and the losses.
  * The charts are downsampled (TIMELINE_BINS bins, each at its highest
  * instant, series.h); every total is computed here from every row.  The
  * recording is hostile input: every '<' of the JSON is written as \u003c,
@@ -27,6 +28,7 @@
 #define TIMELINE_BINS 600
 #define TOP_SERIES 8
 #define MAX_REGIONS 2000
+#define WHY_TOP 10      /* regions in the breakdown at the peak: why's default */
 
 struct opts {
 	struct fl_cli cli;
@@ -325,8 +327,45 @@ out:
 	return rc;
 }
 
-/* The page: its head, the data (every '<' escaped), its tail. */
-static int write_page(const char *path, const char *data)
+/*
+ * What `why --format json` says at the peak (of pid), exactly: the page
+ * draws its breakdown from this.  *buf is "null" when the recording has no
+ * resident-memory sample.
+ */
+static int why_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
+{
+	FILE *m = open_memstream(buf, len);
+	int rc;
+
+	if (!m)
+		return -1;
+	rc = fl_why_json(d, pid, WHY_TOP, m);
+	if (fclose(m) || rc < 0) {
+		fprintf(stderr, "faultline: %s: cannot read the breakdown at the peak\n", d->path);
+		return -1;
+	}
+	if (rc == 1) { /* what why began to write is not a breakdown */
+		free(*buf);
+		if (!(*buf = strdup("null")))
+			return -1;
+	}
+	return 0;
+}
+
+/* A script element holding JSON, every '<' escaped so that no string in it can end the element. */
+static void json_script(FILE *f, const char *id, const char *json)
+{
+	fprintf(f, "<script id=\"%s\" type=\"application/json\">", id);
+	for (const char *s = json; *s; s++)
+		if (*s == '<')
+			fputs("\\u003c", f);
+		else
+			fputc(*s, f);
+	fputs("</script>\n", f);
+}
+
+/* The page: its head, the data, why's breakdown, its tail. */
+static int write_page(const char *path, const char *data, const char *why)
 {
 	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
 	int bad;
@@ -336,13 +375,8 @@ static int write_page(const char *path, const char *data)
 		return -1;
 	}
 	fputs(fl_html_head, f);
-	fputs("<script id=\"data\" type=\"application/json\">", f);
-	for (const char *s = data; *s; s++)
-		if (*s == '<')
-			fputs("\\u003c", f);
-		else
-			fputc(*s, f);
-	fputs("</script>\n", f);
+	json_script(f, "data", data);
+	json_script(f, "why", why);
 	fputs(fl_html_tail, f);
 	bad = ferror(f) | (f == stdout ? fflush(f) : fclose(f));
 	if (bad)
@@ -357,8 +391,8 @@ int fl_cmd_html(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' }, { 0 }
 	};
 	struct opts o = { .cli = { .usage = USAGE } };
-	char *data = NULL;
-	size_t len = 0;
+	char *data = NULL, *why = NULL;
+	size_t len = 0, why_len = 0;
 	struct fl_db d;
 	int rc = fl_cli_parse(&o.cli, argc, argv, "o:", longopts, on_option, &o);
 
@@ -370,8 +404,10 @@ int fl_cmd_html(int argc, char **argv)
 		return fl_cli_usage_error(&o.cli, "where to? -o FILE.html (- for standard output)");
 	if (fl_db_open(&d, argv[optind]))
 		return 1;
-	rc = data_json(&d, o.pid, &data, &len) || write_page(o.out, data) ? 1 : 0;
+	rc = data_json(&d, o.pid, &data, &len) || why_json(&d, o.pid, &why, &why_len) || write_page(o.out, data, why)
+		? 1 : 0;
 	free(data);
+	free(why);
 	fl_db_close(&d);
 	return rc;
 }

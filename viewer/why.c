@@ -405,6 +405,33 @@ static int on_option(void *ctx, int c, const char *arg)
 	return 2;
 }
 
+/*
+ * `why --format json` of the highest peak (of pid, unless 0) into out, as
+ * fl_cmd_why writes it: `html` embeds exactly this.  Returns 0, 1 when the
+ * recording has no resident-memory sample (of pid), -1 on an error.
+ */
+int fl_why_json(struct fl_db *d, int64_t pid, int top, FILE *out)
+{
+	struct why w = { .d = d, .pid = pid, .at = -1, .top = top };
+	struct sample s = { 0 };
+	struct fl_json j;
+	int rc;
+
+	if (!has_samples(d))
+		return 1;
+	fl_json_init(&j, out);
+	w.j = &j;
+	fl_json_open(&j, '{');
+	rc = processes(&w) ? -1 : pick(&w, &s);
+	if (rc == 1) {
+		header(&w, &s);
+		rc = regions(&w, &s);
+		fl_json_close(&j, '}');
+		return rc ? -1 : 0;
+	}
+	return rc == 0 ? 1 : -1;
+}
+
 int fl_cmd_why(int argc, char **argv)
 {
 	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "pid", required_argument, NULL, 'p' },

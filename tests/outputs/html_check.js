@@ -45,6 +45,16 @@ const { chromium } = require("playwright-core");
         region_total: attr("#regions-total th:nth-child(4)", "data-count"),
         tree_items: n("#tree li.proc"),
         lost: q("#lost") ? q("#lost").textContent : null,
+        // the breakdown at the peak, row by row, as the page shows it (compared with `why --format json`)
+        why_rows: [...document.querySelectorAll("#why-table tr[data-rank], #why-other")].map(tr => ({
+          kind: tr.classList.contains("region") ? "region" : tr.classList.contains("unattributed") ? "unattributed"
+            : tr.classList.contains("creator") ? "creator" : "other",
+          rank: tr.getAttribute("data-rank") === null ? null : Number(tr.getAttribute("data-rank")),
+          bytes: Number(tr.querySelector("td[data-bytes]").getAttribute("data-bytes")),
+          text: tr.querySelector("td:nth-child(2)").textContent,
+        })),
+        why_sum: attr("#why-sum", "data-bytes"),
+        why_none: !!q("#why-none"),
         first_region: q("#regions tr:nth-child(2) td:nth-child(2)") ? q("#regions tr:nth-child(2) td:nth-child(2)").textContent : null,
       };
     });

@@ -340,6 +340,30 @@ def open_page(html, shot):
     return seen
 
 
+def check_why(db, name, seen):
+    """The page's breakdown at the peak, row by row, against `faultline why --format json`."""
+    code, out, err = run("why", db, "--format", "json")
+    if code != 0:
+        check(seen["why_none"] and "no resident-memory sample" in err, f"{name}: why failed ({err}) but the page shows a breakdown")
+        return None
+    w = json.loads(out)
+    want = []
+    for g in w["regions"]:
+        want.append({"kind": "region", "rank": g["rank"], "bytes": g["rss"]})
+        want += [{"kind": "creator", "rank": g["rank"], "bytes": c["rss"]} for c in g["creators"]]
+        if g["unattributed"]:
+            want.append({"kind": "unattributed", "rank": g["rank"], "bytes": g["unattributed"]})
+    if w["other_regions"]["count"]:
+        want.append({"kind": "other", "rank": None, "bytes": w["other_regions"]["rss"]})
+    got = [{k: r[k] for k in ("kind", "rank", "bytes")} for r in seen["why_rows"]]
+    check(got == want, f"{name}: the page's breakdown at the peak differs from why --format json:\n{got}\n{want}")
+    check(int(seen["why_sum"]) == w["sample"]["rss"], f"{name}: the breakdown adds up to {seen['why_sum']}, why's sample {w['sample']['rss']}")
+    stacks = [" < ".join(c["stack"]) for g in w["regions"] for c in g["creators"]]
+    shown = [r["text"] for r in seen["why_rows"] if r["kind"] == "creator"]
+    check(all(t.startswith(s) for t, s in zip(shown, stacks)), f"{name}: creators {shown}, why says {stacks}")
+    return w
+
+
 def check_page(db, name):
     """The page of db against the recording's own numbers and the text commands'."""
     html = os.path.join(TMP, name + ".html")
@@ -356,6 +380,7 @@ def check_page(db, name):
     check(seen["fault_bars"] >= 1, f"{name}: the fault chart drew nothing")
     check(seen["kind_paths"] == ["anon", "file", "shmem"], f"{name}: by kind drew {seen['kind_paths']}")
     check(seen["tree_items"] == sql(db, "SELECT count(*) FROM process")[0][0], f"{name}: {seen['tree_items']} processes in the tree")
+    check_why(db, name, seen)
     labels = seen["sorted_label"]
     check(labels == sorted(labels), f"{name}: sorting by region did not sort: {labels[:5]}")
     return seen
@@ -368,17 +393,29 @@ def test_html():
         check(int(seen["region_total"]) == 2452 and seen["region_rows"] == 6, f"html regions: {seen['region_total']}, {seen['region_rows']} rows")
         check(seen["first_region"] == "anon by fill_buffer < main < __libc_start_call_main", f"html: most faulted region {seen['first_region']}")
         check(seen["lost"].startswith("Nothing lost"), f"html: losses {seen['lost']}")
+        check(seen["why_sum"] == "10289152" and len(seen["why_rows"]) == 10, f"html: the breakdown at the peak {seen['why_sum']}, {len(seen['why_rows'])} rows")
     # hostile strings in the recording stay text, and a loss is shown
     evil = '/tmp/</script><script>document.title="owned"</script><b>x'
     bad = fixture("evil.db", extra_sql=f"UPDATE vma SET path = '{evil}' WHERE id = 3;"
+                  f"UPDATE region_rss SET path = '{evil}' WHERE sample_id = 3 AND start = {0x7f7000000000};"
                   "INSERT INTO loss VALUES ('channel_dropped', 7, 'ring full');")
     html = os.path.join(TMP, "evil.html")
     ok("html", bad, "-o", html)
-    check(open(html, encoding="utf-8").read().count("</script>") == 2, "html: a path closed the data script")
+    check(open(html, encoding="utf-8").read().count("</script>") == 3, "html: a path closed a data script")
     seen = open_page(html, os.path.join(ARTIFACTS, "report_evil.png"))
     if seen:
         check("channel_dropped 7 (ring full)" in seen["lost"], f"html: the loss is not shown: {seen['lost']}")
         check(any(evil in label for label in seen["sorted_label"]), f"html: the hostile path is not shown as text: {seen['sorted_label']}")
+        check(any(evil in r["text"] for r in seen["why_rows"]), f"html: the hostile region path is not shown as text: {seen['why_rows']}")
+        check_why(bad, "evil", seen)
+    # without resident-memory samples the page says so, and why agrees
+    bare = fixture("bare.db", extra_sql="DELETE FROM piece_rss; DELETE FROM region_rss; DELETE FROM smaps_sample;")
+    html = os.path.join(TMP, "bare.html")
+    ok("html", bare, "-o", html)
+    seen = open_page(html, os.path.join(ARTIFACTS, "report_bare.png"))
+    if seen:
+        check(seen["why_none"] and not seen["why_rows"], f"html without samples: {seen['why_rows']}")
+        check_why(bare, "bare", seen)
     code, _, err = run("html", db)
     check(code == 2 and "-o FILE.html" in err, f"html without -o: {code} {err}")
 
