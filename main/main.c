@@ -32,10 +32,14 @@ static const struct command {
 	const char *help;
 } commands[] = {
 	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE] -- CMD [ARGS...]" },
-	{ "report", fl_cmd_report, "report FILE [--format json]: run, processes, calls, top VMAs, losses" },
+	{ "report", fl_cmd_report, "report FILE [--pid P] [--top N] [--all] [--format json]: run, losses, processes by peak RSS,\n"
+	  "                  per process its top regions by resident bytes, calls, faults, heap, peak" },
 	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]: resident memory by region\n"
 	  "                  and creator at the RSS peak (or TIME), adding up" },
-	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--format json]: mappings at a moment" },
+	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--pieces] [--format json]: mappings at a moment\n"
+	  "                  (regions, or every recorded piece), resident bytes and faults" },
+	{ "faults", fl_cmd_faults, "faults FILE --by region|vma|kind|file|site|stack|process [--class C] [--pid P] [--top N]\n"
+	  "                  [--format json|csv]: page faults summed by one key, a column per class" },
 	{ "stacks", fl_cmd_stacks, "stacks FILE ID [--format json]: a recorded call stack" },
 	{ "sql", fl_cmd_sql, "sql FILE 'SELECT ...' [--format json]: read-only query" },
 	{ "check", fl_cmd_check, "check [LIMITS] [--limits FILE] [--baseline OLD.db] [--junit FILE] (RUN.db | -- CMD [ARGS...]):\n"

@@ -20,8 +20,10 @@
 #include "output.h"
 #include "rows.h"
 #include "viewer.h"
+#include "why.h"
 
-#define USAGE "report FILE [--top N] [--format json]"
+#define USAGE "report FILE [--pid P] [--top N] [--all] [--format json]"
+#define PROC_DETAIL 10  /* processes detailed by default in a run with more (ranked by peak RSS) */
 #define CREATOR_FRAMES 3
 #define TREE_MAX_DEPTH 64
 
@@ -34,6 +36,8 @@ struct report {
 	struct fl_db *d;
 	struct fl_json *j;     /* NULL: human output */
 	int top;               /* VMAs listed at each peak */
+	int64_t pid;           /* --pid: only this process (0: all) */
+	bool all;              /* --all: detail every process, however many */
 	struct fl_proc *procs;
 	int nprocs;
 	int *order, *depth;    /* tree order: index into procs, and its depth */
@@ -506,16 +510,15 @@ static int64_t peak_sample(struct report *r, const struct fl_proc *p, int64_t *t
 /*
  * The answer first: the regions (VMAs as the kernel keeps them) holding the
  * most resident bytes at p's RSS peak sample, with who made the largest
- * part of each (`faultline why` breaks each region down in full).
- * Reservations (---p) hold nothing resident, so they never rank here.
+ * part of each, printed as `faultline why` prints them (why.c), which
+ * breaks each region down in full.  Reservations (---p) hold nothing
+ * resident, so they never rank here.
  */
 static int proc_resident(struct report *r, const struct fl_proc *p)
 {
 	int64_t t = 0, total = 0, id = peak_sample(r, p, &t, &total);
-	sqlite3_stmt *st;
+	char when[32], size[32];
 	int rc;
-	char when[32], size[32], range[64], perms[8], lines[1][512], note[600];
-	struct fl_table tab;
 	if (!id) {
 		if (r->j) {
 			fl_json_key(r->j, "resident");
@@ -523,85 +526,37 @@ static int proc_resident(struct report *r, const struct fl_proc *p)
 		}
 		return 0;
 	}
-	st = fl_db_prepare(r->d, "SELECT g.start, g.end, g.prot, g.shared, g.path, g.rss, g.anon,"
-			   " (SELECT pr.vma_id FROM piece_rss pr WHERE pr.sample_id = g.sample_id"
-			   "   AND pr.region_start = g.start ORDER BY pr.rss DESC LIMIT 1)"
-			   " FROM region_rss g WHERE g.sample_id = ?1 AND g.rss > 0 ORDER BY g.rss DESC, g.start LIMIT ?2");
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, r->top);
 	if (r->j) {
 		fl_json_key(r->j, "resident");
 		fl_json_open(r->j, '{');
 		fl_json_key(r->j, "time_s");
 		fl_json_real(r->j, (double)(t - r->d->start_ns) / 1e9);
 		fl_json_kint(r->j, "rss", total);
-		fl_json_key(r->j, "regions");
-		fl_json_open(r->j, '[');
 	} else {
-		printf("  resident %s at %s (smaps); top regions:\n", fl_out_size(size, sizeof(size), total),
-		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns));
-		fl_table_init(&tab, 5, 1u << 1);
+		printf("  resident %s at %s (smaps); top regions (`faultline why --pid %" PRId64 "` breaks them down):\n",
+		       fl_out_size(size, sizeof(size), total), fl_out_reltime(when, sizeof(when), t - r->d->start_ns),
+		       p->pid);
 	}
-	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
-		int n = 0;
-		struct fl_vma *v = calloc(1, sizeof(*v));
-		if (v && sqlite3_column_type(st, 7) != SQLITE_NULL &&
-		    fl_vma_get(r->d, p->id, sqlite3_column_int64(st, 7), v) == 1)
-			n = fl_vma_creator(r->d, v, 1, lines);
-		if (v && v->kind)
-			fl_vma_free(v, 1);
-		else
-			free(v);
-		fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3) ? 1 : 2);
-		if (r->j) {
-			fl_json_open(r->j, '{');
-			fl_json_kcol(r->j, "start", st, 0);
-			fl_json_kcol(r->j, "end", st, 1);
-			fl_json_kstr(r->j, "perms", perms);
-			fl_json_kcol(r->j, "path", st, 4);
-			fl_json_kcol(r->j, "rss", st, 5);
-			fl_json_kcol(r->j, "anon", st, 6);
-			fl_json_kstr(r->j, "creator", n > 0 ? lines[0] : NULL);
-			fl_json_close(r->j, '}');
-			continue;
-		}
-		snprintf(range, sizeof(range), "%08" PRIx64 "-%08" PRIx64, (uint64_t)sqlite3_column_int64(st, 0),
-			 (uint64_t)sqlite3_column_int64(st, 1));
-		if (fl_table_add(&tab, (const char *[]){ range, fl_out_size(size, sizeof(size), sqlite3_column_int64(st, 5)),
-				 perms, sqlite3_column_text(st, 4) ? (const char *)sqlite3_column_text(st, 4) : "[anon]",
-				 NULL })) {
-			rc = -1;
-			break;
-		}
-		snprintf(note, sizeof(note), "        %.500s", n > 0 ? lines[0] : "(no recorded VMA held it)");
-		if (fl_table_note(&tab, note)) {
-			rc = -1;
-			break;
-		}
-	}
-	sqlite3_finalize(st);
-	if (r->j) {
-		fl_json_close(r->j, ']');
+	rc = fl_why_regions(r->d, r->j, id, p->id, total,
+			    &(struct fl_why_view){ .top = r->top, .groups = 1, .frames = 1, .indent = 2 });
+	if (r->j)
 		fl_json_close(r->j, '}');
-	} else {
-		fl_table_print(&tab, stdout, 4);
-		fl_table_free(&tab);
-	}
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc;
 }
 
 static int proc_peak(struct report *r, const struct fl_proc *p)
 {
 	int64_t t = 0, bytes = 0;
 	struct fl_vma *vmas = NULL;
-	int n = 0, has = fl_vma_peak(r->d, p->id, &t, &bytes), rc = 0;
+	int n = 0, shown = 0, has = fl_vma_peak(r->d, p->id, &t, &bytes), rc = 0;
 	char when[32], size[32];
 	struct fl_table tab;
 
+	/* reservations (---p) are address space, not memory: they sort last and are never listed */
 	if (has > 0)
 		n = fl_vma_select(r->d, p->id, t, false, "v.prot = 0, v.end - v.start DESC, v.start", r->top, &vmas);
+	while (shown < n && vmas[shown].prot != 0)
+		shown++;
 	if (has < 0 || n < 0)
 		return -1;
 	if (r->j) {
@@ -617,7 +572,7 @@ static int proc_peak(struct report *r, const struct fl_proc *p)
 		fl_json_kint(r->j, "mapped", bytes);
 		fl_json_key(r->j, "vmas");
 		fl_json_open(r->j, '[');
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < shown; i++)
 			fl_vma_json(r->d, r->j, &vmas[i]);
 		fl_json_close(r->j, ']');
 		fl_json_close(r->j, '}');
@@ -627,7 +582,7 @@ static int proc_peak(struct report *r, const struct fl_proc *p)
 		printf("  peak     %s mapped at %s; largest VMAs then:\n", fl_out_size(size, sizeof(size), bytes),
 		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns));
 		fl_table_init(&tab, 6, 1u << 1);
-		for (int i = 0; i < n && !rc; i++)
+		for (int i = 0; i < shown && !rc; i++)
 			rc = peak_vma_text(r, &tab, &vmas[i]);
 		fl_table_print(&tab, stdout, 4);
 		fl_table_free(&tab);
@@ -913,21 +868,67 @@ static int proc_heap(struct report *r, const struct fl_proc *p)
 	return 0;
 }
 
+/*
+ * Which processes get their own section: the one --pid names, else all of
+ * them, or in a run with more than PROC_DETAIL processes the PROC_DETAIL
+ * with the highest peak RSS (the ranking above the tree says which).
+ */
+static int detail_pick(struct report *r, bool *detail)
+{
+	sqlite3_stmt *st;
+	int rc, n = 0;
+	for (int i = 0; i < r->nprocs; i++) {
+		detail[i] = r->pid ? r->procs[i].pid == r->pid : r->all || r->nprocs <= PROC_DETAIL;
+		n += detail[i];
+	}
+	if (r->pid && !n) {
+		fprintf(stderr, "faultline report: %s: no process with pid %" PRId64 "\n", r->d->path, r->pid);
+		return -1;
+	}
+	if (n)
+		return 0;
+	st = fl_db_prepare(r->d, "SELECT p.id FROM process p LEFT JOIN rss s ON s.proc_id = p.id GROUP BY p.id"
+				 " ORDER BY max(s.anon + s.file + s.shmem) DESC NULLS LAST, p.id LIMIT ?1");
+	if (!st)
+		return -1;
+	sqlite3_bind_int(st, 1, PROC_DETAIL);
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		int i = proc_index(r, sqlite3_column_int64(st, 0));
+		if (i >= 0)
+			detail[i] = true;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int section_processes(struct report *r)
 {
-	int n = tree_build(r), rc = 0;
+	int n = tree_build(r), rc = 0, shown = 0;
+	bool *detail = calloc((size_t)r->nprocs + 1, sizeof(bool));
 
-	if (n < 0)
+	if (n < 0 || !detail || detail_pick(r, detail)) {
+		free(detail);
 		return -1;
+	}
+	if (!r->pid && r->nprocs > 1 && !r->j) {
+		printf("\n");
+		if (fl_why_processes(r->d, NULL, NULL, PROC_DETAIL, 0) < 0)
+			rc = -1;
+	}
 	if (r->j) {
+		if (!r->pid && fl_why_processes(r->d, r->j, "processes_by_rss", PROC_DETAIL, 0) < 0)
+			rc = -1;
 		fl_json_key(r->j, "processes");
 		fl_json_open(r->j, '[');
-	} else if (tree_text(r, n)) {
-		return -1;
+	} else if (!r->pid && tree_text(r, n)) {
+		rc = -1;
 	}
 	for (int k = 0; k < n && !rc; k++) {
 		const struct fl_proc *p = &r->procs[r->order[k]];
 
+		if (!detail[r->order[k]])
+			continue;
+		shown++;
 		if (r->j)
 			proc_json_head(r, p, r->depth[k]);
 		else
@@ -940,6 +941,10 @@ static int section_processes(struct report *r)
 	}
 	if (r->j)
 		fl_json_close(r->j, ']');
+	else if (!rc && shown < r->nprocs && !r->pid)
+		printf("\n%d more processes, smaller at their peak: --pid P shows one, --all every one\n",
+		       r->nprocs - shown);
+	free(detail);
 	return rc;
 }
 
@@ -989,6 +994,16 @@ static int on_option(void *ctx, int c, const char *arg)
 	struct report *r = ctx;
 	char *end;
 
+	if (c == 'a') {
+		r->all = true;
+		return -1;
+	}
+	if (c == 'p') {
+		r->pid = strtoll(arg, &end, 10);
+		if (*end || r->pid <= 0)
+			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE }, "--pid wants a pid, not '%s'", arg);
+		return -1;
+	}
 	if (c != 't')
 		return 2;
 	r->top = (int)strtol(arg, &end, 10);
@@ -1001,7 +1016,8 @@ static int on_option(void *ctx, int c, const char *arg)
 int fl_cmd_report(int argc, char **argv)
 {
 	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "top", required_argument, NULL, 't' },
-						 { 0 } };
+						 { "pid", required_argument, NULL, 'p' },
+						 { "all", no_argument, NULL, 'a' }, { 0 } };
 	struct fl_cli cli = { .usage = USAGE };
 	struct report r = { .top = 5 };
 	struct fl_json j;

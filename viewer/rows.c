@@ -288,6 +288,12 @@ int fl_vma_creator(struct fl_db *d, const struct fl_vma *v, int nframes, char li
 
 void fl_vma_json(struct fl_db *d, struct fl_json *j, const struct fl_vma *v)
 {
+	fl_vma_json_open(d, j, v);
+	fl_json_close(j, '}');
+}
+
+void fl_vma_json_open(struct fl_db *d, struct fl_json *j, const struct fl_vma *v)
+{
 	char perms[8], creator[1][512];
 
 	fl_json_open(j, '{');
@@ -318,5 +324,4 @@ void fl_vma_json(struct fl_db *d, struct fl_json *j, const struct fl_vma *v)
 	fl_json_opt(j, "stack_id", v->stack_id);
 	fl_json_opt(j, "faults", v->faults);
 	fl_json_kstr(j, "creator", fl_vma_creator(d, v, 1, creator) > 0 ? creator[0] : NULL);
-	fl_json_close(j, '}');
 }

@@ -71,6 +71,8 @@ int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes);
 int fl_vma_creator(struct fl_db *d, const struct fl_vma *v, int nframes, char lines[][512]);
 /* The VMA as a JSON object (all columns, plus size, perms, creator text). */
 void fl_vma_json(struct fl_db *d, struct fl_json *j, const struct fl_vma *v);
+/* The same, left open for more keys (close it with fl_json_close(j, '}')). */
+void fl_vma_json_open(struct fl_db *d, struct fl_json *j, const struct fl_vma *v);
 /* JSON value of a nullable integer. */
 void fl_json_opt(struct fl_json *j, const char *key, struct fl_opt o);
 

@@ -17,6 +17,7 @@ int fl_cmd_vmas(int argc, char **argv);
 int fl_cmd_why(int argc, char **argv);
 /* `why --format json` at the highest peak (of pid, 0: any) into out, for `html`: 0, 1 no sample, -1 error. */
 int fl_why_json(struct fl_db *d, int64_t pid, int top, FILE *out);
+int fl_cmd_faults(int argc, char **argv);
 int fl_cmd_stacks(int argc, char **argv);
 int fl_cmd_sql(int argc, char **argv);
 /* check exits 0 pass, 1 a limit exceeded, 2 usage or input error, 3 the target failed. */

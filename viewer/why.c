@@ -12,6 +12,7 @@
  * the regions is compared with what the kernel's RSS counter said then.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,9 @@
 #include "output.h"
 #include "rows.h"
 #include "viewer.h"
+#include "why.h"
 
 #define USAGE "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]"
-#define CREATOR_FRAMES 3
 
 struct why {
 	struct fl_db *d;
@@ -46,10 +47,9 @@ static double pct(int64_t part, int64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0;
 }
 
-/* Processes ranked by peak RSS (the rss table): printed first in runs with more than one. */
-static int processes(struct why *w)
+int fl_why_processes(struct fl_db *d, struct fl_json *j, const char *key, int top, int indent)
 {
-	sqlite3_stmt *st = fl_db_prepare(w->d,
+	sqlite3_stmt *st = fl_db_prepare(d,
 		"SELECT p.pid, p.exe, max(r.anon + r.file + r.shmem), r.time_ns,"
 		" (SELECT count(*) FROM smaps_sample s WHERE s.proc_id = p.id)"
 		" FROM process p JOIN rss r ON r.proc_id = p.id GROUP BY p.id ORDER BY 3 DESC, p.id");
@@ -57,39 +57,37 @@ static int processes(struct why *w)
 	char size[32], when[32];
 	if (!st)
 		return -1;
-	if (w->j) {
-		fl_json_key(w->j, "processes");
-		fl_json_open(w->j, '[');
+	if (j) {
+		fl_json_key(j, key);
+		fl_json_open(j, '[');
 	}
-	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
 		n++;
-		if (w->j) {
-			fl_json_open(w->j, '{');
-			fl_json_kcol(w->j, "pid", st, 0);
-			fl_json_kcol(w->j, "exe", st, 1);
-			fl_json_kcol(w->j, "peak_rss", st, 2);
-			fl_json_key(w->j, "peak_s");
-			fl_json_real(w->j, (double)(sqlite3_column_int64(st, 3) - w->d->start_ns) / 1e9);
-			fl_json_kcol(w->j, "samples", st, 4);
-			fl_json_close(w->j, '}');
+		if (j) {
+			fl_json_open(j, '{');
+			fl_json_kcol(j, "pid", st, 0);
+			fl_json_kcol(j, "exe", st, 1);
+			fl_json_kcol(j, "peak_rss", st, 2);
+			fl_json_key(j, "peak_s");
+			fl_json_real(j, (double)(sqlite3_column_int64(st, 3) - d->start_ns) / 1e9);
+			fl_json_kcol(j, "samples", st, 4);
+			fl_json_close(j, '}');
 		} else {
 			if (n == 1)
-				printf("processes by peak RSS\n");
-			if (n <= 10)
-				printf("  %-8lld %10s at %-10s %s\n", (long long)sqlite3_column_int64(st, 0),
+				printf("%*sprocesses by peak RSS\n", indent, "");
+			if (n <= top)
+				printf("%*s  %-8lld %10s at %-10s %s\n", indent, "", (long long)sqlite3_column_int64(st, 0),
 				       fl_out_size(size, sizeof(size), sqlite3_column_int64(st, 2)),
-				       fl_out_reltime(when, sizeof(when), sqlite3_column_int64(st, 3) - w->d->start_ns),
+				       fl_out_reltime(when, sizeof(when), sqlite3_column_int64(st, 3) - d->start_ns),
 				       sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "?");
 		}
 	}
 	sqlite3_finalize(st);
-	if (w->j)
-		fl_json_close(w->j, ']');
-	else if (n > 10)
-		printf("  ... %d more\n", n - 10);
-	if (!w->j && n)
-		printf("\n");
-	return rc == SQLITE_DONE ? 0 : -1;
+	if (j)
+		fl_json_close(j, ']');
+	else if (n > top)
+		printf("%*s  ... %d more\n", indent, "", n - top);
+	return rc == SQLITE_DONE ? n : -1;
 }
 
 /*
@@ -134,13 +132,21 @@ static int pick(struct why *w, struct sample *s)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Who made one piece: its creating stack's innermost frames, joined (up to CREATOR_FRAMES lines). */
-static int creator(struct why *w, const struct sample *s, int64_t vma_id, char lines[][512])
+/* One sample's regions as fl_why_regions prints them. */
+struct regions {
+	struct fl_db *d;
+	struct fl_json *j;
+	int64_t sample_id, proc_id, total;
+	const struct fl_why_view *view;
+};
+
+/* Who made one piece: its creating stack's innermost frames (up to view->frames lines). */
+static int creator(const struct regions *g, int64_t vma_id, char lines[][512])
 {
 	struct fl_vma *v = calloc(1, sizeof(*v));
 	int n = -1;
-	if (v && fl_vma_get(w->d, s->proc_id, vma_id, v) == 1)
-		n = fl_vma_creator(w->d, v, CREATOR_FRAMES, lines);
+	if (v && fl_vma_get(g->d, g->proc_id, vma_id, v) == 1)
+		n = fl_vma_creator(g->d, v, g->view->frames, lines);
 	fl_vma_free(v, v && v->kind ? 1 : 0);
 	if (v && !v->kind)
 		free(v);
@@ -148,62 +154,63 @@ static int creator(struct why *w, const struct sample *s, int64_t vma_id, char l
 }
 
 struct group {
-	char lines[CREATOR_FRAMES][512];
+	char lines[FL_WHY_FRAMES][512];
 	int nlines, pieces;
 	int64_t rss, anon, swap;
 };
 
 /* The pieces of one region grouped by creator, largest first. Returns the count or -1. */
-static int groups(struct why *w, const struct sample *s, int64_t region_start, struct group **out)
+static int groups(const struct regions *g, int64_t region_start, struct group **out)
 {
-	sqlite3_stmt *st = fl_db_prepare(w->d,
+	sqlite3_stmt *st = fl_db_prepare(g->d,
 		"SELECT vma_id, rss, anon, swap FROM piece_rss WHERE sample_id = ?1 AND region_start = ?2"
 		" ORDER BY rss DESC, vma_id");
-	struct group *g = NULL;
+	struct group *gs = NULL;
 	int n = 0, rc;
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, s->id);
+	sqlite3_bind_int64(st, 1, g->sample_id);
 	sqlite3_bind_int64(st, 2, region_start);
-	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
+	while ((rc = fl_db_step(g->d, st)) == SQLITE_ROW) {
 		struct group one = { .pieces = 1, .rss = sqlite3_column_int64(st, 1),
 				     .anon = sqlite3_column_int64(st, 2), .swap = sqlite3_column_int64(st, 3) };
 		int k;
-		one.nlines = creator(w, s, sqlite3_column_int64(st, 0), one.lines);
+		one.nlines = creator(g, sqlite3_column_int64(st, 0), one.lines);
 		if (one.nlines < 0) {
 			rc = -1;
 			break;
 		}
 		for (k = 0; k < n; k++)
-			if (g[k].nlines == one.nlines && !memcmp(g[k].lines, one.lines, sizeof(one.lines[0]) * (size_t)one.nlines))
+			if (gs[k].nlines == one.nlines &&
+			    !memcmp(gs[k].lines, one.lines, sizeof(one.lines[0]) * (size_t)one.nlines))
 				break;
 		if (k < n) {
-			g[k].pieces++;
-			g[k].rss += one.rss;
-			g[k].anon += one.anon;
-			g[k].swap += one.swap;
+			gs[k].pieces++;
+			gs[k].rss += one.rss;
+			gs[k].anon += one.anon;
+			gs[k].swap += one.swap;
 			continue;
 		}
-		struct group *grown = realloc(g, (size_t)(n + 1) * sizeof(*g));
+		struct group *grown = realloc(gs, (size_t)(n + 1) * sizeof(*gs));
 		if (!grown) {
 			rc = -1;
 			break;
 		}
-		g = grown;
-		g[n++] = one;
+		gs = grown;
+		gs[n++] = one;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		free(g);
+		free(gs);
 		return -1;
 	}
 	for (int a = 1; a < n; a++) /* insertion sort by bytes: groups per region are few */
-		for (int b = a; b > 0 && g[b].rss > g[b - 1].rss; b--) {
-			struct group t = g[b];
-			g[b] = g[b - 1];
-			g[b - 1] = t;
+		for (int b = a; b > 0 && gs[b].rss > gs[b - 1].rss; b--) {
+			struct group t = gs[b];
+			gs[b] = gs[b - 1];
+			gs[b - 1] = t;
 		}
-	*out = g;
+	*out = gs;
 	return n;
 }
 
@@ -215,76 +222,103 @@ static const char *region_name(const unsigned char *path, int shared)
 	return shared ? "[anon shared]" : "[anon]";
 }
 
-static int region(struct why *w, const struct sample *s, sqlite3_stmt *st, int rank)
+static void region_json(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
+			int64_t held)
+{
+	struct fl_json *j = g->j;
+	int64_t rss = sqlite3_column_int64(st, 5);
+	char perms[8];
+	fl_json_open(j, '{');
+	fl_json_kint(j, "rank", rank);
+	fl_json_kcol(j, "start", st, 0);
+	fl_json_kcol(j, "end", st, 1);
+	fl_json_kstr(j, "perms", fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2),
+					      sqlite3_column_int(st, 3) ? 1 : 2));
+	fl_json_kcol(j, "path", st, 4);
+	fl_json_kint(j, "rss", rss);
+	fl_json_key(j, "percent");
+	fl_json_real(j, pct(rss, g->total));
+	fl_json_kcol(j, "pss", st, 6);
+	fl_json_kcol(j, "anon", st, 7);
+	fl_json_kcol(j, "swap", st, 8);
+	fl_json_kcol(j, "private_dirty", st, 9);
+	fl_json_key(j, "creators");
+	fl_json_open(j, '[');
+	for (int i = 0; i < ng; i++) {
+		fl_json_open(j, '{');
+		fl_json_key(j, "stack");
+		fl_json_open(j, '[');
+		for (int k = 0; k < gs[i].nlines; k++)
+			fl_json_str(j, gs[i].lines[k]);
+		fl_json_close(j, ']');
+		fl_json_kint(j, "pieces", gs[i].pieces);
+		fl_json_kint(j, "rss", gs[i].rss);
+		fl_json_kint(j, "anon", gs[i].anon);
+		fl_json_kint(j, "swap", gs[i].swap);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_kint(j, "unattributed", rss - held);
+	fl_json_close(j, '}');
+}
+
+static void region_text(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
+			int64_t held)
 {
 	int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
-	int64_t rss = sqlite3_column_int64(st, 5), held = 0;
+	int64_t rss = sqlite3_column_int64(st, 5), rest = 0;
+	int in = g->view->indent, nrest = 0;
 	char perms[8], a[32], b[32], c[32];
-	struct group *g = NULL;
-	int ng = groups(w, s, start, &g);
+	fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3) ? 1 : 2);
+	printf("%*s%3d. %10s %5.1f%%  %llx-%llx %s %s (%s mapped, %s anon)\n", in, "", rank,
+	       fl_out_size(a, sizeof(a), rss), pct(rss, g->total), (long long)start, (long long)end, perms,
+	       region_name(sqlite3_column_text(st, 4), sqlite3_column_int(st, 3)),
+	       fl_out_size(b, sizeof(b), end - start), fl_out_size(c, sizeof(c), sqlite3_column_int64(st, 7)));
+	for (int i = 0; i < ng; i++) {
+		char pieces[32] = "";
+		if (i >= g->view->groups) {
+			rest += gs[i].rss;
+			nrest++;
+			continue;
+		}
+		if (gs[i].pieces > 1)
+			snprintf(pieces, sizeof(pieces), " (%d VMAs)", gs[i].pieces);
+		printf("%*s     %10s %5.1f%%  %s%s\n", in, "", fl_out_size(a, sizeof(a), gs[i].rss), pct(gs[i].rss, rss),
+		       gs[i].lines[0], pieces);
+		for (int k = 1; k < gs[i].nlines; k++)
+			printf("%*s                        %s\n", in, "", gs[i].lines[k]);
+	}
+	if (nrest)
+		printf("%*s     %10s %5.1f%%  by %d other creators\n", in, "", fl_out_size(a, sizeof(a), rest),
+		       pct(rest, rss), nrest);
+	if (rss != held)
+		printf("%*s     %10s %5.1f%%  (no recorded VMA: the model had not seen its call yet, or the "
+		       "region was too large to read page by page)\n", in, "", fl_out_size(a, sizeof(a), rss - held),
+		       pct(rss - held, rss));
+}
+
+static int region(const struct regions *g, sqlite3_stmt *st, int rank)
+{
+	struct group *gs = NULL;
+	int64_t held = 0;
+	int ng = groups(g, sqlite3_column_int64(st, 0), &gs);
 	if (ng < 0)
 		return -1;
-	fl_out_perms(perms, sizeof(perms), sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3) ? 1 : 2);
 	for (int i = 0; i < ng; i++)
-		held += g[i].rss;
-	if (w->j) {
-		fl_json_open(w->j, '{');
-		fl_json_kint(w->j, "rank", rank);
-		fl_json_kint(w->j, "start", start);
-		fl_json_kint(w->j, "end", end);
-		fl_json_kstr(w->j, "perms", perms);
-		fl_json_kcol(w->j, "path", st, 4);
-		fl_json_kint(w->j, "rss", rss);
-		fl_json_key(w->j, "percent");
-		fl_json_real(w->j, pct(rss, s->rss));
-		fl_json_kcol(w->j, "pss", st, 6);
-		fl_json_kcol(w->j, "anon", st, 7);
-		fl_json_kcol(w->j, "swap", st, 8);
-		fl_json_kcol(w->j, "private_dirty", st, 9);
-		fl_json_key(w->j, "creators");
-		fl_json_open(w->j, '[');
-		for (int i = 0; i < ng; i++) {
-			fl_json_open(w->j, '{');
-			fl_json_key(w->j, "stack");
-			fl_json_open(w->j, '[');
-			for (int k = 0; k < g[i].nlines; k++)
-				fl_json_str(w->j, g[i].lines[k]);
-			fl_json_close(w->j, ']');
-			fl_json_kint(w->j, "pieces", g[i].pieces);
-			fl_json_kint(w->j, "rss", g[i].rss);
-			fl_json_kint(w->j, "anon", g[i].anon);
-			fl_json_kint(w->j, "swap", g[i].swap);
-			fl_json_close(w->j, '}');
-		}
-		fl_json_close(w->j, ']');
-		fl_json_kint(w->j, "unattributed", rss - held);
-		fl_json_close(w->j, '}');
-	} else {
-		printf("%3d. %10s %5.1f%%  %llx-%llx %s %s (%s mapped, %s anon)\n", rank, fl_out_size(a, sizeof(a), rss),
-		       pct(rss, s->rss), (long long)start, (long long)end, perms,
-		       region_name(sqlite3_column_text(st, 4), sqlite3_column_int(st, 3)),
-		       fl_out_size(b, sizeof(b), end - start), fl_out_size(c, sizeof(c), sqlite3_column_int64(st, 7)));
-		for (int i = 0; i < ng; i++) {
-			char pieces[32] = "";
-			if (g[i].pieces > 1)
-				snprintf(pieces, sizeof(pieces), " (%d VMAs)", g[i].pieces);
-			printf("     %10s %5.1f%%  %s%s\n", fl_out_size(a, sizeof(a), g[i].rss), pct(g[i].rss, rss),
-			       g[i].lines[0], pieces);
-			for (int k = 1; k < g[i].nlines; k++)
-				printf("                        %s\n", g[i].lines[k]);
-		}
-		if (rss != held)
-			printf("     %10s %5.1f%%  (no recorded VMA: the model had not seen its call yet, or the "
-			       "region was too large to read page by page)\n", fl_out_size(a, sizeof(a), rss - held),
-			       pct(rss - held, rss));
-	}
-	free(g);
+		held += gs[i].rss;
+	if (g->j)
+		region_json(g, st, rank, gs, ng, held);
+	else
+		region_text(g, st, rank, gs, ng, held);
+	free(gs);
 	return 0;
 }
 
-static int regions(struct why *w, const struct sample *s)
+int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_t proc_id, int64_t total,
+		   const struct fl_why_view *view)
 {
-	sqlite3_stmt *st = fl_db_prepare(w->d,
+	const struct regions g = { d, j, sample_id, proc_id, total, view };
+	sqlite3_stmt *st = fl_db_prepare(d,
 		"SELECT start, end, prot, shared, path, rss, pss, anon, swap, private_dirty FROM region_rss"
 		" WHERE sample_id = ?1 ORDER BY rss DESC, start");
 	int rc, n = 0;
@@ -292,18 +326,18 @@ static int regions(struct why *w, const struct sample *s)
 	char a[32];
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, s->id);
-	if (w->j) {
-		fl_json_key(w->j, "regions");
-		fl_json_open(w->j, '[');
+	sqlite3_bind_int64(st, 1, sample_id);
+	if (j) {
+		fl_json_key(j, "regions");
+		fl_json_open(j, '[');
 	}
-	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
-		if (++n > w->top) {
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		if (++n > view->top) {
 			rest += sqlite3_column_int64(st, 5);
 			nrest++;
 			continue;
 		}
-		if (region(w, s, st, n)) {
+		if (region(&g, st, n)) {
 			rc = -1;
 			break;
 		}
@@ -311,16 +345,16 @@ static int regions(struct why *w, const struct sample *s)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return -1;
-	if (w->j) {
-		fl_json_close(w->j, ']');
-		fl_json_key(w->j, "other_regions");
-		fl_json_open(w->j, '{');
-		fl_json_kint(w->j, "count", nrest);
-		fl_json_kint(w->j, "rss", rest);
-		fl_json_close(w->j, '}');
+	if (j) {
+		fl_json_close(j, ']');
+		fl_json_key(j, "other_regions");
+		fl_json_open(j, '{');
+		fl_json_kint(j, "count", nrest);
+		fl_json_kint(j, "rss", rest);
+		fl_json_close(j, '}');
 	} else if (nrest) {
-		printf("     %10s %5.1f%%  in %lld more regions (--top shows more)\n", fl_out_size(a, sizeof(a), rest),
-		       pct(rest, s->rss), (long long)nrest);
+		printf("%*s     %10s %5.1f%%  in %lld more regions (--top shows more)\n", view->indent, "",
+		       fl_out_size(a, sizeof(a), rest), pct(rest, total), (long long)nrest);
 	}
 	return 0;
 }
@@ -422,10 +456,11 @@ int fl_why_json(struct fl_db *d, int64_t pid, int top, FILE *out)
 	fl_json_init(&j, out);
 	w.j = &j;
 	fl_json_open(&j, '{');
-	rc = processes(&w) ? -1 : pick(&w, &s);
+	rc = fl_why_processes(d, w.j, "processes", 10, 0) < 0 ? -1 : pick(&w, &s);
 	if (rc == 1) {
 		header(&w, &s);
-		rc = regions(&w, &s);
+		rc = fl_why_regions(d, w.j, s.id, s.proc_id, s.rss,
+				    &(struct fl_why_view){ .top = w.top, .groups = INT32_MAX, .frames = FL_WHY_FRAMES });
 		fl_json_close(&j, '}');
 		return rc ? -1 : 0;
 	}
@@ -461,14 +496,18 @@ int fl_cmd_why(int argc, char **argv)
 		w.j = &j;
 		fl_json_open(&j, '{');
 	}
-	rc = processes(&w) ? -1 : pick(&w, &s);
+	rc = fl_why_processes(&d, w.j, "processes", 10, 0);
+	if (rc > 0 && !w.j)
+		printf("\n");
+	rc = rc < 0 ? -1 : pick(&w, &s);
 	if (rc == 0) {
 		fprintf(stderr, "faultline why: %s: no resident-memory sample%s (recorded by an older faultline, "
 			"or the process ended before its first sample)\n", argv[optind], w.pid ? " of that pid" : "");
 		rc = -1;
 	} else if (rc == 1) {
 		header(&w, &s);
-		rc = regions(&w, &s);
+		rc = fl_why_regions(&d, w.j, s.id, s.proc_id, s.rss,
+				    &(struct fl_why_view){ .top = w.top, .groups = INT32_MAX, .frames = FL_WHY_FRAMES });
 	}
 	if (cli.json && !rc)
 		fl_json_close(&j, '}');

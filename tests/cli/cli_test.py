@@ -156,7 +156,8 @@ def test_report_json():
     check(child["parent_id"] == parent["id"] and child["depth"] == 1, "report json tree")
     check(child["exit_signal"] == 11 and child["status"] == "killed by SIGSEGV", "report json child status")
     check(parent["peak"]["mapped"] == 8667136 and parent["peak"]["time_ns"] == 1300000000, "report json peak")
-    check([v["id"] for v in parent["peak"]["vmas"]] == [5, 6, 2, 1, 4], "report json peak vma order")
+    # row 4 is a PROT_NONE reservation: address space, never listed as memory
+    check([v["id"] for v in parent["peak"]["vmas"]] == [5, 6, 2, 1], "report json peak vma order")
     check(parent["peak"]["vmas"][0]["stack_id"] == 1 and parent["peak"]["vmas"][1]["stack_id"] is None,
           "report json peak vma stacks")
     check(parent["faults"]["anon_new"] == 2048 and parent["faults"]["total"] == 2053, "report json faults")
@@ -177,38 +178,39 @@ def test_report_json():
 def test_vmas():
     tree = build("tree.db", "tree.sql")
     expect(["vmas", tree], 0, [
-        "process 1000 /usr/bin/forker: 4 VMAs, 276.0 KiB mapped at its end (2.500s)",
-        "555555554000-555555556000  r-xp  00001000  /usr/bin/forker    8.0 KiB  file   0.000s  (mapped before start)",
-        "555555580000-5555555a1000  rw-p  00000000  [heap]           132.0 KiB  heap   0.300s  no user stack (seen by the kernel only) [event 4]",
-        "7f0000000000-7f0000001000  ---p  00000000                     4.0 KiB  anon   0.200s  alloc_buffer (alloc.c:42) [event 2]",
-        "7ffffffde000-7ffffffff000  rw-p  00000000  [stack]          132.0 KiB  stack  0.000s  (mapped before start)",
+        "process 1000 /usr/bin/forker: 4 regions (4 VMAs), 276.0 KiB mapped at its end (2.500s); no smaps sample by then",
+        "range                      perms  offset    file                  size  kind   resident  faults  created  creator (of its largest piece)",
+        "555555554000-555555556000  r-xp   00001000  /usr/bin/forker    8.0 KiB  file          -       5  0.000s   (mapped before start)",
+        "555555580000-5555555a1000  rw-p   00000000  [heap]           132.0 KiB  heap          -       -  0.300s   no user stack (seen by the kernel only) [event 4]",
+        "7f0000000000-7f0000001000  ---p   00000000                     4.0 KiB  anon          -       -  0.200s   alloc_buffer (alloc.c:42) [event 2]",
+        "7ffffffde000-7ffffffff000  rw-p   00000000  [stack]          132.0 KiB  stack         -       -  0.000s   (mapped before start)",
         "",
-        "process 1001 /usr/bin/forker: 4 VMAs, 9.0 MiB mapped at its end (1.000s)",
-        "555555554000-555555556000  r-xp  00001000  /usr/bin/forker  8.0 KiB  file  0.500s  (inherited at fork)",
-        "7f0000000000-7f0000001000  ---p  00000000                   4.0 KiB  anon  0.500s  alloc_buffer (alloc.c:42) [event 1]",
-        "7f0000001000-7f0000800000  rw-p  00000000                   8.0 MiB  anon  0.500s  alloc_buffer (alloc.c:42) [event 1]",
-        "7f1000000000-7f1000100000  rw-p  00000000                   1.0 MiB  anon  0.600s  child_work (main.c:30) [event 7]",
+        "process 1001 /usr/bin/forker: 4 regions (4 VMAs), 9.0 MiB mapped at its end (1.000s); no smaps sample by then",
+        "555555554000-555555556000  r-xp   00001000  /usr/bin/forker  8.0 KiB  file         -       -  0.500s   (inherited at fork)",
+        "7f0000000000-7f0000001000  ---p   00000000                   4.0 KiB  anon         -       -  0.500s   alloc_buffer (alloc.c:42) [event 1]",
+        "7f0000001000-7f0000800000  rw-p   00000000                   8.0 MiB  anon         -      10  0.500s   alloc_buffer (alloc.c:42) [event 1]",
+        "7f1000000000-7f1000100000  rw-p   00000000                   1.0 MiB  anon         -     256  0.600s   child_work (main.c:30) [event 7]",
     ], err="")
     at_250ms = [
-        "process 1000 /usr/bin/forker: 4 VMAs, 8.1 MiB mapped at 0.250s",
-        "555555554000-555555556000  r-xp  00001000  /usr/bin/forker    8.0 KiB  file   0.000s  (mapped before start)",
-        "7f0000000000-7f0000001000  ---p  00000000                     4.0 KiB  anon   0.200s  alloc_buffer (alloc.c:42) [event 2]",
-        "7f0000001000-7f0000800000  rw-p  00000000                     8.0 MiB  anon   0.200s  alloc_buffer (alloc.c:42) [event 2]",
-        "7ffffffde000-7ffffffff000  rw-p  00000000  [stack]          132.0 KiB  stack  0.000s  (mapped before start)",
+        "process 1000 /usr/bin/forker: 4 regions (4 VMAs), 8.1 MiB mapped at 0.250s; no smaps sample by then",
+        "555555554000-555555556000  r-xp   00001000  /usr/bin/forker    8.0 KiB  file          -       5  0.000s   (mapped before start)",
+        "7f0000000000-7f0000001000  ---p   00000000                     4.0 KiB  anon          -       -  0.200s   alloc_buffer (alloc.c:42) [event 2]",
+        "7f0000001000-7f0000800000  rw-p   00000000                     8.0 MiB  anon          -    2048  0.200s   alloc_buffer (alloc.c:42) [event 2]",
+        "7ffffffde000-7ffffffff000  rw-p   00000000  [stack]          132.0 KiB  stack         -       -  0.000s   (mapped before start)",
     ]
     for spelling in ("250ms", "0.25", "0.25s", "250000us", "250000000ns"):
         out = expect(["vmas", tree, "--pid", "1000", "--at", spelling], 0, at_250ms, err="")
-        check(len(out.splitlines()) == 5, f"vmas --at {spelling}: exactly one process")
+        check(len(out.splitlines()) == 6, f"vmas --at {spelling}: exactly one process")
     # the 8 MiB mapping before the mprotect split it, and the boundary itself
     expect(["vmas", tree, "--pid", "1000", "--at", "0.15"], 0, [
-        "7f0000000000-7f0000800000  rw-p  00000000                     8.0 MiB  anon   0.100s  alloc_buffer (alloc.c:42) [event 1]"])
+        "7f0000000000-7f0000800000  rw-p   00000000                     8.0 MiB  anon          -       -  0.100s   alloc_buffer (alloc.c:42) [event 1]"])
     expect(["vmas", tree, "--pid", "1000", "--at", "200ms"], 0, [
-        "process 1000 /usr/bin/forker: 4 VMAs, 8.1 MiB mapped at 0.200s"],
-        absent=["7f0000000000-7f0000800000  rw-p  00000000                     8.0 MiB  anon   0.100s  alloc_buffer (alloc.c:42) [event 1]"])
+        "process 1000 /usr/bin/forker: 4 regions (4 VMAs), 8.1 MiB mapped at 0.200s; no smaps sample by then"],
+        absent=["7f0000000000-7f0000800000  rw-p   00000000                     8.0 MiB  anon          -       -  0.100s   alloc_buffer (alloc.c:42) [event 1]"])
     # without --pid, only the processes alive then
-    out = expect(["vmas", tree, "--at", "1.5s"], 0, ["process 1000 /usr/bin/forker: 5 VMAs, 8.3 MiB mapped at 1.500s"])
+    out = expect(["vmas", tree, "--at", "1.5s"], 0, ["process 1000 /usr/bin/forker: 5 regions (5 VMAs), 8.3 MiB mapped at 1.500s; no smaps sample by then"])
     check("1001" not in out, "vmas --at 1.5s: pid 1001 had exited")
-    expect(["vmas", tree, "--at", "2s"], 0, ["process 1000 /usr/bin/forker: 4 VMAs, 276.0 KiB mapped at 2.000s"])
+    expect(["vmas", tree, "--at", "2s"], 0, ["process 1000 /usr/bin/forker: 4 regions (4 VMAs), 276.0 KiB mapped at 2.000s; no smaps sample by then"])
     expect(["vmas", tree, "--pid", "1001", "--at", "2s"], 0,
            ["process 1001 /usr/bin/forker: not alive at 2.000s"])
     expect(["vmas", tree, "--pid", "4242"], 1, err=f"faultline: tree.db: no process with pid 4242\n")
@@ -226,7 +228,7 @@ def test_vmas_json():
             "kind": "anon", "path": None, "how": "split", "created_ns": 1200000000, "created_s": 0.2,
             "destroyed_ns": 3000000000, "created_by": 2, "destroyed_by": 6, "parent_id": 3, "origin_id": 3,
             "event_id": 2, "event_kind": "mprotect", "stack_id": 1, "faults": 2048,
-            "creator": "alloc_buffer (alloc.c:42)"}
+            "creator": "alloc_buffer (alloc.c:42)", "resident": None, "region_start": None}
     check(five == want, f"vmas json row:\n{five}\nwanted\n{want}")
     allv = json_of("vmas", tree)
     if allv is not None:
@@ -389,6 +391,146 @@ def test_wal():
     expect(["report", "live.db"], 0, ["LOST       bpf_ringbuf: 5 (ring buffer full)"])
     expect(["sql", "live.db", "SELECT count(*) AS n FROM vma"], 0, ["n", "3"])
     con.close()
+
+
+# ---- regions: vmas, report and why on a merged VMA (fixtures/regions.sql) ------
+
+def test_regions():
+    reg = build("regions.db", "regions.sql")
+    # the two adjacent mmaps the kernel merged are one region; --pieces lists the rows
+    expect(["vmas", reg, "--pid", "3000"], 0, [
+        "process 3000 /usr/bin/grower: 4 regions (6 VMAs), 66.1 MiB mapped at its end (2.000s); resident at 0.600s",
+        "555555554000-555555556000  r-xp   00001000  /usr/bin/grower    8.0 KiB  file   8.0 KiB       2  0.000s   (mapped before start)",
+        "555555600000-555555620000  rw-p   00000000  [heap]           128.0 KiB  heap  96.0 KiB      26  0.400s   main (main.c:5) (and 1 more VMAs)",
+        "7f0000000000-7f0000200000  rw-p   00000000                     2.0 MiB  anon   1.2 MiB     320  0.100s   grow_a (grow.c:10) (and 1 more VMAs)",
+        "7f1000000000-7f1004000000  ---p   00000000                    64.0 MiB  anon         -       -  0.300s   main (main.c:5) [event 3]",
+    ], err="")
+    expect(["vmas", reg, "--pid", "3000", "--pieces"], 0, [
+        "555555600000-555555610000  rw-p   00000000  [heap]           64.0 KiB  heap   64.0 KiB      16  0.400s   main (main.c:5) [event 4]",
+        "555555610000-555555620000  rw-p   00000000  [heap]           64.0 KiB  heap   32.0 KiB      10  0.500s   main (main.c:5) [event 5]",
+        "7f0000000000-7f0000100000  rw-p   00000000                    1.0 MiB  anon    1.0 MiB     256  0.100s   grow_a (grow.c:10) [event 1]",
+        "7f0000100000-7f0000200000  rw-p   00000000                    1.0 MiB  anon  256.0 KiB      64  0.200s   grow_b (grow.c:20) [event 2]",
+    ], err="")
+    # before the sample there is none to read resident bytes from
+    expect(["vmas", reg, "--pid", "3000", "--at", "0.25"], 0, [
+        "process 3000 /usr/bin/grower: 2 regions (3 VMAs), 2.0 MiB mapped at 0.250s; no smaps sample by then",
+        "7f0000000000-7f0000200000  rw-p   00000000                   2.0 MiB  anon         -     320  0.100s   grow_a (grow.c:10) (and 1 more VMAs)",
+    ], err="")
+    rows = json_of("vmas", reg, "--pid", "3000")
+    if rows is not None:
+        check({r["id"]: (r["resident"], r["region_start"]) for r in rows} ==
+              {1: (8192, 0x555555554000), 5: (65536, 0x555555600000), 6: (32768, 0x555555600000),
+               2: (1048576, 0x7f0000000000), 3: (262144, 0x7f0000000000), 4: (None, None)},
+              f"vmas json resident and region: {rows}")
+
+    # report: the ranking, then per process its regions by resident bytes; --pid filters
+    out = expect(["report", reg], 0, [
+        "processes by peak RSS",
+        "  3000        1.4 MiB at 0.600s     /usr/bin/grower",
+        "  3001       48.0 KiB at 0.750s     /usr/bin/grower",
+        "processes (2)",
+        "process 3000 /usr/bin/grower",
+        "  resident 1.4 MiB at 0.600s (smaps); top regions (`faultline why --pid 3000` breaks them down):",
+        "    1.    1.2 MiB  92.2%  7f0000000000-7f0000200000 rw-p [anon] (2.0 MiB mapped, 1.2 MiB anon)",
+        "          1.0 MiB  80.0%  grow_a (grow.c:10)",
+        "        256.0 KiB  20.0%  by 1 other creators",
+        "    2.  100.0 KiB   7.2%  555555600000-555555620000 rw-p [heap] (128.0 KiB mapped, 100.0 KiB anon)",
+        "         96.0 KiB  96.0%  main (main.c:5) (2 VMAs)",
+        "          4.0 KiB   4.0%  (no recorded VMA: the model had not seen its call yet, or the region was too large "
+        "to read page by page)",
+        "process 3001 /usr/bin/grower",
+    ], err="")
+    check("7f1000000000-7f1004000000" not in out, "report: the PROT_NONE reservation is never listed as memory")
+    out = expect(["report", reg, "--pid", "3001"], 0, ["process 3001 /usr/bin/grower"], err="",
+                 absent=["process 3000 /usr/bin/grower", "processes by peak RSS", "processes (2)"])
+    expect(["report", reg, "--pid", "4242"], 1, err="faultline report: regions.db: no process with pid 4242\n")
+    d = json_of("report", reg)
+    if d is not None:
+        check([p["pid"] for p in d["processes_by_rss"]] == [3000, 3001], "report json: processes by peak RSS")
+        res = d["processes"][0]["resident"]
+        check(res["rss"] == 1421312 and [g["rss"] for g in res["regions"]] == [1310720, 102400, 8192] and
+              res["regions"][1]["unattributed"] == 4096, f"report json resident: {res}")
+    d = json_of("report", reg, "--pid", "3001")
+    if d is not None:
+        check([p["pid"] for p in d["processes"]] == [3001], "report json --pid")
+
+    # why: the same regions, every creator, adding up to the sample's RSS
+    expect(["why", reg], 0, [
+        "pid 3000 /usr/bin/grower: 1.4 MiB resident at 0.600s (smaps, high; 4 regions read in 0.00025s)",
+        "  1.    1.2 MiB  92.2%  7f0000000000-7f0000200000 rw-p [anon] (2.0 MiB mapped, 1.2 MiB anon)",
+        "        1.0 MiB  80.0%  grow_a (grow.c:10)",
+        "                        main (main.c:5)",
+        "      256.0 KiB  20.0%  grow_b (grow.c:20)",
+    ], err="")
+    w = json_of("why", reg)
+    if w is not None:
+        total = sum(r["rss"] for r in w["regions"]) + w["other_regions"]["rss"]
+        check(total == w["sample"]["rss"] == 1421312, f"why json adds up: {total}")
+        for r in w["regions"]:
+            check(sum(c["rss"] for c in r["creators"]) + r["unattributed"] == r["rss"], f"why region adds up: {r}")
+
+
+# ---- faults --by ----------------------------------------------------------------
+
+def faults_rows(db, *args):
+    d = json_of("faults", db, *args)
+    return [] if d is None else d["rows"]
+
+
+def test_faults():
+    reg = build("regions.db", "regions.sql")
+    expect(["faults", reg, "--by", "process"], 0, [
+        "pid   exe              total  anon_new  zero_page  pagecache  cow_anon",
+        "3000  /usr/bin/grower    348       344          2          2         0",
+        "3001  /usr/bin/grower     14         4          0          0        10",
+    ], err="")
+    expect(["faults", reg, "--by", "region"], 0, [
+        "3000  7f0000000000-7f0000200000  anon                     320       320          0          0         0",
+        "3000  555555600000-555555620000  heap  [heap]              26        24          2          0         0",
+    ], err="")
+    expect(["faults", reg, "--by", "vma"], 0, [
+        "3000  7f0000000000-7f0000100000  anon                     256       256          0          0         0",
+        "3000  7f0000100000-7f0000200000  anon                      64        64          0          0         0",
+    ], err="")
+    expect(["faults", reg, "--by", "stack"], 0, [
+        "grow_a (grow.c:10) < main (main.c:5)                                   266       256          0          0        10",
+        "grow_b (grow.c:20) < main (main.c:5)                                    64        64          0          0         0",
+        "main (main.c:5)                                                         26        24          2          0         0",
+        "(no user stack: mapped by the kernel, at exec, or before the start)      6         4          0          2         0",
+    ], err="")
+    # the sites fall 4 short of vma 3's 64 faults: one more row says so, and the columns add up
+    expect(["faults", reg, "--by", "site"], 0, [
+        "faulting instruction  total  anon_new  zero_page  pagecache  cow_anon",
+        "grow_a (grow.c:10)      256       256          0          0         0",
+        "grow_b (grow.c:20)       60        60          0          0         0",
+        "main (main.c:5)          28        24          2          2         0",
+        "child (main.c:9)         14         4          0          0        10",
+        "(no site recorded)        4         4          0          0         0",
+    ], err="")
+    expect(["faults", reg, "--by", "kind", "--class", "cow_anon"], 0, ["kind  cow_anon", "anon        10"], err="",
+           absent=["heap         0"])
+    expect(["faults", reg, "--by", "file", "--top", "1"], 0, [
+        "file                  total  anon_new  zero_page  pagecache  cow_anon",
+        "[anon]                  334       324          0          0        10",
+        "(2 more rows: --top)     28        24          2          2         0",
+    ], err="")
+    # every key adds up to the same totals, per class
+    want = {"total": 362, "anon_new": 348, "zero_page": 2, "pagecache": 2, "cow_anon": 10}
+    for key in ("process", "region", "vma", "kind", "file", "stack", "site"):
+        rows = faults_rows(reg, "--by", key)
+        got = {c: sum(r[c] for r in rows) for c in want}
+        check(got == want, f"faults --by {key}: sums {got}, wanted {want}")
+    rows = faults_rows(reg, "--by", "process", "--pid", "3001")
+    check([(r["pid"], r["total"], r["cow_anon"]) for r in rows] == [("3001", 14, 10)], f"faults --pid: {rows}")
+    code, out, err = run("faults", reg, "--by", "kind", "--format", "csv")
+    check(code == 0 and out.splitlines()[:2] == [
+        "kind,total,major_file,major_swap,anon_new,zero_page,pagecache,cow_anon,cow_zero,cow_file,cow_reuse,"
+        "write_notify,other,retry,uffd,hugetlb,pfn,spurious,thp",
+        "anon,334,0,0,324,0,0,10,0,0,0,0,0,0,0,0,0,0,0"], f"faults csv:\n{out}{err}")
+    expect(["faults", reg], 2)
+    expect(["faults", reg, "--by", "colour"], 2)
+    expect(["faults", reg, "--by", "kind", "--class", "purple"], 2)
+    expect(["faults", "missing.db", "--by", "kind"], 1)
 
 
 def main():

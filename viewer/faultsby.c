@@ -1,0 +1,428 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * faultsby.c - `faultline faults FILE --by KEY`: the recorded page faults
+ * summed by one key, each fault class a column (docs/faults.md says what
+ * each class means).
+ *
+ *   process  the process that faulted
+ *   region   the kernel VMA that held the faulted row in the last smaps
+ *            sample that saw it (docs/schema.md piece_rss); a row no sample
+ *            saw is a region of its own
+ *   vma      the recorded row (a piece: one call's part of a region)
+ *   kind     anon, heap, stack, file, shm, ...
+ *   file     the mapped file, or [kind] for memory with none
+ *   stack    the stack of the call that created the faulted memory
+ *   site     the faulting instruction (fault_site); the faults with no
+ *            recorded site are one more row, so the columns add up
+ *
+ * Every key but site reads the fault table, whose rows hold every
+ * classified fault; site reads fault_site.  Totals are reads + writes +
+ * execs, as the report's; thp counts faults that mapped a huge page (they
+ * are in their class too).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <linux/types.h>
+
+#include "cli.h"
+#include "csv.h"
+#include "db.h"
+#include "faultline.h"
+#include "frames.h"
+#include "output.h"
+#include "rows.h"
+#include "viewer.h"
+
+#define USAGE "faults FILE --by region|vma|kind|file|site|stack|process [--class C] [--pid P] [--top N]" \
+	" [--format json|csv]"
+#define STACK_FRAMES 3
+
+#define CLASS_NAME_(c, name) #name,
+static const char *const classes[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
+#define NCLASSES (int)(sizeof(classes) / sizeof(classes[0]))
+#define NSITE_CLASSES FL_F_NCLASS  /* fault_site has no thp */
+
+/*
+ * Per key: the SQL that names a group (its columns after the key), the
+ * GROUP BY expression, and the column titles.  The region of a row is the
+ * kernel VMA the last sample that saw it found it in.
+ */
+struct key {
+	const char *name, *group, *label_sql;
+	int nlabels;
+	const char *titles[4];
+};
+
+#define REGION_OF \
+	"coalesce((SELECT pr.sample_id || ':' || pr.region_start FROM piece_rss pr WHERE pr.vma_id = v.id" \
+	" ORDER BY pr.sample_id DESC LIMIT 1), 'row:' || v.id)"
+
+static const struct key keys[] = {
+	{ "process", "f.proc_id", "p.pid, p.exe", 2, { "pid", "exe" } },
+	{ "region", "f.proc_id, " REGION_OF,
+	  "p.pid, printf('%x-%x', min(v.start), max(v.end)), v.kind, coalesce(v.path, '')", 4,
+	  { "pid", "range", "kind", "file" } },
+	{ "vma", "f.vma_id", "p.pid, printf('%x-%x', v.start, v.end), v.kind, coalesce(v.path, '')", 4,
+	  { "pid", "range", "kind", "file" } },
+	{ "kind", "v.kind", "v.kind", 1, { "kind" } },
+	{ "file", "coalesce(v.path, '[' || v.kind || ']')", "coalesce(v.path, '[' || v.kind || ']')", 1, { "file" } },
+	{ "stack", "e.stack_id", "e.stack_id", 1, { "creating stack" } },
+	{ "site", "s.frame_id", "s.frame_id", 1, { "faulting instruction" } },
+};
+#define NKEYS (int)(sizeof(keys) / sizeof(keys[0]))
+
+struct opts {
+	struct fl_cli cli;
+	const struct key *key;
+	int cls;       /* --class: index into classes, or -1 */
+	int64_t pid;   /* 0: every process */
+	int top;       /* text rows shown; the rest summed */
+};
+
+/* One output row: its labels and per-class counts (classes[], then the total). */
+struct row {
+	char *label[4];
+	int64_t n[NCLASSES + 1];
+};
+
+static int on_option(void *ctx, int c, const char *arg)
+{
+	struct opts *o = ctx;
+	char *end;
+
+	switch (c) {
+	case 'b':
+		for (int i = 0; i < NKEYS; i++)
+			if (!strcmp(arg, keys[i].name))
+				o->key = &keys[i];
+		return o->key ? -1 : fl_cli_usage_error(&o->cli, "--by wants region, vma, kind, file, site, stack or"
+							" process, not '%s'", arg);
+	case 'c':
+		for (int i = 0; i < NCLASSES; i++)
+			if (!strcmp(arg, classes[i]))
+				o->cls = i;
+		return o->cls >= 0 ? -1 : fl_cli_usage_error(&o->cli, "--class wants a fault class (anon_new, "
+							     "pagecache, cow_anon, ... thp: docs/faults.md), not '%s'", arg);
+	case 'p':
+		o->pid = strtoll(arg, &end, 10);
+		return *end || o->pid <= 0 ? fl_cli_usage_error(&o->cli, "--pid wants a pid, not '%s'", arg) : -1;
+	case 't':
+		o->top = (int)strtol(arg, &end, 10);
+		return *end || o->top < 1 ? fl_cli_usage_error(&o->cli, "--top wants a positive number, not '%s'", arg)
+					  : -1;
+	}
+	return 2;
+}
+
+/* The query: labels, one sum per class, the total; ordered by --class or the total. */
+static char *build_sql(const struct opts *o)
+{
+	bool site = !strcmp(o->key->name, "site");
+	size_t cap = 8192, len;
+	char *sql = malloc(cap);
+
+	if (!sql)
+		return NULL;
+	len = (size_t)snprintf(sql, cap, "SELECT %s", o->key->label_sql);
+	for (int i = 0; i < NCLASSES; i++) {
+		if (site)
+			len += (size_t)snprintf(sql + len, cap - len, i < NSITE_CLASSES ?
+				", coalesce(sum(CASE WHEN s.class = '%s' THEN s.count END), 0)" : ", 0 /* %s */", classes[i]);
+		else
+			len += (size_t)snprintf(sql + len, cap - len, ", coalesce(sum(f.%s), 0)", classes[i]);
+	}
+	if (site)
+		len += (size_t)snprintf(sql + len, cap - len, ", sum(s.count) FROM fault_site s"
+					" JOIN process p ON p.id = s.proc_id WHERE (?1 = 0 OR p.pid = ?1)");
+	else
+		len += (size_t)snprintf(sql + len, cap - len, ", sum(f.reads + f.writes + f.execs) FROM fault f"
+			" JOIN vma v ON v.id = f.vma_id JOIN process p ON p.id = f.proc_id"
+			" LEFT JOIN event e ON e.id = coalesce(v.created_by, CASE WHEN v.how IN ('split', 'fork') THEN"
+			"   (SELECT x.created_by FROM vma x WHERE x.id = v.origin_id AND x.id != v.id) END)"
+			" WHERE (?1 = 0 OR p.pid = ?1)");
+	if (o->cls >= 0 && (!site || o->cls < NSITE_CLASSES))
+		len += (size_t)snprintf(sql + len, cap - len, site ? " AND s.class = '%s'" : " AND f.%s > 0",
+					classes[o->cls]);
+	snprintf(sql + len, cap - len, " GROUP BY %s ORDER BY %d DESC, 1", o->key->group,
+		 o->key->nlabels + 1 + (o->cls >= 0 ? o->cls : NCLASSES));
+	return sql;
+}
+
+/* A creating stack's innermost frames, "f1 < f2 < f3", or why there is none. */
+static char *stack_label(struct fl_db *d, sqlite3_stmt *st)
+{
+	char buf[1600] = "(no user stack: mapped by the kernel, at exec, or before the start)", one[512];
+	struct fl_frame *f = NULL;
+	int n = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0
+		: fl_stack_load(d, sqlite3_column_int64(st, 0), STACK_FRAMES, &f);
+
+	if (n < 0)
+		return NULL;
+	for (int i = 0; i < n; i++)
+		snprintf(buf + (i ? strlen(buf) : 0), sizeof(buf) - (i ? strlen(buf) : 0), "%s%s", i ? " < " : "",
+			 fl_frame_short(&f[i], one, sizeof(one)));
+	fl_stack_free(f, n);
+	return strdup(buf);
+}
+
+static char *site_label(struct fl_db *d, sqlite3_stmt *st)
+{
+	struct fl_frame *f = NULL;
+	char buf[512] = "?";
+	int n = fl_frame_load(d, sqlite3_column_int64(st, 0), &f);
+
+	if (n < 0)
+		return NULL;
+	if (n)
+		fl_frame_short(f, buf, sizeof(buf));
+	fl_stack_free(f, n);
+	return strdup(buf);
+}
+
+static int row_read(struct fl_db *d, const struct opts *o, sqlite3_stmt *st, struct row *r)
+{
+	int nl = o->key->nlabels;
+
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < nl; i++) {
+		const unsigned char *t = sqlite3_column_text(st, i);
+		r->label[i] = strdup(t ? (const char *)t : "?");
+	}
+	if (!strcmp(o->key->name, "stack") || !strcmp(o->key->name, "site")) {
+		free(r->label[0]);
+		r->label[0] = o->key->name[1] == 't' ? stack_label(d, st) : site_label(d, st);
+	}
+	for (int i = 0; i <= NCLASSES; i++)
+		r->n[i] = sqlite3_column_int64(st, nl + i);
+	for (int i = 0; i < nl; i++)
+		if (!r->label[i])
+			return -1;
+	return 0;
+}
+
+static void rows_free(struct row *r, int n)
+{
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 4; k++)
+			free(r[i].label[k]);
+	free(r);
+}
+
+/*
+ * The faults no fault_site row holds, per class: the site table keeps one
+ * row per (VMA, class, instruction) while the map has room, so when it
+ * filled, or a process ended before its sites were read, the sites fall
+ * short of the faults.  Shown as one more row so the columns add up.
+ */
+static int site_residual(struct fl_db *d, const struct opts *o, const struct row *rows, int n, struct row *out)
+{
+	char sql[2048] = "SELECT '(no site recorded)'";
+	size_t len = strlen(sql);
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int i = 0; i < NCLASSES; i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, i < NSITE_CLASSES ? ", coalesce(sum(f.%s), 0)" :
+					", 0 /* %s */", classes[i]);
+	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(f.reads + f.writes + f.execs), 0) FROM fault f"
+		 " JOIN process p ON p.id = f.proc_id WHERE (?1 = 0 OR p.pid = ?1)");
+	if (!(st = fl_db_prepare(d, sql)))
+		return -1;
+	sqlite3_bind_int64(st, 1, o->pid);
+	rc = fl_db_step(d, st);
+	if (rc == SQLITE_ROW && !row_read(d, &(struct opts){ .key = &keys[3] }, st, out)) {
+		for (int i = 0; i < n; i++)
+			for (int c = 0; c <= NCLASSES; c++)
+				out->n[c] -= rows[i].n[c];
+		if (o->cls >= 0)  /* only the class asked for: its residual is the total's */
+			for (int c = 0; c <= NCLASSES; c++)
+				out->n[c] = c == o->cls || c == NCLASSES ? out->n[o->cls] : 0;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Which class columns text shows: --class's, else those with any fault. */
+static void columns(const struct opts *o, const struct row *rows, int n, bool *show)
+{
+	for (int c = 0; c < NCLASSES; c++) {
+		show[c] = o->cls == c;
+		for (int i = 0; i < n && o->cls < 0; i++)
+			show[c] = show[c] || rows[i].n[c];
+	}
+}
+
+static int print_text(const struct opts *o, const struct row *rows, int n)
+{
+	const char *cells[4 + NCLASSES + 1];
+	char nums[NCLASSES + 1][32], title[64];
+	bool show[NCLASSES];
+	struct row rest = { 0 };
+	struct fl_table t;
+	int nl = o->key->nlabels, nc = 0, nrest = 0, rc = 0;
+
+	int tot = o->cls < 0;  /* with --class, text shows that class alone */
+
+	columns(o, rows, n, show);
+	for (int c = 0; c < NCLASSES; c++)
+		nc += show[c];
+	fl_table_init(&t, nl + tot + nc, ~0u << nl);
+	for (int i = 0; i < nl; i++)
+		cells[i] = o->key->titles[i];
+	cells[nl] = "total";
+	for (int c = 0, k = nl + tot; c < NCLASSES; c++)
+		if (show[c])
+			cells[k++] = classes[c];
+	rc = fl_table_add(&t, cells);
+	for (int i = 0; i < n && !rc; i++) {
+		const struct row *r = &rows[i];
+		if (i >= o->top) {
+			nrest++;
+			for (int c = 0; c <= NCLASSES; c++)
+				rest.n[c] += r->n[c];
+			continue;
+		}
+		for (int k = 0; k < nl; k++)
+			cells[k] = r->label[k];
+		snprintf(nums[NCLASSES], 32, "%lld", (long long)r->n[NCLASSES]);
+		cells[nl] = nums[NCLASSES];
+		for (int c = 0, k = nl + tot; c < NCLASSES; c++)
+			if (show[c]) {
+				snprintf(nums[c], 32, "%lld", (long long)r->n[c]);
+				cells[k++] = nums[c];
+			}
+		rc = fl_table_add(&t, cells);
+	}
+	if (nrest && !rc) {
+		snprintf(title, sizeof(title), "(%d more rows: --top)", nrest);
+		for (int k = 0; k < nl; k++)
+			cells[k] = k == nl - 1 ? title : "";
+		snprintf(nums[NCLASSES], 32, "%lld", (long long)rest.n[NCLASSES]);
+		cells[nl] = nums[NCLASSES];
+		for (int c = 0, k = nl + tot; c < NCLASSES; c++)
+			if (show[c]) {
+				snprintf(nums[c], 32, "%lld", (long long)rest.n[c]);
+				cells[k++] = nums[c];
+			}
+		rc = fl_table_add(&t, cells);
+	}
+	if (!rc)
+		fl_table_print(&t, stdout, 0);
+	fl_table_free(&t);
+	return rc ? -1 : 0;
+}
+
+static void print_json(const struct opts *o, const struct row *rows, int n)
+{
+	struct fl_json j;
+
+	fl_json_init(&j, stdout);
+	fl_json_open(&j, '{');
+	fl_json_kstr(&j, "by", o->key->name);
+	fl_json_kstr(&j, "class", o->cls >= 0 ? classes[o->cls] : NULL);
+	fl_json_key(&j, "rows");
+	fl_json_open(&j, '[');
+	for (int i = 0; i < n; i++) {
+		fl_json_open(&j, '{');
+		for (int k = 0; k < o->key->nlabels; k++)
+			fl_json_kstr(&j, o->key->titles[k], rows[i].label[k]);
+		fl_json_kint(&j, "total", rows[i].n[NCLASSES]);
+		for (int c = 0; c < NCLASSES; c++)
+			fl_json_kint(&j, classes[c], rows[i].n[c]);
+		fl_json_close(&j, '}');
+	}
+	fl_json_close(&j, ']');
+	fl_json_close(&j, '}');
+}
+
+static void print_csv(const struct opts *o, const struct row *rows, int n)
+{
+	for (int k = 0; k < o->key->nlabels; k++)
+		fl_csv_str(stdout, o->key->titles[k], !k);
+	fl_csv_str(stdout, "total", 0);
+	for (int c = 0; c < NCLASSES; c++)
+		fl_csv_str(stdout, classes[c], 0);
+	putchar('\n');
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < o->key->nlabels; k++)
+			fl_csv_str(stdout, rows[i].label[k], !k);
+		for (int c = 0; c <= NCLASSES; c++)
+			fl_csv_int(stdout, rows[i].n[c == 0 ? NCLASSES : c - 1], 0);
+		putchar('\n');
+	}
+}
+
+static int load(struct fl_db *d, const struct opts *o, struct row **out)
+{
+	char *sql = build_sql(o);
+	sqlite3_stmt *st = sql ? fl_db_prepare(d, sql) : NULL;
+	struct row *rows = NULL;
+	int n = 0, rc = -1;
+
+	free(sql);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, o->pid);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		struct row *grown = realloc(rows, (size_t)(n + 1) * sizeof(*rows));
+		if (!grown) {
+			rc = -1;
+			break;
+		}
+		rows = grown;
+		if (row_read(d, o, st, &rows[n++])) {
+			rc = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && !strcmp(o->key->name, "site")) {
+		struct row extra;
+		struct row *grown = realloc(rows, (size_t)(n + 1) * sizeof(*rows));
+		rc = grown && !site_residual(d, o, grown, n, &extra) ? SQLITE_DONE : -1;
+		rows = grown ? grown : rows;
+		if (rc == SQLITE_DONE && extra.n[NCLASSES])
+			rows[n++] = extra;
+		else if (rc == SQLITE_DONE)
+			free(extra.label[0]);
+	}
+	if (rc != SQLITE_DONE) {
+		rows_free(rows, n);
+		return -1;
+	}
+	*out = rows;
+	return n;
+}
+
+int fl_cmd_faults(int argc, char **argv)
+{
+	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "by", required_argument, NULL, 'b' },
+		{ "class", required_argument, NULL, 'c' }, { "pid", required_argument, NULL, 'p' },
+		{ "top", required_argument, NULL, 't' }, { 0 } };
+	struct opts o = { .cli = { .usage = USAGE, .csv_ok = true }, .cls = -1, .top = 20 };
+	struct row *rows = NULL;
+	struct fl_db d;
+	int rc = fl_cli_parse(&o.cli, argc, argv, ":h", options, on_option, &o), n;
+
+	if (rc >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return fl_cli_usage_error(&o.cli, argc - optind ? "too many arguments" : "no recording given");
+	if (!o.key)
+		return fl_cli_usage_error(&o.cli, "--by is required");
+	if (fl_db_open(&d, argv[optind]))
+		return 1;
+	n = load(&d, &o, &rows);
+	if (n >= 0 && o.cli.json)
+		print_json(&o, rows, n);
+	else if (n >= 0 && o.cli.csv)
+		print_csv(&o, rows, n);
+	else if (n >= 0 && print_text(&o, rows, n))
+		n = -1;
+	if (n >= 0)
+		rows_free(rows, n);
+	fl_db_close(&d);
+	return n < 0 ? 1 : 0;
+}
