@@ -172,18 +172,25 @@ static int64_t sum_faults(const int64_t *v)
 	return n;
 }
 
+/* A region and its faults (its own and faultline's), summed once before sorting. */
+struct ranked {
+	const struct fl_region *g;
+	int64_t faults;
+};
+
 static int by_faults(const void *a, const void *b)
 {
-	const struct fl_region *x = *(struct fl_region *const *)a, *y = *(struct fl_region *const *)b;
-	int64_t fx = sum_faults(x->faults) + sum_faults(x->fl_faults), fy = sum_faults(y->faults) + sum_faults(y->fl_faults);
+	const struct ranked *x = a, *y = b;
 
-	return fx != fy ? (fx > fy ? -1 : 1) : (x->origin_id > y->origin_id) - (x->origin_id < y->origin_id);
+	if (x->faults != y->faults)
+		return x->faults > y->faults ? -1 : 1;
+	return (x->g->origin_id > y->g->origin_id) - (x->g->origin_id < y->g->origin_id);
 }
 
 /* Regions (measure.c) with their faults, the most faulted first; totals over all of them. */
 static int regions_json(struct fl_json *j, const struct fl_run *r, int64_t pid)
 {
-	const struct fl_region **order = calloc(r->nregions + 1, sizeof(*order));
+	struct ranked *order = calloc(r->nregions + 1, sizeof(*order));
 	int64_t total[FL_NCLASSES] = { 0 }, fl_total = 0;
 	size_t n = 0;
 
@@ -191,7 +198,8 @@ static int regions_json(struct fl_json *j, const struct fl_run *r, int64_t pid)
 		return -1;
 	for (size_t i = 0; i < r->nregions; i++)
 		if (!pid || r->procs[r->regions[i].proc].pid == pid)
-			order[n++] = &r->regions[i];
+			order[n++] = (struct ranked){ &r->regions[i],
+				sum_faults(r->regions[i].faults) + sum_faults(r->regions[i].fl_faults) };
 	qsort(order, n, sizeof(*order), by_faults);
 	fl_json_key(j, "classes");
 	fl_json_open(j, '[');
@@ -202,7 +210,7 @@ static int regions_json(struct fl_json *j, const struct fl_run *r, int64_t pid)
 	fl_json_key(j, "regions");
 	fl_json_open(j, '[');
 	for (size_t i = 0; i < n; i++) {
-		const struct fl_region *g = order[i];
+		const struct fl_region *g = order[i].g;
 
 		for (int c = 0; c < FL_NCLASSES; c++)
 			total[c] += g->faults[c];
@@ -304,7 +312,7 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 	fl_json_init(&j, m);
 	j.compact = true;
 	if (fl_timeline_load(d, FL_BY_PROCESS, pid, TIMELINE_BINS, TOP_SERIES, &by_proc) ||
-	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) || fl_run_load(d, &r))
+	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) || fl_run_load_regions(d, &r))
 		goto out;
 	fl_json_open(&j, '{');
 	fl_json_kstr(&j, "producer", "faultline " FL_VERSION);

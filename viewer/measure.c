@@ -345,25 +345,81 @@ static int load_callsites(struct loader *l)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A set of (process index, origin id) pairs: open addressing, grown at half full. */
+struct pairset {
+	int64_t *keys;          /* 2 per slot; proc -1 marks an empty slot */
+	size_t cap, n;
+};
+
+static size_t pair_slot(const int64_t *keys, size_t cap, int64_t proc, int64_t origin)
+{
+	size_t i = (size_t)((uint64_t)(origin * 0x9e3779b97f4a7c15ull) ^ (uint64_t)proc) & (cap - 1);
+
+	while (keys[2 * i] >= 0 && (keys[2 * i] != proc || keys[2 * i + 1] != origin))
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* 1 if added, 0 if it was there, -1 out of memory. */
+static int pairset_add(struct pairset *s, int64_t proc, int64_t origin)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 1024;
+		int64_t *keys = malloc(2 * cap * sizeof(int64_t));
+
+		if (!keys)
+			return -1;
+		for (size_t k = 0; k < cap; k++)
+			keys[2 * k] = -1;
+		for (size_t k = 0; k < s->cap; k++)
+			if (s->keys[2 * k] >= 0) {
+				size_t j = pair_slot(keys, cap, s->keys[2 * k], s->keys[2 * k + 1]);
+
+				keys[2 * j] = s->keys[2 * k];
+				keys[2 * j + 1] = s->keys[2 * k + 1];
+			}
+		free(s->keys);
+		s->keys = keys;
+		s->cap = cap;
+	}
+	i = pair_slot(s->keys, s->cap, proc, origin);
+	if (s->keys[2 * i] >= 0)
+		return 0;
+	s->keys[2 * i] = proc;
+	s->keys[2 * i + 1] = origin;
+	s->n++;
+	return 1;
+}
+
 static int load_regions(struct loader *l)
 {
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
 		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start"
-		" FROM (SELECT DISTINCT proc_id, origin_id FROM vma) v JOIN vma o ON o.id = v.origin_id"
-		" LEFT JOIN event e ON e.id = o.created_by");
+		" FROM vma v JOIN vma o ON o.id = v.origin_id LEFT JOIN event e ON e.id = o.created_by");
+	struct pairset seen = { 0 };
 	size_t cap = 0;
 	int rc;
 
 	if (!st)
 		return -1;
+	/* every row, each (process, origin) kept once: SQL's DISTINCT sorted them all (seconds at a million rows) */
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
-		int p = proc_of(l, sqlite3_column_int64(st, 0));
-		int64_t stack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
-		const char *kind = (const char *)sqlite3_column_text(st, 2), *path = (const char *)sqlite3_column_text(st, 3);
+		int p = proc_of(l, sqlite3_column_int64(st, 0)), added;
+		int64_t stack;
+		const char *kind, *path;
 		struct fl_region *g;
 
-		if (p < 0 || !kind)
+		if (p < 0 || (added = pairset_add(&seen, p, sqlite3_column_int64(st, 1))) == 0)
+			continue;
+		if (added < 0)
+			break;
+		stack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+		kind = (const char *)sqlite3_column_text(st, 2);
+		path = (const char *)sqlite3_column_text(st, 3);
+		if (!kind)
 			continue;
 		if (r->nregions == cap) {
 			struct fl_region *grown = realloc(r->regions, (cap = cap ? 2 * cap : 256) * sizeof(*grown));
@@ -384,6 +440,7 @@ static int load_regions(struct loader *l)
 			break;
 	}
 	sqlite3_finalize(st);
+	free(seen.keys);
 	if (rc != SQLITE_DONE)
 		return -1;
 	qsort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
@@ -400,9 +457,9 @@ static int load_faults(struct loader *l)
 	int rc;
 
 	for (int c = 0; c < FL_NCLASSES; c++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", sum(f.%s)", fl_class_names[c]);
-	snprintf(sql + len, sizeof(sql) - len,
-		 " FROM fault f JOIN vma v ON v.id = f.vma_id GROUP BY v.proc_id, v.origin_id");
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", f.%s", fl_class_names[c]);
+	/* summed here, not by GROUP BY: sorting every fault row took seconds at a million */
+	snprintf(sql + len, sizeof(sql) - len, " FROM fault f JOIN vma v ON v.id = f.vma_id");
 	if (!(st = fl_db_prepare(r->d, sql)))
 		return -1;
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
@@ -582,7 +639,7 @@ static int load_footprint_calls(struct loader *l)
 	return rc;
 }
 
-int fl_run_load(struct fl_db *d, struct fl_run *r)
+static int run_load(struct fl_db *d, struct fl_run *r, bool callsites)
 {
 	struct loader l = { .r = r, .max_id = -1 };
 	sqlite3_stmt *st;
@@ -592,7 +649,8 @@ int fl_run_load(struct fl_db *d, struct fl_run *r)
 	if ((st = fl_db_prepare(d, "SELECT command FROM run")) && fl_db_step(d, st) == SQLITE_ROW)
 		r->command = dup_col(st, 0);
 	sqlite3_finalize(st);
-	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || load_callsites(&l) || load_regions(&l) ||
+	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || (callsites && load_callsites(&l)) ||
+	     load_regions(&l) ||
 	     load_faults(&l) || load_footprint_sites(&l);
 	if (!rc) {
 		settle_footprint(r);
@@ -609,6 +667,16 @@ int fl_run_load(struct fl_db *d, struct fl_run *r)
 		return -1;
 	}
 	return 0;
+}
+
+int fl_run_load(struct fl_db *d, struct fl_run *r)
+{
+	return run_load(d, r, true);
+}
+
+int fl_run_load_regions(struct fl_db *d, struct fl_run *r)
+{
+	return run_load(d, r, false);
 }
 
 void fl_run_free(struct fl_run *r)

@@ -84,6 +84,8 @@ struct fl_run {
 
 /* Loads what check and diff need.  Returns 0, or -1 after printing why. */
 int fl_run_load(struct fl_db *d, struct fl_run *r);
+/* The same without the call sites (r->sites empty): what `html` needs, seconds faster at a million calls. */
+int fl_run_load_regions(struct fl_db *d, struct fl_run *r);
 void fl_run_free(struct fl_run *r);
 
 /* Selects regions and processes; NULL fields match everything.  Globs are fnmatch(3) patterns. */
