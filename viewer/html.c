@@ -301,7 +301,7 @@ static int losses_json(struct fl_db *d, struct fl_json *j)
 /* The page's data as JSON into *buf. */
 static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 {
-	struct fl_timeline by_proc = { 0 }, by_kind = { 0 };
+	struct fl_timeline by_proc = { 0 }, by_kind = { 0 }, by_region = { 0 };
 	struct fl_run r = { 0 };
 	struct fl_json j;
 	FILE *m = open_memstream(buf, len);
@@ -312,7 +312,8 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 	fl_json_init(&j, m);
 	j.compact = true;
 	if (fl_timeline_load(d, FL_BY_PROCESS, pid, TIMELINE_BINS, TOP_SERIES, &by_proc) ||
-	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) || fl_run_load_regions(d, &r))
+	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) ||
+	    fl_timeline_load(d, FL_BY_REGION, pid, TIMELINE_BINS, TOP_SERIES, &by_region) || fl_run_load_regions(d, &r))
 		goto out;
 	fl_json_open(&j, '{');
 	fl_json_kstr(&j, "producer", "faultline " FL_VERSION);
@@ -321,6 +322,7 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 	rc = run_json(d, &j);
 	timeline_json(&j, "by_process", &by_proc);
 	timeline_json(&j, "by_kind", &by_kind);
+	timeline_json(&j, "by_region", &by_region);
 	faults_json(&j, &by_proc);
 	rc = rc || peak_json(d, &j, &by_proc) || regions_json(&j, &r, pid) || processes_json(d, &j, &r) ||
 	     losses_json(d, &j);
@@ -328,6 +330,7 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 out:
 	fl_timeline_free(&by_proc);
 	fl_timeline_free(&by_kind);
+	fl_timeline_free(&by_region);
 	if (r.d)
 		fl_run_free(&r);
 	if (fclose(m))

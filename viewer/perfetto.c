@@ -3,7 +3,8 @@
  * perfetto.c - `export --format perfetto`: the Trace Event JSON format that
  * ui.perfetto.dev and chrome://tracing open.  Per process: a slice for its
  * lifetime, a counter track of its resident memory (the kernel's anon, file
- * and shmem counters, every sample), a counter of the faults of each drain
+ * and shmem counters, every sample), a counter track per top region (its
+ * resident bytes at every smaps sample), a counter of the faults of each drain
  * by class, and an instant event for every address-space call with its
  * arguments and the first frames of its stack.  Times are microseconds
  * after the run's start.
@@ -18,6 +19,8 @@
 #include "series.h"
 
 #define STACK_FRAMES 8
+#define REGION_TRACKS 8   /* top regions with a counter track each; the rest summed in one */
+#define REGIONS_PID 0     /* the pseudo-process holding them (no real process has pid 0) */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -172,6 +175,42 @@ static int rss_counters(struct fl_db *d, struct fl_json *j, int64_t pid)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * Resident memory of the top regions (series.h, FL_BY_REGION: ranked by
+ * their bytes at the peak, the rest summed as "other"), a counter track
+ * each, at every smaps sample and end, under one pseudo-process: a region
+ * series belongs to one process but "other" can span several.
+ */
+static int region_counters(struct fl_db *d, struct fl_json *j, const struct fl_export *x)
+{
+	struct fl_timeline t;
+
+	if (fl_timeline_load(d, FL_BY_REGION, x->pid, 1, x->top > 0 ? x->top + 1 : REGION_TRACKS + 1, &t))
+		return -1;
+	if (t.nchanges) {
+		fl_json_open(j, '{');
+		fl_json_kstr(j, "name", "process_name");
+		fl_json_kstr(j, "ph", "M");
+		fl_json_kint(j, "pid", REGIONS_PID);
+		fl_json_key(j, "args");
+		fl_json_open(j, '{');
+		fl_json_kstr(j, "name", "resident by region (smaps samples)");
+		fl_json_close(j, '}');
+		fl_json_close(j, '}');
+	}
+	for (size_t i = 0; i < t.nchanges; i++) {
+		event_head(j, t.series[t.changes[i].series].name, NULL, "C", REGIONS_PID, REGIONS_PID,
+			   (double)t.changes[i].t / 1e3);
+		fl_json_key(j, "args");
+		fl_json_open(j, '{');
+		fl_json_kint(j, "bytes", t.changes[i].bytes);
+		fl_json_close(j, '}');
+		fl_json_close(j, '}');
+	}
+	fl_timeline_free(&t);
+	return 0;
+}
+
 /* Faults per process and drain, one counter per class the run has any of. */
 static int fault_counters(struct fl_db *d, struct fl_json *j, int64_t pid)
 {
@@ -298,7 +337,8 @@ int fl_export_perfetto(struct fl_db *d, const struct fl_export *x)
 	fl_json_close(&j, '}');
 	fl_json_key(&j, "traceEvents");
 	fl_json_open(&j, '[');
-	rc = processes(d, &j, x->pid) || rss_counters(d, &j, x->pid) || fault_counters(d, &j, x->pid) ||
+	rc = processes(d, &j, x->pid) || rss_counters(d, &j, x->pid) || region_counters(d, &j, x) ||
+	     fault_counters(d, &j, x->pid) ||
 	     calls(d, &j, x->pid);
 	fl_json_close(&j, ']');
 	fl_json_close(&j, '}');

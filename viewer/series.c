@@ -11,11 +11,18 @@
 
 const char *const fl_rss_part_names[FL_RSS_PARTS] = { "anon", "file", "shmem" };
 
-/* One change of a process's counters: an rss row, or its end (all zero). */
-struct sample {
-	int proc;               /* index into the loader's processes */
+/*
+ * One change of one full series (a process, a counter part, a region) by
+ * delta bytes.  The changes one reading made (an rss row, an smaps sample,
+ * a process's end) share a group: the total is only looked at between
+ * groups, so a reading that moves bytes from one series to another never
+ * shows a total that did not exist.
+ */
+struct step {
+	int f;                  /* full series */
 	int64_t t;              /* ns after the run's start */
-	int64_t v[FL_RSS_PARTS];
+	int64_t delta;
+	int64_t group;
 };
 
 struct loader {
@@ -23,13 +30,19 @@ struct loader {
 	struct fl_timeline *t;
 	int64_t *ids, *pids;    /* per selected process: row id, pid */
 	char **exes;
+	int64_t *ends;          /* per selected process: end_ns, -1 alive at the end */
 	int nprocs;
 	int *pidx;              /* process.id -> index, -1 if not selected */
 	int64_t max_id;
-	struct sample *s;
-	size_t ns;
-	int nfull;              /* series before grouping: processes or parts */
+	struct step *s;
+	size_t ns, caps;
+	int64_t ngroups;
+	int nfull;              /* series before grouping: processes, parts or regions */
+	char **full_names;      /* FL_BY_REGION: "101 anon by fill_buffer" per full series */
+	int *full_proc;         /* FL_BY_REGION: the process of each full series */
 	int *out_of;            /* full series -> output series */
+	int other;              /* the output series "other", -1 if none */
+	size_t capchanges;
 };
 
 const char *fl_basename(const char *path, char *buf, size_t n)
@@ -62,16 +75,20 @@ static int load_procs(struct loader *l)
 		int64_t *ids = realloc(l->ids, (size_t)l->nprocs * sizeof(*ids));
 		int64_t *pids = ids ? realloc(l->pids, (size_t)l->nprocs * sizeof(*pids)) : NULL;
 		char **exes = pids ? realloc(l->exes, (size_t)l->nprocs * sizeof(*exes)) : NULL;
+		int64_t *ends = exes ? realloc(l->ends, (size_t)l->nprocs * sizeof(*ends)) : NULL;
 
 		if (ids)
 			l->ids = ids;
 		if (pids)
 			l->pids = pids;
-		if (!exes) {
+		if (exes)
+			l->exes = exes;
+		if (!ends) {
 			l->nprocs--;
 			break;
 		}
-		l->exes = exes;
+		l->ends = ends;
+		ends[i] = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4) - l->d->start_ns;
 		ids[i] = sqlite3_column_int64(st, 0);
 		pids[i] = sqlite3_column_int64(st, 1);
 		exes[i] = strdup(sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "?");
@@ -98,70 +115,235 @@ static int load_procs(struct loader *l)
 	return 0;
 }
 
-/* Every rss row of the selected processes and their ends, in time order. */
-static int load_samples(struct loader *l)
+static int add_step(struct loader *l, int f, int64_t t, int64_t delta)
+{
+	if (!delta)
+		return 0;
+	if (l->ns == l->caps) {
+		struct step *grown = realloc(l->s, (l->caps = l->caps ? 2 * l->caps : 1024) * sizeof(*grown));
+
+		if (!grown)
+			return -1;
+		l->s = grown;
+	}
+	l->s[l->ns++] = (struct step){ .f = f, .t = t, .delta = delta, .group = l->ngroups };
+	return 0;
+}
+
+/* The whole run's chart starts at its first reading: before it faultline was loading its BPF programs. */
+static void start_at_first(struct loader *l, int64_t first)
+{
+	if (!l->t->pid && first > l->t->t0 && first < l->t->t1)
+		l->t->t0 = first;
+}
+
+/* Every rss row of the selected processes and their ends (all zero), in time order, as steps. */
+static int load_counters(struct loader *l)
 {
 	sqlite3_stmt *st = fl_db_prepare(l->d,
 		"SELECT proc_id, time_ns, anon, file, shmem, 0 FROM rss"
 		" UNION ALL SELECT id, end_ns, 0, 0, 0, 1 FROM process WHERE end_ns IS NOT NULL ORDER BY 2, 6");
-	size_t cap = 0;
-	int rc;
+	int64_t *last = calloc((size_t)l->nprocs * FL_RSS_PARTS + 1, sizeof(int64_t)), first = -1;
+	int rc = SQLITE_NOMEM;
 
-	if (!st)
-		return -1;
+	if (!st || !last)
+		goto out;
 	while ((rc = fl_db_step(l->d, st)) == SQLITE_ROW) {
 		int p = proc_of(l, sqlite3_column_int64(st, 0));
+		int64_t t = sqlite3_column_int64(st, 1) - l->d->start_ns;
 
 		if (p < 0)
 			continue;
-		if (l->ns == cap) {
-			struct sample *grown = realloc(l->s, (cap = cap ? 2 * cap : 1024) * sizeof(*grown));
+		if (first < 0)
+			first = t;
+		for (int c = 0; c < FL_RSS_PARTS; c++) {
+			int64_t v = sqlite3_column_int64(st, 2 + c), *was = &last[(size_t)p * FL_RSS_PARTS + c];
 
-			if (!grown)
-				break;
-			l->s = grown;
+			if (add_step(l, l->t->by == FL_BY_PROCESS ? p : c, t, v - *was))
+				goto out;
+			*was = v;
 		}
-		l->s[l->ns++] = (struct sample){ .proc = p, .t = sqlite3_column_int64(st, 1) - l->d->start_ns,
-			.v = { sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4) } };
+		l->ngroups++;
 		l->t->nsamples += !sqlite3_column_int(st, 5);
 	}
+	start_at_first(l, first);
+out:
 	sqlite3_finalize(st);
-	/* the whole run's chart starts at its first sample: before it faultline was loading its BPF programs */
-	if (!l->t->pid && l->ns && l->s[0].t > l->t->t0 && l->s[0].t < l->t->t1)
-		l->t->t0 = l->s[0].t;
+	free(last);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The full series a process's counter part goes to. */
-static int full_series(const struct loader *l, int proc, int part)
+/*
+ * A region's series name: "[heap]", a file's base name, or for anonymous
+ * memory who made it ("anon by fill_buffer": the innermost frame of the
+ * call that created its largest recorded piece).
+ */
+static char *region_series_name(const struct loader *l, int p, sqlite3_stmt *st)
 {
-	return l->t->by == FL_BY_PROCESS ? proc : part;
+	const char *path = (const char *)sqlite3_column_text(st, 3), *fn = (const char *)sqlite3_column_text(st, 5);
+	char base[256], *out = NULL;
+	int n;
+
+	if (path && path[0] == '[')
+		n = asprintf(&out, "%lld %s", (long long)l->pids[p], path);
+	else if (path)
+		n = asprintf(&out, "%lld %s", (long long)l->pids[p], fl_basename(path, base, sizeof(base)));
+	else
+		n = asprintf(&out, "%lld %s%s%s", (long long)l->pids[p], sqlite3_column_int(st, 6) ? "shared anon" : "anon",
+			     fn ? " by " : "", fn ? fn : "");
+	return n < 0 ? NULL : out;
+}
+
+/* The full series called name (of process p), added on first use; -1 out of memory. */
+static int region_series(struct loader *l, int p, char *name)
+{
+	for (int f = l->nfull - 1; f >= 0; f--) /* regions of one process are few and come together */
+		if (l->full_proc[f] == p && !strcmp(l->full_names[f], name)) {
+			free(name);
+			return f;
+		}
+	if (!(l->nfull & (l->nfull + 1)) || !l->nfull) { /* grow at 1, 2, 4, ... */
+		size_t cap = 2 * (size_t)l->nfull + 2;
+		char **names = realloc(l->full_names, cap * sizeof(char *));
+		int *procs = names ? realloc(l->full_proc, cap * sizeof(int)) : NULL;
+
+		if (names)
+			l->full_names = names;
+		if (!procs) {
+			free(name);
+			return -1;
+		}
+		l->full_proc = procs;
+	}
+	l->full_names[l->nfull] = name;
+	l->full_proc[l->nfull] = p;
+	return l->nfull++;
+}
+
+/* The steps of one process from one smaps sample (vals: its regions' bytes then) or its end (vals all 0). */
+static int region_steps(struct loader *l, int p, int64_t t, int64_t *vals, int64_t *last)
+{
+	for (int f = 0; f < l->nfull; f++)
+		if (l->full_proc[f] == p) {
+			if (add_step(l, f, t, vals[f] - last[f]))
+				return -1;
+			last[f] = vals[f];
+			vals[f] = 0;
+		}
+	l->ngroups++;
+	return 0;
 }
 
 /*
- * Replays the samples [0, upto) into per-full-series values and calls
- * on_step after each; returns the index of the sample after which the total
- * first reached its highest value (-1 if it never rose above zero).
+ * Resident memory by region: every smaps sample of the selected processes
+ * (region_rss).  A process's regions hold their bytes until its next
+ * sample and drop to zero when it ends; between samples nothing is known
+ * per region, so the chart is a step from one sample to the next.
  */
-static ssize_t replay(struct loader *l, size_t upto, int64_t *val, int64_t *last, int64_t *peaks)
+static int load_regions(struct loader *l)
+{
+	sqlite3_stmt *st = fl_db_prepare(l->d,
+		"SELECT s.proc_id, s.id, s.time_ns, r.path, r.rss,"
+		" (SELECT f.function FROM piece_rss pr JOIN vma v ON v.id = pr.vma_id JOIN vma o ON o.id = v.origin_id"
+		"  JOIN event e ON e.id = o.created_by JOIN stack_frame sf ON sf.stack_id = e.stack_id AND sf.idx = 0"
+		"  JOIN frame f ON f.id = sf.frame_id WHERE pr.sample_id = s.id AND pr.region_start = r.start"
+		"  ORDER BY pr.rss DESC, pr.vma_id LIMIT 1), r.shared"
+		" FROM smaps_sample s JOIN region_rss r ON r.sample_id = s.id ORDER BY s.time_ns, s.id");
+	int64_t *vals = NULL, *last = NULL, sample = -1, t = 0, first = -1;
+	size_t cap = 0;
+	int rc = SQLITE_NOMEM, p = -1, next_end = 0;
+	int *by_end = calloc((size_t)l->nprocs + 1, sizeof(int));
+
+	if (!st || !by_end)
+		goto out;
+	for (int i = 0; i < l->nprocs; i++)
+		by_end[i] = i;
+	/* ends in time order (insertion sort: processes are few next to samples) */
+	for (int a = 1; a < l->nprocs; a++)
+		for (int b = a; b > 0 && (uint64_t)l->ends[by_end[b]] < (uint64_t)l->ends[by_end[b - 1]]; b--) {
+			int x = by_end[b];
+
+			by_end[b] = by_end[b - 1];
+			by_end[b - 1] = x;
+		}
+	for (;;) {
+		int q = -1, f;
+		char *name;
+
+		rc = fl_db_step(l->d, st);
+		if (rc == SQLITE_ROW) {
+			q = proc_of(l, sqlite3_column_int64(st, 0));
+			if (q < 0)
+				continue;
+		} else if (rc != SQLITE_DONE) {
+			goto out;
+		}
+		if (p >= 0 && (q < 0 || sqlite3_column_int64(st, 1) != sample)) { /* the sample before is complete */
+			for (; next_end < l->nprocs && l->ends[by_end[next_end]] >= 0 && l->ends[by_end[next_end]] <= t; next_end++)
+				if (region_steps(l, by_end[next_end], l->ends[by_end[next_end]], vals, last))
+					goto oom;
+			if (region_steps(l, p, t, vals, last))
+				goto oom;
+		}
+		if (q < 0)
+			break;
+		p = q;
+		l->t->nsamples += sqlite3_column_int64(st, 1) != sample;
+		sample = sqlite3_column_int64(st, 1);
+		t = sqlite3_column_int64(st, 2) - l->d->start_ns;
+		if (first < 0)
+			first = t;
+		if (!(name = region_series_name(l, p, st)) || (f = region_series(l, p, name)) < 0)
+			goto oom;
+		if ((size_t)l->nfull > cap) {
+			size_t grown_cap = 2 * (size_t)l->nfull;
+			int64_t *v = realloc(vals, grown_cap * sizeof(int64_t)), *w = v ? realloc(last, grown_cap * sizeof(int64_t)) : NULL;
+
+			if (v)
+				vals = v;
+			if (!w)
+				goto oom;
+			last = w;
+			memset(vals + cap, 0, (grown_cap - cap) * sizeof(int64_t));
+			memset(last + cap, 0, (grown_cap - cap) * sizeof(int64_t));
+			cap = grown_cap;
+		}
+		vals[f] += sqlite3_column_int64(st, 4);
+	}
+	for (; next_end < l->nprocs; next_end++)
+		if (l->ends[by_end[next_end]] >= 0 && region_steps(l, by_end[next_end], l->ends[by_end[next_end]], vals, last))
+			goto oom;
+	start_at_first(l, first);
+	rc = SQLITE_DONE;
+	goto out;
+oom:
+	rc = SQLITE_NOMEM;
+out:
+	sqlite3_finalize(st);
+	free(vals);
+	free(last);
+	free(by_end);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Applies the steps [0, upto) to per-full-series values; returns the index
+ * of the last step of the group after which the total first reached its
+ * highest value (-1 if it never rose above zero).
+ */
+static ssize_t replay(const struct loader *l, size_t upto, int64_t *val, int64_t *peaks)
 {
 	int64_t total = 0, best = 0;
 	ssize_t at = -1;
 
 	for (size_t i = 0; i < upto; i++) {
-		const struct sample *s = &l->s[i];
+		const struct step *s = &l->s[i];
 
-		for (int c = 0; c < FL_RSS_PARTS; c++) {
-			int f = full_series(l, s->proc, c);
-			int64_t delta = s->v[c] - last[(size_t)s->proc * FL_RSS_PARTS + c];
-
-			last[(size_t)s->proc * FL_RSS_PARTS + c] = s->v[c];
-			val[f] += delta;
-			total += delta;
-			if (peaks && val[f] > peaks[f])
-				peaks[f] = val[f];
-		}
-		if (total > best) {
+		val[s->f] += s->delta;
+		total += s->delta;
+		if (peaks && val[s->f] > peaks[s->f])
+			peaks[s->f] = val[s->f];
+		if ((i + 1 == upto || l->s[i + 1].group != s->group) && total > best) {
 			best = total;
 			at = (ssize_t)i;
 		}
@@ -187,6 +369,8 @@ static char *series_name(const struct loader *l, int f)
 
 	if (l->t->by == FL_BY_KIND)
 		return strdup(fl_rss_part_names[f]);
+	if (l->t->by == FL_BY_REGION)
+		return strdup(l->full_names[f]);
 	if (asprintf(&out, "%lld %s", (long long)l->pids[f], fl_basename(l->exes[f], base, sizeof(base))) < 0)
 		return NULL;
 	return out;
@@ -196,20 +380,17 @@ static char *series_name(const struct loader *l, int f)
 static int choose_series(struct loader *l, int top)
 {
 	struct fl_timeline *t = l->t;
-	size_t nlast = (size_t)l->nprocs * FL_RSS_PARTS + 1;
 	int64_t *val = calloc((size_t)l->nfull + 1, sizeof(int64_t)), *peak = calloc((size_t)l->nfull + 1, sizeof(int64_t));
-	int64_t *last = calloc(nlast, sizeof(int64_t));
 	int *order = calloc((size_t)l->nfull + 1, sizeof(int));
 	int rc = -1, kept;
 	ssize_t at;
 
 	l->out_of = calloc((size_t)l->nfull + 1, sizeof(int));
-	if (!val || !peak || !last || !order || !l->out_of)
+	if (!val || !peak || !order || !l->out_of)
 		goto out;
-	at = replay(l, l->ns, val, last, peak);
+	at = replay(l, l->ns, val, peak);
 	memset(val, 0, (size_t)l->nfull * sizeof(int64_t));
-	memset(last, 0, nlast * sizeof(int64_t));
-	replay(l, at < 0 ? 0 : (size_t)at + 1, val, last, NULL);
+	replay(l, at < 0 ? 0 : (size_t)at + 1, val, NULL);
 	for (int f = 0; f < l->nfull; f++) {
 		order[f] = f;
 		t->peak += val[f];
@@ -225,7 +406,7 @@ static int choose_series(struct loader *l, int top)
 
 		l->out_of[f] = i;
 		t->series[i] = (struct fl_series){ .name = series_name(l, f), .peak = peak[f], .at_peak = val[f],
-			.proc_id = t->by == FL_BY_PROCESS ? l->ids[f] : -1 };
+			.proc_id = t->by == FL_BY_PROCESS ? l->ids[f] : t->by == FL_BY_REGION ? l->ids[l->full_proc[f]] : -1 };
 		if (!t->series[i].name)
 			goto out;
 	}
@@ -237,14 +418,14 @@ static int choose_series(struct loader *l, int top)
 			o->at_peak += val[order[i]];
 		}
 		o->proc_id = -1;
-		if (asprintf(&o->name, "other (%d processes)", l->nfull - kept) < 0)
+		l->other = kept;
+		if (asprintf(&o->name, "other (%d %s)", l->nfull - kept, t->by == FL_BY_REGION ? "regions" : "processes") < 0)
 			goto out;
 	}
 	rc = 0;
 out:
 	free(val);
 	free(peak);
-	free(last);
 	free(order);
 	return rc;
 }
@@ -261,20 +442,47 @@ static int bin_of(const struct fl_timeline *t, int64_t ns)
 	return b < 0 ? 0 : b >= t->nbins ? t->nbins - 1 : (int)b;
 }
 
+/* The output series the group ending at step i changed, with their values after it (t->changes). */
+static int log_changes(struct loader *l, size_t i, const int64_t *cur)
+{
+	struct fl_timeline *t = l->t;
+	size_t first = i, from = t->nchanges;
+
+	while (first > 0 && l->s[first - 1].group == l->s[i].group)
+		first--;
+	for (size_t k = first; k <= i; k++) {
+		int o = l->out_of[l->s[k].f];
+		bool seen = false;
+
+		for (size_t c = from; c < t->nchanges && !seen; c++)
+			seen = t->changes[c].series == o;
+		if (seen)
+			continue;
+		if (t->nchanges == l->capchanges) {
+			struct fl_change *grown = realloc(t->changes, (l->capchanges = l->capchanges ? 2 * l->capchanges : 256) *
+							  sizeof(*grown));
+
+			if (!grown)
+				return -1;
+			t->changes = grown;
+		}
+		t->changes[t->nchanges++] = (struct fl_change){ .t = l->s[i].t, .series = o, .bytes = cur[o] };
+	}
+	return 0;
+}
+
 /* Each bin gets the output series' values at the instant its total was highest. */
 static int fill_bins(struct loader *l)
 {
 	struct fl_timeline *t = l->t;
-	size_t nlast = (size_t)l->nprocs * FL_RSS_PARTS + 1;
-	int64_t *cur = calloc((size_t)t->nseries + 1, sizeof(int64_t)), *last = calloc(nlast, sizeof(int64_t));
+	int64_t *cur = calloc((size_t)t->nseries + 1, sizeof(int64_t));
 	int64_t total = 0;
 	int bin = -1;
 
 	t->rss = calloc((size_t)t->nbins * (size_t)(t->nseries + 1), sizeof(int64_t));
 	t->total = calloc((size_t)t->nbins, sizeof(int64_t));
-	if (!cur || !last || !t->rss || !t->total) {
+	if (!cur || !t->rss || !t->total) {
 		free(cur);
-		free(last);
 		return -1;
 	}
 	for (size_t i = 0; i <= l->ns; i++) {
@@ -286,21 +494,22 @@ static int fill_bins(struct loader *l)
 		}
 		if (i == l->ns)
 			break;
-		for (int c = 0; c < FL_RSS_PARTS; c++) {
-			const struct sample *s = &l->s[i];
-			int64_t delta = s->v[c] - last[(size_t)s->proc * FL_RSS_PARTS + c];
-
-			last[(size_t)s->proc * FL_RSS_PARTS + c] = s->v[c];
-			cur[l->out_of[full_series(l, s->proc, c)]] += delta;
-			total += delta;
-		}
+		cur[l->out_of[l->s[i].f]] += l->s[i].delta;
+		total += l->s[i].delta;
+		if (i + 1 < l->ns && l->s[i + 1].group == l->s[i].group)
+			continue;
 		if (total > t->total[bin]) {
 			t->total[bin] = total;
 			memcpy(&t->rss[(size_t)bin * (size_t)t->nseries], cur, (size_t)t->nseries * sizeof(int64_t));
 		}
+		if (l->other >= 0 && cur[l->other] > t->series[l->other].peak) /* "other"'s own peak, as a sum */
+			t->series[l->other].peak = cur[l->other];
+		if (t->by == FL_BY_REGION && log_changes(l, i, cur)) {
+			free(cur);
+			return -1;
+		}
 	}
 	free(cur);
-	free(last);
 	return 0;
 }
 
@@ -351,7 +560,7 @@ static int load_faults(struct loader *l)
 
 int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top, struct fl_timeline *t)
 {
-	struct loader l = { .d = d, .t = t, .max_id = -1 };
+	struct loader l = { .d = d, .t = t, .max_id = -1, .other = -1 };
 	int rc;
 
 	*t = (struct fl_timeline){ .by = by, .pid = pid, .nbins = nbins > 0 ? nbins : 1 };
@@ -361,12 +570,18 @@ int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbi
 		rc = -2;
 	}
 	if (!rc) {
-		l.nfull = by == FL_BY_PROCESS ? l.nprocs : FL_RSS_PARTS;
-		rc = load_samples(&l) || choose_series(&l, top < 2 ? 2 : top) || fill_bins(&l) || load_faults(&l);
+		l.nfull = by == FL_BY_PROCESS ? l.nprocs : by == FL_BY_KIND ? FL_RSS_PARTS : 0;
+		rc = (by == FL_BY_REGION ? load_regions(&l) : load_counters(&l)) || choose_series(&l, top < 2 ? 2 : top) ||
+		     fill_bins(&l) || load_faults(&l);
 	}
 	for (int i = 0; i < l.nprocs; i++)
 		free(l.exes[i]);
 	free(l.exes);
+	free(l.ends);
+	for (int f = 0; l.full_names && f < l.nfull; f++)
+		free(l.full_names[f]);
+	free(l.full_names);
+	free(l.full_proc);
 	free(l.ids);
 	free(l.pids);
 	free(l.pidx);
@@ -389,5 +604,6 @@ void fl_timeline_free(struct fl_timeline *t)
 	free(t->rss);
 	free(t->total);
 	free(t->faults);
+	free(t->changes);
 	*t = (struct fl_timeline){ 0 };
 }

@@ -6,7 +6,9 @@
  * Resident memory is the kernel's own RSS counters per process (the rss
  * table: anon, file and shmem pages, one sample at each rss_stat change or
  * /proc poll), summed over the processes alive at each moment; a process's
- * memory drops to zero when it ends.  Drawing downsamples into bins, and a
+ * memory drops to zero when it ends.  By region it is what the smaps
+ * samples read (region_rss), held from one sample of a process to its next:
+ * fewer moments than the counters, so its peak can be lower.  Drawing downsamples into bins, and a
  * bin shows the state at the instant its total was highest, so a peak is
  * never flattened away; the totals (peak, fault counts) always come from
  * every row.
@@ -24,6 +26,7 @@
 enum fl_series_by {
 	FL_BY_PROCESS,  /* one series per process (anon + file + shmem) */
 	FL_BY_KIND,     /* the kernel's counters summed over processes: anon, file, shmem */
+	FL_BY_REGION,   /* one series per region and process, from the smaps samples (region_rss) */
 };
 
 /* The kernel's RSS counters (rss table columns), in series order for FL_BY_KIND. */
@@ -31,10 +34,17 @@ enum fl_series_by {
 extern const char *const fl_rss_part_names[FL_RSS_PARTS];
 
 struct fl_series {
-	char *name;          /* "30292 faultline-demo", "anon", "other (3 processes)" */
+	char *name;          /* "30292 faultline-demo", "anon", "101 anon by fill_buffer", "other (3 processes)" */
 	int64_t peak;        /* the series' own highest value, bytes (exact, from every row) */
 	int64_t at_peak;     /* its value when the total peaked */
-	int64_t proc_id;     /* FL_BY_PROCESS: the process row, else -1 (and for "other") */
+	int64_t proc_id;     /* FL_BY_PROCESS, FL_BY_REGION: the process row, else -1 (and for "other") */
+};
+
+/* An output series' value after one reading (FL_BY_REGION: every smaps sample, every end). */
+struct fl_change {
+	int64_t t;                /* ns after the run's start */
+	int series;
+	int64_t bytes;
 };
 
 struct fl_timeline {
@@ -47,11 +57,13 @@ struct fl_timeline {
 	int64_t *rss;             /* nbins x nseries: bytes at the bin's highest instant */
 	int64_t *total;           /* nbins: that instant's total */
 	int64_t peak, peak_t;     /* the total's highest value and its first time (ns after start), exact */
-	int64_t nsamples;         /* rss rows read */
+	int64_t nsamples;         /* rss rows read (FL_BY_REGION: smaps samples) */
 	bool has_faults;          /* the run has per-VMA fault counts (eBPF) */
 	int64_t *faults;          /* nbins x FL_NCLASSES: faults counted in the bin */
 	int64_t fault_total[FL_NCLASSES]; /* exact, from every row */
 	int64_t fault_rows;
+	struct fl_change *changes; /* FL_BY_REGION: every change of every output series, in time order */
+	size_t nchanges;
 };
 
 /*

@@ -71,8 +71,7 @@ static int on_option(void *ctx, int c, const char *arg)
 		else if (!strcmp(arg, "kind"))
 			o->by = FL_BY_KIND;
 		else if (!strcmp(arg, "region"))
-			return fl_cli_usage_error(&o->cli, "--by region is not drawn yet (per-region resident memory at "
-						  "sampled moments: faultline why --at TIME): use --by process or --by kind");
+			o->by = FL_BY_REGION;
 		else
 			return fl_cli_usage_error(&o->cli, "--by wants process, kind or region, not '%s'", arg);
 		return -1;
@@ -100,7 +99,7 @@ static struct style detect_style(void)
 
 static const char *by_name(enum fl_series_by by)
 {
-	return by == FL_BY_KIND ? "kind" : "process";
+	return by == FL_BY_KIND ? "kind" : by == FL_BY_REGION ? "region" : "process";
 }
 
 /* ---- the text chart ------------------------------------------------------ */
@@ -121,7 +120,7 @@ static int cell_series(const struct fl_timeline *t, int bin, int row, int height
 
 static bool is_other(const struct fl_timeline *t, int s)
 {
-	return t->by == FL_BY_PROCESS && !strncmp(t->series[s].name, "other (", 7);
+	return t->by != FL_BY_KIND && !strncmp(t->series[s].name, "other (", 7);
 }
 
 static void put_series(const struct fl_timeline *t, const struct style *st, int s)
@@ -252,11 +251,14 @@ static int timeline_text(struct fl_db *d, const struct fl_timeline *t, const str
 	printf("faultline timeline: %s, by %s", d->path, by_name(t->by));
 	if (t->pid)
 		printf(", pid %lld", (long long)t->pid);
-	printf("\nRSS (the kernel's anon + file + shmem): peak %s at %s, %lld samples\n",
+	printf("\n%s: peak %s at %s, %lld samples\n",
+	       t->by == FL_BY_REGION ? "resident by region (smaps samples)"
+				     : "RSS (the kernel's anon + file + shmem)",
 	       fl_out_size(peak, sizeof(peak), t->peak), fl_out_reltime(when, sizeof(when), t->peak_t),
 	       (long long)t->nsamples);
 	if (!t->nsamples) {
-		printf("           no resident memory samples in this recording\n");
+		printf("           no resident memory samples in this recording%s\n",
+		       t->by == FL_BY_REGION ? " (per-region samples came with schema version 3)" : "");
 	} else {
 		chart_rows(t, &st, o->height);
 		chart_axis(t);

@@ -64,6 +64,8 @@ const { chromium } = require("playwright-core");
     seen.sorted_label = await page.evaluate(() => [...document.querySelectorAll("#regions tr td:nth-child(2)")].map(td => td.textContent));
     await page.click("#rss-tabs button[data-by='by_kind']");
     seen.kind_paths = await page.evaluate(() => [...document.querySelectorAll("#rss-svg path.series")].map(p => p.getAttribute("data-name")));
+    await page.click("#rss-tabs button[data-by='by_region']");
+    seen.region_paths = await page.evaluate(() => [...document.querySelectorAll("#rss-svg path.series")].map(p => p.getAttribute("data-name")));
     await page.click("#rss-tabs button[data-by='by_process']");
     seen.errors = errors;
     seen.requests = requests;

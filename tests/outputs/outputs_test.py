@@ -141,6 +141,26 @@ def test_timeline():
     check(j["series"][1]["at_peak_bytes"] == 9764864, f"timeline --top 1: other at the peak {j['series'][1]['at_peak_bytes']}")
     j = json.loads(ok("timeline", db, "--format", "json", "--top", "1"))
     check([s["name"] for s in j["series"]] == ["101 app", "100 app"], f"timeline --top 1 of 2: {[s['name'] for s in j['series']]}")
+    # by region: the smaps samples, each region held until its process's next sample
+    text = ok("timeline", db, "--by", "region")
+    golden("timeline_region.txt", text)
+    for line in text.splitlines():
+        check(len(line) <= 80, f"timeline --by region: a line is {len(line)} columns wide: {line!r}")
+    j = json.loads(ok("timeline", db, "--by", "region", "--format", "json", "--top", "9"))
+    check(j["samples"] == 3 and j["peak_bytes"] == 20054016 and j["peak_ns"] == 1100000000,
+          f"timeline --by region: {j['samples']} samples, peak {j['peak_bytes']} at {j['peak_ns']}")
+    names = {s["name"]: s for s in j["series"]}
+    check(names.get("101 anon by child_work", {}).get("at_peak_bytes") == 524288 and
+          names.get("100 anon by fill_buffer", {}).get("peak_bytes") == 8388608 and
+          names.get("101 [heap]", {}).get("at_peak_bytes") == 262144, f"timeline --by region: series {names.keys()}")
+    check(sum(s["at_peak_bytes"] for s in j["series"]) == j["peak_bytes"], "timeline --by region: the series do not add up at the peak")
+    for b in range(j["bins"]):
+        check(sum(s["bytes"][b] for s in j["series"]) == j["total_bytes"][b], f"timeline --by region: bin {b} does not add up")
+    j = json.loads(ok("timeline", db, "--by", "region", "--format", "json", "--top", "3"))
+    check([s["name"] for s in j["series"]] == ["100 anon by fill_buffer", "101 anon by fill_buffer", "101 libc.so.6", "other (7 regions)"],
+          f"timeline --by region --top 3: {[s['name'] for s in j['series']]}")
+    j = json.loads(ok("timeline", db, "--by", "region", "--format", "json", "--pid", "100"))
+    check(j["samples"] == 2 and j["peak_bytes"] == 9764864, f"timeline --by region --pid 100: {j['samples']}, {j['peak_bytes']}")
     # bad input: clear errors, exit 2 for usage, 1 for a recording that cannot be read
     code, _, err = run("timeline", db, "--by", "color")
     check(code == 2 and "--by wants" in err, f"timeline --by color: {code} {err}")
@@ -222,6 +242,19 @@ def check_exports(db, classes_nonzero):
         n_end = sql(db, f"SELECT count(*) FROM process WHERE pid = {pid} AND end_ns IS NOT NULL")[0][0]
         got = [e for e in mine if e["ph"] == "C" and e["name"] == "rss bytes"]
         check(len(got) == n_rss + n_end, f"perfetto: pid {pid}: {len(got)} RSS counter events, {n_rss} samples + {n_end} end")
+    # a counter track per top region under the pseudo-process 0, each reaching that region's own peak
+    regions = json.loads(ok("timeline", db, "--by", "region", "--format", "json", "--top", "8"))  # as perfetto's 8
+    tracks = {}
+    for e in events:
+        if e["ph"] == "C" and e["pid"] == 0:
+            tracks.setdefault(e["name"], []).append(e["args"]["bytes"])
+    check(set(tracks) == {s["name"] for s in regions["series"] if s["peak_bytes"] > 0},
+          f"perfetto: region tracks {sorted(tracks)}, timeline --by region {[s['name'] for s in regions['series']]}")
+    for s in regions["series"]:
+        if s["name"] in tracks:
+            check(max(tracks[s["name"]]) == s["peak_bytes"], f"perfetto: region {s['name']} peaks at {max(tracks[s['name']])}, not {s['peak_bytes']}")
+    if sql(db, "SELECT count(*) FROM smaps_sample")[0][0]:
+        check(tracks, "perfetto: no region tracks though the recording has smaps samples")
     calls = [e for e in events if e["ph"] == "i"]
     check(len(calls) == sql(db, "SELECT count(*) FROM event")[0][0], f"perfetto: {len(calls)} instant events")
     drained = {}
@@ -381,6 +414,9 @@ def check_page(db, name):
     check(seen["kind_paths"] == ["anon", "file", "shmem"], f"{name}: by kind drew {seen['kind_paths']}")
     check(seen["tree_items"] == sql(db, "SELECT count(*) FROM process")[0][0], f"{name}: {seen['tree_items']} processes in the tree")
     check_why(db, name, seen)
+    regions = json.loads(ok("timeline", db, "--by", "region", "--format", "json", "--top", "7"))  # the page's 8 series
+    check(seen["region_paths"] == [s["name"] for s in regions["series"]],
+          f"{name}: by region drew {seen['region_paths']}, timeline says {[s['name'] for s in regions['series']]}")
     labels = seen["sorted_label"]
     check(labels == sorted(labels), f"{name}: sorting by region did not sort: {labels[:5]}")
     return seen
