@@ -15,7 +15,8 @@
 #include "profile.h"
 #include "viewer.h"
 
-#define USAGE "export FILE --format pprof|perfetto|folded|csv -o OUT [--pid P] [--class C] [--table T]"
+#define USAGE "export FILE --format pprof|perfetto|folded|csv -o OUT [--pid P] [--weight faults|resident|heap]\n" \
+	      "                          [--class C] [--table T]"
 
 enum format { F_NONE, F_PPROF, F_PERFETTO, F_FOLDED, F_CSV };
 
@@ -55,6 +56,12 @@ static int on_option(void *ctx, int c, const char *arg)
 		return -1;
 	case 't':
 		o->x.table = arg;
+		return -1;
+	case 'w':
+		o->x.weight = !strcmp(arg, "faults") ? FL_W_FAULTS : !strcmp(arg, "resident") ? FL_W_RESIDENT
+			    : !strcmp(arg, "heap") ? FL_W_HEAP : (enum fl_weight)-1;
+		if ((int)o->x.weight < 0)
+			return fl_cli_usage_error(&o->cli, "--weight wants faults, resident or heap, not '%s'", arg);
 		return -1;
 	}
 	return 2;
@@ -100,7 +107,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* "frames count" with the count after the last space; lines with the same frames are merged. */
-static int write_folded(FILE *f, const struct fl_profile *p, int class_idx)
+static int write_folded(FILE *f, const struct fl_profile *p, const struct fl_export *x)
 {
 	char **lines = calloc(p->nsamples + 1, sizeof(char *));
 	size_t n = 0;
@@ -115,8 +122,13 @@ static int write_folded(FILE *f, const struct fl_profile *p, int class_idx)
 		size_t len = 0;
 		FILE *m;
 
-		for (int c = 0; c < FL_NCLASSES; c++)
-			w += class_idx < 0 || c == class_idx ? s->v[c] : 0;
+		if (x->weight == FL_W_RESIDENT)
+			w = s->v[FL_PV_RESIDENT];
+		else if (x->weight == FL_W_HEAP)
+			w = s->v[FL_PV_HEAP];
+		else
+			for (int c = 0; c < FL_NCLASSES; c++)
+				w += x->class_idx < 0 || c == x->class_idx ? s->v[c] : 0;
 		if (!w)
 			continue;
 		if (!(m = open_memstream(&line, &len)))
@@ -160,7 +172,7 @@ static int export_folded(struct fl_db *d, const struct fl_export *x)
 		fl_profile_free(&p);
 		return 1;
 	}
-	rc = write_folded(f, &p, x->class_idx);
+	rc = write_folded(f, &p, x);
 	fl_profile_free(&p);
 	return close_out(f, x->out) || rc ? 1 : 0;
 }
@@ -220,7 +232,8 @@ int fl_cmd_export(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' }, { "output", required_argument, NULL, 'o' },
 		{ "pid", required_argument, NULL, 'p' },    { "class", required_argument, NULL, 'c' },
-		{ "table", required_argument, NULL, 't' },  { "help", no_argument, NULL, 'h' },
+		{ "table", required_argument, NULL, 't' },  { "weight", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct opts o = { .cli = { .usage = USAGE }, .x = { .class_idx = -1 } };
@@ -235,6 +248,8 @@ int fl_cmd_export(int argc, char **argv)
 		return fl_cli_usage_error(&o.cli, "which --format?");
 	if (!o.x.out)
 		return fl_cli_usage_error(&o.cli, "where to? -o FILE (- for standard output)");
+	if (o.x.class_idx >= 0 && o.x.weight != FL_W_FAULTS)
+		return fl_cli_usage_error(&o.cli, "--class weighs faults: not with --weight resident or heap");
 	if (o.format == F_CSV && !o.x.table)
 		return fl_cli_usage_error(&o.cli, "--format csv wants --table T (run, process, event, vma, fault, rss, ...)");
 	if (fl_db_open(&d, argv[optind]))

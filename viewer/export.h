@@ -10,10 +10,14 @@
 
 #include "db.h"
 
+/* What folded stacks and pprof's default weigh. */
+enum fl_weight { FL_W_FAULTS, FL_W_RESIDENT, FL_W_HEAP };
+
 struct fl_export {
 	const char *out;        /* the file to write, "-" for stdout */
 	int64_t pid;            /* 0: every process */
 	int class_idx;          /* folded/pprof: the fault class weighed (fl_class_names), -1 all */
+	enum fl_weight weight;  /* folded/pprof: faults (of class_idx), resident or heap bytes */
 	const char *table;      /* csv: the table */
 	int64_t start_unix;     /* run.start_unix */
 	int top;                /* perfetto: ... */

@@ -7,7 +7,7 @@
  *
  * Field numbers are those of github.com/google/pprof proto/profile.proto.
  * Sample types: "faults" (every class), then one per fault class, all
- * counts.  Locations carry the function, file and line the recording
+ * counts; then "resident" and "heap", bytes at one moment (profile.h).  Locations carry the function, file and line the recording
  * symbolized, and a mapping per module with its build-id, so pprof never
  * needs the binaries; the pseudo-frames (process, region, creator) are
  * locations with a function name only.
@@ -230,7 +230,7 @@ static void samples(struct pb *out, struct pb *m, struct pb *packed, const struc
 		for (int c = 0; c < FL_NCLASSES; c++)
 			all += s->v[c];
 		pb_varint(packed, (uint64_t)all);
-		for (int c = 0; c < FL_NCLASSES; c++)
+		for (int c = 0; c < FL_PVALUES; c++) /* the classes, resident bytes, heap bytes */
 			pb_varint(packed, (uint64_t)s->v[c]);
 		pb_msg(m, 2, packed);
 		pb_msg(out, 2, m);
@@ -249,6 +249,17 @@ static int write_gzip(const char *path, const struct pb *body, const struct strt
 	return gzclose(gz) == Z_OK && ok ? 0 : -1;
 }
 
+/* A comment saying which moment the resident and heap values are of. */
+static int moment_comment(struct strtab *st, struct pb *out, const struct fl_profile *p)
+{
+	char text[160];
+
+	snprintf(text, sizeof(text), "resident and heap: pid %lld at %.6fs (%s)", (long long)p->at_pid, (double)p->at_ns / 1e9,
+		 p->sample_id >= 0 ? "the smaps sample faultline why explains" : "its RSS peak; no smaps sample");
+	pb_uint(out, 13, (uint64_t)str_id(st, text));
+	return 0;
+}
+
 int fl_export_pprof(struct fl_db *d, const struct fl_export *x)
 {
 	struct fl_profile p;
@@ -263,6 +274,8 @@ int fl_export_pprof(struct fl_db *d, const struct fl_export *x)
 	value_type(&out, &m, &st, 1, "faults", "count");
 	for (int c = 0; c < FL_NCLASSES; c++)
 		value_type(&out, &m, &st, 1, fl_class_names[c], "count");
+	value_type(&out, &m, &st, 1, "resident", "bytes");
+	value_type(&out, &m, &st, 1, "heap", "bytes");
 	if ((mapping_of = calloc(p.nnodes + 1, sizeof(uint64_t)))) {
 		samples(&out, &m, &sub, &p);
 		mappings(&out, &m, &st, &p, mapping_of);
@@ -273,7 +286,10 @@ int fl_export_pprof(struct fl_db *d, const struct fl_export *x)
 		pb_uint(&out, 12, 1);
 		pb_uint(&out, 13, (uint64_t)str_id(&st, "faultline: page faults by the stack that created the memory,"
 						     " the region, and the faulting instruction"));
-		pb_uint(&out, 14, (uint64_t)str_id(&st, x->class_idx >= 0 ? fl_class_names[x->class_idx] : "faults"));
+		if (p.at_ns >= 0 && moment_comment(&st, &out, &p))
+			out.oom = true;
+		pb_uint(&out, 14, (uint64_t)str_id(&st, x->weight == FL_W_RESIDENT ? "resident" : x->weight == FL_W_HEAP ? "heap"
+						     : x->class_idx >= 0 ? fl_class_names[x->class_idx] : "faults"));
 		/* string_table (field 6) may follow the fields that index it: protobuf fields are unordered */
 		rc = out.oom || m.oom || sub.oom || st.out.oom ? -1 : write_gzip(x->out, &out, &st);
 	}

@@ -204,8 +204,10 @@ static int add_sample(struct loader *l, int leaf, int region, int64_t stack, int
 	s = &p->samples[p->nsamples];
 	if (!(s->frames = malloc((size_t)(depth + 4) * sizeof(int))))
 		return -1;
-	s->frames[n++] = leaf;
-	s->frames[n++] = region;
+	if (leaf >= 0)
+		s->frames[n++] = leaf;
+	if (region >= 0)
+		s->frames[n++] = region;
 	for (int i = 0; i < depth; i++)
 		s->frames[n++] = stk[i];
 	if (!depth)
@@ -235,10 +237,20 @@ static const char *creator_text(const char *how, bool has_event)
 	return "[mapped before faultline saw it]";
 }
 
+/* "[heap]", "[anon]", "[file /usr/lib/libc.so.6]" into buf. */
+static const char *region_text(char *buf, size_t n, const char *kind, const char *path)
+{
+	if (path && path[0] == '[')
+		snprintf(buf, n, "%s", path);
+	else
+		snprintf(buf, n, "[%s%s%s]", kind ? kind : "?", path ? " " : "", path ? path : "");
+	return buf;
+}
+
 /* The faults of one VMA row: one sample per fault site, and one for what no site holds. */
 static int vma_samples(struct loader *l, sqlite3_stmt *v, sqlite3_stmt *sites, int *site_rc)
 {
-	int64_t vma = sqlite3_column_int64(v, 0), stack = -1, rest[FL_NCLASSES];
+	int64_t vma = sqlite3_column_int64(v, 0), stack = -1, rest[FL_PVALUES] = { 0 };
 	int proc = l->proc_node[sqlite3_column_int64(v, 1)];
 	const char *kind = (const char *)sqlite3_column_text(v, 2), *path = (const char *)sqlite3_column_text(v, 3);
 	char region_name[4200];
@@ -247,11 +259,7 @@ static int vma_samples(struct loader *l, sqlite3_stmt *v, sqlite3_stmt *sites, i
 
 	if (sqlite3_column_type(v, 4) != SQLITE_NULL)
 		stack = sqlite3_column_int64(v, 4);
-	if (path && path[0] == '[')
-		snprintf(region_name, sizeof(region_name), "%s", path);
-	else
-		snprintf(region_name, sizeof(region_name), "[%s%s%s]", kind ? kind : "?", path ? " " : "", path ? path : "");
-	region = pseudo(l, region_name);
+	region = pseudo(l, region_text(region_name, sizeof(region_name), kind, path));
 	creator = pseudo(l, creator_text((const char *)sqlite3_column_text(v, 6), sqlite3_column_type(v, 5) != SQLITE_NULL));
 	none = pseudo(l, "[no fault site]");
 	if (region < 0 || creator < 0 || none < 0)
@@ -266,7 +274,7 @@ static int vma_samples(struct loader *l, sqlite3_stmt *v, sqlite3_stmt *sites, i
 		int64_t f = sqlite3_column_int64(sites, 2), n = sqlite3_column_int64(sites, 3);
 
 		if (sqlite3_column_int64(sites, 0) == vma && c >= 0 && f >= 0 && f <= l->max_frame && l->frame_node[f] >= 0) {
-			int64_t w[FL_NCLASSES] = { 0 };
+			int64_t w[FL_PVALUES] = { 0 };
 
 			w[c] = n < rest[c] ? n : rest[c]; /* never more than the kernel counted */
 			rest[c] -= w[c];
@@ -314,19 +322,170 @@ static int load_faults(struct loader *l)
 	return rc == SQLITE_DONE && site_rc != -1 ? 0 : -1;
 }
 
+/* ---- resident and heap bytes at one moment --------------------------------- */
+
+/*
+ * The smaps sample `why` explains: of pid's process (else the one with the
+ * highest RSS peak that has samples), the one with the most resident bytes,
+ * the latest of equal ones (viewer/why.c pick()).  Without samples: the
+ * moment of that process's highest RSS.  Sets at_pid, at_ns, sample_id.
+ */
+static int pick_moment(struct loader *l, int64_t *proc_id)
+{
+	sqlite3_stmt *st = fl_db_prepare(l->d,
+		"WITH cand AS (SELECT p.id, p.pid, (SELECT max(r.anon + r.file + r.shmem) FROM rss r WHERE r.proc_id = p.id)"
+		"  AS peak, EXISTS (SELECT 1 FROM smaps_sample s WHERE s.proc_id = p.id) AS sampled FROM process p"
+		"  WHERE ?1 = 0 OR p.pid = ?1 ORDER BY sampled DESC, peak DESC, p.id LIMIT 1)"
+		" SELECT c.id, c.pid, coalesce((SELECT s.id FROM smaps_sample s WHERE s.proc_id = c.id"
+		"  ORDER BY s.rss DESC, s.time_ns DESC LIMIT 1), -1),"
+		" coalesce((SELECT s.time_ns FROM smaps_sample s WHERE s.proc_id = c.id ORDER BY s.rss DESC, s.time_ns DESC"
+		"  LIMIT 1), (SELECT r.time_ns FROM rss r WHERE r.proc_id = c.id ORDER BY r.anon + r.file + r.shmem DESC,"
+		"  r.time_ns LIMIT 1)) FROM cand c");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, l->p->pid);
+	rc = fl_db_step(l->d, st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 3) != SQLITE_NULL) {
+		*proc_id = sqlite3_column_int64(st, 0);
+		l->p->at_pid = sqlite3_column_int64(st, 1);
+		l->p->sample_id = sqlite3_column_int64(st, 2);
+		l->p->at_ns = sqlite3_column_int64(st, 3) - l->d->start_ns;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int add_value(struct loader *l, int leaf, int region, int64_t stack, int creator, int proc, int which, int64_t n)
+{
+	int64_t v[FL_PVALUES] = { 0 };
+
+	if (n <= 0)
+		return 0;
+	v[which] = n;
+	l->p->total[which] += n;
+	return add_sample(l, leaf, region, stack, creator, proc, v);
+}
+
+/* Resident bytes of the sample: each recorded piece under its creating stack, each region's rest apart. */
+static int load_resident(struct loader *l, int proc)
+{
+	sqlite3_stmt *st = fl_db_prepare(l->d,
+		"SELECT r.start, r.path, r.rss, pr.rss, o.kind, o.path, e.stack_id, o.created_by, o.how, r.shared"
+		" FROM region_rss r LEFT JOIN piece_rss pr ON pr.sample_id = r.sample_id AND pr.region_start = r.start"
+		" LEFT JOIN vma v ON v.id = pr.vma_id LEFT JOIN vma o ON o.id = v.origin_id"
+		" LEFT JOIN event e ON e.id = o.created_by WHERE r.sample_id = ?1 ORDER BY r.start, pr.vma_id");
+	int64_t start = -1, rest = 0;
+	int rc, none = pseudo(l, "[no recorded VMA]"), region = -1;
+	char name[4200];
+
+	if (!st || none < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, l->p->sample_id);
+	while ((rc = fl_db_step(l->d, st)) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(st, 1);
+
+		if (sqlite3_column_int64(st, 0) != start) { /* a new region: the last one's rest first */
+			if (add_value(l, -1, region, -1, none, proc, FL_PV_RESIDENT, rest))
+				break;
+			start = sqlite3_column_int64(st, 0);
+			rest = sqlite3_column_int64(st, 2);
+			region = pseudo(l, region_text(name, sizeof(name), path ? "file" : sqlite3_column_int(st, 9) ? "anon shared"
+							: "anon", path));
+			if (region < 0)
+				break;
+		}
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+			int64_t n = sqlite3_column_int64(st, 3) < rest ? sqlite3_column_int64(st, 3) : rest;
+			int piece = pseudo(l, region_text(name, sizeof(name), (const char *)sqlite3_column_text(st, 4),
+							  (const char *)sqlite3_column_text(st, 5)));
+			int creator = pseudo(l, creator_text((const char *)sqlite3_column_text(st, 8),
+							     sqlite3_column_type(st, 7) != SQLITE_NULL));
+
+			rest -= n;
+			if (piece < 0 || creator < 0 ||
+			    add_value(l, -1, piece, sqlite3_column_type(st, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 6),
+				      creator, proc, FL_PV_RESIDENT, n))
+				break;
+		}
+	}
+	if (rc == SQLITE_DONE && add_value(l, -1, region, -1, none, proc, FL_PV_RESIDENT, rest))
+		rc = -1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The sampled heap blocks live at the moment, by allocating stack under the allocating function. */
+static int load_heap(struct loader *l, int64_t proc_id, int proc)
+{
+	sqlite3_stmt *st = fl_db_prepare(l->d,
+		"SELECT fn, stack_id, CAST(round(sum(weight)) AS INTEGER) FROM heap_sample WHERE proc_id = ?1"
+		" AND alloc_ns <= ?2 AND (free_ns IS NULL OR free_ns > ?2) GROUP BY 1, 2 ORDER BY 1, 2");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, l->p->at_ns + l->d->start_ns);
+	while ((rc = fl_db_step(l->d, st)) == SQLITE_ROW) {
+		char leaf_name[64];
+		int leaf, creator;
+
+		snprintf(leaf_name, sizeof(leaf_name), "[%s]", sqlite3_column_text(st, 0));
+		leaf = pseudo(l, leaf_name);
+		creator = pseudo(l, "[no user stack]");
+		if (leaf < 0 || creator < 0 ||
+		    add_value(l, leaf, -1, sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 1),
+			      creator, proc, FL_PV_HEAP, sqlite3_column_int64(st, 2))) {
+			rc = -1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Whether the recording has the table (resident samples came with schema 3, heap samples with 5). */
+static bool has_table(struct fl_db *d, const char *name)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+	bool yes;
+
+	if (!st)
+		return false;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	yes = fl_db_step(d, st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+static int load_moment(struct loader *l)
+{
+	int64_t proc_id = -1;
+
+	if (!has_table(l->d, "smaps_sample") || pick_moment(l, &proc_id))
+		return has_table(l->d, "smaps_sample") ? -1 : 0;
+	if (proc_id < 0 || proc_id > l->max_proc || l->proc_node[proc_id] < 0)
+		return 0;
+	if (l->p->sample_id >= 0 && load_resident(l, l->proc_node[proc_id]))
+		return -1;
+	return has_table(l->d, "heap_sample") ? load_heap(l, proc_id, l->proc_node[proc_id]) : 0;
+}
+
 int fl_profile_load(struct fl_db *d, int64_t pid, struct fl_profile *p)
 {
 	struct loader l = { .d = d, .p = p, .max_frame = -1, .max_stack = -1, .max_proc = -1 };
 	int rc;
 
-	*p = (struct fl_profile){ .pid = pid };
+	*p = (struct fl_profile){ .pid = pid, .at_pid = -1, .at_ns = -1, .sample_id = -1 };
 	rc = load_frames(&l);
 	if (!rc)
 		rc = load_stacks(&l);
 	if (!rc)
 		rc = load_procs(&l);
 	if (!rc && l.proc_node)
-		rc = load_faults(&l);
+		rc = load_faults(&l) || load_moment(&l);
 	for (int64_t i = 0; l.stacks && i <= l.max_stack; i++)
 		free(l.stacks[i]);
 	free(l.stacks);

@@ -11,6 +11,14 @@
  * faults the kernel counted that no site row holds.  So every fault of the
  * fault table is in exactly one sample, and the samples of a class sum to
  * that class's column total.
+ *
+ * Two more values, at one moment (profile.at_ns): the resident bytes of
+ * the smaps sample `why` explains (the process with the highest RSS peak,
+ * or --pid's, at its sample with the most resident bytes), one sample per
+ * recorded VMA piece (process; creating stack; region) and one per
+ * region's rest ("[no recorded VMA]"), so they sum to why's total; and the
+ * live heap bytes of that process then (heap_sample, estimated bytes,
+ * rounded per block), by allocating stack under the allocating function.
  */
 #ifndef FL_PROFILE_H
 #define FL_PROFILE_H
@@ -29,10 +37,15 @@ struct fl_pnode {
 	int64_t line, rel_addr;
 };
 
+/* A sample's values: faults per class, then resident bytes, then live heap bytes. */
+#define FL_PV_RESIDENT FL_NCLASSES
+#define FL_PV_HEAP (FL_NCLASSES + 1)
+#define FL_PVALUES (FL_NCLASSES + 2)
+
 struct fl_psample {
 	int nframes;
 	int *frames;            /* indexes into nodes, innermost (the leaf) first */
-	int64_t v[FL_NCLASSES];
+	int64_t v[FL_PVALUES];
 };
 
 struct fl_profile {
@@ -40,11 +53,13 @@ struct fl_profile {
 	size_t nnodes, capnodes;
 	struct fl_psample *samples;
 	size_t nsamples, capsamples;
-	int64_t total[FL_NCLASSES];   /* the fault table's column sums over the selected processes */
+	int64_t total[FL_PVALUES];    /* the fault table's column sums over the selected processes, resident, heap */
 	int64_t pid;                  /* 0: all processes */
+	int64_t at_pid, at_ns;        /* the process and moment of the resident and heap values (ns after start), -1 none */
+	int64_t sample_id;            /* the smaps sample (why's), -1 none */
 };
 
-/* Loads the fault samples of pid (0: all).  Returns 0, or -1 after printing why. */
+/* Loads the fault, resident and heap samples of pid (0: all).  Returns 0, or -1 after printing why. */
 int fl_profile_load(struct fl_db *d, int64_t pid, struct fl_profile *p);
 void fl_profile_free(struct fl_profile *p);
 

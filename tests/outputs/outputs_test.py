@@ -205,12 +205,37 @@ def folded(db, *extra):
 def pprof_total(path, index):
     """The total of sample type `index` as `go tool pprof -top` reads it back."""
     env = dict(os.environ, HOME=TMP, GOCACHE=os.path.join(TMP, "gocache"), GOFLAGS="-mod=mod")
-    p = subprocess.run(["go", "tool", "pprof", "-top", "-sample_index=" + index, path], capture_output=True,
+    p = subprocess.run(["go", "tool", "pprof", "-top", "-unit=B", "-sample_index=" + index, path], capture_output=True,
                        text=True, env=env, timeout=120)
     check(p.returncode == 0, f"go tool pprof -top {path}: {p.stderr}")
-    m = re.search(r"Total samples = (\d+)", p.stdout + p.stderr) or re.search(r"of (\d+) total", p.stdout)
+    m = re.search(r"Total samples = (\d+)B? ", p.stdout + p.stderr) or re.search(r"of (\d+)B? total", p.stdout)
     check(m, f"go tool pprof: no total in\n{p.stdout}{p.stderr}")
     return int(m.group(1)) if m else -1, p.stdout
+
+
+def check_moment(db, pb, pid=None):
+    """Resident and heap bytes (pprof sample types, folded weights) against why --format json and heap_sample."""
+    sel = ["--pid", str(pid)] if pid else []
+    code, out, _ = run("why", db, "--format", "json", *sel)
+    if code != 0:  # no smaps sample: nothing resident to weigh
+        _, n = folded(db, "--weight", "resident", *sel)
+        check(n == 0, f"folded --weight resident without a sample: {n}")
+        return
+    w = json.loads(out)
+    regions = sum(g["rss"] for g in w["regions"]) + w["other_regions"]["rss"]
+    check(regions == w["sample"]["rss"], f"why: regions {regions}, sample {w['sample']['rss']}")
+    n, _ = pprof_total(pb, "resident")
+    check(n == w["sample"]["rss"], f"pprof resident: {n}, why's {w['sample']['rss']}")
+    _, n = folded(db, "--weight", "resident", *sel)
+    check(n == w["sample"]["rss"], f"folded --weight resident: {n}, why's {w['sample']['rss']}")
+    heap = sql(db, "SELECT coalesce(sum(n), 0) FROM (SELECT CAST(round(sum(h.weight)) AS INTEGER) AS n FROM heap_sample h"
+               f" JOIN smaps_sample s ON s.id = {w['sample']['id']} AND h.proc_id = s.proc_id"
+               " WHERE h.alloc_ns <= s.time_ns AND (h.free_ns IS NULL OR h.free_ns > s.time_ns) GROUP BY h.fn, h.stack_id)")[0][0]
+    n, _ = pprof_total(pb, "heap")
+    check(n == heap, f"pprof heap: {n}, heap_sample live then {heap}")
+    _, n = folded(db, "--weight", "heap", *sel)
+    check(n == heap, f"folded --weight heap: {n}, heap_sample live then {heap}")
+    return w, heap
 
 
 def check_exports(db, classes_nonzero):
@@ -230,6 +255,7 @@ def check_exports(db, classes_nonzero):
     for c in classes_nonzero:
         n, _ = pprof_total(pb, c)
         check(n == sums[c], f"pprof {c}: {n}, the fault table {sums[c]}")
+    check_moment(db, pb)
     trace = os.path.join(TMP, db + ".trace.json")
     ok("export", db, "--format", "perfetto", "-o", trace)
     events = json.load(open(trace, encoding="utf-8"))["traceEvents"]
@@ -282,6 +308,16 @@ def test_export():
     # --pid keeps one process
     _, n = folded(db, "--pid", "101")
     check(n == 256 + 128 + 4, f"folded --pid 101: {n}")
+    # resident and heap bytes at why's moment: 101's sample at 1.1 s, or 100's at 0.5 s (its scratch block freed by then)
+    golden("export_folded_resident.txt", ok("export", db, "--format", "folded", "--weight", "resident", "-o", "-"))
+    golden("export_folded_heap.txt", ok("export", db, "--format", "folded", "--weight", "heap", "--pid", "100", "-o", "-"))
+    pb = os.path.join(TMP, "pid100.pb.gz")
+    ok("export", db, "--format", "pprof", "--pid", "100", "-o", pb)
+    moment = check_moment(db, pb, 100)
+    check(moment and moment[0]["sample"]["rss"] == 9764864 and moment[1] == 65536 + 4096, f"--pid 100: resident, heap {moment and (moment[0]['sample']['rss'], moment[1])}")
+    text, n = folded(db, "--weight", "resident")
+    check(n == 10289152 and "app (101);__libc_start_call_main;main;fill_buffer;[anon] 8388608" in text and
+          "app (101);[no recorded VMA];[heap] 262144" in text, f"folded --weight resident:\n{text}")
     # CSV of every table: the rows and columns the table has, quoted where needed
     import csv
     import io
@@ -294,7 +330,9 @@ def test_export():
     check(rows[1][5] == '["./app","--size","16M"]', f"csv: a quoted field read back as {rows[1][5]!r}")
     # bad input
     for args, want in [(["--format", "svg", "-o", "x"], "--format wants"), (["--format", "pprof"], "-o FILE"),
-                       (["--format", "csv", "-o", "-"], "--table"), (["--format", "folded", "--class", "big", "-o", "-"], "--class wants")]:
+                       (["--format", "csv", "-o", "-"], "--table"), (["--format", "folded", "--class", "big", "-o", "-"], "--class wants"),
+                       (["--format", "folded", "--weight", "rss", "-o", "-"], "--weight wants"),
+                       (["--format", "folded", "--weight", "heap", "--class", "anon_new", "-o", "-"], "--class weighs faults")]:
         code, _, err = run("export", db, *args)
         check(code == 2 and want in err, f"export {args}: exit {code}: {err}")
     code, _, err = run("export", db, "--format", "csv", "--table", "nope", "-o", "-")
