@@ -1633,10 +1633,19 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
-static long shm_size_cb(struct task_struct *task, struct vm_area_struct *vma, __u64 *size)
+/*
+ * The size of the VMA shmat just made at addr: the collector cannot ask the
+ * segment later (IPC_RMID right after shmat is the usual idiom).  The tree
+ * walk first, as for faults: bpf_find_vma's trylock fails while another
+ * thread maps or unmaps.  0: neither found it.
+ */
+static __always_inline __u64 shm_size_at(struct task_struct *task, __u64 addr)
 {
-	*size = vma->vm_end - vma->vm_start;
-	return 0;
+	struct vma_info vi = {};
+
+	if (vma_walk(task->mm, addr, &vi) && (bpf_find_vma(task, addr, vma_cb, &vi, 0) || !vi.end))
+		return 0;
+	return vi.end - vi.start;
 }
 
 SEC("tp_btf/sys_exit")
@@ -1664,7 +1673,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (!p || kind == FL_K_NONE)
 		return 0;
 	if (kind == FL_K_SHMAT && !(ret >= -4095 && ret <= -1))
-		bpf_find_vma(bpf_get_current_task_btf(), (__u64)ret, shm_size_cb, &shm_size, 0);
+		shm_size = shm_size_at(bpf_get_current_task_btf(), (__u64)ret);
 	exit_cuts(p, kind, th->sc_args, ret, shm_size);
 	/*
 	 * The call's time, then the generation bump: a fault keyed with the new

@@ -352,6 +352,11 @@ static void detach_shm(struct fl_model *m, const struct fl_change *c, __u64 addr
 	fl_model_unmap(m, c, addr, end);
 }
 
+/*
+ * The segment's size, asked now: only for a shmat whose record carries no
+ * size (a[3] 0).  It fails once the segment is gone (IPC_RMID right after
+ * shmat, the usual idiom, or the process exited): then the VMA is unknown.
+ */
 static __u64 shm_size(int shmid)
 {
 	struct shmid_ds ds;
@@ -375,7 +380,8 @@ static void apply_mmap(struct fl_model *m, const struct fl_change *c, const stru
 static void apply_shmat(struct fl_model *m, const struct fl_change *c, const struct fl_call *call, const char *path)
 {
 	const __u64 *a = call->args;
-	__u64 res = (__u64)call->result, size = shm_size((int)a[0]);
+	/* a[3]: the size of the VMA the kernel attached, read by BPF when shmat returned */
+	__u64 res = (__u64)call->result, size = a[3] ? a[3] : shm_size((int)a[0]);
 	struct fl_vma v = { .start = res, .end = res + PAGE_UP(size), .flags = MAP_SHARED,
 			    .prot = PROT_READ | ((a[2] & SHM_RDONLY) ? 0 : PROT_WRITE) |
 				    ((a[2] & SHM_EXEC) ? PROT_EXEC : 0),

@@ -45,7 +45,7 @@
 	X(EXIT, exit, 12)                  /* a[0]: exit code, a[1]: signal */                \
 	X(DLOPEN, dlopen, 13)  /* a[0]: mode; path: file name; recorded before the call */    \
 	X(DLCLOSE, dlclose, 14)            /* a[0]: handle; recorded before the call */       \
-	X(SHMAT, shmat, 15)                /* a: shmid addr shmflg          -> result addr */ \
+	X(SHMAT, shmat, 15)                /* a: shmid addr shmflg size     -> result addr */ \
 	X(SHMDT, shmdt, 16)                /* a: addr                       -> 0 */           \
 	X(CLONE, clone, 17)                /* a[0]: flags -> child tid/pid (BPF only) */
 

@@ -12,6 +12,9 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from invariant import check_recording  # noqa: E402 (every recording's totals add up)
+
 FL = os.environ["FAULTLINE"]
 TARGET = os.environ["TARGET"]
 REQUIRE_BPF = os.environ.get("FAULTLINE_REQUIRE_BPF") == "1"
@@ -36,6 +39,8 @@ def run(args, expect=None):
     if expect is not None:
         check(p.returncode == expect, f"faultline {' '.join(args)}: exit {p.returncode}, expected {expect}\n"
                                       f"{p.stdout}\n{p.stderr}")
+    if args[0] == "record":
+        check_recording(FL, args[args.index("-o") + 1])
     return p
 
 

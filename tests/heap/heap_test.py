@@ -12,6 +12,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from invariant import check_recording  # noqa: E402 (every recording's totals add up)
+
 FL = os.environ["FAULTLINE"]
 TARGETS = os.environ["TARGETS"]
 REQUIRE_BPF = os.environ.get("FAULTLINE_REQUIRE_BPF") == "1"
@@ -36,6 +39,7 @@ def record(db, argv, bpf=True, sample=None, expect=0):
             raise AssertionError("eBPF required but unavailable: " + p.stderr.strip())
         raise Skip("eBPF unavailable")
     check(p.returncode == expect, f"{cmd}: exit {p.returncode}, expected {expect}\n{p.stdout}\n{p.stderr}")
+    check_recording(FL, db)
     return p.stdout
 
 

@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from invariant import check_recording  # noqa: E402 (every recording's totals add up)
+
 FAULTLINE = os.path.abspath(os.environ["FAULTLINE"])
 SCHEMA = os.environ["SCHEMA"]
 FIXTURES = os.environ["FIXTURES"]
@@ -355,6 +358,7 @@ def record(name, *cmd):
             return None
         raise Skip("eBPF unavailable")
     check(p.returncode == 0, f"record {cmd}: exit {p.returncode}: {p.stderr}")
+    check_recording(FAULTLINE, path)
     return name
 
 

@@ -11,6 +11,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from invariant import check_recording  # noqa: E402 (every recording's totals add up)
+
 FL = os.environ["FAULTLINE"]
 TARGETS = os.environ["TARGETS"]
 PRE = os.environ["PRE_TARGETS"]
@@ -33,6 +36,7 @@ def record(db, argv, bpf=False, timeout=120, extra=()):
         if REQUIRE_BPF:
             raise AssertionError("eBPF required but unavailable: " + p.stderr.strip())
         raise Skip("eBPF unavailable")
+    check_recording(FL, db)
     return p
 
 
