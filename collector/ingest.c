@@ -4,6 +4,7 @@
  * finished and freed.  The records themselves are decoded in shimdec.c and
  * bpfdec.c, fault counts attributed in faults.c (see process.h for the layers).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -148,8 +149,35 @@ void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid)
 		fl_store_process_faults(g->store, p->id, mn, mj, NULL, NULL);
 }
 
+/*
+ * Process images the shim never spoke for: their calls have no stacks (BPF
+ * mode) or were not seen at all (shim mode).  The shim cannot say why (it
+ * had no channel), so the reasons are the possible ones.  A loss row, and a
+ * message naming the first few.
+ */
+#define UNSHIMMED_NAMED 8
+static void count_unshimmed(struct fl_ingest *g, __u64 end_ns)
+{
+	__u64 n = 0;
+	for (size_t i = 0; i < g->nall; i++) {
+		struct proc *p = g->all[i];
+		if (p->shim && p->hello_ns >= p->image_ns)
+			continue;
+		if (++n <= UNSHIMMED_NAMED) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "pid %u (%s): its shim never reached the channel",
+				 p->pid, p->exe ? p->exe : "?");
+			fl_store_message(g->store, end_ns, p->pid, msg);
+		}
+	}
+	fl_store_loss(g->store, "shim_absent", n,
+		      "process images the shim never reported from (a static binary, LD_PRELOAD removed, "
+		      "or the channel could not be opened: another uid, mount namespace or a seccomp filter)");
+}
+
 void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
+	count_unshimmed(g, end_ns);
 	fl_faults_attribute(g, end_ns);
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);

@@ -43,6 +43,7 @@ struct proc {
 	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	bool ended, shim;
+	__u64 hello_ns;         /* its latest image's shim said hello then (0: never) */
 	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
 	size_t nexec_vmas, capexec_vmas;
 	struct fl_shimmaps snap;  /* shim: the HELLO snapshot being received, and the latest whole one */

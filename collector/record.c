@@ -54,6 +54,8 @@ struct recorder {
 	struct fl_launch launch;
 	int epfd, sigfd;
 	bool root_done, stop;
+	__u64 root_done_ns;
+	bool said_waiting;      /* "waiting for N background processes" was printed */
 	bool setup_failed;      /* nothing recorded: the file is discarded */
 	int exit_status;        /* the root's, as a shell reports it */
 	__u64 last_commit, last_sample, last_drain;
@@ -304,7 +306,37 @@ static void reap_root(struct recorder *r)
 			fl_ingest_exit(r->ingest, pid, now_ns(), WEXITSTATUS(st), -1);
 		}
 		r->root_done = true;
+		r->root_done_ns = now_ns();
 	}
+}
+
+/*
+ * SIGINT, SIGQUIT, SIGTERM, SIGHUP: as a shell does with its foreground
+ * job.  Ctrl-C at the terminal reaches the whole foreground process group,
+ * the target too (the kernel sends it: SI_KERNEL; so does a hangup), so
+ * faultline only waits for the target to act on it.  Sent by a process to faultline alone
+ * (kill: SI_USER, sigqueue, tgkill), it was meant for the target: passed
+ * on.  Once the target is gone, any of them stops waiting for background
+ * descendants, and the recording is closed as usual.
+ */
+static void on_stop_signal(struct recorder *r, const struct signalfd_siginfo *si)
+{
+	if (r->root_done)
+		r->stop = true;
+	else if (si->ssi_code != SI_KERNEL)
+		kill(r->launch.pid, (int)si->ssi_signo);
+}
+
+/* The target exited but descendants live on (a daemon, `cmd &`): say what faultline waits for, once. */
+#define WAITING_SAY_NS 300000000ULL
+static void say_waiting(struct recorder *r, __u64 now)
+{
+	unsigned n = fl_ingest_alive(r->ingest);
+	if (r->said_waiting || !r->root_done || !n || now - r->root_done_ns < WAITING_SAY_NS)
+		return;
+	fprintf(stderr, "faultline: %s exited; waiting for %u background process%s; Ctrl-C to stop\n",
+		r->opt.argv[0], n, n == 1 ? "" : "es");
+	r->said_waiting = true;
 }
 
 static void on_signal(struct recorder *r)
@@ -315,17 +347,8 @@ static void on_signal(struct recorder *r)
 		case SIGCHLD:
 			reap_root(r);
 			break;
-		case SIGTERM:
-		case SIGHUP:
-			/* pass on what was meant for the target; once it is gone, stop waiting for its children */
-			if (!r->root_done)
-				kill(r->launch.pid, (int)si.ssi_signo);
-			else
-				r->stop = true;
-			break;
-		default: /* SIGINT, SIGQUIT: the terminal sent them to the target too */
-			if (r->root_done)
-				r->stop = true;
+		default:
+			on_stop_signal(r, &si);
 		}
 	}
 }
@@ -389,6 +412,7 @@ static void loop(struct recorder *r)
 			wait_ms = 0;
 		watch_new_processes(r);
 		tick(r, now_ns(), !busy);
+		say_waiting(r, now_ns());
 	}
 	fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 	bpf_poll(r);

@@ -41,6 +41,8 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 	if (!p->shim)
 		fl_store_process_shim(g->store, p->id);
 	p->shim = true;
+	if (h->time_ns > p->hello_ns)
+		p->hello_ns = h->time_ns;
 	fl_shimmaps_begin(&p->snap, h->nmappings, h->flags, h->time_ns);
 }
 

@@ -15,8 +15,14 @@
 
 static int cmd_doctor(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		printf("usage: faultline doctor\n");
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "faultline doctor: takes no arguments, not '%s'\nusage: faultline doctor\n", argv[1]);
+		return 2;
+	}
 #if FL_HAVE_BPF
 	return fl_bpf_doctor(stdout);
 #else

@@ -101,7 +101,11 @@ static void run_text(struct report *r, sqlite3_stmt *st)
 	struct tm tm;
 
 	argv_text(r->d, (const char *)sqlite3_column_text(st, 1), cmd, sizeof(cmd));
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&start, &tm));
+	/* the file is input: a start time no calendar holds (gmtime_r says NULL) is not a crash */
+	if (gmtime_r(&start, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	else
+		snprintf(when, sizeof(when), "unix time %lld (out of range)", (long long)start);
 	run_exit_text(st, 10, exit_text, sizeof(exit_text));
 	printf("faultline report: %s%s\n", r->d->path, r->d->complete ? "" : " (recording incomplete)");
 	if (!r->d->complete)

@@ -4,6 +4,7 @@
  * recording, as aligned columns or a JSON array of objects.
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,13 +114,49 @@ static int query(struct fl_db *d, const char *sql, bool json)
 	return rc;
 }
 
+/*
+ * A query may start with an SQL comment ("-- why\nSELECT ..."), which
+ * getopt would take for an option.  No option holds white space, so an
+ * argument starting with '-' that does is a query: it moves behind a "--",
+ * where getopt leaves it alone ("sql FILE -- QUERY" works as well, and is
+ * then left as given).
+ */
+static char **queries_last(int *argcp, char **argv)
+{
+	int argc = *argcp;
+	char **out = calloc((size_t)argc + 2, sizeof(*out));
+	int n = 0;
+
+	if (!out)
+		return NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < argc; i++) {
+			bool query = i > 0 && argv[i][0] == '-' && argv[i][strcspn(argv[i], " \t\n\r")];
+			if (query == (pass == 1))
+				out[n++] = argv[i];
+		}
+		if (pass == 0)
+			out[n++] = "--";
+	}
+	*argcp = n;
+	return out;
+}
+
 int fl_cmd_sql(int argc, char **argv)
 {
 	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { 0 } };
 	struct fl_cli cli = { .usage = USAGE };
-	int rc = fl_cli_parse(&cli, argc, argv, ":h", options, NULL, NULL);
+	bool has_query_option = false;
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		has_query_option |= argv[i][0] == '-' && argv[i][strcspn(argv[i], " \t\n\r")];
+	char **args = has_query_option ? queries_last(&argc, argv) : argv;
+	int rc;
 	struct fl_db d;
 
+	if (!args)
+		return 1;
+	argv = args;
+	rc = fl_cli_parse(&cli, argc, argv, ":h", options, NULL, NULL);
 	if (rc >= 0)
 		return rc;
 	if (argc - optind != 2)

@@ -5,6 +5,8 @@ from issue 7 against `faultline record` and asserts the target was not
 harmed and the recording says what it lost.  Usage: security_test.py CASE.
 Env: FAULTLINE, TARGETS, PRE_TARGETS.  Exit 0 pass, 1 fail, 77 skip."""
 import os
+import pty
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -217,6 +219,151 @@ def test_options():
         p = subprocess.run([FL, "record", "--no-bpf", "--output=" + db, "--", "true"], capture_output=True,
                            text=True, timeout=60)
         check(p.returncode == 0 and os.path.exists(db), f"--output=: {p.returncode} {p.stderr}")
+
+
+def complete(db):
+    return query(db, "SELECT complete FROM run") == [(1,)]
+
+
+def test_sigint_alone():
+    """SIGINT sent to faultline alone (kill, not the terminal) is passed on
+    to the target, as a shell passes it to its foreground job: the target
+    dies of it, faultline closes the recording and exits 130."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "i.db")
+        p = subprocess.Popen([FL, "record", "--no-bpf", "-o", db, "--", "sleep", "30"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        check(time.monotonic() - t0 < 5, "SIGINT to faultline alone was ignored")
+        check(p.returncode == 130, f"exit {p.returncode}: {err}")
+        check(complete(db), "recording closed cleanly")
+        check(query(db, "SELECT exit_signal FROM process WHERE parent_id IS NULL OR parent_id = 0") == [(2,)],
+              "the target died of SIGINT")
+
+
+def test_ctrl_c():
+    """Ctrl-C at a terminal reaches the foreground process group: the target
+    dies of it (once: faultline does not pass on a second one), faultline
+    closes the recording and exits 130."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "c.db")
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(FL, [FL, "record", "--no-bpf", "-o", db, "--", "sh", "-c",
+                          "trap 'echo got INT; exit 7' INT; echo ready; while :; do sleep 0.05; done"])
+        buf = b""
+        t0 = time.monotonic()
+        while b"ready" not in buf and time.monotonic() - t0 < 20:
+            buf += os.read(fd, 100)
+        os.write(fd, b"\x03")
+        while True:
+            try:
+                chunk = os.read(fd, 100)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        _, st = os.waitpid(pid, 0)
+        check(os.WIFEXITED(st) and os.WEXITSTATUS(st) == 7, f"status {st}: {buf!r}")
+        check(buf.count(b"got INT") == 1, f"the target got one SIGINT: {buf!r}")
+        check(complete(db), "recording closed cleanly")
+
+
+def background(bpf):
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "b.db")
+        cmd = [FL, "record", "-o", db] + ([] if bpf else ["--no-bpf"]) + [
+            "--", "sh", "-c", "sleep 30 >/dev/null 2>&1 & sleep 30 >/dev/null 2>&1 & echo started"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            t0 = time.monotonic()
+            while "waiting" not in line and time.monotonic() - t0 < 20:
+                line = p.stderr.readline()
+                if bpf and "eBPF unavailable" in line:
+                    p.kill()
+                    if REQUIRE_BPF:
+                        raise AssertionError(line)
+                    raise Skip(line)
+            check("sh exited; waiting for 2 background processes; Ctrl-C to stop" in line, f"said: {line!r}")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=20)
+            check(p.returncode == 0 and out == "started\n", f"exit {p.returncode} {out!r} {err}")
+            check(complete(db), "recording closed cleanly")
+        finally:
+            if p.poll() is None:
+                p.kill()
+            for (pid,) in query(db, "SELECT pid FROM process WHERE exe LIKE '%sleep'") if os.path.exists(db) else []:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def test_background():
+    """Descendants outliving the target: faultline says what it waits for,
+    and Ctrl-C (SIGINT) then stops it with the recording complete."""
+    background(False)
+    background(True)
+
+
+def tiny_recording(d):
+    db = os.path.join(d, "t.db")
+    p = record(db, ["true"])
+    check(p.returncode == 0, p.stderr)
+    return db
+
+
+def test_report_bad_time():
+    """run.start_unix out of any calendar's range: report says so, no crash."""
+    with tempfile.TemporaryDirectory() as d:
+        db = tiny_recording(d)
+        con = sqlite3.connect(db)
+        con.execute("UPDATE run SET start_unix = 9000000000000000000")
+        con.commit()
+        con.close()
+        r = subprocess.run([FL, "report", db], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and "out of range" in r.stdout, f"{r.returncode} {r.stdout} {r.stderr}")
+
+
+def test_sql_comment():
+    """A query starting with an SQL comment is a query, not an option; so
+    is anything after `--`."""
+    with tempfile.TemporaryDirectory() as d:
+        db = tiny_recording(d)
+        for args in (["--format", "json", db, "-- the run\nSELECT 41 + 1 AS n"],
+                     [db, "--format=json", "--", "--x\nSELECT 41 + 1 AS n"]):
+            r = subprocess.run([FL, "sql"] + args, capture_output=True, text=True, timeout=60)
+            check(r.returncode == 0 and '"n": 42' in r.stdout.replace('":42', '": 42'),
+                  f"{args}: {r.returncode} {r.stdout} {r.stderr}")
+
+
+def test_doctor_junk():
+    r = subprocess.run([FL, "doctor", "junk"], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 2 and "junk" in r.stderr, f"{r.returncode} {r.stderr}")
+
+
+def test_shim_absent():
+    """A target that drops privileges cannot open the root collector's
+    channel: its calls are still recorded by BPF but have no stacks, and
+    every report says so (a loss row naming the process)."""
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "a.db")
+        os.chmod(d, 0o777)
+        p = record(db, ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                        "sh", "-c", "echo hi"], bpf=True)
+        check(p.returncode == 0 and p.stdout == "hi\n", f"{p.returncode} {p.stdout!r} {p.stderr}")
+        check(losses(db).get("shim_absent") == 1, f"losses {losses(db)}")
+        rep = subprocess.run([FL, "report", db], capture_output=True, text=True, timeout=60)
+        check("LOST       shim_absent: 1" in rep.stdout, rep.stdout)
+        msgs = [m for (m,) in query(db, "SELECT text FROM message")]
+        check(any("dash" in m or "/sh" in m for m in msgs if "never reached" in m), f"named: {msgs}")
 
 
 if __name__ == "__main__":
