@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,8 +36,19 @@
 /* The owned rings as one poll saw them (read once from shared memory). */
 struct owner {
 	__u32 ring;
-	__u32 pid;
+	__u32 pid;          /* the host pid (identified), 0 when none */
+	__u32 claimed;      /* the pid the shim wrote */
 	__u64 claim;
+};
+
+/* A ring's identified owner, for the claim it was identified for; and the
+ * threads of a namespaced owner, their pid there -> the host's. */
+#define TIDS_KEPT 8
+struct ring_id {
+	__u64 claim;
+	__u32 host;
+	__u32 ntids;
+	__u32 ns_tid[TIDS_KEPT], host_tid[TIDS_KEPT];
 };
 
 struct fl_channel {
@@ -51,9 +63,13 @@ struct fl_channel {
 	__u64 dropped_retired;      /* `dropped` of rings already retired */
 	__u64 unpublished;
 	__u64 corrupt;
+	__u64 unidentified;
 	__u64 stopped[FL_OFF_TAKEN_OVER + 1];
 	char corrupt_why[160];      /* the first corrupt record, described */
 	__u32 max_mappings;         /* a hello announcing more mappings is corrupt */
+	__u64 ino;                  /* the memfd's, as a ring owner's maps show it */
+	struct fl_channel_identity id;
+	struct ring_id ids[FL_CHAN_RINGS];
 	__u32 cur_pid;              /* the ring being delivered (for fn) */
 	int cur_ring;
 	struct owner owners[FL_CHAN_RINGS]; /* scratch: owned rings by claim */
@@ -125,15 +141,22 @@ int fl_channel_create(struct fl_channel **out, unsigned wait_ms)
 	c->max_mappings = max_map_count();
 	/* CLOEXEC: the target does not inherit it, it opens /proc/PID/fd/N,
 	 * which works as long as we keep the fd (fs/proc/fd.c). */
-	c->fd = memfd_create("faultline-channel", MFD_CLOEXEC);
+	c->fd = memfd_create("faultline-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (c->fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	if (ftruncate(c->fd, (off_t)FL_CHAN_BYTES) < 0) {
+	/* Sealed at its size: the target opens this file read-write, and one
+	 * that truncated it would kill the (root) collector with SIGBUS on its
+	 * next read.  Punching holes (zeros) is still possible, and harmless. */
+	if (ftruncate(c->fd, (off_t)FL_CHAN_BYTES) < 0 ||
+	    fcntl(c->fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		rc = -errno;
 		goto fail;
 	}
+	struct stat st;
+	if (fstat(c->fd, &st) == 0)
+		c->ino = st.st_ino;
 	c->base = mmap(NULL, FL_CHAN_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
 	if (c->base == MAP_FAILED) {
 		c->base = NULL;
@@ -169,9 +192,98 @@ fail:
 	return rc;
 }
 
+static __u64 ring_offset(__u32 i)
+{
+	return FL_CHAN_HDR_BYTES + (__u64)i * FL_CHAN_RING_BYTES;
+}
+
+static struct fl_slot *ring_slots(struct fl_channel *c, __u32 i)
+{
+	return (struct fl_slot *)(c->base + ring_offset(i));
+}
+
+void fl_channel_set_identity(struct fl_channel *c, const struct fl_channel_identity *id)
+{
+	c->id = *id;
+}
+
+/* Ring i's owner, claimed to be pid, as the kernel says (once per claim). */
+static __u32 identify(struct fl_channel *c, __u32 i, __u32 claimed, __u64 claim)
+{
+	struct ring_id *r = &c->ids[i];
+	if (!c->id.ring)
+		return claimed;
+	if (r->claim != claim || !claim) {
+		r->claim = claim;
+		r->host = c->id.ring(c->id.ctx, claimed, c->ino, ring_offset(i));
+		r->ntids = 0;
+	}
+	return r->host;
+}
+
+/* The host tid of a namespaced ring owner's thread (a few kept per ring). */
+static __u32 host_tid(struct fl_channel *c, __u32 i, __u32 claimed, __u32 host, __u32 tid)
+{
+	struct ring_id *r = &c->ids[i];
+	if (tid == claimed)
+		return host;
+	for (__u32 k = 0; k < r->ntids; k++)
+		if (r->ns_tid[k] == tid)
+			return r->host_tid[k];
+	__u32 h = c->id.tid(c->id.ctx, host, tid), k = r->ntids < TIDS_KEPT ? r->ntids++ : tid % TIDS_KEPT;
+	r->ns_tid[k] = tid;
+	r->host_tid[k] = h;
+	return h;
+}
+
+/* A checked record of a namespaced owner, filed under its host pid and tids. */
+static void file_under_host(struct fl_channel *c, __u32 i, __u32 claimed, __u32 host, struct fl_rec *r)
+{
+	switch (r->type) {
+	case FL_R_HELLO: {
+		struct fl_hello *h = (void *)r;
+		h->pid = host;
+		h->ppid = c->id.parent(c->id.ctx, host);
+		break;
+	}
+	case FL_R_MAPPING:
+		((struct fl_mapping *)r)->pid = host;
+		break;
+	case FL_R_CALL: {
+		struct fl_call *k = &((struct fl_call_rec *)r)->call;
+		k->pid = host;
+		k->tid = host_tid(c, i, claimed, host, k->tid);
+		break;
+	}
+	case FL_R_NOTE:
+		((struct fl_note *)r)->pid = host;
+		break;
+	case FL_R_ALLOC: {
+		struct fl_alloc_rec *a = (void *)r;
+		a->pid = host;
+		a->tid = host_tid(c, i, claimed, host, a->tid);
+		break;
+	}
+	case FL_R_FREE: {
+		struct fl_free_rec *f = (void *)r;
+		f->pid = host;
+		f->tid = host_tid(c, i, claimed, host, f->tid);
+		break;
+	}
+	case FL_R_HEAP_STATS:
+		((struct fl_heap_stats *)r)->pid = host;
+		break;
+	}
+}
+
 const char *fl_channel_path(const struct fl_channel *c)
 {
 	return c->path;
+}
+
+int fl_channel_fd(const struct fl_channel *c)
+{
+	return c->fd;
 }
 
 __u32 fl_channel_current_pid(const struct fl_channel *c)
@@ -182,16 +294,6 @@ __u32 fl_channel_current_pid(const struct fl_channel *c)
 int fl_channel_current_ring(const struct fl_channel *c)
 {
 	return c->cur_ring;
-}
-
-static __u64 ring_offset(__u32 i)
-{
-	return FL_CHAN_HDR_BYTES + (__u64)i * FL_CHAN_RING_BYTES;
-}
-
-static struct fl_slot *ring_slots(struct fl_channel *c, __u32 i)
-{
-	return (struct fl_slot *)(c->base + ring_offset(i));
 }
 
 /* Terminate a string field in the checked copy; says whether it was. */
@@ -327,14 +429,15 @@ static void wake_producers(struct fl_ring_desc *d)
 	syscall(SYS_futex, &d->wake, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
 }
 
-/* Deliver up to max published records of ring i (owned by pid).  Returns how many. */
-static int drain(struct fl_channel *c, __u32 i, __u32 pid, fl_channel_fn fn, void *ctx,
+/* Deliver up to max published records of ring i (owned by o).  Returns how many. */
+static int drain(struct fl_channel *c, const struct owner *o, fl_channel_fn fn, void *ctx,
 		 unsigned max)
 {
+	__u32 i = o->ring, pid = o->claimed;
 	struct fl_slot *slots = ring_slots(c, i);
 	int n = 0;
 
-	c->cur_pid = pid;
+	c->cur_pid = o->pid;
 	c->cur_ring = (int)i;
 	while ((unsigned)n < max) {
 		__u64 t = c->tail[i];
@@ -342,9 +445,16 @@ static int drain(struct fl_channel *c, __u32 i, __u32 pid, fl_channel_fn fn, voi
 		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != FL_LAP(t) + 1)
 			break;
 		if (take(c, i, pid, s, t)) {
-			if (((struct fl_rec *)c->rec.bytes)->type == FL_R_HELLO)
-				c->said_hello[i] = 1;
-			fn(ctx, (const struct fl_rec *)c->rec.bytes);
+			struct fl_rec *r = (struct fl_rec *)c->rec.bytes;
+			if (!o->pid) {
+				c->unidentified++;
+			} else {
+				if (r->type == FL_R_HELLO)
+					c->said_hello[i] = 1;
+				if (o->pid != pid)
+					file_under_host(c, i, pid, o->pid, r);
+				fn(ctx, r);
+			}
 		}
 		n++;
 	}
@@ -360,11 +470,12 @@ static __u64 add_sat(__u64 a, __u64 b)
 	return a + b < a ? ~0ull : a + b;
 }
 
-/* Ring i's process image is gone: drain it, count its losses, free it. */
-static int retire_ring(struct fl_channel *c, __u32 i, __u32 pid, fl_channel_fn fn, void *ctx)
+/* Ring o->ring's process image is gone: drain it, count its losses, free it. */
+static int retire_ring(struct fl_channel *c, const struct owner *o, fl_channel_fn fn, void *ctx)
 {
+	__u32 i = o->ring, pid = o->claimed;
 	struct fl_ring_desc *d = &c->hdr->rings[i];
-	int n = drain(c, i, pid, fn, ctx, ~0u);
+	int n = drain(c, o, fn, ctx, ~0u);
 	__u64 head = __atomic_load_n(&d->head, __ATOMIC_ACQUIRE);
 	__u32 off = __atomic_load_n(&d->off_reason, __ATOMIC_RELAXED);
 
@@ -405,8 +516,9 @@ static unsigned owned_by_claim(struct fl_channel *c)
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != FL_RING_OWNED)
 			continue;
 		c->owners[n].ring = i;
-		c->owners[n].pid = __atomic_load_n(&d->pid, __ATOMIC_RELAXED);
+		c->owners[n].claimed = __atomic_load_n(&d->pid, __ATOMIC_RELAXED);
 		c->owners[n].claim = __atomic_load_n(&d->claim, __ATOMIC_RELAXED);
+		c->owners[n].pid = identify(c, i, c->owners[n].claimed, c->owners[n].claim);
 		n++;
 	}
 	/* Insertion sort: few rings are owned at once. */
@@ -434,13 +546,13 @@ int fl_channel_poll(struct fl_channel *c, fl_channel_fn fn, void *ctx)
 		struct owner *o = &c->owners[a];
 		int newer = 0;
 		for (unsigned b = a + 1; b < n && !newer; b++)
-			newer = c->owners[b].pid == o->pid;
+			newer = o->pid && c->owners[b].pid == o->pid;
 		if (newer)
-			total += retire_ring(c, o->ring, o->pid, fn, ctx);
+			total += retire_ring(c, o, fn, ctx);
 		else
 			/* A bound per ring per poll keeps one busy producer
 			 * from starving the rest. */
-			total += drain(c, o->ring, o->pid, fn, ctx, 4 * FL_RING_SLOTS);
+			total += drain(c, o, fn, ctx, 4 * FL_RING_SLOTS);
 	}
 	return total;
 }
@@ -454,7 +566,7 @@ void fl_channel_retire(struct fl_channel *c, __u32 pid, fl_channel_fn fn, void *
 	n = owned_by_claim(c);
 	for (unsigned a = 0; a < n; a++)
 		if (c->owners[a].pid == pid)
-			retire_ring(c, c->owners[a].ring, pid, fn, ctx);
+			retire_ring(c, &c->owners[a], fn, ctx);
 	/* A process killed between claiming and owning leaves CLAIMING. */
 	for (__u32 i = 0; i < FL_CHAN_RINGS; i++) {
 		struct fl_ring_desc *d = &c->hdr->rings[i];
@@ -477,6 +589,7 @@ void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out)
 	out->no_ring = __atomic_load_n(&c->hdr->no_ring, __ATOMIC_RELAXED);
 	out->unpublished = c->unpublished;
 	out->corrupt = c->corrupt;
+	out->unidentified = c->unidentified;
 	out->corrupt_why = c->corrupt ? c->corrupt_why : NULL;
 	out->stopped_timeout = c->stopped[FL_OFF_TIMEOUT];
 	out->stopped_collector = c->stopped[FL_OFF_COLLECTOR_GONE];

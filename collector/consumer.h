@@ -22,6 +22,7 @@ struct fl_channel_loss {
 	__u64 no_ring;      /* process images that found no free ring (not recorded at all) */
 	__u64 unpublished;  /* slots reserved by a producer that died before publishing */
 	__u64 corrupt;      /* records or ring state that failed a check (the target wrote over them) */
+	__u64 unidentified; /* records of rings whose claimed owner is no process of the recorded tree */
 	const char *corrupt_why;   /* the first of those, described; NULL when none */
 	/* process images whose shim stopped recording for good (FL_OFF_*) */
 	__u64 stopped_timeout;     /* a record waited wait_ms for room */
@@ -36,8 +37,32 @@ struct fl_channel_loss {
  */
 int fl_channel_create(struct fl_channel **out, unsigned wait_ms);
 
+/*
+ * Who owns a ring, in the kernel's eyes (collector/identity.h).  Without
+ * these a ring's pid is taken as written (the tests' and fuzzer's channel).
+ *   ring:   the host pid of the process that claims to be `claimed` and
+ *           maps the ring at file offset `offset` of the memfd (inode ino);
+ *           0 when it is no process of the recorded tree (the ring's records
+ *           are then counted as unidentified, never delivered);
+ *   tid:    the host tid of a thread of `host` that calls itself ns_tid;
+ *   parent: the parent of host, as the kernel says.
+ * A ring whose host pid differs from its claimed one (a PID namespace) has
+ * every record's pid, tid and a hello's ppid rewritten to the host's before
+ * delivery.
+ */
+struct fl_channel_identity {
+	__u32 (*ring)(void *ctx, __u32 claimed, __u64 ino, __u64 offset);
+	__u32 (*tid)(void *ctx, __u32 host, __u32 ns_tid);
+	__u32 (*parent)(void *ctx, __u32 host);
+	void *ctx;
+};
+void fl_channel_set_identity(struct fl_channel *c, const struct fl_channel_identity *id);
+
 /* The value for FAULTLINE_CHANNEL ("/proc/<our pid>/fd/<N>"). */
 const char *fl_channel_path(const struct fl_channel *c);
+
+/* The channel's memfd (for a keeper that holds it open for another uid: launch.h). */
+int fl_channel_fd(const struct fl_channel *c);
 
 /*
  * Deliver every published record of every owned ring, rings in claim order

@@ -56,9 +56,19 @@ void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const
 	fl_store_process_exe(g->store, p->id, exe, argv);
 }
 
+void fl_ingest_orphan(struct fl_ingest *g, pid_t pid, __u64 time_ns)
+{
+	struct proc *p = fl_procs_find(g, (__u32)pid);
+	/* one already ended is this one, its exit read from /proc before the reap */
+	if (!g->bpf_mode && !p)
+		fl_procs_add(g, (__u32)pid, (__u32)getpid(), NULL, time_ns);
+}
+
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);
+	if (p && !p->ended && !g->bpf_mode && exit_code < 0 && exit_signal < 0)
+		g->exit_unknown++;
 	if (p)
 		fl_procs_end(g, p, time_ns, exit_code, exit_signal);
 }
@@ -190,6 +200,10 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 			fl_store_process_prexec(g->store, p->id, p->prexec);
 	}
 	fl_stacks_finish(g->stacks);
+	if (!g->bpf_mode)
+		fl_store_loss(g->store, "exit_unknown", g->exit_unknown,
+			      "processes whose exit status and final fault counts shim-only mode could not read "
+			      "(their parent reaped them before faultline looked)");
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->faults.unattributed,
 			      "faults in an address range no recorded VMA covered");

@@ -35,6 +35,10 @@ void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const
 /* Shim mode: read a dead (zombie) process's final fault totals from /proc. */
 void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid);
 
+/* Shim mode: a child faultline reaped as subreaper that the shim never
+ * spoke for gets a process row (it then counts as shim_absent). */
+void fl_ingest_orphan(struct fl_ingest *g, pid_t pid, __u64 time_ns);
+
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 

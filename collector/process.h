@@ -72,6 +72,7 @@ struct fl_ingest {
 	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
 	struct fl_faults faults;
 	__u64 last_settle;      /* when the matchers last expired calls */
+	__u64 exit_unknown;     /* shim mode: processes that ended with no exit status readable */
 	pid_t *watch;           /* new processes whose exit the loop must watch */
 	size_t nwatch, capwatch;
 };

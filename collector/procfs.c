@@ -133,6 +133,31 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
 	return 0;
 }
 
+int fl_procfs_zombie(pid_t pid, int *wait_status)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] != 'Z')
+		return -ESRCH;
+	/* exit_code is field 52 (proc(5)); state, field 3, is at p + 2 */
+	char *tok = p + 2;
+	for (int field = 3; field < 52 && tok; field++) {
+		tok = strchr(tok, ' ');
+		tok = tok ? tok + 1 : NULL;
+	}
+	if (!tok || !*tok)
+		return -EINVAL;
+	*wait_status = atoi(tok);
+	return 0;
+}
+
 char **fl_procfs_argv(pid_t pid)
 {
 	char path[64], buf[32768];

@@ -22,8 +22,10 @@
 #include "bpfdec.h"
 #include "consumer.h"
 #include "faults.h"
+#include "identity.h"
 #include "ingest.h"
 #include "launch.h"
+#include "procfs.h"
 #include "record.h"
 #include "shimdec.h"
 #include "store.h"
@@ -41,6 +43,7 @@
 struct options {
 	const char *output;
 	bool force, no_bpf, thp_never;
+	const char *user;       /* --user NAME */
 	unsigned depth;
 	unsigned long long heap_sample; /* mean bytes between heap samples: 0 off, 1 every allocation */
 	char **argv;
@@ -52,6 +55,7 @@ struct recorder {
 	struct fl_channel *chan;
 	struct fl_ingest *ingest;
 	struct fl_launch launch;
+	struct fl_launch_user user; /* who the target runs as, when launch.user */
 	int epfd, sigfd;
 	bool root_done, stop;
 	__u64 root_done_ns;
@@ -75,6 +79,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: faultline record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE]\n"
+		"                        [--user NAME]\n"
 		"                        [--] CMD [ARGS...]\n"
 		"  -o, --output FILE  recording to write (default faultline.db)\n"
 		"  -f, --force        overwrite FILE if it exists\n"
@@ -83,6 +88,8 @@ static void usage(FILE *out)
 		"  --thp=never        run CMD with transparent huge pages off (reproducible fault counts)\n"
 		"  --heap-sample SIZE sample one heap allocation per SIZE bytes on average (default 512K;\n"
 		"                     suffixes K M G); 1 records every allocation, 0 turns heap tracking off\n"
+		"  --user NAME        run CMD as NAME (with its groups, HOME, USER, SHELL); faultline keeps root\n"
+		"                     for eBPF.  Under sudo this is the default: CMD runs as the sudo caller\n"
 		"faultline exits with CMD's status (128+N if a signal N killed it), or %d if it failed itself.\n",
 		FL_MAX_FRAMES, FL_DEFAULT_FRAMES, EXIT_FAULTLINE);
 }
@@ -145,6 +152,12 @@ static int parse(int argc, char **argv, struct options *o)
 			if (parse_size(argv[++i], &o->heap_sample)) {
 				fprintf(stderr, "faultline record: --heap-sample takes a size in bytes (suffix K, M or G), "
 					"1 for every allocation or 0 for none, not '%s'\n", argv[i]);
+				return 2;
+			}
+		} else if (!strcmp(a, "--user") || !strncmp(a, "--user=", 7)) {
+			o->user = a[6] == '=' ? a + 7 : i + 1 < argc ? argv[++i] : "";
+			if (!*o->user) {
+				fprintf(stderr, "faultline record: --user needs a user name\n");
 				return 2;
 			}
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -280,34 +293,83 @@ static void on_pidfd(struct recorder *r, __u64 data)
 {
 	int fd = (int)(data >> 32);
 	pid_t pid = (pid_t)(__u32)data;
+	int st;
 	bpf_poll(r); /* its BPF exit record, with the exit code, was written before the pidfd woke */
 	fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
-	fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+	/* shim mode: not our child, but while its parent has not reaped it, /proc tells how it ended */
+	if (!bpf_on(r) && fl_procfs_zombie(pid, &st) == 0) {
+		fl_ingest_final_faults(r->ingest, pid);
+		fl_ingest_exit(r->ingest, pid, now_ns(), WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+			       WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+	} else {
+		fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+	}
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
 	close(fd);
 }
 
-static void reap_root(struct recorder *r)
+/* The process pid, reaped, ended with wait status st. */
+static void ended(struct recorder *r, pid_t pid, int st)
 {
-	int st;
-	pid_t pid;
-	siginfo_t si = { 0 };
-	/* while it is a zombie, /proc still has its final fault counts */
-	if (waitid(P_PID, (id_t)r->launch.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
-		fl_ingest_final_faults(r->ingest, r->launch.pid);
-	while ((pid = waitpid(r->launch.pid, &st, WNOHANG)) > 0) {
-		bpf_poll(r);
-		fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
-		if (WIFSIGNALED(st)) {
-			r->exit_status = 128 + WTERMSIG(st);
-			fl_ingest_exit(r->ingest, pid, now_ns(), -1, WTERMSIG(st));
-		} else {
-			r->exit_status = WEXITSTATUS(st);
-			fl_ingest_exit(r->ingest, pid, now_ns(), WEXITSTATUS(st), -1);
-		}
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1, sig = WIFSIGNALED(st) ? WTERMSIG(st) : -1;
+	if (pid == r->launch.pid) {
+		r->exit_status = sig >= 0 ? 128 + sig : code;
 		r->root_done = true;
 		r->root_done_ns = now_ns();
 	}
+	fl_ingest_exit(r->ingest, pid, now_ns(), code, sig);
+}
+
+/*
+ * Reap our children: the launched process and, faultline being a subreaper
+ * (PR_SET_CHILD_SUBREAPER), every descendant orphaned on the way: a daemon,
+ * `cmd &` outliving its shell, the middle of a fork-then-exit chain.  Their
+ * exit status is the kernel's.  While each is a zombie: its records first
+ * (BPF's exit record, the shim's hello that makes it known), then its final
+ * fault counts from /proc (shim mode), then the reap.
+ */
+static void reap(struct recorder *r)
+{
+	for (;;) {
+		siginfo_t si = { 0 };
+		int st;
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) || !si.si_pid)
+			return;
+		bpf_poll(r);
+		fl_channel_retire(r->chan, (__u32)si.si_pid, fl_shimdec_record, r->ingest);
+		if (si.si_pid != r->launch.pid)
+			fl_ingest_orphan(r->ingest, si.si_pid, now_ns());
+		fl_ingest_final_faults(r->ingest, si.si_pid);
+		if (waitpid(si.si_pid, &st, WNOHANG) != si.si_pid)
+			return;
+		ended(r, si.si_pid, st);
+	}
+}
+
+/* Does faultline still have a child?  After the launched process, that is
+ * whether any descendant lives (each one's oldest living ancestor has been
+ * reparented to us). */
+static bool have_children(void)
+{
+	siginfo_t si = { 0 };
+	return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* How many children faultline has now (the orphans: background processes). */
+static unsigned count_children(void)
+{
+	char path[64], buf[4096];
+	unsigned n = 0;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	for (char *p = strtok(buf, " \n"); p; p = strtok(NULL, " \n"))
+		n++;
+	return n;
 }
 
 /*
@@ -332,6 +394,8 @@ static void on_stop_signal(struct recorder *r, const struct signalfd_siginfo *si
 static void say_waiting(struct recorder *r, __u64 now)
 {
 	unsigned n = fl_ingest_alive(r->ingest);
+	if (!r->said_waiting && r->root_done && !n)
+		n = count_children(); /* orphans the shim does not speak for */
 	if (r->said_waiting || !r->root_done || !n || now - r->root_done_ns < WAITING_SAY_NS)
 		return;
 	fprintf(stderr, "faultline: %s exited; waiting for %u background process%s; Ctrl-C to stop\n",
@@ -345,7 +409,7 @@ static void on_signal(struct recorder *r)
 	while (read(r->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGCHLD:
-			reap_root(r);
+			reap(r);
 			break;
 		default:
 			on_stop_signal(r, &si);
@@ -392,7 +456,7 @@ static void loop(struct recorder *r)
 {
 	bool busy = false;
 	int wait_ms = 0;
-	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0)) {
+	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0 && !have_children())) {
 		struct epoll_event ev[16];
 		wait_ms = idle_wait_ms(r, busy, wait_ms);
 		int n = epoll_wait(r->epfd, ev, 16, wait_ms);
@@ -453,6 +517,9 @@ static void record_losses(struct recorder *r)
 		      "shim records or ring state that failed the collector's checks (written over by the target)");
 	if (cl.corrupt_why)
 		fl_store_message(r->store, 0, 0, cl.corrupt_why);
+	fl_store_loss(r->store, "channel_unidentified", cl.unidentified,
+		      "shim records of a ring whose claimed owner the kernel does not know as a process of the "
+		      "recorded tree (not read, not believed)");
 	fl_store_loss(r->store, "shim_stopped_timeout", cl.stopped_timeout,
 		      "processes whose shim stopped recording: a record waited too long for a full ring");
 	fl_store_loss(r->store, "shim_stopped_collector", cl.stopped_collector,
@@ -515,6 +582,25 @@ static int setup_failed(struct recorder *r)
 	return EXIT_FAULTLINE;
 }
 
+/* ---- identity: the channel's ring owners as the kernel knows them (identity.h) ---------- */
+
+static __u32 ident_ring(void *ctx, __u32 claimed, __u64 ino, __u64 offset)
+{
+	return fl_identify(((struct recorder *)ctx)->launch.pid, claimed, ino, offset);
+}
+
+static __u32 ident_tid(void *ctx, __u32 host, __u32 ns_tid)
+{
+	(void)ctx;
+	return fl_identify_tid(host, ns_tid);
+}
+
+static __u32 ident_parent(void *ctx, __u32 host)
+{
+	(void)ctx;
+	return fl_identify_parent(host);
+}
+
 /* Everything after the store exists. Returns the exit status. */
 static int record(struct recorder *r)
 {
@@ -523,13 +609,35 @@ static int record(struct recorder *r)
 	__u64 start = now_ns();
 	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
 	int rc = fl_channel_create(&r->chan, 10000);
-	if (!rc)
+	if (!rc) {
+		struct fl_channel_identity id = { ident_ring, ident_tid, ident_parent, r };
+		fl_channel_set_identity(r->chan, &id);
 		rc = setup_loop(r, &orig);
+	}
 	if (rc) {
 		fprintf(stderr, "faultline: cannot set up recording: %s\n", strerror(-rc));
 		return setup_failed(r);
 	}
-	char **env = fl_launch_env(shim, fl_channel_path(r->chan), r->opt.depth, r->opt.heap_sample);
+	char err[300], keeper_path[64];
+	const char *channel = fl_channel_path(r->chan);
+	int as_user = fl_launch_user(r->opt.user, &r->user, err, sizeof(err));
+	if (as_user < 0) {
+		fprintf(stderr, "faultline: %s\n", err);
+		return setup_failed(r);
+	}
+	if (as_user) {
+		r->launch.user = &r->user;
+		if ((rc = fl_launch_keeper(&r->user, fl_channel_fd(r->chan), keeper_path, sizeof(keeper_path)))) {
+			fprintf(stderr, "faultline: cannot share the channel with %s: %s\n", r->user.name, strerror(-rc));
+			return setup_failed(r);
+		}
+		channel = keeper_path;
+	}
+	char **env = fl_launch_env(shim, channel, r->opt.depth, r->opt.heap_sample, r->launch.user);
+	/* Orphaned descendants become ours, so none is lost when its parent exits (shim mode has no
+	 * other way to follow them) and each one's exit status comes from the kernel. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+		fprintf(stderr, "faultline: prctl(PR_SET_CHILD_SUBREAPER): %s\n", strerror(errno));
 	/* --thp=never: the flag lives in the mm, which the forked child copies and exec keeps
 	 * (MMF_DISABLE_THP, kernel/sys.c prctl_set_thp_disable); ours is cleared again below. */
 	if (r->opt.thp_never && prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {

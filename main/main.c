@@ -4,8 +4,10 @@
  * are read-only viewers of a recording.  Lives apart from both, which
  * know nothing of each other.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "record.h"
 #include "viewer.h"
@@ -30,6 +32,26 @@ static int cmd_doctor(int argc, char **argv)
 	       "fidelity: shim only - address-space calls with stacks, RSS from /proc; no per-VMA faults\n");
 	return 1;
 #endif
+}
+
+/*
+ * `faultline __keep-channel` (not for people): the channel keeper that
+ * `record` starts when the target runs as another user (collector/launch.h).
+ * Holds fd 3 (the channel) open; says its pid on fd 5 once it runs; exits
+ * when fd 4 reaches end of file (the recorder exited).
+ */
+static int cmd_keep_channel(void)
+{
+	pid_t self = getpid();
+	char c;
+	if (write(5, &self, sizeof(self)) != sizeof(self))
+		return 1;
+	close(5);
+	for (;;) {
+		ssize_t n = read(4, &c, 1);
+		if (n == 0 || (n < 0 && errno != EINTR))
+			return 0;
+	}
 }
 
 static const struct command {
@@ -81,6 +103,8 @@ int main(int argc, char **argv)
 		printf("faultline %s\n", FL_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "__keep-channel"))
+		return cmd_keep_channel();
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);

@@ -409,7 +409,7 @@ static void send_alloc(void *p, size_t n, __u32 fn, const __u64 *frames, unsigne
 {
 	union {
 		struct fl_alloc_rec r;
-		__u8 bytes[sizeof(struct fl_alloc_rec) + 8 * FL_MAX_FRAMES];
+		__u8 bytes[sizeof(struct fl_alloc_rec) + 8 * (FL_MAX_FRAMES + SHIM_FRAME_SLACK)];
 	} b;
 
 	memset(&b.r, 0, sizeof(b.r));
@@ -424,7 +424,7 @@ static void send_alloc(void *p, size_t n, __u32 fn, const __u64 *frames, unsigne
 	if (frames)
 		memcpy(b.r.frames, frames, 8u * (b.r.h.nframes = (__u16)nframes));
 	else
-		b.r.h.nframes = (__u16)shim_backtrace(b.r.frames);
+		b.r.h.nframes = (__u16)shim_backtrace_into(b.r.frames, FL_MAX_FRAMES + SHIM_FRAME_SLACK);
 	b.r.h.size = (__u32)(sizeof(b.r) + 8u * b.r.h.nframes);
 	shim_emit(&b, b.r.h.size);
 }

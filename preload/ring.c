@@ -240,7 +240,8 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 	c->args[3] = a3; c->args[4] = a4; c->args[5] = a5;
 	c->result = result;
 	b.r.h.type = FL_R_CALL;
-	b.r.h.nframes = (__u16)shim_backtrace(b.r.frames);
+	/* in place: the name's room (written after) holds the unwinder's slack */
+	b.r.h.nframes = (__u16)shim_backtrace_into(b.r.frames, (sizeof(b) - sizeof(b.r)) / 8u);
 	size = sizeof(b.r) + 8u * b.r.h.nframes;
 	if (name) {
 		char *p = (char *)b.bytes + size;

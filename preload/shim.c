@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * shim.c - libfaultline-preload.so's interposers: every address-space call
- * the target makes through libc (mmap family, brk/sbrk, madvise, fork,
- * vfork, dlopen/dlclose) is passed to the real function and then recorded
+ * the target makes through libc (mmap family, brk/sbrk, madvise, shmat/shmdt,
+ * fork, vfork, dlopen/dlclose) is passed to the real function and then recorded
  * with its call stack (shim_record, ring.c).  The rules every hook follows,
  * and what the shim cannot see, are in shim.h; vfork, dlopen and dlclose
  * enter through tailjumps.S.
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 
 #include "shim.h"
 
@@ -31,6 +32,8 @@ static struct {
 	int (*brk)(void *);
 	void *(*sbrk)(intptr_t);
 	int (*madvise)(void *, size_t, int);
+	void *(*shmat)(int, const void *, int);
+	int (*shmdt)(const void *);
 	pid_t (*fork)(void);
 	pid_t (*vfork)(void);
 	void *(*dlopen)(const char *, int);
@@ -47,7 +50,7 @@ static void resolve(void)
 	shim_busy++;
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
-	R(brk); R(sbrk); R(madvise); R(fork); R(vfork); R(dlopen); R(dlclose);
+	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(dlopen); R(dlclose);
 #undef R
 	shim_busy--;
 }
@@ -286,6 +289,45 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	r = real.madvise(addr, len, advice);
 	int e = errno;
 	shim_record(FL_K_MADVISE, r, r ? e : 0, U(addr), len, (__u64)advice, 0, 0, 0, NULL);
+	errno = e;
+	return r;
+}
+
+/* shmat: record FL_K_SHMAT (shmid, addr, shmflg -> the address) after the real call.
+ * SHM_REMAP may map over the shim's ring: guarded like MAP_FIXED (the
+ * segment's size is unknown here, so any page from addr on counts). */
+EXPORT void *shmat(int shmid, const void *addr, int shmflg)
+{
+	void *r;
+
+	NEED(shmat);
+	if (!real.shmat)
+		return (void *)syscall(SYS_shmat, shmid, addr, shmflg);
+	if (addr && (shmflg & SHM_REMAP))
+		shim_guard(U(addr), ~U(addr));
+	if (!shim_recording())
+		return real.shmat(shmid, addr, shmflg);
+	r = real.shmat(shmid, addr, shmflg);
+	int e = errno;
+	shim_record(FL_K_SHMAT, (__s64)(intptr_t)r, r == (void *)-1 ? e : 0, (__u64)shmid, U(addr),
+		    (__u64)shmflg, 0, 0, 0, NULL);
+	errno = e;
+	return r;
+}
+
+/* shmdt: record FL_K_SHMDT (addr -> 0) after the real call. */
+EXPORT int shmdt(const void *addr)
+{
+	int r;
+
+	NEED(shmdt);
+	if (!real.shmdt)
+		return (int)syscall(SYS_shmdt, addr);
+	if (!shim_recording())
+		return real.shmdt(addr);
+	r = real.shmdt(addr);
+	int e = errno;
+	shim_record(FL_K_SHMDT, r, r ? e : 0, U(addr), 0, 0, 0, 0, 0, NULL);
 	errno = e;
 	return r;
 }

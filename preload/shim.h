@@ -143,8 +143,13 @@ extern int shim_no_unwind;             /* stacks disabled (fork child of a busy 
 void shim_find_text(void);
 /* Make the unwinder ready (at init, under shim_busy). */
 void shim_unwind_init(void);
+/* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
+#define SHIM_FRAME_SLACK 16
 /* Fill frames[] with the stack above the shim, innermost first; returns how many. */
 unsigned shim_backtrace(__u64 *frames);
+/* The same, unwinding in place: frames has room for room entries (the depth
+ * plus SHIM_FRAME_SLACK; fewer frames are kept if it has less). */
+unsigned shim_backtrace_into(__u64 *frames, unsigned room);
 /* The fork gate: close before fork (1: no thread is unwinding), open after. */
 int shim_gate_close(void);
 void shim_gate_open(void);

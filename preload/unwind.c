@@ -23,8 +23,6 @@
 
 #include "shim.h"
 
-/* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
-#define FRAME_SLACK 16
 
 unsigned shim_depth = FL_DEFAULT_FRAMES;
 int shim_no_unwind;
@@ -64,14 +62,22 @@ void shim_unwind_init(void)
 		shim_no_unwind = 1;
 }
 
-unsigned shim_backtrace(__u64 *frames)
+/*
+ * Unwind into frames[0..room) (room >= want + SHIM_FRAME_SLACK), then drop
+ * the shim's own frames by moving the rest down.  No buffer of its own:
+ * a hook's stack use is what a thread with little stack left pays
+ * (docs/security.md states it per hook).
+ */
+unsigned shim_backtrace_into(__u64 *frames, unsigned room)
 {
-	void *buf[FL_MAX_FRAMES + FRAME_SLACK];
+	_Static_assert(sizeof(void *) == sizeof(__u64), "frames are pointers");
 	unsigned want = shim_depth, i = 0, n = 0;
 	int got;
 
 	if (!want || shim_no_unwind)
 		return 0;
+	if (want + SHIM_FRAME_SLACK > room)
+		want = room > SHIM_FRAME_SLACK ? room - SHIM_FRAME_SLACK : 0;
 	/* Enter the fork gate (Dekker style: both sides use seq_cst). */
 	for (;;) {
 		__atomic_add_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
@@ -81,14 +87,23 @@ unsigned shim_backtrace(__u64 *frames)
 		while (__atomic_load_n(&forking, __ATOMIC_SEQ_CST))
 			shim_short_sleep();
 	}
-	got = backtrace(buf, (int)(want + FRAME_SLACK));
+	got = backtrace((void **)frames, (int)(want + SHIM_FRAME_SLACK));
 	__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
 
 	while (i < (unsigned)(got > 0 ? got : 0) &&
-	       (uintptr_t)buf[i] >= text_lo && (uintptr_t)buf[i] < text_hi)
+	       (uintptr_t)frames[i] >= text_lo && (uintptr_t)frames[i] < text_hi)
 		i++;
 	for (; i < (unsigned)got && n < want; i++)
-		frames[n++] = (__u64)(uintptr_t)buf[i];
+		frames[n++] = frames[i];
+	return n;
+}
+
+unsigned shim_backtrace(__u64 *frames)
+{
+	__u64 buf[FL_MAX_FRAMES + SHIM_FRAME_SLACK];
+	unsigned n = shim_backtrace_into(buf, FL_MAX_FRAMES + SHIM_FRAME_SLACK);
+
+	memcpy(frames, buf, 8u * n);
 	return n;
 }
 
