@@ -54,7 +54,10 @@ struct fl_bpf_loss {
 	  "the atomic_long_t rss_stat.count[] of 6.1 and older") \
 	X(FL_CAP_RSS_UNSPLIT, "rss_unsplit", "every RSS change reaches the mm at once (6.2)", \
 	  "fault classes from the task's own RSS cache (task->rss_stat); the RSS timeline moves when the " \
-	  "kernel syncs that cache, every 64 faults per thread, as /proc shows it")
+	  "kernel syncs that cache, every 64 faults per thread, as /proc shows it") \
+	X(FL_CAP_VMA_TREE, "vma_tree", "the VMA of a fault read from mm->mm_mt without a lock (maple tree, 6.1)", \
+	  "bpf_find_vma alone: its mmap_read_trylock fails while another thread maps or unmaps, and such " \
+	  "a fault is counted by address (loss row bpf_find_vma)")
 
 enum fl_cap_id {
 #define FL_CAP_ENUM(id, name, what, repl) id,

@@ -377,7 +377,6 @@ static __always_inline int fault_entry(unsigned long address, struct pt_regs *re
 	th->last_page = 0;
 	th->freed = 0;
 	th->numa = numa_faults(bpf_get_current_task_btf());
-	th->wp_seq = p->wp_seq;
 	th->active = 1;
 	return 0;
 }
@@ -399,6 +398,58 @@ int BPF_PROG(on_fault_kernel, unsigned long address, struct pt_regs *regs, unsig
 }
 
 /* Pages allocated inside a fault: a copy (wp_page_copy) vs a reuse; THP. */
+/*
+ * Write faults racing on one page (two threads writing the same zero page or
+ * COW page): the loser either allocated and freed a copy (th->freed), or found
+ * the winner's writable PTE and did nothing (handle_pte_fault's pte_same
+ * check, or a PTE already writable when it looked), which looks like a
+ * wp_page_reuse.  The two differ in what happened to the page before: a
+ * wp_page_reuse needs a write-protected PTE, and once a write fault made the
+ * page writable only a call that write-protects PTEs (mprotect, fork, a
+ * userfaultfd ioctl) or the loss of the PTE (a later fault on the page
+ * mapped it again: fault_done clears the slot) makes it write-protected again.
+ * So the winner leaves its page and the epoch in a small per-process table
+ * (when it allocates its copy, before the PTE changes, and at completion),
+ * and a write fault that did nothing on a page made writable in the same
+ * epoch is spurious, however late its entry (a vCPU preempted between the
+ * MMU's fault and the tracepoint sees the winner already done) or early its
+ * completion (before the winner's).  A race of two wp_page_reuse (after a
+ * fork) leaves no mark before the winner completes: a loser that completes
+ * first is cow_reuse too.  Not seen:
+ * ksmd write-protecting a page it then fails to merge, clear_refs (soft
+ * dirty); and two pages in one slot at once can make a loser a reuse.
+ */
+static __always_inline void wp_done(struct fl_proc *p, __u64 addr)
+{
+	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
+
+	p->wp_page[slot] = addr & ~4095ull;
+	p->wp_at[slot] = p->wp_epoch;
+}
+
+/* A fault that mapped the page again: its PTE is new, a later write may reuse. */
+static __always_inline void wp_forget(struct fl_proc *p, __u64 addr)
+{
+	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
+
+	if (p->wp_page[slot] == (addr & ~4095ull))
+		p->wp_page[slot] = 0;
+}
+
+/*
+ * wp_page_copy allocates its copy before it installs it: the page is marked
+ * from here, so a loser that finds the installed PTE before the winner's
+ * completion (fault_done) still sees it marked.
+ */
+static __always_inline void wp_copying(__u64 addr)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+
+	if (p)
+		wp_done(p, addr);
+}
+
 SEC("tp_btf/mm_page_alloc")
 int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, int migratetype)
 {
@@ -416,6 +467,8 @@ int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, in
 	else
 		th->alloc0++;
 	th->last_page = (__u64)page;
+	if ((th->err & (PF_WRITE | PF_PROT)) == (PF_WRITE | PF_PROT))
+		wp_copying(th->addr);
 	return 0;
 }
 
@@ -462,6 +515,9 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct 
 	return 0;
 }
 
+/* The loader clears it without a maple tree (before 6.1) or under FAULTLINE_PRETEND_MISSING=vma_tree. */
+const volatile __u32 fl_tree_walk = 1;
+
 /* lib/maple_tree.c encoding of a node pointer. */
 #define FL_MAPLE_NODE_MASK 255ul
 #define FL_MAPLE_TYPE(enode) (((unsigned long)(enode) >> 3) & 15)
@@ -482,8 +538,12 @@ static long vma_cb(struct task_struct *task, struct vm_area_struct *vma, struct 
  */
 static __always_inline int vma_walk(struct mm_struct *mm, __u64 addr, struct vma_info *vi)
 {
-	void *enode = BPF_CORE_READ(mm, mm_mt.ma_root);
 	struct vm_area_struct *vma = 0;
+	void *enode;
+
+	if (!fl_tree_walk)
+		return -1;
+	enode = BPF_CORE_READ(mm, mm_mt.ma_root);
 
 	for (int depth = 0; depth < FL_MAPLE_DEPTH; depth++) {
 		unsigned long type = FL_MAPLE_TYPE(enode);
@@ -632,28 +692,11 @@ static __always_inline __u32 classify(int known, __u64 err, __u32 bits, __u32 al
 	return FL_F_OTHER;
 }
 
-/*
- * Write faults racing on one page (two threads writing the same zero page or
- * COW page): the loser either allocated and freed a copy (th->freed) or,
- * arriving after the winner's PTE, found it writable and did nothing, which
- * looks like a wp_page_reuse.  The winner leaves its page and a sequence
- * number in a small per-process table; a loser that began before it is
- * spurious.  Two pages in one slot at once can still make a loser a reuse.
- */
-static __always_inline void wp_done(struct fl_proc *p, __u64 addr)
-{
-	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
-	__u64 seq = ++p->wp_seq; /* racy on purpose: an order, not a count */
-
-	p->wp_page[slot] = addr & ~4095ull;
-	p->wp_at[slot] = seq;
-}
-
-static __always_inline int wp_raced(struct fl_proc *p, struct fl_thread *th, __u64 addr)
+static __always_inline int wp_raced(struct fl_proc *p, __u64 addr)
 {
 	__u32 slot = (addr >> FL_PAGE_SHIFT) & (FL_WP_SLOTS - 1);
 
-	return th && p->wp_page[slot] == (addr & ~4095ull) && p->wp_at[slot] > th->wp_seq;
+	return p->wp_page[slot] == (addr & ~4095ull) && p->wp_at[slot] == p->wp_epoch;
 }
 
 /*
@@ -996,11 +1039,13 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		k.piece = th->p_lo;
 	else
 		k.piece = piece_of(p->ns, addr, &vi, th, gen);
-	cls = classify(known, err, bits, alloc0, spurious, wp_raced(p, th, addr), numa, major, &vi);
+	cls = classify(known, err, bits, alloc0, spurious, wp_raced(p, addr), numa, major, &vi);
 	if (cls >= FL_F_NCLASS)
 		cls = FL_F_OTHER;
 	if (cls == FL_F_COW_ANON || cls == FL_F_COW_ZERO || cls == FL_F_COW_FILE || cls == FL_F_COW_REUSE)
 		wp_done(p, addr);
+	else if (cls != FL_F_SPURIOUS)
+		wp_forget(p, addr);
 
 	sk.tgid = tgid;
 	sk.cls = cls;
@@ -1493,6 +1538,34 @@ static __always_inline void vma_changed(void)
 }
 
 /*
+ * Calls that can write-protect PTEs of the caller's process (wp_raced):
+ * mprotect, pkey_mprotect, fork (copy_present_pte write-protects the
+ * parent's COW pages; not a thread's clone), ioctl (UFFDIO_WRITEPROTECT).
+ * Counted when they begin, before they change a PTE.
+ */
+static __always_inline int sc_write_protects(long id, __u64 arg0)
+{
+	switch (id) {
+	case 10: case 329: case 57: case 435: case 16:
+		return 1;
+	case 56: /* clone */
+		return !(arg0 & 0x100 /* CLONE_VM */);
+	default:
+		return 0;
+	}
+}
+
+static __always_inline void wp_epoch_call(long id, __u64 arg0)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p;
+
+	if (!sc_write_protects(id, arg0) || !(p = bpf_map_lookup_elem(&tracked, &tgid)))
+		return;
+	__sync_fetch_and_add(&p->wp_epoch, 1);
+}
+
+/*
  * The file behind fd in the current task (inode and device), for a file
  * mmap: the fd may be closed before the collector could resolve it.
  * Walks task->files->fdt->fd[fd] as fget() would, without the reference.
@@ -1600,6 +1673,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		compat_call();
 		return 0;
 	}
+	wp_epoch_call(id, regs->di);
 	if (kind == FL_K_NONE) {
 		if (sc_vma_other(id))
 			vma_changed();

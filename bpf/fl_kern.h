@@ -40,13 +40,15 @@ struct fl_proc {
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
 	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
 	/*
-	 * Write faults that made a present page writable (a COW), by page:
-	 * a fault that found its page already written by another thread's
-	 * fault completed after it began is spurious (fault_done).
+	 * Write faults that made a present page writable (a COW), by page, and
+	 * the epoch they did it in: bumped when a call that can write-protect
+	 * the process's PTEs begins (wp_epoch_call).  A later write fault that
+	 * finds nothing to do on such a page in the same epoch lost a race
+	 * (fault_done, wp_raced).
 	 */
-	__u64 wp_seq;
+	__u64 wp_epoch;
 	__u64 wp_page[FL_WP_SLOTS];
-	__u64 wp_at[FL_WP_SLOTS]; /* wp_seq when wp_page[] was written */
+	__u64 wp_at[FL_WP_SLOTS]; /* wp_epoch when wp_page[] was written */
 };
 
 /*
@@ -80,7 +82,6 @@ struct fl_thread {
 	__u32 freed;          /* ... freed again before the fault completed: it lost a race */
 	__u32 pad0;
 	__u64 numa;           /* task->numa_faults_locality[] sum at entry (NUMA hinting) */
-	__u64 wp_seq;         /* fl_proc.wp_seq at entry */
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
 	__u32 seen_ok;        /* seen_min/seen_maj are valid */
 	__u64 sc_args[6];

@@ -151,10 +151,12 @@ int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
 	have[FL_CAP_EXIT_GROUP_DEAD] = tp_nargs(btf, "sched_process_exit") >= 2;
 	have[FL_CAP_RSS_PERCPU] = btf__find_by_name_kind(btf, "mm_rss_stat", BTF_KIND_STRUCT) < 0;
 	have[FL_CAP_RSS_UNSPLIT] = !has_member(btf, "task_struct", "rss_stat");
+	/* mm_struct's members sit in an anonymous struct (randomized layout): look for the tree type */
+	have[FL_CAP_VMA_TREE] = btf__find_by_name_kind(btf, "maple_tree", BTF_KIND_STRUCT) >= 0;
 	btf__free(btf);
 	for (int i = 0; i < FL_CAP_N; i++) {
 		/* the RSS layouts are the kernel's: a kernel that has them cannot run the other code */
-		int can_pretend = i == FL_CAP_EXEC_VMAS || i == FL_CAP_EXIT_GROUP_DEAD;
+		int can_pretend = i == FL_CAP_EXEC_VMAS || i == FL_CAP_EXIT_GROUP_DEAD || i == FL_CAP_VMA_TREE;
 
 		if (have[i] && can_pretend && listed(pretend, caps[i].name)) {
 			have[i] = 0;
@@ -184,6 +186,7 @@ static void choose_programs(struct fl_kern *skel, const struct fl_cap *caps)
 	bpf_program__set_autoload(skel->progs.on_exec, !vmas);
 	bpf_program__set_autoload(skel->progs.on_exit, group_dead);
 	bpf_program__set_autoload(skel->progs.on_exit_live, !group_dead);
+	skel->rodata->fl_tree_walk = caps[FL_CAP_VMA_TREE].state == FL_CAP_PRESENT;
 }
 
 /* ---- open / close ----------------------------------------------------------- */

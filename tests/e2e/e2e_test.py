@@ -49,7 +49,7 @@ def record(db, argv, bpf=False, expect=0, env=None, explained_by=()):
 # FAULTLINE_PRETEND_MISSING=all (the *_fallback tests): the kernel's newer features are
 # treated as absent, so the fallbacks older kernels need run here too.
 PRETEND = os.environ.get("FAULTLINE_PRETEND_MISSING")
-FALLBACKS = ("exec_vmas", "exit_group_dead")  # the features a newer kernel can pretend to lack
+FALLBACKS = ("exec_vmas", "exit_group_dead", "vma_tree")  # the features a newer kernel can pretend to lack
 
 
 def check_pretended(db):
@@ -162,7 +162,12 @@ def threads(bpf):
                         "GROUP BY 1, 2 HAVING count(*) > 1)")[0][0]
         if not bpf:
             check(dup == 0, f"{dup} duplicate shim sequence numbers")
-        check(query(db, "SELECT sum(count) FROM loss")[0][0] == 0, "losses")
+        lost = dict(query(db, "SELECT cause, count FROM loss WHERE count > 0"))
+        if PRETEND and (PRETEND == "all" or "vma_tree" in PRETEND.split(",")):
+            # without the tree walk (as before 6.1) a fault racing the other threads' mmap/munmap is
+            # counted by address, in the bpf_find_vma row (the totals still add up: record())
+            lost.pop("bpf_find_vma", None)
+        check(not lost, f"losses {lost}")
     with_db(run)
 
 
@@ -369,7 +374,7 @@ def test_kernel_features_bpf():
             if line.startswith("  ") and len(f) > 2 and f[1] in ("present", "replaced", "missing"):
                 listed[f[0]] = f[1]
         rows = dict(query(db, "SELECT name, state FROM kernel_feature"))
-        check(len(rows) == 5 and rows == listed, f"recorded {rows}, doctor {listed}")
+        check(len(rows) == 6 and rows == listed, f"recorded {rows}, doctor {listed}")
         rep = subprocess.run([FL, "report", db], capture_output=True, text=True).stdout
         absent = [n for n, st in rows.items() if st != "present"]
         for n in absent:
