@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """How long `timeline`, `export` and `html` take on a large recording.
 
-usage: bench/outputs.py [--faultline build/faultline] [--events 1000000] [--runs 3]
+usage: bench/outputs.py [--faultline build/faultline] [--events 1000000] [--runs 3] [--db PATH]
 
 Builds a synthetic recording (schema.sql + generated rows: EVENTS mmap/munmap
 calls with stacks, a VMA row per mmap, RSS samples every 10 calls, a fault row
-per mapping) in a temporary folder, then times each command (median of RUNS,
-after one warm-up) and prints the output sizes."""
+per mapping) in a temporary folder (or at --db PATH, kept and reused: building
+a million calls takes minutes), then times each command (median of RUNS,
+after one warm-up) and prints the output sizes.  CPU seconds are the steadier
+figure on a shared machine; the load average is printed with them."""
 import argparse
 import os
 import resource
@@ -53,8 +55,26 @@ def build(path, events):
                     ((i + 1, i % 4 + 1, start + 2 * i * step + 500) for i in range(half)))
     con.executemany("INSERT INTO rss VALUES (?, ?, ?, 4096, 0, 0, 'bpf')",
                     ((i % 4 + 1, start + i * 10 * step, (i % 1000) * 65536) for i in range(events // 10)))
+    add_smaps(con, events, start, step)
     con.commit()
     con.close()
+
+
+def add_smaps(con, events, start, step):
+    """1000 smaps samples of 20 regions each ([heap], libc, 18 anonymous ones with a recorded piece)."""
+    half = events // 2
+    for k in range(1000):
+        t, sid, first = start + k * (events // 1000) * step, k + 1, k * (half // 1000)
+        p = first % 4 + 1  # the process of the VMA rows first, first + 4, ... (row i is process i % 4 + 1's)
+        anon = [(0x7f0000000000 + (first + 4 * r) * 65536, first + 4 * r + 1) for r in range(18)]
+        rows = [(sid, 0x555555560000, 0x555555600000, 3, 0, "[heap]", 262144 + k * 4096),
+                (sid, 0x7f7000000000, 0x7f7000200000, 5, 0, "/usr/lib/libc.so.6", 1040384)]
+        rows += [(sid, a, a + 65536, 3, 0, None, 65536) for a, _ in anon]
+        total = sum(r[6] for r in rows)
+        con.execute("INSERT INTO smaps_sample VALUES (?, ?, ?, 'change', 100000, 20, ?, ?, ?, 0, ?)",
+                    (sid, p, t, total, total, total - 1040384, total))
+        con.executemany("INSERT INTO region_rss VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)", [r + (r[6],) for r in rows])
+        con.executemany("INSERT INTO piece_rss VALUES (?, ?, ?, 65536, 65536, 0, 1)", [(sid, a, v) for a, v in anon])
 
 
 def timed(cmd, runs):
@@ -76,13 +96,16 @@ def main():
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
     ap.add_argument("--events", type=int, default=1000000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--db", help="the recording to use, built there first if missing")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = os.path.join(tmp, "big.db")
+        db = a.db or os.path.join(tmp, "big.db")
         t = time.monotonic()
-        build(db, a.events)
+        if not os.path.exists(db):
+            build(db, a.events)
         print(f"recording: {a.events} calls, {a.events // 2} VMA rows and fault rows, {a.events // 10} RSS samples"
-              f" ({os.path.getsize(db) >> 20} MiB, built in {time.monotonic() - t:.1f}s)")
+              f" ({os.path.getsize(db) >> 20} MiB, ready in {time.monotonic() - t:.1f}s)")
+        print("load average: %.1f %.1f %.1f on %d CPUs" % (*os.getloadavg(), os.cpu_count()))
         fl = a.faultline
         cmds = {
             "timeline": [fl, "timeline", db],
@@ -91,6 +114,7 @@ def main():
             "export pprof": [fl, "export", db, "--format", "pprof", "-o", os.path.join(tmp, "p.pb.gz")],
             "export perfetto": [fl, "export", db, "--format", "perfetto", "-o", os.path.join(tmp, "t.json")],
             "export csv --table event": [fl, "export", db, "--format", "csv", "--table", "event", "-o", os.path.join(tmp, "e.csv")],
+            "timeline --by region": [fl, "timeline", db, "--by", "region"],
             "html": [fl, "html", db, "-o", os.path.join(tmp, "r.html")],
         }
         print(f"{'command':28} {'wall s':>8} {'cpu s':>7}  output")

@@ -147,9 +147,7 @@ static int creator(const struct regions *g, int64_t vma_id, char lines[][512])
 	int n = -1;
 	if (v && fl_vma_get(g->d, g->proc_id, vma_id, v) == 1)
 		n = fl_vma_creator(g->d, v, g->view->frames, lines);
-	fl_vma_free(v, v && v->kind ? 1 : 0);
-	if (v && !v->kind)
-		free(v);
+	fl_vma_free(v, v && v->kind ? 1 : 0); /* frees v as well: freeing it again crashed on a piece of another process */
 	return n;
 }
 
