@@ -185,6 +185,11 @@ static void count_unshimmed(struct fl_ingest *g, __u64 end_ns)
 		      "or the channel could not be opened: another uid, mount namespace or a seccomp filter)");
 }
 
+__u64 fl_ingest_end_ns(const struct fl_ingest *g)
+{
+	return g->last_end_ns;
+}
+
 void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
 	count_unshimmed(g, end_ns);
@@ -204,6 +209,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 		fl_store_loss(g->store, "exit_unknown", g->exit_unknown,
 			      "processes whose exit status and final fault counts shim-only mode could not read "
 			      "(their parent reaped them before faultline looked)");
+	fl_store_fill_paths(g->store, fl_procfs_resolve_files);
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->faults.unattributed,
 			      "faults in an address range no recorded VMA covered");

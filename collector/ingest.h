@@ -67,5 +67,7 @@ pid_t fl_ingest_next_watch(struct fl_ingest *g);
 
 /* Flush what is held back (unmatched stacks, fault sites) and symbolize every frame. */
 void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns);
+/* When the last process ended (after fl_ingest_finish: every process has ended by then). */
+__u64 fl_ingest_end_ns(const struct fl_ingest *g);
 
 #endif /* FL_INGEST_H */

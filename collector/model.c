@@ -29,7 +29,7 @@ static void write_row(const struct fl_change *c, const struct fl_vma *v, __u64 d
 {
 	struct fl_vma_row r = {
 		.proc_id = c->proc_id, .pid = c->pid, .start = v->start, .end = v->end,
-		.offset = v->offset, .inode = v->inode, .prot = v->prot, .flags = v->flags,
+		.offset = v->offset, .inode = v->inode, .dev = v->dev, .prot = v->prot, .flags = v->flags,
 		.kind = v->kind, .path = v->path, .created_ns = v->created_ns,
 		.created_by = v->created_by, .parent_id = v->parent_id, .origin_id = v->origin_id,
 		.how = (enum fl_how)v->how, .destroyed_ns = destroyed_ns, .destroyed_by = destroyed_by,
@@ -372,6 +372,7 @@ static void apply_mmap(struct fl_model *m, const struct fl_change *c, const stru
 	if (!(v.flags & MAP_ANONYMOUS)) {
 		v.offset = a[5];
 		v.inode = call->inode;
+		v.dev = call->dev;
 	}
 	v.kind = v.path || (v.flags & MAP_ANONYMOUS) ? fl_model_kind(v.path, v.flags) : "file";
 	fl_model_map(m, c, &v);

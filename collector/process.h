@@ -68,6 +68,7 @@ struct fl_ingest {
 	struct proc **all;
 	size_t nall, capall;
 	unsigned alive;
+	__u64 last_end_ns;      /* when the latest process to end ended: the run's end */
 	struct fl_stacks *stacks;
 	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
 	struct fl_faults faults;

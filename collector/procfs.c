@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* procfs.c - reading /proc/PID (see procfs.h). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +57,9 @@ int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v)
 		v->path = fl_strtab_intern(buf);
 	if (!inode && !v->path)
 		v->offset = 0;
+	v->dev = dmaj << 20 | dmin;
 	if (inode && v->path)
-		fl_hmap_put(&path_by_file, file_key(dmaj << 20 | dmin, inode), (uintptr_t)v->path);
+		fl_hmap_put(&path_by_file, file_key(v->dev, inode), (uintptr_t)v->path);
 	return 0;
 }
 
@@ -224,11 +228,14 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, (uint64_t)start,
 		 (uint64_t)end);
 	p = read_link(link);
-	if (p || fd < 0)
-		return p;
-	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);
-	p = read_link(link);
-	return p && p[0] == '/' ? p : NULL;
+	if (!p && fd >= 0) {
+		snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);
+		p = read_link(link);
+		p = p && p[0] == '/' ? p : NULL;
+	}
+	if (p && inode) /* a process that maps it later may be gone before we look */
+		fl_hmap_put(&path_by_file, file_key(dev, inode), (uintptr_t)p);
+	return p;
 }
 
 const char *fl_procfs_call_path(pid_t pid, const struct fl_call *c)
@@ -245,4 +252,136 @@ const char *fl_procfs_exe(pid_t pid)
 	char link[64];
 	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
 	return read_link(link);
+}
+
+/* ---- files by inode, for rows whose process was gone before we looked --- */
+
+#define FIND_DEPTH 3          /* directory levels below each root */
+#define FIND_BUDGET 200000    /* directory entries looked at, over all roots */
+
+struct find {
+	struct fl_hmap want;      /* file_key -> index + 1 of the first row wanting it */
+	const __u32 *dev;
+	const __u64 *inode;
+	const char **out;
+	size_t n, left;           /* rows, rows still without a path */
+	long budget;
+};
+
+/* Looks at the files below the directory fd (named path, on device dev), depth levels down. */
+static void find_in(struct find *f, int fd, char *path, size_t len, __u32 dev, int depth)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while (f->left && f->budget-- > 0 && (e = readdir(d))) {
+		struct stat st;
+		size_t l = strlen(e->d_name);
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || len + 1 + l >= PATH_MAX ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if ((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) != dev)
+			continue;  /* another file system: not where this inode lives */
+		path[len] = '/';
+		memcpy(path + len + 1, e->d_name, l + 1);
+		if (S_ISREG(st.st_mode)) {
+			uintptr_t k = fl_hmap_get(&f->want, file_key(dev, st.st_ino));
+			for (size_t i = k ? k - 1 : f->n; i < f->n; i++)
+				if (!f->out[i] && f->dev[i] == dev && f->inode[i] == st.st_ino) {
+					f->out[i] = fl_strtab_intern(path);
+					f->left--;
+				}
+		} else if (S_ISDIR(st.st_mode) && depth > 0) {
+			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				find_in(f, sub, path, len + 1 + l, dev, depth - 1);
+		}
+		path[len] = 0;
+	}
+	closedir(d);
+}
+
+/* Searches the directory root (and depth levels below it) for the wanted files on device dev. */
+static void find_below(struct find *f, const char *root, __u32 dev, int depth)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(root);
+	int fd;
+
+	if (len >= sizeof(path))
+		return;
+	memcpy(path, root, len + 1);
+	if ((fd = open(*root ? root : "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+		find_in(f, fd, path, len, dev, depth);
+}
+
+/* The directory two levels above a known path ("/usr/lib" for /usr/lib/x86_64-linux-gnu/libc.so.6). */
+static bool grandparent(const char *path, char *out, size_t n)
+{
+	const char *a = strrchr(path, '/'), *b;
+
+	if (!a || a == path)
+		return false;
+	for (b = a - 1; b > path && *b != '/'; b--)
+		;
+	if (b == path || (size_t)(b - path) >= n)
+		return false;
+	memcpy(out, path, (size_t)(b - path));
+	out[b - path] = 0;
+	return true;
+}
+
+/*
+ * The path of each (dev[i], inode[i]): a file some process of the run
+ * mapped (its maps or map_files showed the path), else one found by
+ * looking for that inode near the files the run mapped on that device:
+ * below the directory two levels above each (a program maps its libraries,
+ * locale files and caches from a few places; /usr/lib holds both
+ * x86_64-linux-gnu/ and locale/), and in the top two levels of the file
+ * system (/etc/ld.so.cache, which the dynamic loader maps and unmaps).  (dev, inode) names one file, so a path
+ * found is that file's (or a hard link to it); the search never follows a
+ * symbolic link, stays on the device, and stops after FIND_BUDGET entries.
+ */
+void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, const char **out)
+{
+	struct find f = { .dev = dev, .inode = inode, .out = out, .n = n, .budget = FIND_BUDGET };
+	char root[PATH_MAX], done[16][PATH_MAX];
+	size_t ndone = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (const char *)fl_hmap_get(&path_by_file, file_key(dev[i], inode[i]));
+		if (!out[i] && !fl_hmap_get(&f.want, file_key(dev[i], inode[i])) &&
+		    fl_hmap_put(&f.want, file_key(dev[i], inode[i]), i + 1))
+			break;
+		f.left += !out[i];
+	}
+	/* the roots: beside every file of the run on a device with a file still unnamed */
+	for (size_t slot = 0; f.left && slot < path_by_file.cap; slot++) {
+		const char *known = (const char *)path_by_file.vals[slot];
+		struct stat st;
+
+		if (!path_by_file.keys[slot] || !known || known[0] != '/' || !grandparent(known, root, sizeof(root)) ||
+		    stat(known, &st))
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < ndone && !seen; k++)
+			seen = !strcmp(done[k], root);
+		if (seen || ndone == sizeof(done) / sizeof(done[0]))
+			continue;
+		snprintf(done[ndone++], sizeof(done[0]), "%s", root);
+		find_below(&f, root, (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), FIND_DEPTH);
+	}
+	for (size_t i = 0; f.left && i < n; i++) {
+		struct stat st;
+		if (!out[i] && !stat("/", &st) && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev[i]) {
+			find_below(&f, "", dev[i], 1);  /* "" + "/etc": paths come out absolute */
+			break;
+		}
+	}
+	fl_hmap_free(&f.want);
 }

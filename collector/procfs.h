@@ -53,4 +53,12 @@ const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *h
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);
 
+/*
+ * The path of each file (dev[i], inode[i]) (kernel encoding), into out[i]
+ * (NULL: not found): one the run saw mapped, else one found on disk near
+ * the run's other files (procfs.c says where).  For rows whose process was
+ * gone before its mappings could be read.
+ */
+void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, const char **out);
+
 #endif /* FL_PROCFS_H */

@@ -99,6 +99,7 @@ void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, i
 	fl_matcher_flush(&p->matcher);
 	p->ended = true;
 	g->alive--;
+	g->last_end_ns = t > g->last_end_ns ? t : g->last_end_ns;
 	fl_store_process_end(g->store, p->id, t, exit_code, exit_signal);
 }
 

@@ -683,7 +683,8 @@ static int record(struct recorder *r)
 	}
 	fl_ingest_finish(r->ingest, now_ns());
 	record_losses(r);
-	fl_store_run_end(r->store, now_ns(), r->exit_status);
+	/* the run ended when its last process did, not when symbolizing and indexing ended */
+	fl_store_run_end(r->store, fl_ingest_end_ns(r->ingest), r->exit_status);
 	return r->exit_status;
 }
 

@@ -196,6 +196,31 @@ static void build_id_hex(Dwfl_Module *mod, char *out, size_t len)
 		snprintf(out + 2 * i, 3, "%02x", bits[i]);
 }
 
+/* libstdc++'s demangler (C linkage; the Itanium C++ ABI, which legacy Rust symbols use too). */
+extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
+
+/*
+ * name as a reader wants it: C++ and legacy Rust (_ZN...17h<hash>E) symbols
+ * demangled, the Rust hash dropped ("std::rt::lang_start::h1a2b..." ->
+ * "std::rt::lang_start"); anything else (C, Rust v0 "_R..." symbols, which
+ * libstdc++ does not know) as it is.  Returns malloc'd text, or NULL to
+ * keep name.
+ */
+static char *demangle(const char *name)
+{
+	int status = -1;
+	char *d = name && name[0] == '_' && name[1] == 'Z' ? __cxa_demangle(name, NULL, NULL, &status) : NULL;
+	size_t n = d && status == 0 ? strlen(d) : 0;
+
+	if (!n) {
+		free(d);
+		return NULL;
+	}
+	if (n > 19 && !strncmp(d + n - 19, "::h", 3) && strspn(d + n - 16, "0123456789abcdef") == 16)
+		d[n - 19] = 0;
+	return d;
+}
+
 static void symbolize_frame(struct fl_stacks *st, Dwfl_Module *mod, Elf *elf, GElf_Addr bias,
 			    const char *build_id, const struct frame *f)
 {
@@ -212,7 +237,10 @@ static void symbolize_frame(struct fl_stacks *st, Dwfl_Module *mod, Elf *elf, GE
 	Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
 	if (l)
 		file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-	fl_store_frame_symbol(st->store, f->id, build_id, name, symoff + (f->is_return ? 1 : 0), file, line);
+	char *readable = demangle(name);
+	fl_store_frame_symbol(st->store, f->id, build_id, readable ? readable : name, symoff + (f->is_return ? 1 : 0),
+			      file, line);
+	free(readable);
 }
 
 /* Module m (a strtab index), opened on first use; NULL when out of memory. */

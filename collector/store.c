@@ -24,6 +24,7 @@
 
 #include "schema.h"
 #include "store.h"
+#include "vec.h"
 
 enum stmt {
 	S_EVENT, S_VMA, S_FRAME, S_STACK, S_STACK_FRAME,
@@ -83,6 +84,8 @@ struct fl_store {
 	int rc;                 /* first write error as -errno */
 	__s64 last_vma_id;      /* vma ids are assigned here so origin_id can name a row itself */
 	__s64 last_event_id;    /* and event ids, so an event can be named before it is written */
+	struct pathless { __s64 id; __u64 inode; __u32 dev; } *pathless; /* file rows written without a path */
+	size_t npathless, cappathless;
 };
 
 #define KIND_NAME_(c, name, value) [FL_K_##c] = #name,
@@ -362,6 +365,7 @@ static void close_db(struct fl_store *s)
 
 static void free_store(struct fl_store *s)
 {
+	free(s->pathless);
 	free(s->path);
 	free(s->final);
 	free(s);
@@ -414,6 +418,37 @@ static void place(struct fl_store *s)
 				 s->final, e == EEXIST ? s->path : strerror(e), s->path);
 		}
 	}
+}
+
+void fl_store_fill_paths(struct fl_store *s,
+			 void (*resolve)(const __u32 *dev, const __u64 *inode, size_t n, const char **out))
+{
+	size_t n = s->npathless;
+	__u32 *dev = calloc(n + 1, sizeof(*dev));
+	__u64 *inode = calloc(n + 1, sizeof(*inode));
+	const char **path = calloc(n + 1, sizeof(*path));
+	sqlite3_stmt *st = NULL;
+
+	if (!s->rc && n && dev && inode && path &&
+	    sqlite3_prepare_v2(s->db, "UPDATE vma SET path = ?1 WHERE id = ?2", -1, &st, NULL) == SQLITE_OK) {
+		for (size_t i = 0; i < n; i++) {
+			dev[i] = s->pathless[i].dev;
+			inode[i] = s->pathless[i].inode;
+		}
+		resolve(dev, inode, n, path);
+		for (size_t i = 0; i < n; i++) {
+			if (!path[i])
+				continue;
+			sqlite3_bind_text(st, 1, path[i], -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, s->pathless[i].id);
+			sqlite3_step(st);
+			sqlite3_reset(st);
+		}
+	}
+	sqlite3_finalize(st);
+	free(dev);
+	free(inode);
+	free(path);
 }
 
 int fl_store_finish(struct fl_store *s)
@@ -668,6 +703,9 @@ void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r)
 	sqlite3_bind_int64(st, 14, r->origin_id ? r->origin_id : id);
 	bind_text(st, 15, fl_how_name(r->how));
 	sqlite3_bind_int64(st, 16, id);
+	if (!r->path && r->inode && r->kind && !strcmp(r->kind, "file") &&
+	    !fl_vec_reserve((void **)&s->pathless, &s->cappathless, s->npathless + 1, sizeof(*s->pathless)))
+		s->pathless[s->npathless++] = (struct pathless){ id, r->inode, r->dev };
 	if (r->destroyed_ns)
 		sqlite3_bind_int64(st, 17, (sqlite3_int64)r->destroyed_ns);
 	else

@@ -40,6 +40,7 @@ struct fl_vma_row {
 	__s64 proc_id;
 	__u32 pid;
 	__u64 start, end, offset, inode;
+	__u32 dev;              /* of the file (kernel encoding), 0 if unknown: to find a missing path */
 	__u32 prot, flags;
 	const char *kind;
 	const char *path;
@@ -70,6 +71,15 @@ void fl_store_set_owner(struct fl_store *s, uid_t uid, gid_t gid);
  * fl_store_close.
  */
 int fl_store_finish(struct fl_store *s);
+
+/*
+ * File rows written without a path (the process was gone before its
+ * mappings could be read) get the path resolve() finds for their (dev,
+ * inode), if any.  resolve gets all of them at once: n pairs, out[i] NULL
+ * when not found.  Call before fl_store_run_end.
+ */
+void fl_store_fill_paths(struct fl_store *s,
+			 void (*resolve)(const __u32 *dev, const __u64 *inode, size_t n, const char **out));
 
 /* faultline failed before recording anything: close and delete the file. */
 void fl_store_discard(struct fl_store *s);

@@ -490,6 +490,36 @@ def test_why_bpf():
     with_db(run)
 
 
+def test_paths_bpf():
+    """Nothing unknown hidden: short-lived processes' file mappings get their path (glibc maps the
+    locale files with its own mmap, which only the kernel reports, and the process is gone before
+    the collector can read /proc); run.end_ns is when the last process ended."""
+    def run(db):
+        record(db, ["sh", "-c", "echo hi; /bin/echo hi | cat"], bpf=True)
+        rows = query(db, "SELECT count(*), sum(path IS NULL) FROM vma WHERE kind = 'file' AND inode IS NOT NULL")
+        check(rows[0][0] > 50 and rows[0][1] == 0, f"file rows without a path: {rows}")
+        locale = query(db, "SELECT count(DISTINCT path) FROM vma WHERE path LIKE '/usr/lib/locale/%'")[0][0]
+        check(locale > 0 or not os.path.isdir("/usr/lib/locale"), "the locale files are named")
+        end, last = query(db, "SELECT end_ns, (SELECT max(end_ns) FROM process) FROM run")[0]
+        check(end == last, f"run.end_ns {end} is the last process's end {last}")
+    with_db(run)
+
+
+def test_demangle_bpf():
+    """C++ frames are stored demangled (libstdc++'s __cxa_demangle)."""
+    def run(db):
+        record(db, [target("e2e_cxx")], bpf=True)
+        names = {r[0] for r in query(db, "SELECT function FROM frame WHERE function IS NOT NULL")}
+        check("grow::Pool::take(unsigned long)" in names, f"demangled member function: {sorted(names)[:40]}")
+        check("int* grow::fill<int>(unsigned long)" in names, f"demangled template: {sorted(names)[:40]}")
+        check(not [n for n in names if n.startswith("_Z")], f"mangled names left: {[n for n in names if n.startswith('_Z')]}")
+        rows = query(db, "SELECT f.function FROM vma v JOIN event e ON e.id = v.created_by JOIN stack_frame sf"
+                         " ON sf.stack_id = e.stack_id AND sf.idx = 0 JOIN frame f ON f.id = sf.frame_id"
+                         " WHERE v.end - v.start = 64 * 4096 AND v.kind = 'anon'")
+        check(rows == [("grow::Pool::take(unsigned long)",)], f"the 64-page mapping's creator: {rows}")
+    with_db(run)
+
+
 def test_fds_unchanged():
     """The target starts with the same open fds as without faultline (every fd of ours is CLOEXEC)."""
     def run(db):
