@@ -60,7 +60,7 @@ static const struct command {
 	const char *help;
 } commands[] = {
 	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE] -- CMD [ARGS...]" },
-	{ "report", fl_cmd_report, "report FILE [--pid P] [--top N] [--all] [--format json]: run, losses, processes by peak RSS,\n"
+	{ "report", fl_cmd_report, "report FILE [--pid P] [--top N] [--all] [--pieces] [--format json]: run, losses, processes by peak RSS,\n"
 	  "                  per process its top regions by resident bytes, calls, faults, heap, peak" },
 	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]: resident memory by region\n"
 	  "                  and creator at the RSS peak (or TIME), adding up" },

@@ -22,7 +22,7 @@
 #include "viewer.h"
 #include "why.h"
 
-#define USAGE "report FILE [--pid P] [--top N] [--all] [--format json]"
+#define USAGE "report FILE [--pid P] [--top N] [--all] [--pieces] [--format json]"
 #define PROC_DETAIL 10  /* processes detailed by default in a run with more (ranked by peak RSS) */
 #define CREATOR_FRAMES 3
 #define TREE_MAX_DEPTH 64
@@ -38,6 +38,7 @@ struct report {
 	int top;               /* VMAs listed at each peak */
 	int64_t pid;           /* --pid: only this process (0: all) */
 	bool all;              /* --all: detail every process, however many */
+	bool pieces;           /* --pieces: the peak lists recorded rows, not regions */
 	struct fl_proc *procs;
 	int nprocs;
 	int *order, *depth;    /* tree order: index into procs, and its depth */
@@ -470,25 +471,70 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-/* One VMA row of the peak table, with its creating frames as notes. */
-static int peak_vma_text(struct report *r, struct fl_table *t, const struct fl_vma *v)
+/*
+ * One line of the peak table: a region (rows v[0..n), adjacent, one kernel
+ * VMA) or one row, with the creating frames of its largest row as notes.
+ */
+static int peak_vma_text(struct report *r, struct fl_table *t, const struct fl_vma *v, int n)
 {
 	char range[64], size[32], perms[8], faults[48] = "", lines[CREATOR_FRAMES][512], note[600];
-	int n = fl_vma_creator(r->d, v, CREATOR_FRAMES, lines);
+	int64_t nfaults = 0;
+	bool counted = false;
+	int big = 0, nl;
 
-	snprintf(range, sizeof(range), "%08" PRIx64 "-%08" PRIx64, (uint64_t)v->start, (uint64_t)v->end);
-	if (v->faults.set)
-		snprintf(faults, sizeof(faults), "%lld faults", (long long)v->faults.v);
-	if (n < 0 || fl_table_add(t, (const char *[]){ range, fl_out_size(size, sizeof(size), v->end - v->start),
-			fl_out_perms(perms, sizeof(perms), v->prot, v->flags), v->kind, faults,
-			v->path ? v->path : "" }))
-		return -1;
 	for (int i = 0; i < n; i++) {
-		snprintf(note, sizeof(note), "        %.500s", lines[i]);
+		counted = counted || v[i].faults.set;
+		nfaults += v[i].faults.set ? v[i].faults.v : 0;
+		big = v[i].end - v[i].start > v[big].end - v[big].start ? i : big;
+	}
+	if ((nl = fl_vma_creator(r->d, &v[big], CREATOR_FRAMES, lines)) < 0)
+		return -1;
+	snprintf(range, sizeof(range), "%08" PRIx64 "-%08" PRIx64, (uint64_t)v[0].start, (uint64_t)v[n - 1].end);
+	if (counted)
+		snprintf(faults, sizeof(faults), "%lld faults", (long long)nfaults);
+	if (fl_table_add(t, (const char *[]){ range, fl_out_size(size, sizeof(size), v[n - 1].end - v[0].start),
+			fl_out_perms(perms, sizeof(perms), v[0].prot, v[0].flags), v[0].kind, faults,
+			v[0].path ? v[0].path : "" }))
+		return -1;
+	for (int i = 0; i < nl; i++) {
+		int len = snprintf(note, sizeof(note), "        %.500s", lines[i]);
+		if (i == 0 && n > 1)
+			snprintf(note + len, sizeof(note) - (size_t)len, " (and %d more VMAs)", n - 1);
 		if (fl_table_note(t, note))
 			return -1;
 	}
 	return 0;
+}
+
+/* A region of the peak: rows first..first+n of the rows by address, and its bytes. */
+struct peak_region {
+	int first, n;
+	int64_t size;
+};
+
+static int by_size(const void *a, const void *b)
+{
+	const struct peak_region *x = a, *y = b;
+	return x->size != y->size ? (x->size < y->size) - (x->size > y->size) : x->first - y->first;
+}
+
+/* The rows by address grouped into regions, largest first; reservations (---p) left out. */
+static int peak_regions(const struct fl_vma *v, int n, struct peak_region **out)
+{
+	struct peak_region *g = calloc((size_t)n + 1, sizeof(*g));
+	int ng = 0;
+
+	if (!g)
+		return -1;
+	for (int i = 0, k; i < n; i = k) {
+		for (k = i + 1; k < n && fl_vma_same_region(&v[k - 1], &v[k]); k++)
+			;
+		if (v[i].prot)
+			g[ng++] = (struct peak_region){ i, k - i, v[k - 1].end - v[i].start };
+	}
+	qsort(g, (size_t)ng, sizeof(*g), by_size);
+	*out = g;
+	return ng;
 }
 
 /* The sample with the most resident bytes of p (smaps_sample), or 0 (none, or a file older than schema 3). */
@@ -556,13 +602,20 @@ static int proc_peak(struct report *r, const struct fl_proc *p)
 	char when[32], size[32];
 	struct fl_table tab;
 
+	struct peak_region *g = NULL;
+	int ng = 0;
+
 	/* reservations (---p) are address space, not memory: they sort last and are never listed */
-	if (has > 0)
+	if (has > 0 && (r->j || r->pieces))
 		n = fl_vma_select(r->d, p->id, t, false, "v.prot = 0, v.end - v.start DESC, v.start", r->top, &vmas);
+	else if (has > 0)
+		n = fl_vma_select(r->d, p->id, t, false, "v.start, v.id", 0, &vmas);
 	while (shown < n && vmas[shown].prot != 0)
 		shown++;
-	if (has < 0 || n < 0)
+	if (has < 0 || n < 0 || (has > 0 && !r->j && !r->pieces && (ng = peak_regions(vmas, n, &g)) < 0)) {
+		fl_vma_free(vmas, n > 0 ? n : 0);
 		return -1;
+	}
 	if (r->j) {
 		fl_json_key(r->j, "peak");
 		if (!has) {
@@ -583,14 +636,17 @@ static int proc_peak(struct report *r, const struct fl_proc *p)
 	} else if (!has) {
 		printf("  peak     no mappings recorded\n");
 	} else {
-		printf("  peak     %s mapped at %s; largest VMAs then:\n", fl_out_size(size, sizeof(size), bytes),
-		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns));
+		printf("  peak     %s mapped at %s; largest %s then:\n", fl_out_size(size, sizeof(size), bytes),
+		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns), r->pieces ? "VMAs" : "regions");
 		fl_table_init(&tab, 6, 1u << 1);
-		for (int i = 0; i < shown && !rc; i++)
-			rc = peak_vma_text(r, &tab, &vmas[i]);
+		for (int i = 0; r->pieces && i < shown && !rc; i++)
+			rc = peak_vma_text(r, &tab, &vmas[i], 1);
+		for (int i = 0; !r->pieces && i < ng && i < r->top && !rc; i++)
+			rc = peak_vma_text(r, &tab, &vmas[g[i].first], g[i].n);
 		fl_table_print(&tab, stdout, 4);
 		fl_table_free(&tab);
 	}
+	free(g);
 	fl_vma_free(vmas, n);
 	return rc;
 }
@@ -998,8 +1054,8 @@ static int on_option(void *ctx, int c, const char *arg)
 	struct report *r = ctx;
 	char *end;
 
-	if (c == 'a') {
-		r->all = true;
+	if (c == 'a' || c == 'P') {
+		*(c == 'a' ? &r->all : &r->pieces) = true;
 		return -1;
 	}
 	if (c == 'p') {
@@ -1021,7 +1077,8 @@ int fl_cmd_report(int argc, char **argv)
 {
 	static const struct option options[] = { FL_CLI_COMMON_OPTIONS, { "top", required_argument, NULL, 't' },
 						 { "pid", required_argument, NULL, 'p' },
-						 { "all", no_argument, NULL, 'a' }, { 0 } };
+						 { "all", no_argument, NULL, 'a' },
+						 { "pieces", no_argument, NULL, 'P' }, { 0 } };
 	struct fl_cli cli = { .usage = USAGE };
 	struct report r = { .top = 5 };
 	struct fl_json j;

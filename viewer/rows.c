@@ -247,6 +247,18 @@ int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes)
 	return rc < 0 ? -1 : rc == SQLITE_ROW;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+bool fl_vma_same_region(const struct fl_vma *a, const struct fl_vma *b)
+{
+	return a->end == b->start && a->prot == b->prot && a->flags == b->flags && !strcmp(a->kind, b->kind) &&
+	       same_str(a->path, b->path) && a->inode.set == b->inode.set && a->inode.v == b->inode.v &&
+	       (!a->inode.set || a->offset + (a->end - a->start) == b->offset);
+}
+
 /* Why a VMA has no creating stack, or NULL if it has one. */
 static const char *no_stack_reason(const struct fl_vma *v)
 {

@@ -69,6 +69,13 @@ int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes);
  * by the kernel only)", ...  Returns the number of lines, or -1.
  */
 int fl_vma_creator(struct fl_db *d, const struct fl_vma *v, int nframes, char lines[][512]);
+/*
+ * Whether row b (starting where a ends) continues a's region: what the
+ * kernel would keep as one VMA (same permissions, flags, kind and file,
+ * contiguous file offsets).  Rows one call made, brk extensions of a heap
+ * and adjacent anonymous mmaps with equal flags are one region.
+ */
+bool fl_vma_same_region(const struct fl_vma *a, const struct fl_vma *b);
 /* The VMA as a JSON object (all columns, plus size, perms, creator text). */
 void fl_vma_json(struct fl_db *d, struct fl_json *j, const struct fl_vma *v);
 /* The same, left open for more keys (close it with fl_json_close(j, '}')). */

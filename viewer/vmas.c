@@ -113,11 +113,6 @@ static void resident_free(struct resident *r)
 	free(r->region_start);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
 /* Whether row b continues row a's region (v sorted by start). */
 static bool same_region(const struct fl_vma *a, const struct fl_vma *b, const struct resident *r, int ia, int ib)
 {
@@ -125,9 +120,7 @@ static bool same_region(const struct fl_vma *a, const struct fl_vma *b, const st
 		return false;
 	if (r->region_start[ia] && r->region_start[ib])  /* the kernel said, at the sample */
 		return r->region_start[ia] == r->region_start[ib];
-	return a->prot == b->prot && a->flags == b->flags && !strcmp(a->kind, b->kind) && same_str(a->path, b->path) &&
-	       a->inode.set == b->inode.set && a->inode.v == b->inode.v &&
-	       (!a->path || a->offset + (a->end - a->start) == b->offset);
+	return fl_vma_same_region(a, b);
 }
 
 static const char *opt_size(char *buf, size_t n, struct fl_opt o)

@@ -93,7 +93,7 @@ def test_report():
         "process 1000 /usr/bin/forker",
         "  calls    mmap 2 (1 failed), brk 1, fork 1, mprotect 1, munmap 1",
         "  faults   major_file 2, anon_new 2048, pagecache 3 (total 2053)",
-        "  peak     8.3 MiB mapped at 0.300s; largest VMAs then:",
+        "  peak     8.3 MiB mapped at 0.300s; largest regions then:",
         "    7f0000001000-7f0000800000    8.0 MiB  rw-p  anon   2048 faults",
         "        alloc_buffer (alloc.c:42)",
         "        main (main.c:17)",
@@ -105,7 +105,7 @@ def test_report():
         "process 1001 /usr/bin/forker",
         "  calls    exit 1, mmap 1",
         "  faults   anon_new 256, cow_anon 10 (total 266)",
-        "  peak     9.0 MiB mapped at 0.600s; largest VMAs then:",
+        "  peak     9.0 MiB mapped at 0.600s; largest regions then:",
         "    7f1000000000-7f1000100000  1.0 MiB  rw-p  anon  256 faults",
         "        child_work (main.c:30)",
         "    555555554000-555555556000  8.0 KiB  r-xp  file              /usr/bin/forker",
@@ -116,7 +116,7 @@ def test_report():
     ], err="", absent=["losses     nothing lost", "LOST       bpf_ringbuf: 0"])
     # --top limits the VMAs listed at each peak
     out = expect(["report", tree, "--top", "1"], 0)
-    check(out.count("largest VMAs then") == 2 and "[heap]" not in out, "report --top 1 lists one VMA per process")
+    check(out.count("largest regions then") == 2 and "[heap]" not in out, "report --top 1 lists one VMA per process")
 
     shim = build("shim.db", "shim_run.sql")
     expect(["report", shim], 0, [
@@ -130,7 +130,7 @@ def test_report():
         "what came after its last commit is missing)",
         "  2000  /bin/true  0.000s-?  still running when the recording stopped  -  /bin/true",
         "  calls    mmap 1",
-        "  peak     76.0 KiB mapped at 0.500s; largest VMAs then:",
+        "  peak     76.0 KiB mapped at 0.500s; largest regions then:",
         "    7f2000000000-7f2000010000  64.0 KiB  r--p  file    /etc/ld.so.cache",
         "        0x401000",
         "    7f3000000000-7f3000002000   8.0 KiB  rw-p  anon",
@@ -441,6 +441,23 @@ def test_regions():
         "process 3001 /usr/bin/grower",
     ], err="")
     check("7f1000000000-7f1004000000" not in out, "report: the PROT_NONE reservation is never listed as memory")
+    # the peak lists regions by mapped size (rows the kernel keeps as one VMA together), --pieces the rows
+    expect(["report", reg, "--pid", "3000"], 0, [
+        "  peak     66.1 MiB mapped at 0.500s; largest regions then:",
+        "    7f0000000000-7f0000200000    2.0 MiB  rw-p  anon  320 faults",
+        "        grow_a (grow.c:10) (and 1 more VMAs)",
+        "    555555600000-555555620000  128.0 KiB  rw-p  heap  26 faults   [heap]",
+        "        main (main.c:5) (and 1 more VMAs)",
+    ], err="")
+    expect(["report", reg, "--pid", "3000", "--pieces"], 0, [
+        "  peak     66.1 MiB mapped at 0.500s; largest VMAs then:",
+        "    7f0000000000-7f0000100000   1.0 MiB  rw-p  anon  256 faults",
+        "    7f0000100000-7f0000200000   1.0 MiB  rw-p  anon  64 faults",
+    ], err="")
+    # before any sample, the kernel's merging rule makes the regions: the two brk steps are one heap
+    expect(["vmas", reg, "--pid", "3000", "--at", "0.55"], 0, [
+        "555555600000-555555620000  rw-p   00000000  [heap]           128.0 KiB  heap         -      26  0.400s   main (main.c:5) (and 1 more VMAs)",
+    ], err="")
     out = expect(["report", reg, "--pid", "3001"], 0, ["process 3001 /usr/bin/grower"], err="",
                  absent=["process 3000 /usr/bin/grower", "processes by peak RSS", "processes (2)"])
     expect(["report", reg, "--pid", "4242"], 1, err="faultline report: regions.db: no process with pid 4242\n")
