@@ -79,6 +79,8 @@ static void attribute_fault(struct fl_ingest *g, struct fl_held_fault *h)
 					c->last_ns) : 0;
 	if (h->vma) {
 		h->proc_id = p->id;
+		if (k->vm_end)
+			fl_model_grow_stack(&p->model, k->vm_start, k->vm_end);
 		return;
 	}
 	if (p && c->last_ns < p->exec_ns) {

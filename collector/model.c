@@ -95,6 +95,15 @@ __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64
 	return v && v->start < end ? v->id : 0;
 }
 
+void fl_model_grow_stack(struct fl_model *m, __u64 vm_start, __u64 vm_end)
+{
+	struct fl_vma *v = vm_end > vm_start ? fl_vmatree_above(&m->vmas, vm_end - 1) : NULL;
+	/* the row itself is the first one ending above vm_start: nothing recorded lies below it in the VMA */
+	if (v && v->end == vm_end && v->start > vm_start && !strcmp(v->kind, "stack") &&
+	    fl_vmatree_above(&m->vmas, vm_start) == v)
+		v->start = vm_start;  /* the order of the rows is unchanged: it still starts below its successor */
+}
+
 void fl_model_prune_dead(struct fl_model *m, __u64 t)
 {
 	while (m->dead0 < m->ndead && m->dead[m->dead0].destroyed_ns < t)

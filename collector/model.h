@@ -54,6 +54,15 @@ void fl_model_free(struct fl_model *m);
 const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr);
 
 /*
+ * The kernel grows a stack VMA (VM_GROWSDOWN) down on faults, with no call
+ * to see.  When the kernel VMA a fault hit, [vm_start, vm_end), ends where
+ * a live stack row ends and starts below it, the row now starts at
+ * vm_start: its row says how far the stack grew (/proc/PID/maps at the
+ * end), and the pages below its first start are no longer outside it.
+ */
+void fl_model_grow_stack(struct fl_model *m, __u64 vm_start, __u64 vm_end);
+
+/*
  * Map tmpl's range, replacing anything there (MAP_FIXED semantics): a new
  * row (how = c->how) created by c->event_id, its own origin.
  */

@@ -520,6 +520,22 @@ def test_demangle_bpf():
     with_db(run)
 
 
+def test_stack_growth_bpf():
+    """The stack grows by faults, with no call: the [stack] row grows with it, so its first-touch
+    faults fit in its pages (before, a 132 KiB row held 4 MiB of faults)."""
+    def run(db):
+        record(db, [target("e2e_stack")], bpf=True)
+        rows = query(db, "SELECT v.end - v.start, (SELECT sum(anon_new) FROM fault WHERE vma_id = v.id)"
+                         " FROM vma v WHERE v.kind = 'stack'")
+        check(len(rows) == 1, f"one stack row: {rows}")
+        size, first = rows[0]
+        check(size >= (4 << 20) + 64 * 1024, f"the stack row spans the 4 MiB the target grew it by: {size}")
+        check(1024 <= first <= size // PAGE, f"first touches {first} fit in the row's {size // PAGE} pages")
+        lost = query(db, "SELECT count FROM loss WHERE cause = 'fault_unattributed'")
+        check(lost == [(0,)], f"no fault outside the model: {lost}")
+    with_db(run)
+
+
 def test_fds_unchanged():
     """The target starts with the same open fds as without faultline (every fd of ours is CLOEXEC)."""
     def run(db):
