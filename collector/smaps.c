@@ -251,8 +251,9 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 {
 	struct fl_smaps_sched *sc = &p->smaps;
-	/* the first process before its exec is faultline's own launcher */
-	if (p->ended || (!p->exec_ns && p == p->ingest->all[0]))
+	/* the first process before its exec is faultline's own launcher (without eBPF no exec is seen:
+	 * the shim's hello says the target runs) */
+	if (p->ended || (!p->exec_ns && !p->shim && p == p->ingest->all[0]))
 		return;
 	/* a much higher high: sooner (the gap was 20 costs; 4 of them will do) */
 	bool steep = sc->want_high && sc->cur > sc->last_rss + sc->last_rss / 4 &&

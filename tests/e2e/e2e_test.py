@@ -536,6 +536,20 @@ def test_stack_growth_bpf():
     with_db(run)
 
 
+def test_why_shim():
+    """Without eBPF too, the target itself is sampled (the launcher before its exec is not): the
+    shim's hello says the target runs, as eBPF's exec record would."""
+    def run(db):
+        record(db, [target("e2e_merge"), "hold"])
+        n = query(db, "SELECT count(*) FROM smaps_sample s JOIN process p ON p.id = s.proc_id"
+                      " WHERE p.parent_id IS NULL")[0][0]
+        check(n > 0, "the root process has resident-memory samples")
+        w = why_json(db)
+        check(w["sample"]["rss"] == sum(r["rss"] for r in w["regions"]) + w["other_regions"]["rss"],
+              "regions add up to the sample")
+    with_db(run)
+
+
 def test_fds_unchanged():
     """The target starts with the same open fds as without faultline (every fd of ours is CLOEXEC)."""
     def run(db):
