@@ -257,7 +257,7 @@ const char *fl_procfs_exe(pid_t pid)
 /* ---- files by inode, for rows whose process was gone before we looked --- */
 
 #define FIND_DEPTH 3          /* directory levels below each root */
-#define FIND_BUDGET 200000    /* directory entries looked at, over all roots */
+#define FIND_BUDGET 50000     /* directory entries looked at, over all roots */
 
 struct find {
 	struct fl_hmap want;      /* file_key -> index + 1 of the first row wanting it */
@@ -340,10 +340,10 @@ static bool grandparent(const char *path, char *out, size_t n)
  * The path of each (dev[i], inode[i]): a file some process of the run
  * mapped (its maps or map_files showed the path), else one found by
  * looking for that inode near the files the run mapped on that device:
- * below the directory two levels above each (a program maps its libraries,
- * locale files and caches from a few places; /usr/lib holds both
- * x86_64-linux-gnu/ and locale/), and in the top two levels of the file
- * system (/etc/ld.so.cache, which the dynamic loader maps and unmaps).  (dev, inode) names one file, so a path
+ * in the top two levels of the file system first (/etc/ld.so.cache, which
+ * the dynamic loader maps and unmaps), then below the directory two levels
+ * above each (a program maps its libraries, locale files and caches from a
+ * few places; /usr/lib holds both x86_64-linux-gnu/ and locale/).  (dev, inode) names one file, so a path
  * found is that file's (or a hard link to it); the search never follows a
  * symbolic link, stays on the device, and stops after FIND_BUDGET entries.
  */
@@ -360,6 +360,14 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 			break;
 		f.left += !out[i];
 	}
+	/* first the top of the file system: /etc/ld.so.cache, the common case, costs a few dozen entries */
+	for (size_t i = 0; f.left && i < n; i++) {
+		struct stat st;
+		if (!out[i] && !stat("/", &st) && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev[i]) {
+			find_below(&f, "", dev[i], 1);  /* "" + "/etc": paths come out absolute */
+			break;
+		}
+	}
 	/* the roots: beside every file of the run on a device with a file still unnamed */
 	for (size_t slot = 0; f.left && slot < path_by_file.cap; slot++) {
 		const char *known = (const char *)path_by_file.vals[slot];
@@ -375,13 +383,6 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 			continue;
 		snprintf(done[ndone++], sizeof(done[0]), "%s", root);
 		find_below(&f, root, (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), FIND_DEPTH);
-	}
-	for (size_t i = 0; f.left && i < n; i++) {
-		struct stat st;
-		if (!out[i] && !stat("/", &st) && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev[i]) {
-			find_below(&f, "", dev[i], 1);  /* "" + "/etc": paths come out absolute */
-			break;
-		}
 	}
 	fl_hmap_free(&f.want);
 }
