@@ -383,6 +383,12 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 		if (((struct fl_heap_stats *)r)->pid != ring_pid)
 			return "heap stats for another pid than its ring's";
 		return NULL;
+	case FL_R_HEAP_FORK:
+		if (len != sizeof(struct fl_heap_fork))
+			return "heap fork record of the wrong size";
+		if (((struct fl_heap_fork *)r)->pid != ring_pid)
+			return "heap fork record for another pid than its ring's";
+		return NULL;
 	default:
 		return "record of a type the shim does not send";
 	}

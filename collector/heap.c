@@ -43,6 +43,24 @@ struct image {
 	__u64 exec_ns;                  /* its latest exec: older samples read late were of the image before */
 };
 
+/*
+ * The live blocks of a parent at one of its forks, copied when its record
+ * (sent holding every lock of its set, just before the real fork) is read,
+ * until the child's record claims them.  The parent's record is read first
+ * unless the parent's ring stalls on a slot another of its threads has not
+ * filled yet: then the child inherits nothing and a loss row says so.
+ */
+struct inheritance {
+	__u32 ppid;
+	__u64 fork_id;
+	const struct image *parent;     /* the raw stacks of the blocks */
+	struct block *blocks;
+	size_t n;
+};
+
+/* Blocks held for children not heard from yet, at most (~40 MB). */
+#define INHERIT_MAX (1u << 20)
+
 /* An ended block waiting for the kernel's records to catch up. */
 struct ended {
 	__s64 proc_id;
@@ -59,6 +77,9 @@ struct fl_heap {
 	struct ended *ended;            /* in the order they ended */
 	size_t nended, capended, ended_done;
 	struct fl_hmap images;          /* proc_id -> struct image * */
+	struct inheritance *forks;      /* forks whose child has not claimed its blocks */
+	size_t nforks, capforks, fork_blocks;
+	__u64 uninherited;              /* children that could not be given their blocks */
 	__u64 unrecorded_count, unrecorded_bytes, lost_frees, unmatched_frees, reused;
 };
 
@@ -92,6 +113,9 @@ void fl_heap_free(struct fl_heap *h)
 		if (h->images.vals[i])
 			drop_image((struct image *)h->images.vals[i]);
 	fl_hmap_free(&h->images);
+	for (size_t i = 0; i < h->nforks; i++)
+		free(h->forks[i].blocks);
+	free(h->forks);
 	free(h->ended);
 	free(h);
 }
@@ -223,18 +247,10 @@ static struct block *swap_block(struct image *im, __u64 addr, struct block *b)
 	return old;
 }
 
-void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, const struct fl_alloc_rec *r)
+/* The block b (malloc'd) is live in im from now: it owns b. */
+static void adopt(struct fl_heap *h, __s64 proc_id, struct image *im, struct block *b)
 {
-	struct image *im = image_of(h, proc_id, model);
-	struct block *b = malloc(sizeof(*b));
-	long raw = im ? raw_index(im, r->frames, r->h.nframes) : -1;
-	if (raw < 0 || !b || !r->addr) {
-		free(b);
-		return;
-	}
-	*b = (struct block){ .addr = r->addr, .size = r->size, .mean = r->mean, .alloc_ns = r->time_ns,
-			     .tid = r->tid, .fn = r->fn, .raw = (__u32)raw };
-	if (r->time_ns < im->exec_ns) {
+	if (b->alloc_ns < im->exec_ns) {
 		/* of an image the kernel's exec record (read first) already
 		 * replaced: ended then, its stack no longer resolvable */
 		struct fl_heap_row row = {
@@ -246,15 +262,99 @@ void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_model *mode
 		free(b);
 		return;
 	}
-	struct block *old = swap_block(im, r->addr, b);
+	struct block *old = swap_block(im, b->addr, b);
 	if (old == b) {
 		free(b);
 	} else if (old) {
 		/* sampled again with no free in between: that free was not seen */
-		write_block(h, proc_id, im, old, r->time_ns, "lost");
+		write_block(h, proc_id, im, old, b->alloc_ns, "lost");
 		h->reused++;
 		free(old);
 	}
+}
+
+void fl_heap_alloc(struct fl_heap *h, __s64 proc_id, const struct fl_model *model, const struct fl_alloc_rec *r)
+{
+	struct image *im = image_of(h, proc_id, model);
+	struct block *b = malloc(sizeof(*b));
+	long raw = im ? raw_index(im, r->frames, r->h.nframes) : -1;
+	if (raw < 0 || !b || !r->addr) {
+		free(b);
+		return;
+	}
+	*b = (struct block){ .addr = r->addr, .size = r->size, .mean = r->mean, .alloc_ns = r->time_ns,
+			     .tid = r->tid, .fn = r->fn, .raw = (__u32)raw };
+	adopt(h, proc_id, im, b);
+}
+
+static long find_fork(const struct fl_heap *h, __u32 ppid, __u64 fork_id)
+{
+	for (size_t i = 0; i < h->nforks; i++)
+		if (h->forks[i].ppid == ppid && h->forks[i].fork_id == fork_id)
+			return (long)i;
+	return -1;
+}
+
+static void forget_fork(struct fl_heap *h, size_t i)
+{
+	h->fork_blocks -= h->forks[i].n;
+	free(h->forks[i].blocks);
+	h->forks[i] = h->forks[--h->nforks];
+}
+
+void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork_id, bool inherit)
+{
+	const struct image *im = image_of(h, proc_id, NULL);
+	struct inheritance in = { .ppid = pid, .fork_id = fork_id, .parent = im };
+	long old = find_fork(h, pid, fork_id);
+	if (old >= 0) /* of an image before an exec, whose child never claimed it */
+		forget_fork(h, (size_t)old);
+	if (!inherit)
+		return;
+	size_t live = 0;
+	for (size_t i = 0; im && i < im->live.cap; i++)
+		live += im->live.vals[i] != 0;
+	if (live) {
+		if (h->fork_blocks + live > INHERIT_MAX || !(in.blocks = malloc(live * sizeof(*in.blocks)))) {
+			h->uninherited++;
+			return;
+		}
+		for (size_t i = 0; i < im->live.cap; i++)
+			if (im->live.vals[i])
+				in.blocks[in.n++] = *(const struct block *)im->live.vals[i];
+	}
+	if (fl_vec_reserve((void **)&h->forks, &h->capforks, h->nforks + 1, sizeof(*h->forks))) {
+		free(in.blocks);
+		h->uninherited++;
+		return;
+	}
+	h->forks[h->nforks++] = in;
+	h->fork_blocks += in.n;
+}
+
+void fl_heap_fork_child(struct fl_heap *h, __s64 child_id, const struct fl_model *model, __u32 ppid,
+			__u64 fork_id, bool inherit)
+{
+	long k = find_fork(h, ppid, fork_id);
+	struct image *im = image_of(h, child_id, model);
+	if (!inherit)
+		return;
+	if (k < 0 || !im) {
+		h->uninherited++;
+		return;
+	}
+	const struct inheritance *in = &h->forks[k];
+	for (size_t i = 0; i < in->n; i++) {
+		const struct raw_stack *r = &in->parent->raw[in->blocks[i].raw];
+		long raw = raw_index(im, r->frames, r->n);
+		struct block *b = raw < 0 ? NULL : malloc(sizeof(*b));
+		if (!b)
+			continue;
+		*b = in->blocks[i];
+		b->raw = (__u32)raw;
+		adopt(h, child_id, im, b);
+	}
+	forget_fork(h, (size_t)k);
 }
 
 void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec *r)
@@ -331,6 +431,11 @@ void fl_heap_finish(struct fl_heap *h)
 		fl_store_loss(h->store, "heap_lost_free", h->lost_frees + h->reused,
 			      "sampled blocks whose free was not seen (a signal handler freeing inside the shim): "
 			      "they end at the next sample of their address, or count as live");
+	if (h->uninherited)
+		fl_store_loss(h->store, "heap_uninherited", h->uninherited,
+			      "fork children that could not be given the sampled blocks they inherited (the parent's "
+			      "record was read after the child's, or too many children were pending): their frees of "
+			      "those count as unmatched");
 	if (h->unmatched_frees)
 		fl_store_loss(h->store, "heap_unmatched_free", h->unmatched_frees,
 			      "frees of sampled blocks the collector did not know (their allocation was dropped)");

@@ -92,6 +92,18 @@ static void on_free(struct fl_ingest *g, const struct fl_free_rec *r)
 		fl_heap_release(g->heap, p->id, r);
 }
 
+/* A fork, from the parent's side (its blocks then) or the child's (which it inherits). */
+static void on_heap_fork(struct fl_ingest *g, const struct fl_heap_fork *r)
+{
+	struct proc *p = fl_procs_find(g, r->pid);
+	if (!p)
+		return;
+	if (!r->ppid)
+		fl_heap_fork_parent(g->heap, p->id, r->pid, r->fork_id, r->inherit != 0);
+	else
+		fl_heap_fork_child(g->heap, p->id, &p->model, r->ppid, r->fork_id, r->inherit != 0);
+}
+
 static void on_note(struct fl_ingest *g, const struct fl_note *n)
 {
 	char text[sizeof(n->text) + 1];
@@ -131,6 +143,10 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 	case FL_R_HEAP_STATS:
 		if (rec->size >= sizeof(struct fl_heap_stats))
 			fl_heap_stats(g->heap, (const struct fl_heap_stats *)rec);
+		break;
+	case FL_R_HEAP_FORK:
+		if (rec->size >= sizeof(struct fl_heap_fork))
+			on_heap_fork(g, (const struct fl_heap_fork *)rec);
 		break;
 	}
 }

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 6
+#define FL_ABI_VERSION 7
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -104,6 +104,7 @@ enum fl_rec_type {
 	FL_R_ALLOC = 8,   /* shim: a sampled heap allocation (fl_alloc_rec), then nframes return addresses */
 	FL_R_FREE = 9,    /* shim: a sampled block was freed, or moved by realloc (fl_free_rec) */
 	FL_R_HEAP_STATS = 10, /* shim, at exit: what the heap sampler could not see (fl_heap_stats) */
+	FL_R_HEAP_FORK = 11, /* shim: a fork, from both sides: the child inherits sampled blocks (fl_heap_fork) */
 };
 
 struct fl_rec {
@@ -218,6 +219,26 @@ struct fl_heap_stats {
 	__u64 lost_frees;       /* sampled blocks freed where the shim could not say so */
 };
 _Static_assert(sizeof(struct fl_heap_stats) == 48, "fl_heap_stats layout");
+
+/*
+ * The sampled blocks a fork child inherits.  The parent sends one (ppid 0)
+ * just before the real fork, holding every lock of its set of sampled
+ * blocks: the blocks its records made live up to there are exactly those in
+ * the child's copy of the set.  The child sends one (ppid: its parent) after
+ * its hello, with the same fork_id, and owns the parent's blocks as they
+ * were at the parent's record.  inherit 0: the child starts with none (the
+ * fork came from a signal handler that interrupted the set's lock).
+ */
+struct fl_heap_fork {
+	struct fl_rec h;
+	__u32 pid;              /* the sender */
+	__u32 ppid;             /* the child's: its parent; the parent's: 0 */
+	__u64 fork_id;          /* the parent's count of its forks: pairs the two records */
+	__u64 time_ns;
+	__u32 inherit;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct fl_heap_fork) == 40, "fl_heap_fork layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -34,8 +34,10 @@
  *   was on.  A sampled block freed while its own thread holds a shard lock
  *   (a signal handler) cannot be taken out of the set: counted as a lost
  *   free.
- * - A fork child gets an empty set with fresh locks (another thread may
- *   have held one at fork): what it inherited is not sampled in the child.
+ * - fork takes every lock of the set, so the child's copy is consistent;
+ *   the child keeps it (its frees of inherited blocks are matched) and
+ *   fresh locks.  A record from each side (FL_R_HEAP_FORK) tells the
+ *   collector which blocks the child inherited.
  * - errno is saved around everything the shim adds.
  * - Nothing here allocates: the set lives in mmap'd memory (raw syscalls).
  */
@@ -74,7 +76,7 @@ static SHIM_TLS __u64 tls_left;
 static SHIM_TLS int tls_primed;
 static SHIM_TLS __u64 tls_rng;
 static SHIM_TLS int tls_resolving;      /* this thread is inside dlsym for next.* */
-static SHIM_TLS int tls_locked;         /* this thread holds a shard lock */
+static SHIM_TLS int tls_locked;         /* shard locks this thread holds */
 
 /* Allocations the sampler could not consider, and sampled frees it lost. */
 static __u64 unrecorded_count, unrecorded_bytes, lost_frees;
@@ -299,12 +301,12 @@ static void shard_lock(struct shard *s)
 				syscall(SYS_sched_yield);  /* the holder was preempted */
 		}
 	}
-	tls_locked = 1;
+	tls_locked++;
 }
 
 static void shard_unlock(struct shard *s)
 {
-	tls_locked = 0;
+	tls_locked--;
 	__atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
 }
 
@@ -338,8 +340,10 @@ static int shard_grow(struct shard *s)
 	return 0;
 }
 
-/* Remember a sampled block.  0, or -1 when there was no memory for it. */
-static int set_add(void *p, __u64 size)
+/* Remember a sampled block and send its record (rec, len bytes) under its
+ * shard's lock: a fork, which takes every lock, then finds the set and the
+ * records sent agreeing.  0, or -1 when there was no memory for it. */
+static int set_add(void *p, __u64 size, const void *rec, __u32 len)
 {
 	struct shard *s = shard_of(p);
 	int rc = 0;
@@ -356,12 +360,16 @@ static int set_add(void *p, __u64 size)
 			__atomic_add_fetch(bucket(p), 1, __ATOMIC_RELAXED);
 		}
 		e->size = size;
+		shim_emit(rec, len);
 	}
 	shard_unlock(s);
 	return rc;
 }
 
-/* Forget p if it was sampled: 1 (and its size) if it was. */
+static void send_free(void *p, __u64 size);
+
+/* Forget p if it was sampled, saying so (FL_R_FREE) under the lock as
+ * set_add does: 1 (and its size) if it was. */
 static int set_take(void *p, __u64 *size)
 {
 	struct shard *s = shard_of(p);
@@ -380,6 +388,7 @@ static int set_take(void *p, __u64 *size)
 			*size = e->size;
 			found = 1;
 			__atomic_sub_fetch(bucket(p), 1, __ATOMIC_RELAXED);
+			send_free(p, e->size);
 		}
 	}
 	shard_unlock(s);
@@ -404,14 +413,17 @@ static int maybe_sampled(const void *p)
 
 /* ---- records ------------------------------------------------------------ */
 
-/* frames NULL: the stack above the shim now. */
-static void send_alloc(void *p, size_t n, __u32 fn, const __u64 *frames, unsigned nframes, __u32 tid, __u64 t)
-{
-	union {
-		struct fl_alloc_rec r;
-		__u8 bytes[sizeof(struct fl_alloc_rec) + 8 * (FL_MAX_FRAMES + SHIM_FRAME_SLACK)];
-	} b;
+union alloc_msg {
+	struct fl_alloc_rec r;
+	__u8 bytes[sizeof(struct fl_alloc_rec) + 8 * (FL_MAX_FRAMES + SHIM_FRAME_SLACK)];
+};
 
+/* The record of a sampled block (frames NULL: the stack above the shim
+ * now, taken before any lock).  Returns its size. */
+static __u32 alloc_msg(union alloc_msg *m, void *p, size_t n, __u32 fn, const __u64 *frames, unsigned nframes,
+		       __u32 tid, __u64 t)
+{
+#define b (*m)
 	memset(&b.r, 0, sizeof(b.r));
 	b.r.h.type = FL_R_ALLOC;
 	b.r.pid = shim_pid;
@@ -425,8 +437,17 @@ static void send_alloc(void *p, size_t n, __u32 fn, const __u64 *frames, unsigne
 		memcpy(b.r.frames, frames, 8u * (b.r.h.nframes = (__u16)nframes));
 	else
 		b.r.h.nframes = (__u16)shim_backtrace_into(b.r.frames, FL_MAX_FRAMES + SHIM_FRAME_SLACK);
-	b.r.h.size = (__u32)(sizeof(b.r) + 8u * b.r.h.nframes);
-	shim_emit(&b, b.r.h.size);
+	return b.r.h.size = (__u32)(sizeof(b.r) + 8u * b.r.h.nframes);
+#undef b
+}
+
+/* Remember the sampled block p and send its record.  0 or -1. */
+static int remember(void *p, size_t n, __u32 fn, const __u64 *frames, unsigned nframes, __u32 tid, __u64 t)
+{
+	union alloc_msg m;
+	__u32 len = alloc_msg(&m, p, n, fn, frames, nframes, tid, t);
+
+	return set_add(p, n, &m, len);
 }
 
 static void send_free(void *p, __u64 size)
@@ -528,8 +549,7 @@ static void early_flush(void)
 		/* sampled with probability 1 - exp(-size/mean): -ln(u) < size/mean */
 		if (!e.addr || !mean || (mean > 1 && -ln(u) * (double)mean >= (double)e.size))
 			continue;
-		if (set_add((void *)(uintptr_t)e.addr, e.size) == 0)
-			send_alloc((void *)(uintptr_t)e.addr, e.size, e.fn, &e.caller, 1, e.tid, e.time_ns);
+		remember((void *)(uintptr_t)e.addr, e.size, e.fn, &e.caller, 1, e.tid, e.time_ns);
 	}
 }
 
@@ -562,9 +582,7 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 	}
 	if (p && crossed(n)) {
 		shim_busy++;
-		if (set_add(p, n) == 0)
-			send_alloc(p, n, fn, NULL, 0, 0, 0);
-		else
+		if (remember(p, n, fn, NULL, 0, 0, 0))
 			count_unrecorded(n);
 		shim_busy--;
 	}
@@ -580,8 +598,7 @@ static __attribute__((noinline)) void sample_free(void *p)
 	__u64 size;
 
 	shim_busy++;
-	if (set_take(p, &size))
-		send_free(p, size);
+	set_take(p, &size);
 	shim_busy--;
 	errno = e;
 }
@@ -644,9 +661,7 @@ static __u64 realloc_leaves(void *p)
 	if (!p || !maybe_sampled(p))
 		return 0;
 	shim_busy++;
-	if (set_take(p, &size))
-		send_free(p, size);
-	else
+	if (!set_take(p, &size))
 		size = 0;
 	shim_busy--;
 	errno = e;
@@ -667,8 +682,7 @@ static void *realloc_common(void *p, size_t n, __u32 fn, const void *caller)
 		/* failed: p is still there, and still the sampled block it was */
 		int e = errno;
 		shim_busy++;
-		if (set_add(p, was) == 0)
-			send_alloc(p, was, fn, NULL, 0, 0, 0);
+		remember(p, was, fn, NULL, 0, 0, 0);
 		shim_busy--;
 		errno = e;
 	}
@@ -810,8 +824,61 @@ void heap_start(void)
 	early_flush();
 }
 
+/* ---- fork: the child inherits the live sampled blocks -------------------- */
+
+static __u64 fork_count;                /* forks of this image (atomic) */
+static __u64 fork_id;                   /* the fork under way: its number, as the child sees it */
+static int fork_inherit;                /* it holds every shard lock: the child keeps the set */
+
+static void send_fork(__u32 ppid, int inherit)
+{
+	struct fl_heap_fork r = {
+		.h = { .type = FL_R_HEAP_FORK, .size = sizeof(r) },
+		.pid = shim_pid, .ppid = ppid, .fork_id = fork_id, .time_ns = shim_now_ns(), .inherit = (__u32)inherit,
+	};
+	shim_emit(&r, sizeof(r));
+}
+
+/*
+ * Before the real fork (the shim on, shim_busy): take every shard lock, so
+ * no thread is inside the set when fork copies it and every block in it has
+ * had its record sent, then say so.  A fork from a signal handler that
+ * interrupted this thread inside the set cannot take its locks: that child
+ * starts with an empty set.
+ */
+void heap_fork_prepare(void)
+{
+	fork_inherit = 0;
+	fork_id = 0;
+	if (!filter || !__atomic_load_n(&heap_mean, __ATOMIC_RELAXED))
+		return;
+	fork_id = __atomic_add_fetch(&fork_count, 1, __ATOMIC_RELAXED);
+	if (!tls_locked) {
+		for (unsigned i = 0; i < NSHARDS; i++)
+			shard_lock(&shards[i]);
+		fork_inherit = 1;
+	}
+	send_fork(0, fork_inherit);
+}
+
+void heap_fork_parent(void)
+{
+	if (fork_inherit)
+		for (unsigned i = NSHARDS; i-- > 0;)
+			shard_unlock(&shards[i]);
+}
+
+/* In the child, before its hello. */
 void heap_fork_child(void)
 {
+	unrecorded_count = unrecorded_bytes = lost_frees = 0;
+	if (fork_inherit) {
+		/* the copy is whole; only this thread is left to hold the locks */
+		for (unsigned i = 0; i < NSHARDS; i++)
+			shards[i].lock = 0;
+		tls_locked = 0;
+		return;
+	}
 	/* Empty set, fresh locks: a lock held by a thread that fork did not
 	 * copy would never be released.  MAP_FIXED replaces the pages at once. */
 	for (unsigned i = 0; i < NSHARDS; i++)
@@ -826,7 +893,13 @@ void heap_fork_child(void)
 	}
 	init_shards();
 	tls_locked = 0;
-	unrecorded_count = unrecorded_bytes = lost_frees = 0;
+}
+
+/* In the child, after its hello: which of the parent's forks it is. */
+void heap_fork_hello(__u32 ppid)
+{
+	if (fork_id && __atomic_load_n(&heap_mean, __ATOMIC_RELAXED))
+		send_fork(ppid, fork_inherit);
 }
 
 /* At exit: what the sampler could not see, for the collector's loss rows. */

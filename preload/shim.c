@@ -388,6 +388,7 @@ static void fork_child(__u64 parent_seq, int gated, int stay_off, __u32 ppid)
 		return;
 	}
 	shim_hello(flags, parent_seq, ppid);
+	heap_fork_hello(ppid);
 	if (!gated && shim_depth)
 		shim_note("stack unwinding disabled in this fork child: a thread was unwinding at fork");
 }
@@ -418,8 +419,12 @@ EXPORT pid_t fork(void)
 		gated = shim_gate_close();
 	pseq = __atomic_load_n(&shim_seq, __ATOMIC_RELAXED);
 	ppid = shim_pid;
+	if (!stay_off)
+		heap_fork_prepare();
 	pid = real.fork();
 	e = errno;
+	if (pid != 0 && !stay_off)
+		heap_fork_parent();
 	if (pid == 0) {
 		/* Also for a fork nested in the shim (a signal handler): the
 		 * child must not write into the parent's ring. */

@@ -68,6 +68,18 @@ static int by_region_stack(const void *a, const void *b)
 	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
 }
 
+static int by_addr(const void *a, const void *b)
+{
+	int64_t x = ((const struct fl_heap_block *)a)->addr, y = ((const struct fl_heap_block *)b)->addr;
+	return x < y ? -1 : x > y;
+}
+
+static int by_stack(const void *a, const void *b)
+{
+	int64_t x = ((const struct fl_heap_block *)a)->stack_id, y = ((const struct fl_heap_block *)b)->stack_id;
+	return x < y ? -1 : x > y;
+}
+
 static int by_bytes_region(const void *a, const void *b)
 {
 	double x = ((const struct fl_heap_region *)a)->bytes, y = ((const struct fl_heap_region *)b)->bytes;
@@ -143,6 +155,76 @@ static int64_t touched(struct fl_db *d, int64_t proc_id, int64_t region, int64_t
 	return bytes;
 }
 
+/* The smaps sample of proc_id taken at t, or 0. */
+static int64_t sample_at(struct fl_db *d, int64_t proc_id, int64_t t)
+{
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	/* a recording older than schema 3 has no such table */
+	if (sqlite3_prepare_v2(d->db, "SELECT id FROM smaps_sample WHERE proc_id = ?1 AND time_ns = ?2", -1, &st,
+			       NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, t);
+	if (fl_db_step(d, st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* Is VMA row i part of region key? */
+static bool in_region(const struct fl_vma *v, int i, int64_t key)
+{
+	return key == -1 ? !strcmp(v[i].kind, "heap") : v[i].origin_id == key;
+}
+
+/*
+ * Resident bytes of region r (key) in smaps sample sample_id, or -1: each
+ * kernel region (region_rss) inside its extent whole; of one reaching out of
+ * it (the kernel merged a block's own mmap with its neighbours), the shares
+ * of r's VMA rows (piece_rss).  Whole regions first: the model can miss a
+ * row smaps already shows (an arena grown by mprotect a moment ago).
+ */
+static int64_t resident(struct fl_db *d, int64_t sample_id, int64_t key, const struct fl_heap_region *r,
+			const struct fl_vma *v, int nv)
+{
+	sqlite3_stmt *st = sample_id && key && r->end ? fl_db_prepare(d,
+		"SELECT start, end, rss FROM region_rss WHERE sample_id = ?1 AND start < ?3 AND end > ?2") : NULL;
+	sqlite3_stmt *piece = st ? fl_db_prepare(d,
+		"SELECT rss FROM piece_rss WHERE sample_id = ?1 AND region_start = ?2 AND vma_id = ?3") : NULL;
+	int64_t bytes = 0;
+	int rc;
+
+	if (!piece) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, sample_id);
+	sqlite3_bind_int64(st, 2, r->start);
+	sqlite3_bind_int64(st, 3, r->end);
+	sqlite3_bind_int64(piece, 1, sample_id);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
+		if (start >= r->start && end <= r->end) {
+			bytes += sqlite3_column_int64(st, 2);
+			continue;
+		}
+		sqlite3_bind_int64(piece, 2, start);
+		for (int i = 0; i < nv; i++) {
+			if (!in_region(v, i, key) || v[i].end <= start || v[i].start >= end)
+				continue;
+			sqlite3_bind_int64(piece, 3, v[i].id);
+			if (fl_db_step(d, piece) == SQLITE_ROW)
+				bytes += sqlite3_column_int64(piece, 0);
+			sqlite3_reset(piece);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(piece);
+	return rc == SQLITE_DONE ? bytes : -1;
+}
+
 /* Extent, writable bytes and kind of the region holding samples p[0..n). */
 static void describe(struct fl_heap_region *r, const struct placed *p, int n, const struct fl_vma *v, int nv)
 {
@@ -154,7 +236,7 @@ static void describe(struct fl_heap_region *r, const struct placed *p, int n, co
 		return;
 	}
 	for (int i = 0; i < nv; i++) {
-		if (key == -1 ? strcmp(v[i].kind, "heap") : v[i].origin_id != key)
+		if (!in_region(v, i, key))
 			continue;
 		if (!r->end || v[i].start < r->start)
 			r->start = v[i].start;
@@ -171,12 +253,13 @@ static void describe(struct fl_heap_region *r, const struct placed *p, int n, co
 }
 
 /* One region from its samples p[0..n) (sorted by stack). Returns 0 or -1. */
-static int build_region(struct fl_db *d, int64_t proc_id, int64_t t, struct fl_heap_region *r,
+static int build_region(struct fl_db *d, int64_t proc_id, int64_t t, int64_t sample_id, struct fl_heap_region *r,
 			const struct placed *p, int n, const struct fl_vma *v, int nv)
 {
 	memset(r, 0, sizeof(*r));
 	describe(r, p, n, v, nv);
 	r->touched = p[0].region ? touched(d, proc_id, p[0].region, t) : -1;
+	r->resident = resident(d, sample_id, p[0].region, r, v, nv);
 	r->sites = calloc((size_t)n, sizeof(*r->sites));
 	if (!r->sites)
 		return fl_db_error(d, "out of memory");
@@ -200,6 +283,7 @@ int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, 
 	struct fl_vma *v = NULL;
 	struct placed *p = NULL;
 	int has, nv, n, rc = 0;
+	int64_t sample;
 
 	memset(out, 0, sizeof(*out));
 	out->t = t;
@@ -211,14 +295,19 @@ int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, 
 		fl_vma_free(v, nv);
 		return -1;
 	}
-	qsort(p, (size_t)n, sizeof(*p), by_region_stack);
+	out->blocks = calloc((size_t)n + 1, sizeof(*out->blocks));
 	out->regions = calloc((size_t)n + 1, sizeof(*out->regions));
-	if (!out->regions)
+	if (!out->regions || !out->blocks)
 		rc = fl_db_error(d, "out of memory");
+	for (int i = 0; i < n && !rc; i++)
+		out->blocks[out->nblocks++] = (struct fl_heap_block){ p[i].addr, p[i].stack_id, p[i].w, p[i].var };
+	qsort(out->blocks, (size_t)out->nblocks, sizeof(*out->blocks), by_addr);
+	qsort(p, (size_t)n, sizeof(*p), by_region_stack);
+	sample = at_end ? 0 : sample_at(d, proc_id, t);
 	for (int i = 0, j; i < n && !rc; i = j) {
 		for (j = i; j < n && p[j].region == p[i].region; j++)
 			;
-		rc = build_region(d, proc_id, t, &out->regions[out->nregions++], &p[i], j - i, v, nv);
+		rc = build_region(d, proc_id, t, sample, &out->regions[out->nregions++], &p[i], j - i, v, nv);
 		out->bytes += out->regions[out->nregions - 1].bytes;
 		out->var += out->regions[out->nregions - 1].var;
 		out->samples += j - i;
@@ -238,6 +327,64 @@ void fl_heap_view_free(struct fl_heap_view *v)
 	for (int i = 0; i < v->nregions; i++)
 		free(v->regions[i].sites);
 	free(v->regions);
+	free(v->blocks);
 	v->regions = NULL;
-	v->nregions = 0;
+	v->blocks = NULL;
+	v->nregions = v->nblocks = 0;
+}
+
+/* The first block at or above addr. */
+static int first_at(const struct fl_heap_view *v, int64_t addr)
+{
+	int lo = 0, hi = v->nblocks;
+
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (v->blocks[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int fl_heap_view_range(const struct fl_heap_view *v, int64_t start, int64_t end, struct fl_heap_range *out)
+{
+	int a = first_at(v, start), b = first_at(v, end), n = b - a;
+	struct fl_heap_block *in;
+
+	memset(out, 0, sizeof(*out));
+	if (n <= 0)
+		return 0;
+	in = malloc((size_t)n * sizeof(*in));
+	out->sites = calloc((size_t)n, sizeof(*out->sites));
+	if (!in || !out->sites) {
+		free(in);
+		free(out->sites);
+		out->sites = NULL;
+		return -1;
+	}
+	memcpy(in, v->blocks + a, (size_t)n * sizeof(*in));
+	qsort(in, (size_t)n, sizeof(*in), by_stack);
+	for (int i = 0; i < n; i++) {
+		if (!out->nsites || out->sites[out->nsites - 1].stack_id != in[i].stack_id)
+			out->sites[out->nsites++].stack_id = in[i].stack_id;
+		struct fl_heap_site *s = &out->sites[out->nsites - 1];
+		s->bytes += in[i].w;
+		s->var += in[i].var;
+		s->samples++;
+		out->bytes += in[i].w;
+		out->var += in[i].var;
+		out->samples++;
+	}
+	free(in);
+	qsort(out->sites, (size_t)out->nsites, sizeof(*out->sites), by_bytes_site);
+	return 0;
+}
+
+void fl_heap_range_free(struct fl_heap_range *r)
+{
+	free(r->sites);
+	r->sites = NULL;
+	r->nsites = 0;
 }

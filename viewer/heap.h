@@ -9,6 +9,9 @@
  * now, `why` later): load a view at (process, time), then for any address
  * range, the regions here that fall in it say which code owns the bytes.
  *
+ * What a region's resident bytes hold beyond its live blocks (allocator
+ * overhead, free chunks) is resident - bytes, never spread over the sites.
+ *
  * Estimates (docs/heap.md): a block of n bytes sampled at mean M stands for
  * w = n / (1 - exp(-n/M)) bytes; a sum of weights is unbiased, and its
  * variance is estimated by the sum of w (w - n).  Everything at mean 1 is
@@ -32,8 +35,24 @@ struct fl_heap_region {
 	int64_t start, end;     /* extent of its VMAs at the time (0, 0: blocks in no known VMA) */
 	int64_t mapped_rw;      /* bytes of those VMAs that are writable */
 	int64_t touched;        /* first-touch faults in it up to the time, bytes (-1: not recorded) */
+	int64_t resident;       /* resident bytes of its VMAs by the smaps sample taken at the
+				 * time viewed (piece_rss), -1 when none was taken then */
 	char kind[16];          /* "heap", "arena", "mmap" (a block's own mapping), "anon", "unknown" ... */
 	double bytes, var;      /* estimated live bytes in it and the variance */
+	int64_t samples;
+	struct fl_heap_site *sites; /* by estimated bytes, largest first */
+	int nsites;
+};
+
+/* One live sampled block. */
+struct fl_heap_block {
+	int64_t addr, stack_id;
+	double w, var;          /* the bytes it stands for, and the variance of that */
+};
+
+/* The live blocks in an address range, by allocating stack. */
+struct fl_heap_range {
+	double bytes, var;
 	int64_t samples;
 	struct fl_heap_site *sites; /* by estimated bytes, largest first */
 	int nsites;
@@ -46,6 +65,8 @@ struct fl_heap_view {
 	int64_t samples;
 	struct fl_heap_region *regions; /* by estimated bytes, largest first */
 	int nregions;
+	struct fl_heap_block *blocks;   /* by address */
+	int nblocks;
 };
 
 /*
@@ -56,6 +77,9 @@ struct fl_heap_view {
  */
 int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, struct fl_heap_view *out);
 void fl_heap_view_free(struct fl_heap_view *v);
+/* The blocks of v starting in [start, end) by stack (none: 0 samples).  0 or -1 (out of memory). */
+int fl_heap_view_range(const struct fl_heap_view *v, int64_t start, int64_t end, struct fl_heap_range *out);
+void fl_heap_range_free(struct fl_heap_range *r);
 /* 1.96 standard deviations: the half-width of a 95% interval. */
 double fl_heap_err95(double var);
 

@@ -764,14 +764,22 @@ static int proc_sites(struct report *r, const struct fl_proc *p)
 #define HEAP_SITES 5         /* sites listed per region */
 #define HEAP_SITE_FRAMES 2   /* frames shown per site */
 
-/* When to look at the heap: the RSS peak if one was recorded, else the process's end. */
-static int heap_time(struct report *r, const struct fl_proc *p, int64_t *t, bool *at_end)
+/*
+ * When to look at the heap: the smaps sample with the most resident bytes
+ * (the moment `why` explains; the regions' resident bytes are known then),
+ * else the RSS peak if one was recorded, else the process's end.
+ */
+static int heap_time(struct report *r, const struct fl_proc *p, int64_t *t, bool *at_end, bool *smaps)
 {
-	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT time_ns FROM rss WHERE proc_id = ? ORDER BY anon + file + shmem DESC, time_ns LIMIT 1");
+	int64_t rss;
+	sqlite3_stmt *st;
 	int rc;
 
-	if (!st)
+	*at_end = false;
+	if ((*smaps = peak_sample(r, p, t, &rss) != 0))
+		return 0;
+	if (!(st = fl_db_prepare(r->d,
+		"SELECT time_ns FROM rss WHERE proc_id = ? ORDER BY anon + file + shmem DESC, time_ns LIMIT 1")))
 		return -1;
 	sqlite3_bind_int64(st, 1, p->id);
 	rc = fl_db_step(r->d, st);
@@ -821,7 +829,9 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 		       fl_out_size(a, sizeof(a), g->mapped_rw));
 	else
 		printf("    %-7s (no recorded mapping holds these blocks)", g->kind);
-	if (g->touched >= 0)
+	if (g->resident >= 0)
+		printf(", resident %s", fl_out_size(b, sizeof(b), g->resident));
+	else if (g->touched >= 0)
 		printf(", first-touched %s", fl_out_size(b, sizeof(b), g->touched));
 	printf(": %s live in %lld samples\n", estimate(est, sizeof(est), g->bytes, g->var), (long long)g->samples);
 	for (int i = 0; i < g->nsites; i++) {
@@ -837,10 +847,13 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 	if (g->nsites > HEAP_SITES)
 		printf("      %-22s %5lld× %d other sites\n", estimate(est, sizeof(est), rest, rest_var),
 		       (long long)rest_samples, g->nsites - HEAP_SITES);
-	/* what the pages hold beyond the live blocks the samples stand for */
-	if (g->touched > 0 && g->touched > g->bytes)
-		printf("      %-22s        not in live blocks: allocator overhead, free chunks%s\n",
-		       fl_out_size(a, sizeof(a), g->touched - (int64_t)g->bytes), g->var > 0 ? " (± as above)" : "");
+	/* what the resident pages hold beyond the live blocks the samples stand for */
+	if (g->resident >= 0 && g->resident >= g->bytes)
+		printf("      %-22s        not in live blocks: allocator overhead, free chunks\n",
+		       estimate(est, sizeof(est), (double)g->resident - g->bytes, g->var));
+	else if (g->resident >= 0)
+		printf("      %-22s        less: live blocks not resident (never touched, or swapped out)\n",
+		       estimate(est, sizeof(est), g->bytes - (double)g->resident, g->var));
 	return 0;
 }
 
@@ -871,6 +884,11 @@ static void heap_json(struct report *r, const struct fl_heap_view *v, bool at_en
 			fl_json_int(r->j, g->touched);
 		else
 			fl_json_null(r->j);
+		fl_json_key(r->j, "resident");
+		if (g->resident >= 0)
+			fl_json_int(r->j, g->resident);
+		else
+			fl_json_null(r->j);
 		fl_json_key(r->j, "live");
 		fl_json_real(r->j, g->bytes);
 		fl_json_key(r->j, "err95");
@@ -895,24 +913,24 @@ static void heap_json(struct report *r, const struct fl_heap_view *v, bool at_en
 	fl_json_close(r->j, '}');
 }
 
-/* The live heap at the RSS peak by region and allocating site (sampled malloc tracking). */
+/* The live heap at the resident peak by region and allocating site (sampled malloc tracking). */
 static int proc_heap(struct report *r, const struct fl_proc *p)
 {
 	struct fl_heap_view v;
 	char when[32], est[64], mean[32];
 	int64_t t;
-	bool at_end;
+	bool at_end, smaps;
 	int has;
 
-	if (!p->shim || heap_time(r, p, &t, &at_end))
+	if (!p->shim || heap_time(r, p, &t, &at_end, &smaps))
 		return p->shim ? -1 : 0;
 	if ((has = fl_heap_view_load(r->d, p->id, t, at_end, &v)) <= 0)
 		return has;
 	if (r->j) {
 		heap_json(r, &v, at_end);
 	} else {
-		printf("  heap     %s %s: %s live in %lld sampled blocks (", at_end ? "at its end" : "at the RSS peak",
-		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns), estimate(est, sizeof(est), v.bytes, v.var),
+		printf("  heap     %s %s: %s live in %lld sampled blocks (",
+		       at_end ? "at its end" : smaps ? "at the resident peak (smaps)" : "at the RSS peak", fl_out_reltime(when, sizeof(when), t - r->d->start_ns), estimate(est, sizeof(est), v.bytes, v.var),
 		       (long long)v.samples);
 		if (v.mean == 1)
 			printf("every allocation recorded)\n");

@@ -10,6 +10,13 @@
  * page from pagemap), grouped by the stack of the call that created them.
  * Whatever no row holds is shown as the region's residual, and the total of
  * the regions is compared with what the kernel's RSS counter said then.
+ *
+ * A region holding sampled heap blocks (malloc's heap, arenas, own mmaps;
+ * viewer/heap.h) is broken down a second way, by allocating call site: the
+ * estimated live bytes of each site, with its sampling error, and what the
+ * region's resident bytes hold beyond the live blocks (allocator overhead,
+ * free chunks) on a line of its own, so the sites and that line add up to
+ * the region's resident bytes.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,12 +26,15 @@
 
 #include "cli.h"
 #include "db.h"
+#include "frames.h"
+#include "heap.h"
 #include "output.h"
 #include "rows.h"
 #include "viewer.h"
 #include "why.h"
 
 #define USAGE "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]"
+#define HEAP_SITES 8         /* heap sites listed per region (text); the rest on one line */
 
 struct why {
 	struct fl_db *d;
@@ -138,6 +148,7 @@ struct regions {
 	struct fl_json *j;
 	int64_t sample_id, proc_id, total;
 	const struct fl_why_view *view;
+	struct fl_heap_view heap;       /* live sampled heap blocks at the sample (mean 0: none) */
 };
 
 /* Who made one piece: its creating stack's innermost frames (up to view->frames lines). */
@@ -212,6 +223,149 @@ static int groups(const struct regions *g, int64_t region_start, struct group **
 	return n;
 }
 
+/* ---- heap groups: a region's live heap blocks by allocating site ------------ */
+
+/* "12.3 MiB" or, when sampled, "12.3 MiB ±1.1 MiB". */
+static const char *estimate(char *buf, size_t n, double bytes, double var)
+{
+	char a[32], b[32];
+	if (var <= 0)
+		snprintf(buf, n, "%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)));
+	else
+		snprintf(buf, n, "%s ±%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)),
+			 fl_out_size(b, sizeof(b), (int64_t)(fl_heap_err95(var) + 0.5)));
+	return buf;
+}
+
+/* A site's stack, innermost first, as lines (at most view->frames). */
+static int site_lines(const struct regions *g, int64_t stack_id, char lines[][512])
+{
+	struct fl_frame *f = NULL;
+	int n = stack_id ? fl_stack_load(g->d, stack_id, g->view->frames, &f) : 0;
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		fl_frame_short(&f[i], lines[i], sizeof(lines[i]));
+	fl_stack_free(f, n);
+	if (!n)
+		snprintf(lines[n++], sizeof(lines[0]), "(no user stack)");
+	return n;
+}
+
+static int heap_json(const struct regions *g, const struct fl_heap_range *h, int64_t rss)
+{
+	struct fl_json *j = g->j;
+	char lines[FL_WHY_FRAMES][512];
+	fl_json_key(j, "heap");
+	fl_json_open(j, '{');
+	fl_json_kint(j, "mean", g->heap.mean);
+	fl_json_key(j, "live");
+	fl_json_real(j, h->bytes);
+	fl_json_key(j, "err95");
+	fl_json_real(j, fl_heap_err95(h->var));
+	fl_json_kint(j, "samples", h->samples);
+	fl_json_key(j, "sites");
+	fl_json_open(j, '[');
+	for (int i = 0; i < h->nsites; i++) {
+		int n = site_lines(g, h->sites[i].stack_id, lines);
+		if (n < 0)
+			return -1;
+		fl_json_open(j, '{');
+		fl_json_key(j, "stack");
+		fl_json_open(j, '[');
+		for (int k = 0; k < n; k++)
+			fl_json_str(j, lines[k]);
+		fl_json_close(j, ']');
+		fl_json_kint(j, "stack_id", h->sites[i].stack_id);
+		fl_json_key(j, "live");
+		fl_json_real(j, h->sites[i].bytes);
+		fl_json_key(j, "err95");
+		fl_json_real(j, fl_heap_err95(h->sites[i].var));
+		fl_json_kint(j, "samples", h->sites[i].samples);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	/* resident bytes beyond the live blocks: sites + this = the region's rss */
+	fl_json_key(j, "not_in_live_blocks");
+	fl_json_real(j, (double)rss - h->bytes);
+	fl_json_close(j, '}');
+	return 0;
+}
+
+static int heap_text(const struct regions *g, const struct fl_heap_range *h, int64_t rss)
+{
+	char lines[FL_WHY_FRAMES][512], est[64], mean[32];
+	double rest = 0, rest_var = 0;
+	int64_t rest_samples = 0;
+	int in = g->view->indent;
+	if (g->heap.mean == 1)
+		printf("%*s       the same bytes by allocating site (every allocation recorded):\n", in, "");
+	else
+		printf("%*s       the same bytes by allocating site (one allocation sampled per %s on average; "
+		       "± is 95%%):\n", in, "", fl_out_size(mean, sizeof(mean), g->heap.mean));
+	for (int i = 0; i < h->nsites; i++) {
+		const struct fl_heap_site *s = &h->sites[i];
+		if (i >= HEAP_SITES) {
+			rest += s->bytes;
+			rest_var += s->var;
+			rest_samples += s->samples;
+			continue;
+		}
+		int n = site_lines(g, s->stack_id, lines);
+		if (n < 0)
+			return -1;
+		printf("%*s       %-22s %5.1f%%  %s (%lld block%s)\n", in, "", estimate(est, sizeof(est), s->bytes, s->var),
+		       pct((int64_t)s->bytes, rss), lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
+		for (int k = 1; k < n; k++)
+			printf("%*s       %-22s         %s\n", in, "", "", lines[k]);
+	}
+	if (h->nsites > HEAP_SITES)
+		printf("%*s       %-22s %5.1f%%  %d other site%s (%lld blocks)\n", in, "",
+		       estimate(est, sizeof(est), rest, rest_var), pct((int64_t)rest, rss), h->nsites - HEAP_SITES,
+		       h->nsites - HEAP_SITES == 1 ? "" : "s", (long long)rest_samples);
+	/* what the resident pages hold beyond the live blocks, or (less) what live blocks do not have resident */
+	double beyond = (double)rss - h->bytes, size = beyond < 0 ? -beyond : beyond;
+	printf("%*s       %-22s %5.1f%%  %s\n", in, "", estimate(est, sizeof(est), size, h->var), pct((int64_t)size, rss),
+	       beyond >= 0 ? "not in live blocks: allocator overhead, free chunks, the untrimmed top" :
+	       size <= fl_heap_err95(h->var) ? "less: the estimate of live bytes is above the resident bytes, "
+					       "within its sampling error" :
+	       "less: live blocks not resident (pages never touched, or swapped out)");
+	return 0;
+}
+
+/* The region's live sampled heap blocks by site (nothing if it holds none). */
+static int heap_groups(const struct regions *g, int64_t start, int64_t end, int64_t rss)
+{
+	struct fl_heap_range h;
+	int rc;
+	if (!g->heap.mean)
+		return 0;
+	if (fl_heap_view_range(&g->heap, start, end, &h))
+		return fl_db_error(g->d, "out of memory");
+	if (!h.samples)
+		return 0;
+	rc = g->j ? heap_json(g, &h, rss) : heap_text(g, &h, rss);
+	fl_heap_range_free(&h);
+	return rc;
+}
+
+/* The heap blocks live at sample_id's moment into g->heap (none: mean 0).  0 or -1. */
+static int heap_load(struct regions *g)
+{
+	sqlite3_stmt *st = fl_db_prepare(g->d, "SELECT time_ns FROM smaps_sample WHERE id = ?1");
+	int rc;
+	memset(&g->heap, 0, sizeof(g->heap));
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, g->sample_id);
+	rc = fl_db_step(g->d, st);
+	int64_t t = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : -1;
+	return fl_heap_view_load(g->d, g->proc_id, t, false, &g->heap) < 0 ? -1 : 0;
+}
+
 /* A region's name: its path as smaps gave it, else what the rows inside call it. */
 static const char *region_name(const unsigned char *path, int shared)
 {
@@ -220,8 +374,8 @@ static const char *region_name(const unsigned char *path, int shared)
 	return shared ? "[anon shared]" : "[anon]";
 }
 
-static void region_json(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
-			int64_t held)
+static int region_json(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
+		       int64_t held)
 {
 	struct fl_json *j = g->j;
 	int64_t rss = sqlite3_column_int64(st, 5);
@@ -257,11 +411,14 @@ static void region_json(const struct regions *g, sqlite3_stmt *st, int rank, con
 	}
 	fl_json_close(j, ']');
 	fl_json_kint(j, "unattributed", rss - held);
+	if (heap_groups(g, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), rss))
+		return -1;
 	fl_json_close(j, '}');
+	return 0;
 }
 
-static void region_text(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
-			int64_t held)
+static int region_text(const struct regions *g, sqlite3_stmt *st, int rank, const struct group *gs, int ng,
+		       int64_t held)
 {
 	int64_t start = sqlite3_column_int64(st, 0), end = sqlite3_column_int64(st, 1);
 	int64_t rss = sqlite3_column_int64(st, 5), rest = 0;
@@ -293,6 +450,7 @@ static void region_text(const struct regions *g, sqlite3_stmt *st, int rank, con
 		printf("%*s     %10s %5.1f%%  (no recorded VMA: the model had not seen its call yet, or the "
 		       "region was too large to read page by page)\n", in, "", fl_out_size(a, sizeof(a), rss - held),
 		       pct(rss - held, rss));
+	return heap_groups(g, start, end, rss);
 }
 
 static int region(const struct regions *g, sqlite3_stmt *st, int rank)
@@ -304,26 +462,27 @@ static int region(const struct regions *g, sqlite3_stmt *st, int rank)
 		return -1;
 	for (int i = 0; i < ng; i++)
 		held += gs[i].rss;
-	if (g->j)
-		region_json(g, st, rank, gs, ng, held);
-	else
-		region_text(g, st, rank, gs, ng, held);
+	int rc = g->j ? region_json(g, st, rank, gs, ng, held) : region_text(g, st, rank, gs, ng, held);
 	free(gs);
-	return 0;
+	return rc;
 }
 
 int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_t proc_id, int64_t total,
 		   const struct fl_why_view *view)
 {
-	const struct regions g = { d, j, sample_id, proc_id, total, view };
-	sqlite3_stmt *st = fl_db_prepare(d,
-		"SELECT start, end, prot, shared, path, rss, pss, anon, swap, private_dirty FROM region_rss"
-		" WHERE sample_id = ?1 ORDER BY rss DESC, start");
+	struct regions g = { d, j, sample_id, proc_id, total, view, { 0 } };
+	sqlite3_stmt *st;
 	int rc, n = 0;
 	int64_t rest = 0, nrest = 0;
 	char a[32];
-	if (!st)
+	if (heap_load(&g))
 		return -1;
+	st = fl_db_prepare(d, "SELECT start, end, prot, shared, path, rss, pss, anon, swap, private_dirty FROM region_rss"
+			      " WHERE sample_id = ?1 ORDER BY rss DESC, start");
+	if (!st) {
+		fl_heap_view_free(&g.heap);
+		return -1;
+	}
 	sqlite3_bind_int64(st, 1, sample_id);
 	if (j) {
 		fl_json_key(j, "regions");
@@ -341,6 +500,7 @@ int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_
 		}
 	}
 	sqlite3_finalize(st);
+	fl_heap_view_free(&g.heap);
 	if (rc != SQLITE_DONE)
 		return -1;
 	if (j) {

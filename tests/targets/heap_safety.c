@@ -9,8 +9,10 @@
  *            threads (SIGALRM blocked) malloc and free; must end.  (Not
  *            while the main thread is inside malloc: glibc's arena lock
  *            would deadlock the handler, shim or not.)
- *   fork N   4 threads allocate while the main thread forks N children;
- *            each child mallocs 1000 x 200 B at site_child (kept) and exits
+ *   fork N   the main thread mallocs 500 x 100 B at site_parent (kept), then
+ *            4 threads allocate while it forks N children; each child
+ *            frees the odd site_parent blocks it inherited, mallocs
+ *            1000 x 200 B at site_child (kept) and exits
  * Exits 0 when everything held, else prints what did not.
  */
 /* The errno case asks for impossible sizes and frees a block a failed
@@ -166,15 +168,27 @@ __attribute__((noinline)) static void **site_child(void)
 	return v;
 }
 
+static void *parent_blocks[500];
+
+__attribute__((noinline)) static void site_parent(void)
+{
+	for (int i = 0; i < 500; i++)
+		parent_blocks[i] = malloc(100);
+}
+
 static int check_fork(int n)
 {
 	pthread_t t[4];
+
+	site_parent();
 
 	for (int i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 7));
 	for (int i = 0; i < n; i++) {
 		pid_t pid = fork();
 		if (pid == 0) {
+			for (int k = 1; k < 500; k += 2)
+				free(parent_blocks[k]);
 			void **v = site_child();
 			_exit(v[999] ? 0 : 1);
 		}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap_sites: known live heap bytes from distinct call sites, for the heap
- * tests.  Usage: heap_sites SCALE.  Each site allocates SCALE times its
+ * tests.  Usage: heap_sites SCALE [hold].  hold: stay 600 ms before exiting,
+ * all blocks live, so the recorder takes a resident-memory sample then.  Each site allocates SCALE times its
  * base amount; what stays live at exit (exact, in bytes requested):
  *
  *   site_small      SCALE*4096 x 256 B (main heap)                 live
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
 
@@ -168,6 +170,8 @@ int main(int argc, char **argv)
 	printf("site_early %d\n", 64 * 100 + 64 * 8);
 	printf("lib_early_site %d\n", 16 * 1000 + 32 * 8);
 	fflush(stdout);
+	if (argc > 2 && !strcmp(argv[2], "hold"))
+		usleep(600000);
 	extern void **lib_blocks;
 	if (!lib_blocks) /* also keeps the link to libheap_early.so (--as-needed) */
 		return 3;
