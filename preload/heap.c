@@ -607,6 +607,17 @@ static __attribute__((noinline)) void sample_free(void *p)
 
 #define NEED() do { if (unlikely(!next.malloc)) resolve(); } while (0)
 
+/*
+ * Call the next allocator.  Before the shim is on, as inside the shim: the
+ * hooks the allocator itself calls must not start the shim.  jemalloc's
+ * first allocation mmaps under its init lock; the shim starting in that mmap
+ * hook loads libgcc_s for the unwinder, which allocates, and waits on the
+ * same lock forever.  Those early calls are in the shim's first snapshot.
+ */
+#define NEXT(call) \
+	(likely(__atomic_load_n(&shim_state, __ATOMIC_RELAXED) == ST_ON) ? (call) : \
+	 ({ shim_busy++; __typeof__(call) r_ = (call); shim_busy--; r_; }))
+
 EXPORT void *malloc(size_t n)
 {
 	if (unlikely(!next.malloc)) {
@@ -614,7 +625,7 @@ EXPORT void *malloc(size_t n)
 			return boot_alloc(n);
 		resolve();
 	}
-	void *p = next.malloc(n);
+	void *p = NEXT(next.malloc(n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MALLOC, __builtin_return_address(0));
@@ -642,7 +653,7 @@ EXPORT void *calloc(size_t k, size_t size)
 			return __builtin_mul_overflow(k, size, &n) ? NULL : boot_alloc(n);
 		resolve();
 	}
-	void *p = next.calloc(k, size);
+	void *p = NEXT(next.calloc(k, size));
 	if (__builtin_mul_overflow(k, size, &n) || SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_CALLOC, __builtin_return_address(0));
@@ -677,7 +688,7 @@ static void *realloc_common(void *p, size_t n, __u32 fn, const void *caller)
 		return q;
 	}
 	__u64 was = realloc_leaves(p);
-	void *q = next.realloc(p, n);
+	void *q = NEXT(next.realloc(p, n));
 	if (!q && n && was) {
 		/* failed: p is still there, and still the sampled block it was */
 		int e = errno;
@@ -722,7 +733,7 @@ EXPORT void *reallocarray(void *p, size_t k, size_t size)
 EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
 	NEED();
-	int rc = next.posix_memalign(out, align, n);
+	int rc = NEXT(next.posix_memalign(out, align, n));
 	if (rc || SKIP(n))
 		return rc;
 	sample_alloc(*out, n, FL_ALLOC_MEMALIGN, __builtin_return_address(0));
@@ -732,7 +743,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 EXPORT void *aligned_alloc(size_t align, size_t n)
 {
 	NEED();
-	void *p = next.aligned_alloc(align, n);
+	void *p = NEXT(next.aligned_alloc(align, n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MEMALIGN, __builtin_return_address(0));
@@ -742,7 +753,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n)
 EXPORT void *memalign(size_t align, size_t n)
 {
 	NEED();
-	void *p = next.memalign(align, n);
+	void *p = NEXT(next.memalign(align, n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MEMALIGN, __builtin_return_address(0));
@@ -752,7 +763,7 @@ EXPORT void *memalign(size_t align, size_t n)
 EXPORT void *valloc(size_t n)
 {
 	NEED();
-	void *p = next.valloc(n);
+	void *p = NEXT(next.valloc(n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MEMALIGN, __builtin_return_address(0));
@@ -762,7 +773,7 @@ EXPORT void *valloc(size_t n)
 EXPORT void *pvalloc(size_t n)
 {
 	NEED();
-	void *p = next.pvalloc(n);
+	void *p = NEXT(next.pvalloc(n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MEMALIGN, __builtin_return_address(0));

@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev llvm bpftool libbpf-dev libelf-dev zlib1g-dev
       libdw-dev libinih-dev libsqlite3-dev sqlite3 python3 binutils
       g++  # libstdc++'s __cxa_demangle demangles C++ symbols; tests/e2e has a C++ target
+      libjemalloc2  # tests/heap: an allocator preloaded by the user
       qemu-system-x86  # tests/vm boots Debian kernels
       golang-go chromium nodejs)  # tests/outputs: go tool pprof reads the pprof export; chromium opens the HTML report
 missing=()
