@@ -25,6 +25,7 @@ struct block {
 	__u64 addr, size, mean, alloc_ns;
 	__u32 tid, fn;
 	__u32 raw;                      /* index of its stack in image.raw */
+	__u32 inherited;                /* a fork child's copy of its parent's block */
 };
 
 struct raw_stack {
@@ -41,14 +42,22 @@ struct image {
 	struct raw_stack *raw;
 	size_t nraw, capraw;
 	__u64 exec_ns;                  /* its latest exec: older samples read late were of the image before */
+	/* A fork child whose parent's record is not read yet: the fork it waits for,
+	 * and its frees of blocks it does not have yet (inherited ones, likely) */
+	__u32 await_ppid;
+	__u64 await_fork;
+	struct early_free { __u64 addr, time_ns; } *frees;
+	size_t nfrees, capfrees;
 };
 
 /*
  * The live blocks of a parent at one of its forks, copied when its record
  * (sent holding every lock of its set, just before the real fork) is read,
- * until the child's record claims them.  The parent's record is read first
- * unless the parent's ring stalls on a slot another of its threads has not
- * filled yet: then the child inherits nothing and a loss row says so.
+ * until the child's record claims them.  The child's record can be read
+ * first: its ring is read at once when it exits, and the parent's may stall
+ * on a slot another of its threads has not filled yet.  Then the child
+ * waits (image.await_*), keeping its frees of blocks it does not have, and
+ * gets its blocks when the parent's record comes.
  */
 struct inheritance {
 	__u32 ppid;
@@ -102,6 +111,7 @@ static void drop_image(struct image *im)
 	fl_hmap_free(&im->live);
 	fl_hmap_free(&im->raw_by_hash);
 	free(im->raw);
+	free(im->frees);
 	free(im);
 }
 
@@ -253,6 +263,10 @@ static void adopt(struct fl_heap *h, __s64 proc_id, struct image *im, struct blo
 	if (b->alloc_ns < im->exec_ns) {
 		/* of an image the kernel's exec record (read first) already
 		 * replaced: ended then, its stack no longer resolvable */
+		if (b->inherited) { /* as in fl_heap_exec */
+			free(b);
+			return;
+		}
 		struct fl_heap_row row = {
 			.proc_id = proc_id, .tid = b->tid, .addr = b->addr, .size = b->size,
 			.weight = fl_heap_weight(b->size, b->mean), .mean = b->mean, .fn = fn_name(b->fn),
@@ -302,26 +316,80 @@ static void forget_fork(struct fl_heap *h, size_t i)
 	h->forks[i] = h->forks[--h->nforks];
 }
 
-void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork_id, bool inherit)
+/* Give the child image im (child_id) the blocks of in; a block it freed already ends then. */
+static void inherit(struct fl_heap *h, __s64 child_id, struct image *im, const struct inheritance *in)
+{
+	for (size_t i = 0; i < in->n; i++) {
+		const struct raw_stack *r = &in->parent->raw[in->blocks[i].raw];
+		long raw = raw_index(im, r->frames, r->n);
+		struct block *b = raw < 0 ? NULL : malloc(sizeof(*b));
+		if (!b)
+			continue;
+		*b = in->blocks[i];
+		b->raw = (__u32)raw;
+		b->inherited = 1;
+		size_t k = 0;
+		while (k < im->nfrees && im->frees[k].addr != b->addr)
+			k++;
+		if (k == im->nfrees) {
+			adopt(h, child_id, im, b);
+			continue;
+		}
+		write_block(h, child_id, im, b, im->frees[k].time_ns, "free");
+		free(b);
+		im->frees[k] = im->frees[--im->nfrees];
+	}
+	h->unmatched_frees += im->nfrees; /* of blocks it never had */
+	im->nfrees = 0;
+	im->await_ppid = 0;
+	im->await_fork = 0;
+}
+
+/* The child image waiting for fork fork_id of pid, and its proc_id; NULL if none. */
+static struct image *awaiting(struct fl_heap *h, __u32 pid, __u64 fork_id, __s64 *child_id)
+{
+	for (size_t i = 0; i < h->images.cap; i++) {
+		struct image *im = (struct image *)h->images.vals[i];
+		if (im && im->await_fork == fork_id && im->await_ppid == pid) {
+			*child_id = (__s64)h->images.keys[i];
+			return im;
+		}
+	}
+	return NULL;
+}
+
+void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork_id, bool inherit_them)
 {
 	const struct image *im = image_of(h, proc_id, NULL);
 	struct inheritance in = { .ppid = pid, .fork_id = fork_id, .parent = im };
+	__s64 child_id;
+	struct image *child = awaiting(h, pid, fork_id, &child_id);
 	long old = find_fork(h, pid, fork_id);
 	if (old >= 0) /* of an image before an exec, whose child never claimed it */
 		forget_fork(h, (size_t)old);
-	if (!inherit)
+	if (!inherit_them) {
+		if (child) /* it said it kept the set: the two records disagree */
+			inherit(h, child_id, child, &in);
 		return;
+	}
 	size_t live = 0;
 	for (size_t i = 0; im && i < im->live.cap; i++)
 		live += im->live.vals[i] != 0;
 	if (live) {
 		if (h->fork_blocks + live > INHERIT_MAX || !(in.blocks = malloc(live * sizeof(*in.blocks)))) {
 			h->uninherited++;
+			if (child)
+				inherit(h, child_id, child, &(struct inheritance){ 0 });
 			return;
 		}
 		for (size_t i = 0; i < im->live.cap; i++)
 			if (im->live.vals[i])
 				in.blocks[in.n++] = *(const struct block *)im->live.vals[i];
+	}
+	if (child) {
+		inherit(h, child_id, child, &in);
+		free(in.blocks);
+		return;
 	}
 	if (fl_vec_reserve((void **)&h->forks, &h->capforks, h->nforks + 1, sizeof(*h->forks))) {
 		free(in.blocks);
@@ -333,27 +401,18 @@ void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork
 }
 
 void fl_heap_fork_child(struct fl_heap *h, __s64 child_id, const struct fl_model *model, __u32 ppid,
-			__u64 fork_id, bool inherit)
+			__u64 fork_id, bool inherit_them)
 {
 	long k = find_fork(h, ppid, fork_id);
 	struct image *im = image_of(h, child_id, model);
-	if (!inherit)
+	if (!inherit_them || !im)
 		return;
-	if (k < 0 || !im) {
-		h->uninherited++;
+	if (k < 0) { /* the parent's record is still unread */
+		im->await_ppid = ppid;
+		im->await_fork = fork_id;
 		return;
 	}
-	const struct inheritance *in = &h->forks[k];
-	for (size_t i = 0; i < in->n; i++) {
-		const struct raw_stack *r = &in->parent->raw[in->blocks[i].raw];
-		long raw = raw_index(im, r->frames, r->n);
-		struct block *b = raw < 0 ? NULL : malloc(sizeof(*b));
-		if (!b)
-			continue;
-		*b = in->blocks[i];
-		b->raw = (__u32)raw;
-		adopt(h, child_id, im, b);
-	}
+	inherit(h, child_id, im, &h->forks[k]);
 	forget_fork(h, (size_t)k);
 }
 
@@ -361,6 +420,13 @@ void fl_heap_release(struct fl_heap *h, __s64 proc_id, const struct fl_free_rec 
 {
 	struct image *im = image_of(h, proc_id, NULL);
 	struct block *b = im ? swap_block(im, r->addr, NULL) : NULL;
+	if (!b && im && im->await_fork && r->time_ns >= im->exec_ns) {
+		/* perhaps of a block it inherited, not given to it yet */
+		if (!fl_vec_reserve((void **)&im->frees, &im->capfrees, im->nfrees + 1, sizeof(*im->frees))) {
+			im->frees[im->nfrees++] = (struct early_free){ r->addr, r->time_ns };
+			return;
+		}
+	}
 	if (!b) {
 		if (!im || r->time_ns >= im->exec_ns) /* else: of a replaced image, written at its exec */
 			h->unmatched_frees++;
@@ -395,7 +461,11 @@ void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model
 	for (size_t i = 0; i < im->live.cap; i++) {
 		struct block *b = (struct block *)im->live.vals[i];
 		if (b && b->alloc_ns < t) {
-			write_now(h, proc_id, im, b, t, "exec");
+			/* A fork child's copies of its parent's blocks get no row when
+			 * its exec ends them: fork + exec (shells, make) would repeat
+			 * the parent's blocks once per child, for the moment between. */
+			if (!b->inherited)
+				write_now(h, proc_id, im, b, t, "exec");
 			free(b);
 			im->live.vals[i] = 0; /* removed (hmap.h), without a put that could grow the map */
 		}
@@ -418,6 +488,13 @@ void fl_heap_finish(struct fl_heap *h)
 	write_held(h, (__u64)-1, NULL);
 	h->hold = false;
 	/* what is still live was live when its process ended (or the recording stopped) */
+	for (size_t i = 0; i < h->images.cap; i++) {
+		struct image *im = (struct image *)h->images.vals[i];
+		if (im && im->await_fork) { /* the parent's record never came */
+			h->uninherited++;
+			h->unmatched_frees += im->nfrees;
+		}
+	}
 	for (size_t i = 0; i < h->images.cap; i++)
 		if (h->images.vals[i])
 			end_image(h, (__s64)h->images.keys[i], (struct image *)h->images.vals[i], 0, "exit");
@@ -434,8 +511,8 @@ void fl_heap_finish(struct fl_heap *h)
 	if (h->uninherited)
 		fl_store_loss(h->store, "heap_uninherited", h->uninherited,
 			      "fork children that could not be given the sampled blocks they inherited (the parent's "
-			      "record was read after the child's, or too many children were pending): their frees of "
-			      "those count as unmatched");
+			      "record was lost, or too many blocks were waiting for children): their frees of those "
+			      "count as unmatched");
 	if (h->unmatched_frees)
 		fl_store_loss(h->store, "heap_unmatched_free", h->unmatched_frees,
 			      "frees of sampled blocks the collector did not know (their allocation was dropped)");

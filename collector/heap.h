@@ -32,9 +32,9 @@ void fl_heap_exec(struct fl_heap *h, __s64 proc_id, const struct fl_model *model
  * its live blocks now are what the child inherits (inherit: the child keeps
  * them).  The child (child_id, whose parent is ppid) then claims them.
  */
-void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork_id, bool inherit);
+void fl_heap_fork_parent(struct fl_heap *h, __s64 proc_id, __u32 pid, __u64 fork_id, bool inherit_them);
 void fl_heap_fork_child(struct fl_heap *h, __s64 child_id, const struct fl_model *model, __u32 ppid,
-			__u64 fork_id, bool inherit);
+			__u64 fork_id, bool inherit_them);
 /* A process's shim said, at its exit, what the sampler could not see. */
 void fl_heap_stats(struct fl_heap *h, const struct fl_heap_stats *s);
 /* BPF mode: hold ended blocks until fl_heap_settle() says the kernel's records were read past them. */

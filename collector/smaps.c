@@ -212,11 +212,22 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 	struct fl_region_rss r;
 	bool have = false;
 	int pagemap = -1;
+	__u64 shown_end = 0;
 	for (;;) {
 		bool eof = !fgets(line, sizeof(line), f);
 		struct fl_region_rss next;
 		if (eof || parse_header(line, &next) == 0) {
+			/*
+			 * smaps is read a buffer at a time and each read resumes
+			 * at the end of the last VMA shown: a VMA that grew in
+			 * between (a heap growing by brk) is shown again, from the
+			 * same start.  The first showing stands; a later one would
+			 * count the region twice.
+			 */
+			if (have && r.start < shown_end)
+				have = false;
 			if (have) {
+				shown_end = r.end;
 				row.regions++;
 				row.rss += r.rss;
 				row.pss += r.pss;

@@ -162,10 +162,10 @@ extern __u64 heap_mean;                /* sampling mean in bytes; 0 = off, 1 = e
 void heap_init(void);
 /* After hello: sample what was allocated before the shim was on. */
 void heap_start(void);
-/* fork (the shim on, shim_busy): before the real fork, take the sampled
- * set's locks and say so; after it, release them in the parent, give the
- * child its copy with fresh locks, and after the child's hello say which
- * fork it is (FL_R_HEAP_FORK). */
+/* fork (the shim on, shim_busy): before the real fork, close the sampled
+ * set's gate (no thread changing it) and say so; after it, open it in the
+ * parent, let the child keep its copy, and after the child's hello say
+ * which fork it is (FL_R_HEAP_FORK). */
 void heap_fork_prepare(void);
 void heap_fork_parent(void);
 void heap_fork_child(void);
