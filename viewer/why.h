@@ -33,7 +33,9 @@ struct fl_why_view {
  * The regions of smaps sample sample_id (of process proc_id) ranked by
  * resident bytes, each broken down by the stack that created its pieces,
  * with the part no recorded piece holds shown as such; percentages are of
- * total.  JSON: keys "regions" and "other_regions".  Returns 0 or -1.
+ * total.  A region holding live sampled heap blocks at the sample is also
+ * broken down by allocating site (JSON: its key "heap"; docs/heap.md).
+ * JSON: keys "regions" and "other_regions".  Returns 0 or -1.
  */
 int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_t proc_id, int64_t total,
 		   const struct fl_why_view *view);
