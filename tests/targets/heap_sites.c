@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * heap_sites: known live heap bytes from distinct call sites, for the heap
- * tests.  Usage: heap_sites SCALE [hold].  hold: stay 600 ms before exiting,
+ * tests.  Usage: heap_sites SCALE [hold].  hold: stay 3 s before exiting,
  * all blocks live, so the recorder takes a resident-memory sample then.  Each site allocates SCALE times its
  * base amount; what stays live at exit (exact, in bytes requested):
  *
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 	printf("lib_early_site %d\n", 16 * 1000 + 32 * 8);
 	fflush(stdout);
 	if (argc > 2 && !strcmp(argv[2], "hold"))
-		usleep(600000);
+		sleep(3);
 	extern void **lib_blocks;
 	if (!lib_blocks) /* also keeps the link to libheap_early.so (--as-needed) */
 		return 3;
