@@ -270,7 +270,9 @@ def test_fork():
                 check(freed == 250, f"child {pid}: {freed} inherited blocks freed, not 250")
             parent = live_by_function(db, query(db, "SELECT pid FROM process WHERE parent_id IS NULL")[0][0])
             check(parent.get("site_parent", (0, 0))[0] == 500 * 100, f"parent: site_parent {parent.get('site_parent')}")
-            check(not losses(db), f"losses {losses(db)}")
+            # shim-only mode cannot read the exit of children their parent reaped first: that loss is not the heap's
+            bad = [c for c in losses(db) if bpf or c[0] != "exit_unknown"]
+            check(not bad, f"losses {bad}")
         with_db(run)
 
 
