@@ -347,6 +347,27 @@ static __always_inline __u64 numa_faults(struct task_struct *t)
 	       BPF_CORE_READ(t, numa_faults_locality[2]);
 }
 
+/*
+ * Is the current thread inside faultline's shim?  Its busy count sits at a
+ * fixed offset from the thread pointer (initial-exec TLS), announced by
+ * getpid(FL_SHIM_MARK, offset): faultline.h.  fsbase as the kernel keeps it
+ * (arch_prctl, clone's tls); a page of it not present reads as 0.  The
+ * target can set this word itself: it can then only make its own faults
+ * look like faultline's, which it could fake in other ways too.
+ */
+static __always_inline __u32 in_shim(const struct fl_proc *p)
+{
+	struct task_struct *t;
+	int busy = 0;
+
+	if (!p->shim_busy)
+		return 0;
+	t = bpf_get_current_task_btf();
+	if (bpf_probe_read_user(&busy, sizeof(busy), (const void *)(t->thread.fsbase + p->shim_busy)))
+		return 0;
+	return busy > 0;
+}
+
 static __always_inline int fault_entry(unsigned long address, struct pt_regs *regs,
 				       unsigned long error_code)
 {
@@ -377,6 +398,7 @@ static __always_inline int fault_entry(unsigned long address, struct pt_regs *re
 	th->last_page = 0;
 	th->freed = 0;
 	th->numa = numa_faults(bpf_get_current_task_btf());
+	th->in_shim = in_shim(p);
 	th->active = 1;
 	return 0;
 }
@@ -952,7 +974,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct vma_info vi = {};
 	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
-	int known = 0, spurious = 0, numa = 0;
+	int known = 0, spurious = 0, numa = 0, shim = 0;
 
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p)
@@ -961,6 +983,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	th = bpf_map_lookup_elem(&threads, &tid);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
+		shim = th->in_shim;
 		err = th->err;
 		ip = th->ip;
 		bits = th->rss_bits | split_rss_bits(th);
@@ -1000,6 +1023,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	gen = p->vma_gen;
 	k.tgid = tgid;
 	k.gen = (__u32)gen;
+	k.faultline = shim;
 	if (th && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
@@ -1051,6 +1075,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	sk.cls = cls;
 	sk.piece = k.piece;
 	sk.ip = ip;
+	sk.faultline = k.faultline;
 	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
 	return 0;
 }
@@ -1112,8 +1137,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (ctgid != ptgid) {
 		/* The child's address space is a copy: it shares the parent's cuts (extra ones only split keys). */
 		np = bpf_map_lookup_elem(&tracked, &ctgid);
-		if (np)
+		if (np) {
 			np->ns = pp->ns;
+			np->shim_busy = pp->shim_busy; /* the same image, its TLS layout too */
+		}
 	}
 	r = task_rec(FL_T_FORK, child);
 	if (!r)
@@ -1318,6 +1345,7 @@ static __always_inline int task_exec(struct task_struct *t, pid_t old_pid, struc
 	if (!p)
 		return 0;
 	p->rss_init = 0; /* a new mm */
+	p->shim_busy = 0; /* a new image: its shim (if any) announces itself again */
 	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
 	__sync_fetch_and_add(&p->vma_gen, 1);
 	if (old != tid) {
@@ -1660,6 +1688,16 @@ static __always_inline void compat_call(void)
 	}
 }
 
+/* The shim's getpid(FL_SHIM_MARK, offset of its busy count): faultline.h. */
+static __always_inline void shim_announced(__s64 off)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+
+	if (p)
+		p->shim_busy = off;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -1675,7 +1713,9 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	}
 	wp_epoch_call(id, regs->di);
 	if (kind == FL_K_NONE) {
-		if (sc_vma_other(id))
+		if (id == 39 /* getpid */ && regs->di == FL_SHIM_MARK)
+			shim_announced((__s64)regs->si);
+		else if (sc_vma_other(id))
 			vma_changed();
 		return 0;
 	}
@@ -1699,6 +1739,7 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	th->sc_args[4] = n > 4 ? regs->r8 : 0;
 	th->sc_args[5] = n > 5 ? regs->r9 : 0;
 	th->sc_nr = id + 1;
+	th->sc_in_shim = in_shim(p);
 	th->sc_inode = 0;
 	th->sc_dev = 0;
 	enter_cuts(p, kind, th->sc_args);
@@ -1778,7 +1819,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	r->call.result = ret;
 	r->call.inode = th->sc_inode;
 	r->call.dev = th->sc_dev;
-	r->call.pad = 0;
+	r->call.flags = th->sc_in_shim ? FL_CALL_FAULTLINE : 0;
 	bpf_ringbuf_submit(r, 0);
 	return 0;
 }

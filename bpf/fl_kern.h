@@ -39,6 +39,7 @@ struct fl_proc {
 	__u64 vma_gen;        /* bumped around every call that may change VMAs */
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
 	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
+	__s64 shim_busy;      /* the shim's busy count: offset from the thread pointer (0: no shim; FL_SHIM_MARK) */
 	/*
 	 * Write faults that made a present page writable (a COW), by page, and
 	 * the epoch they did it in: bumped when a call that can write-protect
@@ -80,14 +81,14 @@ struct fl_thread {
 	__u32 allocn;         /* movable order>0 pages (THP/mTHP) */
 	__u64 last_page;      /* the fault's latest movable allocation (struct page *) */
 	__u32 freed;          /* ... freed again before the fault completed: it lost a race */
-	__u32 pad0;
+	__u32 in_shim;        /* the fault began while the thread was inside the shim */
 	__u64 numa;           /* task->numa_faults_locality[] sum at entry (NUMA hinting) */
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
 	__u32 seen_ok;        /* seen_min/seen_maj are valid */
 	__u64 sc_args[6];
 	__u64 sc_inode;       /* mmap of a file: the file's inode and device, from the fd at entry */
 	__u32 sc_dev;
-	__u32 sc_pad;
+	__u32 sc_in_shim;     /* the call was made from inside the shim */
 	__u64 v_start;        /* the VMA this thread faulted in last (v_end 0: none) */
 	__u64 v_end;
 	__u64 v_flags;

@@ -98,13 +98,16 @@ static void attribute_fault(struct fl_ingest *g, struct fl_held_fault *h)
 
 static int by_vma(const void *a, const void *b)
 {
-	__s64 x = ((const struct fl_held_fault *)a)->vma, y = ((const struct fl_held_fault *)b)->vma;
-	return (x > y) - (x < y);
+	const struct fl_held_fault *x = a, *y = b;
+	if (x->vma != y->vma)
+		return (x->vma > y->vma) - (x->vma < y->vma);
+	return (x->k.faultline > y->k.faultline) - (x->k.faultline < y->k.faultline);
 }
 
 /*
- * One fault row per VMA row and drain: a key is per piece, generation and
- * 2 MiB bucket, so one row's counts of one drain may come in many keys.
+ * One fault row per VMA row, drain and side (the program's, faultline's): a
+ * key is per piece, generation and 2 MiB bucket, so one row's counts of one
+ * drain may come in many keys.
  */
 static void store_faults(struct fl_ingest *g, struct fl_held_fault *h, size_t n)
 {
@@ -116,7 +119,7 @@ static void store_faults(struct fl_ingest *g, struct fl_held_fault *h, size_t n)
 			i++;
 			continue;
 		}
-		for (; j < n && h[j].vma == h[i].vma; j++) {
+		for (; j < n && h[j].vma == h[i].vma && h[j].k.faultline == h[i].k.faultline; j++) {
 			for (int c = 0; c < FL_F_NCLASS; c++)
 				sum.cls[c] += h[j].c.cls[c];
 			sum.read += h[j].c.read;
@@ -126,7 +129,7 @@ static void store_faults(struct fl_ingest *g, struct fl_held_fault *h, size_t n)
 			if (h[j].c.last_ns > sum.last_ns)
 				sum.last_ns = h[j].c.last_ns;
 		}
-		fl_store_fault(g->store, h[i].vma, h[i].proc_id, sum.last_ns, &sum);
+		fl_store_fault(g->store, h[i].vma, h[i].proc_id, sum.last_ns, &sum, h[i].k.faultline);
 		i = j;
 	}
 }
@@ -138,7 +141,7 @@ static void attribute_site(struct fl_ingest *g, const struct fl_held_site *h)
 	__s64 vma = p ? fl_model_attribute(&p->model, k->piece, k->piece + 1, (__u64)-1) : 0;
 	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
 	if (frame)
-		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count);
+		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count, k->faultline);
 }
 
 void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns)

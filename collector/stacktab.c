@@ -29,6 +29,7 @@ struct site {
 	__s64 vma_id, proc_id, frame_id;
 	const char *cls;
 	__u64 count;
+	int faultline;
 };
 
 /* A module opened for symbolization, kept open for the frames that come later. */
@@ -144,22 +145,22 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 }
 
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
-			__s64 frame_id, __u64 count)
+			__s64 frame_id, __u64 count, int faultline)
 {
-	__u64 h = fl_hash64(fl_hash64((__u64)vma_id) ^ (__u64)frame_id) ^ (uintptr_t)cls;
+	__u64 h = fl_hash64(fl_hash64((__u64)vma_id) ^ (__u64)frame_id) ^ (uintptr_t)cls ^ (__u64)!!faultline;
 	for (;; h = fl_hash64(h + 1)) {
 		size_t i = fl_hmap_get(&st->site_by_key, h ? h : 1);
 		if (!i)
 			break;
 		struct site *s = &st->sites[i - 1];
-		if (s->vma_id == vma_id && s->frame_id == frame_id && s->cls == cls) {
+		if (s->vma_id == vma_id && s->frame_id == frame_id && s->cls == cls && s->faultline == !!faultline) {
 			s->count += count;
 			return;
 		}
 	}
 	if (fl_vec_reserve((void **)&st->sites, &st->capsites, st->nsites + 1, sizeof(*st->sites)))
 		return;
-	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, cls, count };
+	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, cls, count, !!faultline };
 	fl_hmap_put(&st->site_by_key, h ? h : 1, ++st->nsites);
 }
 
@@ -279,7 +280,7 @@ void fl_stacks_finish(struct fl_stacks *st)
 {
 	for (size_t i = 0; i < st->nsites; i++) {
 		const struct site *s = &st->sites[i];
-		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count);
+		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count, s->faultline);
 	}
 	st->nsites = 0;
 	fl_stacks_symbolize(st);

@@ -27,9 +27,10 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 /* The frame of an exact instruction address (a fault site) in m. */
 __s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip);
 
-/* Add count faults of class cls at frame in a VMA (stored by fl_stacks_finish). */
+/* Add count faults of class cls at frame in a VMA (stored by fl_stacks_finish); faultline:
+ * taken inside faultline's shim. */
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
-			__s64 frame_id, __u64 count);
+			__s64 frame_id, __u64 count, int faultline);
 
 /*
  * Symbolize the frames added since the last call (each module is opened

@@ -37,7 +37,7 @@ enum stmt {
 #define PARAM_(c, name) "?,"
 static const char *const stmt_sql[S_COUNT] = {
 	[S_EVENT] = "INSERT INTO event(proc_id,pid,tid,time_ns,seq,kind,a0,a1,a2,a3,a4,a5,result,errno,"
-		    "source,path,stack_id,id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		    "source,path,stack_id,id,faultline) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[S_VMA] = "INSERT INTO vma(proc_id,pid,start,end,prot,flags,kind,path,offset,inode,created_ns,"
 		  "created_by,parent_id,origin_id,how,id,destroyed_ns,destroyed_by) "
 		  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -45,9 +45,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_STACK] = "INSERT INTO stack(depth) VALUES(?)",
 	[S_STACK_FRAME] = "INSERT INTO stack_frame(stack_id,idx,frame_id) VALUES(?,?,?)",
 	[S_FRAME_SYM] = "UPDATE frame SET build_id=?, function=?, func_off=?, file=?, line=? WHERE id=?",
-	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns," FL_FAULT_CLASSES(COLUMN_) "reads,writes,execs,thp) "
-		    "VALUES(?,?,?," FL_FAULT_CLASSES(PARAM_) "?,?,?,?)",
-	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count) VALUES(?,?,?,?,?)",
+	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns," FL_FAULT_CLASSES(COLUMN_) "reads,writes,execs,thp,"
+		    "faultline) VALUES(?,?,?," FL_FAULT_CLASSES(PARAM_) "?,?,?,?,?)",
+	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count,faultline) VALUES(?,?,?,?,?,?)",
 	[S_RSS] = "INSERT INTO rss(proc_id,time_ns,anon,file,shmem,swap,source) VALUES(?,?,?,?,?,?,?)",
 	[S_PROCESS] = "INSERT INTO process(pid,ppid,parent_id,exe,start_ns) VALUES(?,?,?,?,?)",
 	[S_PROCESS_EXE] = "UPDATE process SET exe=?, argv=coalesce(?,argv) WHERE id=?",
@@ -671,6 +671,7 @@ __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struc
 	bind_text(st, 15, source);
 	bind_text(st, 16, path);
 	bind_id(st, 17, stack_id);
+	sqlite3_bind_int(st, 19, !!(c->flags & FL_CALL_FAULTLINE));
 	return run(s, S_EVENT) ? id : 0;
 }
 
@@ -757,7 +758,7 @@ void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build
 }
 
 void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
-		    const struct fl_fault_counts *c)
+		    const struct fl_fault_counts *c, int faultline)
 {
 	if (s->rc)
 		return;
@@ -771,11 +772,12 @@ void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_
 	sqlite3_bind_int64(st, 5 + FL_F_NCLASS, (sqlite3_int64)c->write);
 	sqlite3_bind_int64(st, 6 + FL_F_NCLASS, (sqlite3_int64)c->exec);
 	sqlite3_bind_int64(st, 7 + FL_F_NCLASS, (sqlite3_int64)c->thp);
+	sqlite3_bind_int(st, 8 + FL_F_NCLASS, !!faultline);
 	run(s, S_FAULT);
 }
 
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
-			 __s64 frame_id, __u64 count)
+			 __s64 frame_id, __u64 count, int faultline)
 {
 	if (s->rc)
 		return;
@@ -785,6 +787,7 @@ void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const 
 	bind_text(st, 3, cls);
 	sqlite3_bind_int64(st, 4, frame_id);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)count);
+	sqlite3_bind_int(st, 6, !!faultline);
 	run(s, S_SITE);
 }
 

@@ -141,10 +141,11 @@ __s64 fl_store_stack(struct fl_store *s, const __s64 *frame_ids, unsigned n);
 void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build_id,
 			   const char *function, __u64 func_off, const char *file, int line);
 
+/* faultline: the faults were taken inside faultline's shim (fl_fault_key.faultline). */
 void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
-		    const struct fl_fault_counts *c);
+		    const struct fl_fault_counts *c, int faultline);
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
-			 __s64 frame_id, __u64 count);
+			 __s64 frame_id, __u64 count, int faultline);
 void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
 		  __u64 shmem, __u64 swap, const char *source);
 

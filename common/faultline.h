@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 7
+#define FL_ABI_VERSION 8
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -88,8 +88,9 @@ struct fl_call {
 	 */
 	__u64 inode;
 	__u32 dev;
-	__u32 pad;
+	__u32 flags;    /* FL_CALL_FAULTLINE (BPF, ABI 8) */
 };
+#define FL_CALL_FAULTLINE 1u /* made while the thread was inside faultline's shim (FL_SHIM_MARK) */
 _Static_assert(sizeof(struct fl_call) == 104, "fl_call layout");
 
 /* Record types.  Every record starts with struct fl_rec. */
@@ -131,6 +132,20 @@ struct fl_hello {
 #define FL_HELLO_EXECED 2u  /* this image replaced an earlier one of the same pid */
 #define FL_HELLO_RESYNC 4u  /* same image: a fresh snapshot of its mappings follows (after dlopen/dlclose) */
 _Static_assert(sizeof(struct fl_hello) == 48 + FL_PATH_MAX, "fl_hello layout");
+
+/*
+ * "Inside the shim", for the BPF fault programs (ABI 8).  The shim's first
+ * act in a new image is getpid(FL_SHIM_MARK, off) (getpid ignores its
+ * arguments): off is the address of the shim's per-thread busy count
+ * (initial-exec TLS) minus the thread pointer, the same in every thread of
+ * the image.  BPF remembers it per process (kept by fork children, dropped
+ * at exec) and, at each fault, reads the int at fsbase + off: nonzero means
+ * the thread was doing faultline's work, and the fault is counted with
+ * fl_fault_key.faultline set.  The handshake is synchronous (a syscall the
+ * BPF sys_enter program sees), so it covers the shim's own start-up, which
+ * runs long before the collector reads the hello.
+ */
+#define FL_SHIM_MARK 0x666c2d7368696dull /* "fl-shim" */
 
 /* One mapping of the initial snapshot (a /proc/self/maps line). */
 struct fl_mapping {
@@ -357,8 +372,10 @@ struct fl_fault_key {
 	__u64 vm_start;     /* the kernel VMA hit, as it was at fault time */
 	__u64 vm_end;       /* 0: VMA unknown (bpf_find_vma busy), piece is the faulting page */
 	__u64 piece;        /* vm_start <= piece <= address, no call boundary in (piece, address] */
+	__u32 faultline;    /* 1: taken while the thread was inside the shim (FL_SHIM_MARK) */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct fl_fault_key) == 32, "fl_fault_key layout");
+_Static_assert(sizeof(struct fl_fault_key) == 40, "fl_fault_key layout");
 
 struct fl_fault_counts {
 	__u64 cls[FL_F_NCLASS]; /* by class */
@@ -376,7 +393,9 @@ struct fl_site_key {
 	__u32 cls;          /* enum fl_fault_class */
 	__u64 piece;        /* as in fl_fault_key: the model row holding it held the address */
 	__u64 ip;           /* user instruction pointer at the fault */
+	__u32 faultline;    /* as in fl_fault_key */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct fl_site_key) == 24, "fl_site_key layout");
+_Static_assert(sizeof(struct fl_site_key) == 32, "fl_site_key layout");
 
 #endif /* FAULTLINE_H */

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 6 (PRAGMA user_version; the build turns
+-- faultline store, schema version 7 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -12,9 +12,9 @@
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 -- Version 3 added the resident-memory samples; version 4 kernel_feature;
 -- version 5 the heap_sample table; version 6 the fault classes retry, uffd,
--- hugetlb, pfn, spurious.
+-- hugetlb, pfn, spurious; version 7 the faultline flag of event, fault and fault_site.
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -101,7 +101,8 @@ CREATE TABLE event (
     errno    INTEGER NOT NULL DEFAULT 0,
     source   TEXT NOT NULL,        -- 'shim', 'bpf', or 'both' (a BPF call matched to a shim stack)
     path     TEXT,                 -- the file mapped (mmap of an fd), or dlopen's name
-    stack_id INTEGER REFERENCES stack(id) -- NULL: no user stack was seen for this call
+    stack_id INTEGER REFERENCES stack(id), -- NULL: no user stack was seen for this call
+    faultline INTEGER NOT NULL DEFAULT 0 -- 1: made inside faultline's shim (BPF saw its mark)
 );
 CREATE INDEX event_proc_time ON event(proc_id, time_ns);
 
@@ -184,7 +185,8 @@ CREATE TABLE fault (
     reads        INTEGER NOT NULL DEFAULT 0,
     writes       INTEGER NOT NULL DEFAULT 0,
     execs        INTEGER NOT NULL DEFAULT 0,
-    thp          INTEGER NOT NULL DEFAULT 0
+    thp          INTEGER NOT NULL DEFAULT 0,
+    faultline    INTEGER NOT NULL DEFAULT 0 -- 1: taken while the thread was inside faultline's shim
 );
 CREATE INDEX fault_vma ON fault(vma_id);
 CREATE INDEX fault_proc ON fault(proc_id, time_ns);
@@ -198,7 +200,8 @@ CREATE TABLE fault_site (
                               'cow_zero','cow_file','cow_reuse','write_notify','other','retry',
                               'uffd','hugetlb','pfn','spurious')),
     frame_id INTEGER NOT NULL REFERENCES frame(id),
-    count    INTEGER NOT NULL
+    count    INTEGER NOT NULL,
+    faultline INTEGER NOT NULL DEFAULT 0 -- as in fault
 );
 CREATE INDEX fault_site_vma ON fault_site(vma_id);
 

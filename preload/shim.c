@@ -42,12 +42,30 @@ static struct {
 
 /* ---- resolving the real functions --------------------------------------- */
 
+/*
+ * Tell faultline's BPF programs where this image's threads keep shim_busy
+ * (faultline.h, FL_SHIM_MARK): getpid ignores its arguments.  Done before
+ * the shim's first piece of work, so that the faults of its own start-up
+ * (dlsym, the unwinder's dlopen, the channel, the maps snapshot) are counted
+ * as faultline's.  A fork child keeps the image and BPF keeps the offset.
+ */
+static void announce(void)
+{
+	static int done;
+
+	if (!done) {
+		done = 1;
+		syscall(SYS_getpid, FL_SHIM_MARK, (long)((char *)&shim_busy - (char *)__builtin_thread_pointer()));
+	}
+}
+
 static void resolve(void)
 {
 	/* dlsym may call malloc (dlerror buffers), and malloc may call mmap:
 	 * busy makes those nested calls pass through (raw syscall while
 	 * real.mmap is still NULL). */
 	shim_busy++;
+	announce();
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
 	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(dlopen); R(dlclose);
@@ -421,7 +439,13 @@ EXPORT pid_t fork(void)
 	ppid = shim_pid;
 	if (!stay_off)
 		heap_fork_prepare();
+	/* The real fork is the program's work (glibc's malloc and stdio locks,
+	 * its atfork handlers, the copies the child's first writes make): still
+	 * busy (their calls pass through), but not faultline's to the BPF fault
+	 * count, which takes only busy > 0 (shim.h). */
+	shim_busy -= SHIM_PROGRAM;
 	pid = real.fork();
+	shim_busy += SHIM_PROGRAM;
 	e = errno;
 	if (pid != 0 && !stay_off)
 		heap_fork_parent();

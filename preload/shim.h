@@ -58,7 +58,15 @@ extern int shim_state;                 /* atomic: ST_* */
 extern __u32 shim_pid;                 /* this process image's pid (getpid at init/fork) */
 extern __u64 shim_seq;                 /* last call seq handed out (atomic) */
 extern char shim_chan_path[256];       /* copy of $FAULTLINE_CHANNEL */
-extern SHIM_TLS int shim_busy;         /* >0: this thread is inside the shim */
+/*
+ * shim_busy: nonzero while this thread is inside the shim (hooks entered then
+ * pass through).  Positive: doing faultline's work, and the BPF fault
+ * programs count this thread's faults as faultline's (faultline.h,
+ * FL_SHIM_MARK); negative (biased by SHIM_PROGRAM): running the program's
+ * code from inside a hook (the real fork).
+ */
+extern SHIM_TLS int shim_busy;
+#define SHIM_PROGRAM (1 << 24)
 extern SHIM_TLS __u32 shim_tls_tid;
 
 /* ---- small helpers (raw syscalls: never through a hooked symbol) -------- */

@@ -176,13 +176,21 @@ static int check_identity(struct fl_db *d)
 		return -1;
 	}
 	/*
-	 * Version 6 added fault classes; a recording made before reads them as
-	 * 0 through a temporary view (the temp schema shadows main.fault).
+	 * Version 6 added fault classes, version 7 the faultline flag of event,
+	 * fault and fault_site; a recording made before reads them as 0 through
+	 * temporary views (the temp schema shadows main.fault).
 	 */
-	if (version < 6 &&
-	    sqlite3_exec(d->db, "CREATE TEMP VIEW fault AS SELECT *, 0 AS retry, 0 AS uffd, 0 AS hugetlb, "
-			 "0 AS pfn, 0 AS spurious FROM main.fault", NULL, NULL, NULL) != SQLITE_OK)
-		return fl_db_error(d, "cannot read the fault table of schema version < 6");
+	if (version < 7 &&
+	    sqlite3_exec(d->db, version < 6 ?
+			 "CREATE TEMP VIEW fault AS SELECT *, 0 AS retry, 0 AS uffd, 0 AS hugetlb, "
+			 "0 AS pfn, 0 AS spurious, 0 AS faultline FROM main.fault;"
+			 "CREATE TEMP VIEW fault_site AS SELECT *, 0 AS faultline FROM main.fault_site;"
+			 "CREATE TEMP VIEW event AS SELECT *, 0 AS faultline FROM main.event" :
+			 "CREATE TEMP VIEW fault AS SELECT *, 0 AS faultline FROM main.fault;"
+			 "CREATE TEMP VIEW fault_site AS SELECT *, 0 AS faultline FROM main.fault_site;"
+			 "CREATE TEMP VIEW event AS SELECT *, 0 AS faultline FROM main.event",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return fl_db_error(d, "cannot read the fault table of schema version < 7");
 	/* belt and braces: the viewer never writes, even if a bug asked it to */
 	if (sqlite3_exec(d->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot set query_only");

@@ -397,7 +397,9 @@ static int load_regions(struct loader *l)
 {
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start"
+		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start,"
+		"  coalesce(o.path, (SELECT path FROM vma WHERE origin_id = o.id AND path IS NOT NULL LIMIT 1)),"
+		"  e.faultline AND e.kind = 'mmap'"
 		" FROM vma v JOIN vma o ON o.id = v.origin_id LEFT JOIN event e ON e.id = o.created_by");
 	struct pairset seen = { 0 };
 	size_t cap = 0;
@@ -434,8 +436,15 @@ static int load_regions(struct loader *l)
 					 .created_here = sqlite3_column_int64(st, 5) == sqlite3_column_int64(st, 0) };
 		g->funcs = strdup(stack >= 0 && stack < l->nstacks && l->stacks[stack] ? l->stacks[stack] : "");
 		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
-		g->footprint = region_footprint(r->d, kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8),
+		/* by the file's path as any piece of the region knows it: ld.so's first mmap of a library
+		 * (the whole file, cut into segments after) is recorded before a snapshot names it */
+		g->footprint = region_footprint(r->d, kind, (const char *)sqlite3_column_text(st, 9),
+						sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8),
 						sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
+		/* mapped by a call BPF saw inside the shim: its raw mmaps, ld.so mapping the unwinder for
+		 * it.  Not a brk: the heap glibc's malloc starts for dlopen is the program's heap too. */
+		if (!g->footprint && sqlite3_column_int(st, 10))
+			g->footprint = FL_FP_SHIM_MADE;
 		if (!g->kind || !g->funcs || !g->label || (path && !g->path))
 			break;
 	}
@@ -447,7 +456,8 @@ static int load_regions(struct loader *l)
 	return 0;
 }
 
-/* Fault counts per region, all of them the program's until load_footprint. */
+/* Fault counts per region: faultline's when BPF saw the thread inside the shim (fault.faultline),
+ * the rest the program's until load_footprint_sites and settle_footprint. */
 static int load_faults(struct loader *l)
 {
 	struct fl_run *r = l->r;
@@ -459,14 +469,15 @@ static int load_faults(struct loader *l)
 	for (int c = 0; c < FL_NCLASSES; c++)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", f.%s", fl_class_names[c]);
 	/* summed here, not by GROUP BY: sorting every fault row took seconds at a million */
-	snprintf(sql + len, sizeof(sql) - len, " FROM fault f JOIN vma v ON v.id = f.vma_id");
+	snprintf(sql + len, sizeof(sql) - len, ", f.faultline FROM fault f JOIN vma v ON v.id = f.vma_id");
 	if (!(st = fl_db_prepare(r->d, sql)))
 		return -1;
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
 		struct fl_region *g = region_find(r, proc_of(l, sqlite3_column_int64(st, 0)), sqlite3_column_int64(st, 1));
+		int64_t *to = g && sqlite3_column_int(st, 2 + FL_NCLASSES) ? g->fl_faults : g ? g->faults : NULL;
 
-		for (int c = 0; g && c < FL_NCLASSES; c++)
-			g->faults[c] += sqlite3_column_int64(st, 2 + c);
+		for (int c = 0; to && c < FL_NCLASSES; c++)
+			to[c] += sqlite3_column_int64(st, 2 + c);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -480,16 +491,18 @@ static bool proc_has_unwinder(const struct fl_run *r, int p)
 	return false;
 }
 
-/* Moves the faults faultline's code took in the program's regions to fl_faults: the shim's, its
- * unwinder's, and ld.so's LD_PRELOAD handling (handle_preload_list and do_preload run only for it). */
+/* Moves the faults faultline's code took in the program's regions to fl_faults, of those BPF did not
+ * already see inside the shim: the shim's (a hook's first instructions, before it marks itself busy),
+ * its unwinder's, and ld.so's LD_PRELOAD handling (handle_preload_list and do_preload run only for it,
+ * before any shim code). */
 static int load_footprint_sites(struct loader *l)
 {
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
 		"SELECT v.proc_id, v.origin_id, s.class, sum(s.count), f.module GLOB '" UNWINDER_GLOB "'"
 		" FROM fault_site s JOIN frame f ON f.id = s.frame_id JOIN vma v ON v.id = s.vma_id"
-		" WHERE f.module GLOB '" SHIM_GLOB "' OR f.module GLOB '" UNWINDER_GLOB "'"
-		"    OR (f.module GLOB '" LOADER_GLOB "' AND f.function IN ('handle_preload_list', 'do_preload'))"
+		" WHERE NOT s.faultline AND (f.module GLOB '" SHIM_GLOB "' OR f.module GLOB '" UNWINDER_GLOB "'"
+		"    OR (f.module GLOB '" LOADER_GLOB "' AND f.function IN ('handle_preload_list', 'do_preload')))"
 		" GROUP BY 1, 2, 3, 5");
 	int rc;
 
@@ -505,6 +518,29 @@ static int load_footprint_sites(struct loader *l)
 		n = n < g->faults[c] ? n : g->faults[c];
 		g->faults[c] -= n;
 		g->fl_faults[c] += n;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Page-cache faults the unwinder took inside the shim, per region: reads of .eh_frame, which the
+ * program itself reads only to throw (settle_footprint). */
+static int load_unwind_reads(struct loader *l)
+{
+	struct fl_run *r = l->r;
+	sqlite3_stmt *st = fl_db_prepare(r->d,
+		"SELECT v.proc_id, v.origin_id, sum(s.count)"
+		" FROM fault_site s JOIN frame f ON f.id = s.frame_id JOIN vma v ON v.id = s.vma_id"
+		" WHERE s.faultline AND s.class = 'pagecache' AND f.module GLOB '" UNWINDER_GLOB "' GROUP BY 1, 2");
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		struct fl_region *g = region_find(r, proc_of(l, sqlite3_column_int64(st, 0)), sqlite3_column_int64(st, 1));
+
+		if (g)
+			g->fl_unwind_reads += sqlite3_column_int64(st, 2);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -536,9 +572,36 @@ static void settle_footprint(struct fl_run *r)
 	for (size_t i = 0; i < r->nregions; i++) {
 		struct fl_region *g = &r->regions[i];
 
-		/* memory no instruction but the shim's ever touched is the shim's (its maps snapshot buffer) */
-		if (!g->footprint && !strcmp(g->kind, "anon") && !sum_classes(g->faults) && sum_classes(g->fl_faults))
-			g->footprint = FL_FP_SHIM_ONLY;
+		/* memory no instruction but the shim's ever touched is the shim's (its maps snapshot buffer);
+		 * so is a libgcc_s only the shim used: loaded for its first stack (preload/unwind.c) */
+		if (!g->footprint && !sum_classes(g->faults) && sum_classes(g->fl_faults)) {
+			if (!strcmp(g->kind, "anon"))
+				g->footprint = FL_FP_SHIM_ONLY;
+			else if (g->path && !fnmatch(UNWINDER_GLOB, g->path, 0))
+				g->footprint = FL_FP_UNWINDER;
+		}
+		/*
+		 * A page-cache page the shim read first in a file region the program reads too: the fault
+		 * mapped up to 16 cached pages around it (fault-around), which the program would have
+		 * faulted in itself; with the shim it does not.  Such a fault was moved, not added: it is
+		 * counted as the program's (docs/check.md, measured against plain runs).  Not the
+		 * unwinder's reads of .eh_frame, which the program does not read.
+		 */
+		if (!g->footprint && sum_classes(g->faults)) {
+			int64_t moved = g->fl_faults[FL_F_PAGECACHE] - g->fl_unwind_reads;
+
+			if (moved > 0) {
+				g->faults[FL_F_PAGECACHE] += moved;
+				g->fl_faults[FL_F_PAGECACHE] -= moved;
+			}
+		}
+		/* The brk heap the program mallocs from too: dlopen's allocations for the unwinder took its
+		 * first pages, and the program's start where they end (moved as well, docs/check.md). */
+		if (!g->footprint && !strcmp(g->kind, "heap") && sum_classes(g->faults))
+			for (int c = 0; c < FL_NCLASSES; c++) {
+				g->faults[c] += g->fl_faults[c];
+				g->fl_faults[c] = 0;
+			}
 		if (!g->footprint)
 			continue;
 		for (int c = 0; c < FL_NCLASSES; c++) {
@@ -555,7 +618,21 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The events that made, changed or unmapped the VMAs of faultline's regions, deduplicated into *out. */
+static int push_event(int64_t **out, size_t *n, size_t *cap, int64_t id)
+{
+	if (*n == *cap) {
+		int64_t *grown = realloc(*out, (*cap = *cap ? 2 * *cap : 64) * sizeof(int64_t));
+
+		if (!grown)
+			return -1;
+		*out = grown;
+	}
+	(*out)[(*n)++] = id;
+	return 0;
+}
+
+/* The events that made, changed or unmapped the VMAs of faultline's regions, and every call BPF saw
+ * made inside the shim, sorted into *out (duplicates included). */
 static int footprint_events(struct fl_run *r, int64_t **out, size_t *n)
 {
 	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT created_by, destroyed_by FROM vma WHERE origin_id = ?");
@@ -571,23 +648,20 @@ static int footprint_events(struct fl_run *r, int64_t **out, size_t *n)
 			continue;
 		sqlite3_bind_int64(st, 1, r->regions[i].origin_id);
 		while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW)
-			for (int c = 0; c < 2; c++) {
-				if (sqlite3_column_type(st, c) == SQLITE_NULL)
-					continue;
-				if (*n == cap) {
-					int64_t *grown = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof(int64_t));
-
-					if (!grown) {
-						rc = -1;
-						break;
-					}
-					*out = grown;
-				}
-				(*out)[(*n)++] = sqlite3_column_int64(st, c);
-			}
+			for (int c = 0; c < 2; c++)
+				if (sqlite3_column_type(st, c) != SQLITE_NULL && push_event(out, n, &cap, sqlite3_column_int64(st, c)))
+					rc = -1;
 		sqlite3_reset(st);
 	}
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && (st = fl_db_prepare(r->d, "SELECT id FROM event WHERE faultline"))) {
+		while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW)
+			if (push_event(out, n, &cap, sqlite3_column_int64(st, 0)))
+				rc = -1;
+		sqlite3_finalize(st);
+	} else if (rc == SQLITE_DONE) {
+		rc = -1;
+	}
 	if (*n)
 		qsort(*out, *n, sizeof(int64_t), cmp_i64);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -651,7 +725,7 @@ static int run_load(struct fl_db *d, struct fl_run *r, bool callsites)
 	sqlite3_finalize(st);
 	rc = load_procs(&l) || load_proc_numbers(&l) || load_stacks(&l) || (callsites && load_callsites(&l)) ||
 	     load_regions(&l) ||
-	     load_faults(&l) || load_footprint_sites(&l);
+	     load_faults(&l) || load_footprint_sites(&l) || load_unwind_reads(&l);
 	if (!rc) {
 		settle_footprint(r);
 		rc = load_footprint_calls(&l);

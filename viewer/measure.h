@@ -36,7 +36,7 @@ int fl_metric_parse(const char *name);
 bool fl_metric_per_region(enum fl_metric m);
 
 /* Why a region is faultline's rather than the program's. */
-enum fl_footprint { FL_FP_NONE, FL_FP_CHANNEL, FL_FP_SHIM, FL_FP_UNWINDER, FL_FP_SHIM_ONLY };
+enum fl_footprint { FL_FP_NONE, FL_FP_CHANNEL, FL_FP_SHIM, FL_FP_UNWINDER, FL_FP_SHIM_ONLY, FL_FP_SHIM_MADE };
 
 struct fl_region {
 	int proc;               /* index into fl_run.procs */
@@ -48,6 +48,7 @@ struct fl_region {
 	enum fl_footprint footprint;
 	int64_t faults[FL_NCLASSES];    /* the program's own */
 	int64_t fl_faults[FL_NCLASSES]; /* faultline's: its region, or its code touching this one */
+	int64_t fl_unwind_reads;        /* of fl_faults[pagecache]: the unwinder reading unwind tables */
 };
 
 struct fl_mproc {
