@@ -19,7 +19,7 @@ def check_recording(faultline, db, explained_by=()):
     disk) has nothing to check."""
     if not os.path.exists(db):
         return
-    p = subprocess.run([faultline, "report", "--format", "json", db], capture_output=True, text=True,
+    p = subprocess.run([faultline, "report", "--all", "--format", "json", db], capture_output=True, text=True,
                        timeout=120)
     if p.returncode != 0:
         return  # not a recording (the test made it fail on purpose); its own checks say so

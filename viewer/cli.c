@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cli.c - the option handling every viewer command shares. */
 #include "cli.h"
+#include "db.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,4 +52,11 @@ int fl_cli_parse(struct fl_cli *cli, int argc, char **argv, const char *shortopt
 		}
 	}
 	return -1;
+}
+
+int fl_cli_open_recording(const struct fl_cli *cli, int argc, char **argv, struct fl_db *d)
+{
+	if (argc - optind != 1)
+		return fl_cli_usage_error(cli, argc - optind ? "too many arguments" : "no recording given");
+	return fl_db_open(d, argv[optind]) ? 1 : -1;
 }

@@ -28,6 +28,13 @@ struct fl_cli {
 int fl_cli_parse(struct fl_cli *cli, int argc, char **argv, const char *shortopts,
 		 const struct option *longopts, int (*on_option)(void *ctx, int c, const char *arg),
 		 void *ctx);
+/*
+ * After fl_cli_parse, for the commands that read one recording: exactly one
+ * positional argument, opened into d.  Returns -1 to go on, or the exit
+ * status to return (2: no or too many arguments, 1: not readable).
+ */
+struct fl_db;
+int fl_cli_open_recording(const struct fl_cli *cli, int argc, char **argv, struct fl_db *d);
 /* Prints "faultline CMD: message" and the usage line to stderr; returns 2. */
 int fl_cli_usage_error(const struct fl_cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -419,7 +419,9 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 		return -1;
 	sqlite3_bind_int64(st, 1, p->id);
 	rc = fl_db_step(r->d, st);
-	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0) {
+	/* no fault rows: nothing to say without eBPF; with it, a process none of
+	 * whose faults were classified is checked like any other */
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0 && !r->run.has_faults) {
 		if (r->j) {
 			fl_json_key(r->j, "faults");
 			fl_json_null(r->j);
@@ -1105,10 +1107,8 @@ int fl_cmd_report(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return fl_cli_usage_error(&cli, argc - optind ? "too many arguments" : "no recording given");
-	if (fl_db_open(&d, argv[optind]))
-		return 1;
+	if ((rc = fl_cli_open_recording(&cli, argc, argv, &d)) >= 0)
+		return rc;
 	r.d = &d;
 	if (cli.json) {
 		fl_json_init(&j, stdout);

@@ -259,10 +259,8 @@ int fl_cmd_vmas(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return fl_cli_usage_error(&o.cli, argc - optind ? "too many arguments" : "no recording given");
-	if (fl_db_open(&d, argv[optind]))
-		return 1;
+	if ((rc = fl_cli_open_recording(&o.cli, argc, argv, &d)) >= 0)
+		return rc;
 	n = fl_proc_load(&d, &procs);
 	rc = n < 0 ? -1 : 0;
 	for (int i = 0; i < n; i++)

@@ -638,10 +638,8 @@ int fl_cmd_why(int argc, char **argv)
 	int rc = fl_cli_parse(&cli, argc, argv, ":h", options, on_option, &w);
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 1)
-		return fl_cli_usage_error(&cli, argc - optind ? "too many arguments" : "no recording given");
-	if (fl_db_open(&d, argv[optind]))
-		return 1;
+	if ((rc = fl_cli_open_recording(&cli, argc, argv, &d)) >= 0)
+		return rc;
 	w.d = &d;
 	if (!has_samples(&d)) {
 		fprintf(stderr, "faultline why: %s: recorded by an older faultline (no resident-memory samples)\n",
