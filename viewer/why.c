@@ -155,9 +155,13 @@ struct regions {
 static int creator(const struct regions *g, int64_t vma_id, char lines[][512])
 {
 	struct fl_vma *v = calloc(1, sizeof(*v));
-	int n = -1;
-	if (v && fl_vma_get(g->d, g->proc_id, vma_id, v) == 1)
+	int n = -1, got = v ? fl_vma_get(g->d, g->proc_id, vma_id, v) : -1;
+	if (got == 1)
 		n = fl_vma_creator(g->d, v, g->view->frames, lines);
+	else if (got == 0) { /* rows are written when they end: an incomplete recording lacks the live ones */
+		snprintf(lines[0], 512, "a row the recording never wrote (it is incomplete)");
+		n = 1;
+	}
 	fl_vma_free(v, v && v->kind ? 1 : 0); /* frees v as well: freeing it again crashed on a piece of another process */
 	return n;
 }
