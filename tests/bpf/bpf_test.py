@@ -204,6 +204,19 @@ def write_setting(path, value):
 
 
 @contextlib.contextmanager
+def machine_settings_lock():
+    """One test at a time changes machine-wide settings, across test runs
+    (two worktrees' suites at once): otherwise the second saves the first's
+    value as "old" and restores it after the first restored the real one
+    (KSM was left running for hours that way)."""
+    import fcntl
+    lockdir = '/run/lock' if os.path.isdir('/run/lock') else '/tmp'  # the VM's initramfs has no /run/lock
+    with open(os.path.join(lockdir, 'faultline-test-settings'), 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def setting(path, value):
     """path holds value for the duration (THP-style "a [b] c" files: the bracketed one)."""
     try:
@@ -332,6 +345,8 @@ def edge(name, probe, target):
     argv = [str(a) if a != 'FILE' else '/var/tmp/faultline-edge-%s-%d' % (name, os.getpid())
             for a in argv]
     with contextlib.ExitStack() as stack:
+        if settings:
+            stack.enter_context(machine_settings_lock())
         for s in settings:
             stack.enter_context(zram_swap() if s == 'zram' else setting(*s))
         r = run(probe, target, *argv)
