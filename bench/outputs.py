@@ -44,10 +44,10 @@ def build(path, events):
             p = i % 4 + 1
             t = start + 2 * i * step
             yield (2 * i + 1, p, 1000 + p - 1, 1000 + p - 1, t, i, "mmap", 0, 65536, 3, 0x22, -1, 0, 0x7f0000000000 + i * 65536,
-                   0, "both", None, i % 100 + 1)
+                   0, "both", None, i % 100 + 1, 0)
             yield (2 * i + 2, p, 1000 + p - 1, 1000 + p - 1, t + step, i, "munmap", 0x7f0000000000 + i * 65536, 65536,
-                   None, None, None, None, 0, 0, "both", None, i % 100 + 1)
-    con.executemany("INSERT INTO event VALUES (" + ",".join("?" * 18) + ")", rows_events())
+                   None, None, None, None, 0, 0, "both", None, i % 100 + 1, 0)
+    con.executemany("INSERT INTO event VALUES (" + ",".join("?" * 19) + ")", rows_events())
     con.executemany("INSERT INTO vma VALUES (?, ?, ?, ?, ?, 3, 34, 'anon', NULL, 0, NULL, ?, ?, ?, ?, NULL, ?, 'call')",
                     ((i + 1, i % 4 + 1, 1000 + i % 4, 0x7f0000000000 + i * 65536, 0x7f0000010000 + i * 65536,
                       start + 2 * i * step, start + (2 * i + 1) * step, 2 * i + 1, 2 * i + 2, i + 1) for i in range(half)))

@@ -517,6 +517,8 @@ void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri)
 	free(argv_json);
 }
 
+int (*fl_store_summarize)(sqlite3 *db, const char *path);
+
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 {
 	if (s->rc)
@@ -525,6 +527,9 @@ void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 	sqlite3_bind_int64(s->st[S_RUN_END], 1, (sqlite3_int64)end_ns);
 	sqlite3_bind_int(s->st[S_RUN_END], 2, exit_status);
 	run(s, S_RUN_END);
+	/* the readers' summaries: in the transaction that marks the file complete, after every row */
+	if (!s->rc && fl_store_summarize)
+		fl_store_summarize(s->db, s->final);
 }
 
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail)

@@ -96,6 +96,13 @@ void fl_store_commit(struct fl_store *s);
 void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri);
 /* The recording is complete: build the indexes, mark the run complete. */
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status);
+/*
+ * What fl_store_run_end calls last to summarize the recording for its
+ * readers (main.c sets it: the viewer's summary.c, which the collector does
+ * not know).  It owns its failures: a recording without summaries is still
+ * complete.
+ */
+extern int (*fl_store_summarize)(sqlite3 *db, const char *path);
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
 /* One kernel feature the eBPF side adapts to, and its state in this run (bpf/fl_bpf.h FL_CAPS). */
 void fl_store_kernel_feature(struct fl_store *s, const char *name, const char *state,

@@ -12,9 +12,13 @@
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 -- Version 3 added the resident-memory samples; version 4 kernel_feature;
 -- version 5 the heap_sample table; version 6 the fault classes retry, uffd,
--- hugetlb, pfn, spurious; version 7 the faultline flag of event, fault and fault_site.
+-- hugetlb, pfn, spurious; version 7 the faultline flag of event, fault and fault_site;
+-- version 8 the summaries.
+-- The summaries (fault_summary, site_summary, proc_summary, call_summary) are
+-- not made here: viewer/summary.c writes them when the recording closes, in
+-- the transaction that sets run.complete (docs/schema.md "Summaries").
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;
 
 -- One row: the recording itself.
 CREATE TABLE run (

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "record.h"
+#include "store.h"
+#include "summary.h"
 #include "viewer.h"
 #if FL_HAVE_BPF
 #include "fl_bpf.h"
@@ -105,6 +107,12 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "__keep-channel"))
 		return cmd_keep_channel();
+	/* `faultline __summarize FILE` (not for people): what a recording's close writes for its readers,
+	 * for a recording built another way (bench/queries.py) */
+	if (!strcmp(argv[1], "__summarize"))
+		return fl_cmd_summarize(argc - 1, argv + 1);
+	/* the recorder summarizes what it wrote for the viewers; neither knows the other */
+	fl_store_summarize = fl_summary_store;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);

@@ -219,7 +219,7 @@ static int read_run(struct fl_db *d)
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-int fl_db_open(struct fl_db *d, const char *path)
+static int db_open(struct fl_db *d, const char *path, bool writable)
 {
 	struct stat st;
 	char *uri;
@@ -241,14 +241,18 @@ int fl_db_open(struct fl_db *d, const char *path)
 		return -1;
 	}
 	/* one thread per connection: no mutex around every column read (a tenth of `html` at a million rows) */
-	rc = sqlite3_open_v2(uri, &d->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	if (writable) /* `__summarize`: the one command that writes, and only its summary tables */
+		uri[strlen(uri) - strlen("?mode=ro")] = '\0';
+	rc = sqlite3_open_v2(uri, &d->db, (writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_URI |
+			     SQLITE_OPEN_NOMUTEX, NULL);
 	free(uri);
 	if (rc != SQLITE_OK) {
 		fl_db_error(d, "cannot open");
 		goto fail;
 	}
 	sqlite3_busy_timeout(d->db, 2000);
-	if (check_identity(d) || check_integrity(d, st.st_size) || read_run(d))
+	if (check_identity(d) || check_integrity(d, st.st_size) || read_run(d) ||
+	    (writable && sqlite3_exec(d->db, "PRAGMA query_only = 0", NULL, NULL, NULL) != SQLITE_OK))
 		goto fail;
 	return 0;
 fail:
@@ -256,11 +260,36 @@ fail:
 	return -1;
 }
 
-void fl_db_close(struct fl_db *d)
+int fl_db_open(struct fl_db *d, const char *path)
+{
+	return db_open(d, path, false);
+}
+
+int fl_db_open_writable(struct fl_db *d, const char *path)
+{
+	return db_open(d, path, true);
+}
+
+int fl_db_wrap(struct fl_db *d, sqlite3 *db, const char *path)
+{
+	memset(d, 0, sizeof(*d));
+	d->db = db;
+	d->path = path;
+	return read_run(d);
+}
+
+void fl_db_release(struct fl_db *d)
 {
 	sqlite3_finalize(d->frames);
-	sqlite3_close(d->db);
+	sqlite3_finalize(d->vma_get);
 	d->frames = NULL;
+	d->vma_get = NULL;
+}
+
+void fl_db_close(struct fl_db *d)
+{
+	fl_db_release(d);
+	sqlite3_close(d->db);
 	d->db = NULL;
 }
 

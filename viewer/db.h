@@ -18,6 +18,7 @@ struct fl_db {
 	int64_t end_ns;     /* run.end_ns, or the latest time recorded if NULL */
 	bool complete;      /* run.complete */
 	sqlite3_stmt *frames; /* cached by stack.c */
+	sqlite3_stmt *vma_get; /* cached by rows.c */
 };
 
 /*
@@ -27,6 +28,15 @@ struct fl_db {
  */
 int fl_db_open(struct fl_db *d, const char *path);
 void fl_db_close(struct fl_db *d);
+/* The same, writable (`faultline __summarize` adds the summaries to a recording). */
+int fl_db_open_writable(struct fl_db *d, const char *path);
+/*
+ * d over a connection the caller owns (the recorder's, at close): reads the
+ * run row.  Returns 0 or -1; release with fl_db_release, not fl_db_close.
+ */
+int fl_db_wrap(struct fl_db *d, sqlite3 *db, const char *path);
+/* Finalizes the statements d cached, leaving the connection open. */
+void fl_db_release(struct fl_db *d);
 
 /* Prepares sql; NULL after printing the error. */
 sqlite3_stmt *fl_db_prepare(struct fl_db *d, const char *sql);

@@ -21,6 +21,7 @@
  * are in their class too).
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@
 #include "frames.h"
 #include "output.h"
 #include "rows.h"
+#include "summary.h"
 #include "viewer.h"
 
 #define USAGE "faults FILE --by region|vma|kind|file|site|stack|process [--class C] [--pid P] [--top N]" \
@@ -44,38 +46,19 @@ static const char *const classes[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 #define NCLASSES (int)(sizeof(classes) / sizeof(classes[0]))
 #define NSITE_CLASSES FL_F_NCLASS  /* fault_site has no thp */
 
-/*
- * Per key: the SQL that names a group (its columns after the key), the
- * GROUP BY expression, and the column titles.  The region of a row is the
- * kernel VMA the last sample that saw it found it in.
- */
-struct key {
-	const char *name, *group, *label_sql;
-	int nlabels;
-	const char *titles[4];
-};
+/* The keys: summary.c's fault keys, then site (fault_site rows, summed in site_summary). */
+#define NKEYS (fl_nfaults_keys + 1)
+static const struct fl_faults_key site_key = { "site", "s.frame_id", "s.frame_id", 1, { "faulting instruction" }, false };
+static const struct fl_faults_key residual_key = { "residual", NULL, NULL, 1, { "" }, false };
 
-#define REGION_OF \
-	"coalesce((SELECT pr.sample_id || ':' || pr.region_start FROM piece_rss pr WHERE pr.vma_id = v.id" \
-	" ORDER BY pr.sample_id DESC LIMIT 1), 'row:' || v.id)"
-
-static const struct key keys[] = {
-	{ "process", "f.proc_id", "p.pid, p.exe", 2, { "pid", "exe" } },
-	{ "region", "f.proc_id, " REGION_OF,
-	  "p.pid, printf('%x-%x', min(v.start), max(v.end)), v.kind, coalesce(v.path, '')", 4,
-	  { "pid", "range", "kind", "file" } },
-	{ "vma", "f.vma_id", "p.pid, printf('%x-%x', v.start, v.end), v.kind, coalesce(v.path, '')", 4,
-	  { "pid", "range", "kind", "file" } },
-	{ "kind", "v.kind", "v.kind", 1, { "kind" } },
-	{ "file", "coalesce(v.path, '[' || v.kind || ']')", "coalesce(v.path, '[' || v.kind || ']')", 1, { "file" } },
-	{ "stack", "e.stack_id", "e.stack_id", 1, { "creating stack" } },
-	{ "site", "s.frame_id", "s.frame_id", 1, { "faulting instruction" } },
-};
-#define NKEYS (int)(sizeof(keys) / sizeof(keys[0]))
+static const struct fl_faults_key *key_at(int i)
+{
+	return i < fl_nfaults_keys ? &fl_faults_keys[i] : &site_key;
+}
 
 struct opts {
 	struct fl_cli cli;
-	const struct key *key;
+	const struct fl_faults_key *key;
 	int cls;       /* --class: index into classes, or -1 */
 	int64_t pid;   /* 0: every process */
 	int top;       /* text rows shown; the rest summed */
@@ -95,8 +78,8 @@ static int on_option(void *ctx, int c, const char *arg)
 	switch (c) {
 	case 'b':
 		for (int i = 0; i < NKEYS; i++)
-			if (!strcmp(arg, keys[i].name))
-				o->key = &keys[i];
+			if (!strcmp(arg, key_at(i)->name))
+				o->key = key_at(i);
 		return o->key ? -1 : fl_cli_usage_error(&o->cli, "--by wants region, vma, kind, file, site, stack or"
 							" process, not '%s'", arg);
 	case 'c':
@@ -116,37 +99,47 @@ static int on_option(void *ctx, int c, const char *arg)
 	return 2;
 }
 
-/* The query: labels, one sum per class, the total; ordered by --class or the total. */
-static char *build_sql(const struct opts *o)
+/*
+ * The query over the summaries (summary.h): labels, one sum per class, the
+ * total; ordered by --class or the total, ties by the labels.  With
+ * --class, the groups that took faults of that class, with all their
+ * faults.
+ */
+static char *build_sql(const struct opts *o, int limit)
 {
-	bool site = !strcmp(o->key->name, "site");
+	bool site = !strcmp(o->key->name, "site"), final = o->key->per_process;
+	const char *cls = o->cls >= 0 ? classes[o->cls] : NULL;
 	size_t cap = 8192, len;
 	char *sql = malloc(cap);
 
 	if (!sql)
 		return NULL;
-	len = (size_t)snprintf(sql, cap, "SELECT %s", o->key->label_sql);
+	len = (size_t)snprintf(sql, cap, "SELECT %s", site ? "s.frame_id" : "l1");
+	for (int i = 2; i <= o->key->nlabels; i++)
+		len += (size_t)snprintf(sql + len, cap - len, ", l%d", i);
 	for (int i = 0; i < NCLASSES; i++) {
 		if (site)
 			len += (size_t)snprintf(sql + len, cap - len, i < NSITE_CLASSES ?
 				", coalesce(sum(CASE WHEN s.class = '%s' THEN s.count END), 0)" : ", 0 /* %s */", classes[i]);
 		else
-			len += (size_t)snprintf(sql + len, cap - len, ", coalesce(sum(f.%s), 0)", classes[i]);
+			len += (size_t)snprintf(sql + len, cap - len, final ? ", %s" : ", sum(%s)", classes[i]);
 	}
 	if (site)
-		len += (size_t)snprintf(sql + len, cap - len, ", sum(s.count) FROM fault_site s"
-					" JOIN process p ON p.id = s.proc_id WHERE (?1 = 0 OR p.pid = ?1)");
+		len += (size_t)snprintf(sql + len, cap - len, ", sum(s.count) FROM site_summary s"
+					" JOIN process p ON p.id = s.proc_id WHERE (?1 = 0 OR p.pid = ?1)%s%s%s GROUP BY s.frame_id",
+					cls && o->cls < NSITE_CLASSES ? " AND s.class = '" : "",
+					cls && o->cls < NSITE_CLASSES ? cls : "", cls && o->cls < NSITE_CLASSES ? "'" : "");
 	else
-		len += (size_t)snprintf(sql + len, cap - len, ", sum(f.reads + f.writes + f.execs) FROM fault f"
-			" JOIN vma v ON v.id = f.vma_id JOIN process p ON p.id = f.proc_id"
-			" LEFT JOIN event e ON e.id = coalesce(v.created_by, CASE WHEN v.how IN ('split', 'fork') THEN"
-			"   (SELECT x.created_by FROM vma x WHERE x.id = v.origin_id AND x.id != v.id) END)"
-			" WHERE (?1 = 0 OR p.pid = ?1)");
-	if (o->cls >= 0 && (!site || o->cls < NSITE_CLASSES))
-		len += (size_t)snprintf(sql + len, cap - len, site ? " AND s.class = '%s'" : " AND f.%s > 0",
-					classes[o->cls]);
-	snprintf(sql + len, cap - len, " GROUP BY %s ORDER BY %d DESC, 1", o->key->group,
-		 o->key->nlabels + 1 + (o->cls >= 0 ? o->cls : NCLASSES));
+		len += (size_t)snprintf(sql + len, cap - len, ", %s FROM fault_summary WHERE key = '%s'"
+					" AND (?1 = 0 OR pid = ?1)%s%s%s%s%s",
+					final ? "total" : "sum(total)", o->key->name, final ? "" : " GROUP BY grp",
+					!cls ? "" : final ? " AND " : " HAVING sum(", cls ? cls : "",
+					!cls ? "" : final ? " > 0" : ") > 0", "");
+	len += (size_t)snprintf(sql + len, cap - len, " ORDER BY %d DESC", o->key->nlabels + 1 + (o->cls >= 0 ? o->cls : NCLASSES));
+	for (int i = 1; i <= o->key->nlabels; i++)
+		len += (size_t)snprintf(sql + len, cap - len, ", %d", i);
+	if (limit >= 0)
+		snprintf(sql + len, cap - len, " LIMIT %d", limit);
 	return sql;
 }
 
@@ -216,7 +209,8 @@ static void rows_free(struct row *r, int n)
  * filled, or a process ended before its sites were read, the sites fall
  * short of the faults.  Shown as one more row so the columns add up.
  */
-static int site_residual(struct fl_db *d, const struct opts *o, const struct row *rows, int n, struct row *out)
+static int site_residual(struct fl_db *d, const struct opts *o, const struct row *rows, int n,
+			 const struct row *rest, struct row *out)
 {
 	char sql[2048] = "SELECT '(no site recorded)'";
 	size_t len = strlen(sql);
@@ -226,16 +220,18 @@ static int site_residual(struct fl_db *d, const struct opts *o, const struct row
 	for (int i = 0; i < NCLASSES; i++)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, i < NSITE_CLASSES ? ", coalesce(sum(f.%s), 0)" :
 					", 0 /* %s */", classes[i]);
-	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(f.reads + f.writes + f.execs), 0) FROM fault f"
-		 " JOIN process p ON p.id = f.proc_id WHERE (?1 = 0 OR p.pid = ?1)");
+	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(f.total), 0) FROM fault_summary f"
+		 " WHERE f.key = 'process' AND (?1 = 0 OR f.pid = ?1)");
 	if (!(st = fl_db_prepare(d, sql)))
 		return -1;
 	sqlite3_bind_int64(st, 1, o->pid);
 	rc = fl_db_step(d, st);
-	if (rc == SQLITE_ROW && !row_read(d, &(struct opts){ .key = &keys[3] }, st, out)) {
+	if (rc == SQLITE_ROW && !row_read(d, &(struct opts){ .key = &residual_key }, st, out)) {
 		for (int i = 0; i < n; i++)
 			for (int c = 0; c <= NCLASSES; c++)
 				out->n[c] -= rows[i].n[c];
+		for (int c = 0; c <= NCLASSES; c++)
+			out->n[c] -= rest->n[c];
 		if (o->cls >= 0)  /* only the class asked for: its residual is the total's */
 			for (int c = 0; c <= NCLASSES; c++)
 				out->n[c] = c == o->cls || c == NCLASSES ? out->n[o->cls] : 0;
@@ -245,27 +241,27 @@ static int site_residual(struct fl_db *d, const struct opts *o, const struct row
 }
 
 /* Which class columns text shows: --class's, else those with any fault. */
-static void columns(const struct opts *o, const struct row *rows, int n, bool *show)
+static void columns(const struct opts *o, const struct row *rows, int n, const struct row *rest, bool *show)
 {
 	for (int c = 0; c < NCLASSES; c++) {
-		show[c] = o->cls == c;
+		show[c] = o->cls == c || (o->cls < 0 && rest->n[c]);
 		for (int i = 0; i < n && o->cls < 0; i++)
 			show[c] = show[c] || rows[i].n[c];
 	}
 }
 
-static int print_text(const struct opts *o, const struct row *rows, int n)
+/* The top rows, and the rest summed in one (load keeps no more than --top rows for text). */
+static int print_text(const struct opts *o, const struct row *rows, int n, const struct row *rest, int nrest)
 {
 	const char *cells[4 + NCLASSES + 1];
 	char nums[NCLASSES + 1][32], title[64];
 	bool show[NCLASSES];
-	struct row rest = { 0 };
 	struct fl_table t;
-	int nl = o->key->nlabels, nc = 0, nrest = 0, rc = 0;
+	int nl = o->key->nlabels, nc = 0, rc = 0;
 
 	int tot = o->cls < 0;  /* with --class, text shows that class alone */
 
-	columns(o, rows, n, show);
+	columns(o, rows, n, rest, show);
 	for (int c = 0; c < NCLASSES; c++)
 		nc += show[c];
 	fl_table_init(&t, nl + tot + nc, ~0u << nl);
@@ -278,12 +274,6 @@ static int print_text(const struct opts *o, const struct row *rows, int n)
 	rc = fl_table_add(&t, cells);
 	for (int i = 0; i < n && !rc; i++) {
 		const struct row *r = &rows[i];
-		if (i >= o->top) {
-			nrest++;
-			for (int c = 0; c <= NCLASSES; c++)
-				rest.n[c] += r->n[c];
-			continue;
-		}
 		for (int k = 0; k < nl; k++)
 			cells[k] = r->label[k];
 		snprintf(nums[NCLASSES], 32, "%lld", (long long)r->n[NCLASSES]);
@@ -299,11 +289,11 @@ static int print_text(const struct opts *o, const struct row *rows, int n)
 		snprintf(title, sizeof(title), "(%d more rows: --top)", nrest);
 		for (int k = 0; k < nl; k++)
 			cells[k] = k == nl - 1 ? title : "";
-		snprintf(nums[NCLASSES], 32, "%lld", (long long)rest.n[NCLASSES]);
+		snprintf(nums[NCLASSES], 32, "%lld", (long long)rest->n[NCLASSES]);
 		cells[nl] = nums[NCLASSES];
 		for (int c = 0, k = nl + tot; c < NCLASSES; c++)
 			if (show[c]) {
-				snprintf(nums[c], 32, "%lld", (long long)rest.n[c]);
+				snprintf(nums[c], 32, "%lld", (long long)rest->n[c]);
 				cells[k++] = nums[c];
 			}
 		rc = fl_table_add(&t, cells);
@@ -354,18 +344,72 @@ static void print_csv(const struct opts *o, const struct row *rows, int n)
 	}
 }
 
-static int load(struct fl_db *d, const struct opts *o, struct row **out)
+/*
+ * Text of a key whose groups are one process's (half a million regions):
+ * the top rows only, and the rest as the key's totals (fault_summary_total)
+ * less them.  Not with --class: its totals count only the groups it keeps.
+ */
+static int rest_from_totals(struct fl_db *d, const struct opts *o, const struct row *rows, int n, struct row *rest,
+			    int *nrest)
 {
-	char *sql = build_sql(o);
+	char sql[2048] = "SELECT sum(groups)";
+	size_t len = strlen(sql);
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int c = 0; c < NCLASSES; c++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(%s), 0)", classes[c]);
+	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(total), 0) FROM fault_summary_total"
+		 " WHERE key = ?2 AND (?1 = 0 OR pid = ?1)");
+	if (!(st = fl_db_prepare(d, sql)))
+		return -1;
+	sqlite3_bind_int64(st, 1, o->pid);
+	sqlite3_bind_text(st, 2, o->key->name, -1, SQLITE_STATIC);
+	if ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		*nrest = (int)sqlite3_column_int64(st, 0) - n;
+		for (int c = 0; c <= NCLASSES; c++) {
+			rest->n[c] = sqlite3_column_int64(st, 1 + c);
+			for (int i = 0; i < n; i++)
+				rest->n[c] -= rows[i].n[c];
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static void add_to(struct row *rest, int *nrest, const struct row *r)
+{
+	(*nrest)++;
+	for (int c = 0; c <= NCLASSES; c++)
+		rest->n[c] += r->n[c];
+}
+
+/*
+ * The rows, the first keep of them in *out and the others summed in *rest
+ * (text shows --top rows: a key with half a million groups is not copied).
+ * Returns the number in *out, or -1.
+ */
+static int load(struct fl_db *d, const struct opts *o, int keep, struct row **out, struct row *rest, int *nrest)
+{
+	bool totals = keep < INT_MAX && o->key->per_process && o->cls < 0;
+	char *sql = fl_summary_ready(d, FL_SUM_FAULTS) ? NULL : build_sql(o, totals ? keep : -1);
 	sqlite3_stmt *st = sql ? fl_db_prepare(d, sql) : NULL;
-	struct row *rows = NULL;
+	struct row *rows = NULL, one;
 	int n = 0, rc = -1;
 
 	free(sql);
+	*rest = (struct row){ 0 };
+	*nrest = 0;
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, o->pid);
 	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		if (n >= keep) {
+			for (int c = 0; c <= NCLASSES; c++)
+				one.n[c] = sqlite3_column_int64(st, o->key->nlabels + c);
+			add_to(rest, nrest, &one);
+			continue;
+		}
 		struct row *grown = realloc(rows, (size_t)(n + 1) * sizeof(*rows));
 		if (!grown) {
 			rc = -1;
@@ -378,14 +422,18 @@ static int load(struct fl_db *d, const struct opts *o, struct row **out)
 		}
 	}
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && totals && rest_from_totals(d, o, rows, n, rest, nrest))
+		rc = -1;
 	if (rc == SQLITE_DONE && !strcmp(o->key->name, "site")) {
 		struct row extra;
 		struct row *grown = realloc(rows, (size_t)(n + 1) * sizeof(*rows));
-		rc = grown && !site_residual(d, o, grown, n, &extra) ? SQLITE_DONE : -1;
+		rc = grown && !site_residual(d, o, grown, n, rest, &extra) ? SQLITE_DONE : -1;
 		rows = grown ? grown : rows;
-		if (rc == SQLITE_DONE && extra.n[NCLASSES])
+		if (rc == SQLITE_DONE && extra.n[NCLASSES] && n < keep)
 			rows[n++] = extra;
-		else if (rc == SQLITE_DONE)
+		else if (rc == SQLITE_DONE && extra.n[NCLASSES])
+			add_to(rest, nrest, &extra);
+		if (rc == SQLITE_DONE && (!extra.n[NCLASSES] || n >= keep))
 			free(extra.label[0]);
 	}
 	if (rc != SQLITE_DONE) {
@@ -402,9 +450,9 @@ int fl_cmd_faults(int argc, char **argv)
 		{ "class", required_argument, NULL, 'c' }, { "pid", required_argument, NULL, 'p' },
 		{ "top", required_argument, NULL, 't' }, { 0 } };
 	struct opts o = { .cli = { .usage = USAGE, .csv_ok = true }, .cls = -1, .top = 20 };
-	struct row *rows = NULL;
+	struct row *rows = NULL, rest;
 	struct fl_db d;
-	int rc = fl_cli_parse(&o.cli, argc, argv, ":h", options, on_option, &o), n;
+	int rc = fl_cli_parse(&o.cli, argc, argv, ":h", options, on_option, &o), n, nrest;
 
 	if (rc >= 0)
 		return rc;
@@ -414,12 +462,12 @@ int fl_cmd_faults(int argc, char **argv)
 		return fl_cli_usage_error(&o.cli, "--by is required");
 	if (fl_db_open(&d, argv[optind]))
 		return 1;
-	n = load(&d, &o, &rows);
+	n = load(&d, &o, o.cli.json || o.cli.csv ? INT_MAX : o.top, &rows, &rest, &nrest);
 	if (n >= 0 && o.cli.json)
 		print_json(&o, rows, n);
 	else if (n >= 0 && o.cli.csv)
 		print_csv(&o, rows, n);
-	else if (n >= 0 && print_text(&o, rows, n))
+	else if (n >= 0 && print_text(&o, rows, n, &rest, nrest))
 		n = -1;
 	if (n >= 0)
 		rows_free(rows, n);

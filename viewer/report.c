@@ -19,6 +19,7 @@
 #include "heap.h"
 #include "output.h"
 #include "rows.h"
+#include "summary.h"
 #include "viewer.h"
 #include "why.h"
 
@@ -43,7 +44,7 @@ struct report {
 	int nprocs;
 	int *order, *depth;    /* tree order: index into procs, and its depth */
 	bool *seen;
-	struct fl_run run;     /* the program's own numbers apart from faultline's (measure.c); d NULL if unread */
+	bool has_faults;       /* an eBPF recording: fault rows exist, or fidelity bpf */
 };
 
 /* Shell-like "prog arg1 'arg 2'" of a JSON argv, or the raw text if it is not one. */
@@ -337,8 +338,7 @@ static int tree_text(struct report *r, int n)
 static int proc_calls(struct report *r, const struct fl_proc *p)
 {
 	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT kind, count(*), sum(errno != 0) FROM event WHERE proc_id = ?"
-		" GROUP BY kind ORDER BY count(*) DESC, kind");
+		"SELECT kind, count, errors FROM call_summary WHERE proc_id = ? ORDER BY count DESC, kind");
 	char line[4096] = "";
 	size_t len = 0;
 	int rc;
@@ -375,37 +375,38 @@ static int proc_calls(struct report *r, const struct fl_proc *p)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The program's own faults and calls, and faultline's footprint in it (docs/check.md). */
-static void proc_own(struct report *r, const struct fl_proc *p)
+/* The program's own faults and calls, and faultline's footprint in it (docs/check.md; measure.c via summary.c). */
+static int proc_own(struct report *r, const struct fl_proc *p)
 {
-	static const struct fl_selector all;
-	int i = r->run.d ? fl_run_proc(&r->run, p->id) : -1;
-	int64_t minor, major, fl_faults, fl_calls;
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT own_minor, own_major, own_calls, fl_faults, fl_calls"
+					       " FROM proc_summary WHERE proc_id = ? AND own_minor IS NOT NULL");
+	int rc;
 
-	if (i < 0 || !r->run.has_faults)
-		return;
-	minor = fl_proc_metric(&r->run, i, &all, FL_M_minor);
-	major = fl_proc_metric(&r->run, i, &all, FL_M_major);
-	fl_proc_footprint(&r->run, i, &fl_faults, &fl_calls);
-	if (r->j) {
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	if ((rc = fl_db_step(r->d, st)) == SQLITE_ROW && r->j) {
 		fl_json_key(r->j, "own");
 		fl_json_open(r->j, '{');
-		fl_json_kint(r->j, "minor", minor);
-		fl_json_kint(r->j, "major", major);
-		fl_json_kint(r->j, "calls", r->run.procs[i].calls);
-		fl_json_kint(r->j, "faultline_faults", fl_faults);
-		fl_json_kint(r->j, "faultline_calls", fl_calls);
+		fl_json_kcol(r->j, "minor", st, 0);
+		fl_json_kcol(r->j, "major", st, 1);
+		fl_json_kcol(r->j, "calls", st, 2);
+		fl_json_kcol(r->j, "faultline_faults", st, 3);
+		fl_json_kcol(r->j, "faultline_calls", st, 4);
 		fl_json_close(r->j, '}');
-	} else {
+	} else if (rc == SQLITE_ROW) {
 		printf("  own      %lld minor, %lld major, %lld calls; faultline's own footprint: %lld faults, %lld calls\n",
-		       (long long)minor, (long long)major, (long long)r->run.procs[i].calls, (long long)fl_faults,
-		       (long long)fl_calls);
+		       (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
+		       (long long)sqlite3_column_int64(st, 2), (long long)sqlite3_column_int64(st, 3),
+		       (long long)sqlite3_column_int64(st, 4));
 	}
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : 0;
 }
 
 static int proc_faults(struct report *r, const struct fl_proc *p)
 {
-	char sql[1024] = "SELECT count(*)", line[1024] = "";
+	char sql[1024] = "SELECT coalesce(sum(nrows), 0)", line[1024] = "";
 	size_t len = strlen(sql), llen = 0;
 	int64_t total = 0;
 	sqlite3_stmt *st;
@@ -413,15 +414,15 @@ static int proc_faults(struct report *r, const struct fl_proc *p)
 
 	for (int i = 0; i < NCLASSES; i++)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(%s), 0)", fault_classes[i]);
-	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(reads + writes + execs), 0)"
-		 " FROM fault WHERE proc_id = ?");
+	snprintf(sql + len, sizeof(sql) - len, ", coalesce(sum(total), 0)"
+		 " FROM fault_summary WHERE key = 'process' AND grp = ?");
 	if (!(st = fl_db_prepare(r->d, sql)))
 		return -1;
 	sqlite3_bind_int64(st, 1, p->id);
 	rc = fl_db_step(r->d, st);
 	/* no fault rows: nothing to say without eBPF; with it, a process none of
 	 * whose faults were classified is checked like any other */
-	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0 && !r->run.has_faults) {
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) == 0 && !r->has_faults) {
 		if (r->j) {
 			fl_json_key(r->j, "faults");
 			fl_json_null(r->j);
@@ -596,11 +597,29 @@ static int proc_resident(struct report *r, const struct fl_proc *p)
 	return rc;
 }
 
+/* fl_vma_peak's answer, as summary.c wrote it. */
+static int peak_of(struct report *r, const struct fl_proc *p, int64_t *t, int64_t *bytes)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT peak_ns, peak_mapped FROM proc_summary"
+					       " WHERE proc_id = ? AND peak_ns IS NOT NULL");
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, p->id);
+	if ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+		*t = sqlite3_column_int64(st, 0);
+		*bytes = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : rc == SQLITE_ROW;
+}
+
 static int proc_peak(struct report *r, const struct fl_proc *p)
 {
 	int64_t t = 0, bytes = 0;
 	struct fl_vma *vmas = NULL;
-	int n = 0, shown = 0, has = fl_vma_peak(r->d, p->id, &t, &bytes), rc = 0;
+	int n = 0, shown = 0, has = peak_of(r, p, &t, &bytes), rc = 0;
 	char when[32], size[32];
 	struct fl_table tab;
 
@@ -723,8 +742,8 @@ static int proc_rss(struct report *r, const struct fl_proc *p)
 static int proc_sites(struct report *r, const struct fl_proc *p)
 {
 	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT s.frame_id, s.class, sum(s.count) AS n FROM fault_site s WHERE s.proc_id = ?"
-		" GROUP BY s.frame_id, s.class ORDER BY n DESC LIMIT 3");
+		"SELECT s.frame_id, s.class, s.count AS n FROM site_summary s WHERE s.proc_id = ?"
+		" ORDER BY n DESC, s.frame_id, s.class LIMIT 3");
 	int rc, k = 0;
 
 	if (!st)
@@ -1013,7 +1032,7 @@ static int section_processes(struct report *r)
 			proc_json_head(r, p, r->depth[k]);
 		else
 			printf("\nprocess %" PRId64 " %s\n", p->pid, p->exe ? p->exe : "?");
-		rc = proc_resident(r, p) || proc_calls(r, p) || proc_faults(r, p) || (proc_own(r, p), 0) ||
+		rc = proc_resident(r, p) || proc_calls(r, p) || proc_faults(r, p) || proc_own(r, p) ||
 		     proc_sites(r, p) || proc_rss(r, p) || proc_heap(r, p) ||
 		     proc_peak(r, p) ? -1 : 0;
 		if (r->j)
@@ -1069,6 +1088,17 @@ static int section_messages(struct report *r)
 
 /* ---- the command ------------------------------------------------------- */
 
+/* As measure.c decides it: an eBPF recording, whose processes all have fault figures. */
+static int has_faults(struct report *r)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT fidelity = 'bpf' OR EXISTS (SELECT 1 FROM fault) FROM run");
+	int rc = st ? fl_db_step(r->d, st) : -1;
+
+	r->has_faults = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc < 0 ? -1 : 0;
+}
+
 static int on_option(void *ctx, int c, const char *arg)
 {
 	struct report *r = ctx;
@@ -1116,14 +1146,11 @@ int fl_cmd_report(int argc, char **argv)
 		fl_json_open(&j, '{');
 	}
 	r.nprocs = fl_proc_load(&d, &r.procs);
-	if (fl_run_load(&d, &r.run))
-		r.run.d = NULL;  /* said why; the report goes on without the own/footprint split */
-	rc = r.nprocs < 0 || section_run(&r) || section_features(&r) || section_losses(&r) || section_processes(&r) ||
+	rc = r.nprocs < 0 || fl_summary_ready(&d, FL_SUM_ALL) || has_faults(&r) || section_run(&r) || section_features(&r) || section_losses(&r) || section_processes(&r) ||
 	     section_messages(&r);
 	if (cli.json && !rc)
 		fl_json_close(&j, '}');
 	fl_proc_free(r.procs, r.nprocs > 0 ? r.nprocs : 0);
-	fl_run_free(&r.run);
 	free(r.order);
 	free(r.depth);
 	free(r.seen);

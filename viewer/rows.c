@@ -128,7 +128,7 @@ bool fl_proc_alive_at(const struct fl_proc *p, int64_t t)
 	" FROM vma v LEFT JOIN event e ON e.id = coalesce(v.created_by," \
 	"   CASE WHEN v.how IN ('split', 'fork') THEN" \
 	"     (SELECT o.created_by FROM vma o WHERE o.id = v.origin_id AND o.id != v.id) END)" \
-	" WHERE v.proc_id = ?1 AND v.created_ns <= ?2 AND "
+	" WHERE "
 
 static void vma_read(sqlite3_stmt *st, struct fl_vma *v)
 {
@@ -156,6 +156,22 @@ static void vma_read(sqlite3_stmt *st, struct fl_vma *v)
 	v->event_kind = dup_col(st, 21);
 }
 
+/* Whether t is in the second half of process proc_id's life (where fewer of its rows end after t than began before). */
+static bool late_in_life(struct fl_db *d, int64_t proc_id, int64_t t)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT start_ns, coalesce(end_ns, ?2) FROM process WHERE id = ?1");
+	bool late = false;
+
+	if (!st)
+		return false;
+	sqlite3_bind_int64(st, 1, proc_id);
+	sqlite3_bind_int64(st, 2, d->end_ns);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		late = t - sqlite3_column_int64(st, 0) > sqlite3_column_int64(st, 1) - t;
+	sqlite3_finalize(st);
+	return late;
+}
+
 int fl_vma_select(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, const char *order_by,
 		  int limit, struct fl_vma **out)
 {
@@ -165,9 +181,19 @@ int fl_vma_select(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, cons
 	int n = 0, rc;
 
 	*out = NULL;
-	snprintf(sql, sizeof(sql), "%s%s ORDER BY %s LIMIT ?3", VMA_SELECT,
+	/*
+	 * The rows live at t are those made by t and not gone by then: late in
+	 * a long run, the few gone after t (by vma_proc_end) are read, not the
+	 * half million made before it.  Either way the same rows.
+	 */
+	snprintf(sql, sizeof(sql), "%s%s%s ORDER BY %s LIMIT ?3", VMA_SELECT,
+		 late_in_life(d, proc_id, t) ?
+		 "+v.proc_id = ?1 AND +v.created_ns <= ?2 AND v.id IN (SELECT id FROM vma WHERE proc_id = ?1"
+		 " AND destroyed_ns IS NULL UNION ALL SELECT id FROM vma WHERE proc_id = ?1 AND destroyed_ns >= ?2) AND " :
+		 "v.proc_id = ?1 AND v.created_ns <= ?2 AND ",
 		 at_end ? "(v.destroyed_ns IS NULL OR (v.destroyed_by IS NULL AND v.destroyed_ns >= ?2))"
-			: "(v.destroyed_ns IS NULL OR v.destroyed_ns > ?2)", order_by);
+			: "(v.destroyed_ns IS NULL OR v.destroyed_ns > ?2)",
+		 order_by);
 	st = fl_db_prepare(d, sql);
 	if (!st)
 		return -1;
@@ -196,18 +222,21 @@ int fl_vma_select(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, cons
 int fl_vma_get(struct fl_db *d, int64_t proc_id, int64_t id, struct fl_vma *out)
 {
 	char sql[2048];
-	snprintf(sql, sizeof(sql), "%s v.id = ?3", VMA_SELECT);
-	sqlite3_stmt *st = fl_db_prepare(d, sql);
+	sqlite3_stmt *st;
 	int rc;
-	if (!st)
+
+	/* prepared once per connection: why asks for each of a region's thousand pieces */
+	snprintf(sql, sizeof(sql), "%s v.proc_id = ?1 AND v.created_ns <= ?2 AND v.id = ?3", VMA_SELECT);
+	if (!d->vma_get && !(d->vma_get = fl_db_prepare(d, sql)))
 		return -1;
+	st = d->vma_get;
 	sqlite3_bind_int64(st, 1, proc_id);
 	sqlite3_bind_int64(st, 2, INT64_MAX);
 	sqlite3_bind_int64(st, 3, id);
 	rc = fl_db_step(d, st);
 	if (rc == SQLITE_ROW)
 		vma_read(st, out);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc < 0 ? -1 : 0;
 }
 

@@ -550,6 +550,50 @@ def test_faults():
     expect(["faults", "missing.db", "--by", "kind"], 1)
 
 
+# ---- summaries --------------------------------------------------------------------
+
+SUMMARY_TABLES = ("fault_summary", "fault_summary_total", "site_summary", "proc_summary", "call_summary")
+
+
+def answers(db):
+    """What report, faults and why print on db, every format and the options that change the sums."""
+    cmds = [["report", db], ["report", db, "--format", "json"], ["report", db, "--all", "--pieces"],
+            ["why", db], ["why", db, "--format", "json"]]
+    for key in ("process", "region", "vma", "kind", "file", "stack", "site"):
+        for extra in ([], ["--format", "json"], ["--format", "csv"], ["--top", "1"], ["--class", "anon_new"],
+                      ["--class", "cow_anon", "--format", "json"], ["--pid", "3000"]):
+            cmds.append(["faults", db, "--by", key, *extra])
+    return {" ".join(c): run(*c) for c in cmds}
+
+
+def test_summaries():
+    """The summaries a recording's close writes are a cache: the same answers with them as without
+    (a fixture has none until `__summarize`, as an incomplete recording), byte for byte."""
+    for fixture in ("regions.sql", "tree.sql"):
+        db = build("s.db", fixture)
+        without = answers(db)
+        code, out, err = run("__summarize", db)
+        check(code == 0 and not err, f"__summarize {fixture}: exit {code}: {err}")
+        con = sqlite3.connect(os.path.join(TMP, db))
+        have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        con.close()
+        check(set(SUMMARY_TABLES) <= have, f"{fixture}: summary tables missing: {set(SUMMARY_TABLES) - have}")
+        with_ = answers(db)
+        for cmd, got in with_.items():
+            check(got == without[cmd], f"{fixture}: {cmd}: differs with the summaries:\n--- without\n"
+                  f"{without[cmd][1]}{without[cmd][2]}--- with\n{got[1]}{got[2]}")
+        # an incomplete recording's summaries (none: the close never came) are not used, and it still answers
+        con = sqlite3.connect(os.path.join(TMP, db))
+        con.execute("UPDATE run SET complete = 0")
+        con.execute("UPDATE fault_summary SET total = total + 1000")  # a stale cache must not be read
+        con.commit()
+        con.close()
+        got = run("faults", db, "--by", "process")
+        check(got == without["faults s.db --by process"],
+              f"{fixture}: an incomplete recording's summaries were read:\n{got[1]}{got[2]}")
+        os.unlink(os.path.join(TMP, db))
+
+
 def main():
     fn = globals().get("test_" + GROUP)
     if not fn:

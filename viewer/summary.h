@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * summary.h - what `report` and `faults` read, summed once when the
+ * recording closes (docs/schema.md "Summaries"): per process its calls by
+ * kind, mapped-size peak and own/faultline numbers, and the faults summed by
+ * every key of `faults --by`.  They are a cache of the rows: a recording
+ * without them (incomplete, or older than schema 8) gets the same tables
+ * built by the same code into the connection's temp schema when a command
+ * asks for them, so a command reads one set of tables either way and prints
+ * the same numbers.
+ */
+#ifndef FL_SUMMARY_H
+#define FL_SUMMARY_H
+
+#include <stdbool.h>
+
+#include <sqlite3.h>
+
+#include "db.h"
+
+/* The parts a command asks for. */
+#define FL_SUM_FAULTS 1u  /* fault_summary, site_summary */
+#define FL_SUM_PROCS 2u   /* proc_summary, call_summary */
+#define FL_SUM_ALL (FL_SUM_FAULTS | FL_SUM_PROCS)
+
+/*
+ * A key of `faults --by` (site aside: it reads site_summary).  Its SQL is
+ * over f (the faults of one VMA row of one process, summed), v (that row),
+ * p (the process) and e (the event that created the row's memory).
+ */
+struct fl_faults_key {
+	const char *name;
+	const char *group;      /* the group within one process */
+	const char *labels;     /* nlabels expressions naming the group */
+	int nlabels;
+	const char *titles[4];
+	bool per_process;       /* a group never spans processes: its summary row is the answer's row */
+};
+extern const struct fl_faults_key fl_faults_keys[];
+extern const int fl_nfaults_keys;
+
+/*
+ * Makes the summary tables in schema ("main" or "temp") from the rows.
+ * Returns 0, or -1 after printing why.
+ */
+int fl_summary_write(struct fl_db *d, const char *schema, unsigned parts);
+/*
+ * Makes the parts available to the queries of d: the recording's own
+ * summaries when it has them, else built now into temp (seconds on a large
+ * recording).  Returns 0, or -1 after printing why.
+ */
+int fl_summary_ready(struct fl_db *d, unsigned parts);
+/*
+ * The store's close path (collector/store.c, wired by main.c): summarizes
+ * the recording open in db (path for messages).  A failure leaves the
+ * recording without summaries (readers then sum the rows), never half of
+ * them.  Returns 0 or -1.
+ */
+int fl_summary_store(sqlite3 *db, const char *path);
+/* `faultline __summarize FILE` (not for people): summarizes a recording in place, as its close would. */
+int fl_cmd_summarize(int argc, char **argv);
+
+#endif /* FL_SUMMARY_H */
