@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "frames.h"
 #include "heap.h"
 #include "rows.h"
 
@@ -387,4 +388,71 @@ void fl_heap_range_free(struct fl_heap_range *r)
 	free(r->sites);
 	r->sites = NULL;
 	r->nsites = 0;
+}
+
+/* A site's innermost frames as lines, or "(no user stack)". */
+static int shown_lines(struct fl_db *d, int64_t stack_id, int frames, struct fl_heap_shown *s)
+{
+	struct fl_frame *f = NULL;
+	int n = stack_id ? fl_stack_load(d, stack_id, frames, &f) : 0;
+
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		fl_frame_short(&f[i], s->lines[i], sizeof(s->lines[i]));
+	fl_stack_free(f, n);
+	if (!n)
+		snprintf(s->lines[n++], sizeof(s->lines[0]), "(no user stack)");
+	s->nlines = n;
+	return 0;
+}
+
+int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n, int frames,
+			struct fl_heap_shown **out)
+{
+	struct fl_heap_shown *s = calloc((size_t)n + 1, sizeof(*s)), one;
+	int ns = 0, k;
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	frames = frames < 1 ? 1 : frames > FL_HEAP_SHOWN_FRAMES ? FL_HEAP_SHOWN_FRAMES : frames;
+	for (int i = 0; i < n; i++) {
+		if (shown_lines(d, sites[i].stack_id, frames, &one)) {
+			fl_heap_shown_free(s, ns);
+			return -1;
+		}
+		for (k = 0; k < ns; k++)
+			if (s[k].nlines == one.nlines && !memcmp(s[k].lines, one.lines, sizeof(one.lines[0]) * (size_t)one.nlines))
+				break;
+		if (k == ns) {
+			s[ns] = (struct fl_heap_shown){ .nlines = one.nlines };
+			memcpy(s[ns++].lines, one.lines, sizeof(one.lines));
+		}
+		int64_t *grown = realloc(s[k].stack_ids, (size_t)(s[k].nstack_ids + 1) * sizeof(*grown));
+		if (!grown) {
+			fl_heap_shown_free(s, ns);
+			return -1;
+		}
+		s[k].stack_ids = grown;
+		s[k].stack_ids[s[k].nstack_ids++] = sites[i].stack_id;
+		s[k].bytes += sites[i].bytes;
+		s[k].var += sites[i].var;  /* independent samples: variances add */
+		s[k].samples += sites[i].samples;
+	}
+	for (int a = 1; a < ns; a++) /* merged sites may now outweigh those above them */
+		for (int b = a; b > 0 && s[b].bytes > s[b - 1].bytes; b--) {
+			struct fl_heap_shown t = s[b];
+			s[b] = s[b - 1];
+			s[b - 1] = t;
+		}
+	*out = s;
+	return ns;
+}
+
+void fl_heap_shown_free(struct fl_heap_shown *s, int n)
+{
+	for (int i = 0; s && i < n; i++)
+		free(s[i].stack_ids);
+	free(s);
 }

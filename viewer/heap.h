@@ -80,6 +80,27 @@ void fl_heap_view_free(struct fl_heap_view *v);
 /* The blocks of v starting in [start, end) by stack (none: 0 samples).  0 or -1 (out of memory). */
 int fl_heap_view_range(const struct fl_heap_view *v, int64_t start, int64_t end, struct fl_heap_range *out);
 void fl_heap_range_free(struct fl_heap_range *r);
+/*
+ * Sites as they are shown: the innermost `frames` frames of their stacks,
+ * as lines.  Sites whose lines are equal (one wrapper, such as
+ * Perl_safesysmalloc, called from many places, shown by one frame) are one
+ * site with their bytes, variances and samples summed and every stack id,
+ * so no two printed lines are the same site twice.  Largest first.
+ */
+#define FL_HEAP_SHOWN_FRAMES 3
+struct fl_heap_shown {
+	char lines[FL_HEAP_SHOWN_FRAMES][512];
+	int nlines;
+	double bytes, var;
+	int64_t samples;
+	int64_t *stack_ids;     /* the merged sites' stacks, largest first (0: no stack) */
+	int nstack_ids;
+};
+/* Returns the number in *out, or -1 (printed).  frames: 1..FL_HEAP_SHOWN_FRAMES. */
+int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n, int frames,
+			struct fl_heap_shown **out);
+void fl_heap_shown_free(struct fl_heap_shown *s, int n);
+
 /* 1.96 standard deviations: the half-width of a 95% interval. */
 double fl_heap_err95(double var);
 

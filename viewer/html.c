@@ -22,12 +22,13 @@
 #include "report_html.h"
 #include "rows.h"
 #include "series.h"
+#include "summary.h"
 #include "viewer.h"
 
 #define USAGE "html FILE -o OUT.html [--pid P]"
 #define TIMELINE_BINS 600
 #define TOP_SERIES 8
-#define MAX_REGIONS 2000
+#define MAX_REGIONS FL_SUM_TOP_REGIONS
 #define WHY_TOP 10      /* regions in the breakdown at the peak: why's default */
 
 struct opts {
@@ -163,100 +164,103 @@ static int peak_json(struct fl_db *d, struct fl_json *j, const struct fl_timelin
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int64_t sum_faults(const int64_t *v)
+/*
+ * Regions (measure.c) with their faults, the most faulted first; totals over
+ * all of them.  From region_summary (summary.c): each process's regions
+ * with the most faults, and one row for the rest of them.
+ */
+static int regions_json(struct fl_db *d, struct fl_json *j, int64_t pid)
 {
-	int64_t n = 0;
+	char sql[2048] = "SELECT sum(regions), sum(fl_faults)";
+	size_t len = strlen(sql);
+	sqlite3_stmt *st;
+	int rc;
 
 	for (int c = 0; c < FL_NCLASSES; c++)
-		n += v[c];
-	return n;
-}
-
-/* A region and its faults (its own and faultline's), summed once before sorting. */
-struct ranked {
-	const struct fl_region *g;
-	int64_t faults;
-};
-
-static int by_faults(const void *a, const void *b)
-{
-	const struct ranked *x = a, *y = b;
-
-	if (x->faults != y->faults)
-		return x->faults > y->faults ? -1 : 1;
-	return (x->g->origin_id > y->g->origin_id) - (x->g->origin_id < y->g->origin_id);
-}
-
-/* Regions (measure.c) with their faults, the most faulted first; totals over all of them. */
-static int regions_json(struct fl_json *j, const struct fl_run *r, int64_t pid)
-{
-	struct ranked *order = calloc(r->nregions + 1, sizeof(*order));
-	int64_t total[FL_NCLASSES] = { 0 }, fl_total = 0;
-	size_t n = 0;
-
-	if (!order)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", sum(r.%s)", fl_class_names[c]);
+	snprintf(sql + len, sizeof(sql) - len, " FROM region_summary r JOIN process p ON p.id = r.proc_id"
+		 " WHERE (?1 = 0 OR p.pid = ?1)");
+	if (!(st = fl_db_prepare(d, sql)))
 		return -1;
-	for (size_t i = 0; i < r->nregions; i++)
-		if (!pid || r->procs[r->regions[i].proc].pid == pid)
-			order[n++] = (struct ranked){ &r->regions[i],
-				sum_faults(r->regions[i].faults) + sum_faults(r->regions[i].fl_faults) };
-	qsort(order, n, sizeof(*order), by_faults);
+	sqlite3_bind_int64(st, 1, pid);
+	if ((rc = fl_db_step(d, st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	int64_t nregions = sqlite3_column_int64(st, 0), fl_total = sqlite3_column_int64(st, 1), total[FL_NCLASSES];
+	for (int c = 0; c < FL_NCLASSES; c++)
+		total[c] = sqlite3_column_int64(st, 2 + c);
+	sqlite3_finalize(st);
 	fl_json_key(j, "classes");
 	fl_json_open(j, '[');
 	for (int c = 0; c < FL_NCLASSES; c++)
 		fl_json_str(j, fl_class_names[c]);
 	fl_json_close(j, ']');
-	fl_json_kint(j, "regions_total", (int64_t)n);
+	fl_json_kint(j, "regions_total", nregions);
+
+	len = (size_t)snprintf(sql, sizeof(sql), "SELECT p.pid, r.label, r.kind, r.funcs, r.faultline, r.fl_faults");
+	for (int c = 0; c < FL_NCLASSES; c++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", r.%s", fl_class_names[c]);
+	snprintf(sql + len, sizeof(sql) - len, " FROM region_summary r JOIN process p ON p.id = r.proc_id"
+		 " WHERE r.origin_id IS NOT NULL AND (?1 = 0 OR p.pid = ?1)"
+		 " ORDER BY r.total DESC, r.origin_id, r.proc_id LIMIT %d", MAX_REGIONS);
+	if (!(st = fl_db_prepare(d, sql)))
+		return -1;
+	sqlite3_bind_int64(st, 1, pid);
 	fl_json_key(j, "regions");
 	fl_json_open(j, '[');
-	for (size_t i = 0; i < n; i++) {
-		const struct fl_region *g = order[i].g;
-
-		for (int c = 0; c < FL_NCLASSES; c++)
-			total[c] += g->faults[c];
-		fl_total += sum_faults(g->fl_faults);
-		if (i >= MAX_REGIONS)
-			continue;
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
 		fl_json_open(j, '{');
-		fl_json_kint(j, "pid", r->procs[g->proc].pid);
-		fl_json_kstr(j, "label", g->label);
-		fl_json_kstr(j, "kind", g->kind);
-		fl_json_kstr(j, "funcs", g->funcs);
+		fl_json_kcol(j, "pid", st, 0);
+		fl_json_kcol(j, "label", st, 1);
+		fl_json_kcol(j, "kind", st, 2);
+		fl_json_kcol(j, "funcs", st, 3);
 		fl_json_key(j, "faultline");
-		fl_json_bool(j, g->footprint != FL_FP_NONE);
-		fl_json_kint(j, "faultline_faults", sum_faults(g->fl_faults));
+		fl_json_bool(j, sqlite3_column_int(st, 4));
+		fl_json_kcol(j, "faultline_faults", st, 5);
 		fl_json_key(j, "faults");
 		fl_json_open(j, '[');
 		for (int c = 0; c < FL_NCLASSES; c++)
-			fl_json_int(j, g->faults[c]);
+			fl_json_int(j, sqlite3_column_int64(st, 6 + c));
 		fl_json_close(j, ']');
 		fl_json_close(j, '}');
 	}
 	fl_json_close(j, ']');
+	sqlite3_finalize(st);
 	fl_json_key(j, "region_faults");
 	fl_json_open(j, '[');
 	for (int c = 0; c < FL_NCLASSES; c++)
 		fl_json_int(j, total[c]);
 	fl_json_close(j, ']');
 	fl_json_kint(j, "faultline_faults", fl_total);
-	free(order);
-	return 0;
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int processes_json(struct fl_db *d, struct fl_json *j, const struct fl_run *r)
+static int processes_json(struct fl_db *d, struct fl_json *j)
 {
 	struct fl_proc *procs;
-	int n = fl_proc_load(d, &procs);
+	int n = fl_proc_load(d, &procs), rc = 0;
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT rss_peak, calls FROM proc_summary WHERE proc_id = ?");
 	char status[128];
 
-	if (n < 0)
+	if (n < 0 || !st) {
+		sqlite3_finalize(st);
+		if (n >= 0)
+			fl_proc_free(procs, n);
 		return -1;
+	}
 	fl_json_key(j, "processes");
 	fl_json_open(j, '[');
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !rc; i++) {
 		const struct fl_proc *p = &procs[i];
-		int m = fl_run_proc(r, p->id);
+		bool known;
 
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, p->id);
+		if ((rc = fl_db_step(d, st)) < 0)
+			break;
+		known = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+		rc = 0;
 		fl_json_open(j, '{');
 		fl_json_kint(j, "id", p->id);
 		fl_json_kint(j, "pid", p->pid);
@@ -268,13 +272,14 @@ static int processes_json(struct fl_db *d, struct fl_json *j, const struct fl_ru
 		fl_json_kstr(j, "status", fl_proc_status(p, status, sizeof(status)));
 		fl_json_opt(j, "min_flt", p->min_flt);
 		fl_json_opt(j, "maj_flt", p->maj_flt);
-		fl_json_kint(j, "rss_peak", m >= 0 ? r->procs[m].rss_peak : -1);
-		fl_json_kint(j, "calls", m >= 0 ? r->procs[m].calls : 0);
+		fl_json_kint(j, "rss_peak", known ? sqlite3_column_int64(st, 0) : -1);
+		fl_json_kint(j, "calls", known ? sqlite3_column_int64(st, 1) : 0);
 		fl_json_close(j, '}');
 	}
 	fl_json_close(j, ']');
+	sqlite3_finalize(st);
 	fl_proc_free(procs, n);
-	return 0;
+	return rc;
 }
 
 static int losses_json(struct fl_db *d, struct fl_json *j)
@@ -302,7 +307,6 @@ static int losses_json(struct fl_db *d, struct fl_json *j)
 static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 {
 	struct fl_timeline by_proc = { 0 }, by_kind = { 0 }, by_region = { 0 };
-	struct fl_run r = { 0 };
 	struct fl_json j;
 	FILE *m = open_memstream(buf, len);
 	int rc = -1;
@@ -312,8 +316,9 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 	fl_json_init(&j, m);
 	j.compact = true;
 	if (fl_timeline_load(d, FL_BY_PROCESS, pid, TIMELINE_BINS, TOP_SERIES, &by_proc) ||
-	    fl_timeline_load(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) ||
-	    fl_timeline_load(d, FL_BY_REGION, pid, TIMELINE_BINS, TOP_SERIES, &by_region) || fl_run_load_regions(d, &r))
+	    fl_timeline_load_resident(d, FL_BY_KIND, pid, TIMELINE_BINS, TOP_SERIES, &by_kind) ||
+	    fl_timeline_load_resident(d, FL_BY_REGION, pid, TIMELINE_BINS, TOP_SERIES, &by_region) ||
+	    fl_summary_ready(d, FL_SUM_PROCS))
 		goto out;
 	fl_json_open(&j, '{');
 	fl_json_kstr(&j, "producer", "faultline " FL_VERSION);
@@ -324,15 +329,13 @@ static int data_json(struct fl_db *d, int64_t pid, char **buf, size_t *len)
 	timeline_json(&j, "by_kind", &by_kind);
 	timeline_json(&j, "by_region", &by_region);
 	faults_json(&j, &by_proc);
-	rc = rc || peak_json(d, &j, &by_proc) || regions_json(&j, &r, pid) || processes_json(d, &j, &r) ||
+	rc = rc || peak_json(d, &j, &by_proc) || regions_json(d, &j, pid) || processes_json(d, &j) ||
 	     losses_json(d, &j);
 	fl_json_close(&j, '}');
 out:
 	fl_timeline_free(&by_proc);
 	fl_timeline_free(&by_kind);
 	fl_timeline_free(&by_region);
-	if (r.d)
-		fl_run_free(&r);
 	if (fclose(m))
 		rc = -1;
 	return rc;

@@ -823,20 +823,13 @@ static const char *estimate(char *buf, size_t n, double bytes, double var)
 	return buf;
 }
 
-static int heap_site_text(struct report *r, const struct fl_heap_site *s)
+static void heap_site_text(const struct fl_heap_shown *s)
 {
-	struct fl_frame *f = NULL;
-	char est[64], where[512];
-	int n = s->stack_id ? fl_stack_load(r->d, s->stack_id, HEAP_SITE_FRAMES, &f) : 0;
+	char est[64];
 
-	if (n < 0)
-		return -1;
-	printf("      %-22s %5lld× %s\n", estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples,
-	       n > 0 ? fl_frame_short(&f[0], where, sizeof(where)) : "(no user stack)");
-	for (int i = 1; i < n; i++)
-		printf("      %-22s        %s\n", "", fl_frame_short(&f[i], where, sizeof(where)));
-	fl_stack_free(f, n);
-	return 0;
+	printf("      %-22s %5lld× %s\n", estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples, s->lines[0]);
+	for (int i = 1; i < s->nlines; i++)
+		printf("      %-22s        %s\n", "", s->lines[i]);
 }
 
 static int heap_region_text(struct report *r, const struct fl_heap_region *g)
@@ -844,7 +837,12 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 	char est[64], a[32], b[32];
 	double rest = 0, rest_var = 0;
 	int64_t rest_samples = 0;
+	struct fl_heap_shown *sh;
+	/* sites shown by equal frames are one: each line is a different place */
+	int ns = fl_heap_sites_shown(r->d, g->sites, g->nsites, HEAP_SITE_FRAMES, &sh);
 
+	if (ns < 0)
+		return -1;
 	if (g->end)
 		printf("    %-7s %llx-%llx  rw %s", g->kind, (unsigned long long)g->start, (unsigned long long)g->end,
 		       fl_out_size(a, sizeof(a), g->mapped_rw));
@@ -855,19 +853,19 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 	else if (g->touched >= 0)
 		printf(", first-touched %s", fl_out_size(b, sizeof(b), g->touched));
 	printf(": %s live in %lld samples\n", estimate(est, sizeof(est), g->bytes, g->var), (long long)g->samples);
-	for (int i = 0; i < g->nsites; i++) {
+	for (int i = 0; i < ns; i++) {
 		if (i < HEAP_SITES) {
-			if (heap_site_text(r, &g->sites[i]))
-				return -1;
+			heap_site_text(&sh[i]);
 			continue;
 		}
-		rest += g->sites[i].bytes;
-		rest_var += g->sites[i].var;
-		rest_samples += g->sites[i].samples;
+		rest += sh[i].bytes;
+		rest_var += sh[i].var;
+		rest_samples += sh[i].samples;
 	}
-	if (g->nsites > HEAP_SITES)
+	if (ns > HEAP_SITES)
 		printf("      %-22s %5lld× %d other sites\n", estimate(est, sizeof(est), rest, rest_var),
-		       (long long)rest_samples, g->nsites - HEAP_SITES);
+		       (long long)rest_samples, ns - HEAP_SITES);
+	fl_heap_shown_free(sh, ns);
 	/* what the resident pages hold beyond the live blocks the samples stand for */
 	if (g->resident >= 0 && g->resident >= g->bytes)
 		printf("      %-22s        not in live blocks: allocator overhead, free chunks\n",
@@ -1000,6 +998,65 @@ static int detail_pick(struct report *r, bool *detail)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * The fault-total invariant proc_faults checks, for the processes not
+ * detailed: a mismatch anywhere is said, not only in the top ten.  Returns
+ * 0 or -1.
+ */
+static int mismatches_hidden(struct report *r, const bool *detail)
+{
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT nrows, total FROM fault_summary WHERE key = 'process' AND grp = ?");
+	int n = 0, rc = 0;
+	char pids[256] = "";
+	size_t len = 0;
+
+	if (!st)
+		return -1;
+	if (r->j) {
+		fl_json_key(r->j, "fault_totals_mismatch");
+		fl_json_open(r->j, '[');
+	}
+	for (int i = 0; i < r->nprocs && !rc; i++) {
+		const struct fl_proc *p = &r->procs[i];
+		int64_t rows = 0, total = 0, missing;
+
+		if (detail[i] || !p->min_flt.set || !p->maj_flt.set)
+			continue;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, p->id);
+		if ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
+			rows = sqlite3_column_int64(st, 0);
+			total = sqlite3_column_int64(st, 1);
+		}
+		rc = rc < 0 ? -1 : 0;
+		missing = p->min_flt.v + p->maj_flt.v - total - p->min_flt_before.v - p->maj_flt_before.v -
+			  p->min_flt_gup.v - p->maj_flt_gup.v;
+		if (rc || (!rows && !r->has_faults) || !missing)
+			continue;
+		n++;
+		if (r->j) {
+			fl_json_open(r->j, '{');
+			fl_json_kint(r->j, "pid", p->pid);
+			fl_json_kint(r->j, "unclassified", missing);
+			fl_json_close(r->j, '}');
+		} else if (len < sizeof(pids) - 64) {
+			len += (size_t)snprintf(pids + len, sizeof(pids) - len, "%s%" PRId64 " (%+lld)", n > 1 ? ", " : "",
+						p->pid, (long long)missing);
+		} else if (len < sizeof(pids) - 4) {
+			len += (size_t)snprintf(pids + len, sizeof(pids) - len, ", ...");
+			len = sizeof(pids);  /* said once */
+		}
+	}
+	sqlite3_finalize(st);
+	if (r->j)
+		fl_json_close(r->j, ']');
+	else if (n)
+		printf("MISMATCH   the kernel's fault totals differ from the classified ones in %d process%s not shown above"
+		       " (pid and faults in no class; negative: counted twice): %s; --pid P shows one\n",
+		       n, n == 1 ? "" : "es", pids);
+	return rc;
+}
+
 static int section_processes(struct report *r)
 {
 	int n = tree_build(r), rc = 0, shown = 0;
@@ -1043,6 +1100,8 @@ static int section_processes(struct report *r)
 	else if (!rc && shown < r->nprocs && !r->pid)
 		printf("\n%d more processes, smaller at their peak: --pid P shows one, --all every one\n",
 		       r->nprocs - shown);
+	if (!rc && !r->pid)
+		rc = mismatches_hidden(r, detail);
 	free(detail);
 	return rc;
 }

@@ -558,7 +558,8 @@ static int load_faults(struct loader *l)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top, struct fl_timeline *t)
+static int timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top, bool faults,
+			 struct fl_timeline *t)
 {
 	struct loader l = { .d = d, .t = t, .max_id = -1, .other = -1 };
 	int rc;
@@ -572,7 +573,7 @@ int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbi
 	if (!rc) {
 		l.nfull = by == FL_BY_PROCESS ? l.nprocs : by == FL_BY_KIND ? FL_RSS_PARTS : 0;
 		rc = (by == FL_BY_REGION ? load_regions(&l) : load_counters(&l)) || choose_series(&l, top < 2 ? 2 : top) ||
-		     fill_bins(&l) || load_faults(&l);
+		     fill_bins(&l) || (faults && load_faults(&l));
 	}
 	for (int i = 0; i < l.nprocs; i++)
 		free(l.exes[i]);
@@ -594,6 +595,17 @@ int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbi
 		return -1;
 	}
 	return 0;
+}
+
+int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top, struct fl_timeline *t)
+{
+	return timeline_load(d, by, pid, nbins, top, true, t);
+}
+
+int fl_timeline_load_resident(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top,
+			      struct fl_timeline *t)
+{
+	return timeline_load(d, by, pid, nbins, top, false, t);
 }
 
 void fl_timeline_free(struct fl_timeline *t)

@@ -74,6 +74,9 @@ struct fl_timeline {
  */
 int fl_timeline_load(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top,
 		     struct fl_timeline *t);
+/* The same without the fault counts (has_faults false, no fault bins): `html` reads them once, not per stacking. */
+int fl_timeline_load_resident(struct fl_db *d, enum fl_series_by by, int64_t pid, int nbins, int top,
+			      struct fl_timeline *t);
 void fl_timeline_free(struct fl_timeline *t);
 /* Start of bin b, ns after the run's start. */
 int64_t fl_timeline_bin_start(const struct fl_timeline *t, int b);

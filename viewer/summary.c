@@ -35,21 +35,21 @@ static const char *const columns[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 	" ORDER BY pr.sample_id DESC LIMIT 1), 'row:' || v.id)"
 
 const struct fl_faults_key fl_faults_keys[] = {
-	{ "process", "f.proc_id", "p.pid, p.exe", 2, { "pid", "exe" }, true },
-	{ "region", REGION_OF, "p.pid, printf('%x-%x', min(v.start), max(v.end)), v.kind, coalesce(v.path, '')", 4,
+	{ "process", "f.proc_id", "f.pid, f.exe", 2, { "pid", "exe" }, true },
+	{ "region", "f.region", "f.pid, printf('%x-%x', min(f.start), max(f.end)), f.kind, coalesce(f.path, '')", 4,
 	  { "pid", "range", "kind", "file" }, true },
-	{ "vma", "f.vma_id", "p.pid, printf('%x-%x', v.start, v.end), v.kind, coalesce(v.path, '')", 4,
+	{ "vma", "f.vma_id", "f.pid, printf('%x-%x', f.start, f.end), f.kind, coalesce(f.path, '')", 4,
 	  { "pid", "range", "kind", "file" }, true },
-	{ "kind", "v.kind", "v.kind", 1, { "kind" }, false },
-	{ "file", "coalesce(v.path, '[' || v.kind || ']')", "coalesce(v.path, '[' || v.kind || ']')", 1, { "file" },
+	{ "kind", "f.kind", "f.kind", 1, { "kind" }, false },
+	{ "file", "coalesce(f.path, '[' || f.kind || ']')", "coalesce(f.path, '[' || f.kind || ']')", 1, { "file" },
 	  false },
-	{ "stack", "e.stack_id", "e.stack_id", 1, { "creating stack" }, false },
+	{ "stack", "f.stack_id", "f.stack_id", 1, { "creating stack" }, false },
 };
 const int fl_nfaults_keys = (int)(sizeof(fl_faults_keys) / sizeof(fl_faults_keys[0]));
 
 /* Per part, the tables it makes (the first two tell whether a recording has it). */
 static const char *const tables[] = { "fault_summary", "site_summary", "proc_summary", "call_summary",
-				      "fault_summary_total" };
+				      "fault_summary_total", "region_summary" };
 
 static int exec(struct fl_db *d, const char *sql)
 {
@@ -99,8 +99,9 @@ static void column_list(char *buf, size_t n, const char *fmt)
 
 /*
  * The faults of every key of `faults --by`: per process and group, the
- * fault rows summed (the per-row sums first, in a scratch table, so the ten
- * million fault rows are read once).  site_summary: fault_site per
+ * fault rows summed (the per-row sums first, in a scratch table with what
+ * the keys group by, so the ten million fault rows and the joins are read
+ * once).  site_summary: fault_site per
  * process, instruction and class.
  */
 static int write_faults(struct fl_db *d, const char *schema)
@@ -119,25 +120,25 @@ static int write_faults(struct fl_db *d, const char *schema)
 		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, class, sum(count) FROM fault_site"
 		 " GROUP BY proc_id, frame_id, class;"
 		 "DROP TABLE IF EXISTS temp.summary_vma_fault;"
-		 "CREATE TEMP TABLE summary_vma_fault AS SELECT vma_id, proc_id, count(*) AS nrows%s,"
-		 " sum(reads + writes + execs) AS total FROM fault GROUP BY vma_id, proc_id;",
+		 "CREATE TEMP TABLE summary_vma_fault AS SELECT s.*, p.pid, p.exe, v.id IS NOT NULL AS has_vma, v.kind,"
+		 " v.path, v.start, v.end, " REGION_OF " AS region, e.stack_id"
+		 " FROM (SELECT vma_id, proc_id, count(*) AS nrows%s, sum(reads + writes + execs) AS total FROM fault"
+		 "  GROUP BY vma_id, proc_id) s JOIN process p ON p.id = s.proc_id LEFT JOIN vma v ON v.id = s.vma_id"
+		 " LEFT JOIN event e ON e.id = " CREATING_EVENT ";",
 		 cols, sums);
 	if ((rc = exec_in(d, schema, sql)))
 		return rc;
 	for (int k = 0; k < fl_nfaults_keys && !rc; k++) {
 		const struct fl_faults_key *key = &fl_faults_keys[k];
+
 		/* the process key needs no VMA row: a fault of a row never written (an incomplete
 		 * recording) is the process's all the same, as in report's totals */
-		bool by_vma = strcmp(key->name, "process"), by_event = strstr(key->group, "e.") != NULL;
-
 		snprintf(sql, sizeof(sql),
-			 "INSERT INTO %%s.fault_summary SELECT '%s', p.pid, %s, %s%s, sum(f.nrows)%s, sum(f.total)"
-			 " FROM temp.summary_vma_fault f JOIN process p ON p.id = f.proc_id%s%s"
-			 " GROUP BY f.proc_id, %s;",
+			 "INSERT INTO %%s.fault_summary SELECT '%s', f.pid, %s, %s%s, sum(f.nrows)%s, sum(f.total)"
+			 " FROM temp.summary_vma_fault f%s GROUP BY f.proc_id, %s;",
 			 key->name, key->group, key->labels, key->nlabels == 1 ? ", NULL, NULL, NULL" :
 			 key->nlabels == 2 ? ", NULL, NULL" : "", resum,
-			 by_vma ? " JOIN vma v ON v.id = f.vma_id" : "",
-			 by_event ? " LEFT JOIN event e ON e.id = " CREATING_EVENT : "", key->group);
+			 strcmp(key->name, "process") ? " WHERE f.has_vma" : "", key->group);
 		rc = exec_in(d, schema, sql);
 	}
 	if (rc)
@@ -153,17 +154,119 @@ static int write_faults(struct fl_db *d, const char *schema)
 	return exec_in(d, schema, sql);
 }
 
+static int64_t sum_classes(const int64_t *v)
+{
+	int64_t n = 0;
+
+	for (int c = 0; c < FL_NCLASSES; c++)
+		n += v[c];
+	return n;
+}
+
+/* Regions by faults (their own and faultline's), most first, then by origin: html's order. */
+static int by_faults(const void *a, const void *b)
+{
+	const struct fl_region *x = *(const struct fl_region *const *)a, *y = *(const struct fl_region *const *)b;
+	int64_t fx = sum_classes(x->faults) + sum_classes(x->fl_faults), fy = sum_classes(y->faults) + sum_classes(y->fl_faults);
+
+	if (fx != fy)
+		return fx > fy ? -1 : 1;
+	return (x->origin_id > y->origin_id) - (x->origin_id < y->origin_id);
+}
+
+/* One row of region_summary: a region, or (g NULL) the sum of the n regions of rest[]. */
+static int region_row(struct fl_db *d, sqlite3_stmt *ins, int64_t proc_id, const struct fl_region *g,
+		      struct fl_region *const *rest, size_t n)
+{
+	int64_t faults[FL_NCLASSES] = { 0 }, fl = 0;
+
+	for (size_t i = 0; i < (g ? 1 : n); i++) {
+		const struct fl_region *one = g ? g : rest[i];
+		for (int c = 0; c < FL_NCLASSES; c++)
+			faults[c] += one->faults[c];
+		fl += sum_classes(one->fl_faults);
+	}
+	sqlite3_reset(ins);
+	sqlite3_clear_bindings(ins);
+	sqlite3_bind_int64(ins, 1, proc_id);
+	if (g) {
+		sqlite3_bind_int64(ins, 2, g->origin_id);
+		sqlite3_bind_text(ins, 4, g->label, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, g->kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 6, g->funcs, -1, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 7, g->footprint != FL_FP_NONE);
+	}
+	sqlite3_bind_int64(ins, 3, g ? 1 : (int64_t)n);
+	sqlite3_bind_int64(ins, 8, fl);
+	for (int c = 0; c < FL_NCLASSES; c++)
+		sqlite3_bind_int64(ins, 9 + c, faults[c]);
+	sqlite3_bind_int64(ins, 9 + FL_NCLASSES, sum_classes(faults) + fl);
+	return fl_db_step(d, ins) == SQLITE_DONE ? 0 : -1;
+}
+
 /*
- * Per process: its calls by kind, its mapped-size peak (rows.c), and the
- * program's own faults and calls apart from faultline's (measure.c; eBPF
- * recordings only, NULL otherwise or when they cannot be read).
+ * Per process, its regions (measure.c: everything one call mapped, with what
+ * split from it) with the most faults, FL_SUM_TOP_REGIONS of them, and one
+ * row for the rest: what `html` lists, and its totals.
+ */
+static int write_regions(struct fl_db *d, const char *schema, const struct fl_run *run)
+{
+	char cols[1024], sql[2048];
+	sqlite3_stmt *ins;
+	size_t len;
+	int rc = 0;
+
+	len = (size_t)snprintf(cols, sizeof(cols), "proc_id INTEGER NOT NULL, origin_id INTEGER, regions INTEGER NOT NULL,"
+			       " label TEXT, kind TEXT, funcs TEXT, faultline INTEGER, fl_faults INTEGER NOT NULL");
+	for (int c = 0; c < FL_NCLASSES; c++)
+		len += (size_t)snprintf(cols + len, sizeof(cols) - len, ", %s INTEGER NOT NULL", fl_class_names[c]);
+	snprintf(cols + len, sizeof(cols) - len, ", total INTEGER NOT NULL");
+	snprintf(sql, sizeof(sql), "CREATE TABLE %s.region_summary (%s)", schema, cols);
+	if (exec(d, sql))
+		return -1;
+	len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s.region_summary VALUES (?", schema);
+	for (int i = 1; i < 9 + FL_NCLASSES; i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", ?");
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	if (!(ins = fl_db_prepare(d, sql)))
+		return -1;
+	for (size_t i = 0, k; i < run->nregions && !rc; i = k) {
+		struct fl_region **order;
+		size_t n;
+
+		for (k = i; k < run->nregions && run->regions[k].proc == run->regions[i].proc; k++)
+			;
+		n = k - i;
+		if (!(order = malloc(n * sizeof(*order)))) {
+			rc = -1;
+			break;
+		}
+		for (size_t m = 0; m < n; m++)
+			order[m] = &run->regions[i + m];
+		qsort(order, n, sizeof(*order), by_faults);
+		for (size_t m = 0; m < n && m < FL_SUM_TOP_REGIONS && !rc; m++)
+			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, order[m], NULL, 0);
+		if (!rc && n > FL_SUM_TOP_REGIONS)
+			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, NULL, order + FL_SUM_TOP_REGIONS,
+					n - FL_SUM_TOP_REGIONS);
+		free(order);
+	}
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+/*
+ * Per process: its calls by kind, its mapped-size peak (rows.c), its
+ * resident peak and calls, the program's own faults and calls apart from
+ * faultline's (measure.c; eBPF recordings only, NULL otherwise or when they
+ * cannot be read), and its regions with the most faults.
  */
 static int write_procs(struct fl_db *d, const char *schema)
 {
 	struct fl_run run = { 0 };
 	sqlite3_stmt *st = NULL, *ins = NULL;
 	char sql[512];
-	bool own;
+	bool loaded, own;
 	int rc;
 
 	if (exec_in(d, schema,
@@ -172,10 +275,12 @@ static int write_procs(struct fl_db *d, const char *schema)
 		    "INSERT INTO %s.call_summary SELECT proc_id, kind, count(*), sum(errno != 0) FROM event"
 		    " GROUP BY proc_id, kind;"
 		    "CREATE TABLE %s.proc_summary (proc_id INTEGER PRIMARY KEY, peak_ns INTEGER, peak_mapped INTEGER,"
-		    " own_minor INTEGER, own_major INTEGER, own_calls INTEGER, fl_faults INTEGER, fl_calls INTEGER);"))
+		    " rss_peak INTEGER, calls INTEGER, own_minor INTEGER, own_major INTEGER, own_calls INTEGER,"
+		    " fl_faults INTEGER, fl_calls INTEGER);"))
 		return -1;
-	own = !fl_run_load_regions(d, &run) && run.has_faults;
-	snprintf(sql, sizeof(sql), "INSERT INTO %s.proc_summary VALUES (?, ?, ?, ?, ?, ?, ?, ?)", schema);
+	loaded = !fl_run_load_regions(d, &run);
+	own = loaded && run.has_faults;
+	snprintf(sql, sizeof(sql), "INSERT INTO %s.proc_summary VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", schema);
 	if (!(st = fl_db_prepare(d, "SELECT id FROM process ORDER BY id")) || !(ins = fl_db_prepare(d, sql))) {
 		rc = -1;
 		goto out;
@@ -183,7 +288,7 @@ static int write_procs(struct fl_db *d, const char *schema)
 	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
 		static const struct fl_selector all;
 		int64_t id = sqlite3_column_int64(st, 0), t = 0, bytes = 0, fl_faults, fl_calls;
-		int has = fl_vma_peak(d, id, &t, &bytes), i = own ? fl_run_proc(&run, id) : -1;
+		int has = fl_vma_peak(d, id, &t, &bytes), i = loaded ? fl_run_proc(&run, id) : -1;
 
 		if (has < 0) {
 			rc = -1;
@@ -197,19 +302,23 @@ static int write_procs(struct fl_db *d, const char *schema)
 			sqlite3_bind_int64(ins, 3, bytes);
 		}
 		if (i >= 0) {
+			sqlite3_bind_int64(ins, 4, run.procs[i].rss_peak);
+			sqlite3_bind_int64(ins, 5, run.procs[i].calls);
+		}
+		if (i >= 0 && own) {
 			fl_proc_footprint(&run, i, &fl_faults, &fl_calls);
-			sqlite3_bind_int64(ins, 4, fl_proc_metric(&run, i, &all, FL_M_minor));
-			sqlite3_bind_int64(ins, 5, fl_proc_metric(&run, i, &all, FL_M_major));
-			sqlite3_bind_int64(ins, 6, run.procs[i].calls);
-			sqlite3_bind_int64(ins, 7, fl_faults);
-			sqlite3_bind_int64(ins, 8, fl_calls);
+			sqlite3_bind_int64(ins, 6, fl_proc_metric(&run, i, &all, FL_M_minor));
+			sqlite3_bind_int64(ins, 7, fl_proc_metric(&run, i, &all, FL_M_major));
+			sqlite3_bind_int64(ins, 8, run.procs[i].calls);
+			sqlite3_bind_int64(ins, 9, fl_faults);
+			sqlite3_bind_int64(ins, 10, fl_calls);
 		}
 		if (fl_db_step(d, ins) != SQLITE_DONE) {
 			rc = -1;
 			break;
 		}
 	}
-	rc = rc == SQLITE_DONE ? 0 : -1;
+	rc = rc == SQLITE_DONE ? write_regions(d, schema, &run) : -1;
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(ins);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * summary.h - what `report` and `faults` read, summed once when the
- * recording closes (docs/schema.md "Summaries"): per process its calls by
- * kind, mapped-size peak and own/faultline numbers, and the faults summed by
- * every key of `faults --by`.  They are a cache of the rows: a recording
+ * summary.h - what `report`, `faults` and `html` read, summed once when
+ * the recording closes (docs/schema.md "Summaries"): per process its calls
+ * by kind, mapped-size and resident peaks, own/faultline numbers and the
+ * regions with the most faults, and the faults summed by every key of
+ * `faults --by`.  They are a cache of the rows: a recording
  * without them (incomplete, or older than schema 8) gets the same tables
  * built by the same code into the connection's temp schema when a command
  * asks for them, so a command reads one set of tables either way and prints
@@ -20,13 +21,18 @@
 
 /* The parts a command asks for. */
 #define FL_SUM_FAULTS 1u  /* fault_summary, site_summary */
-#define FL_SUM_PROCS 2u   /* proc_summary, call_summary */
+#define FL_SUM_PROCS 2u   /* proc_summary, call_summary, region_summary */
 #define FL_SUM_ALL (FL_SUM_FAULTS | FL_SUM_PROCS)
+
+/* Regions kept per process in region_summary, by faults (the rest are one row): what `html` lists at most. */
+#define FL_SUM_TOP_REGIONS 2000
 
 /*
  * A key of `faults --by` (site aside: it reads site_summary).  Its SQL is
- * over f (the faults of one VMA row of one process, summed), v (that row),
- * p (the process) and e (the event that created the row's memory).
+ * over f, the faults of one VMA row of one process summed, with that row's
+ * pid, exe, kind, path, start, end, region (the kernel VMA the last smaps
+ * sample that saw it found it in: "sample_id:region_start", else
+ * "row:vma_id") and creating stack_id.
  */
 struct fl_faults_key {
 	const char *name;

@@ -111,11 +111,13 @@ static int pick(struct why *w, struct sample *s)
 		"WITH cand AS (SELECT p.id, p.pid, p.exe, (SELECT max(r.anon + r.file + r.shmem) FROM rss r"
 		"  WHERE r.proc_id = p.id) AS peak FROM process p WHERE (?1 = 0 OR p.pid = ?1)"
 		"  AND EXISTS (SELECT 1 FROM smaps_sample s WHERE s.proc_id = p.id)"
-		"  ORDER BY peak DESC, p.id LIMIT 1)"
+		"  ORDER BY peak DESC, p.id LIMIT 1),"
+		/* once, not once per sample: a thousand samples each sorting the process's RSS rows took 15 s */
+		" one AS MATERIALIZED (SELECT c.*, (SELECT r.time_ns FROM rss r WHERE r.proc_id = c.id"
+		"  ORDER BY r.anon + r.file + r.shmem DESC, r.time_ns LIMIT 1) AS peak_ns FROM cand c)"
 		" SELECT s.id, s.proc_id, c.pid, s.time_ns, s.cost_ns, s.regions, s.rss, s.pss, s.anon, s.swap,"
-		"  s.rss_stat, s.reason, c.exe, c.peak, (SELECT r.time_ns FROM rss r WHERE r.proc_id = c.id"
-		"  ORDER BY r.anon + r.file + r.shmem DESC, r.time_ns LIMIT 1)"
-		" FROM smaps_sample s JOIN cand c ON c.id = s.proc_id"
+		"  s.rss_stat, s.reason, c.exe, c.peak, c.peak_ns"
+		" FROM smaps_sample s JOIN one c ON c.id = s.proc_id"
 		" ORDER BY CASE WHEN ?2 < 0 THEN -s.rss"
 		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END,"
 		"  -s.time_ns LIMIT 1"); /* of equal ones the latest: the model had more time to catch up */
@@ -241,25 +243,13 @@ static const char *estimate(char *buf, size_t n, double bytes, double var)
 	return buf;
 }
 
-/* A site's stack, innermost first, as lines (at most view->frames). */
-static int site_lines(const struct regions *g, int64_t stack_id, char lines[][512])
-{
-	struct fl_frame *f = NULL;
-	int n = stack_id ? fl_stack_load(g->d, stack_id, g->view->frames, &f) : 0;
-	if (n < 0)
-		return -1;
-	for (int i = 0; i < n; i++)
-		fl_frame_short(&f[i], lines[i], sizeof(lines[i]));
-	fl_stack_free(f, n);
-	if (!n)
-		snprintf(lines[n++], sizeof(lines[0]), "(no user stack)");
-	return n;
-}
-
 static int heap_json(const struct regions *g, const struct fl_heap_range *h, int64_t rss)
 {
 	struct fl_json *j = g->j;
-	char lines[FL_WHY_FRAMES][512];
+	struct fl_heap_shown *sh;
+	int ns = fl_heap_sites_shown(g->d, h->sites, h->nsites, g->view->frames, &sh);
+	if (ns < 0)
+		return -1;
 	fl_json_key(j, "heap");
 	fl_json_open(j, '{');
 	fl_json_kint(j, "mean", g->heap.mean);
@@ -270,22 +260,24 @@ static int heap_json(const struct regions *g, const struct fl_heap_range *h, int
 	fl_json_kint(j, "samples", h->samples);
 	fl_json_key(j, "sites");
 	fl_json_open(j, '[');
-	for (int i = 0; i < h->nsites; i++) {
-		int n = site_lines(g, h->sites[i].stack_id, lines);
-		if (n < 0)
-			return -1;
+	for (int i = 0; i < ns; i++) {
 		fl_json_open(j, '{');
 		fl_json_key(j, "stack");
 		fl_json_open(j, '[');
-		for (int k = 0; k < n; k++)
-			fl_json_str(j, lines[k]);
+		for (int k = 0; k < sh[i].nlines; k++)
+			fl_json_str(j, sh[i].lines[k]);
 		fl_json_close(j, ']');
-		fl_json_kint(j, "stack_id", h->sites[i].stack_id);
+		fl_json_kint(j, "stack_id", sh[i].stack_ids[0]);
+		fl_json_key(j, "stack_ids"); /* every allocating stack these frames stand for */
+		fl_json_open(j, '[');
+		for (int k = 0; k < sh[i].nstack_ids; k++)
+			fl_json_int(j, sh[i].stack_ids[k]);
+		fl_json_close(j, ']');
 		fl_json_key(j, "live");
-		fl_json_real(j, h->sites[i].bytes);
+		fl_json_real(j, sh[i].bytes);
 		fl_json_key(j, "err95");
-		fl_json_real(j, fl_heap_err95(h->sites[i].var));
-		fl_json_kint(j, "samples", h->sites[i].samples);
+		fl_json_real(j, fl_heap_err95(sh[i].var));
+		fl_json_kint(j, "samples", sh[i].samples);
 		fl_json_close(j, '}');
 	}
 	fl_json_close(j, ']');
@@ -293,40 +285,43 @@ static int heap_json(const struct regions *g, const struct fl_heap_range *h, int
 	fl_json_key(j, "not_in_live_blocks");
 	fl_json_real(j, (double)rss - h->bytes);
 	fl_json_close(j, '}');
+	fl_heap_shown_free(sh, ns);
 	return 0;
 }
 
 static int heap_text(const struct regions *g, const struct fl_heap_range *h, int64_t rss)
 {
-	char lines[FL_WHY_FRAMES][512], est[64], mean[32];
+	char est[64], mean[32];
 	double rest = 0, rest_var = 0;
 	int64_t rest_samples = 0;
 	int in = g->view->indent;
+	struct fl_heap_shown *sh;
+	int ns = fl_heap_sites_shown(g->d, h->sites, h->nsites, g->view->frames, &sh);
+	if (ns < 0)
+		return -1;
 	if (g->heap.mean == 1)
 		printf("%*s       the same bytes by allocating site (every allocation recorded):\n", in, "");
 	else
 		printf("%*s       the same bytes by allocating site (one allocation sampled per %s on average; "
 		       "± is 95%%):\n", in, "", fl_out_size(mean, sizeof(mean), g->heap.mean));
-	for (int i = 0; i < h->nsites; i++) {
-		const struct fl_heap_site *s = &h->sites[i];
+	for (int i = 0; i < ns; i++) {
+		const struct fl_heap_shown *s = &sh[i];
 		if (i >= HEAP_SITES) {
 			rest += s->bytes;
 			rest_var += s->var;
 			rest_samples += s->samples;
 			continue;
 		}
-		int n = site_lines(g, s->stack_id, lines);
-		if (n < 0)
-			return -1;
 		printf("%*s       %-22s %5.1f%%  %s (%lld block%s)\n", in, "", estimate(est, sizeof(est), s->bytes, s->var),
-		       pct((int64_t)s->bytes, rss), lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
-		for (int k = 1; k < n; k++)
-			printf("%*s       %-22s         %s\n", in, "", "", lines[k]);
+		       pct((int64_t)s->bytes, rss), s->lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
+		for (int k = 1; k < s->nlines; k++)
+			printf("%*s       %-22s         %s\n", in, "", "", s->lines[k]);
 	}
-	if (h->nsites > HEAP_SITES)
+	if (ns > HEAP_SITES)
 		printf("%*s       %-22s %5.1f%%  %d other site%s (%lld blocks)\n", in, "",
-		       estimate(est, sizeof(est), rest, rest_var), pct((int64_t)rest, rss), h->nsites - HEAP_SITES,
-		       h->nsites - HEAP_SITES == 1 ? "" : "s", (long long)rest_samples);
+		       estimate(est, sizeof(est), rest, rest_var), pct((int64_t)rest, rss), ns - HEAP_SITES,
+		       ns - HEAP_SITES == 1 ? "" : "s", (long long)rest_samples);
+	fl_heap_shown_free(sh, ns);
 	/* what the resident pages hold beyond the live blocks, or (less) what live blocks do not have resident */
 	double beyond = (double)rss - h->bytes, size = beyond < 0 ? -beyond : beyond;
 	printf("%*s       %-22s %5.1f%%  %s\n", in, "", estimate(est, sizeof(est), size, h->var), pct((int64_t)size, rss),

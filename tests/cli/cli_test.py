@@ -114,6 +114,19 @@ def test_report():
         "  0.100s  [1000]  stack unwinding slow: 2 frames skipped",
         "  1.000s  [-]  pid 1001 killed by SIGSEGV",
     ], err="", absent=["losses     nothing lost", "LOST       bpf_ringbuf: 0"])
+    # the fault-total check covers the processes not detailed too: 13 processes, the 10 detailed are the
+    # two with RSS then by id; pid 1012 (hidden) has 7 faults the kernel counted and no fault row holds
+    extra = "".join(f"INSERT INTO process VALUES ({i}, {999 + i}, 1000, 1, '/bin/true', NULL, 1600000000, 1700000000,"
+                    f" 0, NULL, 0, {7 if i == 13 else 0}, 0, 0, 0, 0, 0);" for i in range(3, 14))
+    many = build("many.db", "tree.sql", extra)
+    expect(["report", many], 0, [
+        "3 more processes, smaller at their peak: --pid P shows one, --all every one",
+        "MISMATCH   the kernel's fault totals differ from the classified ones in 1 process not shown above"
+        " (pid and faults in no class; negative: counted twice): 1012 (+7); --pid P shows one",
+    ], err="")
+    rep = json_of("report", many)
+    check(rep and rep["fault_totals_mismatch"] == [{"pid": 1012, "unclassified": 7}],
+          f"report json fault_totals_mismatch: {rep and rep.get('fault_totals_mismatch')}")
     # --top limits the VMAs listed at each peak
     out = expect(["report", tree, "--top", "1"], 0)
     check(out.count("largest regions then") == 2 and "[heap]" not in out, "report --top 1 lists one VMA per process")
@@ -552,13 +565,14 @@ def test_faults():
 
 # ---- summaries --------------------------------------------------------------------
 
-SUMMARY_TABLES = ("fault_summary", "fault_summary_total", "site_summary", "proc_summary", "call_summary")
+SUMMARY_TABLES = ("fault_summary", "fault_summary_total", "site_summary", "proc_summary", "call_summary",
+                  "region_summary")
 
 
 def answers(db):
     """What report, faults and why print on db, every format and the options that change the sums."""
     cmds = [["report", db], ["report", db, "--format", "json"], ["report", db, "--all", "--pieces"],
-            ["why", db], ["why", db, "--format", "json"]]
+            ["why", db], ["why", db, "--format", "json"], ["html", db, "-o", "-"]]
     for key in ("process", "region", "vma", "kind", "file", "stack", "site"):
         for extra in ([], ["--format", "json"], ["--format", "csv"], ["--top", "1"], ["--class", "anon_new"],
                       ["--class", "cow_anon", "--format", "json"], ["--pid", "3000"]):

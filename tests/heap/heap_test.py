@@ -104,6 +104,8 @@ def check_why(db, want, sd=None):
         total = sum(s["live"] for s in heap["sites"]) + heap["not_in_live_blocks"]
         check(abs(total - region["rss"]) < 1, f"region {region['start']:x}: sites and the rest {total} != rss {region['rss']}")
         check((heap["err95"] == 0) == (sd is None), f"region {region['start']:x}: err95 {heap['err95']}")
+        shown = [tuple(s["stack"]) for s in heap["sites"]]
+        check(len(shown) == len(set(shown)), f"region {region['start']:x}: one site shown twice: {shown}")
         for s in heap["sites"]:
             fn = s["stack"][0].split(" (")[0]
             sites[fn] = sites.get(fn, 0) + s["live"]
