@@ -47,9 +47,10 @@ const struct fl_faults_key fl_faults_keys[] = {
 };
 const int fl_nfaults_keys = (int)(sizeof(fl_faults_keys) / sizeof(fl_faults_keys[0]));
 
-/* Per part, the tables it makes (the first two tell whether a recording has it). */
-static const char *const tables[] = { "fault_summary", "site_summary", "proc_summary", "call_summary",
-				      "fault_summary_total", "region_summary" };
+/* The tables each part makes, FL_SUM_FAULTS's then FL_SUM_PROCS's. */
+#define PART_TABLES 3
+static const char *const tables[2 * PART_TABLES] = { "fault_summary", "site_summary", "fault_summary_total",
+						     "proc_summary", "call_summary", "region_summary" };
 
 static int exec(struct fl_db *d, const char *sql)
 {
@@ -356,10 +357,12 @@ int fl_summary_ready(struct fl_db *d, unsigned parts)
 	/* the recording's own, written in the same transaction that marked it complete */
 	for (int p = 0; p < 2; p++) {
 		unsigned part = p ? FL_SUM_PROCS : FL_SUM_FAULTS;
-		const char *const *t = &tables[2 * p];
+		const char *const *t = &tables[PART_TABLES * p];
+		bool all = d->complete;
 
-		if ((parts & part) && !(d->complete && has_table(d, "main", t[0]) && has_table(d, "main", t[1])) &&
-		    !has_table(d, "temp", t[0]))
+		for (int i = 0; i < PART_TABLES && all; i++)
+			all = has_table(d, "main", t[i]);
+		if ((parts & part) && !all && !has_table(d, "temp", t[0]))
 			missing |= part;
 	}
 	if (!missing)
