@@ -273,6 +273,12 @@ static void file_under_host(struct fl_channel *c, __u32 i, __u32 claimed, __u32 
 	case FL_R_HEAP_STATS:
 		((struct fl_heap_stats *)r)->pid = host;
 		break;
+	case FL_R_REAPED:
+		/* the child's pid is the namespace's, and once reaped the kernel
+		 * has nothing left to map it by: the record names no one */
+		((struct fl_reaped *)r)->pid = host;
+		((struct fl_reaped *)r)->child = 0;
+		break;
 	}
 }
 
@@ -388,6 +394,12 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 			return "heap fork record of the wrong size";
 		if (((struct fl_heap_fork *)r)->pid != ring_pid)
 			return "heap fork record for another pid than its ring's";
+		return NULL;
+	case FL_R_REAPED:
+		if (len != sizeof(struct fl_reaped))
+			return "reaped record of the wrong size";
+		if (((struct fl_reaped *)r)->pid != ring_pid)
+			return "reaped record for another pid than its ring's";
 		return NULL;
 	default:
 		return "record of a type the shim does not send";

@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "procfs.h"
 #include "procs.h"
+#include "reaped.h"
 
 struct fl_ingest *fl_ingest_new(struct fl_store *store)
 {
@@ -59,16 +60,18 @@ void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const
 void fl_ingest_orphan(struct fl_ingest *g, pid_t pid, __u64 time_ns)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);
+	if (g->bpf_mode)
+		return;
 	/* one already ended is this one, its exit read from /proc before the reap */
-	if (!g->bpf_mode && !p)
-		fl_procs_add(g, (__u32)pid, (__u32)getpid(), NULL, time_ns);
+	if (!p)
+		p = fl_procs_add(g, (__u32)pid, (__u32)getpid(), NULL, time_ns);
+	if (p)
+		p->by_faultline = true;
 }
 
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);
-	if (p && !p->ended && !g->bpf_mode && exit_code < 0 && exit_signal < 0)
-		g->exit_unknown++;
 	if (p)
 		fl_procs_end(g, p, time_ns, exit_code, exit_signal);
 }
@@ -151,12 +154,15 @@ void fl_ingest_symbolize(struct fl_ingest *g)
 	fl_stacks_symbolize(g->stacks);
 }
 
-void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid)
+int fl_ingest_zombie(struct fl_ingest *g, pid_t pid, int *wait_status)
 {
 	struct proc *p = fl_procs_find(g, (__u32)pid);
-	__u64 mn, mj;
-	if (p && !g->bpf_mode && fl_procfs_faults(pid, &mn, &mj) == 0)
-		fl_store_process_faults(g->store, p->id, mn, mj, NULL, NULL);
+	__u64 faults[2];
+	if (g->bpf_mode || fl_procfs_zombie(pid, wait_status, faults))
+		return -1;
+	if (p && !p->ended)
+		fl_reaped_zombie(g, p, faults);
+	return 0;
 }
 
 /*
@@ -194,6 +200,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
 	count_unshimmed(g, end_ns);
 	fl_faults_attribute(g, end_ns);
+	__u64 exit_unknown = fl_reaped_finish(g); /* before the processes still running are ended */
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
 	fl_heap_finish(g->heap); /* before the models close: it resolves stacks in them */
@@ -206,9 +213,10 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 	}
 	fl_stacks_finish(g->stacks);
 	if (!g->bpf_mode)
-		fl_store_loss(g->store, "exit_unknown", g->exit_unknown,
-			      "processes whose exit status and final fault counts shim-only mode could not read "
-			      "(their parent reaped them before faultline looked)");
+		fl_store_loss(g->store, "exit_unknown", exit_unknown,
+			      "processes whose exit status or final fault totals shim-only mode could not know "
+			      "(reaped where no shim could see it: system(), pclose(), a raw syscall, SIGCHLD ignored, "
+			      "a parent without the shim; or a parent of such a process)");
 	fl_store_fill_paths(g->store, fl_procfs_resolve_files);
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->faults.unattributed,

@@ -32,8 +32,9 @@ void fl_ingest_free(struct fl_ingest *g);
 /* The launched process, before it execs the target. */
 void fl_ingest_root(struct fl_ingest *g, pid_t pid, const char *exe, char *const *argv, __u64 time_ns);
 
-/* Shim mode: read a dead (zombie) process's final fault totals from /proc. */
-void fl_ingest_final_faults(struct fl_ingest *g, pid_t pid);
+/* Shim mode: read a dead (zombie) process's wait status and final fault
+ * totals from /proc (the totals are stored).  0, or -1 (BPF mode, not a zombie, reaped). */
+int fl_ingest_zombie(struct fl_ingest *g, pid_t pid, int *wait_status);
 
 /* Shim mode: a child faultline reaped as subreaper that the shim never
  * spoke for gets a process row (it then counts as shim_absent). */

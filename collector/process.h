@@ -49,6 +49,22 @@ struct proc {
 	struct fl_shimmaps snap;  /* shim: the HELLO snapshot being received, and the latest whole one */
 	struct fl_matcher matcher; /* BPF mode: shim calls waiting for their syscall and vice versa */
 	struct fl_smaps_sched smaps; /* when its resident memory per region is read next */
+	/* Shim-only mode: how it ended, as far as faultline could learn (reaped.c). */
+	struct proc *parent;    /* the recorded process it was forked from, if any */
+	__u64 end_ns;
+	bool status_known;      /* its exit status is stored */
+	bool faults_final;      /* its stored min_flt/maj_flt are its totals at exit */
+	bool by_faultline;      /* faultline reaped it (the launched process, or an orphan) */
+	__u32 reaper;           /* FL_R_REAPED: the process whose wait returned it (0: none said so) */
+	int reaped_status;
+	__u64 ru[2];            /* FL_R_REAPED: rusage minor, major (its own + children it reaped) */
+	__u64 reaped_ru[2];     /* the rusage of the children it reaped itself, summed */
+};
+
+/* A reap a shim said, and the process whose ring said it. */
+struct fl_reap {
+	struct fl_reaped r;
+	struct proc *reaper;
 };
 
 /* BPF fault counts held until fl_faults_attribute() (faults.c). */
@@ -73,7 +89,8 @@ struct fl_ingest {
 	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
 	struct fl_faults faults;
 	__u64 last_settle;      /* when the matchers last expired calls */
-	__u64 exit_unknown;     /* shim mode: processes that ended with no exit status readable */
+	struct fl_reap *reaps;  /* shim mode: reaps the shims said, settled at the end (reaped.c) */
+	size_t nreaps, capreaps;
 	pid_t *watch;           /* new processes whose exit the loop must watch */
 	size_t nwatch, capwatch;
 };

@@ -137,7 +137,7 @@ int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
 	return 0;
 }
 
-int fl_procfs_zombie(pid_t pid, int *wait_status)
+int fl_procfs_zombie(pid_t pid, int *wait_status, __u64 faults[2])
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -150,6 +150,10 @@ int fl_procfs_zombie(pid_t pid, int *wait_status)
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] != 'Z')
 		return -ESRCH;
+	/* one read for both: between two, its parent may reap it */
+	unsigned long long mn, mj;
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &mn, &mj) != 2)
+		return -EINVAL;
 	/* exit_code is field 52 (proc(5)); state, field 3, is at p + 2 */
 	char *tok = p + 2;
 	for (int field = 3; field < 52 && tok; field++) {
@@ -159,6 +163,8 @@ int fl_procfs_zombie(pid_t pid, int *wait_status)
 	if (!tok || !*tok)
 		return -EINVAL;
 	*wait_status = atoi(tok);
+	faults[0] = mn;
+	faults[1] = mj;
 	return 0;
 }
 

@@ -35,9 +35,10 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 /* The file a successful mmap of a file by pid mapped (as fl_procfs_mapped_path), else NULL. */
 const char *fl_procfs_call_path(pid_t pid, const struct fl_call *c);
 
-/* A zombie's wait status (as waitpid gives it), from /proc/PID/stat's
- * exit_code.  Returns 0, or -errno (-ESRCH: not a zombie, or reaped). */
-int fl_procfs_zombie(pid_t pid, int *wait_status);
+/* A zombie's wait status (as waitpid gives it, /proc/PID/stat's exit_code)
+ * and its final minor and major fault totals, from one read.  Returns 0, or
+ * -errno (-ESRCH: not a zombie, or reaped). */
+int fl_procfs_zombie(pid_t pid, int *wait_status, __u64 faults[2]);
 
 /* /proc/PID/cmdline as a NULL-terminated argv (one malloc'd block: free it), or NULL. */
 char **fl_procfs_argv(pid_t pid);

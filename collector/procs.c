@@ -28,6 +28,7 @@ struct proc *fl_procs_add(struct fl_ingest *g, __u32 pid, __u32 ppid, const char
 	p->ingest = g;
 	p->pid = pid;
 	p->ppid = ppid;
+	p->parent = parent;
 	p->exe = exe;
 	p->id = fl_store_process(g->store, pid, ppid, parent ? parent->id : 0, exe, t);
 	fl_matcher_init(&p->matcher, fl_calls_settle, p);
@@ -98,6 +99,8 @@ void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, i
 		fl_procs_snapshot(g, p);
 	fl_matcher_flush(&p->matcher);
 	p->ended = true;
+	p->end_ns = t;
+	p->status_known = exit_code >= 0 || exit_signal >= 0;
 	g->alive--;
 	g->last_end_ns = t > g->last_end_ns ? t : g->last_end_ns;
 	fl_store_process_end(g->store, p->id, t, exit_code, exit_signal);
@@ -114,6 +117,7 @@ void fl_procs_free(struct fl_ingest *g)
 		free(p);
 	}
 	free(g->all);
+	free(g->reaps);
 	fl_hmap_free(&g->by_pid);
 	free(g->watch);
 }

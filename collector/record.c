@@ -296,9 +296,9 @@ static void on_pidfd(struct recorder *r, __u64 data)
 	int st;
 	bpf_poll(r); /* its BPF exit record, with the exit code, was written before the pidfd woke */
 	fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
-	/* shim mode: not our child, but while its parent has not reaped it, /proc tells how it ended */
-	if (!bpf_on(r) && fl_procfs_zombie(pid, &st) == 0) {
-		fl_ingest_final_faults(r->ingest, pid);
+	/* shim mode: not our child, but while its parent has not reaped it, /proc tells how it
+	 * ended; once reaped, its parent's shim may have said (FL_R_REAPED, settled at the end) */
+	if (!bpf_on(r) && fl_ingest_zombie(r->ingest, pid, &st) == 0) {
 		fl_ingest_exit(r->ingest, pid, now_ns(), WIFEXITED(st) ? WEXITSTATUS(st) : -1,
 			       WIFSIGNALED(st) ? WTERMSIG(st) : -1);
 	} else {
@@ -339,7 +339,8 @@ static void reap(struct recorder *r)
 		fl_channel_retire(r->chan, (__u32)si.si_pid, fl_shimdec_record, r->ingest);
 		if (si.si_pid != r->launch.pid)
 			fl_ingest_orphan(r->ingest, si.si_pid, now_ns());
-		fl_ingest_final_faults(r->ingest, si.si_pid);
+		int zst;
+		fl_ingest_zombie(r->ingest, si.si_pid, &zst);
 		if (waitpid(si.si_pid, &st, WNOHANG) != si.si_pid)
 			return;
 		ended(r, si.si_pid, st);

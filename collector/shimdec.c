@@ -11,6 +11,7 @@
 
 #include "procfs.h"
 #include "procs.h"
+#include "reaped.h"
 #include "shimdec.h"
 #include "strtab.h"
 
@@ -147,6 +148,10 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 	case FL_R_HEAP_FORK:
 		if (rec->size >= sizeof(struct fl_heap_fork))
 			on_heap_fork(g, (const struct fl_heap_fork *)rec);
+		break;
+	case FL_R_REAPED:
+		if (rec->size >= sizeof(struct fl_reaped))
+			fl_reaped_record(g, (const struct fl_reaped *)rec);
 		break;
 	}
 }

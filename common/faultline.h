@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 8
+#define FL_ABI_VERSION 9
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -106,6 +106,7 @@ enum fl_rec_type {
 	FL_R_FREE = 9,    /* shim: a sampled block was freed, or moved by realloc (fl_free_rec) */
 	FL_R_HEAP_STATS = 10, /* shim, at exit: what the heap sampler could not see (fl_heap_stats) */
 	FL_R_HEAP_FORK = 11, /* shim: a fork, from both sides: the child inherits sampled blocks (fl_heap_fork) */
+	FL_R_REAPED = 12, /* shim: the process reaped a child through wait4/waitpid/wait/wait3/waitid (fl_reaped) */
 };
 
 struct fl_rec {
@@ -254,6 +255,30 @@ struct fl_heap_fork {
 	__u32 pad;
 };
 _Static_assert(sizeof(struct fl_heap_fork) == 40, "fl_heap_fork layout");
+
+/*
+ * A child the process reaped (ABI 9), sent by the shim's wait hooks after
+ * the call returned it: in shim-only mode the child is not faultline's, and
+ * once reaped nothing of it is left in /proc.  status is the wait status
+ * the kernel gave (exited or killed only: stops, continues and WNOWAIT
+ * peeks send nothing); min_flt/maj_flt are the kernel's rusage of the
+ * child (RUSAGE_BOTH: its own faults plus those of the children it reaped
+ * itself), read by the hook with an rusage of its own when the program
+ * passed none.  child is the pid the call returned, in the reaper's PID
+ * namespace (0 after the collector could not map it to the host's).
+ */
+struct fl_reaped {
+	struct fl_rec h;
+	__u32 pid;          /* the reaper */
+	__u32 child;        /* the reaped process */
+	__s32 status;       /* as wait(2): (code << 8) | signal */
+	__u32 flags;        /* FL_REAPED_* */
+	__u64 time_ns;
+	__u64 min_flt;      /* FL_REAPED_RUSAGE: ru_minflt */
+	__u64 maj_flt;      /* FL_REAPED_RUSAGE: ru_majflt */
+};
+#define FL_REAPED_RUSAGE 1u /* min_flt/maj_flt are the kernel's */
+_Static_assert(sizeof(struct fl_reaped) == 48, "fl_reaped layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -3,7 +3,8 @@
  * shim.c - libfaultline-preload.so's interposers: every address-space call
  * the target makes through libc (mmap family, brk/sbrk, madvise, shmat/shmdt,
  * fork, vfork, dlopen/dlclose) is passed to the real function and then recorded
- * with its call stack (shim_record, ring.c).  The rules every hook follows,
+ * with its call stack (shim_record, ring.c); the wait family says which child
+ * it reaped (FL_R_REAPED).  The rules every hook follows,
  * and what the shim cannot see, are in shim.h; vfork, dlopen and dlclose
  * enter through tailjumps.S.
  */
@@ -15,8 +16,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
+#include <sys/wait.h>
 
 #include "shim.h"
 
@@ -36,6 +40,7 @@ static struct {
 	int (*shmdt)(const void *);
 	pid_t (*fork)(void);
 	pid_t (*vfork)(void);
+	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
 	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
 } real;
@@ -68,7 +73,7 @@ static void resolve(void)
 	announce();
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
-	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(dlopen); R(dlclose);
+	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(dlopen); R(dlclose);
 #undef R
 	shim_busy--;
 }
@@ -488,6 +493,120 @@ void *fl_shim_vfork_pre(void)
 	if (real.vfork)
 		return (void *)real.vfork;
 	return real.fork ? (void *)real.fork : (void *)vfork_fail;
+}
+
+/* ---- children reaped: wait4, waitpid, wait, wait3, waitid --------------- */
+
+/*
+ * In shim-only mode a child its own parent reaps is not faultline's, and once
+ * reaped nothing of it is left in /proc.  So the parent's shim says which
+ * child it reaped, how it ended and the kernel's fault totals for it
+ * (FL_R_REAPED).  Each call reaches the kernel as the program made it, with
+ * the program's pointers passed as they are (a bad one still fails with
+ * EFAULT; they are read back only after the kernel wrote them); where the
+ * program passed none, the hook passes a status and an rusage of its own,
+ * which the kernel fills for the returned child only.  Sent even from inside
+ * the shim (a SIGCHLD handler interrupting a hook): a record nested in its
+ * thread's own emit only waits for slots before the one the outer emit holds.
+ *
+ * Not seen: glibc's internal waits (system(), pclose()) and raw syscalls,
+ * and children the kernel reaps itself (SIGCHLD ignored): each such child
+ * keeps what faultline read of its zombie, or is an exit_unknown loss.
+ */
+static void send_reaped(pid_t child, int status, const struct rusage *ru)
+{
+	struct fl_reaped r;
+	int e = errno;
+
+	if (child <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status)) ||
+	    __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
+		return;
+	shim_busy++;
+	memset(&r, 0, sizeof(r));
+	r.h.type = FL_R_REAPED;
+	r.h.size = sizeof(r);
+	r.pid = shim_pid;
+	r.child = (__u32)child;
+	r.status = status;
+	r.time_ns = shim_now_ns();
+	r.flags = FL_REAPED_RUSAGE;
+	r.min_flt = (__u64)ru->ru_minflt;
+	r.maj_flt = (__u64)ru->ru_majflt;
+	shim_emit(&r, sizeof(r));
+	shim_busy--;
+	errno = e;
+}
+
+/* wait4: the kernel's wait4 with the program's arguments (its own where the
+ * program passed NULL); a reaped child is said (FL_R_REAPED). */
+EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+	struct rusage own_ru;
+	int own_status;
+	pid_t r;
+
+	NEED(wait4);
+	if (!real.wait4)
+		return (pid_t)syscall(SYS_wait4, pid, status, options, ru);
+	r = real.wait4(pid, status ? status : &own_status, options, ru ? ru : &own_ru);
+	if (r > 0)
+		send_reaped(r, status ? *status : own_status, ru ? ru : &own_ru);
+	return r;
+}
+
+/* waitpid, wait, wait3: glibc makes each a wait4 system call (NULL rusage but wait3's). */
+EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	return wait4(pid, status, options, NULL);
+}
+
+EXPORT pid_t wait(int *status)
+{
+	return wait4(-1, status, 0, NULL);
+}
+
+EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+	return wait4(-1, status, options, ru);
+}
+
+/* A waitid's siginfo as a wait status (exited or killed), or -1. */
+static int waitid_status(const siginfo_t *si)
+{
+	switch (si->si_code) {
+	case CLD_EXITED:
+		return (si->si_status & 0xff) << 8;
+	case CLD_KILLED:
+		return si->si_status & 0x7f;
+	case CLD_DUMPED:
+		return (si->si_status & 0x7f) | 0x80;
+	}
+	return -1;
+}
+
+/*
+ * waitid: glibc's calls the system call with a NULL rusage (its fifth
+ * argument); the hook makes the same call with an rusage of its own.  glibc's
+ * waitid is a cancellation point: asynchronous cancellation around the call,
+ * as glibc's own cancellable calls do.  WNOWAIT leaves the child a zombie:
+ * nothing is said (faultline reads the zombie, or a later reap says it).
+ */
+EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	struct rusage own_ru;
+	siginfo_t own_info;
+	siginfo_t *si = info ? info : &own_info;
+	int old, e;
+	long r;
+
+	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+	r = syscall(SYS_waitid, idtype, id, si, options, &own_ru);
+	e = errno;
+	pthread_setcanceltype(old, NULL);
+	if (r == 0 && !(options & WNOWAIT) && si->si_pid > 0)
+		send_reaped(si->si_pid, waitid_status(si), &own_ru);
+	errno = e;
+	return (int)r;
 }
 
 /* dlopen/dlclose are about to map or unmap where no hook sees it: owe a

@@ -456,20 +456,116 @@ def test_orphan_chain():
 
 
 def test_exit_unknown():
-    """Shim only: children their parent reaps (not orphans) end while
-    faultline can only look at /proc; each one whose zombie it missed is an
-    exit_unknown loss, never a silent "status unknown"."""
+    """Shim only: children their parent reaps are not faultline's; the
+    parent's shim says each reap (40 children, wait(NULL)): every one has
+    its status and totals.  Reaps no shim sees (system(), pclose(), SIGCHLD
+    ignored: 5 processes) leave a process without them only when faultline
+    missed its zombie too, and each such process is an exit_unknown loss
+    that report prints, never a silent "status unknown"."""
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "e.db")
         p = record(db, [E2E_CALLS, "forks", "40"])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        known = query(db, "SELECT count(*) FROM process WHERE exit_code = 3")[0][0]
-        unknown = query(db, "SELECT count(*) FROM process WHERE exit_code IS NULL AND exit_signal IS NULL")[0][0]
-        check(known + unknown == 40, f"40 children: {known} with status 3, {unknown} without")
+        rows = query(db, "SELECT exit_code, min_flt FROM process WHERE ppid = (SELECT min(pid) FROM process)")
+        check(len(rows) == 40 and all(c == 3 and m and m > 0 for c, m in rows), f"40 children, status 3: {rows}")
+        check(losses(db).get("exit_unknown", 0) == 0, f"losses {losses(db)}")
+
+        p = record(db, [os.path.join(TARGETS, "sec_reap"), "unseen"])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        rows = query(db, "SELECT exit_code, exit_signal FROM process WHERE ppid = (SELECT min(pid) FROM process)")
+        check(len(rows) == 5, f"sh of system(), sh of popen(), 3 children: {rows}")
+        check(all(c in (None, 3, 4, 5) and s is None for c, s in rows), f"statuses read from zombies: {rows}")
+        unknown = sum(c is None for c, _ in rows)
         check(losses(db).get("exit_unknown", 0) == unknown, f"each one without is a loss: {losses(db)} {unknown}")
         if unknown:
             rep = subprocess.run([FL, "report", db], capture_output=True, text=True, timeout=60)
             check(f"LOST       exit_unknown: {unknown}" in rep.stdout, rep.stdout)
+
+
+def reaped_lines(out):
+    """sec_reap's lines: pid -> (ppid, exit_code, exit_signal, min_flt, maj_flt), None for -1."""
+    rows = {}
+    for line in out.splitlines():
+        pid, ppid, code, sig, mn, mj = (int(x) for x in line.split())
+        rows[pid] = (ppid, None if code < 0 else code, None if sig < 0 else sig, mn, mj)
+    return rows
+
+
+def own_faults(rows):
+    """A child's own fault totals: its rusage less that of the children it reaped."""
+    own = {}
+    for pid, (_, code, sig, mn, mj) in rows.items():
+        kids = [r for r in rows.values() if r[0] == pid]
+        own[pid] = (code, sig, mn - sum(r[3] for r in kids), mj - sum(r[4] for r in kids))
+    return own
+
+
+def test_reaped():
+    """Shim only: every way glibc reaps a child (wait, waitpid, wait3, wait4,
+    waitid by pid, by pidfd, after a WNOWAIT peek; killed by a signal; a
+    child that reaps its own child).  Each child's exit status and fault
+    totals are the kernel's: what the parent got from the kernel (rusage) in
+    the same run, less what its own reaped children got.  The children's
+    writes to their parent's pages are copy-on-write faults: at least as many
+    as pages written, with and without faultline."""
+    target = [os.path.join(TARGETS, "sec_reap"), "variants"]
+    plain = subprocess.run(target, capture_output=True, text=True, timeout=60)
+    check(plain.returncode == 0, f"plain run: {plain.returncode} {plain.stderr}")
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "r.db")
+        p = record(db, target)
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        printed = reaped_lines(p.stdout)
+        check(len(printed) == 10, f"10 children: {p.stdout}")
+        want = own_faults(printed)
+        got = {pid: (c, s, mn, mj) for pid, c, s, mn, mj in query(
+            db, "SELECT pid, exit_code, exit_signal, min_flt, maj_flt FROM process WHERE pid IN (%s)"
+            % ",".join(map(str, printed)))}
+        check(got == want, f"recorded {got}\nkernel's {want}")
+        check(losses(db).get("exit_unknown", 0) == 0, f"losses {losses(db)}")
+        # copy-on-write: the nth child wrote 5n pages (the killed one 40, the middle one 50, its child 45)
+        pages = [5, 10, 15, 20, 25, 30, 35, 40, 50, 45]
+        for run in (own_faults(reaped_lines(plain.stdout)), want):
+            check(all(f[2] >= n for f, n in zip(run.values(), pages)), f"COW faults {run}")
+
+
+PROGRAMS_PY = """
+import os, subprocess
+for code in (0, 3, 5):
+    c = subprocess.Popen(["sh", "-c", "exit %d" % code])
+    pid, st, ru = os.wait4(c.pid, 0)
+    print(pid, os.waitstatus_to_exitcode(st), ru.ru_minflt, ru.ru_majflt)
+"""
+
+
+def test_reaped_programs():
+    """Shim only, programs no one here wrote: make -j2, a shell pipeline,
+    python3's subprocess, perl's system().  Every process ends with its
+    status, none is a loss; python3 reads each child's rusage with
+    os.wait4, and the recording holds exactly those totals."""
+    with tempfile.TemporaryDirectory() as d:
+        db = os.path.join(d, "m.db")
+        with open(os.path.join(d, "Makefile"), "w") as f:
+            f.write("all: a b c d\na b c d:\n\t@sh -c 'exit 0' && echo $@ > $@\n")
+        cases = [
+            (["make", "-j2", "-s", "-C", d], 0, None),
+            (["sh", "-c", "seq 1000 | sort -r | head -3 | tail -1; exit 7"], 7, None),
+            (["/usr/bin/python3", "-c", PROGRAMS_PY], 0, None),
+            (["perl", "-e", "system('sh', '-c', 'exit 3'); exit($? >> 8)"], 3, None),
+        ]
+        for argv, code, _ in cases:
+            p = record(db, argv)
+            check(p.returncode == code, f"{argv}: exit {p.returncode}: {p.stderr}")
+            rows = query(db, "SELECT pid, exit_code, exit_signal, min_flt, maj_flt FROM process")
+            check(len(rows) >= 2, f"{argv}: children {rows}")
+            check(all((c is not None or s is not None) and mn is not None for _, c, s, mn, _ in rows),
+                  f"{argv}: every status and total: {rows}")
+            check(losses(db).get("exit_unknown", 0) == 0, f"{argv}: losses {losses(db)}")
+            if argv[0] == "/usr/bin/python3":
+                got = {pid: (c, mn, mj) for pid, c, _, mn, mj in rows}
+                for line in p.stdout.splitlines():
+                    pid, c, mn, mj = (int(x) for x in line.split())
+                    check(got.get(pid) == (c, mn, mj), f"python3's child {pid}: {got.get(pid)} vs the kernel's {(c, mn, mj)}")
 
 
 SHM = """
