@@ -73,8 +73,13 @@ static unsigned levels_of_self(void)
 	return levels;
 }
 
-/* Does pid's parent chain lead to us?  (-1: pid is gone.) */
-static int in_tree(__u32 pid)
+/* One walk up pid's parent chain: 1 it leads to us, 0 it does not, -1 pid
+ * is gone, -2 an ancestor went meanwhile.  A process being released after
+ * its reap still has a readable stat, with ppid 0 (fs/proc/array.c: its
+ * parent link is no longer alive): that is gone, not outside the tree.  A
+ * fork child whose ring was looked at as its parent reaped it read so, and
+ * its records were refused (channel_unidentified; with BPF, shim_absent). */
+static int walk_up(__u32 pid)
 {
 	long self = getpid(), p = pid;
 	for (int depth = 0; depth < MAX_DEPTH; depth++) {
@@ -83,9 +88,22 @@ static int in_tree(__u32 pid)
 		if (p <= 1)
 			return 0;
 		long up = parent_of((__u32)p);
-		if (up < 0)
-			return p == (long)pid ? -1 : 0;
+		if (up <= 0)
+			return p == (long)pid ? -1 : -2;
 		p = up;
+	}
+	return 0;
+}
+
+/* Does pid's parent chain lead to us?  (-1: pid is gone.)  An ancestor that
+ * went during the walk has had its children reparented (to us, a subreaper,
+ * when they are ours) before it could be released: walk again. */
+static int in_tree(__u32 pid)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int t = walk_up(pid);
+		if (t != -2)
+			return t;
 	}
 	return 0;
 }

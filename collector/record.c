@@ -278,6 +278,10 @@ static void watch_new_processes(struct recorder *r)
 	while ((pid = fl_ingest_next_watch(r->ingest))) {
 		int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (fd < 0) { /* already gone */
+			/* its BPF exit record, with the exit code, was written before it was
+			 * reaped: read it first, or the records of its life still unread
+			 * would make a second, empty process of that pid */
+			bpf_poll(r);
 			fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
 			fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
 			continue;

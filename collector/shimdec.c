@@ -28,6 +28,8 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 	}
 	if (p && !p->ended && (h->flags & FL_HELLO_EXECED) && !g->bpf_mode)
 		fl_procs_exec(g, p, h->time_ns, exe, "shim");
+	else if (p && p->ended && g->bpf_mode && h->time_ns <= p->end_ns)
+		; /* read after the kernel's exit record of the same process: it is p, not a new one */
 	else if (!p || p->ended)
 		p = fl_procs_add(g, h->pid, h->ppid, exe, h->time_ns);
 	if (!p)

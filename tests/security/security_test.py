@@ -529,6 +529,27 @@ def test_reaped():
             check(all(f[2] >= n for f, n in zip(run.values(), pages)), f"COW faults {run}")
 
 
+def test_fork_exec():
+    """Children that exec /bin/true at once, their parent waiting for each
+    (heap's fork test once saw shim_absent and fault_unattributed there, and
+    dropped its exec'd child).  The cause was not the exec: a child gone before
+    faultline watched it was ended before its kernel records were read, and
+    those records made a second, empty process of its pid.  Now, BPF and shim
+    only: one row per process, each with its shim, its image, status 0, and
+    nothing lost."""
+    n = 40
+    for bpf in (True, False):
+        with tempfile.TemporaryDirectory() as d:
+            db = os.path.join(d, "x.db")
+            p = record(db, [os.path.join(TARGETS, "sec_reap"), "exec", str(n)], bpf=bpf)
+            check(p.returncode == 0, f"bpf={bpf}: exit {p.returncode}: {p.stderr}")
+            rows = query(db, "SELECT pid, exe, shim, exit_code FROM process")
+            check(len(rows) == n + 1 and len({r[0] for r in rows}) == n + 1, f"bpf={bpf}: one row each: {rows}")
+            kids = [r for r in rows if r[1] and r[1].endswith("/true")]
+            check(len(kids) == n and all(s == 1 and c == 0 for _, _, s, c in kids), f"bpf={bpf}: {rows}")
+            check(not losses(db), f"bpf={bpf}: losses {losses(db)}")
+
+
 PROGRAMS_PY = """
 import os, subprocess
 for code in (0, 3, 5):

@@ -12,7 +12,8 @@
  *   fork N   the main thread mallocs 500 x 100 B at site_parent (kept), then
  *            4 threads allocate while it forks N children; each child
  *            frees the odd site_parent blocks it inherited, mallocs
- *            1000 x 200 B at site_child (kept) and exits
+ *            1000 x 200 B at site_child (kept) and exits; then one
+ *            more child execs /bin/true
  * Exits 0 when everything held, else prints what did not.
  */
 /* The errno case asks for impossible sizes and frees a block a failed
@@ -195,6 +196,13 @@ static int check_fork(int n)
 		int st;
 		EXPECT(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	EXPECT(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	stop = 1;
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);

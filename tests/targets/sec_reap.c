@@ -13,6 +13,7 @@
  *              WNOWAIT peek), a child killed by SIGTERM, and a child that
  *              reaps a grandchild
  *   unseen     reaps no shim sees: system(), popen/pclose, SIGCHLD ignored
+ *   exec N     N children one after the other, each execs /bin/true at once
  */
 #include <errno.h>
 #include <signal.h>
@@ -145,6 +146,21 @@ static int unseen(void)
 	return 0;
 }
 
+static int exec_true(int n)
+{
+	for (int i = 0; i < n; i++) {
+		int st;
+		pid_t pid = fork();
+		if (pid == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+			return fail("fork, exec /bin/true");
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	buf = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -154,6 +170,8 @@ int main(int argc, char **argv)
 		return variants();
 	if (argc == 2 && !strcmp(argv[1], "unseen"))
 		return unseen();
-	fprintf(stderr, "usage: sec_reap variants|unseen\n");
+	if (argc == 3 && !strcmp(argv[1], "exec"))
+		return exec_true(atoi(argv[2]));
+	fprintf(stderr, "usage: sec_reap variants|unseen|exec N\n");
 	return 2;
 }
