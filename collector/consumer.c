@@ -273,6 +273,9 @@ static void file_under_host(struct fl_channel *c, __u32 i, __u32 claimed, __u32 
 	case FL_R_HEAP_STATS:
 		((struct fl_heap_stats *)r)->pid = host;
 		break;
+	case FL_R_EXEC:
+		((struct fl_exec_rec *)r)->pid = host;
+		break;
 	case FL_R_REAPED:
 		/* the child's pid is the namespace's, and once reaped the kernel
 		 * has nothing left to map it by: the record names no one */
@@ -395,6 +398,15 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 		if (((struct fl_heap_fork *)r)->pid != ring_pid)
 			return "heap fork record for another pid than its ring's";
 		return NULL;
+	case FL_R_EXEC: {
+		struct fl_exec_rec *x = (void *)r;
+		if (len != sizeof(*x))
+			return "exec record of the wrong size";
+		if (x->pid != ring_pid)
+			return "exec record for another pid than its ring's";
+		terminated(x->path, sizeof(x->path));
+		return NULL;
+	}
 	case FL_R_REAPED:
 		if (len != sizeof(struct fl_reaped))
 			return "reaped record of the wrong size";

@@ -198,9 +198,9 @@ __u64 fl_ingest_end_ns(const struct fl_ingest *g)
 
 void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
+	__u64 exit_unknown = fl_reaped_finish(g); /* before the processes still running are ended */
 	count_unshimmed(g, end_ns);
 	fl_faults_attribute(g, end_ns);
-	__u64 exit_unknown = fl_reaped_finish(g); /* before the processes still running are ended */
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
 	fl_heap_finish(g->heap); /* before the models close: it resolves stacks in them */

@@ -44,6 +44,8 @@ struct proc {
 	struct fl_model model;
 	bool ended, shim;
 	__u64 hello_ns;         /* its latest image's shim said hello then (0: never) */
+	__u64 exec_try_ns;      /* shim mode: it said it was about to exec (FL_R_EXEC), no hello since */
+	const char *exec_try_path; /* interned: the file it named */
 	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
 	size_t nexec_vmas, capexec_vmas;
 	struct fl_shimmaps snap;  /* shim: the HELLO snapshot being received, and the latest whole one */

@@ -46,7 +46,9 @@ struct proc *fl_procs_live(struct fl_ingest *g, __u32 pid, __u32 ppid, __u64 t)
 	return p && !p->ended ? p : fl_procs_add(g, pid, ppid, fl_procfs_exe((pid_t)pid), t);
 }
 
-void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source)
+/* p's image became exe at t: the old image's rows end, argv (NULL: unknown) is the new one's. */
+static void new_image(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source,
+		      char **argv)
 {
 	struct fl_call c = { .kind = FL_K_EXEC, .pid = p->pid, .tid = p->pid, .time_ns = t };
 	__s64 ev = fl_store_event(g->store, p->id, &c, source, exe, 0);
@@ -57,8 +59,13 @@ void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe
 	if (!p->exec_ns)
 		p->exec_ns = t;
 	p->image_ns = t;
-	char **argv = fl_procfs_argv((pid_t)p->pid);
 	fl_store_process_exe(g->store, p->id, exe, argv);
+}
+
+void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source)
+{
+	char **argv = fl_procfs_argv((pid_t)p->pid);
+	new_image(g, p, t, exe, source, argv);
 	free(argv);
 }
 
@@ -97,6 +104,12 @@ void fl_procs_end(struct fl_ingest *g, struct proc *p, __u64 t, int exit_code, i
 		return;
 	if (p->snap.v)
 		fl_procs_snapshot(g, p);
+	/* shim mode: it exec'd an image whose shim never said hello (a static
+	 * binary, no channel): that image is known by name only, and it is
+	 * gone, so nothing of it is read from /proc (fl_ingest_finish counts it
+	 * shim_absent: hello_ns < image_ns) */
+	if (p->exec_try_ns && !g->bpf_mode)
+		new_image(g, p, p->exec_try_ns, p->exec_try_path, "shim", NULL);
 	fl_matcher_flush(&p->matcher);
 	p->ended = true;
 	p->end_ns = t;

@@ -55,6 +55,24 @@ static bool children_accounted(struct fl_ingest *g, const struct proc *p)
 	return true;
 }
 
+/*
+ * A child no record spoke of (a vfork child that exec'd a static binary, a
+ * child whose shim had no channel): its parent's reap is all there is.  It
+ * gets a row with its status; nothing is read from /proc (it is long gone,
+ * its pid maybe another's).  Its fault totals stay unknown: its rusage holds
+ * those of children it reaped, unseen too.  fl_ingest_finish counts it
+ * shim_absent, the loss that says all of it but its end is unknown.
+ */
+static struct proc *unseen_child(struct fl_ingest *g, const struct fl_reaped *r, struct proc *reaper)
+{
+	struct proc *p = fl_procs_add(g, r->child, reaper->pid, NULL, r->time_ns);
+	if (p) {
+		fl_procs_end(g, p, r->time_ns, -1, -1);
+		p->faults_final = true; /* unknown, and said so by shim_absent, not exit_unknown */
+	}
+	return p;
+}
+
 static void take_reap(struct fl_ingest *g, const struct fl_reap *k)
 {
 	const struct fl_reaped *r = &k->r;
@@ -64,6 +82,8 @@ static void take_reap(struct fl_ingest *g, const struct fl_reap *k)
 		reaper->reaped_ru[0] += r->min_flt;
 		reaper->reaped_ru[1] += r->maj_flt;
 	}
+	if (!p && r->child && reaper && !fl_procs_find(g, r->child))
+		p = unseen_child(g, r, reaper);
 	if (!p)
 		return;
 	p->reaper = r->pid;

@@ -41,6 +41,8 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 			fl_store_process_exe(g->store, p->id, exe, argv);
 		free(argv);
 	}
+	if (h->time_ns > p->exec_try_ns)
+		p->exec_try_ns = 0; /* the image it exec'd said hello */
 	if (!p->shim)
 		fl_store_process_shim(g->store, p->id);
 	p->shim = true;
@@ -78,6 +80,22 @@ static void on_call(struct fl_ingest *g, const struct fl_call_rec *r)
 	__s64 ev = fl_store_event(g->store, p->id, c, "shim", path, stack);
 	struct fl_change ch = fl_proc_change(p, c->time_ns, ev, FL_HOW_CALL);
 	fl_model_apply(&p->model, &ch, c, path ? path : fl_procfs_call_path((pid_t)p->pid, c), false);
+}
+
+/* Shim mode: p is about to exec, or its exec failed.  The new image's hello
+ * is read after this (its ring is newer, fl_channel_poll retires the old one
+ * first) and clears it; without one, the image is written when p ends. */
+static void on_exec(struct fl_ingest *g, const struct fl_exec_rec *x)
+{
+	struct proc *p = fl_procs_find(g, x->pid);
+	if (g->bpf_mode || !p || p->ended)
+		return;
+	if (!x->err) {
+		p->exec_try_ns = x->time_ns;
+		p->exec_try_path = fl_strtab_intern(x->path);
+	} else {
+		p->exec_try_ns = 0;
+	}
 }
 
 /* A sampled heap block (its stack is resolved when its row is written). */
@@ -150,6 +168,10 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 	case FL_R_HEAP_FORK:
 		if (rec->size >= sizeof(struct fl_heap_fork))
 			on_heap_fork(g, (const struct fl_heap_fork *)rec);
+		break;
+	case FL_R_EXEC:
+		if (rec->size >= sizeof(struct fl_exec_rec))
+			on_exec(g, (const struct fl_exec_rec *)rec);
 		break;
 	case FL_R_REAPED:
 		if (rec->size >= sizeof(struct fl_reaped))

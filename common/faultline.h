@@ -107,6 +107,7 @@ enum fl_rec_type {
 	FL_R_HEAP_STATS = 10, /* shim, at exit: what the heap sampler could not see (fl_heap_stats) */
 	FL_R_HEAP_FORK = 11, /* shim: a fork, from both sides: the child inherits sampled blocks (fl_heap_fork) */
 	FL_R_REAPED = 12, /* shim: the process reaped a child through wait4/waitpid/wait/wait3/waitid (fl_reaped) */
+	FL_R_EXEC = 13,   /* shim: the process is about to exec, or its exec failed (fl_exec_rec) */
 };
 
 struct fl_rec {
@@ -279,6 +280,24 @@ struct fl_reaped {
 };
 #define FL_REAPED_RUSAGE 1u /* min_flt/maj_flt are the kernel's */
 _Static_assert(sizeof(struct fl_reaped) == 48, "fl_reaped layout");
+
+/*
+ * An exec, from the image it replaces (ABI 9): sent by the shim's exec hooks
+ * just before the call (err 0) and again if it returned (err: its errno).
+ * In shim-only mode the new image is known by its own hello; one that never
+ * says hello (a static binary, LD_PRELOAD or the channel's variable gone, a
+ * /proc of its own: `unshare --mount-proc`) is known by this record alone.
+ * path is the file as the program named it (execvp: before the PATH search;
+ * fexecve: empty).
+ */
+struct fl_exec_rec {
+	struct fl_rec h;
+	__u32 pid;
+	__s32 err;          /* 0: about to exec; else the exec failed with this errno */
+	__u64 time_ns;
+	char path[FL_PATH_MAX];
+};
+_Static_assert(sizeof(struct fl_exec_rec) == 24 + FL_PATH_MAX, "fl_exec_rec layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -4,7 +4,8 @@
  * the target makes through libc (mmap family, brk/sbrk, madvise, shmat/shmdt,
  * fork, vfork, dlopen/dlclose) is passed to the real function and then recorded
  * with its call stack (shim_record, ring.c); the wait family says which child
- * it reaped (FL_R_REAPED).  The rules every hook follows,
+ * it reaped (FL_R_REAPED), the exec family that an image is about to be
+ * replaced (FL_R_EXEC).  The rules every hook follows,
  * and what the shim cannot see, are in shim.h; vfork, dlopen and dlclose
  * enter through tailjumps.S.
  */
@@ -41,6 +42,11 @@ static struct {
 	pid_t (*fork)(void);
 	pid_t (*vfork)(void);
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execv)(const char *, char *const[]);
+	int (*execvp)(const char *, char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
 	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
 } real;
@@ -74,6 +80,7 @@ static void resolve(void)
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
 	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(dlopen); R(dlclose);
+	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve);
 #undef R
 	shim_busy--;
 }
@@ -607,6 +614,152 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 		send_reaped(si->si_pid, waitid_status(si), &own_ru);
 	errno = e;
 	return (int)r;
+}
+
+/* ---- exec: execve, execv, execvp, execvpe, execl, execle, execlp, fexecve - */
+
+/*
+ * In shim-only mode a new image is known by its shim's hello.  One whose shim
+ * cannot say hello (a static binary, LD_PRELOAD or the channel's variable
+ * removed, a /proc of its own after `unshare --mount-proc`) would silently
+ * continue the old image's row: so the old image says it is about to exec
+ * (FL_R_EXEC), and again if the exec failed (the call returned).  Not from a
+ * vfork or raw clone child (it shares this image's memory and cached pid but
+ * is another process: getpid tells), and not when recording is off.
+ * glibc's own execs (posix_spawn, system, popen) run in such children.
+ */
+static void send_exec(const char *path, int err)
+{
+	struct fl_exec_rec x;
+
+	shim_busy++;
+	memset(&x, 0, sizeof(x));
+	x.h.type = FL_R_EXEC;
+	x.h.size = sizeof(x);
+	x.pid = shim_pid;
+	x.err = err;
+	x.time_ns = shim_now_ns();
+	shim_copy_str(x.path, sizeof(x.path), path);
+	shim_emit(&x, sizeof(x));
+	shim_busy--;
+}
+
+/* Before an exec: 1 when said (then exec_returned must follow a failure). */
+static int exec_announce(const char *path)
+{
+	int e = errno, said;
+
+	said = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON &&
+	       (__u32)syscall(SYS_getpid) == shim_pid;
+	if (said)
+		send_exec(path, 0);
+	errno = e;
+	return said;
+}
+
+/* The exec returned: it failed, and the old image goes on. */
+static void exec_returned(int said)
+{
+	int e = errno;
+
+	if (said)
+		send_exec(NULL, e ? e : ENOEXEC);
+	errno = e;
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	NEED(execve);
+	int said = exec_announce(path);
+	int r = real.execve ? real.execve(path, argv, envp) : (int)syscall(SYS_execve, path, argv, envp);
+	exec_returned(said);
+	return r;
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	NEED(execv);
+	if (!real.execv)
+		return execve(path, argv, environ);
+	int said = exec_announce(path);
+	int r = real.execv(path, argv);
+	exec_returned(said);
+	return r;
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	NEED(execvpe);
+	if (!real.execvpe) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int said = exec_announce(file);
+	int r = real.execvpe(file, argv, envp);
+	exec_returned(said);
+	return r;
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	NEED(execvp);
+	if (!real.execvp)
+		return execvpe(file, argv, environ);
+	int said = exec_announce(file);
+	int r = real.execvp(file, argv);
+	exec_returned(said);
+	return r;
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	NEED(fexecve);
+	if (!real.fexecve) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int said = exec_announce("");
+	int r = real.fexecve(fd, argv, envp);
+	exec_returned(said);
+	return r;
+}
+
+/* execl, execle, execlp: the argument list as an array, as glibc's own do
+ * (posix/execl.c), then the array form.  execle's envp follows the NULL. */
+#define ARGV_FROM_LIST(arg, ap, argv, envp_out)                              \
+	size_t n_ = 1;                                                        \
+	va_start(ap, arg);                                                    \
+	while (va_arg(ap, const char *))                                      \
+		n_++;                                                         \
+	va_end(ap);                                                           \
+	char *argv[n_ + 1];                                                   \
+	argv[0] = (char *)arg;                                                \
+	va_start(ap, arg);                                                    \
+	for (size_t i_ = 1; i_ <= n_; i_++)                                   \
+		argv[i_] = va_arg(ap, char *);                                \
+	envp_out;                                                             \
+	va_end(ap)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_LIST(arg, ap, argv, (void)0);
+	return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	ARGV_FROM_LIST(arg, ap, argv, (void)0);
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	char **envp;
+	ARGV_FROM_LIST(arg, ap, argv, envp = va_arg(ap, char **));
+	return execve(path, argv, envp);
 }
 
 /* dlopen/dlclose are about to map or unmap where no hook sees it: owe a
