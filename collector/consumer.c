@@ -276,6 +276,9 @@ static void file_under_host(struct fl_channel *c, __u32 i, __u32 claimed, __u32 
 	case FL_R_EXEC:
 		((struct fl_exec_rec *)r)->pid = host;
 		break;
+	case FL_R_NESTED:
+		((struct fl_nested *)r)->pid = host;
+		break;
 	case FL_R_REAPED:
 		/* the child's pid is the namespace's, and once reaped the kernel
 		 * has nothing left to map it by: the record names no one */
@@ -407,6 +410,12 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 		terminated(x->path, sizeof(x->path));
 		return NULL;
 	}
+	case FL_R_NESTED:
+		if (len != sizeof(struct fl_nested))
+			return "nested-call count of the wrong size";
+		if (((struct fl_nested *)r)->pid != ring_pid)
+			return "nested-call count for another pid than its ring's";
+		return NULL;
 	case FL_R_REAPED:
 		if (len != sizeof(struct fl_reaped))
 			return "reaped record of the wrong size";

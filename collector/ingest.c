@@ -217,6 +217,14 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 			      "processes whose exit status or final fault totals shim-only mode could not know "
 			      "(reaped where no shim could see it: system(), pclose(), a raw syscall, SIGCHLD ignored, "
 			      "a parent without the shim; or a parent of such a process)");
+	fl_store_loss(g->store, "shim_nested_caller", g->nested_caller_only,
+		      "calls a signal handler made while its thread was inside the shim's unwinder: "
+		      "their stacks hold the caller only (the unwinder is not known to be reentrant)");
+	fl_store_loss(g->store, "shim_nested_unrecorded", g->nested_lost,
+		      g->bpf_mode ? "calls a signal handler made while its thread was busy in the shim outside a record "
+				    "(fork, a maps snapshot, heap sampling): the kernel's record of each has no stack"
+				  : "calls a signal handler made while its thread was busy in the shim outside a record "
+				    "(fork, a maps snapshot, heap sampling): not recorded; the maps resync finds what they left");
 	fl_store_fill_paths(g->store, fl_procfs_resolve_files);
 	if (g->bpf_mode)
 		fl_store_loss(g->store, "fault_unattributed", g->faults.unattributed,

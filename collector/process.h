@@ -91,6 +91,8 @@ struct fl_ingest {
 	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
 	struct fl_faults faults;
 	__u64 last_settle;      /* when the matchers last expired calls */
+	__u64 nested_caller_only; /* shim calls from a signal handler inside the unwinder: caller-only stacks */
+	__u64 nested_lost;      /* shim calls from a signal handler while the shim was busy: unrecorded */
 	struct fl_reap *reaps;  /* shim mode: reaps the shims said, settled at the end (reaped.c) */
 	size_t nreaps, capreaps;
 	pid_t *watch;           /* new processes whose exit the loop must watch */

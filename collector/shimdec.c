@@ -64,6 +64,8 @@ static void on_call(struct fl_ingest *g, const struct fl_call_rec *r)
 	struct proc *p = fl_procs_find(g, c->pid);
 	if (!p)
 		return;
+	if (c->flags & FL_CALL_NESTED)
+		g->nested_caller_only++;
 	const char *path = NULL;
 	size_t fixed = sizeof(*r) + r->h.nframes * sizeof(__u64);
 	if (c->kind == FL_K_DLOPEN && r->h.size > fixed)
@@ -172,6 +174,10 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 	case FL_R_EXEC:
 		if (rec->size >= sizeof(struct fl_exec_rec))
 			on_exec(g, (const struct fl_exec_rec *)rec);
+		break;
+	case FL_R_NESTED:
+		if (rec->size >= sizeof(struct fl_nested))
+			g->nested_lost += ((const struct fl_nested *)rec)->count;
 		break;
 	case FL_R_REAPED:
 		if (rec->size >= sizeof(struct fl_reaped))

@@ -91,6 +91,8 @@ struct fl_call {
 	__u32 flags;    /* FL_CALL_FAULTLINE (BPF, ABI 8) */
 };
 #define FL_CALL_FAULTLINE 1u /* made while the thread was inside faultline's shim (FL_SHIM_MARK) */
+#define FL_CALL_NESTED 2u    /* shim (ABI 9): made by a signal handler that interrupted the shim's
+                              * unwinder: the stack holds the caller only */
 _Static_assert(sizeof(struct fl_call) == 104, "fl_call layout");
 
 /* Record types.  Every record starts with struct fl_rec. */
@@ -108,6 +110,7 @@ enum fl_rec_type {
 	FL_R_HEAP_FORK = 11, /* shim: a fork, from both sides: the child inherits sampled blocks (fl_heap_fork) */
 	FL_R_REAPED = 12, /* shim: the process reaped a child through wait4/waitpid/wait/wait3/waitid (fl_reaped) */
 	FL_R_EXEC = 13,   /* shim: the process is about to exec, or its exec failed (fl_exec_rec) */
+	FL_R_NESTED = 14, /* shim: calls a signal handler made while its thread was busy in the shim, unrecorded (fl_nested) */
 };
 
 struct fl_rec {
@@ -298,6 +301,21 @@ struct fl_exec_rec {
 	char path[FL_PATH_MAX];
 };
 _Static_assert(sizeof(struct fl_exec_rec) == 24 + FL_PATH_MAX, "fl_exec_rec layout");
+
+/*
+ * Address-space calls the shim let through unrecorded (ABI 9): made by a
+ * signal handler that interrupted its thread while the shim was busy outside
+ * its record of a call (forking, a maps snapshot, heap sampling, start-up).
+ * Sent with the process's next record; with eBPF the kernel's record of each
+ * stands without a stack.
+ */
+struct fl_nested {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 pad;
+	__u64 count;
+};
+_Static_assert(sizeof(struct fl_nested) == 24, "fl_nested layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -25,6 +25,8 @@ __u64 shim_seq;
 char shim_chan_path[256];
 SHIM_TLS int shim_busy;
 SHIM_TLS __u32 shim_tls_tid;
+SHIM_TLS int shim_in_record;
+__u64 shim_nested_lost;
 
 static struct fl_chan_hdr *hdr;        /* the channel header, MAP_SHARED */
 static struct fl_ring_desc *desc;      /* our ring's descriptor in hdr */
@@ -218,6 +220,30 @@ void shim_note(const char *text)
 	shim_emit(&n, sizeof(n));
 }
 
+/* Say the calls let through unrecorded since the last time (shim_recording_call). */
+static void send_nested_lost(void)
+{
+	struct fl_nested n;
+
+	if (!__atomic_load_n(&shim_nested_lost, __ATOMIC_RELAXED))
+		return;
+	memset(&n, 0, sizeof(n));
+	n.h.type = FL_R_NESTED;
+	n.h.size = sizeof(n);
+	n.pid = shim_pid;
+	n.count = __atomic_exchange_n(&shim_nested_lost, 0, __ATOMIC_RELAXED);
+	if (n.count)
+		shim_emit(&n, sizeof(n));
+}
+
+/*
+ * A record may nest: a signal handler's call made while this thread is
+ * inside shim_record is recorded too (shim_recording_call).  Its stack is
+ * unwound as any other unless the handler interrupted the unwinder itself,
+ * which is not known to be reentrant (libgcc's registered-frame lock): then
+ * it holds the hook's caller only, from the shim's frame pointers, and the
+ * call says so (FL_CALL_NESTED; counted as a loss by the collector).
+ */
 void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2,
 		 __u64 a3, __u64 a4, __u64 a5, const char *name)
 {
@@ -227,8 +253,10 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 	} b;
 	struct fl_call *c = &b.r.call;
 	__u32 size;
+	int nested = shim_in_record;
 
 	shim_busy++;
+	shim_in_record++;
 	memset(&b.r, 0, sizeof(b.r));
 	c->kind = kind;
 	c->pid = shim_pid;
@@ -240,8 +268,13 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 	c->args[3] = a3; c->args[4] = a4; c->args[5] = a5;
 	c->result = result;
 	b.r.h.type = FL_R_CALL;
-	/* in place: the name's room (written after) holds the unwinder's slack */
-	b.r.h.nframes = (__u16)shim_backtrace_into(b.r.frames, (sizeof(b) - sizeof(b.r)) / 8u);
+	if (nested && shim_unwinding) {
+		c->flags = FL_CALL_NESTED;
+		b.r.h.nframes = (__u16)(shim_depth ? shim_caller(b.r.frames) : 0);
+	} else {
+		/* in place: the name's room (written after) holds the unwinder's slack */
+		b.r.h.nframes = (__u16)shim_backtrace_into(b.r.frames, (sizeof(b) - sizeof(b.r)) / 8u);
+	}
 	size = sizeof(b.r) + 8u * b.r.h.nframes;
 	if (name) {
 		char *p = (char *)b.bytes + size;
@@ -249,8 +282,12 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 		size += (__u32)strlen(p) + 1;
 	}
 	b.r.h.size = size;
-	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON)
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON) {
 		shim_emit(&b, size);
+		if (!nested)
+			send_nested_lost();
+	}
+	shim_in_record--;
 	shim_busy--;
 }
 

@@ -159,7 +159,7 @@ static void *mmap_common(void *(*fn)(void *, size_t, int, int, int, off_t),
 	}
 	if (flags & MAP_FIXED)
 		shim_guard(U(addr), len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return fn(addr, len, prot, flags, fd, off);
 	r = fn(addr, len, prot, flags, fd, off);
 	int e = errno;
@@ -192,7 +192,7 @@ EXPORT int munmap(void *addr, size_t len)
 	if (!real.munmap)
 		return (int)syscall(SYS_munmap, addr, len);
 	shim_guard(U(addr), len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.munmap(addr, len);
 	r = real.munmap(addr, len);
 	int e = errno;
@@ -210,7 +210,7 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	if (!real.mprotect)
 		return (int)syscall(SYS_mprotect, addr, len, prot);
 	shim_guard(U(addr), len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.mprotect(addr, len, prot);
 	r = real.mprotect(addr, len, prot);
 	int e = errno;
@@ -228,7 +228,7 @@ EXPORT int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	if (!real.pkey_mprotect)
 		return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
 	shim_guard(U(addr), len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.pkey_mprotect(addr, len, prot, pkey);
 	r = real.pkey_mprotect(addr, len, prot, pkey);
 	int e = errno;
@@ -256,7 +256,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	shim_guard(U(old), old_len);
 	if (flags & MREMAP_FIXED)
 		shim_guard(U(naddr), new_len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.mremap(old, old_len, new_len, flags, naddr);
 	r = real.mremap(old, old_len, new_len, flags, naddr);
 	int e = errno;
@@ -276,7 +276,7 @@ EXPORT int brk(void *addr)
 		errno = ENOMEM;
 		return -1;
 	}
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.brk(addr);
 	r = real.brk(addr);
 	int e = errno;
@@ -295,7 +295,7 @@ EXPORT void *sbrk(intptr_t inc)
 		errno = ENOMEM;
 		return (void *)-1;
 	}
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.sbrk(inc);
 	r = real.sbrk(inc);
 	int e = errno;
@@ -314,7 +314,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	if (!real.madvise)
 		return (int)syscall(SYS_madvise, addr, len, advice);
 	shim_guard(U(addr), len);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.madvise(addr, len, advice);
 	r = real.madvise(addr, len, advice);
 	int e = errno;
@@ -335,7 +335,7 @@ EXPORT void *shmat(int shmid, const void *addr, int shmflg)
 		return (void *)syscall(SYS_shmat, shmid, addr, shmflg);
 	if (addr && (shmflg & SHM_REMAP))
 		shim_guard(U(addr), ~U(addr));
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.shmat(shmid, addr, shmflg);
 	r = real.shmat(shmid, addr, shmflg);
 	int e = errno;
@@ -353,7 +353,7 @@ EXPORT int shmdt(const void *addr)
 	NEED(shmdt);
 	if (!real.shmdt)
 		return (int)syscall(SYS_shmdt, addr);
-	if (!shim_recording())
+	if (!shim_recording_call())
 		return real.shmdt(addr);
 	r = real.shmdt(addr);
 	int e = errno;
@@ -405,6 +405,7 @@ static void fork_child(__u64 parent_seq, int gated, int stay_off, __u32 ppid)
 	shim_pid = (__u32)syscall(SYS_getpid);
 	shim_tls_tid = shim_pid;
 	__atomic_store_n(&shim_seq, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&shim_nested_lost, 0, __ATOMIC_RELAXED); /* the parent's to say */
 	shim_gate_reset();
 	/* The child's HELLO below carries a full snapshot; a RESYNC a parent
 	 * thread was sending at fork would never finish here. */

@@ -19,11 +19,12 @@
  * - Reentrancy: a per-thread `shim_busy` count.  A hook entered while the
  *   thread is already inside the shim (the unwinder's or dlsym's own calls,
  *   or a signal handler interrupting the shim) passes the call through
- *   unrecorded.  Consequence: calls from a signal handler that interrupted
- *   this thread while it was recording are not recorded (the BPF ground
- *   truth still sees them).  This also means a nested producer never waits
- *   for a slot its own thread reserved, so the "full ring + nested producer"
- *   deadlock cannot happen.
+ *   unrecorded, with one exception: an address-space call a signal handler
+ *   makes while its thread is inside shim_record is recorded too, nested
+ *   (shim_recording_call; ring.c says how its stack is taken); one made in
+ *   another busy window is counted (FL_R_NESTED).  A nested producer never
+ *   waits for a slot its own thread reserved (it waits only for slots
+ *   before it), so the "full ring + nested producer" deadlock cannot happen.
  *
  * Not seen: calls made inside libc itself (malloc's internal __mmap, ld.so),
  * raw syscalls, static binaries.  Children made by raw clone() or _Fork()
@@ -68,6 +69,9 @@ extern char shim_chan_path[256];       /* copy of $FAULTLINE_CHANNEL */
 extern SHIM_TLS int shim_busy;
 #define SHIM_PROGRAM (1 << 24)
 extern SHIM_TLS __u32 shim_tls_tid;
+extern SHIM_TLS int shim_in_record;    /* this thread is inside shim_record (ring.c) */
+extern SHIM_TLS int shim_unwinding;    /* this thread is inside the unwinder (unwind.c) */
+extern __u64 shim_nested_lost;         /* calls let through busy (shim_recording_call), not yet said */
 
 /* ---- small helpers (raw syscalls: never through a hooked symbol) -------- */
 static inline long shim_sys_mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
@@ -153,6 +157,9 @@ void shim_find_text(void);
 void shim_unwind_init(void);
 /* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
 #define SHIM_FRAME_SLACK 16
+/* The hook's caller, from the shim's own frame pointers (async-signal-safe,
+ * no unwinder): 1 frame, or 0. */
+unsigned shim_caller(__u64 *frame);
 /* Fill frames[] with the stack above the shim, innermost first; returns how many. */
 unsigned shim_backtrace(__u64 *frames);
 /* The same, unwinding in place: frames has room for room entries (the depth
@@ -199,6 +206,25 @@ static inline int shim_recording(void)
 	if (s == ST_UNINIT && !shim_busy)
 		shim_init();
 	return __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON && !shim_busy;
+}
+
+/*
+ * Should this address-space call be recorded?  As shim_recording(), and also
+ * when a signal handler made it while its thread was inside shim_record: the
+ * record nests (ring.c takes its stack; a nested emit never waits for the
+ * slot the outer one holds).  In other busy windows (fork, a snapshot, heap
+ * sampling, start-up) the call passes unrecorded and is counted.
+ */
+static inline int shim_recording_call(void)
+{
+	if (shim_recording())
+		return 1;
+	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON || shim_busy <= 0)
+		return 0;
+	if (shim_in_record)
+		return 1;
+	__atomic_add_fetch(&shim_nested_lost, 1, __ATOMIC_RELAXED);
+	return 0;
 }
 
 #endif /* FL_SHIM_H */

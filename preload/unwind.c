@@ -28,6 +28,7 @@ unsigned shim_depth = FL_DEFAULT_FRAMES;
 int shim_no_unwind;
 
 static uintptr_t text_lo, text_hi;     /* the shim's executable segment */
+SHIM_TLS int shim_unwinding;
 static unsigned unwinders;             /* threads inside backtrace() (atomic) */
 static int forking;                    /* a fork waits for or runs with the gate closed */
 
@@ -87,7 +88,9 @@ unsigned shim_backtrace_into(__u64 *frames, unsigned room)
 		while (__atomic_load_n(&forking, __ATOMIC_SEQ_CST))
 			shim_short_sleep();
 	}
+	shim_unwinding++;
 	got = backtrace((void **)frames, (int)(want + SHIM_FRAME_SLACK));
+	shim_unwinding--;
 	__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
 
 	while (i < (unsigned)(got > 0 ? got : 0) &&
@@ -96,6 +99,28 @@ unsigned shim_backtrace_into(__u64 *frames, unsigned room)
 	for (; i < (unsigned)got && n < want; i++)
 		frames[n++] = frames[i];
 	return n;
+}
+
+/*
+ * The first return address outside the shim on the chain of the shim's own
+ * frames (built with frame pointers: meson.build): the hook's caller.  Reads
+ * only this thread's stack, a few frames up, each above the last.
+ */
+__attribute__((noinline)) unsigned shim_caller(__u64 *frame)
+{
+	uintptr_t *fp = __builtin_frame_address(0);
+
+	for (int i = 0; i < 8 && fp && !((uintptr_t)fp & 7); i++) {
+		uintptr_t ret = fp[1], *up = (uintptr_t *)fp[0];
+		if (ret < text_lo || ret >= text_hi) {
+			*frame = ret;
+			return 1;
+		}
+		if (up <= fp || (uintptr_t)up - (uintptr_t)fp > 65536)
+			break;
+		fp = up;
+	}
+	return 0;
 }
 
 unsigned shim_backtrace(__u64 *frames)

@@ -760,6 +760,43 @@ def test_signal_matching():
             check(shim_only == 0, f"{kind}: {shim_only} calls stored twice")
 
 
+def test_signal_in_shim():
+    """A timer handler that maps and unmaps while its thread is inside a
+    shim hook (the timer counts CPU time, most of which the hooks spend
+    unwinding).  Such calls once went unrecorded in shim-only mode and
+    stackless with BPF, uncounted.  Now each is recorded with its stack,
+    the handler's frame first; when the handler interrupted the unwinder,
+    the stack is the caller only (shim_nested_caller, a loss every report
+    prints); one made while the shim was busy elsewhere (fork, snapshot) is
+    counted (shim_nested_unrecorded).  Shim only and with BPF: handler calls
+    recorded + unrecorded == 2 per handler run."""
+    for bpf in (False, True):
+        with tempfile.TemporaryDirectory() as d:
+            db = os.path.join(d, "g.db")
+            p = record(db, [os.path.join(TARGETS, "sec_sigmmap"), "20000"], bpf=bpf, timeout=300)
+            check(p.returncode == 0, f"bpf={bpf}: exit {p.returncode}: {p.stderr}")
+            handled = int(p.stdout.split()[3])
+            rows = query(db, "SELECT e.stack_id IS NOT NULL, (SELECT count(*) FROM stack_frame sf WHERE "
+                             "sf.stack_id = e.stack_id), (SELECT f.function FROM stack_frame sf JOIN frame f "
+                             "ON f.id = sf.frame_id WHERE sf.stack_id = e.stack_id AND sf.idx = 0) "
+                             "FROM event e JOIN process p ON p.id = e.proc_id WHERE p.exe LIKE '%sec_sigmmap' "
+                             "AND e.kind IN ('mmap', 'munmap') AND e.a1 = 28672 "
+                             "AND (e.kind = 'munmap' OR e.a3 & 32 != 0)")
+            lost = losses(db)
+            unrecorded, caller_only = lost.get("shim_nested_unrecorded", 0), lost.get("shim_nested_caller", 0)
+            stacked = [r for r in rows if r[0]]
+            print(f"bpf={bpf}: handler ran {handled}; calls {len(rows)}, with a stack {len(stacked)}, "
+                  f"caller only {caller_only}, unrecorded {unrecorded}")
+            check(handled > 0, "the timer fired")
+            check(len(rows) == 2 * handled - (0 if bpf else unrecorded), f"bpf={bpf}: handler calls {len(rows)}")
+            check(len(stacked) == 2 * handled - unrecorded, f"bpf={bpf}: with a stack {len(stacked)}")
+            check(all(fn == "on_timer" for _, _, fn in stacked), f"bpf={bpf}: the handler's frame first")
+            check(sum(n == 1 for _, n, _ in stacked) == caller_only, f"bpf={bpf}: caller-only stacks vs {lost}")
+            if caller_only:
+                rep = subprocess.run([FL, "report", db], capture_output=True, text=True, timeout=60)
+                check(f"LOST       shim_nested_caller: {caller_only}" in rep.stdout, rep.stdout)
+
+
 STACK_BOUND = 3584   # bytes: what docs/security.md states a hook may use at most
 
 
