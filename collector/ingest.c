@@ -215,7 +215,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 	if (!g->bpf_mode)
 		fl_store_loss(g->store, "exit_unknown", exit_unknown,
 			      "processes whose exit status or final fault totals shim-only mode could not know "
-			      "(reaped where no shim could see it: system(), pclose(), a raw syscall, SIGCHLD ignored, "
+			      "(reaped where no shim could see it: pclose(), a raw syscall, SIGCHLD ignored, "
 			      "a parent without the shim; or a parent of such a process)");
 	fl_store_loss(g->store, "shim_nested_caller", g->nested_caller_only,
 		      "calls a signal handler made while its thread was inside the shim's unwinder: "

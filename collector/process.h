@@ -44,6 +44,7 @@ struct proc {
 	struct fl_model model;
 	bool ended, shim;
 	__u64 hello_ns;         /* its latest image's shim said hello then (0: never) */
+	__u64 first_hello_ns;   /* its first hello (0: never) */
 	__u64 exec_try_ns;      /* shim mode: it said it was about to exec (FL_R_EXEC), no hello since */
 	const char *exec_try_path; /* interned: the file it named */
 	struct fl_vma *exec_vmas; /* BPF: the VMAs of an image whose exec record comes next */
@@ -59,6 +60,7 @@ struct proc {
 	bool by_faultline;      /* faultline reaped it (the launched process, or an orphan) */
 	__u32 reaper;           /* FL_R_REAPED: the process whose wait returned it (0: none said so) */
 	int reaped_status;
+	bool ru_known;          /* ru is the kernel's (a system() reap overlapping another is not) */
 	__u64 ru[2];            /* FL_R_REAPED: rusage minor, major (its own + children it reaped) */
 	__u64 reaped_ru[2];     /* the rusage of the children it reaped itself, summed */
 };

@@ -22,6 +22,49 @@ void fl_reaped_zombie(struct fl_ingest *g, struct proc *p, const __u64 faults[2]
 }
 
 /*
+ * The child system() reaped: the one child of the caller that said hello
+ * within the call (its shell; what the shell ran is the shell's child, or
+ * the shell itself after an exec).  None or several (threads calling it at
+ * once): NULL, and each stays as faultline saw it.
+ */
+static struct proc *system_child(struct fl_ingest *g, const struct fl_reaped *r)
+{
+	struct proc *found = NULL;
+	for (size_t i = 0; i < g->nall; i++) {
+		struct proc *p = g->all[i];
+		if (p->ppid != r->pid || !p->ended || p->reaper || !p->hello_ns ||
+		    p->first_hello_ns < r->since_ns || p->first_hello_ns > r->time_ns)
+			continue;
+		if (found)
+			return NULL;
+		found = p;
+	}
+	return found;
+}
+
+/*
+ * What system()'s children's rusage growth says of its child: less the reaps
+ * other threads said within the call.  -1 when another system() of the same
+ * process overlapped it (the growth is theirs together).
+ */
+static int system_growth(struct fl_ingest *g, const struct fl_reap *k, __u64 ru[2])
+{
+	const struct fl_reaped *r = &k->r;
+	ru[0] = r->min_flt;
+	ru[1] = r->maj_flt;
+	for (size_t i = 0; i < g->nreaps; i++) {
+		const struct fl_reap *o = &g->reaps[i];
+		if (o == k || o->reaper != k->reaper || o->r.time_ns < r->since_ns || o->r.time_ns > r->time_ns)
+			continue;
+		if ((o->r.flags & FL_REAPED_SYSTEM) || o->r.min_flt > ru[0] || o->r.maj_flt > ru[1])
+			return -1;
+		ru[0] -= o->r.min_flt;
+		ru[1] -= o->r.maj_flt;
+	}
+	return 0;
+}
+
+/*
  * The process r reaped: of that pid, the latest that ended, was alive when
  * its reaper's wait returned (its hello came first) and was not reaped
  * already.  NULL for a child that never said hello (no shim: a static
@@ -29,6 +72,8 @@ void fl_reaped_zombie(struct fl_ingest *g, struct proc *p, const __u64 faults[2]
  */
 static struct proc *reaped_proc(struct fl_ingest *g, const struct fl_reaped *r)
 {
+	if (r->flags & FL_REAPED_SYSTEM)
+		return system_child(g, r);
 	for (size_t i = g->nall; r->child && i-- > 0;) {
 		struct proc *p = g->all[i];
 		if (p->pid == r->child && p->ended && !p->reaper && p->hello_ns <= r->time_ns)
@@ -77,18 +122,21 @@ static void take_reap(struct fl_ingest *g, const struct fl_reap *k)
 {
 	const struct fl_reaped *r = &k->r;
 	struct proc *p = reaped_proc(g, r), *reaper = k->reaper;
+	__u64 ru[2] = { r->min_flt, r->maj_flt };
+	bool ru_known = !(r->flags & FL_REAPED_SYSTEM) || system_growth(g, k, ru) == 0;
 	/* the kernel added the child's rusage to the reaper's children's */
-	if (reaper && reaper != p) {
-		reaper->reaped_ru[0] += r->min_flt;
-		reaper->reaped_ru[1] += r->maj_flt;
+	if (reaper && reaper != p && ru_known) {
+		reaper->reaped_ru[0] += ru[0];
+		reaper->reaped_ru[1] += ru[1];
 	}
 	if (!p && r->child && reaper && !fl_procs_find(g, r->child))
 		p = unseen_child(g, r, reaper);
 	if (!p)
 		return;
 	p->reaper = r->pid;
-	p->ru[0] = r->min_flt;
-	p->ru[1] = r->maj_flt;
+	p->ru_known = ru_known;
+	p->ru[0] = ru[0];
+	p->ru[1] = ru[1];
 	if (!p->status_known) {
 		int st = r->status;
 		fl_store_process_end(g->store, p->id, p->end_ns, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
@@ -108,7 +156,7 @@ __u64 fl_reaped_finish(struct fl_ingest *g)
 		struct proc *p = g->all[i];
 		if (!p->ended)
 			continue;
-		if (!p->faults_final && p->reaper && p->ru[0] >= p->reaped_ru[0] && p->ru[1] >= p->reaped_ru[1] &&
+		if (!p->faults_final && p->reaper && p->ru_known && p->ru[0] >= p->reaped_ru[0] && p->ru[1] >= p->reaped_ru[1] &&
 		    children_accounted(g, p)) {
 			__u64 own[2] = { p->ru[0] - p->reaped_ru[0], p->ru[1] - p->reaped_ru[1] };
 			fl_reaped_zombie(g, p, own);

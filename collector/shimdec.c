@@ -48,6 +48,8 @@ static void on_hello(struct fl_ingest *g, const struct fl_hello *h)
 	p->shim = true;
 	if (h->time_ns > p->hello_ns)
 		p->hello_ns = h->time_ns;
+	if (!p->first_hello_ns || h->time_ns < p->first_hello_ns)
+		p->first_hello_ns = h->time_ns;
 	fl_shimmaps_begin(&p->snap, h->nmappings, h->flags, h->time_ns);
 }
 

@@ -280,9 +280,17 @@ struct fl_reaped {
 	__u64 time_ns;
 	__u64 min_flt;      /* FL_REAPED_RUSAGE: ru_minflt */
 	__u64 maj_flt;      /* FL_REAPED_RUSAGE: ru_majflt */
+	__u64 since_ns;     /* FL_REAPED_SYSTEM: when system() was called */
 };
 #define FL_REAPED_RUSAGE 1u /* min_flt/maj_flt are the kernel's */
-_Static_assert(sizeof(struct fl_reaped) == 48, "fl_reaped layout");
+/*
+ * system() (glibc reaps its shell with an internal waitpid no hook sees):
+ * child 0, the one child the call spawned between since_ns and time_ns;
+ * status is system()'s result; min_flt/maj_flt are how much the process's
+ * RUSAGE_CHILDREN grew over the call (other threads' reaps included).
+ */
+#define FL_REAPED_SYSTEM 2u
+_Static_assert(sizeof(struct fl_reaped) == 56, "fl_reaped layout");
 
 /*
  * An exec, from the image it replaces (ABI 9): sent by the shim's exec hooks

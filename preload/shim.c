@@ -42,6 +42,7 @@ static struct {
 	pid_t (*fork)(void);
 	pid_t (*vfork)(void);
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
+	int (*system)(const char *);
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execv)(const char *, char *const[]);
 	int (*execvp)(const char *, char *const[]);
@@ -79,7 +80,7 @@ static void resolve(void)
 	announce();
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
-	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(dlopen); R(dlclose);
+	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(system); R(dlopen); R(dlclose);
 	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve);
 #undef R
 	shim_busy--;
@@ -517,16 +518,17 @@ void *fl_shim_vfork_pre(void)
  * the shim (a SIGCHLD handler interrupting a hook): a record nested in its
  * thread's own emit only waits for slots before the one the outer emit holds.
  *
- * Not seen: glibc's internal waits (system(), pclose()) and raw syscalls,
- * and children the kernel reaps itself (SIGCHLD ignored): each such child
- * keeps what faultline read of its zombie, or is an exit_unknown loss.
+ * Not seen: glibc's internal waits (pclose(); system() is hooked whole,
+ * below), raw syscalls, and children the kernel reaps itself (SIGCHLD
+ * ignored): each such child keeps what faultline read of its zombie, or is
+ * an exit_unknown loss.
  */
 static void send_reaped(pid_t child, int status, const struct rusage *ru)
 {
 	struct fl_reaped r;
 	int e = errno;
 
-	if (child <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status)) ||
+	if (child < 0 || !(WIFEXITED(status) || WIFSIGNALED(status)) ||
 	    __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
 		return;
 	shim_busy++;
@@ -543,6 +545,28 @@ static void send_reaped(pid_t child, int status, const struct rusage *ru)
 	shim_emit(&r, sizeof(r));
 	shim_busy--;
 	errno = e;
+}
+
+/* system()'s reap (FL_REAPED_SYSTEM): its status, span and children's rusage growth. */
+static void send_system(int status, const struct rusage *grown, __u64 since)
+{
+	struct fl_reaped r;
+
+	if (!(WIFEXITED(status) || WIFSIGNALED(status)))
+		return;
+	shim_busy++;
+	memset(&r, 0, sizeof(r));
+	r.h.type = FL_R_REAPED;
+	r.h.size = sizeof(r);
+	r.pid = shim_pid;
+	r.status = status;
+	r.time_ns = shim_now_ns();
+	r.since_ns = since;
+	r.flags = FL_REAPED_RUSAGE | FL_REAPED_SYSTEM;
+	r.min_flt = (__u64)grown->ru_minflt;
+	r.maj_flt = (__u64)grown->ru_majflt;
+	shim_emit(&r, sizeof(r));
+	shim_busy--;
 }
 
 /* wait4: the kernel's wait4 with the program's arguments (its own where the
@@ -576,6 +600,41 @@ EXPORT pid_t wait(int *status)
 EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
 {
 	return wait4(-1, status, options, ru);
+}
+
+/*
+ * system: glibc spawns the shell and reaps it with an internal waitpid.  The
+ * hook says the reap as child 0 with the call's time span and how much
+ * RUSAGE_CHILDREN grew over it (getrusage: two system calls the program did
+ * not make, so not under a seccomp filter); the collector finds the one
+ * child that started in that span (reaped.c).
+ */
+EXPORT int system(const char *cmd)
+{
+	struct rusage before, after;
+	__u64 since = 0;
+	int r, said, e;
+
+	NEED(system);
+	if (!real.system) {
+		errno = ENOSYS;
+		return -1;
+	}
+	e = errno;
+	said = cmd && __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON && !sandboxed() &&
+	       (__u32)syscall(SYS_getpid) == shim_pid && syscall(SYS_getrusage, RUSAGE_CHILDREN, &before) == 0;
+	errno = e;
+	if (said)
+		since = shim_now_ns();
+	r = real.system(cmd);
+	e = errno;
+	if (said && r != -1 && syscall(SYS_getrusage, RUSAGE_CHILDREN, &after) == 0) {
+		after.ru_minflt -= before.ru_minflt;
+		after.ru_majflt -= before.ru_majflt;
+		send_system(r, &after, since);
+	}
+	errno = e;
+	return r;
 }
 
 /* A waitid's siginfo as a wait status (exited or killed), or -1. */

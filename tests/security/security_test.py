@@ -460,10 +460,10 @@ def test_orphan_chain():
 def test_exit_unknown():
     """Shim only: children their parent reaps are not faultline's; the
     parent's shim says each reap (40 children, wait(NULL)): every one has
-    its status and totals.  Reaps no shim sees (system(), pclose(), SIGCHLD
-    ignored: 5 processes) leave a process without them only when faultline
-    missed its zombie too, and each such process is an exit_unknown loss
-    that report prints, never a silent "status unknown"."""
+    its status and totals; so does system()'s shell.  Reaps no shim sees
+    (pclose(), SIGCHLD ignored: 4 processes) leave a process without them
+    only when faultline missed its zombie too, and each such process is an
+    exit_unknown loss that report prints, never a silent "status unknown"."""
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "e.db")
         p = record(db, [E2E_CALLS, "forks", "40"])
@@ -474,8 +474,12 @@ def test_exit_unknown():
 
         p = record(db, [os.path.join(TARGETS, "sec_reap"), "unseen"])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        rows = query(db, "SELECT exit_code, exit_signal FROM process WHERE ppid = (SELECT min(pid) FROM process)")
+        rows = query(db, "SELECT exit_code, exit_signal, min_flt FROM process "
+                         "WHERE ppid = (SELECT min(pid) FROM process) ORDER BY start_ns")
         check(len(rows) == 5, f"sh of system(), sh of popen(), 3 children: {rows}")
+        # system(): glibc's own wait, but the hook knows the one child it spawned
+        check(rows[0][0] == 3 and rows[0][2], f"system()'s shell: {rows[0]}")
+        rows = [r[:2] for r in rows]
         check(all(c in (None, 3, 4, 5) and s is None for c, s in rows), f"statuses read from zombies: {rows}")
         unknown = sum(c is None for c, _ in rows)
         check(losses(db).get("exit_unknown", 0) == unknown, f"each one without is a loss: {losses(db)} {unknown}")
@@ -600,7 +604,8 @@ for code in (0, 3, 5):
 
 def test_reaped_programs():
     """Shim only, programs no one here wrote: make -j2, a shell pipeline,
-    python3's subprocess, perl's system().  Every process ends with its
+    python3's subprocess, perl's system(), python3's os.system() (glibc's
+    system(), which reaps with a wait no hook sees).  Every process ends with its
     status, none is a loss; python3 reads each child's rusage with
     os.wait4, and the recording holds exactly those totals."""
     with tempfile.TemporaryDirectory() as d:
@@ -612,6 +617,7 @@ def test_reaped_programs():
             (["sh", "-c", "seq 1000 | sort -r | head -3 | tail -1; exit 7"], 7, None),
             (["/usr/bin/python3", "-c", PROGRAMS_PY], 0, None),
             (["perl", "-e", "system('sh', '-c', 'exit 3'); exit($? >> 8)"], 3, None),
+            (["/usr/bin/python3", "-c", "import os, sys; sys.exit(os.system('exit 6') >> 8)"], 6, None),
         ]
         for argv, code, _ in cases:
             p = record(db, argv)
