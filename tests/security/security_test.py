@@ -402,7 +402,10 @@ def test_pid_namespace():
             # the image before it said it was about to exec, FL_R_EXEC)
             check(losses(db).get("shim_absent", 0) == 1, f"bpf={bpf}: losses {losses(db)}")
             msgs = [m for (m,) in query(db, "SELECT text FROM message") if "never reached" in m]
-            check(len(msgs) == 1 and "sh)" in msgs[0], f"bpf={bpf}: named: {msgs}")
+            # named, unless the namespace's init (it claims pid 1) was gone before its ring could be
+            # identified: then its records are channel_unidentified and its parent's reap names no image
+            gone = not bpf and losses(db).get("channel_unidentified", 0) > 0
+            check(len(msgs) == 1 and ("sh)" in msgs[0] or gone and "(?)" in msgs[0]), f"bpf={bpf}: named: {msgs}")
             db = os.path.join(d, "t.db")
             p = record(db, ["unshare", "--pid", "--fork", E2E_CALLS, "threads", "3", "300"], bpf=bpf, timeout=60)
             check(p.returncode == 0, f"bpf={bpf}: {p.returncode} {p.stderr}")
