@@ -206,7 +206,6 @@ static int perf_open(__u64 config, int cpu)
 static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 {
 	static const __u64 cfg[2] = { PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ };
-	struct bpf_program *prog[2] = { b->skel->progs.on_fault_min, b->skel->progs.on_fault_maj };
 	int opened = 0;
 
 	b->links = calloc((size_t)ncpu * 2, sizeof(*b->links));
@@ -215,6 +214,7 @@ static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 	for (int cpu = 0; cpu < ncpu; cpu++) {
 		for (int i = 0; i < 2; i++) {
 			int fd = perf_open(cfg[i], cpu), err;
+			LIBBPF_OPTS(bpf_perf_event_opts, o, .bpf_cookie = i); /* on_fault: 1 = major */
 			struct bpf_link *l;
 
 			if (fd < 0) {
@@ -226,7 +226,7 @@ static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 					 " (need CAP_PERFMON: run as root)" : "");
 				return err;
 			}
-			l = bpf_program__attach_perf_event(prog[i], fd);
+			l = bpf_program__attach_perf_event_opts(b->skel->progs.on_fault, fd, &o);
 			if (!l) {
 				err = -errno;
 				close(fd);
