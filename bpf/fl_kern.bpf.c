@@ -935,21 +935,28 @@ static __always_inline __u64 *inflight_enter(__u32 *idx)
 	return f;
 }
 
+/* A new entry's counts (not on the stack: with the caller's, 6.1 allows 512 bytes). */
+static const struct fl_fault_counts counts_zero;
+
 /* A global function, verified once (see vma_at). */
-__noinline int agg_count(const struct fl_fault_key *k, const struct fl_site_key *sk,
+__noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key *skp,
 			 __u32 cls, __u64 err, __u32 allocn)
 {
-	struct fl_fault_counts *c, z = {};
+	struct fl_fault_key key, *k = &key; /* 6.1 takes map keys from the stack only, not an argument */
+	struct fl_site_key skey, *sk = &skey;
+	struct fl_fault_counts *c;
 	__u64 *n, zero = 0, *f;
 	__u32 idx = 0;
 
-	if (!k || !sk || cls >= FL_F_NCLASS)
+	if (!kp || !skp || cls >= FL_F_NCLASS)
 		return 0;
+	key = *kp;
+	skey = *skp;
 	f = inflight_enter(&idx);
 	if (idx) {
 		c = bpf_map_lookup_elem(&faults1, k);
 		if (!c) {
-			bpf_map_update_elem(&faults1, k, &z, BPF_NOEXIST);
+			bpf_map_update_elem(&faults1, k, &counts_zero, BPF_NOEXIST);
 			c = bpf_map_lookup_elem(&faults1, k);
 		}
 		n = bpf_map_lookup_elem(&sites1, sk);
@@ -960,7 +967,7 @@ __noinline int agg_count(const struct fl_fault_key *k, const struct fl_site_key 
 	} else {
 		c = bpf_map_lookup_elem(&faults0, k);
 		if (!c) {
-			bpf_map_update_elem(&faults0, k, &z, BPF_NOEXIST);
+			bpf_map_update_elem(&faults0, k, &counts_zero, BPF_NOEXIST);
 			c = bpf_map_lookup_elem(&faults0, k);
 		}
 		n = bpf_map_lookup_elem(&sites0, sk);

@@ -206,6 +206,16 @@ static const char *read_link(const char *link)
 	return fl_strtab_intern(buf);
 }
 
+void fl_procfs_know_file(const char *path)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!path || !realpath(path, real) || stat(real, &st))
+		return;
+	fl_hmap_put(&path_by_file, file_key((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), st.st_ino),
+		    (uintptr_t)fl_strtab_intern(real));
+}
+
 const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint)
 {
 	const char *p = (const char *)fl_hmap_get(&path_by_file, file_key(dev, inode));

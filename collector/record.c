@@ -613,6 +613,7 @@ static int record(struct recorder *r)
 	sigset_t orig;
 	__u64 start = now_ns();
 	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
+	fl_procfs_know_file(shim);
 	int rc = fl_channel_create(&r->chan, 10000);
 	if (!rc) {
 		struct fl_channel_identity id = { ident_ring, ident_tid, ident_parent, r };
