@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -79,36 +78,7 @@ struct fl_channel {
 		__u64 align;
 		__u8 bytes[FL_SLOT_DATA + 1];
 	} rec;
-	pthread_t beat;
-	int beat_started;
-	int beat_stop;              /* atomic */
 };
-
-static __u64 monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec;
-}
-
-/*
- * The heartbeat: a thread of its own, so a collector busy in a long commit
- * still beats, and one that died, was stopped (SIGSTOP stops every thread)
- * or is a zombie does not.  A producer waiting on a full ring gives up when
- * the beat is older than FL_HEARTBEAT_STALE_MS.
- */
-static void *heartbeat(void *arg)
-{
-	struct fl_channel *c = arg;
-	struct timespec ts = { 0, FL_HEARTBEAT_MS * 1000000l };
-
-	while (!__atomic_load_n(&c->beat_stop, __ATOMIC_RELAXED)) {
-		__atomic_store_n(&c->hdr->heartbeat_ns, monotonic_ns(), __ATOMIC_RELAXED);
-		nanosleep(&ts, NULL);
-	}
-	return NULL;
-}
 
 /* vm.max_map_count: no process has more mappings than this, so no hello
  * may announce more (the collector allocates for what it announces). */
@@ -170,18 +140,9 @@ int fl_channel_create(struct fl_channel **out, unsigned wait_ms)
 	c->hdr->ring_offset = FL_CHAN_HDR_BYTES;
 	c->hdr->ring_bytes = FL_CHAN_RING_BYTES;
 	c->hdr->wait_ms = wait_ms;
-	c->hdr->heartbeat_ns = monotonic_ns();
-	/* Every signal blocked in the beat thread (it inherits the mask): a
-	 * process-directed SIGCHLD must reach the thread that reads its
-	 * signalfd, not this one. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = -pthread_create(&c->beat, NULL, heartbeat, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
-		goto fail;
-	c->beat_started = 1;
+	/* No heartbeat: a producer waiting on a full ring asks the kernel whether
+	 * the collector is alive (preload/ring.c collector_alive), so nothing here
+	 * wakes while the target is idle (a 10 ms beat thread did). */
 	/* Magic last: a shim that sees it sees a complete header. */
 	__atomic_store_n(&c->hdr->magic, FL_CHAN_MAGIC, __ATOMIC_RELEASE);
 	snprintf(c->path, sizeof(c->path), "/proc/%d/fd/%d", (int)getpid(), c->fd);
@@ -654,10 +615,6 @@ void fl_channel_destroy(struct fl_channel *c)
 {
 	if (!c)
 		return;
-	if (c->beat_started) {
-		__atomic_store_n(&c->beat_stop, 1, __ATOMIC_RELAXED);
-		pthread_join(c->beat, NULL);
-	}
 	if (c->base)
 		munmap(c->base, FL_CHAN_BYTES);
 	if (c->fd >= 0)

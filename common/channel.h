@@ -47,10 +47,11 @@ enum fl_off_reason {
 	FL_OFF_TAKEN_OVER = 3,     /* the program unmapped or remapped the shim's channel memory */
 };
 
-/* The collector's heartbeat: how often it writes it, and how old a producer
- * waiting on a full ring lets it get before it decides the collector is gone. */
-#define FL_HEARTBEAT_MS 10
-#define FL_HEARTBEAT_STALE_MS 100
+/* A producer waiting on a full ring sleeps at most FL_WAIT_STEP_MS at a time
+ * (between wakes from the collector), and asks the kernel whether the
+ * collector is alive once per FL_COLLECTOR_CHECK_MS of waiting. */
+#define FL_WAIT_STEP_MS 10
+#define FL_COLLECTOR_CHECK_MS 100
 
 struct fl_slot {
 	__u64 seq;
@@ -88,7 +89,7 @@ struct fl_chan_hdr {
 	__u64 ring_bytes;   /* bytes per ring (page aligned) */
 	__u32 wait_ms;      /* how long a producer waits for a full ring before giving up */
 	__u32 high;         /* 1 + the highest ring index ever claimed: a scan for owners stops there */
-	__u64 heartbeat_ns; /* collector's CLOCK_MONOTONIC, every FL_HEARTBEAT_MS; 0: it sends none */
+	__u64 reserved;     /* 0 (was a heartbeat the collector wrote every 10 ms) */
 	struct fl_ring_desc rings[FL_CHAN_RINGS];
 };
 _Static_assert(sizeof(struct fl_chan_hdr) == 64 + 64 * FL_CHAN_RINGS, "fl_chan_hdr layout");

@@ -9,8 +9,8 @@
  * process image (off_reason says why).  A slot is only reserved once it is
  * known to be free, so a reservation is always published promptly and the
  * consumer never waits on a hole left by a producer that gave up.  While
- * waiting, the collector's heartbeat is checked: a collector that died, was
- * stopped or is a zombie is noticed within FL_HEARTBEAT_STALE_MS.
+ * waiting, the kernel is asked whether the collector lives: one that died,
+ * was stopped or is a zombie is noticed within FL_COLLECTOR_CHECK_MS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,22 +96,19 @@ static char collector_state(void)
 }
 
 /*
- * Is the collector still there?  Its heartbeat thread writes the time every
- * FL_HEARTBEAT_MS.  A beat older than FL_HEARTBEAT_STALE_MS is only a
- * suspicion (a loaded machine can keep a live thread off the CPU that long),
- * so the kernel is asked: gone (ESRCH), a zombie or stopped is final; alive
- * and merely slow keeps the producer waiting, up to wait_ms.  Asked at most
- * once per FL_HEARTBEAT_STALE_MS.  A collector without a heartbeat (0) is
- * asked the same way.  EPERM from kill() is a collector of another uid.
+ * Is the collector still there?  The kernel is asked when a wait begins and
+ * then once per FL_COLLECTOR_CHECK_MS: gone (ESRCH), a zombie or stopped is
+ * final; alive, however slow (a loaded machine can keep it off the CPU),
+ * keeps the producer waiting, up to wait_ms.  EPERM from kill() is a
+ * collector of another uid.  Asked only while a producer waits, so an idle
+ * recording costs nothing (the heartbeat thread this replaced woke the
+ * collector every 10 ms).
  */
 static int collector_alive(struct waiter *w, __u64 now)
 {
-	__u64 beat = __atomic_load_n(&hdr->heartbeat_ns, __ATOMIC_RELAXED);
 	char st;
 
-	if (beat && (now < beat || now - beat < FL_HEARTBEAT_STALE_MS * 1000000ull))
-		return 1;
-	if (w->last_kill && now - w->last_kill < FL_HEARTBEAT_STALE_MS * 1000000ull)
+	if (w->last_kill && now - w->last_kill < FL_COLLECTOR_CHECK_MS * 1000000ull)
 		return 1;
 	w->last_kill = now;
 	if (syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH)
@@ -150,7 +147,7 @@ static int wait_step(struct waiter *w, struct fl_ring_desc *d, __u32 seen)
 		stop(FL_OFF_TIMEOUT);
 		return 0;
 	}
-	struct timespec ts = { 0, FL_HEARTBEAT_MS * 1000000l };
+	struct timespec ts = { 0, FL_WAIT_STEP_MS * 1000000l };
 	__atomic_add_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
 	/* Non-private: the collector wakes it from another process.  If the
 	 * futex is refused (a seccomp filter), fall back to a short sleep. */
