@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -134,15 +135,12 @@ static int has_member(const struct btf *btf, const char *type, const char *membe
 	return 0;
 }
 
-int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
+/* What the kernel's BTF says, into have[FL_CAP_N]. Returns 0 or -errno. */
+static int probe_btf(int have[FL_CAP_N])
 {
-	const char *pretend = getenv("FAULTLINE_PRETEND_MISSING");
-	struct btf *btf;
-	int have[FL_CAP_N], err;
+	struct btf *btf = btf__load_vmlinux_btf();
+	int err = libbpf_get_error(btf);
 
-	memcpy(caps, cap_table, sizeof(cap_table));
-	btf = btf__load_vmlinux_btf();
-	err = libbpf_get_error(btf);
 	if (err)
 		return err < 0 ? err : -err;
 	have[FL_CAP_FIND_VMA] = btf__find_by_name_kind(btf, "bpf_find_vma", BTF_KIND_FUNC) >= 0 &&
@@ -154,6 +152,99 @@ int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
 	/* mm_struct's members sit in an anonymous struct (randomized layout): look for the tree type */
 	have[FL_CAP_VMA_TREE] = btf__find_by_name_kind(btf, "maple_tree", BTF_KIND_STRUCT) >= 0;
 	btf__free(btf);
+	return 0;
+}
+
+/*
+ * Probe results cached per boot: parsing the kernel's BTF (6 MB) costs
+ * 10-25 ms of every start, and the kernel cannot change until the next
+ * boot.  The cache is root's (/run is a tmpfs, emptied at boot), keyed by
+ * the boot id, the kernel release and this table's size; anything else in
+ * it, or a file not root's alone, is ignored and probed again.
+ */
+#define CAPS_DIR "/run/faultline"
+#define CAPS_FILE CAPS_DIR "/caps-v1"
+
+static int caps_key(char *out, size_t len)
+{
+	char boot[64] = "";
+	struct utsname u;
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	if (!f)
+		return -1;
+	if (!fgets(boot, sizeof(boot), f))
+		boot[0] = 0;
+	fclose(f);
+	boot[strcspn(boot, "\n")] = 0;
+	if (!boot[0] || uname(&u))
+		return -1;
+	snprintf(out, len, "%s %s %d", boot, u.release, FL_CAP_N);
+	return 0;
+}
+
+static int caps_load(const char *key, int have[FL_CAP_N])
+{
+	char line[512], want[512];
+	struct stat st;
+	int fd = open(CAPS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), ok = 0;
+	FILE *f;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & 022) || !(f = fdopen(fd, "re"))) {
+		close(fd);
+		return -1;
+	}
+	snprintf(want, sizeof(want), "%s\n", key);
+	if (fgets(line, sizeof(line), f) && !strcmp(line, want)) {
+		ok = 1;
+		for (int i = 0; i < FL_CAP_N && ok; i++)
+			ok = fscanf(f, "%d", &have[i]) == 1 && (have[i] == 0 || have[i] == 1);
+	}
+	fclose(f);
+	return ok ? 0 : -1;
+}
+
+static void caps_save(const char *key, const int have[FL_CAP_N])
+{
+	char tmp[64];
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	if (geteuid() != 0 || (mkdir(CAPS_DIR, 0700) && errno != EEXIST) ||
+	    lstat(CAPS_DIR, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
+		return;
+	snprintf(tmp, sizeof(tmp), CAPS_FILE ".%d", (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || !(f = fdopen(fd, "we"))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "%s\n", key);
+	for (int i = 0; i < FL_CAP_N; i++)
+		fprintf(f, "%d\n", have[i]);
+	if (fclose(f) || rename(tmp, CAPS_FILE)) /* atomic: a concurrent start reads one or the other */
+		unlink(tmp);
+}
+
+int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
+{
+	const char *pretend = getenv("FAULTLINE_PRETEND_MISSING");
+	int have[FL_CAP_N], err, keyed;
+	char key[256];
+
+	memcpy(caps, cap_table, sizeof(cap_table));
+	keyed = caps_key(key, sizeof(key)) == 0;
+	if (!keyed || caps_load(key, have)) {
+		err = probe_btf(have);
+		if (err)
+			return err;
+		if (keyed)
+			caps_save(key, have);
+	}
 	for (int i = 0; i < FL_CAP_N; i++) {
 		/* the RSS layouts are the kernel's: a kernel that has them cannot run the other code */
 		int can_pretend = i == FL_CAP_EXEC_VMAS || i == FL_CAP_EXIT_GROUP_DEAD || i == FL_CAP_VMA_TREE;
