@@ -123,6 +123,12 @@ void fl_ingest_sample(struct fl_ingest *g, __u64 now_ns, bool quiet)
 		if (quiet && p->shim && !p->snap.v)
 			resync_from_proc(p, now_ns);
 	}
+	fl_smaps_drained(g, now_ns); /* the caller drained the channel just before */
+}
+
+void fl_ingest_drained(struct fl_ingest *g, __u64 now_ns)
+{
+	fl_smaps_drained(g, now_ns);
 }
 
 /*
@@ -203,6 +209,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 	fl_faults_attribute(g, end_ns);
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
+	fl_smaps_finish(g);      /* before the models close: held regions are split among their rows */
 	fl_heap_finish(g->heap); /* before the models close: it resolves stacks in them */
 	for (size_t i = 0; i < g->nall; i++) {
 		struct proc *p = g->all[i];

@@ -43,6 +43,9 @@ void fl_ingest_orphan(struct fl_ingest *g, pid_t pid, __u64 time_ns);
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 
+/* Both rings were just drained: what waited for that (smaps samples) runs now. */
+void fl_ingest_drained(struct fl_ingest *g, __u64 now_ns);
+
 /*
  * BPF mode, after reading both streams: the channel was read up to
  * channel_ns, BPF's ring up to ring_ns.  Calls whose twin would have been

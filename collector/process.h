@@ -84,6 +84,7 @@ struct fl_faults {
 struct fl_ingest {
 	struct fl_store *store;
 	bool bpf_mode;
+	bool smaps_due;         /* some process's smaps.due is set */
 	struct fl_hmap by_pid;  /* pid -> struct proc * (the latest of that pid) */
 	struct proc **all;
 	size_t nall, capall;

@@ -475,6 +475,7 @@ static void loop(struct recorder *r)
 		int got = fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 		__u64 ring_ns = now_ns();
 		got += bpf_poll(r);
+		fl_ingest_drained(r->ingest, now_ns());
 		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
 		if (n > 0) /* woken (BPF record, signal, exit): look again soon */

@@ -31,6 +31,7 @@
 
 #include "process.h"
 #include "smaps.h"
+#include "vec.h"
 
 #define MIN_GAP_NS 5000000ull
 #define IDLE_GAP_NS 2000000000ull
@@ -81,14 +82,27 @@ static __u64 zero_pfn(void)
 	return pfn;
 }
 
+/* What pagemap says of one page. */
+enum { PAGE_ABSENT, PAGE_SHARED, PAGE_ANON, PAGE_SWAPPED };
+
 /*
- * Count pagemap entries of [start, end) into the pieces (sorted, inside the
- * range).  Bits (Documentation/admin-guide/mm/pagemap.rst): 63 present,
- * 62 swapped, 61 file-page or shared-anon, 0-54 the page frame.  The zero
- * page is not resident memory (smaps does not count it either).
- * Returns 0 or -1.
+ * A region of a sample whose pages are split among the model's rows only
+ * after the rings were drained once more: the calls that made its VMAs may
+ * still have been in them when smaps was read (fl_smaps_drained).
  */
-static int count_pages(int fd, __u64 start, __u64 end, struct piece *pc, size_t n)
+struct fl_smaps_held {
+	__s64 sample;
+	__u64 start, end;
+	__u8 *page;             /* one PAGE_* per page of [start, end) */
+};
+
+/*
+ * Read the pagemap entries of [start, end) into page[].  Bits
+ * (Documentation/admin-guide/mm/pagemap.rst): 63 present, 62 swapped,
+ * 61 file-page or shared-anon, 0-54 the page frame.  The zero page is not
+ * resident memory (smaps does not count it either).  Returns 0 or -1.
+ */
+static int read_pages(int fd, __u64 start, __u64 end, __u8 *page)
 {
 	static __u64 buf[4096];
 	__u64 zero = zero_pfn();
@@ -100,48 +114,78 @@ static int count_pages(int fd, __u64 start, __u64 end, struct piece *pc, size_t 
 		ssize_t got = pread(fd, buf, want * 8, (off_t)(a / 4096 * 8));
 		if (got <= 0)
 			return -1;
-		for (size_t i = 0; i < (size_t)got / 8; i++, a += 4096) {
-			while (k < n && pc[k].end <= a)
-				k++;
-			if (k == n || pc[k].start > a)
-				continue;
+		for (size_t i = 0; i < (size_t)got / 8; i++, a += 4096, k++) {
 			__u64 e = buf[i];
-			if (e >> 63 & 1) {
-				if (zero && (e & PFN_MASK) == zero)
-					continue;
-				pc[k].present++;
-				if (!(e >> 61 & 1))
-					pc[k].anon++;
-			} else if (e >> 62 & 1) {
-				pc[k].swapped++;
-			}
+			if (e >> 63 & 1)
+				page[k] = zero && (e & PFN_MASK) == zero ? PAGE_ABSENT :
+					  e >> 61 & 1 ? PAGE_SHARED : PAGE_ANON;
+			else
+				page[k] = e >> 62 & 1 ? PAGE_SWAPPED : PAGE_ABSENT;
 		}
 	}
 	return 0;
 }
 
-/* The rows of p's model inside region r, each with its resident pages; stored. */
-static void store_pieces(struct proc *p, __s64 sample, const struct fl_region_rss *r, int *pagemap)
+/* The model's rows inside [start, end), clipped to it, into *pc (grown as needed). */
+static size_t pieces_of(struct proc *p, __u64 start, __u64 end, struct piece **pc, size_t *cap)
 {
-	struct piece pc[256];
 	size_t n = 0;
-	bool whole = false;
-	for (const struct fl_vma *v = fl_vmatree_above(&p->model.vmas, r->start); v && v->start < r->end;
+	for (const struct fl_vma *v = fl_vmatree_above(&p->model.vmas, start); v && v->start < end;
 	     v = fl_vmatree_next(&p->model.vmas, v)) {
-		if (n == sizeof(pc) / sizeof(pc[0]))
+		if (fl_vec_reserve((void **)pc, cap, n + 1, sizeof(**pc)))
 			break;
-		pc[n++] = (struct piece){ .start = v->start > r->start ? v->start : r->start,
-					  .end = v->end < r->end ? v->end : r->end, .id = v->id };
+		(*pc)[n++] = (struct piece){ .start = v->start > start ? v->start : start,
+					     .end = v->end < end ? v->end : end, .id = v->id };
 	}
-	if (n == 1 && pc[0].start == r->start && pc[0].end == r->end)
-		whole = true;
-	struct fl_store *s = p->ingest->store;
-	if (whole) {
-		fl_store_piece_rss(s, sample, r->start, pc[0].id, r->rss, r->anon, r->swap, 1);
+	return n;
+}
+
+/* Split held region h among the rows the model has now; stored. */
+static void attribute(struct proc *p, const struct fl_smaps_held *h)
+{
+	static struct piece *pc;
+	static size_t cap;
+	size_t n = pieces_of(p, h->start, h->end, &pc, &cap);
+	for (size_t i = 0; i < n; i++) {
+		for (__u64 a = pc[i].start; a < pc[i].end; a += 4096) {
+			__u8 e = h->page[(a - h->start) / 4096];
+			pc[i].present += e == PAGE_SHARED || e == PAGE_ANON;
+			pc[i].anon += e == PAGE_ANON;
+			pc[i].swapped += e == PAGE_SWAPPED;
+		}
+		if (pc[i].present || pc[i].swapped)
+			fl_store_piece_rss(p->ingest->store, h->sample, h->start, pc[i].id, pc[i].present * 4096,
+					   pc[i].anon * 4096, pc[i].swapped * 4096, 1);
+	}
+}
+
+/* Attribute (or, after an exec, drop) the regions p's latest sample holds. */
+static void release_held(struct proc *p)
+{
+	struct fl_smaps_sched *sc = &p->smaps;
+	for (size_t i = 0; i < sc->nheld; i++) {
+		if (sc->held_exec_ns == p->image_ns)
+			attribute(p, &sc->held[i]);
+		free(sc->held[i].page);
+	}
+	sc->nheld = 0;
+}
+
+/*
+ * The rows of p's model inside region r, each with its resident pages:
+ * stored now when one row is the whole region, else its pages are read
+ * now and held until the next drain (release_held).
+ */
+static void store_pieces(struct proc *p, __s64 sample, struct fl_region_rss *r, int *pagemap)
+{
+	static struct piece *pc;
+	static size_t cap;
+	size_t n = pieces_of(p, r->start, r->end, &pc, &cap);
+	struct fl_smaps_sched *sc = &p->smaps;
+	if (n == 1 && pc[0].start == r->start && pc[0].end == r->end) {
+		fl_store_piece_rss(p->ingest->store, sample, r->start, pc[0].id, r->rss, r->anon, r->swap, 1);
 		return;
 	}
-	if (!n)
-		return; /* the model does not know this region yet: all of it is the residual */
 	if ((r->end - r->start) / 4096 > PAGEMAP_MAX_PAGES)
 		return; /* too large to read page by page: the viewer shows the region as one residual */
 	if (*pagemap < 0) {
@@ -151,12 +195,29 @@ static void store_pieces(struct proc *p, __s64 sample, const struct fl_region_rs
 		if (*pagemap < 0)
 			return;
 	}
-	if (count_pages(*pagemap, r->start, r->end, pc, n))
+	struct fl_smaps_held h = { sample, r->start, r->end, malloc((r->end - r->start) / 4096) };
+	if (!h.page || read_pages(*pagemap, r->start, r->end, h.page) ||
+	    fl_vec_reserve((void **)&sc->held, &sc->capheld, sc->nheld + 1, sizeof(h))) {
+		free(h.page);
 		return;
-	for (size_t i = 0; i < n; i++)
-		if (pc[i].present || pc[i].swapped)
-			fl_store_piece_rss(s, sample, r->start, pc[i].id, pc[i].present * 4096, pc[i].anon * 4096,
-					   pc[i].swapped * 4096, 1);
+	}
+	/*
+	 * The region's totals from the same read as its pages: smaps was read
+	 * a moment before, and a page touched in between would make the rows
+	 * hold more than the region.
+	 */
+	__u64 present = 0, anon = 0, swapped = 0;
+	for (size_t i = 0; i < (r->end - r->start) / 4096; i++) {
+		present += h.page[i] == PAGE_SHARED || h.page[i] == PAGE_ANON;
+		anon += h.page[i] == PAGE_ANON;
+		swapped += h.page[i] == PAGE_SWAPPED;
+	}
+	r->rss = present * 4096;
+	r->anon = anon * 4096;
+	r->swap = swapped * 4096;
+	sc->held[sc->nheld++] = h;
+	sc->held_exec_ns = p->image_ns;
+	p->ingest->smaps_due = true; /* released at the next drain */
 }
 
 /* "7f..-7f.. rw-p 00000000 00:00 0   [heap]" into r; 0 if the line is a VMA header. */
@@ -227,16 +288,17 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 			if (have && r.start < shown_end)
 				have = false;
 			if (have) {
+				bool kept = id && (r.rss || r.swap);
 				shown_end = r.end;
+				if (kept) /* first: a region read page by page takes its totals from that read */
+					store_pieces(p, id, &r, &pagemap);
 				row.regions++;
 				row.rss += r.rss;
 				row.pss += r.pss;
 				row.anon += r.anon;
 				row.swap += r.swap;
-				if (id && (r.rss || r.swap)) {
+				if (kept)
 					fl_store_region_rss(s, id, &r);
-					store_pieces(p, id, &r, &pagemap);
-				}
 			}
 			if (eof)
 				break;
@@ -296,14 +358,40 @@ static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 
 void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_ns)
 {
-	(void)g;
+	(void)now_ns;
 	struct fl_smaps_sched *sc = &p->smaps;
 	sc->cur = rss;
 	if (rss > sc->high) {
 		sc->high = rss;
 		sc->want_high = true;
 	}
-	maybe_sample(p, now_ns ? now_ns : mono_ns(), false);
+	sc->due = true;
+	g->smaps_due = true;
+}
+
+void fl_smaps_drained(struct fl_ingest *g, __u64 now_ns)
+{
+	if (!g->smaps_due)
+		return;
+	g->smaps_due = false;
+	for (size_t i = 0; i < g->nall; i++) {
+		struct proc *p = g->all[i];
+		release_held(p);
+		if (p->smaps.due) {
+			p->smaps.due = false;
+			maybe_sample(p, now_ns, false);
+		}
+	}
+}
+
+void fl_smaps_finish(struct fl_ingest *g)
+{
+	for (size_t i = 0; i < g->nall; i++) {
+		release_held(g->all[i]);
+		free(g->all[i]->smaps.held);
+		g->all[i]->smaps.held = NULL;
+		g->all[i]->smaps.capheld = 0;
+	}
 }
 
 void fl_smaps_tick(struct fl_ingest *g, __u64 now_ns)

@@ -14,6 +14,8 @@
 struct fl_ingest;
 struct proc;
 
+struct fl_smaps_held;
+
 /* When a process is sampled next (struct proc keeps one). */
 struct fl_smaps_sched {
 	__u64 next_ns;          /* no sample before this: keeps the reading cost bounded */
@@ -23,10 +25,30 @@ struct fl_smaps_sched {
 	__u64 high;             /* the highest */
 	bool want_high;         /* a new high waits for its sample */
 	bool settle;            /* read the high once more when the process is quiet (its model caught up) */
+	bool due;               /* the RSS moved: look once the rings are drained (fl_smaps_drained) */
+	struct fl_smaps_held *held; /* regions of the latest sample whose pages wait for the model */
+	size_t nheld, capheld;
+	__u64 held_exec_ns;     /* the image they were read in (an exec since drops them) */
 };
 
-/* The kernel counted rss bytes resident for p (rss_stat, or /proc in shim mode). */
+/*
+ * The kernel counted rss bytes resident for p (rss_stat, or /proc in shim
+ * mode).  Only noted: a sample is read by fl_smaps_drained, after the
+ * records already in the rings are in the model.
+ */
 void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_ns);
+
+/*
+ * The rings were just drained: read the samples the RSS changes noted made
+ * due.  Read in the middle of a ring's records (as the RSS record came),
+ * a sample saw the VMAs of calls whose records were still waiting behind
+ * it as no recorded row's ("no recorded VMA": 3.9 MiB of perl's heap in one
+ * run); now only calls made during the read itself can be missed.
+ */
+void fl_smaps_drained(struct fl_ingest *g, __u64 now_ns);
+
+/* The recording ends: the regions still held are split among the rows now. */
+void fl_smaps_finish(struct fl_ingest *g);
 
 /* The collector's tick: highs that waited for the cost bound, idle processes. */
 void fl_smaps_tick(struct fl_ingest *g, __u64 now_ns);

@@ -490,6 +490,25 @@ def test_why_bpf():
     with_db(run)
 
 
+def test_why_race_bpf():
+    """Every smaps sample taken while mmaps were still in the ring splits its regions among all the
+    rows: the pages are held until the rings were drained past the read.  Read as the RSS record came
+    (before), the rest of a burst's calls were behind it and their memory showed as no row's."""
+    def run(db):
+        _, out, _ = record(db, [target("e2e_merge"), "bursts"], bpf=True)
+        lo, hi = (int(x, 16) for x in out.split()[1:3])
+        samples = query(db, "SELECT s.id FROM smaps_sample s JOIN process p ON p.id = s.proc_id"
+                            " WHERE p.exe LIKE '%e2e_merge'")
+        check(len(samples) >= 3, f"samples taken while it mapped: {samples}")
+        rows = query(db, "SELECT r.sample_id, r.start, r.rss, (SELECT coalesce(sum(pr.rss), 0) FROM piece_rss pr"
+                         " WHERE pr.sample_id = r.sample_id AND pr.region_start = r.start)"
+                         " FROM region_rss r WHERE r.start < ? AND r.end > ?", hi, lo)
+        check(len(rows) >= 3, f"regions of the bursts sampled: {rows}")
+        bad = [r for r in rows if r[2] != r[3]]
+        check(not bad, f"regions not wholly on rows (sample, start, rss, on rows): {bad}")
+    with_db(run)
+
+
 def test_paths_bpf():
     """Nothing unknown hidden: short-lived processes' file mappings get their path (glibc maps the
     locale files with its own mmap, which only the kernel reports, and the process is gone before

@@ -12,12 +12,17 @@
  *                  mprotect(16..31, PROT_READ|PROT_WRITE) (merged back);
  *                  writes to 12..13, 24..27 and 50..52
  *
+ *   bursts LO HI   (argument "bursts" only) 16 bursts of 32 adjacent 16-page
+ *                  mmaps in [LO, HI), each written at once, 30 ms apart:
+ *                  every burst raises the RSS while its calls are in flight
+ *
  * Transparent huge pages are disabled so that every page is one fault.
  * With the argument "hold" it stays alive for a second at the end, so
  * that the recorder samples its resident memory (faultline why).
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -52,11 +57,31 @@ static char *map_at(void *at, long len, int flags)
 	return p;
 }
 
+/* Mappings made while the collector samples smaps (test why_race_bpf). */
+static int bursts(void)
+{
+	const long chunk = 16 * PG, per = 32, nb = 16;
+	char out[64], *r = map_at(NULL, nb * per * chunk, 0);
+	munmap(r, nb * per * chunk);
+	for (long b = 0; b < nb; b++) {
+		for (long i = 0; i < per; i++)
+			write_pages(map_at(r + (b * per + i) * chunk, chunk, MAP_FIXED_NOREPLACE), 0, 16);
+		usleep(30000);
+	}
+	int n = snprintf(out, sizeof(out), "bursts %lx %lx\n", (unsigned long)r, (unsigned long)(r + nb * per * chunk));
+	if (write(1, out, (size_t)n) != n)
+		return 2;
+	sleep(1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char out[256];
 	int n;
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	if (argc > 1 && !strcmp(argv[1], "bursts"))
+		return bursts();
 
 	/* adjacent: reserve 8 MiB to find room, free it, map the halves end to end */
 	char *r = map_at(NULL, 8L << 20, 0);
