@@ -14,7 +14,10 @@ The fixed start-up cost of each tool (its median on `true`, less plain
 `true`) is printed apart; "net" is the ratio with that cost taken out, the
 cost per event of the workload.
 
-usage: bench/peers.py [--runs N] [--only WORKLOAD,...] [--tools TOOL,...] [--faultline PATH]
+--base PATH adds a column "fl-base" for another faultline build (before and
+after a change, side by side in the same rounds).
+
+usage: bench/peers.py [--runs N] [--only WORKLOAD,...] [--tools TOOL,...] [--faultline PATH] [--base PATH]
 """
 import argparse
 import os
@@ -54,10 +57,11 @@ def build(out):
     }
 
 
-def tools(out, faultline):
+def tools(out, faultline, base=None):
     t = {
         "plain": lambda argv: argv,
         "faultline": lambda argv: record_cmd(faultline, os.path.join(out, "fl.db")) + argv,
+        "fl-base": lambda argv: record_cmd(base, os.path.join(out, "flb.db")) + argv,
         "perf-stat": lambda argv: ["perf", "stat", "-e", "page-faults", "-o", os.path.join(out, "stat.txt")] + argv,
         "perf-rec": lambda argv: ["perf", "record", "--no-bpf-event", "-q", "-e", "page-faults", "-c", "1", "-g",
                                   "-o", os.path.join(out, "perf.data")] + argv,
@@ -69,6 +73,8 @@ def tools(out, faultline):
     if shutil.which("bpftrace") and not os.path.ismount("/sys/kernel/tracing"):
         # bpftrace finds tracepoints through tracefs
         subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
+    if not base:
+        del t["fl-base"]
     return {name: f for name, f in t.items() if name not in have or shutil.which(have[name])}
 
 
@@ -78,12 +84,13 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--tools", default="")
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    ap.add_argument("--base", default="")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         loads = build(out)
-        tl = tools(out, os.path.abspath(a.faultline))
+        tl = tools(out, os.path.abspath(a.faultline), os.path.abspath(a.base) if a.base else None)
         if a.tools:
-            tl = {k: v for k, v in tl.items() if k == "plain" or k in a.tools.split(",")}
+            tl = {k: v for k, v in tl.items() if k in ("plain", "fl-base") or k in a.tools.split(",")}
         names = list(tl)
         start = None
         for load, argv in loads.items():

@@ -97,12 +97,14 @@ static char collector_state(void)
 
 /*
  * Is the collector still there?  The kernel is asked when a wait begins and
- * then once per FL_COLLECTOR_CHECK_MS: gone (ESRCH), a zombie or stopped is
- * final; alive, however slow (a loaded machine can keep it off the CPU),
- * keeps the producer waiting, up to wait_ms.  EPERM from kill() is a
- * collector of another uid.  Asked only while a producer waits, so an idle
- * recording costs nothing (the heartbeat thread this replaced woke the
- * collector every 10 ms).
+ * then once per FL_COLLECTOR_CHECK_MS: the state letter in
+ * /proc/PID/stat first (a zombie or stopped is final), kill(0) when /proc
+ * cannot tell (ESRCH: gone).  In that order because a target in its own pid
+ * namespace (unshare --pid --fork) sees the host's /proc but gets ESRCH
+ * from kill() for a collector outside it.  Alive, however slow (a loaded
+ * machine can keep it off the CPU), keeps the producer waiting, up to
+ * wait_ms.  Asked only while a producer waits, so an idle recording costs
+ * nothing (the heartbeat thread this replaced woke the collector every 10 ms).
  */
 static int collector_alive(struct waiter *w, __u64 now)
 {
@@ -111,10 +113,10 @@ static int collector_alive(struct waiter *w, __u64 now)
 	if (w->last_kill && now - w->last_kill < FL_COLLECTOR_CHECK_MS * 1000000ull)
 		return 1;
 	w->last_kill = now;
-	if (syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH)
-		return 0;
 	st = collector_state();
-	return !(st == 'Z' || st == 'X' || st == 'x' || st == 'T' || st == 't');
+	if (st)
+		return !(st == 'Z' || st == 'X' || st == 'x' || st == 'T' || st == 't');
+	return !(syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH);
 }
 
 /*
