@@ -66,7 +66,9 @@ def tools(out, faultline, base=None):
         "perf-rec": lambda argv: ["perf", "record", "--no-bpf-event", "-q", "-e", "page-faults", "-c", "1", "-g",
                                   "-o", os.path.join(out, "perf.data")] + argv,
         "heaptrack": lambda argv: ["heaptrack", "-r", "-o", os.path.join(out, "ht")] + argv,
-        "bpftrace": lambda argv: ["bpftrace", "-o", os.path.join(out, "bt.txt"), "-c", " ".join(argv),
+        # bpftrace -c wants a path naming one binary (/usr/bin/sqlite3 and /bin/sqlite3 are two to it)
+        "bpftrace": lambda argv: ["bpftrace", "-o", os.path.join(out, "bt.txt"), "-c",
+                                  " ".join([os.path.realpath(shutil.which(argv[0]) or argv[0])] + argv[1:]),
                                   os.path.join(out, "pf.bt")],
     }
     have = {"perf-stat": "perf", "perf-rec": "perf", "heaptrack": "heaptrack", "bpftrace": "bpftrace"}

@@ -40,10 +40,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define FL_PAGE_SHIFT 12
 #define FL_RSS_GAP_NS 1000000ull /* at most one fl_rss per process per ms */
 
-/*
- * Not preallocated: creating 65536 preallocated thread entries (15 MB) took
- * 7 ms of every start, and a run follows a few of them.
- */
+/* Not preallocated: creating preallocated entries took milliseconds of every start, and a run follows a few. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -52,13 +49,30 @@ struct {
 	__type(value, struct fl_proc);
 } tracked SEC(".maps");
 
+/*
+ * Per-thread state lives in the task itself (task storage): the lookup is a
+ * pointer in task_struct and a small cache, where a hash keyed by tid cost
+ * ~100 ns here, five times per fault and on every syscall exit and page
+ * allocation machine-wide.  It goes when the task is freed.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u32);
+	__type(key, int);
 	__type(value, struct fl_thread);
 } threads SEC(".maps");
+
+/* The thread's state, or 0 when it has none (not a tracked process's). */
+static __always_inline struct fl_thread *thread_of(struct task_struct *t)
+{
+	return bpf_task_storage_get(&threads, t, 0, 0);
+}
+
+/* The thread's state, made (zeroed) when it has none. */
+static __always_inline struct fl_thread *thread_get(struct task_struct *t)
+{
+	return bpf_task_storage_get(&threads, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
 
 /*
  * Fault and site aggregates, double-buffered: programs count into the pair
@@ -162,7 +176,7 @@ struct task_struct___old {
  */
 static __always_inline __u64 pc_sum(struct percpu_counter *pc)
 {
-	__s64 v = BPF_CORE_READ(pc, count);
+	__s64 v = pc->count; /* a BTF pointer: a plain load, not a helper call */
 
 	return v < 0 ? 0 : v;
 }
@@ -255,15 +269,14 @@ SEC("tp_btf/rss_stat")
 int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 {
 	struct task_struct *cur = bpf_get_current_task_btf();
-	__u64 pt = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct fl_proc *p;
 	__u64 now, total;
 
 	if (member < 0 || member > 3)
 		return 0;
 	if ((unsigned long)mm == (unsigned long)cur->mm) {
-		struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+		struct fl_thread *th = thread_of(cur);
 
 		/* Fault evidence; PF_MEMALLOC: direct reclaim unmapping our own pages. */
 		if (th && th->active && !(cur->flags & FL_PF_MEMALLOC)) {
@@ -327,19 +340,6 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 
 /* ---- page faults --------------------------------------------------------- */
 
-static __always_inline struct fl_thread *thread_get(__u32 tid)
-{
-	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
-
-	if (!th) {
-		struct fl_thread z = {};
-
-		bpf_map_update_elem(&threads, &tid, &z, BPF_NOEXIST);
-		th = bpf_map_lookup_elem(&threads, &tid);
-	}
-	return th;
-}
-
 /*
  * NUMA hinting faults (do_numa_page) leave no rss trace; task_numa_fault()
  * adds the fault's pages to numa_faults_locality[].  0 without
@@ -349,8 +349,7 @@ static __always_inline __u64 numa_faults(struct task_struct *t)
 {
 	if (!bpf_core_field_exists(t->numa_faults_locality))
 		return 0;
-	return BPF_CORE_READ(t, numa_faults_locality[0]) + BPF_CORE_READ(t, numa_faults_locality[1]) +
-	       BPF_CORE_READ(t, numa_faults_locality[2]);
+	return t->numa_faults_locality[0] + t->numa_faults_locality[1] + t->numa_faults_locality[2];
 }
 
 /*
@@ -377,19 +376,18 @@ static __always_inline __u32 in_shim(const struct fl_proc *p)
 static __always_inline int fault_entry(unsigned long address, struct pt_regs *regs,
 				       unsigned long error_code)
 {
-	__u64 pt = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct fl_thread *th;
 	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
 
 	if (!p)
 		return 0;
-	th = thread_get(tid);
+	th = thread_get(bpf_get_current_task_btf());
 	if (!th)
 		return 0; /* counted as FL_LOSS_THREAD at completion */
 	th->addr = address;
 	th->err = error_code;
-	th->ip = regs ? BPF_CORE_READ(regs, ip) : 0;
+	th->ip = regs ? regs->ip : 0;
 	th->rss_bits = 0;
 	if (FL_SPLIT_RSS) { /* 6.1: the fault's counter moves go to the task cache, no tracepoint */
 		struct task_struct *cur = bpf_get_current_task_btf();
@@ -481,13 +479,11 @@ static __always_inline void wp_copying(__u64 addr)
 SEC("tp_btf/mm_page_alloc")
 int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, int migratetype)
 {
-	__u32 tid;
 	struct fl_thread *th;
 
 	if (!page || !(gfp & FL_GFP_MOVABLE))
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	th = bpf_map_lookup_elem(&threads, &tid);
+	th = thread_of(bpf_get_current_task_btf());
 	if (!th || !th->active)
 		return 0;
 	if (order)
@@ -509,8 +505,7 @@ int BPF_PROG(on_page_alloc, struct page *page, unsigned int order, gfp_t gfp, in
 SEC("tp_btf/mm_page_free")
 int BPF_PROG(on_page_free, struct page *page, unsigned int order)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+	struct fl_thread *th = thread_of(bpf_get_current_task_btf());
 
 	if (th && th->active && th->last_page == (__u64)page)
 		th->freed = 1;
@@ -1025,8 +1020,7 @@ static __always_inline __u32 split_rss_bits(const struct fl_thread *th)
 
 static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major)
 {
-	__u64 pt = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pt, tgid = pt >> 32;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct task_struct *task;
 	struct fl_proc *p;
 	struct fl_thread *th;
@@ -1034,7 +1028,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_site_key sk = {};
 	struct vma_info vi = {};
 	struct evidence ev = {};
-	__u64 addr = ctx->addr, err = 0, ip = 0, mn, mj, gen;
+	__u64 addr = ctx->addr, err = 0, ip = 0, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
 	int known = 0, spurious = 0, numa = 0, shim = 0;
 
@@ -1042,7 +1036,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	if (!p)
 		return 0;
 	task = bpf_get_current_task_btf();
-	th = bpf_map_lookup_elem(&threads, &tid);
+	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
 		shim = th->in_shim;
@@ -1063,24 +1057,17 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	if (!known)
 		lose(FL_LOSS_THREAD);
 
-	/* mm_account_fault() bumped task->min_flt or maj_flt just before us. */
-	mn = task->min_flt;
-	mj = task->maj_flt;
-	if (th) {
+	/*
+	 * mm_account_fault() bumped task->min_flt or maj_flt just before us;
+	 * what the process's counters hold beyond the faults seen here (and its
+	 * counts before tracking) the kernel counted without a perf event: gup.
+	 */
+	if (major)
+		__sync_fetch_and_add(&p->seen_maj, 1);
+	else
+		__sync_fetch_and_add(&p->seen_min, 1);
+	if (th)
 		th->active = 0;
-		if (th->seen_ok) {
-			__u64 gm = mn - (major ? 0 : 1) - th->seen_min;
-			__u64 gj = mj - (major ? 1 : 0) - th->seen_maj;
-
-			if (gm && gm < (1ull << 40))
-				__sync_fetch_and_add(&p->gup_min, gm);
-			if (gj && gj < (1ull << 40))
-				__sync_fetch_and_add(&p->gup_maj, gj);
-		}
-		th->seen_min = mn;
-		th->seen_maj = mj;
-		th->seen_ok = 1;
-	}
 
 	gen = p->vma_gen;
 	k.tgid = tgid;
@@ -1182,22 +1169,19 @@ static __always_inline struct fl_task *task_rec(__u32 kind, struct task_struct *
 	return r;
 }
 
-/* Initial states of a forked thread and process (too large for the BPF stack). */
-static const struct fl_thread thread_forked = {
-	.seen_ok = 1, /* copy_mm() zeroes the child's min_flt/maj_flt (kernel/fork.c) */
-};
+/* The initial state of a forked process (too large for the BPF stack). */
 static const struct fl_proc proc_new;
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 ptgid = parent->tgid, ctgid = child->tgid, ctid = child->pid;
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
 	struct fl_proc *pp = bpf_map_lookup_elem(&tracked, &ptgid), *np;
 	struct fl_task *r;
 
 	if (!pp)
 		return 0;
-	if (bpf_map_update_elem(&threads, &ctid, &thread_forked, BPF_ANY))
+	if (!thread_get(child))
 		lose(FL_LOSS_THREAD);
 	if (ctgid != ptgid && bpf_map_update_elem(&tracked, &ctgid, &proc_new, BPF_ANY))
 		lose(FL_LOSS_THREAD);
@@ -1417,10 +1401,10 @@ static __always_inline void walk_exec_vmas(struct task_struct *t, __u32 tgid)
 	bpf_loop(FL_SEEDS, walk_seed, &w, 0);
 }
 
-static __always_inline int task_exec(struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm,
+static __always_inline int task_exec(struct task_struct *t, struct linux_binprm *bprm,
 				     int with_vmas)
 {
-	__u32 tgid = t->tgid, tid = t->pid, old = old_pid;
+	__u32 tgid = t->tgid;
 	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
 	struct fl_task *r;
 
@@ -1430,17 +1414,7 @@ static __always_inline int task_exec(struct task_struct *t, pid_t old_pid, struc
 	p->shim_busy = 0; /* a new image: its shim (if any) announces itself again */
 	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
 	__sync_fetch_and_add(&p->vma_gen, 1);
-	if (old != tid) {
-		/* A non-leader thread exec'ed and took the leader's pid (de_thread). */
-		struct fl_thread *th = bpf_map_lookup_elem(&threads, &old);
-
-		if (th) {
-			struct fl_thread copy = *th;
-
-			bpf_map_update_elem(&threads, &tid, &copy, BPF_ANY);
-			bpf_map_delete_elem(&threads, &old);
-		}
-	}
+	/* A non-leader thread that exec'ed (de_thread) keeps its task, so its state too. */
 	if (with_vmas)
 		send_exec_vmas(t, tgid);
 	else
@@ -1457,14 +1431,14 @@ static __always_inline int task_exec(struct task_struct *t, pid_t old_pid, struc
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec_vmas, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return task_exec(t, old_pid, bprm, 1);
+	return task_exec(t, bprm, 1);
 }
 
 /* Without: the VMAs are found from the image's landmarks (walk_exec_vmas). */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return task_exec(t, old_pid, bprm, 0);
+	return task_exec(t, bprm, 0);
 }
 
 struct sum_ctx {
@@ -1472,69 +1446,44 @@ struct sum_ctx {
 	struct list_head *pos;
 	__u64 min;
 	__u64 maj;
-	__u64 gup_min;
-	__u64 gup_maj;
 };
 
-/* One thread of the exiting group: its counts, and what no perf event explained. */
+/* One thread of the exiting group: its counts. */
 static long sum_thread(__u64 i, struct sum_ctx *s)
 {
-	struct task_struct *t;
-	struct fl_thread *th;
-	__u64 mn, mj;
-	__u32 tid;
-
 	struct list_head *pos = s->pos;
+	struct task_struct *t;
 
 	if (!pos || pos == s->head)
 		return 1;
 	t = (void *)pos - bpf_core_field_offset(struct task_struct, thread_node);
-	mn = BPF_CORE_READ(t, min_flt);
-	mj = BPF_CORE_READ(t, maj_flt);
-	s->min += mn;
-	s->maj += mj;
-	tid = BPF_CORE_READ(t, pid);
-	th = bpf_map_lookup_elem(&threads, &tid);
-	if (th && th->seen_ok) {
-		if (mn > th->seen_min)
-			s->gup_min += mn - th->seen_min;
-		if (mj > th->seen_maj)
-			s->gup_maj += mj - th->seen_maj;
-		th->seen_min = mn;
-		th->seen_maj = mj;
-	}
+	s->min += BPF_CORE_READ(t, min_flt);
+	s->maj += BPF_CORE_READ(t, maj_flt);
 	s->pos = BPF_CORE_READ(pos, next);
 	return 0;
 }
 
+/* The faults the kernel counted that no perf event showed (gup), never below 0. */
+static __always_inline __u64 unseen(__u64 total, __u64 before, __u64 seen)
+{
+	return total > before + seen ? total - before - seen : 0;
+}
+
 static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 {
-	__u32 tgid = t->tgid, tid = t->pid;
+	__u32 tgid = t->tgid;
 	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
 	struct signal_struct *sig;
-	struct fl_thread *th;
 	struct sum_ctx s = {};
 	struct fl_task *r;
 	__u64 now;
 
 	if (!p)
 		return 0;
+	bpf_task_storage_delete(&threads, t);
 	/* on_exit_live: two threads exiting together may both see live == 0; one reports */
-	if (group_dead && __sync_fetch_and_add(&p->exit_claim, 1))
+	if (!group_dead || __sync_fetch_and_add(&p->exit_claim, 1))
 		return 0;
-	if (!group_dead) {
-		th = bpf_map_lookup_elem(&threads, &tid);
-		if (th && th->seen_ok) {
-			__u64 mn = t->min_flt, mj = t->maj_flt;
-
-			if (mn > th->seen_min)
-				__sync_fetch_and_add(&p->gup_min, mn - th->seen_min);
-			if (mj > th->seen_maj)
-				__sync_fetch_and_add(&p->gup_maj, mj - th->seen_maj);
-		}
-		bpf_map_delete_elem(&threads, &tid);
-		return 0;
-	}
 
 	/*
 	 * What /proc/PID/stat and getrusage(RUSAGE_SELF) report for the group
@@ -1563,12 +1512,11 @@ static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 		r->maj_flt = s.maj;
 		r->base_min_flt = p->base_min;
 		r->base_maj_flt = p->base_maj;
-		r->gup_min_flt = p->gup_min + s.gup_min;
-		r->gup_maj_flt = p->gup_maj + s.gup_maj;
+		r->gup_min_flt = unseen(s.min, p->base_min, p->seen_min);
+		r->gup_maj_flt = unseen(s.maj, p->base_maj, p->seen_maj);
 		r->time_ns = now;
 		bpf_ringbuf_submit(r, 0);
 	}
-	bpf_map_delete_elem(&threads, &tid);
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
 }
@@ -1783,8 +1731,7 @@ static __always_inline void shim_announced(__s64 off)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
-	__u64 pt;
-	__u32 tid, tgid, kind = sc_kind(id);
+	__u32 tgid, kind = sc_kind(id);
 	struct fl_thread *th;
 	struct fl_proc *p;
 	int n;
@@ -1801,14 +1748,12 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 			vma_changed();
 		return 0;
 	}
-	pt = bpf_get_current_pid_tgid();
-	tid = (__u32)pt;
-	tgid = pt >> 32;
+	tgid = bpf_get_current_pid_tgid() >> 32;
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p)
 		return 0;
 	__sync_fetch_and_add(&p->vma_gen, 1);
-	th = thread_get(tid);
+	th = thread_get(bpf_get_current_task_btf());
 	if (!th) {
 		lose(FL_LOSS_PENDING);
 		return 0;
@@ -1850,7 +1795,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pt, tgid = pt >> 32, kind;
-	struct fl_thread *th = bpf_map_lookup_elem(&threads, &tid);
+	struct fl_thread *th = thread_of(bpf_get_current_task_btf());
 	struct fl_call_rec *r;
 	struct fl_proc *p;
 	__u64 now, shm_size = 0;

@@ -27,8 +27,8 @@ struct fl_proc {
 	__u64 seq;            /* syscall records emitted (next fl_call.seq) */
 	__u64 base_min;       /* min_flt/maj_flt of the process when tracking began */
 	__u64 base_maj;
-	__u64 gup_min;        /* faults counted by the kernel without a perf event */
-	__u64 gup_maj;
+	__u64 seen_min;       /* faults the perf events saw (the rest of min_flt/maj_flt beyond base is gup) */
+	__u64 seen_maj;
 	__u64 rss[4];         /* exact pages by MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES */
 	__u64 last_emit_ns;   /* last fl_rss record */
 	__u64 peak;           /* largest file+anon+shmem emitted (pages) */
@@ -73,8 +73,6 @@ struct fl_thread {
 	__u64 addr;           /* fault in progress: address, x86 error code, user ip */
 	__u64 err;
 	__u64 ip;
-	__u64 seen_min;       /* task->min_flt/maj_flt as of the last accounting */
-	__u64 seen_maj;
 	__u32 active;         /* a fault entered and has not completed */
 	__u32 rss_bits;       /* 1 << MM_* of every rss counter the fault moved */
 	__u32 alloc0;         /* movable order-0 pages allocated during the fault */
@@ -84,7 +82,7 @@ struct fl_thread {
 	__u32 in_shim;        /* the fault began while the thread was inside the shim */
 	__u64 numa;           /* task->numa_faults_locality[] sum at entry (NUMA hinting) */
 	__u32 sc_nr;          /* syscall number + 1 while one is in progress, else 0 */
-	__u32 seen_ok;        /* seen_min/seen_maj are valid */
+	__u32 pad;
 	__u64 sc_args[6];
 	__u64 sc_inode;       /* mmap of a file: the file's inode and device, from the fd at entry */
 	__u32 sc_dev;

@@ -476,42 +476,17 @@ static int read_flt(const char *path, __u64 *min, __u64 *maj)
 
 /*
  * Track pid and its future descendants.  The faults the process already had
- * become base_*_flt of its EXIT record; each thread's own counts are where
- * the per-thread gup accounting starts.
+ * become base_*_flt of its EXIT record; what its counters gain beyond them
+ * and the faults the perf events see is gup (fl_kern.bpf.c task_exit).
  */
 int fl_bpf_track(struct fl_bpf *b, __u32 pid)
 {
 	struct fl_proc p = {};
 	char path[64];
-	struct dirent *de;
-	DIR *d;
 	int err;
 
 	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
 	err = read_flt(path, &p.base_min, &p.base_maj);
-	if (err)
-		return err;
-	snprintf(path, sizeof(path), "/proc/%u/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		struct fl_thread th = {};
-		char tpath[96];
-		__u32 tid = strtoul(de->d_name, NULL, 10);
-
-		if (!tid)
-			continue;
-		snprintf(tpath, sizeof(tpath), "/proc/%u/task/%u/stat", pid, tid);
-		if (read_flt(tpath, &th.seen_min, &th.seen_maj))
-			continue;
-		th.seen_ok = 1;
-		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.threads), &tid, &th, BPF_ANY)) {
-			err = -errno;
-			break;
-		}
-	}
-	closedir(d);
 	if (err)
 		return err;
 	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.tracked), &pid, &p, BPF_ANY))
