@@ -51,7 +51,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
-#include "shim.h"
+#include "preload.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)

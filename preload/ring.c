@@ -17,7 +17,7 @@
 #include <linux/futex.h>
 #include <sys/mman.h>
 
-#include "shim.h"
+#include "preload.h"
 
 int shim_state = ST_UNINIT;
 __u32 shim_pid;

@@ -6,7 +6,7 @@
  * with its call stack (shim_record, ring.c); the wait family says which child
  * it reaped (FL_R_REAPED), the exec family that an image is about to be
  * replaced (FL_R_EXEC).  The rules every hook follows,
- * and what the shim cannot see, are in shim.h; vfork, dlopen and dlclose
+ * and what the shim cannot see, are in preload.h; vfork, dlopen and dlclose
  * enter through tailjumps.S.
  */
 /* Why: meson builds with -D_FILE_OFFSET_BITS=64, under which glibc's
@@ -23,7 +23,7 @@
 #include <sys/shm.h>
 #include <sys/wait.h>
 
-#include "shim.h"
+#include "preload.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -456,7 +456,7 @@ EXPORT pid_t fork(void)
 	/* The real fork is the program's work (glibc's malloc and stdio locks,
 	 * its atfork handlers, the copies the child's first writes make): still
 	 * busy (their calls pass through), but not faultline's to the BPF fault
-	 * count, which takes only busy > 0 (shim.h). */
+	 * count, which takes only busy > 0 (preload.h). */
 	shim_busy -= SHIM_PROGRAM;
 	pid = real.fork();
 	shim_busy += SHIM_PROGRAM;

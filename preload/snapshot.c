@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
-#include "shim.h"
+#include "preload.h"
 
 #define SNAP_MIN (256u << 10)
 #define SNAP_MAX (64u << 20)

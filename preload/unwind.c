@@ -21,7 +21,7 @@
 #include <execinfo.h>
 #include <link.h>
 
-#include "shim.h"
+#include "preload.h"
 
 
 unsigned shim_depth = FL_DEFAULT_FRAMES;

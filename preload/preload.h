@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shim.h - what the files of libfaultline-preload.so share.  Nothing here is
+ * preload.h - what the files of libfaultline-preload.so share.  Nothing here is
  * exported from the library (-fvisibility=hidden, preload.map).
  *
  *   shim.c      the interposers (the hooks) and nothing else
@@ -32,8 +32,8 @@
  * calls are recorded into the parent's ring under the parent's pid.  The
  * BPF side sees all of these.
  */
-#ifndef FL_SHIM_H
-#define FL_SHIM_H
+#ifndef FL_PRELOAD_H
+#define FL_PRELOAD_H
 
 #include <stdint.h>
 #include <string.h>
@@ -227,4 +227,4 @@ static inline int shim_recording_call(void)
 	return 0;
 }
 
-#endif /* FL_SHIM_H */
+#endif /* FL_PRELOAD_H */
