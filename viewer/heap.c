@@ -7,6 +7,7 @@
 
 #include "frames.h"
 #include "heap.h"
+#include "output.h"
 #include "rows.h"
 
 #define PAGE 4096
@@ -25,6 +26,18 @@ struct placed {
 double fl_heap_err95(double var)
 {
 	return 1.96 * sqrt(var > 0 ? var : 0);
+}
+
+const char *fl_heap_estimate(char *buf, size_t n, double bytes, double var)
+{
+	char a[32], b[32];
+
+	if (var <= 0)
+		snprintf(buf, n, "%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)));
+	else
+		snprintf(buf, n, "%s ±%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)),
+			 fl_out_size(b, sizeof(b), (int64_t)(fl_heap_err95(var) + 0.5)));
+	return buf;
 }
 
 /* Does the process have heap samples at all (and with which mean)?  1, 0, or -1. */

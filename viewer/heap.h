@@ -103,5 +103,7 @@ void fl_heap_shown_free(struct fl_heap_shown *s, int n);
 
 /* 1.96 standard deviations: the half-width of a 95% interval. */
 double fl_heap_err95(double var);
+/* "12.3 MiB" or, when sampled (var > 0), "12.3 MiB ±1.1 MiB" (95%); into buf. */
+const char *fl_heap_estimate(char *buf, size_t n, double bytes, double var);
 
 #endif /* FL_HEAP_VIEW_H */

@@ -810,24 +810,12 @@ static int heap_time(struct report *r, const struct fl_proc *p, int64_t *t, bool
 	return rc < 0 ? -1 : 0;
 }
 
-/* "12.3 MiB" or, when sampled, "12.3 MiB ±1.1 MiB". */
-static const char *estimate(char *buf, size_t n, double bytes, double var)
-{
-	char a[32], b[32];
-
-	if (var <= 0)
-		snprintf(buf, n, "%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)));
-	else
-		snprintf(buf, n, "%s ±%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)),
-			 fl_out_size(b, sizeof(b), (int64_t)(fl_heap_err95(var) + 0.5)));
-	return buf;
-}
-
 static void heap_site_text(const struct fl_heap_shown *s)
 {
 	char est[64];
 
-	printf("      %-22s %5lld× %s\n", estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples, s->lines[0]);
+	printf("      %-22s %5lld× %s\n", fl_heap_estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples,
+	       s->lines[0]);
 	for (int i = 1; i < s->nlines; i++)
 		printf("      %-22s        %s\n", "", s->lines[i]);
 }
@@ -852,7 +840,7 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 		printf(", resident %s", fl_out_size(b, sizeof(b), g->resident));
 	else if (g->touched >= 0)
 		printf(", first-touched %s", fl_out_size(b, sizeof(b), g->touched));
-	printf(": %s live in %lld samples\n", estimate(est, sizeof(est), g->bytes, g->var), (long long)g->samples);
+	printf(": %s live in %lld samples\n", fl_heap_estimate(est, sizeof(est), g->bytes, g->var), (long long)g->samples);
 	for (int i = 0; i < ns; i++) {
 		if (i < HEAP_SITES) {
 			heap_site_text(&sh[i]);
@@ -863,16 +851,16 @@ static int heap_region_text(struct report *r, const struct fl_heap_region *g)
 		rest_samples += sh[i].samples;
 	}
 	if (ns > HEAP_SITES)
-		printf("      %-22s %5lld× %d other sites\n", estimate(est, sizeof(est), rest, rest_var),
+		printf("      %-22s %5lld× %d other sites\n", fl_heap_estimate(est, sizeof(est), rest, rest_var),
 		       (long long)rest_samples, ns - HEAP_SITES);
 	fl_heap_shown_free(sh, ns);
 	/* what the resident pages hold beyond the live blocks the samples stand for */
 	if (g->resident >= 0 && g->resident >= g->bytes)
 		printf("      %-22s        not in live blocks: allocator overhead, free chunks\n",
-		       estimate(est, sizeof(est), (double)g->resident - g->bytes, g->var));
+		       fl_heap_estimate(est, sizeof(est), (double)g->resident - g->bytes, g->var));
 	else if (g->resident >= 0)
 		printf("      %-22s        less: live blocks not resident (never touched, or swapped out)\n",
-		       estimate(est, sizeof(est), g->bytes - (double)g->resident, g->var));
+		       fl_heap_estimate(est, sizeof(est), g->bytes - (double)g->resident, g->var));
 	return 0;
 }
 
@@ -949,7 +937,8 @@ static int proc_heap(struct report *r, const struct fl_proc *p)
 		heap_json(r, &v, at_end);
 	} else {
 		printf("  heap     %s %s: %s live in %lld sampled blocks (",
-		       at_end ? "at its end" : smaps ? "at the resident peak (smaps)" : "at the RSS peak", fl_out_reltime(when, sizeof(when), t - r->d->start_ns), estimate(est, sizeof(est), v.bytes, v.var),
+		       at_end ? "at its end" : smaps ? "at the resident peak (smaps)" : "at the RSS peak",
+		       fl_out_reltime(when, sizeof(when), t - r->d->start_ns), fl_heap_estimate(est, sizeof(est), v.bytes, v.var),
 		       (long long)v.samples);
 		if (v.mean == 1)
 			printf("every allocation recorded)\n");

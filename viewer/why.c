@@ -231,18 +231,6 @@ static int groups(const struct regions *g, int64_t region_start, struct group **
 
 /* ---- heap groups: a region's live heap blocks by allocating site ------------ */
 
-/* "12.3 MiB" or, when sampled, "12.3 MiB ±1.1 MiB". */
-static const char *estimate(char *buf, size_t n, double bytes, double var)
-{
-	char a[32], b[32];
-	if (var <= 0)
-		snprintf(buf, n, "%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)));
-	else
-		snprintf(buf, n, "%s ±%s", fl_out_size(a, sizeof(a), (int64_t)(bytes + 0.5)),
-			 fl_out_size(b, sizeof(b), (int64_t)(fl_heap_err95(var) + 0.5)));
-	return buf;
-}
-
 static int heap_json(const struct regions *g, const struct fl_heap_range *h, int64_t rss)
 {
 	struct fl_json *j = g->j;
@@ -312,19 +300,19 @@ static int heap_text(const struct regions *g, const struct fl_heap_range *h, int
 			rest_samples += s->samples;
 			continue;
 		}
-		printf("%*s       %-22s %5.1f%%  %s (%lld block%s)\n", in, "", estimate(est, sizeof(est), s->bytes, s->var),
-		       pct((int64_t)s->bytes, rss), s->lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
+		printf("%*s       %-22s %5.1f%%  %s (%lld block%s)\n", in, "",
+		       fl_heap_estimate(est, sizeof(est), s->bytes, s->var), pct((int64_t)s->bytes, rss), s->lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
 		for (int k = 1; k < s->nlines; k++)
 			printf("%*s       %-22s         %s\n", in, "", "", s->lines[k]);
 	}
 	if (ns > HEAP_SITES)
 		printf("%*s       %-22s %5.1f%%  %d other site%s (%lld blocks)\n", in, "",
-		       estimate(est, sizeof(est), rest, rest_var), pct((int64_t)rest, rss), ns - HEAP_SITES,
+		       fl_heap_estimate(est, sizeof(est), rest, rest_var), pct((int64_t)rest, rss), ns - HEAP_SITES,
 		       ns - HEAP_SITES == 1 ? "" : "s", (long long)rest_samples);
 	fl_heap_shown_free(sh, ns);
 	/* what the resident pages hold beyond the live blocks, or (less) what live blocks do not have resident */
 	double beyond = (double)rss - h->bytes, size = beyond < 0 ? -beyond : beyond;
-	printf("%*s       %-22s %5.1f%%  %s\n", in, "", estimate(est, sizeof(est), size, h->var), pct((int64_t)size, rss),
+	printf("%*s       %-22s %5.1f%%  %s\n", in, "", fl_heap_estimate(est, sizeof(est), size, h->var), pct((int64_t)size, rss),
 	       beyond >= 0 ? "not in live blocks: allocator overhead, free chunks, the untrimmed top" :
 	       size <= fl_heap_err95(h->var) ? "less: the estimate of live bytes is above the resident bytes, "
 					       "within its sampling error" :
