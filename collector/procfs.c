@@ -117,45 +117,61 @@ int fl_procfs_rss(pid_t pid, __u64 *anon, __u64 *file, __u64 *shmem, __u64 *swap
 	return found ? 0 : -ESRCH; /* a zombie has no Rss lines */
 }
 
-int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
+/*
+ * /proc/PID/stat into buf (one read: a zombie's parent may reap it between
+ * two) and its fields after comm, which may hold spaces and parentheses: they
+ * restart after the last ')', so the state (field 3) is at the result + 1.
+ */
+static const char *stat_after_comm(pid_t pid, char *buf, size_t n, int *err)
 {
-	char path[64], buf[1024];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+	if (!f) {
+		*err = -errno;
+		return NULL;
+	}
+	size_t len = fread(buf, 1, n - 1, f);
 	fclose(f);
 	buf[len] = 0;
-	/* comm may hold spaces and parentheses: fields restart after the last ')' */
 	char *p = strrchr(buf, ')');
+	*err = -EINVAL;
+	return p && p[1] == ' ' ? p + 1 : NULL;
+}
+
+/* min_flt (field 10) and maj_flt (field 12) from the fields after comm. */
+static int stat_faults(const char *after, __u64 *min_flt, __u64 *maj_flt)
+{
 	unsigned long long mn, mj;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &mn, &mj) != 2)
+	if (sscanf(after + 1, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &mn, &mj) != 2)
 		return -EINVAL;
 	*min_flt = mn;
 	*maj_flt = mj;
 	return 0;
 }
 
+int fl_procfs_faults(pid_t pid, __u64 *min_flt, __u64 *maj_flt)
+{
+	char buf[1024];
+	int err;
+	const char *after = stat_after_comm(pid, buf, sizeof(buf), &err);
+	return after ? stat_faults(after, min_flt, maj_flt) : err;
+}
+
 int fl_procfs_zombie(pid_t pid, int *wait_status, __u64 faults[2])
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'Z')
+	char buf[1024];
+	int err;
+	const char *p = stat_after_comm(pid, buf, sizeof(buf), &err);
+	if (!p)
+		return err == -EINVAL ? -ESRCH : err; /* unreadable as a zombie's: not one */
+	if (p[1] != 'Z')
 		return -ESRCH;
-	/* one read for both: between two, its parent may reap it */
-	unsigned long long mn, mj;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %llu", &mn, &mj) != 2)
+	__u64 mn, mj;
+	if (stat_faults(p, &mn, &mj))
 		return -EINVAL;
-	/* exit_code is field 52 (proc(5)); state, field 3, is at p + 2 */
-	char *tok = p + 2;
+	/* exit_code is field 52 (proc(5)); state, field 3, is at p + 1 */
+	const char *tok = p + 1;
 	for (int field = 3; field < 52 && tok; field++) {
 		tok = strchr(tok, ' ');
 		tok = tok ? tok + 1 : NULL;
