@@ -48,8 +48,8 @@ static const char *const classes[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 
 /* The keys: summary.c's fault keys, then site (fault_site rows, summed in site_summary). */
 #define NKEYS (fl_nfaults_keys + 1)
-static const struct fl_faults_key site_key = { "site", "s.frame_id", "s.frame_id", 1, { "faulting instruction" }, false };
-static const struct fl_faults_key residual_key = { "residual", NULL, NULL, 1, { "" }, false };
+static const struct fl_faults_key site_key = { "site", 1, { "faulting instruction" }, false };
+static const struct fl_faults_key residual_key = { "residual", 1, { "" }, false };
 
 static const struct fl_faults_key *key_at(int i)
 {

@@ -251,29 +251,60 @@ void fl_vma_free(struct fl_vma *v, int n)
 	free(v);
 }
 
+/* The next (time, size) of a stream of fl_vma_peak, or false at its end (*rc: SQLITE_DONE or an error). */
+static bool next_change(struct fl_db *d, sqlite3_stmt *st, int *rc, int64_t *t, int64_t *size)
+{
+	if ((*rc = fl_db_step(d, st)) != SQLITE_ROW)
+		return false;
+	*t = sqlite3_column_int64(st, 0);
+	*size = sqlite3_column_int64(st, 1);
+	return true;
+}
+
 int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes)
 {
-	/* every change at one instant (a split ends a row and starts its pieces) applies together */
-	sqlite3_stmt *st = fl_db_prepare(d,
-		"WITH delta(t, n) AS ("
-		"  SELECT created_ns, end - start FROM vma WHERE proc_id = ?1"
-		"  UNION ALL SELECT destroyed_ns, start - end FROM vma"
-		"   WHERE proc_id = ?1 AND destroyed_ns IS NOT NULL),"
-		" step(t, n) AS (SELECT t, sum(n) FROM delta GROUP BY t),"
-		" total(t, n) AS (SELECT t, sum(n) OVER (ORDER BY t) FROM step)"
-		" SELECT t, n FROM total ORDER BY n DESC, t LIMIT 1");
-	int rc;
+	/*
+	 * Rows mapped and rows unmapped, each in time order (the indexes
+	 * vma_proc_time and vma_proc_end give them sorted), merged: every
+	 * change at one instant applies together (a split ends a row and
+	 * starts its pieces at the same time), and the earliest highest sum wins.
+	 */
+	sqlite3_stmt *up = fl_db_prepare(d, "SELECT created_ns, end - start FROM vma WHERE proc_id = ? ORDER BY created_ns");
+	sqlite3_stmt *down = fl_db_prepare(d, "SELECT destroyed_ns, end - start FROM vma"
+					      " WHERE proc_id = ? AND destroyed_ns IS NOT NULL ORDER BY destroyed_ns");
+	int64_t ut = 0, us = 0, dt = 0, ds = 0, total = 0;
+	int urc = SQLITE_DONE, drc = SQLITE_DONE, found = 0;
+	bool more_up, more_down;
 
-	if (!st)
+	if (!up || !down) {
+		sqlite3_finalize(up);
+		sqlite3_finalize(down);
 		return -1;
-	sqlite3_bind_int64(st, 1, proc_id);
-	rc = fl_db_step(d, st);
-	if (rc == SQLITE_ROW) {
-		*t = sqlite3_column_int64(st, 0);
-		*bytes = sqlite3_column_int64(st, 1);
 	}
-	sqlite3_finalize(st);
-	return rc < 0 ? -1 : rc == SQLITE_ROW;
+	sqlite3_bind_int64(up, 1, proc_id);
+	sqlite3_bind_int64(down, 1, proc_id);
+	more_up = next_change(d, up, &urc, &ut, &us);
+	more_down = next_change(d, down, &drc, &dt, &ds);
+	while (more_up || more_down) {
+		int64_t now = !more_down || (more_up && ut < dt) ? ut : dt;
+
+		while (more_up && ut == now) {
+			total += us;
+			more_up = next_change(d, up, &urc, &ut, &us);
+		}
+		while (more_down && dt == now) {
+			total -= ds;
+			more_down = next_change(d, down, &drc, &dt, &ds);
+		}
+		if (!found || total > *bytes) {
+			*t = now;
+			*bytes = total;
+			found = 1;
+		}
+	}
+	sqlite3_finalize(up);
+	sqlite3_finalize(down);
+	return urc != SQLITE_DONE || drc != SQLITE_DONE ? -1 : found;
 }
 
 static bool same_str(const char *a, const char *b)

@@ -35,16 +35,14 @@ static const char *const columns[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 	" ORDER BY pr.sample_id DESC LIMIT 1), 'row:' || v.id)"
 
 const struct fl_faults_key fl_faults_keys[] = {
-	{ "process", "f.proc_id", "f.pid, f.exe", 2, { "pid", "exe" }, true },
-	{ "region", "f.region", "f.pid, printf('%x-%x', min(f.start), max(f.end)), f.kind, coalesce(f.path, '')", 4,
-	  { "pid", "range", "kind", "file" }, true },
-	{ "vma", "f.vma_id", "f.pid, printf('%x-%x', f.start, f.end), f.kind, coalesce(f.path, '')", 4,
-	  { "pid", "range", "kind", "file" }, true },
-	{ "kind", "f.kind", "f.kind", 1, { "kind" }, false },
-	{ "file", "coalesce(f.path, '[' || f.kind || ']')", "coalesce(f.path, '[' || f.kind || ']')", 1, { "file" },
-	  false },
-	{ "stack", "f.stack_id", "f.stack_id", 1, { "creating stack" }, false },
+	{ "process", 2, { "pid", "exe" }, true },
+	{ "region", 4, { "pid", "range", "kind", "file" }, true },
+	{ "vma", 4, { "pid", "range", "kind", "file" }, true },
+	{ "kind", 1, { "kind" }, false },
+	{ "file", 1, { "file" }, false },
+	{ "stack", 1, { "creating stack" }, false },
 };
+enum { KEY_PROCESS, KEY_REGION, KEY_VMA, KEY_KIND, KEY_FILE, KEY_STACK };
 const int fl_nfaults_keys = (int)(sizeof(fl_faults_keys) / sizeof(fl_faults_keys[0]));
 
 /* The tables each part makes, FL_SUM_FAULTS's then FL_SUM_PROCS's. */
@@ -98,50 +96,252 @@ static void column_list(char *buf, size_t n, const char *fmt)
 		len += (size_t)snprintf(buf + len, n - len, fmt, columns[i], columns[i]);
 }
 
+/* A column value with SQLite's type: readers GROUP BY grp, where 5 and '5' differ. */
+struct cell {
+	int type; /* SQLITE_NULL, SQLITE_INTEGER or SQLITE_TEXT */
+	int64_t i;
+	const char *s;
+};
+
+/* The faults of one VMA row in one process, summed, with what the keys group and label them by. */
+struct row_sums {
+	int64_t proc_id, pid, start, end;
+	struct cell vma, stack;          /* vma: NULL when the row was never written (an incomplete recording) */
+	char *exe, *kind, *path, *file;  /* file: the path, else "[kind]" */
+	char *region;                    /* the kernel VMA it was last seen in: "sample_id:start", else "row:id" */
+	int64_t nrows, total, sums[NCOLUMNS];
+};
+
+static struct cell int_cell(int64_t i) { return (struct cell){ SQLITE_INTEGER, i, NULL }; }
+static struct cell text_cell(const char *s) { return s ? (struct cell){ SQLITE_TEXT, 0, s } : (struct cell){ SQLITE_NULL, 0, NULL }; }
+
+/* The group of row r under key k. */
+static struct cell group_of(int k, const struct row_sums *r)
+{
+	switch (k) {
+	case KEY_PROCESS: return int_cell(r->proc_id);
+	case KEY_REGION: return text_cell(r->region);
+	case KEY_VMA: return r->vma;
+	case KEY_KIND: return text_cell(r->kind);
+	case KEY_FILE: return text_cell(r->file);
+	default: return r->stack;
+	}
+}
+
+static int cell_cmp(struct cell a, struct cell b)
+{
+	if (a.type != b.type)
+		return a.type < b.type ? -1 : 1;
+	if (a.type == SQLITE_INTEGER)
+		return (a.i > b.i) - (a.i < b.i);
+	return a.type == SQLITE_TEXT ? strcmp(a.s, b.s) : 0;
+}
+
+static void bind_cell(sqlite3_stmt *st, int i, struct cell c)
+{
+	if (c.type == SQLITE_INTEGER)
+		sqlite3_bind_int64(st, i, c.i);
+	else if (c.type == SQLITE_TEXT)
+		sqlite3_bind_text(st, i, c.s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int sort_key; /* the key by_group sorts by (qsort has no context argument) */
+
+static int by_group(const void *a, const void *b)
+{
+	return cell_cmp(group_of(sort_key, *(struct row_sums *const *)a), group_of(sort_key, *(struct row_sums *const *)b));
+}
+
+/* One fault_summary row: key k's group made of the n rows of g (all of one process), summed. */
+static int group_row(struct fl_db *d, sqlite3_stmt *ins, int k, struct row_sums *const *g, size_t n)
+{
+	const struct row_sums *r = g[0];
+	int64_t nrows = 0, total = 0, sums[NCOLUMNS] = { 0 }, lo = r->start, hi = r->end;
+	char range[40];
+
+	for (size_t i = 0; i < n; i++) {
+		nrows += g[i]->nrows;
+		total += g[i]->total;
+		for (int c = 0; c < NCOLUMNS; c++)
+			sums[c] += g[i]->sums[c];
+		lo = g[i]->start < lo ? g[i]->start : lo;
+		hi = g[i]->end > hi ? g[i]->end : hi;
+	}
+	sqlite3_reset(ins);
+	sqlite3_clear_bindings(ins);
+	sqlite3_bind_text(ins, 1, fl_faults_keys[k].name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, r->pid);
+	bind_cell(ins, 3, group_of(k, r));
+	switch (k) {
+	case KEY_PROCESS:
+		sqlite3_bind_int64(ins, 4, r->pid);
+		sqlite3_bind_text(ins, 5, r->exe, -1, SQLITE_STATIC);
+		break;
+	case KEY_REGION:
+	case KEY_VMA:
+		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, lo, hi);
+		sqlite3_bind_int64(ins, 4, r->pid);
+		sqlite3_bind_text(ins, 5, range, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 6, r->kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 7, r->path ? r->path : "", -1, SQLITE_STATIC);
+		break;
+	default:
+		bind_cell(ins, 4, group_of(k, r));
+	}
+	sqlite3_bind_int64(ins, 8, nrows);
+	for (int c = 0; c < NCOLUMNS; c++)
+		sqlite3_bind_int64(ins, 9 + c, sums[c]);
+	sqlite3_bind_int64(ins, 9 + NCOLUMNS, total);
+	return fl_db_step(d, ins) == SQLITE_DONE ? 0 : -1;
+}
+
+/* The fault_summary rows of one process, every key, from its n rows. */
+static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t n)
+{
+	struct row_sums **v = malloc((n ? n : 1) * sizeof(*v));
+	int rc = v ? 0 : -1;
+
+	for (int k = 0; k < fl_nfaults_keys && !rc; k++) {
+		size_t m = 0;
+
+		/* the process key needs no VMA row: a fault of a row never written (an incomplete
+		 * recording) is the process's all the same, as in report's totals */
+		for (size_t i = 0; i < n; i++)
+			if (k == KEY_PROCESS || rows[i]->vma.type != SQLITE_NULL)
+				v[m++] = rows[i];
+		sort_key = k;
+		qsort(v, m, sizeof(*v), by_group);
+		for (size_t i = 0, j; i < m && !rc; i = j) {
+			for (j = i + 1; j < m && !cell_cmp(group_of(k, v[i]), group_of(k, v[j])); j++)
+				;
+			rc = group_row(d, ins, k, v + i, j - i);
+		}
+	}
+	free(v);
+	return rc;
+}
+
+static void row_free(struct row_sums *r)
+{
+	if (!r)
+		return;
+	free(r->exe);
+	free(r->kind);
+	free(r->path);
+	free(r->file);
+	free(r->region);
+	free(r);
+}
+
+/* process_groups for the *n rows of one process, then forgets them. */
+static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t *n)
+{
+	int rc = process_groups(d, ins, rows, *n);
+
+	while (*n)
+		row_free(rows[--*n]);
+	return rc;
+}
+
+static char *column_dup(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+	return s ? strdup(s) : NULL;
+}
+
+/* The current row of the per-VMA query (write_faults), or NULL without memory. */
+static struct row_sums *row_read(sqlite3_stmt *st)
+{
+	struct row_sums *r = calloc(1, sizeof(*r));
+	char file[4096];
+
+	if (!r)
+		return NULL;
+	r->proc_id = sqlite3_column_int64(st, 0);
+	r->pid = sqlite3_column_int64(st, 1);
+	r->exe = column_dup(st, 2);
+	if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+		r->vma = int_cell(sqlite3_column_int64(st, 3));
+	r->kind = column_dup(st, 4);
+	r->path = column_dup(st, 5);
+	r->start = sqlite3_column_int64(st, 6);
+	r->end = sqlite3_column_int64(st, 7);
+	r->region = column_dup(st, 8);
+	if (sqlite3_column_type(st, 9) != SQLITE_NULL)
+		r->stack = int_cell(sqlite3_column_int64(st, 9));
+	r->nrows = sqlite3_column_int64(st, 10);
+	for (int c = 0; c < NCOLUMNS; c++)
+		r->sums[c] = sqlite3_column_int64(st, 11 + c);
+	r->total = sqlite3_column_int64(st, 11 + NCOLUMNS);
+	snprintf(file, sizeof(file), "[%s]", r->kind ? r->kind : "");
+	r->file = r->path ? strdup(r->path) : strdup(file);
+	if ((r->exe || sqlite3_column_type(st, 2) == SQLITE_NULL) && r->file)
+		return r;
+	row_free(r);
+	return NULL;
+}
+
 /*
- * The faults of every key of `faults --by`: per process and group, the
- * fault rows summed (the per-row sums first, in a scratch table with what
- * the keys group by, so the ten million fault rows and the joins are read
- * once).  site_summary: fault_site per
- * process, instruction and class.
+ * The faults of every key of `faults --by`: the fault rows summed per
+ * process and VMA row by one query, then grouped here for each key, one
+ * process at a time (six GROUP BYs in SQL over a scratch table took
+ * seconds on 100,000 rows).  site_summary: fault_site per process,
+ * instruction and class.
  */
 static int write_faults(struct fl_db *d, const char *schema)
 {
-	char cols[1024], sums[1024], resum[1024], sql[8192];
+	char cols[1024], sums[1024], sql[8192];
+	struct row_sums **rows = NULL;
+	sqlite3_stmt *st = NULL, *ins = NULL;
+	size_t n = 0, cap = 0;
 	int rc;
 
 	column_list(cols, sizeof(cols), ", %s INTEGER NOT NULL%.0s");
-	column_list(sums, sizeof(sums), ", sum(%s) AS %s");
-	column_list(resum, sizeof(resum), ", sum(f.%s)%.0s");
 	snprintf(sql, sizeof(sql),
 		 "CREATE TABLE %%s.fault_summary (key TEXT NOT NULL, pid INTEGER NOT NULL, grp, l1, l2, l3, l4,"
 		 " nrows INTEGER NOT NULL%s, total INTEGER NOT NULL);"
 		 "CREATE TABLE %%s.site_summary (proc_id INTEGER NOT NULL, frame_id INTEGER NOT NULL, class TEXT NOT NULL,"
 		 " count INTEGER NOT NULL, PRIMARY KEY (proc_id, frame_id, class)) WITHOUT ROWID;"
 		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, class, sum(count) FROM fault_site"
-		 " GROUP BY proc_id, frame_id, class;"
-		 "DROP TABLE IF EXISTS temp.summary_vma_fault;"
-		 "CREATE TEMP TABLE summary_vma_fault AS SELECT s.*, p.pid, p.exe, v.id IS NOT NULL AS has_vma, v.kind,"
-		 " v.path, v.start, v.end, " REGION_OF " AS region, e.stack_id"
-		 " FROM (SELECT vma_id, proc_id, count(*) AS nrows%s, sum(reads + writes + execs) AS total FROM fault"
-		 "  GROUP BY vma_id, proc_id) s JOIN process p ON p.id = s.proc_id LEFT JOIN vma v ON v.id = s.vma_id"
-		 " LEFT JOIN event e ON e.id = " CREATING_EVENT ";",
+		 " GROUP BY proc_id, frame_id, class;", cols);
+	if (exec_in(d, schema, sql))
+		return -1;
+	column_list(sums, sizeof(sums), ", sum(%s) AS %s");
+	column_list(cols, sizeof(cols), ", s.%s%.0s");
+	snprintf(sql, sizeof(sql),
+		 "SELECT s.proc_id, p.pid, p.exe, v.id, v.kind, v.path, v.start, v.end, " REGION_OF ", e.stack_id, s.nrows%s,"
+		 " s.total FROM (SELECT vma_id, proc_id, count(*) AS nrows%s, sum(reads + writes + execs) AS total FROM fault"
+		 "  GROUP BY proc_id, vma_id) s JOIN process p ON p.id = s.proc_id LEFT JOIN vma v ON v.id = s.vma_id"
+		 " LEFT JOIN event e ON e.id = " CREATING_EVENT " ORDER BY s.proc_id",
 		 cols, sums);
-	if ((rc = exec_in(d, schema, sql)))
-		return rc;
-	for (int k = 0; k < fl_nfaults_keys && !rc; k++) {
-		const struct fl_faults_key *key = &fl_faults_keys[k];
-
-		/* the process key needs no VMA row: a fault of a row never written (an incomplete
-		 * recording) is the process's all the same, as in report's totals */
-		snprintf(sql, sizeof(sql),
-			 "INSERT INTO %%s.fault_summary SELECT '%s', f.pid, %s, %s%s, sum(f.nrows)%s, sum(f.total)"
-			 " FROM temp.summary_vma_fault f%s GROUP BY f.proc_id, %s;",
-			 key->name, key->group, key->labels, key->nlabels == 1 ? ", NULL, NULL, NULL" :
-			 key->nlabels == 2 ? ", NULL, NULL" : "", resum,
-			 strcmp(key->name, "process") ? " WHERE f.has_vma" : "", key->group);
-		rc = exec_in(d, schema, sql);
+	st = fl_db_prepare(d, sql);
+	snprintf(sql, sizeof(sql), "INSERT INTO %s.fault_summary VALUES (?, ?, ?, ?, ?, ?, ?, ?", schema);
+	for (int c = 0; c <= NCOLUMNS; c++)
+		strcat(sql, ", ?");
+	strcat(sql, ")");
+	ins = st ? fl_db_prepare(d, sql) : NULL;
+	rc = -1;
+	while (ins && (rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		if (n && sqlite3_column_int64(st, 0) != rows[0]->proc_id && flush_process(d, ins, rows, &n))
+			break;
+		if (n == cap) {
+			struct row_sums **more = realloc(rows, (cap = cap ? 2 * cap : 1024) * sizeof(*rows));
+			if (!more)
+				break;
+			rows = more;
+		}
+		if (!(rows[n] = row_read(st)))
+			break;
+		n++;
 	}
+	rc = rc == SQLITE_DONE ? flush_process(d, ins, rows, &n) : -1;
+	while (n)
+		row_free(rows[--n]);
+	free(rows);
+	sqlite3_finalize(st);
+	sqlite3_finalize(ins);
 	if (rc)
 		return -1;
 	/* what text leaves out below its top rows: the whole less the top (half a million regions are not read) */
@@ -150,8 +350,7 @@ static int write_faults(struct fl_db *d, const char *schema)
 		 /* the order `faults` lists them in: its top rows need no sort, even when all tie */
 		 "CREATE INDEX %%s.fault_summary_order ON fault_summary(key, total DESC, l1, l2, l3, l4);"
 		 "CREATE TABLE %%s.fault_summary_total AS SELECT key, pid, count(*) AS groups%s, sum(total) AS total"
-		 " FROM %%s.fault_summary GROUP BY key, pid;"
-		 "DROP TABLE temp.summary_vma_fault;", sums);
+		 " FROM %%s.fault_summary GROUP BY key, pid;", sums);
 	return exec_in(d, schema, sql);
 }
 

@@ -28,16 +28,14 @@
 #define FL_SUM_TOP_REGIONS 2000
 
 /*
- * A key of `faults --by` (site aside: it reads site_summary).  Its SQL is
- * over f, the faults of one VMA row of one process summed, with that row's
- * pid, exe, kind, path, start, end, region (the kernel VMA the last smaps
- * sample that saw it found it in: "sample_id:region_start", else
- * "row:vma_id") and creating stack_id.
+ * A key of `faults --by` (site aside: it reads site_summary).  summary.c
+ * groups the faults of each VMA row of a process by it: the process, the
+ * region (the kernel VMA the last smaps sample that saw the row found it
+ * in: "sample_id:region_start", else "row:vma_id"), the VMA row, its kind,
+ * its file, its creating stack.
  */
 struct fl_faults_key {
 	const char *name;
-	const char *group;      /* the group within one process */
-	const char *labels;     /* nlabels expressions naming the group */
 	int nlabels;
 	const char *titles[4];
 	bool per_process;       /* a group never spans processes: its summary row is the answer's row */
