@@ -222,14 +222,14 @@ static const char *read_link(const char *link)
 	return fl_strtab_intern(buf);
 }
 
-void fl_procfs_know_file(const char *path)
+void fl_procfs_know_file(const char *path, const char *name)
 {
 	char real[PATH_MAX];
 	struct stat st;
-	if (!path || !realpath(path, real) || stat(real, &st))
+	if (!path || stat(path, &st) || (!name && !(name = realpath(path, real))))
 		return;
 	fl_hmap_put(&path_by_file, file_key((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), st.st_ino),
-		    (uintptr_t)fl_strtab_intern(real));
+		    (uintptr_t)fl_strtab_intern(name));
 }
 
 const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint)
@@ -352,6 +352,15 @@ static void find_below(struct find *f, const char *root, __u32 dev, int depth)
 		find_in(f, fd, path, len, dev, depth);
 }
 
+/* Whether a file on device dev is still unnamed: searching another device cannot name it. */
+static bool wanted_on(const struct find *f, __u32 dev)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (!f->out[i] && f->dev[i] == dev)
+			return true;
+	return false;
+}
+
 /* The directory two levels above a known path ("/usr/lib" for /usr/lib/x86_64-linux-gnu/libc.so.6). */
 static bool grandparent(const char *path, char *out, size_t n)
 {
@@ -406,7 +415,7 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 		struct stat st;
 
 		if (!path_by_file.keys[slot] || !known || known[0] != '/' || !grandparent(known, root, sizeof(root)) ||
-		    stat(known, &st))
+		    stat(known, &st) || !wanted_on(&f, (__u32)(major(st.st_dev) << 20 | minor(st.st_dev))))
 			continue;
 		bool seen = false;
 		for (size_t k = 0; k < ndone && !seen; k++)

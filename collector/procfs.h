@@ -52,12 +52,13 @@ char **fl_procfs_argv(pid_t pid);
 const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint);
 
 /*
- * A file the run maps by a path faultline chose (the shim): rows of it get
- * that path even when their process ended before its maps were read, with
- * no search on disk (fl_procfs_resolve_files took 0.2 s for the shim of
- * `record -- true`).
+ * A file the run maps that faultline chose (the shim; the channel, opened
+ * as /proc/PID/fd/N): rows of it get `name` (NULL: the file's real path)
+ * even when their process ended before its maps were read, with no search
+ * on disk (fl_procfs_resolve_files took 0.2 s for the shim of
+ * `record -- true`, and looks in vain for a memfd).
  */
-void fl_procfs_know_file(const char *path);
+void fl_procfs_know_file(const char *path, const char *name);
 
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);

@@ -614,9 +614,11 @@ static int record(struct recorder *r)
 	sigset_t orig;
 	__u64 start = now_ns();
 	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
-	fl_procfs_know_file(shim);
+	fl_procfs_know_file(shim, NULL);
 	int rc = fl_channel_create(&r->chan, 10000);
 	if (!rc) {
+		/* what /proc/PID/maps calls it (memfd_create's name): kind faultline (fl_model_kind) */
+		fl_procfs_know_file(fl_channel_path(r->chan), "/memfd:faultline-channel (deleted)");
 		struct fl_channel_identity id = { ident_ring, ident_tid, ident_parent, r };
 		fl_channel_set_identity(r->chan, &id);
 		rc = setup_loop(r, &orig);
