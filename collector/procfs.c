@@ -300,7 +300,27 @@ struct find {
 	long budget;
 };
 
-/* Looks at the files below the directory fd (named path, on device dev), depth levels down. */
+/* Names the wanted rows that are the file (dev, ino) at path; whether any was. */
+static bool name_rows(struct find *f, __u32 dev, __u64 ino, const char *path)
+{
+	uintptr_t k = fl_hmap_get(&f->want, file_key(dev, ino));
+	bool named = false;
+
+	for (size_t i = k ? k - 1 : f->n; i < f->n; i++)
+		if (!f->out[i] && f->dev[i] == dev && f->inode[i] == ino) {
+			f->out[i] = fl_strtab_intern(path);
+			f->left--;
+			named = true;
+		}
+	return named;
+}
+
+/*
+ * Looks at the files below the directory fd (named path, on device dev),
+ * depth levels down.  A directory entry carries its inode number: only a
+ * wanted one, and a directory to go into, costs a stat (checking the
+ * device: a mount point's entry shows the inode beneath it).
+ */
 static void find_in(struct find *f, int fd, char *path, size_t len, __u32 dev, int depth)
 {
 	DIR *d = fdopendir(fd);
@@ -311,10 +331,12 @@ static void find_in(struct find *f, int fd, char *path, size_t len, __u32 dev, i
 		return;
 	}
 	while (f->left && f->budget-- > 0 && (e = readdir(d))) {
-		struct stat st;
+		bool dir = e->d_type == DT_DIR || e->d_type == DT_UNKNOWN;
 		size_t l = strlen(e->d_name);
+		struct stat st;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || len + 1 + l >= PATH_MAX ||
+		    (!fl_hmap_get(&f->want, file_key(dev, e->d_ino)) && !(dir && depth > 0)) ||
 		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
 		if ((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) != dev)
@@ -322,12 +344,7 @@ static void find_in(struct find *f, int fd, char *path, size_t len, __u32 dev, i
 		path[len] = '/';
 		memcpy(path + len + 1, e->d_name, l + 1);
 		if (S_ISREG(st.st_mode)) {
-			uintptr_t k = fl_hmap_get(&f->want, file_key(dev, st.st_ino));
-			for (size_t i = k ? k - 1 : f->n; i < f->n; i++)
-				if (!f->out[i] && f->dev[i] == dev && f->inode[i] == st.st_ino) {
-					f->out[i] = fl_strtab_intern(path);
-					f->left--;
-				}
+			name_rows(f, dev, st.st_ino, path);
 		} else if (S_ISDIR(st.st_mode) && depth > 0) {
 			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub >= 0)
@@ -361,16 +378,18 @@ static bool wanted_on(const struct find *f, __u32 dev)
 	return false;
 }
 
-/* The directory two levels above a known path ("/usr/lib" for /usr/lib/x86_64-linux-gnu/libc.so.6). */
-static bool grandparent(const char *path, char *out, size_t n)
+/* The directory `levels` above a known path (2: "/usr/lib" for /usr/lib/x86_64-linux-gnu/libc.so.6). */
+static bool ancestor(const char *path, int levels, char *out, size_t n)
 {
-	const char *a = strrchr(path, '/'), *b;
+	const char *b = path + strlen(path);
 
-	if (!a || a == path)
-		return false;
-	for (b = a - 1; b > path && *b != '/'; b--)
-		;
-	if (b == path || (size_t)(b - path) >= n)
+	while (levels-- > 0) {
+		while (b > path && *--b != '/')
+			;
+		if (b == path)
+			return false;
+	}
+	if ((size_t)(b - path) >= n)
 		return false;
 	memcpy(out, path, (size_t)(b - path));
 	out[b - path] = 0;
@@ -382,16 +401,17 @@ static bool grandparent(const char *path, char *out, size_t n)
  * mapped (its maps or map_files showed the path), else one found by
  * looking for that inode near the files the run mapped on that device:
  * in the top two levels of the file system first (/etc/ld.so.cache, which
- * the dynamic loader maps and unmaps), then below the directory two levels
- * above each (a program maps its libraries, locale files and caches from a
- * few places; /usr/lib holds both x86_64-linux-gnu/ and locale/).  (dev, inode) names one file, so a path
+ * the dynamic loader maps and unmaps), then in the directory of each
+ * (libgcc_s beside libc), then below the directory two levels above each
+ * (a program maps its libraries, locale files and caches from a few places;
+ * /usr/lib holds both x86_64-linux-gnu/ and locale/).  (dev, inode) names one file, so a path
  * found is that file's (or a hard link to it); the search never follows a
  * symbolic link, stays on the device, and stops after FIND_BUDGET entries.
  */
 void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, const char **out)
 {
 	struct find f = { .dev = dev, .inode = inode, .out = out, .n = n, .budget = FIND_BUDGET };
-	char root[PATH_MAX], done[16][PATH_MAX];
+	char root[PATH_MAX], done[32][PATH_MAX];
 	size_t ndone = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -409,21 +429,29 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 			break;
 		}
 	}
-	/* the roots: beside every file of the run on a device with a file still unnamed */
-	for (size_t slot = 0; f.left && slot < path_by_file.cap; slot++) {
-		const char *known = (const char *)path_by_file.vals[slot];
-		struct stat st;
+	/*
+	 * Then beside every file of the run on a device with a file still
+	 * unnamed: its own directory (libgcc_s beside libc), then, deeper, the
+	 * one two levels up.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t slot = 0; f.left && slot < path_by_file.cap; slot++) {
+			const char *known = (const char *)path_by_file.vals[slot];
+			struct stat st;
+			__u32 on;
+			bool seen = false;
 
-		if (!path_by_file.keys[slot] || !known || known[0] != '/' || !grandparent(known, root, sizeof(root)) ||
-		    stat(known, &st) || !wanted_on(&f, (__u32)(major(st.st_dev) << 20 | minor(st.st_dev))))
-			continue;
-		bool seen = false;
-		for (size_t k = 0; k < ndone && !seen; k++)
-			seen = !strcmp(done[k], root);
-		if (seen || ndone == sizeof(done) / sizeof(done[0]))
-			continue;
-		snprintf(done[ndone++], sizeof(done[0]), "%s", root);
-		find_below(&f, root, (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), FIND_DEPTH);
+			if (!path_by_file.keys[slot] || !known || known[0] != '/' ||
+			    !ancestor(known, pass + 1, root, sizeof(root)) || stat(known, &st))
+				continue;
+			on = (__u32)(major(st.st_dev) << 20 | minor(st.st_dev));
+			for (size_t k = 0; k < ndone && !seen; k++)
+				seen = !strcmp(done[k], root);
+			if (seen || ndone == sizeof(done) / sizeof(done[0]) || !wanted_on(&f, on))
+				continue;
+			snprintf(done[ndone++], sizeof(done[0]), "%s", root);
+			find_below(&f, root, on, pass ? FIND_DEPTH : 0);
+		}
 	}
 	fl_hmap_free(&f.want);
 }
