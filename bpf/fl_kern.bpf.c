@@ -221,7 +221,7 @@ static __always_inline int task_rss(struct task_struct *t, int m)
 	}
 }
 
-static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages)
+static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages, __u64 flags)
 {
 	struct fl_rss *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 
@@ -239,7 +239,7 @@ static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages)
 	r->anon = pages[1] << FL_PAGE_SHIFT;
 	r->swap = pages[2] << FL_PAGE_SHIFT;
 	r->shmem = pages[3] << FL_PAGE_SHIFT;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, flags);
 }
 
 static __always_inline __u64 rss_total(const __u64 *p)
@@ -247,17 +247,17 @@ static __always_inline __u64 rss_total(const __u64 *p)
 	return p[0] + p[1] + p[3];
 }
 
-/* A suppressed peak, then the current value if it changed since the last record. */
-static __always_inline void rss_flush(__u32 tgid, struct fl_proc *p, __u64 now)
+/* A suppressed peak, then the current value if it changed since the last record (flags: the last one's). */
+static __always_inline void rss_flush(__u32 tgid, struct fl_proc *p, __u64 now, __u64 flags)
 {
 	if (p->pend_ns) {
-		emit_rss(tgid, p->pend_ns, p->pend);
+		emit_rss(tgid, p->pend_ns, p->pend, 0);
 		if (rss_total(p->pend) > p->peak)
 			p->peak = rss_total(p->pend);
 		p->pend_ns = 0;
 	}
 	if (p->dirty) {
-		emit_rss(tgid, now, p->rss);
+		emit_rss(tgid, now, p->rss, flags);
 		if (rss_total(p->rss) > p->peak)
 			p->peak = rss_total(p->rss);
 		p->dirty = 0;
@@ -326,7 +326,7 @@ int BPF_PROG(on_rss_stat, struct mm_struct *mm, int member)
 		/* A pending peak below the current value adds nothing. */
 		if (p->pend_ns && rss_total(p->pend) <= total)
 			p->pend_ns = 0;
-		rss_flush(tgid, p, now);
+		rss_flush(tgid, p, now, 0);
 	} else if (total > p->peak && (!p->pend_ns || total > rss_total(p->pend))) {
 		/* Suppressed, but a new peak: keep it for the next opportunity. */
 		p->pend[0] = p->rss[0];
@@ -1499,7 +1499,7 @@ static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 	bpf_loop(65536, sum_thread, &s, 0);
 
 	now = bpf_ktime_get_ns();
-	rss_flush(tgid, p, now);
+	rss_flush(tgid, p, now, 0);
 
 	r = task_rec(FL_T_EXIT, t);
 	if (r) {
@@ -1728,6 +1728,24 @@ static __always_inline void shim_announced(__s64 off)
 		p->shim_busy = off;
 }
 
+/*
+ * The shim's getpid(FL_SHIM_EXITING): the process waits at exit for its last
+ * smaps read (faultline.h).  Its RSS now, as a record: the kernel's count
+ * to compare that read with, and the wake-up of a collector asleep on this
+ * ring (it would otherwise sleep up to 100 ms while the process waits).
+ */
+static __always_inline void shim_exiting(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fl_proc *p = bpf_map_lookup_elem(&tracked, &tgid);
+
+	if (p && p->rss_init) {
+		/* forced: the default wakes the reader only if it had read everything before */
+		p->dirty = 1;
+		rss_flush(tgid, p, bpf_ktime_get_ns(), BPF_RB_FORCE_WAKEUP);
+	}
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
@@ -1744,6 +1762,8 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	if (kind == FL_K_NONE) {
 		if (id == 39 /* getpid */ && regs->di == FL_SHIM_MARK)
 			shim_announced((__s64)regs->si);
+		else if (id == 39 && regs->di == FL_SHIM_EXITING)
+			shim_exiting();
 		else if (sc_vma_other(id))
 			vma_changed();
 		return 0;

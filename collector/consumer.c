@@ -59,6 +59,10 @@ struct fl_channel {
 	/* A ring whose owner said a valid hello: only its counts (dropped) are
 	 * believed; a ring forged by the target never said one. */
 	unsigned char said_hello[FL_CHAN_RINGS];
+	/* A ring whose owner (this host pid) said it is exiting and waits (FL_R_EXITING), not yet answered. */
+	__u32 exiting[FL_CHAN_RINGS];
+	__u32 nexiting;
+	__u64 exits_seen;           /* hdr->exits when the last poll began */
 	__u64 dropped_retired;      /* `dropped` of rings already retired */
 	__u64 unpublished;
 	__u64 corrupt;
@@ -240,6 +244,9 @@ static void file_under_host(struct fl_channel *c, __u32 i, __u32 claimed, __u32 
 	case FL_R_NESTED:
 		((struct fl_nested *)r)->pid = host;
 		break;
+	case FL_R_EXITING:
+		((struct fl_exiting *)r)->pid = host;
+		break;
 	case FL_R_REAPED:
 		/* the child's pid is the namespace's, and once reaped the kernel
 		 * has nothing left to map it by: the record names no one */
@@ -377,6 +384,12 @@ const char *fl_channel_check_record(struct fl_rec *r, __u32 len, __u32 ring_pid,
 		if (((struct fl_nested *)r)->pid != ring_pid)
 			return "nested-call count for another pid than its ring's";
 		return NULL;
+	case FL_R_EXITING:
+		if (len != sizeof(struct fl_exiting))
+			return "exiting record of the wrong size";
+		if (((struct fl_exiting *)r)->pid != ring_pid)
+			return "exiting record for another pid than its ring's";
+		return NULL;
 	case FL_R_REAPED:
 		if (len != sizeof(struct fl_reaped))
 			return "reaped record of the wrong size";
@@ -451,6 +464,10 @@ static int drain(struct fl_channel *c, const struct owner *o, fl_channel_fn fn, 
 			} else {
 				if (r->type == FL_R_HELLO)
 					c->said_hello[i] = 1;
+				if (r->type == FL_R_EXITING && !c->exiting[i]) {
+					c->exiting[i] = o->pid;
+					c->nexiting++;
+				}
 				if (o->pid != pid)
 					file_under_host(c, i, pid, o->pid, r);
 				fn(ctx, r);
@@ -493,6 +510,10 @@ static int retire_ring(struct fl_channel *c, const struct owner *o, fl_channel_f
 			count_corrupt(c, i, pid, "unknown reason for stopping");
 	}
 	c->said_hello[i] = 0;
+	if (c->exiting[i]) {
+		c->exiting[i] = 0;
+		c->nexiting--;
+	}
 	/* Punching a hole in shmem frees the pages and reads back as zeros
 	 * (mm/shmem.c shmem_fallocate), which is an empty ring. */
 	if (fallocate(c->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -541,6 +562,7 @@ int fl_channel_poll(struct fl_channel *c, fl_channel_fn fn, void *ctx)
 
 	if (!c || !c->hdr)
 		return -EINVAL;
+	c->exits_seen = __atomic_load_n(&c->hdr->exits, __ATOMIC_SEQ_CST);
 	n = owned_by_claim(c);
 	for (unsigned a = 0; a < n; a++) {
 		struct owner *o = &c->owners[a];
@@ -573,6 +595,67 @@ void fl_channel_retire(struct fl_channel *c, __u32 pid, fl_channel_fn fn, void *
 		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) == FL_RING_CLAIMING && d->pid == pid)
 			fl_ring_reset(d);
 	}
+}
+
+/* The ring pid (host) owns now, or -1. */
+static int ring_of(struct fl_channel *c, __u32 pid)
+{
+	int best = -1;
+	__u64 best_claim = 0;
+
+	for (__u32 i = 0; i < FL_CHAN_RINGS; i++) {
+		struct fl_ring_desc *d = &c->hdr->rings[i];
+		if (__atomic_load_n(&d->state, __ATOMIC_ACQUIRE) != FL_RING_OWNED)
+			continue;
+		__u64 claim = __atomic_load_n(&d->claim, __ATOMIC_RELAXED);
+		if (identify(c, i, __atomic_load_n(&d->pid, __ATOMIC_RELAXED), claim) == pid && claim >= best_claim) {
+			best = (int)i;
+			best_claim = claim;
+		}
+	}
+	return best;
+}
+
+void fl_channel_exit_hint(struct fl_channel *c, __u32 pid, __u32 min_age_ms)
+{
+	int i = c && c->hdr && pid ? ring_of(c, pid) : -1;
+	if (i >= 0)
+		__atomic_store_n(&c->hdr->rings[i].exit_min_age_ms, min_age_ms, __ATOMIC_RELAXED);
+}
+
+/* Answer ring i's waiting shim: 1 if it was still waiting, 0 if it had stopped (LATE) or never waited. */
+static int answer_exit(struct fl_channel *c, __u32 i)
+{
+	struct fl_ring_desc *d = &c->hdr->rings[i];
+	__u32 expect = FL_EXIT_WAITING;
+	int waited = __atomic_compare_exchange_n(&d->exit_state, &expect, FL_EXIT_DONE, 0, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST);
+	if (waited)
+		syscall(SYS_futex, &d->exit_state, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+	c->exiting[i] = 0;
+	c->nexiting--;
+	return waited;
+}
+
+int fl_channel_exit_done(struct fl_channel *c, __u32 pid)
+{
+	int waited = 0;
+	for (__u32 i = 0; c && c->nexiting && i < FL_CHAN_RINGS; i++)
+		if (pid && c->exiting[i] == pid)
+			waited |= answer_exit(c, i);
+	return waited;
+}
+
+bool fl_channel_exit_waiting(const struct fl_channel *c)
+{
+	return c && c->hdr && __atomic_load_n(&c->hdr->exits, __ATOMIC_SEQ_CST) != c->exits_seen;
+}
+
+void fl_channel_exit_release(struct fl_channel *c)
+{
+	for (__u32 i = 0; c && c->nexiting && i < FL_CHAN_RINGS; i++)
+		if (c->exiting[i])
+			answer_exit(c, i);
 }
 
 void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out)

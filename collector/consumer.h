@@ -8,6 +8,7 @@
 #define FL_CONSUMER_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 
 #include "faultline.h"
 #include "channel.h"
@@ -88,6 +89,20 @@ int fl_channel_current_ring(const struct fl_channel *c);
 void fl_channel_retire(struct fl_channel *c, __u32 pid, fl_channel_fn fn, void *ctx);
 
 /* Losses so far, including the dropped counts of live rings. */
+/*
+ * The exit sample's handshake (common/channel.h).  exit_hint: pid's shim may
+ * wait at exit for a last smaps read once its image has lived min_age_ms
+ * (0: never).  exit_done: its read is done: wake it; 1 if it was still
+ * waiting (else the read may have raced with its exit: throw it away).
+ * exit_release: wake every shim still waiting that no read answered.
+ */
+void fl_channel_exit_hint(struct fl_channel *c, __u32 pid, __u32 min_age_ms);
+int fl_channel_exit_done(struct fl_channel *c, __u32 pid);
+void fl_channel_exit_release(struct fl_channel *c);
+/* Has a shim begun an exit wait since the last poll?  (The target can make this
+ * say yes at will: it only makes the collector poll sooner.) */
+bool fl_channel_exit_waiting(const struct fl_channel *c);
+
 void fl_channel_loss(const struct fl_channel *c, struct fl_channel_loss *out);
 
 /* Pids owning a ring now (at most max written); returns how many there are. */

@@ -37,6 +37,14 @@ void fl_ingest_use_bpf(struct fl_ingest *g)
 	fl_heap_hold(g->heap);
 }
 
+void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u32 pid, __u32 min_age_ms),
+				int (*done)(void *ctx, __u32 pid), void *ctx)
+{
+	g->exit_hint = hint;
+	g->exit_done = done;
+	g->exit_ctx = ctx;
+}
+
 void fl_ingest_free(struct fl_ingest *g)
 {
 	if (!g)
@@ -155,9 +163,9 @@ void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns)
 			fl_matcher_expire(&g->all[i]->matcher, channel_ns - MATCH_GRACE_NS, ring_ns - MATCH_GRACE_NS);
 }
 
-void fl_ingest_symbolize(struct fl_ingest *g)
+void fl_ingest_symbolize(struct fl_ingest *g, bool (*stop)(void *ctx), void *ctx)
 {
-	fl_stacks_symbolize(g->stacks);
+	fl_stacks_symbolize(g->stacks, stop, ctx);
 }
 
 int fl_ingest_zombie(struct fl_ingest *g, pid_t pid, int *wait_status)
@@ -224,6 +232,10 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 			      "processes whose exit status or final fault totals shim-only mode could not know "
 			      "(reaped where no shim could see it: pclose(), a raw syscall, SIGCHLD ignored, "
 			      "a parent without the shim; or a parent of such a process)");
+	if (g->bpf_mode)
+		fl_store_loss(g->store, "smaps_exit_late", g->exit_late,
+			      "exit samples thrown away: the process stopped waiting (100 ms) before the read was done, "
+			      "so the read may have raced with its exit; its end is the estimate from the last sample");
 	fl_store_loss(g->store, "shim_nested_caller", g->nested_caller_only,
 		      "calls a signal handler made while its thread was inside the shim's unwinder: "
 		      "their stacks hold the caller only (the unwinder is not known to be reentrant)");

@@ -43,6 +43,15 @@ void fl_ingest_orphan(struct fl_ingest *g, pid_t pid, __u64 time_ns);
 /* A process ended (exit_code / exit_signal -1 when unknown). */
 void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code, int exit_signal);
 
+/*
+ * Exit samples (collector/smaps.c): hint tells a process's shim from what age
+ * on it may wait at exit for a last read, done answers a shim that waits
+ * (1: it still waited).  eBPF runs only: its record of the shim's wait wakes
+ * the collector at once, where shim-only mode would sleep through it.
+ */
+void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u32 pid, __u32 min_age_ms),
+				int (*done)(void *ctx, __u32 pid), void *ctx);
+
 /* Both rings were just drained: what waited for that (smaps samples) runs now. */
 void fl_ingest_drained(struct fl_ingest *g, __u64 now_ns);
 
@@ -54,7 +63,7 @@ void fl_ingest_drained(struct fl_ingest *g, __u64 now_ns);
 void fl_ingest_settle(struct fl_ingest *g, __u64 channel_ns, __u64 ring_ns);
 
 /* Symbolize the frames recorded so far (the loop calls it when the channel is quiet). */
-void fl_ingest_symbolize(struct fl_ingest *g);
+void fl_ingest_symbolize(struct fl_ingest *g, bool (*stop)(void *ctx), void *ctx);
 
 /* Processes still alive as far as the records tell. */
 unsigned fl_ingest_alive(const struct fl_ingest *g);

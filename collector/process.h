@@ -98,6 +98,11 @@ struct fl_ingest {
 	__u64 nested_lost;      /* shim calls from a signal handler while the shim was busy: unrecorded */
 	struct fl_reap *reaps;  /* shim mode: reaps the shims said, settled at the end (reaped.c) */
 	size_t nreaps, capreaps;
+	/* The exit sample's handshake with the channel (consumer.h; record.c sets them, NULL: none). */
+	void (*exit_hint)(void *ctx, __u32 pid, __u32 min_age_ms);
+	int (*exit_done)(void *ctx, __u32 pid);
+	void *exit_ctx;
+	__u64 exit_late;        /* exit reads thrown away: the shim had stopped waiting */
 	pid_t *watch;           /* new processes whose exit the loop must watch */
 	size_t nwatch, capwatch;
 };

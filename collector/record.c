@@ -422,6 +422,12 @@ static void on_signal(struct recorder *r)
 	}
 }
 
+/* A process waits at exit for its last smaps read (common/channel.h): stop symbolizing, answer it. */
+static bool exit_waiting(void *ctx)
+{
+	return fl_channel_exit_waiting(((struct recorder *)ctx)->chan);
+}
+
 static void tick(struct recorder *r, __u64 now, bool quiet)
 {
 	if (now - r->last_drain >= TICK_DRAIN_NS) {
@@ -433,8 +439,15 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
 		r->last_sample = now;
 	}
 	if (now - r->last_commit >= TICK_COMMIT_NS) {
-		if (quiet) /* symbolize while the target runs, when nothing waits for us */
-			fl_ingest_symbolize(r->ingest);
+		/*
+		 * Symbolize while the target runs, when nothing waits for us; a
+		 * process waiting at exit stops it between frames.  Opening a new
+		 * module is one step and can take 100 ms (libdw reading its
+		 * symbols and lines): an exit wait that falls in it can run out
+		 * (loss smaps_exit_late).
+		 */
+		if (quiet)
+			fl_ingest_symbolize(r->ingest, exit_waiting, r);
 		fl_store_commit(r->store);
 		r->last_commit = now;
 	}
@@ -476,6 +489,7 @@ static void loop(struct recorder *r)
 		__u64 ring_ns = now_ns();
 		got += bpf_poll(r);
 		fl_ingest_drained(r->ingest, now_ns());
+		fl_channel_exit_release(r->chan); /* a shim waiting at exit that no read answered */
 		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
 		if (n > 0) /* woken (BPF record, signal, exit): look again soon */
@@ -607,6 +621,16 @@ static __u32 ident_parent(void *ctx, __u32 host)
 	return fl_identify_parent(host);
 }
 
+static void exit_hint(void *ctx, __u32 pid, __u32 min_age_ms)
+{
+	fl_channel_exit_hint(((struct recorder *)ctx)->chan, pid, min_age_ms);
+}
+
+static int exit_done(void *ctx, __u32 pid)
+{
+	return fl_channel_exit_done(((struct recorder *)ctx)->chan, pid);
+}
+
 /* Everything after the store exists. Returns the exit status. */
 static int record(struct recorder *r)
 {
@@ -668,6 +692,7 @@ static int record(struct recorder *r)
 	}
 	if (!note)
 		fl_ingest_use_bpf(r->ingest);
+	fl_ingest_set_exit_channel(r->ingest, exit_hint, exit_done, r);
 #if FL_HAVE_BPF
 	if (r->bpf && ((rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0 || (rc = watch_bpf_ring(r)) < 0)) {
 		fprintf(stderr, "faultline: cannot track pid %d with eBPF: %s\n", r->launch.pid, strerror(-rc));

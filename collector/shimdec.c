@@ -181,6 +181,14 @@ void fl_shimdec_record(void *ctx, const struct fl_rec *rec)
 		if (rec->size >= sizeof(struct fl_nested))
 			g->nested_lost += ((const struct fl_nested *)rec)->count;
 		break;
+	case FL_R_EXITING:
+		if (rec->size >= sizeof(struct fl_exiting)) {
+			const struct fl_exiting *x = (const struct fl_exiting *)rec;
+			struct proc *p = fl_procs_find(g, x->pid);
+			if (p)
+				fl_smaps_on_exiting(g, p, x->time_ns);
+		}
+		break;
 	case FL_R_REAPED:
 		if (rec->size >= sizeof(struct fl_reaped))
 			fl_reaped_record(g, (const struct fl_reaped *)rec);

@@ -14,14 +14,23 @@
  * tick), so the sample is taken a little later than the high itself;
  * smaps_sample.rss_stat says what the kernel counted then.
  *
- * Not at exit: once the kernel reports the exit the address space is gone,
- * and holding the process back (a stop signal, ptrace's exit stop) would
- * change what its parent sees.  The latest sample and the fault counts
- * since stand for the end (docs/schema.md).
+ * At exit (eBPF runs): a process's shim waits, just before the process
+ * exits, for one last read, reason 'exit' (preload/exit.c; the handshake is
+ * in common/channel.h).  Offered only to a process that has lived 50 times
+ * what its latest read cost (at least 20 ms; its shim is told after each
+ * read), so that read costs it at most 2% of its life and make -j's short
+ * children never wait; the shim gives up after 100 ms, and a read it did
+ * not wait for is thrown away (loss smaps_exit_late).  Not the collector's
+ * guess of whether anything changed since the last read: the changes just
+ * before the exit are exactly the ones whose records it has not read yet.
+ * A process that dies by a signal or a raw exit_group has no exit sample:
+ * its last sample and the fault counts and frees since stand for its end
+ * (the estimate, viewer/estimate.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +47,8 @@
 #define SETTLE_NS 200000000ull
 #define COST_FACTOR 20
 #define PAGEMAP_MAX_PAGES (1ull << 20) /* 4 GiB of address space: 8 MiB of pagemap */
+#define EXIT_COST_FACTOR 50
+#define EXIT_MIN_AGE_MS 20
 
 static __u64 mono_ns(void)
 {
@@ -257,6 +268,8 @@ static void parse_field(const char *line, struct fl_region_rss *r)
 	}
 }
 
+static void offer_exit(struct proc *p, __u64 cost_ns);
+
 /* Read p's smaps now; store the sample, its regions and their pieces. Returns 0 or -errno. */
 static int sample(struct proc *p, const char *reason, __u64 now_ns)
 {
@@ -317,13 +330,71 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 	struct fl_smaps_sched *sc = &p->smaps;
 	sc->last_ns = now_ns;
 	sc->last_rss = sc->cur;
+	sc->last_id = id;
 	sc->next_ns = now_ns + (row.cost_ns * COST_FACTOR > MIN_GAP_NS ? row.cost_ns * COST_FACTOR : MIN_GAP_NS);
+	offer_exit(p, row.cost_ns);
 	return 0;
+}
+
+/*
+ * Tell p's shim from what age on it may wait at exit for a last read: 50
+ * times what this read cost, at least 20 ms (eBPF runs only: ingest.h).
+ */
+static void offer_exit(struct proc *p, __u64 cost_ns)
+{
+	struct fl_ingest *g = p->ingest;
+	__u64 ms = cost_ns * EXIT_COST_FACTOR / 1000000 + 1;
+	struct fl_smaps_sched *sc = &p->smaps;
+	/* its current image's shim has a ring (it said hello since the exec) */
+	if (!g->bpf_mode || !g->exit_hint || !p->shim || p->hello_ns < p->image_ns)
+		return;
+	if (ms < EXIT_MIN_AGE_MS)
+		ms = EXIT_MIN_AGE_MS;
+	if (ms > UINT32_MAX)
+		ms = UINT32_MAX;
+	if (sc->hinted_ms != (__u32)ms || sc->hinted_hello != p->hello_ns) {
+		sc->hinted_ms = (__u32)ms;
+		sc->hinted_hello = p->hello_ns;
+		g->exit_hint(g->exit_ctx, p->pid, (__u32)ms);
+	}
+}
+
+/*
+ * p waits at exit: read it now, split its regions among the rows at once
+ * (the thread that would change them waits; the rings were just drained),
+ * and answer.  A read the shim stopped waiting for may have seen the
+ * address space torn down: thrown away, counted.
+ */
+static void exit_sample(struct proc *p, __u64 now_ns)
+{
+	struct fl_ingest *g = p->ingest;
+	struct fl_smaps_sched *sc = &p->smaps;
+	__u64 asked = sc->exit_ns;
+	sc->exit_ns = 0;
+	sc->exit_read_hello = p->hello_ns;
+	sc->last_id = 0;
+	int rc = sample(p, "exit", now_ns);
+	release_held(p);
+	if (!g->exit_done || !g->exit_done(g->exit_ctx, p->pid)) {
+		if (sc->last_id && !rc)
+			fl_store_smaps_drop(g->store, sc->last_id);
+		g->exit_late++;
+		return;
+	}
+	if (!rc && sc->last_id)
+		fl_store_smaps_held(g->store, sc->last_id, mono_ns() > asked ? mono_ns() - asked : 0);
 }
 
 static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 {
 	struct fl_smaps_sched *sc = &p->smaps;
+	if (sc->exit_ns && !p->ended) {
+		exit_sample(p, now_ns);
+		return;
+	}
+	if (sc->exit_ns)
+		p->ingest->exit_late++; /* the kernel's exit record came first: it stopped waiting */
+	sc->exit_ns = 0;
 	/* the first process before its exec is faultline's own launcher (without eBPF no exec is seen:
 	 * the shim's hello says the target runs) */
 	if (p->ended || (!p->exec_ns && !p->shim && p == p->ingest->all[0]))
@@ -365,6 +436,21 @@ void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_n
 		sc->high = rss;
 		sc->want_high = true;
 	}
+	sc->due = true;
+	g->smaps_due = true;
+}
+
+void fl_smaps_on_exiting(struct fl_ingest *g, struct proc *p, __u64 t)
+{
+	struct fl_smaps_sched *sc = &p->smaps;
+	/* only if offered, and once: a target that sent these at will would set the cost of reading it */
+	if (!sc->hinted_ms || sc->hinted_hello != p->hello_ns || sc->exit_read_hello == p->hello_ns)
+		return;
+	if (p->ended) { /* read from its ring once it was gone: it waited in vain */
+		g->exit_late++;
+		return;
+	}
+	sc->exit_ns = t ? t : 1;
 	sc->due = true;
 	g->smaps_due = true;
 }

@@ -29,6 +29,11 @@ struct fl_smaps_sched {
 	struct fl_smaps_held *held; /* regions of the latest sample whose pages wait for the model */
 	size_t nheld, capheld;
 	__u64 held_exec_ns;     /* the image they were read in (an exec since drops them) */
+	__s64 last_id;          /* the latest sample's row */
+	__u32 hinted_ms;        /* the exit_min_age_ms last given to its shim (0: exit samples not offered) */
+	__u64 hinted_hello;     /* ... to the image that said hello then */
+	__u64 exit_ns;          /* its shim said it is exiting then and waits for a read (0: not) */
+	__u64 exit_read_hello;  /* the image whose exit was read: one read per image */
 };
 
 /*
@@ -46,6 +51,12 @@ void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_n
  * run); now only calls made during the read itself can be missed.
  */
 void fl_smaps_drained(struct fl_ingest *g, __u64 now_ns);
+
+/*
+ * p's shim said (at time t) that p is about to exit and waits (FL_R_EXITING):
+ * read at the next drain, whatever the schedule, if its shim was offered it.
+ */
+void fl_smaps_on_exiting(struct fl_ingest *g, struct proc *p, __u64 t);
 
 /* The recording ends: the regions still held are split among the rows now. */
 void fl_smaps_finish(struct fl_ingest *g);

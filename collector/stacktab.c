@@ -266,9 +266,9 @@ static struct module *module_of(struct fl_stacks *st, unsigned m)
 	return mo;
 }
 
-void fl_stacks_symbolize(struct fl_stacks *st)
+void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ctx)
 {
-	for (; st->nsymbolized < st->nframes; st->nsymbolized++) {
+	for (; st->nsymbolized < st->nframes && !(stop && stop(ctx)); st->nsymbolized++) {
 		const struct frame *f = &st->frames[st->nsymbolized];
 		const struct module *mo = f->module ? module_of(st, f->module) : NULL;
 		if (mo && mo->elf)
@@ -283,5 +283,5 @@ void fl_stacks_finish(struct fl_stacks *st)
 		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count, s->faultline);
 	}
 	st->nsites = 0;
-	fl_stacks_symbolize(st);
+	fl_stacks_symbolize(st, NULL, NULL);
 }

@@ -36,7 +36,7 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
  * Symbolize the frames added since the last call (each module is opened
  * once and kept), so that little is left for the end of the run.
  */
-void fl_stacks_symbolize(struct fl_stacks *st);
+void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ctx);
 
 /* Write the fault sites and symbolize the frames still unnamed. */
 void fl_stacks_finish(struct fl_stacks *st);

@@ -30,7 +30,7 @@ enum stmt {
 	S_EVENT, S_VMA, S_FRAME, S_STACK, S_STACK_FRAME,
 	S_FRAME_SYM, S_FAULT, S_SITE, S_RSS, S_PROCESS, S_PROCESS_EXE, S_PROCESS_SHIM,
 	S_PROCESS_END, S_PROCESS_FAULTS, S_PROCESS_PREXEC, S_LOSS, S_MESSAGE, S_RUN_END,
-	S_SMAPS, S_SMAPS_TOTALS, S_REGION_RSS, S_PIECE_RSS, S_FEATURE, S_HEAP_SAMPLE, S_COUNT
+	S_SMAPS, S_SMAPS_TOTALS, S_SMAPS_HELD, S_SMAPS_DROP, S_REGION_DROP, S_PIECE_DROP, S_REGION_RSS, S_PIECE_RSS, S_FEATURE, S_HEAP_SAMPLE, S_COUNT
 };
 
 #define COLUMN_(c, name) #name ","
@@ -65,6 +65,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SMAPS] = "INSERT INTO smaps_sample(proc_id,time_ns,reason,cost_ns,regions,rss,pss,anon,swap,rss_stat) "
 		    "VALUES(?,?,?,?,?,?,?,?,?,?)",
 	[S_SMAPS_TOTALS] = "UPDATE smaps_sample SET cost_ns=?, regions=?, rss=?, pss=?, anon=?, swap=? WHERE id=?",
+	[S_SMAPS_HELD] = "UPDATE smaps_sample SET held_ns=? WHERE id=?",
+	[S_SMAPS_DROP] = "DELETE FROM smaps_sample WHERE id=?",
+	[S_REGION_DROP] = "DELETE FROM region_rss WHERE sample_id=?",
+	[S_PIECE_DROP] = "DELETE FROM piece_rss WHERE sample_id=?",
 	[S_REGION_RSS] = "INSERT INTO region_rss(sample_id,start,end,prot,shared,path,rss,pss,anon,swap,private_dirty) "
 			 "VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 	[S_PIECE_RSS] = "INSERT INTO piece_rss(sample_id,region_start,vma_id,rss,anon,swap,exact) VALUES(?,?,?,?,?,?,?)",
@@ -880,6 +884,24 @@ void fl_store_smaps_totals(struct fl_store *s, __s64 id, const struct fl_smaps_r
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->swap);
 	sqlite3_bind_int64(st, 7, id);
 	run(s, S_SMAPS_TOTALS);
+}
+
+void fl_store_smaps_held(struct fl_store *s, __s64 id, __u64 held_ns)
+{
+	if (s->rc)
+		return;
+	sqlite3_bind_int64(s->st[S_SMAPS_HELD], 1, (sqlite3_int64)held_ns);
+	sqlite3_bind_int64(s->st[S_SMAPS_HELD], 2, id);
+	run(s, S_SMAPS_HELD);
+}
+
+void fl_store_smaps_drop(struct fl_store *s, __s64 id)
+{
+	static const enum stmt drop[] = { S_PIECE_DROP, S_REGION_DROP, S_SMAPS_DROP };
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]) && !s->rc; i++) {
+		sqlite3_bind_int64(s->st[drop[i]], 1, id);
+		run(s, drop[i]);
+	}
 }
 
 void fl_store_heap_sample(struct fl_store *s, const struct fl_heap_row *r)

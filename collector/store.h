@@ -176,6 +176,10 @@ struct fl_region_rss {
 __s64 fl_store_smaps_sample(struct fl_store *s, const struct fl_smaps_row *r);
 /* The sample's totals and cost, once its read is done. */
 void fl_store_smaps_totals(struct fl_store *s, __s64 id, const struct fl_smaps_row *r);
+/* An exit sample: how long its process waited for it. */
+void fl_store_smaps_held(struct fl_store *s, __s64 id, __u64 held_ns);
+/* Take a sample back, with its regions and pieces (an exit read that may have raced with the exit). */
+void fl_store_smaps_drop(struct fl_store *s, __s64 id);
 void fl_store_region_rss(struct fl_store *s, __s64 sample_id, const struct fl_region_rss *r);
 void fl_store_piece_rss(struct fl_store *s, __s64 sample_id, __u64 region_start, __s64 vma_id, __u64 rss,
 			__u64 anon, __u64 swap, int exact);

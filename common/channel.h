@@ -53,6 +53,19 @@ enum fl_off_reason {
 #define FL_WAIT_STEP_MS 10
 #define FL_COLLECTOR_CHECK_MS 100
 
+/*
+ * The exit sample (ABI 10; preload/exit.c, collector/smaps.c).  A process
+ * about to exit whose ring's exit_min_age_ms is set and that has lived that
+ * long sets exit_state WAITING, sends FL_R_EXITING and sleeps on exit_state
+ * for at most FL_EXIT_WAIT_MS.  The collector reads its smaps, then moves
+ * WAITING to DONE (compare-and-swap) and wakes it; a shim that stops
+ * waiting first moves WAITING to LATE, and the collector, finding LATE,
+ * throws the read away (the address space may have been torn down under
+ * it).  The collector also moves WAITING to DONE when it declines.
+ */
+enum fl_exit_state { FL_EXIT_IDLE = 0, FL_EXIT_WAITING = 1, FL_EXIT_DONE = 2, FL_EXIT_LATE = 3 };
+#define FL_EXIT_WAIT_MS 100
+
 struct fl_slot {
 	__u64 seq;
 	__u8 data[FL_SLOT_DATA];   /* one record: struct fl_rec first */
@@ -73,8 +86,10 @@ struct fl_ring_desc {
 	__u32 wake;         /* futex word: the collector bumps it (and wakes) after freeing slots */
 	__u32 waiters;      /* producers blocked on `wake` */
 	__u32 off_reason;   /* enum fl_off_reason: why the shim stopped recording into this ring */
-	__u32 pad0;
-	__u64 pad1;
+	__u32 exit_state;   /* futex word, enum fl_exit_state: the exit sample's handshake (ABI 10) */
+	__u32 exit_min_age_ms; /* collector: wait at exit for a last smaps read only if this image has
+	                        * lived this long (0: never); keeps that read's cost bounded */
+	__u32 pad1;
 };
 _Static_assert(sizeof(struct fl_ring_desc) == 64, "fl_ring_desc layout");
 
@@ -89,7 +104,8 @@ struct fl_chan_hdr {
 	__u64 ring_bytes;   /* bytes per ring (page aligned) */
 	__u32 wait_ms;      /* how long a producer waits for a full ring before giving up */
 	__u32 high;         /* 1 + the highest ring index ever claimed: a scan for owners stops there */
-	__u64 reserved;     /* 0 (was a heartbeat the collector wrote every 10 ms) */
+	__u64 exits;        /* exit waits begun (ABI 10; was a heartbeat, then 0): the collector, seeing it
+	                     * move, stops symbolizing (which can take 100 ms) to answer them */
 	struct fl_ring_desc rings[FL_CHAN_RINGS];
 };
 _Static_assert(sizeof(struct fl_chan_hdr) == 64 + 64 * FL_CHAN_RINGS, "fl_chan_hdr layout");

@@ -12,7 +12,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
-#define FL_ABI_VERSION 9
+#define FL_ABI_VERSION 10
 
 /* Deepest call stack a shim record can carry (the configured depth is <= this). */
 #define FL_MAX_FRAMES 128
@@ -111,6 +111,7 @@ enum fl_rec_type {
 	FL_R_REAPED = 12, /* shim: the process reaped a child through wait4/waitpid/wait/wait3/waitid (fl_reaped) */
 	FL_R_EXEC = 13,   /* shim: the process is about to exec, or its exec failed (fl_exec_rec) */
 	FL_R_NESTED = 14, /* shim: calls a signal handler made while its thread was busy in the shim, unrecorded (fl_nested) */
+	FL_R_EXITING = 15, /* shim (ABI 10): the process is about to exit and waits for its last smaps read (fl_exiting) */
 };
 
 struct fl_rec {
@@ -151,6 +152,12 @@ _Static_assert(sizeof(struct fl_hello) == 48 + FL_PATH_MAX, "fl_hello layout");
  * runs long before the collector reads the hello.
  */
 #define FL_SHIM_MARK 0x666c2d7368696dull /* "fl-shim" */
+/*
+ * getpid(FL_SHIM_EXITING) (ABI 10): the shim just sent FL_R_EXITING and
+ * waits.  BPF answers with the process's RSS as the kernel counts it now
+ * (an FL_R_RSS record), which also wakes a collector asleep on its ring.
+ */
+#define FL_SHIM_EXITING 0x666c2d65786974ull /* "fl-exit" */
 
 /* One mapping of the initial snapshot (a /proc/self/maps line). */
 struct fl_mapping {
@@ -324,6 +331,23 @@ struct fl_nested {
 	__u64 count;
 };
 _Static_assert(sizeof(struct fl_nested) == 24, "fl_nested layout");
+
+/*
+ * The process is about to exit (ABI 10; preload/exit.c): sent from the
+ * shim's atexit handler or its _exit/_Exit hook when the collector asked
+ * for exit samples (fl_ring_desc.exit_min_age_ms), after which the thread
+ * waits, at most FL_EXIT_WAIT_MS, for the collector to read smaps and say
+ * so (fl_ring_desc.exit_state).
+ */
+struct fl_exiting {
+	struct fl_rec h;
+	__u32 pid;
+	__u32 how;          /* FL_EXITING_* */
+	__u64 time_ns;
+};
+#define FL_EXITING_ATEXIT 1u /* exit() or a return from main: the program's atexit handlers have run */
+#define FL_EXITING_UNDERSCORE 2u /* _exit() or _Exit() called by the program */
+_Static_assert(sizeof(struct fl_exiting) == 24, "fl_exiting layout");
 
 /* BPF: a task lifecycle event of a tracked process. */
 enum fl_task_kind { FL_T_FORK = 1, FL_T_EXEC = 2, FL_T_EXIT = 3 };

@@ -21,7 +21,7 @@
 -- not made here: viewer/summary.c writes them when the recording closes, in
 -- the transaction that sets run.complete (docs/schema.md "Summaries").
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -236,14 +236,16 @@ CREATE TABLE smaps_sample (
     id       INTEGER PRIMARY KEY,
     proc_id  INTEGER NOT NULL REFERENCES process(id),
     time_ns  INTEGER NOT NULL,     -- when the read began
-    reason   TEXT NOT NULL,        -- 'high' (a new RSS high), 'settled' (that high again, quiet), 'change', 'idle'
+    reason   TEXT NOT NULL,        -- 'high' (a new RSS high), 'settled' (that high again, quiet), 'change', 'idle',
+                                   -- 'exit' (just before the process exited, while it waited: docs/schema.md)
     cost_ns  INTEGER NOT NULL,     -- what reading smaps (and pagemap) took
     regions  INTEGER NOT NULL,     -- kernel VMAs read
     rss      INTEGER NOT NULL,     -- bytes, the sum over the regions
     pss      INTEGER NOT NULL,
     anon     INTEGER NOT NULL,
     swap     INTEGER NOT NULL,
-    rss_stat INTEGER               -- the process's RSS (anon+file+shmem) the kernel counted just before
+    rss_stat INTEGER,              -- the process's RSS (anon+file+shmem) the kernel counted just before
+    held_ns  INTEGER               -- 'exit': how long the process waited for this read (NULL otherwise)
 );
 CREATE INDEX smaps_sample_proc ON smaps_sample(proc_id, time_ns);
 

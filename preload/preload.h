@@ -8,6 +8,7 @@
  *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
  *   unwind.c    call stacks (glibc backtrace()) and the fork gate around them
  *   heap.c      the malloc family: sampled allocations and their frees
+ *   exit.c      exit(), _exit(), _Exit(): the wait for a last smaps sample
  *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
  *
  * Rules (docs: /work/shared/DESIGN.md, "Rules that keep the target safe"):
@@ -129,6 +130,9 @@ int shim_attach(__u32 *flags);
 void shim_detach_inherited(void);
 /* Copy one record into this image's ring.  0, or -1 when dropped. */
 int shim_emit(const void *rec, __u32 len);
+/* The process is about to exit (how: FL_EXITING_*): wait, bounded, for the
+ * collector's last smaps read if it asked for one (exit.c says when). */
+void shim_exit_wait(__u32 how);
 /* The program is about to change [addr, addr+len): if that is the shim's
  * channel memory, recording stops first (FL_OFF_TAKEN_OVER). */
 void shim_guard(__u64 addr, __u64 len);

@@ -33,6 +33,7 @@ static struct fl_ring_desc *desc;      /* our ring's descriptor in hdr */
 static struct fl_slot *slots;          /* our ring, MAP_SHARED */
 static __u64 ring_offset, ring_bytes;  /* channel geometry, copied at attach */
 static __u32 nrings;
+static __u64 attached_ns;              /* when this image took its ring (its age at exit: shim_exit_wait) */
 
 /* Copied at attach: the target can write the header, so nothing the shim's
  * safety depends on is read from it again. */
@@ -350,12 +351,72 @@ int shim_attach(__u32 *flags)
 	syscall(SYS_close, fd);
 	slots = (struct fl_slot *)a;
 	desc = &hdr->rings[idx];
+	attached_ns = shim_now_ns();
 	return 0;
 fail:
 	syscall(SYS_close, fd);
 	return -1;
 }
 
+
+/*
+ * The process is about to exit (preload/exit.c): if the collector asked for
+ * an exit sample and this image has lived long enough for its cost
+ * (exit_min_age_ms, which the collector sets from what reading this process
+ * cost: channel.h), say so and wait, at most FL_EXIT_WAIT_MS, for the read.
+ * The age is checked first with the vDSO clock, so a short-lived process
+ * (make -j's thousands) pays no system call here.  Never in a vfork child (it
+ * shares this image's memory and cached pid but is another process), never
+ * when the thread is inside the shim (a signal handler calling _exit), never
+ * once recording is off (the collector gone, the ring taken over).  errno
+ * is the caller's to keep (exit.c).
+ */
+void shim_exit_wait(__u32 how)
+{
+	struct fl_ring_desc *d = desc;
+	struct fl_exiting x;
+	__u32 age_ms;
+	__u64 start;
+
+	if (!d || shim_busy || __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
+		return;
+	age_ms = __atomic_load_n(&d->exit_min_age_ms, __ATOMIC_RELAXED);
+	start = shim_now_ns();
+	if (!age_ms || start - attached_ns < (__u64)age_ms * 1000000u || (__u32)syscall(SYS_getpid) != shim_pid)
+		return;
+	shim_busy++;
+	__atomic_store_n(&d->exit_state, FL_EXIT_WAITING, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&hdr->exits, 1, __ATOMIC_SEQ_CST);
+	memset(&x, 0, sizeof(x));
+	x.h.type = FL_R_EXITING;
+	x.h.size = sizeof(x);
+	x.pid = shim_pid;
+	x.how = how;
+	x.time_ns = start;
+	if (shim_emit(&x, sizeof(x)) == 0) {
+		/* BPF answers with the RSS now, and that record wakes the collector (faultline.h) */
+		syscall(SYS_getpid, FL_SHIM_EXITING, 0);
+		for (;;) {
+			__u32 st = __atomic_load_n(&d->exit_state, __ATOMIC_SEQ_CST);
+			__u64 waited = shim_now_ns() - start;
+			if (st != FL_EXIT_WAITING)
+				break;
+			if (waited >= FL_EXIT_WAIT_MS * 1000000ull) {
+				__u32 expect = FL_EXIT_WAITING;
+				if (__atomic_compare_exchange_n(&d->exit_state, &expect, FL_EXIT_LATE, 0,
+								__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+					break;
+				continue;
+			}
+			struct timespec ts = { 0, (long)(FL_EXIT_WAIT_MS * 1000000ull - waited) };
+			/* non-private: the collector wakes it from another process */
+			if (syscall(SYS_futex, &d->exit_state, FUTEX_WAIT, FL_EXIT_WAITING, &ts, NULL, 0) < 0 &&
+			    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
+				shim_short_sleep();
+		}
+	}
+	shim_busy--;
+}
 
 void shim_detach_inherited(void)
 {

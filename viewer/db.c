@@ -191,6 +191,11 @@ static int check_identity(struct fl_db *d)
 			 "CREATE TEMP VIEW event AS SELECT *, 0 AS faultline FROM main.event",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot read the fault table of schema version < 7");
+	/* Version 9 added smaps_sample.held_ns (exit samples): NULL before. */
+	if (version >= 2 && version < 9 &&
+	    sqlite3_exec(d->db, "CREATE TEMP VIEW smaps_sample AS SELECT *, NULL AS held_ns FROM main.smaps_sample",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return fl_db_error(d, "cannot read the smaps_sample table of schema version < 9");
 	/* belt and braces: the viewer never writes, even if a bug asked it to */
 	if (sqlite3_exec(d->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot set query_only");

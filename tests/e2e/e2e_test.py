@@ -509,6 +509,51 @@ def test_why_race_bpf():
     with_db(run)
 
 
+EXIT_N, EXIT_M = 512, 128   # e2e_exit: pages written, then the first half freed and EXIT_M of it written again
+
+
+def exit_run(db, how):
+    """Record e2e_exit ending by `how`; return its mapping's address and its process row."""
+    _, out, _ = record(db, [target("e2e_exit"), how, str(EXIT_N), str(EXIT_M)], bpf=True,
+                       expect=137 if how == "kill" else 0)
+    addr = int(out.split()[1], 16)
+    proc, = query(db, "SELECT id FROM process WHERE exe LIKE '%e2e_exit'")
+    return addr, proc[0]
+
+
+def test_exit_sample_bpf():
+    """Just before a process exits (exit(), a return from main, _exit(), _Exit()) its shim waits for one
+    last smaps read, reason 'exit': it holds exactly the pages resident then (N/2 + M of the mapping),
+    though the RSS made no new high after the earlier samples."""
+    def run(db):
+        for how in ("exit", "return", "_exit", "_Exit"):
+            addr, proc = exit_run(db, how)
+            last = query(db, "SELECT id, reason, held_ns, rss_stat FROM smaps_sample WHERE proc_id = ?"
+                             " ORDER BY time_ns DESC LIMIT 1", proc)
+            check(last and last[0][1] == "exit", f"{how}: the last sample is the exit's: {last}")
+            sid, _, held, rss_stat = last[0]
+            check(held is not None and 0 < held < 100_000_000, f"{how}: held {held} ns, within the 100 ms bound")
+            got = query(db, "SELECT pr.rss, pr.exact FROM piece_rss pr JOIN vma v ON v.id = pr.vma_id"
+                            " WHERE pr.sample_id = ? AND v.start = ?", sid, addr)
+            check(got == [((EXIT_N // 2 + EXIT_M) * PAGE, 1)], f"{how}: the mapping's pages at exit: {got}")
+            peak = query(db, "SELECT max(anon + file + shmem) FROM rss WHERE proc_id = ?", proc)[0][0]
+            check(rss_stat < peak, f"{how}: no new RSS high at the end ({rss_stat} < {peak})")
+            lost = query(db, "SELECT count FROM loss WHERE cause = 'smaps_exit_late'")
+            check(lost == [(0,)], f"{how}: no exit read thrown away: {lost}")
+
+
+    with_db(run)
+
+
+def test_exit_killed_bpf():
+    """A process killed by SIGKILL has no exit sample: its shim never ran."""
+    def run(db):
+        addr, proc = exit_run(db, "kill")
+        reasons = [r[0] for r in query(db, "SELECT reason FROM smaps_sample WHERE proc_id = ?", proc)]
+        check(reasons and "exit" not in reasons, f"no exit sample of a killed process: {reasons}")
+    with_db(run)
+
+
 def test_paths_bpf():
     """Nothing unknown hidden: short-lived processes' file mappings get their path (glibc maps the
     locale files with its own mmap, which only the kernel reports, and the process is gone before
