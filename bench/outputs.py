@@ -72,7 +72,7 @@ def add_smaps(con, events, start, step):
                 (sid, 0x7f7000000000, 0x7f7000200000, 5, 0, "/usr/lib/libc.so.6", 1040384)]
         rows += [(sid, a, a + 65536, 3, 0, None, 65536) for a, _ in anon]
         total = sum(r[6] for r in rows)
-        con.execute("INSERT INTO smaps_sample VALUES (?, ?, ?, 'change', 100000, 20, ?, ?, ?, 0, ?)",
+        con.execute("INSERT INTO smaps_sample VALUES (?, ?, ?, 'change', 100000, 20, ?, ?, ?, 0, ?, NULL)",
                     (sid, p, t, total, total, total - 1040384, total))
         con.executemany("INSERT INTO region_rss VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)", [r + (r[6],) for r in rows])
         con.executemany("INSERT INTO piece_rss VALUES (?, ?, ?, 65536, 65536, 0, 1)", [(sid, a, v) for a, v in anon])

@@ -68,7 +68,7 @@ def build(path, calls, faults):
     # 20 smaps samples of the 1000 live blocks: one merged region of 1000 pieces
     for s in range(1, 21):
         t = t0 + blocks * 2000 - 1000 * 2000 + s
-        con.execute("INSERT INTO smaps_sample VALUES (?, 1, ?, 'high', 1000000, 1, ?, ?, ?, 0, ?)",
+        con.execute("INSERT INTO smaps_sample VALUES (?, 1, ?, 'high', 1000000, 1, ?, ?, ?, 0, ?, NULL)",
                     (s, t, 1000 * BLOCK, 1000 * BLOCK, 1000 * BLOCK, 1000 * BLOCK))
         con.execute("INSERT INTO region_rss VALUES (?, 140000000000000, ?, 3, 0, NULL, ?, ?, ?, 0, ?)",
                     (s, 140000000000000 + 1000 * BLOCK, *([1000 * BLOCK] * 4)))

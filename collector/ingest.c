@@ -45,6 +45,12 @@ void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u
 	g->exit_ctx = ctx;
 }
 
+void fl_ingest_set_fault_drain(struct fl_ingest *g, void (*drain)(void *ctx), void *ctx)
+{
+	g->drain_faults = drain;
+	g->drain_ctx = ctx;
+}
+
 void fl_ingest_free(struct fl_ingest *g)
 {
 	if (!g)
@@ -232,10 +238,14 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 			      "processes whose exit status or final fault totals shim-only mode could not know "
 			      "(reaped where no shim could see it: pclose(), a raw syscall, SIGCHLD ignored, "
 			      "a parent without the shim; or a parent of such a process)");
-	if (g->bpf_mode)
-		fl_store_loss(g->store, "smaps_exit_late", g->exit_late,
-			      "exit samples thrown away: the process stopped waiting (100 ms) before the read was done, "
-			      "so the read may have raced with its exit; its end is the estimate from the last sample");
+	if (g->exit_late) {
+		/* not a loss: a process killed by a signal has no exit sample either; why --at end estimates both */
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%llu process%s stopped waiting at exit (100 ms) before its smaps was read: "
+			 "its end is an estimate from its last sample", (unsigned long long)g->exit_late,
+			 g->exit_late == 1 ? "" : "es");
+		fl_store_message(g->store, end_ns, 0, msg);
+	}
 	fl_store_loss(g->store, "shim_nested_caller", g->nested_caller_only,
 		      "calls a signal handler made while its thread was inside the shim's unwinder: "
 		      "their stacks hold the caller only (the unwinder is not known to be reentrant)");

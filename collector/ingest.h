@@ -51,6 +51,13 @@ void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code
  */
 void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u32 pid, __u32 min_age_ms),
 				int (*done)(void *ctx, __u32 pid), void *ctx);
+/*
+ * eBPF: drain the fault counts into rows now.
+ * Called before each round of smaps reads, so a fault row never holds
+ * faults from both sides of a sample (the estimate between samples needs
+ * them apart).  Its records are read and decoded meanwhile.
+ */
+void fl_ingest_set_fault_drain(struct fl_ingest *g, void (*drain)(void *ctx), void *ctx);
 
 /* Both rings were just drained: what waited for that (smaps samples) runs now. */
 void fl_ingest_drained(struct fl_ingest *g, __u64 now_ns);

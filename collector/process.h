@@ -102,6 +102,9 @@ struct fl_ingest {
 	void (*exit_hint)(void *ctx, __u32 pid, __u32 min_age_ms);
 	int (*exit_done)(void *ctx, __u32 pid);
 	void *exit_ctx;
+	void (*drain_faults)(void *ctx); /* eBPF: drain the fault counts now (before an smaps read) */
+	void *drain_ctx;
+	bool faults_drained;    /* this round of samples drained them already */
 	__u64 exit_late;        /* exit reads thrown away: the shim had stopped waiting */
 	pid_t *watch;           /* new processes whose exit the loop must watch */
 	size_t nwatch, capwatch;

@@ -626,6 +626,13 @@ static void exit_hint(void *ctx, __u32 pid, __u32 min_age_ms)
 	fl_channel_exit_hint(((struct recorder *)ctx)->chan, pid, min_age_ms);
 }
 
+static void drain_faults(void *ctx)
+{
+	struct recorder *r = ctx;
+	bpf_drain(r);
+	r->last_drain = now_ns();
+}
+
 static int exit_done(void *ctx, __u32 pid)
 {
 	return fl_channel_exit_done(((struct recorder *)ctx)->chan, pid);
@@ -692,7 +699,12 @@ static int record(struct recorder *r)
 	}
 	if (!note)
 		fl_ingest_use_bpf(r->ingest);
-	fl_ingest_set_exit_channel(r->ingest, exit_hint, exit_done, r);
+	/* FAULTLINE_EXIT_SAMPLES=0: none (bench/exitwait.py measures what they cost) */
+	const char *exits = getenv("FAULTLINE_EXIT_SAMPLES");
+	if (!exits || strcmp(exits, "0"))
+		fl_ingest_set_exit_channel(r->ingest, exit_hint, exit_done, r);
+	if (!note)
+		fl_ingest_set_fault_drain(r->ingest, drain_faults, r);
 #if FL_HAVE_BPF
 	if (r->bpf && ((rc = fl_bpf_track(r->bpf, (__u32)r->launch.pid)) < 0 || (rc = watch_bpf_ring(r)) < 0)) {
 		fprintf(stderr, "faultline: cannot track pid %d with eBPF: %s\n", r->launch.pid, strerror(-rc));

@@ -28,6 +28,7 @@
  * (the estimate, viewer/estimate.c).
  */
 #include <errno.h>
+#include <linux/types.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 
+#include "faultline.h"
+#include "channel.h"
 #include "process.h"
 #include "smaps.h"
 #include "vec.h"
@@ -270,9 +273,34 @@ static void parse_field(const char *line, struct fl_region_rss *r)
 
 static void offer_exit(struct proc *p, __u64 cost_ns);
 
-/* Read p's smaps now; store the sample, its regions and their pieces. Returns 0 or -errno. */
-static int sample(struct proc *p, const char *reason, __u64 now_ns)
+/*
+ * Does pid still have its address space?  statm reads all zeros once the
+ * exiting task let go of its mm (kernel/exit.c exit_mm, fs/proc
+ * proc_pid_statm), and a reader of smaps then gets a torn-down one or none.
+ */
+static bool mm_attached(__u32 pid)
 {
+	char path[64];
+	unsigned long size = 0;
+	snprintf(path, sizeof(path), "/proc/%u/statm", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fscanf(f, "%lu", &size) != 1)
+		size = 0;
+	fclose(f);
+	return size > 0;
+}
+
+/*
+ * Read p's smaps now; store the sample, its regions and their pieces.
+ * Returns 0 or -errno.  Stamped when the read begins, not when the round
+ * of samples began (the fault drain before it, other processes' reads): a
+ * call or fault after the stamp is taken as after the sample (estimate.c).
+ */
+static int sample(struct proc *p, const char *reason)
+{
+	__u64 now_ns = mono_ns();
 	char path[64], line[1024];
 	snprintf(path, sizeof(path), "/proc/%u/smaps", p->pid);
 	FILE *f = fopen(path, "re");
@@ -283,6 +311,7 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 				    .rss_stat = p->smaps.cur };
 	/* the sample row first, so regions can name it; its totals are set when the read is done */
 	__s64 id = fl_store_smaps_sample(s, &row);
+	size_t held_before = p->smaps.nheld;
 	struct fl_region_rss r;
 	bool have = false;
 	int pagemap = -1;
@@ -324,6 +353,14 @@ static int sample(struct proc *p, const char *reason, __u64 now_ns)
 	fclose(f);
 	if (pagemap >= 0)
 		close(pagemap);
+	if (!mm_attached(p->pid)) {
+		/* it exited during the read: what was read may be torn down (a killed process read as 2 pages) */
+		while (p->smaps.nheld > held_before)
+			free(p->smaps.held[--p->smaps.nheld].page);
+		if (id)
+			fl_store_smaps_drop(s, id);
+		return -ESRCH;
+	}
 	row.cost_ns = mono_ns() - now_ns;
 	if (id)
 		fl_store_smaps_totals(s, id, &row);
@@ -360,12 +397,36 @@ static void offer_exit(struct proc *p, __u64 cost_ns)
 }
 
 /*
+ * Around a read: the fault counts so far into rows of their own (eBPF: the
+ * collector drains its fault map, ingest.h) before it, unless the round's
+ * last read already did, and again right after it.  So the faults before
+ * a sample, those during its read (stamped before the read ended) and those
+ * after it are in separate rows, and the estimate between samples adds only
+ * the later ones (viewer/estimate.c).  Records read meanwhile may have ended
+ * p: then false, no read.
+ */
+static bool drain_faults(struct proc *p, bool after)
+{
+	struct fl_ingest *g = p->ingest;
+	if (g->drain_faults && (after || !g->faults_drained)) {
+		g->faults_drained = true;
+		g->drain_faults(g->drain_ctx);
+	}
+	return !p->ended;
+}
+
+
+/*
  * p waits at exit: read it now, split its regions among the rows at once
  * (the thread that would change them waits; the rings were just drained),
- * and answer.  A read the shim stopped waiting for may have seen the
- * address space torn down: thrown away, counted.
+ * and answer.  A shim that stopped waiting before the answer (100 ms: a
+ * loaded machine, a collector busy symbolizing) went on exiting during the
+ * read: the read stands if the process still had its address space after
+ * it (sample() checks; it was read whole, a little later than asked), else
+ * it is thrown away (counted: its end is then the estimate, as for a
+ * killed process).
  */
-static void exit_sample(struct proc *p, __u64 now_ns)
+static void exit_sample(struct proc *p)
 {
 	struct fl_ingest *g = p->ingest;
 	struct fl_smaps_sched *sc = &p->smaps;
@@ -373,23 +434,26 @@ static void exit_sample(struct proc *p, __u64 now_ns)
 	sc->exit_ns = 0;
 	sc->exit_read_hello = p->hello_ns;
 	sc->last_id = 0;
-	int rc = sample(p, "exit", now_ns);
+	drain_faults(p, false);
+	int rc = sample(p, "exit");
+	drain_faults(p, true);
 	release_held(p);
-	if (!g->exit_done || !g->exit_done(g->exit_ctx, p->pid)) {
-		if (sc->last_id && !rc)
-			fl_store_smaps_drop(g->store, sc->last_id);
+	bool waited = g->exit_done && g->exit_done(g->exit_ctx, p->pid);
+	if (rc || !sc->last_id) {
 		g->exit_late++;
 		return;
 	}
-	if (!rc && sc->last_id)
-		fl_store_smaps_held(g->store, sc->last_id, mono_ns() > asked ? mono_ns() - asked : 0);
+	__u64 held = mono_ns() - asked;
+	if (!waited || held > FL_EXIT_WAIT_MS * 1000000ull)
+		held = FL_EXIT_WAIT_MS * 1000000ull; /* it stopped waiting then */
+	fl_store_smaps_held(g->store, sc->last_id, held);
 }
 
 static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 {
 	struct fl_smaps_sched *sc = &p->smaps;
 	if (sc->exit_ns && !p->ended) {
-		exit_sample(p, now_ns);
+		exit_sample(p);
 		return;
 	}
 	if (sc->exit_ns)
@@ -423,8 +487,11 @@ static void maybe_sample(struct proc *p, __u64 now_ns, bool tick)
 	 */
 	sc->settle = !strcmp(reason, "high");
 	sc->want_high = false;
-	if (sample(p, reason, now_ns))
+	if (!drain_faults(p, false))
+		return;
+	if (sample(p, reason))
 		sc->next_ns = now_ns + IDLE_GAP_NS; /* gone or unreadable: do not retry on every change */
+	drain_faults(p, true);
 }
 
 void fl_smaps_on_rss(struct fl_ingest *g, struct proc *p, __u64 rss, __u64 now_ns)
@@ -460,6 +527,7 @@ void fl_smaps_drained(struct fl_ingest *g, __u64 now_ns)
 	if (!g->smaps_due)
 		return;
 	g->smaps_due = false;
+	g->faults_drained = false;
 	for (size_t i = 0; i < g->nall; i++) {
 		struct proc *p = g->all[i];
 		release_held(p);
@@ -482,6 +550,7 @@ void fl_smaps_finish(struct fl_ingest *g)
 
 void fl_smaps_tick(struct fl_ingest *g, __u64 now_ns)
 {
+	g->faults_drained = false;
 	for (size_t i = 0; i < g->nall; i++)
 		maybe_sample(g->all[i], now_ns, true);
 }

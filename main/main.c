@@ -64,8 +64,8 @@ static const struct command {
 	{ "record", fl_cmd_record, "record [-o FILE] [--force] [--no-bpf] [--depth N] [--thp=never] [--heap-sample SIZE] -- CMD [ARGS...]" },
 	{ "report", fl_cmd_report, "report FILE [--pid P] [--top N] [--all] [--pieces] [--format json]: run, losses, processes by peak RSS,\n"
 	  "                  per process its top regions by resident bytes, calls, faults, heap, peak" },
-	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]: resident memory by region\n"
-	  "                  and creator at the RSS peak (or TIME), adding up" },
+	{ "why", fl_cmd_why, "why FILE [--pid P] [--at peak|end|TIME] [--top N] [--format json]: resident memory by\n"
+	  "                  region and creator at the RSS peak (or TIME, or its end), adding up; estimated between samples" },
 	{ "vmas", fl_cmd_vmas, "vmas FILE [--pid P] [--at TIME|end] [--pieces] [--format json]: mappings at a moment\n"
 	  "                  (regions, or every recorded piece), resident bytes and faults" },
 	{ "faults", fl_cmd_faults, "faults FILE --by region|vma|kind|file|site|stack|process [--class C] [--pid P] [--top N]\n"

@@ -369,7 +369,10 @@ fail:
  * shares this image's memory and cached pid but is another process), never
  * when the thread is inside the shim (a signal handler calling _exit), never
  * once recording is off (the collector gone, the ring taken over).  errno
- * is the caller's to keep (exit.c).
+ * is the caller's to keep (exit.c).  The collector's state is not asked
+ * (/proc reads a seccomp filter may punish): a collector that died unseen
+ * costs each offered process one bounded wait.  The system calls made here
+ * are getpid and futex only, which every libc program makes.
  */
 void shim_exit_wait(__u32 how)
 {

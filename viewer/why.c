@@ -5,6 +5,11 @@
  *
  * The moment is an smaps sample (schema: smaps_sample): by default the one
  * with the most resident bytes of the process with the highest RSS peak.
+ * At a moment after the latest sample before it (--at TIME between samples,
+ * --at end of a process that exited with no sample just before: a fatal
+ * signal), what is shown first is an estimate from that sample, the faults
+ * and the frees since (estimate.h), said to be one, with the kernel's RSS
+ * counter then and the residual; the sample it starts from follows.
  * A region is what the kernel kept as one VMA (region_rss); its bytes go to
  * the recorded VMA rows inside it (piece_rss: whole, or counted page by
  * page from pagemap), grouped by the stack of the call that created them.
@@ -26,6 +31,7 @@
 
 #include "cli.h"
 #include "db.h"
+#include "estimate.h"
 #include "frames.h"
 #include "heap.h"
 #include "output.h"
@@ -33,20 +39,23 @@
 #include "viewer.h"
 #include "why.h"
 
-#define USAGE "why FILE [--pid P] [--at peak|TIME] [--top N] [--format json]"
+#define USAGE "why FILE [--pid P] [--at peak|end|TIME] [--top N] [--format json]"
 #define HEAP_SITES 8         /* heap sites listed per region (text); the rest on one line */
 
 struct why {
 	struct fl_db *d;
 	struct fl_json *j;
 	int64_t pid;            /* 0: the process with the highest peak */
-	int64_t at;             /* -1: its sample with the most resident bytes */
+	int64_t at;             /* -1: its sample with the most resident bytes; AT_END: its end */
 	int top;                /* regions shown; the rest are summed in one line */
 };
+
+#define AT_END (-2)
 
 /* The sample chosen: smaps_sample columns. */
 struct sample {
 	int64_t id, proc_id, pid, time_ns, cost_ns, regions, rss, pss, anon, swap;
+	struct fl_opt held;     /* 'exit': how long the process waited for the read */
 	int64_t peak, peak_ns;  /* the process's RSS peak as rss_stat counted it, and when */
 	struct fl_opt rss_stat;
 	char reason[16], exe[512];
@@ -116,7 +125,7 @@ static int pick(struct why *w, struct sample *s)
 		" one AS MATERIALIZED (SELECT c.*, (SELECT r.time_ns FROM rss r WHERE r.proc_id = c.id"
 		"  ORDER BY r.anon + r.file + r.shmem DESC, r.time_ns LIMIT 1) AS peak_ns FROM cand c)"
 		" SELECT s.id, s.proc_id, c.pid, s.time_ns, s.cost_ns, s.regions, s.rss, s.pss, s.anon, s.swap,"
-		"  s.rss_stat, s.reason, c.exe, c.peak, c.peak_ns"
+		"  s.rss_stat, s.reason, c.exe, c.peak, c.peak_ns, s.held_ns"
 		" FROM smaps_sample s JOIN one c ON c.id = s.proc_id"
 		" ORDER BY CASE WHEN ?2 < 0 THEN -s.rss"
 		"  WHEN s.time_ns <= ?2 THEN ?2 - s.time_ns ELSE (1 << 62) + s.time_ns - ?2 END,"
@@ -125,7 +134,8 @@ static int pick(struct why *w, struct sample *s)
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, w->pid);
-	sqlite3_bind_int64(st, 2, w->at < 0 ? -1 : w->d->start_ns + w->at);
+	/* its end: the latest sample */
+	sqlite3_bind_int64(st, 2, w->at == AT_END ? INT64_MAX / 4 : w->at < 0 ? -1 : w->d->start_ns + w->at);
 	rc = fl_db_step(w->d, st);
 	if (rc == SQLITE_ROW) {
 		int64_t *f[] = { &s->id, &s->proc_id, &s->pid, &s->time_ns, &s->cost_ns, &s->regions,
@@ -139,6 +149,8 @@ static int pick(struct why *w, struct sample *s)
 			 sqlite3_column_text(st, 12) ? (const char *)sqlite3_column_text(st, 12) : "?");
 		s->peak = sqlite3_column_int64(st, 13);
 		s->peak_ns = sqlite3_column_int64(st, 14);
+		s->held.set = sqlite3_column_type(st, 15) != SQLITE_NULL;
+		s->held.v = sqlite3_column_int64(st, 15);
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -528,11 +540,15 @@ static void header(struct why *w, const struct sample *s)
 		fl_json_real(w->j, (double)(s->peak_ns - w->d->start_ns) / 1e9);
 		fl_json_kint(w->j, "regions", s->regions);
 		fl_json_kint(w->j, "cost_ns", s->cost_ns);
+		fl_json_opt(w->j, "held_ns", s->held);
 		fl_json_close(w->j, '}');
 		return;
 	}
 	printf("pid %lld %s: %s resident at %s (smaps, %s; %lld regions read in %s)\n", (long long)s->pid, s->exe,
 	       fl_out_size(a, sizeof(a), s->rss), t, s->reason, (long long)s->regions, cost);
+	if (s->held.set)
+		printf("  measured just before it exited: it waited %s for this read\n",
+		       fl_out_reltime(b, sizeof(b), s->held.v));
 	printf("  anon %s, pss %s, swap %s", fl_out_size(a, sizeof(a), s->anon), fl_out_size(b, sizeof(b), s->pss),
 	       fl_out_size(c, sizeof(c), s->swap));
 	if (s->rss_stat.set)
@@ -544,6 +560,120 @@ static void header(struct why *w, const struct sample *s)
 		       "it is explained here\n", fl_out_size(a, sizeof(a), s->peak),
 		       fl_out_reltime(t, sizeof(t), s->peak_ns - w->d->start_ns), pct(s->rss, s->peak));
 	printf("\n");
+}
+
+/* The moment asked for, in ns: the sample's own (peak), --at's, or the process's end. */
+static int64_t moment(const struct why *w, const struct sample *s)
+{
+	int64_t t = w->d->end_ns;
+	if (w->at == -1)
+		return s->time_ns;
+	if (w->at >= 0)
+		return w->d->start_ns + w->at;
+	sqlite3_stmt *st = fl_db_prepare(w->d, "SELECT end_ns FROM process WHERE id = ?1");
+	if (st) {
+		sqlite3_bind_int64(st, 1, s->proc_id);
+		if (fl_db_step(w->d, st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+			t = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	return t;
+}
+
+/* Is the moment after the sample, so that what is shown is an estimate?  An exit sample is the end. */
+static bool estimated(const struct sample *s, int64_t t)
+{
+	return strcmp(s->reason, "exit") && t > s->time_ns;
+}
+
+static void estimate_json(struct why *w, const struct fl_estimate *e)
+{
+	struct fl_json *j = w->j;
+	fl_json_key(j, "estimate");
+	fl_json_open(j, '{');
+	fl_json_key(j, "time_s");
+	fl_json_real(j, (double)(e->t_ns - w->d->start_ns) / 1e9);
+	fl_json_kint(j, "from_sample", e->sample_id);
+	fl_json_kstr(j, "from_reason", e->reason);
+	fl_json_kint(j, "rss", e->rss);
+	fl_json_kint(j, "added", e->added);
+	fl_json_kint(j, "freed", e->freed);
+	fl_json_kint(j, "unrowed", e->unrowed);
+	fl_json_opt(j, "kernel_rss", (struct fl_opt){ e->kernel >= 0, e->kernel });
+	fl_json_opt(j, "residual", (struct fl_opt){ e->kernel >= 0, e->kernel - e->rss });
+	fl_json_key(j, "rows");
+	fl_json_open(j, '[');
+	for (size_t i = 0; i < e->nrows && (int)i < w->top; i++) {
+		const struct fl_est_row *r = &e->rows[i];
+		fl_json_open(j, '{');
+		fl_json_kint(j, "vma_id", r->vma_id);
+		fl_json_kint(j, "start", r->start);
+		fl_json_kint(j, "end", r->end);
+		fl_json_kint(j, "sampled", r->sampled);
+		fl_json_kint(j, "added", r->added);
+		fl_json_kint(j, "freed", r->freed);
+		fl_json_kint(j, "rss", r->rss);
+		fl_json_close(j, '}');
+	}
+	fl_json_close(j, ']');
+	fl_json_close(j, '}');
+}
+
+static void estimate_text(struct why *w, const struct sample *s, const struct fl_estimate *e)
+{
+	char a[32], b[32], c[32], t[32], t0[32];
+	fl_out_reltime(t, sizeof(t), e->t_ns - w->d->start_ns);
+	fl_out_reltime(t0, sizeof(t0), e->sample_ns - w->d->start_ns);
+	printf("pid %lld %s: about %s resident at %s: an ESTIMATE, not a measurement (no smaps sample then)\n",
+	       (long long)s->pid, s->exe, fl_out_size(a, sizeof(a), e->rss), t);
+	printf("  from smaps sample %lld at %s (%s): %s then, %s made resident by faults since, %s freed since\n",
+	       (long long)e->sample_id, t0, e->reason, fl_out_size(a, sizeof(a), s->rss),
+	       fl_out_size(b, sizeof(b), e->added), fl_out_size(c, sizeof(c), e->freed));
+	if (e->kernel >= 0) {
+		int64_t r = e->kernel - e->rss;
+		printf("  the kernel's RSS counter said %s at %s: residual %s%s (what the estimate misses, or counts "
+		       "too much)\n", fl_out_size(a, sizeof(a), e->kernel),
+		       fl_out_reltime(c, sizeof(c), e->kernel_ns - w->d->start_ns), r < 0 ? "-" : "",
+		       fl_out_size(b, sizeof(b), r < 0 ? -r : r));
+	}
+	for (size_t i = 0; i < e->nrows && (int)i < w->top; i++) {
+		const struct fl_est_row *r = &e->rows[i];
+		char sa[32], ad[32], fr[32];
+		printf("  %10s  %llx-%llx  (vma %lld: %s at the sample, +%s, -%s)\n", fl_out_size(a, sizeof(a), r->rss),
+		       (unsigned long long)r->start, (unsigned long long)r->end, (long long)r->vma_id,
+		       fl_out_size(sa, sizeof(sa), r->sampled), fl_out_size(ad, sizeof(ad), r->added),
+		       fl_out_size(fr, sizeof(fr), r->freed));
+	}
+	if (e->unrowed)
+		printf("  %10s  on no recorded VMA at the sample, carried as it was\n", fl_out_size(a, sizeof(a), e->unrowed));
+	printf("\nthe sample it starts from:\n");
+}
+
+/* At a moment after the sample: the estimate first (estimate.h), marked as such.  0 or -1. */
+static int show_moment(struct why *w, const struct sample *s)
+{
+	int64_t t = moment(w, s);
+	bool est = estimated(s, t);
+	if (w->j) {
+		fl_json_key(w->j, "moment");
+		fl_json_open(w->j, '{');
+		fl_json_kstr(w->j, "kind", est ? "estimate" : "sample");
+		fl_json_key(w->j, "time_s");
+		fl_json_real(w->j, (double)((est ? t : s->time_ns) - w->d->start_ns) / 1e9);
+		fl_json_kint(w->j, "sample_id", s->id);
+		fl_json_close(w->j, '}');
+	}
+	if (!est)
+		return 0;
+	struct fl_estimate e;
+	if (fl_estimate(w->d, s->proc_id, t, &e))
+		return -1;
+	if (w->j)
+		estimate_json(w, &e);
+	else
+		estimate_text(w, s, &e);
+	fl_estimate_free(&e);
+	return 0;
 }
 
 /* Whether the file has the sample tables (schema version 3 on). */
@@ -566,13 +696,13 @@ static int on_option(void *ctx, int c, const char *arg)
 			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE }, "--pid wants a pid, not '%s'", arg);
 		return -1;
 	case 'a':
-		if (!strcmp(arg, "peak")) {
-			w->at = -1;
+		if (!strcmp(arg, "peak") || !strcmp(arg, "end")) {
+			w->at = !strcmp(arg, "peak") ? -1 : AT_END;
 			return -1;
 		}
 		if (fl_out_parse_time(arg, &w->at))
 			return fl_cli_usage_error(&(struct fl_cli){ .usage = USAGE },
-						  "--at wants peak or a time like 1.5s, not '%s'", arg);
+						  "--at wants peak, end or a time like 1.5s, not '%s'", arg);
 		return -1;
 	case 't':
 		w->top = (int)strtol(arg, &end, 10);
@@ -648,9 +778,13 @@ int fl_cmd_why(int argc, char **argv)
 			"or the process ended before its first sample)\n", argv[optind], w.pid ? " of that pid" : "");
 		rc = -1;
 	} else if (rc == 1) {
-		header(&w, &s);
-		rc = fl_why_regions(&d, w.j, s.id, s.proc_id, s.rss,
-				    &(struct fl_why_view){ .top = w.top, .groups = INT32_MAX, .frames = FL_WHY_FRAMES });
+		rc = show_moment(&w, &s);
+		if (!rc) {
+			header(&w, &s);
+			rc = fl_why_regions(&d, w.j, s.id, s.proc_id, s.rss,
+					    &(struct fl_why_view){ .top = w.top, .groups = INT32_MAX,
+								   .frames = FL_WHY_FRAMES });
+		}
 	}
 	if (cli.json && !rc)
 		fl_json_close(&j, '}');
