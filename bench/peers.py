@@ -7,7 +7,9 @@ Tools: plain, faultline, perf stat (counting page faults), perf record -e
 page-faults -c 1 -g (a sample with a stack for every fault), heaptrack and
 bpftrace (counting user page faults per 2 MiB range); a tool that is not
 installed is shown as "-".  Workloads: touch, cow, churn, heap, filemap (a
-file read through a cold mmap) and sqlite3.  Each round runs every tool once
+file read through a cold mmap), sqlite3, threads8 (8 threads x 50,000
+mmap+munmap), threads64 (64 threads x 5,000), node and java (each building
+a few million small objects; these four only when --only names them).  Each round runs every tool once
 in turn, after a warm-up round; medians over the rounds.
 
 The fixed start-up cost of each tool (its median on `true`, less plain
@@ -38,12 +40,29 @@ END { clear(@track); }
 """
 
 
+NODE_WORK = "let a = []; for (let i = 0; i < 3e6; i++) a.push({ i, s: 'x' + i }); console.log(a.length)"
+JAVA_WORK = """public class Alloc {
+    public static void main(String[] args) {
+        java.util.ArrayList<int[]> a = new java.util.ArrayList<>();
+        for (int i = 0; i < 3000000; i++) a.add(new int[] { i, i + 1 });
+        System.out.println(a.size());
+    }
+}
+"""
+
+
+BY_NAME_ONLY = ("threads8", "threads64", "node", "java")  # minutes per round with every tool
+
+
 def build(out):
     for w in ("touch", "cow", "churn", "heap", "filemap"):
         subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", os.path.join(out, w),
                         os.path.join(HERE, w + ".c")], check=True)
     with open(os.path.join(out, "pf.bt"), "w") as f:
         f.write(PF_BT)
+    java = os.path.join(out, "Alloc.java")  # run as a source file: java compiles it in memory
+    with open(java, "w") as f:
+        f.write(JAVA_WORK)
     data = os.path.join("/var/tmp", "faultline-filemap.dat")
     subprocess.run([os.path.join(out, "filemap"), "64", data], check=True, stdout=subprocess.DEVNULL)
     return {
@@ -54,6 +73,10 @@ def build(out):
         "heap": [os.path.join(out, "heap"), "50000", "3000", "2"],
         "filemap": [os.path.join(out, "filemap"), "64", data],
         "sqlite3": sqlite_workload(out),
+        "threads8": [os.path.join(out, "churn"), "50000", "8", "map"],
+        "threads64": [os.path.join(out, "churn"), "5000", "64", "map"],
+        "node": ["node", "-e", NODE_WORK],
+        "java": ["java", "-Xmx512m", java],
     }
 
 
@@ -96,7 +119,7 @@ def main():
         names = list(tl)
         start = None
         for load, argv in loads.items():
-            if a.only and load != "true" and load not in a.only.split(","):
+            if load != "true" and (load not in a.only.split(",") if a.only else load in BY_NAME_ONLY):
                 continue
             m = alternate({t: tl[t](argv) for t in names}, a.runs)
             if start is None:  # `true` comes first: each tool's fixed start-up cost

@@ -398,15 +398,19 @@ static int load_regions(struct loader *l)
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
 		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start,"
-		"  coalesce(o.path, (SELECT path FROM vma WHERE origin_id = o.id AND path IS NOT NULL LIMIT 1)),"
 		"  e.faultline AND e.kind = 'mmap'"
 		" FROM vma v JOIN vma o ON o.id = v.origin_id LEFT JOIN event e ON e.id = o.created_by");
+	/* asked once per region, not per row: a region split in thousands of pieces made it quadratic */
+	sqlite3_stmt *named = fl_db_prepare(r->d, "SELECT path FROM vma WHERE origin_id = ? AND path IS NOT NULL LIMIT 1");
 	struct pairset seen = { 0 };
 	size_t cap = 0;
 	int rc;
 
-	if (!st)
+	if (!st || !named) {
+		sqlite3_finalize(st);
+		sqlite3_finalize(named);
 		return -1;
+	}
 	/* every row, each (process, origin) kept once: SQL's DISTINCT sorted them all (seconds at a million rows) */
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
 		int p = proc_of(l, sqlite3_column_int64(st, 0)), added;
@@ -438,17 +442,21 @@ static int load_regions(struct loader *l)
 		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
 		/* by the file's path as any piece of the region knows it: ld.so's first mmap of a library
 		 * (the whole file, cut into segments after) is recorded before a snapshot names it */
-		g->footprint = region_footprint(r->d, kind, (const char *)sqlite3_column_text(st, 9),
+		sqlite3_reset(named);
+		sqlite3_bind_int64(named, 1, g->origin_id);
+		g->footprint = region_footprint(r->d, kind, path ? path : fl_db_step(r->d, named) == SQLITE_ROW ?
+						(const char *)sqlite3_column_text(named, 0) : NULL,
 						sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8),
 						sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
 		/* mapped by a call BPF saw inside the shim: its raw mmaps, ld.so mapping the unwinder for
 		 * it.  Not a brk: the heap glibc's malloc starts for dlopen is the program's heap too. */
-		if (!g->footprint && sqlite3_column_int(st, 10))
+		if (!g->footprint && sqlite3_column_int(st, 9))
 			g->footprint = FL_FP_SHIM_MADE;
 		if (!g->kind || !g->funcs || !g->label || (path && !g->path))
 			break;
 	}
 	sqlite3_finalize(st);
+	sqlite3_finalize(named);
 	free(seen.keys);
 	if (rc != SQLITE_DONE)
 		return -1;
