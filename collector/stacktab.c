@@ -10,6 +10,7 @@
 #include "hmap.h"
 #include "stacktab.h"
 #include "strtab.h"
+#include "symtab.h"
 #include "vec.h"
 
 struct frame {
@@ -39,6 +40,7 @@ struct module {
 	Dwfl_Module *mod;
 	Elf *elf;               /* NULL: cannot be read (frames stay unnamed) */
 	GElf_Addr bias;
+	struct fl_symtab *syms;  /* its symbols by address; NULL: ask libdwfl */
 	char build_id[2 * 64 + 1];
 };
 
@@ -73,9 +75,11 @@ void fl_stacks_free(struct fl_stacks *st)
 	fl_hmap_free(&st->stack_by_hash);
 	fl_hmap_free(&st->frame_by_key);
 	fl_hmap_free(&st->site_by_key);
-	for (size_t m = 0; m < st->capmodules; m++)
+	for (size_t m = 0; m < st->capmodules; m++) {
+		fl_symtab_free(st->modules[m].syms);
 		if (st->modules[m].dwfl)
 			dwfl_end(st->modules[m].dwfl);
+	}
 	free(st->modules);
 	free(st->frames);
 	free(st->sites);
@@ -222,20 +226,22 @@ static char *demangle(const char *name)
 	return d;
 }
 
-static void symbolize_frame(struct fl_stacks *st, Dwfl_Module *mod, Elf *elf, GElf_Addr bias,
-			    const char *build_id, const struct frame *f)
+static void symbolize_frame(struct fl_stacks *st, const struct module *mo, const struct frame *f)
 {
-	__s64 vaddr = offset_to_vaddr(elf, f->rel);
+	const char *build_id = mo->build_id[0] ? mo->build_id : NULL;
+	__s64 vaddr = offset_to_vaddr(mo->elf, f->rel);
 	if (vaddr < 0) {
 		fl_store_frame_symbol(st->store, f->id, build_id, NULL, 0, NULL, 0);
 		return;
 	}
-	GElf_Addr addr = (GElf_Addr)vaddr + bias - (f->is_return ? 1 : 0), symoff = 0;
+	GElf_Addr addr = (GElf_Addr)vaddr + mo->bias - (f->is_return ? 1 : 0), symoff = 0;
 	GElf_Sym sym;
-	const char *name = dwfl_module_addrinfo(mod, addr, &symoff, &sym, NULL, NULL, NULL);
+	const char *name = fl_symtab_find(mo->syms, addr, &symoff);
+	if (!name) /* what the index leaves to libdwfl: its answer, found its slow way */
+		name = dwfl_module_addrinfo(mo->mod, addr, &symoff, &sym, NULL, NULL, NULL);
 	const char *file = NULL;
 	int line = 0;
-	Dwfl_Line *l = dwfl_module_getsrc(mod, addr);
+	Dwfl_Line *l = dwfl_module_getsrc(mo->mod, addr);
 	if (l)
 		file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
 	char *readable = demangle(name);
@@ -263,6 +269,8 @@ static struct module *module_of(struct fl_stacks *st, unsigned m)
 	mo->elf = mo->mod ? dwfl_module_getelf(mo->mod, &mo->bias) : NULL;
 	if (mo->mod)
 		build_id_hex(mo->mod, mo->build_id, sizeof(mo->build_id));
+	if (mo->elf)
+		mo->syms = fl_symtab_new(mo->mod);
 	return mo;
 }
 
@@ -272,7 +280,7 @@ void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ct
 		const struct frame *f = &st->frames[st->nsymbolized];
 		const struct module *mo = f->module ? module_of(st, f->module) : NULL;
 		if (mo && mo->elf)
-			symbolize_frame(st, mo->mod, mo->elf, mo->bias, mo->build_id[0] ? mo->build_id : NULL, f);
+			symbolize_frame(st, mo, f);
 	}
 }
 
