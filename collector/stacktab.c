@@ -236,8 +236,8 @@ static void symbolize_frame(struct fl_stacks *st, const struct module *mo, const
 	}
 	GElf_Addr addr = (GElf_Addr)vaddr + mo->bias - (f->is_return ? 1 : 0), symoff = 0;
 	GElf_Sym sym;
-	const char *name = fl_symtab_find(mo->syms, addr, &symoff);
-	if (!name) /* what the index leaves to libdwfl: its answer, found its slow way */
+	const char *name = NULL;
+	if (fl_symtab_find(mo->syms, addr, &name, &symoff) < 0) /* left to libdwfl: its answer, its slow way */
 		name = dwfl_module_addrinfo(mo->mod, addr, &symoff, &sym, NULL, NULL, NULL);
 	const char *file = NULL;
 	int line = 0;

@@ -30,7 +30,7 @@ struct sym {
 struct fl_symtab {
 	struct sym *globals, *locals;
 	size_t nglobals, nlocals;
-	GElf_Addr *sizeless;    /* start of every sizeless global, sorted: an exact hit there is libdwfl's */
+	GElf_Addr *sizeless;    /* start of every sizeless symbol, sorted */
 	size_t nsizeless;
 };
 
@@ -93,8 +93,7 @@ struct fl_symtab *fl_symtab_new(Dwfl_Module *mod)
 		    type == STT_TLS)
 			continue;
 		if (!s.st_size) {
-			if (global)
-				t->sizeless[t->nsizeless++] = value;
+			t->sizeless[t->nsizeless++] = value;
 			continue;
 		}
 		struct sym one = { value, value + s.st_size, 0, name, i, binding_value(&s) };
@@ -128,6 +127,21 @@ static int by_index(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
+/* How many syms of s[0, n) start at or below addr. */
+static size_t upto(const struct sym *s, size_t n, GElf_Addr addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /*
  * libdwfl's fold over the syms of s[0, n) that contain addr, in table
  * order; NULL if none does.  *busy: too many contain it to fold here.
@@ -135,17 +149,10 @@ static int by_index(const void *a, const void *b)
 static const struct sym *fold(const struct sym *s, size_t n, GElf_Addr addr, bool *busy)
 {
 	const struct sym *in[MAX_CONTAINING], *best = NULL;
-	size_t lo = 0, hi = n, k = 0;
+	size_t k = 0;
 
-	while (lo < hi) { /* the first sym starting above addr */
-		size_t mid = lo + (hi - lo) / 2;
-		if (s[mid].start <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	/* back while some sym at or before i still reaches past addr */
-	for (size_t i = lo; i-- > 0 && s[i].reach > addr;) {
+	for (size_t i = upto(s, n, addr); i-- > 0 && s[i].reach > addr;) {
 		if (s[i].end <= addr)
 			continue;
 		if (k == MAX_CONTAINING) {
@@ -161,19 +168,41 @@ static const struct sym *fold(const struct sym *s, size_t n, GElf_Addr addr, boo
 	return best;
 }
 
-const char *fl_symtab_find(const struct fl_symtab *t, GElf_Addr addr, GElf_Off *off)
+/*
+ * Whether libdwfl could name addr by a sizeless symbol when no sized one
+ * contains it: only one at or below addr and at or above the end of every
+ * symbol below addr (its min_label) can; the end of the globals alone is
+ * a lower bound of that.
+ */
+static bool sizeless_may_name(const struct fl_symtab *t, GElf_Addr addr)
+{
+	size_t lo = 0, hi = t->nsizeless, g = upto(t->globals, t->nglobals, addr);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->sizeless[mid] <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && (!g || t->sizeless[lo - 1] >= t->globals[g - 1].reach);
+}
+
+int fl_symtab_find(const struct fl_symtab *t, GElf_Addr addr, const char **name, GElf_Off *off)
 {
 	const struct sym *s;
 	bool busy = false;
 
 	if (!t)
-		return NULL;
-	if (!(s = fold(t->globals, t->nglobals, addr, &busy))) {
-		/* a sizeless global exactly at addr keeps libdwfl from the locals: its rules */
-		if (busy || bsearch(&addr, t->sizeless, t->nsizeless, sizeof(*t->sizeless), by_addr) ||
-		    !(s = fold(t->locals, t->nlocals, addr, &busy)))
-			return NULL;
+		return -1;
+	s = fold(t->globals, t->nglobals, addr, &busy);
+	/* a sizeless global exactly at addr keeps libdwfl from the locals: its rules */
+	if (!s && !busy && !bsearch(&addr, t->sizeless, t->nsizeless, sizeof(*t->sizeless), by_addr))
+		s = fold(t->locals, t->nlocals, addr, &busy);
+	if (s) {
+		*name = s->name;
+		*off = addr - s->start;
+		return 1;
 	}
-	*off = addr - s->start;
-	return s->name;
+	return busy || sizeless_may_name(t, addr) ? -1 : 0;
 }

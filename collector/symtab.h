@@ -4,7 +4,7 @@
  * frames of one module.  libdwfl's dwfl_module_addrinfo reads the whole
  * symbol table for every address (node's 100,000 symbols: 3.6 s for 1,300
  * frames); this answers the same in O(log n) and says when it cannot
- * (sizeless assembly labels, section starts), so the caller asks libdwfl.
+ * (sizeless assembly labels), so the caller asks libdwfl.
  */
 #ifndef FL_SYMTAB_H
 #define FL_SYMTAB_H
@@ -17,9 +17,10 @@ struct fl_symtab;
 struct fl_symtab *fl_symtab_new(Dwfl_Module *mod);
 void fl_symtab_free(struct fl_symtab *t);
 /*
- * The name dwfl_module_addrinfo(mod, addr, ...) gives, and *off = addr -
- * the symbol's address; NULL when only libdwfl can tell (t may be NULL).
+ * What dwfl_module_addrinfo(mod, addr, ...) answers: 1 and the symbol's
+ * *name and *off = addr - its address; 0 when it names none; -1 when only
+ * libdwfl can tell (t may be NULL).
  */
-const char *fl_symtab_find(const struct fl_symtab *t, GElf_Addr addr, GElf_Off *off);
+int fl_symtab_find(const struct fl_symtab *t, GElf_Addr addr, const char **name, GElf_Off *off);
 
 #endif /* FL_SYMTAB_H */
