@@ -7,7 +7,7 @@ at exit), in alternating rounds after a warm-up (bench/benchlib.py); the medians
 printed, then, from the last recording, how many processes waited at exit and for how long in all
 (smaps_sample.held_ns) against how many processes there were.
 
-usage: bench/exitwait.py [--runs N] [--faultline PATH] [--children N]
+usage: bench/exitwait.py [--runs N] [--faultline PATH] [--children N] [--only NAME]
 """
 import argparse
 import os
@@ -28,6 +28,9 @@ def workloads(n):
         # sqlite3 children live a few ms: younger than any offer
         "sh loop: sqlite3": ["sh", "-c", f"for i in $(seq {n}); do sqlite3 :memory: 'select 1' >/dev/null; done"],
         "make -j2: python3": ["make", "-j2", "-f", "-"],
+        # children that live 0.3 s and hold 64 MiB: old enough that each waits at exit
+        "sh loop: python3 0.3s": ["sh", "-c", f"for i in $(seq {max(n // 4, 1)}); do python3 -c "
+                                  "'import time; x = bytearray(64 << 20); time.sleep(0.3)'; done"],
     }
 
 
@@ -51,6 +54,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--children", type=int, default=40)
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    ap.add_argument("--only", help="run the workloads whose name contains this")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as out:
         mk = os.path.join(out, "Makefile")
@@ -60,6 +64,8 @@ def main():
         print(f"{'workload':22} {'plain':>8} {'recorded':>9} {'no exit':>8} {'rec/plain':>9} {'exit cost':>9}"
               f"  procs  waited  held total  held max")
         for name, argv in workloads(a.children).items():
+            if a.only and a.only not in name:
+                continue
             if argv[0] == "make":
                 argv = ["make", "-j2", "-f", mk]
             off = ["env", "FAULTLINE_EXIT_SAMPLES=0"] + record_cmd(a.faultline, db0) + argv

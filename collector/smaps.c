@@ -19,8 +19,8 @@
  * in common/channel.h).  Offered only to a process that has lived 50 times
  * what its latest read cost (at least 20 ms; its shim is told after each
  * read), so that read costs it at most 2% of its life and make -j's short
- * children never wait; the shim gives up after 100 ms, and a read it did
- * not wait for is thrown away (loss smaps_exit_late).  Not the collector's
+ * children never wait, and whose read took under 50 ms; the shim gives up
+ * after 100 ms (exit_sample says what becomes of that read).  Not the collector's
  * guess of whether anything changed since the last read: the changes just
  * before the exit are exactly the ones whose records it has not read yet.
  * A process that dies by a signal or a raw exit_group has no exit sample:
@@ -375,7 +375,9 @@ static int sample(struct proc *p, const char *reason)
 
 /*
  * Tell p's shim from what age on it may wait at exit for a last read: 50
- * times what this read cost, at least 20 ms (eBPF runs only: ingest.h).
+ * times what this read cost, at least 20 ms (eBPF runs only: ingest.h);
+ * never (0) when this read took over half the 100 ms the shim waits at
+ * most: the exit read would most likely come too late.
  */
 static void offer_exit(struct proc *p, __u64 cost_ns)
 {
@@ -387,11 +389,11 @@ static void offer_exit(struct proc *p, __u64 cost_ns)
 		return;
 	if (ms < EXIT_MIN_AGE_MS)
 		ms = EXIT_MIN_AGE_MS;
-	if (ms > UINT32_MAX)
-		ms = UINT32_MAX;
-	if (sc->hinted_ms != (__u32)ms || sc->hinted_hello != p->hello_ns) {
+	if (ms > UINT32_MAX || cost_ns * 2 > FL_EXIT_WAIT_MS * 1000000ull)
+		ms = 0;
+	if (sc->hinted_ms != (__u32)ms || sc->hinted_image != p->image_ns) {
 		sc->hinted_ms = (__u32)ms;
-		sc->hinted_hello = p->hello_ns;
+		sc->hinted_image = p->image_ns;
 		g->exit_hint(g->exit_ctx, p->pid, (__u32)ms);
 	}
 }
@@ -432,7 +434,7 @@ static void exit_sample(struct proc *p)
 	struct fl_smaps_sched *sc = &p->smaps;
 	__u64 asked = sc->exit_ns;
 	sc->exit_ns = 0;
-	sc->exit_read_hello = p->hello_ns;
+	sc->exit_read_image = p->image_ns;
 	sc->last_id = 0;
 	drain_faults(p, false);
 	int rc = sample(p, "exit");
@@ -511,7 +513,7 @@ void fl_smaps_on_exiting(struct fl_ingest *g, struct proc *p, __u64 t)
 {
 	struct fl_smaps_sched *sc = &p->smaps;
 	/* only if offered, and once: a target that sent these at will would set the cost of reading it */
-	if (!sc->hinted_ms || sc->hinted_hello != p->hello_ns || sc->exit_read_hello == p->hello_ns)
+	if (!sc->hinted_ms || sc->hinted_image != p->image_ns || sc->exit_read_image == p->image_ns)
 		return;
 	if (p->ended) { /* read from its ring once it was gone: it waited in vain */
 		g->exit_late++;

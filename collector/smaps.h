@@ -31,9 +31,9 @@ struct fl_smaps_sched {
 	__u64 held_exec_ns;     /* the image they were read in (an exec since drops them) */
 	__s64 last_id;          /* the latest sample's row */
 	__u32 hinted_ms;        /* the exit_min_age_ms last given to its shim (0: exit samples not offered) */
-	__u64 hinted_hello;     /* ... to the image that said hello then */
+	__u64 hinted_image;     /* ... to the image exec made then (image_ns; a resync hello after dlopen is the same image) */
 	__u64 exit_ns;          /* its shim said it is exiting then and waits for a read (0: not) */
-	__u64 exit_read_hello;  /* the image whose exit was read: one read per image */
+	__u64 exit_read_image;  /* the image whose exit was read: one read per image */
 };
 
 /*

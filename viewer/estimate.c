@@ -72,7 +72,7 @@ struct work {
 	double *pages;          /* per live row: the estimate, in pages */
 	int64_t *since;         /* per live row: its lineage began then (frees before do not apply) */
 	struct link *links;
-	size_t nlinks;
+	size_t nlinks, caplinks;
 	struct change *changes;
 	size_t nchanges, capchanges;
 };
@@ -188,13 +188,20 @@ static int trace_lineage(struct work *w)
 	qsort_r(w->live, w->nlive, sizeof(*w->live), by_start, w->rows);
 	w->pages = calloc(w->nlive ? w->nlive : 1, sizeof(*w->pages));
 	w->since = calloc(w->nlive ? w->nlive : 1, sizeof(*w->since));
-	w->links = calloc(w->nlive ? w->nlive * CHAIN_MAX : 1, sizeof(*w->links));
-	if (!w->pages || !w->since || !w->links)
+	if (!w->pages || !w->since)
 		return -1;
 	for (size_t k = 0; k < w->nlive; k++) {
 		const struct row *e = &w->rows[w->live[k]];
 		double share = 1;
 		for (int depth = 0; e && depth < CHAIN_MAX; depth++) {
+			if (w->nlinks == w->caplinks) {
+				size_t cap = w->caplinks ? 2 * w->caplinks : 256;
+				struct link *n = realloc(w->links, cap * sizeof(*n));
+				if (!n)
+					return -1;
+				w->links = n;
+				w->caplinks = cap;
+			}
 			w->links[w->nlinks++] = (struct link){ e->id, k, share };
 			w->since[k] = e->created;
 			if (e->sampled >= 0) {
