@@ -53,6 +53,14 @@
 #define EXIT_COST_FACTOR 50
 #define EXIT_MIN_AGE_MS 20
 
+/* The collector thread's CPU time: what a read cost it, however long a loaded machine kept it waiting. */
+static __u64 cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
 static __u64 mono_ns(void)
 {
 	struct timespec ts;
@@ -300,7 +308,7 @@ static bool mm_attached(__u32 pid)
  */
 static int sample(struct proc *p, const char *reason)
 {
-	__u64 now_ns = mono_ns();
+	__u64 now_ns = mono_ns(), cpu0 = cpu_ns();
 	char path[64], line[1024];
 	snprintf(path, sizeof(path), "/proc/%u/smaps", p->pid);
 	FILE *f = fopen(path, "re");
@@ -369,15 +377,16 @@ static int sample(struct proc *p, const char *reason)
 	sc->last_rss = sc->cur;
 	sc->last_id = id;
 	sc->next_ns = now_ns + (row.cost_ns * COST_FACTOR > MIN_GAP_NS ? row.cost_ns * COST_FACTOR : MIN_GAP_NS);
-	offer_exit(p, row.cost_ns);
+	offer_exit(p, cpu_ns() - cpu0);
 	return 0;
 }
 
 /*
  * Tell p's shim from what age on it may wait at exit for a last read: 50
- * times what this read cost, at least 20 ms (eBPF runs only: ingest.h);
- * never (0) when this read took over half the 100 ms the shim waits at
- * most: the exit read would most likely come too late.
+ * times what this read cost (CPU time: wall time on a loaded machine says
+ * more about the load than about the process), at least 20 ms (eBPF runs
+ * only: ingest.h); never (0) when this read took over half the 100 ms the
+ * shim waits at most: the exit read would most likely come too late.
  */
 static void offer_exit(struct proc *p, __u64 cost_ns)
 {
