@@ -22,6 +22,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* x86 page fault error code (arch/x86/include/asm/trap_pf.h). */
 #define PF_PROT  0x1
 #define PF_WRITE 0x2
+#define PF_USER  0x4
 #define PF_INSTR 0x10
 /* include/linux/sched.h, include/linux/mm.h, include/linux/sched/signal.h */
 #define FL_PF_EXITING  0x00000004
@@ -1018,6 +1019,42 @@ static __always_inline __u32 split_rss_bits(const struct fl_thread *th)
 	return bits;
 }
 
+/*
+ * The callers of a fault (fl_site_key.callers): the return addresses of the
+ * user stack's frame-pointer chain, from the registers of the fault, or,
+ * for one taken in kernel mode, those the syscall saved (then callers[0] is
+ * its user pc).  Code built without frame pointers keeps anything in rbp:
+ * the walk stops at a frame that is not above the previous one within
+ * FL_FRAME_SPAN, which keeps most such garbage out of the site keys; the
+ * collector keeps only the frames the unwind tables vouch for.  Four user
+ * reads of 16 bytes at most, on stack pages just used.
+ */
+#define FL_FRAME_SPAN (8ull << 20)
+static __always_inline void callers_of(struct bpf_perf_event_data *ctx, int kernel, __u64 *out)
+{
+	__u64 fp = ctx->regs.bp, sp = ctx->regs.sp, frame[2];
+
+	if (kernel) {
+		struct pt_regs *u = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+		fp = u->bp;
+		sp = u->sp;
+		out[0] = u->ip;
+	}
+#pragma unroll
+	for (int i = 0; i < FL_SITE_CALLERS; i++) {
+		if (i == 0 && kernel)
+			continue;
+		if (fp < sp || fp - sp > FL_FRAME_SPAN || (fp & 7))
+			break;
+		if (bpf_probe_read_user(frame, sizeof(frame), (const void *)fp))
+			break;
+		out[i] = frame[1];
+		sp = fp + sizeof(frame);
+		fp = frame[0];
+	}
+}
+
 static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -1132,6 +1169,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	sk.piece = k.piece;
 	sk.ip = ip;
 	sk.faultline = k.faultline;
+	if (known) {
+		sk.kernel = !(err & PF_USER);
+		callers_of(ctx, sk.kernel, sk.callers);
+	}
 	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
 	return 0;
 }

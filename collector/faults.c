@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "faults.h"
+#include "hmap.h"
 #include "procs.h"
 #include "vec.h"
 
@@ -134,14 +135,63 @@ static void store_faults(struct fl_ingest *g, struct fl_held_fault *h, size_t n)
 	}
 }
 
-static void attribute_site(struct fl_ingest *g, const struct fl_held_site *h)
+static __u64 piece_hash(__u32 tgid, __u64 piece, __u32 faultline)
+{
+	return fl_hash64(fl_hash64(piece) ^ tgid ^ (__u64)!!faultline << 32);
+}
+
+/*
+ * The held faults of this drain by (process, piece, side), the latest of
+ * each: a site's faults are among them, so it goes to their row, even when
+ * that row ended before the counts were read.
+ */
+static void index_pieces(struct fl_hmap *by_piece, const struct fl_held_fault *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!h[i].vma)
+			continue;
+		for (__u64 key = piece_hash(h[i].k.tgid, h[i].k.piece, h[i].k.faultline);; key = fl_hash64(key + 1)) {
+			size_t j = fl_hmap_get(by_piece, key ? key : 1);
+			const struct fl_held_fault *o = j ? &h[j - 1] : NULL;
+			if (o && (o->k.tgid != h[i].k.tgid || o->k.piece != h[i].k.piece ||
+				  o->k.faultline != h[i].k.faultline))
+				continue;
+			if (!o || o->c.last_ns < h[i].c.last_ns)
+				fl_hmap_put(by_piece, key ? key : 1, i + 1);
+			break;
+		}
+	}
+}
+
+/* The row the faults of the site's piece went to this drain, else the latest that holds the piece. */
+static __s64 site_row(struct fl_ingest *g, const struct fl_hmap *by_piece, struct proc *p, const struct fl_site_key *k)
+{
+	for (__u64 key = piece_hash(k->tgid, k->piece, k->faultline);; key = fl_hash64(key + 1)) {
+		size_t j = fl_hmap_get(by_piece, key ? key : 1);
+		const struct fl_held_fault *o = j ? &g->faults.held[j - 1] : NULL;
+		if (!o)
+			break;
+		if (o->k.tgid == k->tgid && o->k.piece == k->piece && o->k.faultline == k->faultline)
+			return o->vma;
+	}
+	return fl_model_attribute(&p->model, k->piece, k->piece + 1, (__u64)-1);
+}
+
+static void attribute_site(struct fl_ingest *g, const struct fl_hmap *by_piece, const struct fl_held_site *h)
 {
 	const struct fl_site_key *k = &h->k;
 	struct proc *p = fl_procs_find(g, k->tgid);
-	__s64 vma = p ? fl_model_attribute(&p->model, k->piece, k->piece + 1, (__u64)-1) : 0;
+	__s64 vma = p ? site_row(g, by_piece, p, k) : 0;
 	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
+	enum fl_caller_end end;
+	__s64 callers = frame ? fl_stacks_callers(g->stacks, &p->model, k->ip, k->kernel, k->callers, &end) : 0;
 	if (frame)
-		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count, k->faultline);
+		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count, k->faultline,
+				   callers, (int)end);
+	else if (getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: %llu fault(s) of pid %u at ip %llx in piece %llx: no site (VMA row %lld)\n",
+			(unsigned long long)h->count, k->tgid, (unsigned long long)k->ip, (unsigned long long)k->piece,
+			(long long)vma);
 }
 
 void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns)
@@ -150,8 +200,11 @@ void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns)
 	for (size_t i = 0; i < f->nheld; i++)
 		attribute_fault(g, &f->held[i]);
 	store_faults(g, f->held, f->nheld);
+	struct fl_hmap by_piece = { 0 };
+	index_pieces(&by_piece, f->held, f->nheld);
 	for (size_t i = 0; i < f->nsites; i++)
-		attribute_site(g, &f->sites[i]);
+		attribute_site(g, &by_piece, &f->sites[i]);
+	fl_hmap_free(&by_piece);
 	f->nheld = f->nsites = 0;
 	/*
 	 * The next counts are for faults after this read: rows that ended

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* stacktab.c - frames, stacks, fault sites and symbolization (see stacktab.h). */
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <sys/mman.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@ struct frame {
 	unsigned module;        /* strtab index, 0 = none */
 	__u64 rel;              /* file offset in module, or the raw address */
 	int is_return;          /* a return address: symbolize the call before it */
+	signed char fp[2];      /* keeps_frame_pointer() of it as an instruction [0] and a return address [1], -1 unknown */
 };
 
 struct stack {
@@ -27,10 +30,11 @@ struct stack {
 };
 
 struct site {
-	__s64 vma_id, proc_id, frame_id;
+	__s64 vma_id, proc_id, frame_id, callers_id;
 	const char *cls;
 	__u64 count;
 	int faultline;
+	int callers_end;        /* enum fl_caller_end, -1: not walked */
 };
 
 /* A module opened for symbolization, kept open for the frames that come later. */
@@ -86,7 +90,8 @@ void fl_stacks_free(struct fl_stacks *st)
 	free(st);
 }
 
-static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
+/* The frame of ip (deduplicated), NULL when out of memory; valid until the next frame is made. */
+static struct frame *frame_at(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
 {
 	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
 	const struct fl_vma *v = fl_model_find(m, is_return ? ip - 1 : ip);
@@ -99,18 +104,25 @@ static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, 
 	__u64 key = (__u64)module << 48 | (rel & ((1ULL << 48) - 1));
 	size_t i = fl_hmap_get(&st->frame_by_key, key ? key : 1);
 	if (i)
-		return st->frames[i - 1].id;
+		return &st->frames[i - 1];
 	if (fl_vec_reserve((void **)&st->frames, &st->capframes, st->nframes + 1, sizeof(*st->frames)))
-		return 0;
+		return NULL;
 	struct frame *f = &st->frames[st->nframes];
 	f->id = fl_store_frame(st->store, fl_strtab_get(module), rel);
 	f->module = module;
 	f->rel = rel;
 	f->is_return = is_return;
+	f->fp[0] = f->fp[1] = -1;
 	if (!f->id)
-		return 0;
+		return NULL;
 	fl_hmap_put(&st->frame_by_key, key ? key : 1, ++st->nframes);
-	return f->id;
+	return f;
+}
+
+static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
+{
+	const struct frame *f = frame_at(st, m, ip, is_return);
+	return f ? f->id : 0;
 }
 
 __s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip)
@@ -149,22 +161,25 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 }
 
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
-			__s64 frame_id, __u64 count, int faultline)
+			__s64 frame_id, __u64 count, int faultline, __s64 callers_id, int callers_end)
 {
-	__u64 h = fl_hash64(fl_hash64((__u64)vma_id) ^ (__u64)frame_id) ^ (uintptr_t)cls ^ (__u64)!!faultline;
+	__u64 h = fl_hash64(fl_hash64(fl_hash64((__u64)vma_id) ^ (__u64)frame_id) ^ (__u64)callers_id) ^
+		  (uintptr_t)cls ^ (__u64)!!faultline ^ (__u64)(callers_end + 1) << 1;
 	for (;; h = fl_hash64(h + 1)) {
 		size_t i = fl_hmap_get(&st->site_by_key, h ? h : 1);
 		if (!i)
 			break;
 		struct site *s = &st->sites[i - 1];
-		if (s->vma_id == vma_id && s->frame_id == frame_id && s->cls == cls && s->faultline == !!faultline) {
+		if (s->vma_id == vma_id && s->frame_id == frame_id && s->cls == cls && s->faultline == !!faultline &&
+		    s->callers_id == callers_id && s->callers_end == callers_end) {
 			s->count += count;
 			return;
 		}
 	}
 	if (fl_vec_reserve((void **)&st->sites, &st->capsites, st->nsites + 1, sizeof(*st->sites)))
 		return;
-	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, cls, count, !!faultline };
+	st->sites[st->nsites] = (struct site){ vma_id, proc_id, frame_id, callers_id, cls, count, !!faultline,
+					       callers_end };
 	fl_hmap_put(&st->site_by_key, h ? h : 1, ++st->nsites);
 }
 
@@ -274,6 +289,87 @@ static struct module *module_of(struct fl_stacks *st, unsigned m)
 	return mo;
 }
 
+/* ---- callers of fault sites ------------------------------------------------------- */
+
+#define DWARF_RBP 6  /* x86-64 DWARF register numbers (System V psABI, figure 3.36) */
+
+/*
+ * Does the code at f (is_return: the call before return address f) keep
+ * rbp as its frame pointer, CFA = rbp + 16 (push %rbp; mov %rsp,%rbp), so
+ * that [rbp + 8] is its return address and [rbp] its caller's rbp?  Asked
+ * of the unwind tables (.eh_frame, else .debug_frame): they say so per
+ * instruction, inside prologues and leaf functions too.
+ */
+static enum fl_caller_end keeps_frame_pointer(struct fl_stacks *st, struct frame *f, int is_return)
+{
+	struct module *mo = f->module ? module_of(st, f->module) : NULL;
+	__s64 vaddr = mo && mo->elf ? offset_to_vaddr(mo->elf, f->rel) : -1;
+	Dwarf_Addr pc, cfi_bias;
+	Dwarf_CFI *cfi;
+	Dwarf_Frame *frame = NULL;
+	Dwarf_Op *ops;
+	size_t nops;
+	enum fl_caller_end end = FL_CALLERS_NO_UNWIND_INFO;
+
+	if (f->fp[is_return] >= 0)
+		return (enum fl_caller_end)f->fp[is_return];
+	if (vaddr >= 0) {
+		pc = (Dwarf_Addr)vaddr + mo->bias - (is_return ? 1 : 0);
+		if (((cfi = dwfl_module_eh_cfi(mo->mod, &cfi_bias)) && !dwarf_cfi_addrframe(cfi, pc - cfi_bias, &frame)) ||
+		    ((cfi = dwfl_module_dwarf_cfi(mo->mod, &cfi_bias)) && !dwarf_cfi_addrframe(cfi, pc - cfi_bias, &frame)))
+			end = !dwarf_frame_cfa(frame, &ops, &nops) && nops == 1 && ops[0].atom == DW_OP_bregx &&
+			      ops[0].number == DWARF_RBP && ops[0].number2 == 16 ? FL_CALLERS_DEPTH
+										 : FL_CALLERS_NO_FRAME_POINTER;
+		free(frame);
+	}
+	f->fp[is_return] = (signed char)end;
+	return end;
+}
+
+/* Is addr in executable memory of m? */
+static bool is_code(const struct fl_model *m, __u64 addr)
+{
+	const struct fl_vma *v = fl_model_find(m, addr);
+	return v && (v->prot & PROT_EXEC);
+}
+
+__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int kernel,
+			const __u64 *callers, enum fl_caller_end *end)
+{
+	__u64 kept[FL_SITE_CALLERS];
+	unsigned n = 0, i = 0;
+	struct frame *f = frame_at(st, m, ip, 0);
+	int is_return = 0;
+
+	if (kernel) {
+		/* callers[0] is the user pc the syscall saved: no frame vouches for it, the kernel does */
+		if (!callers[0] || !is_code(m, callers[0] - 1)) {
+			*end = FL_CALLERS_NOT_CODE;
+			return 0;
+		}
+		kept[n++] = callers[i++];
+		f = frame_at(st, m, kept[0], 1);
+		is_return = 1;
+	}
+	for (;;) {
+		*end = f ? keeps_frame_pointer(st, f, is_return) : FL_CALLERS_NO_UNWIND_INFO;
+		if (*end != FL_CALLERS_DEPTH || i == FL_SITE_CALLERS)
+			break;
+		if (!callers[i]) {
+			*end = FL_CALLERS_TOP;
+			break;
+		}
+		if (!is_code(m, callers[i] - 1)) {
+			*end = FL_CALLERS_NOT_CODE;
+			break;
+		}
+		kept[n++] = callers[i++];
+		f = frame_at(st, m, kept[n - 1], 1);
+		is_return = 1;
+	}
+	return fl_stacks_intern(st, m, kept, n);
+}
+
 void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ctx)
 {
 	for (; st->nsymbolized < st->nframes && !(stop && stop(ctx)); st->nsymbolized++) {
@@ -288,7 +384,8 @@ void fl_stacks_finish(struct fl_stacks *st)
 {
 	for (size_t i = 0; i < st->nsites; i++) {
 		const struct site *s = &st->sites[i];
-		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count, s->faultline);
+		fl_store_fault_site(st->store, s->vma_id, s->proc_id, s->cls, s->frame_id, s->count, s->faultline,
+				    s->callers_id, s->callers_end >= 0 ? fl_caller_end_name((unsigned)s->callers_end) : NULL);
 	}
 	st->nsites = 0;
 	fl_stacks_symbolize(st, NULL, NULL);

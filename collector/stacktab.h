@@ -27,10 +27,18 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 /* The frame of an exact instruction address (a fault site) in m. */
 __s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip);
 
+/*
+ * The callers of a fault site (fl_site_key.callers of the fault at ip,
+ * kernel: taken in kernel mode) that the unwind tables vouch for, as a
+ * stack (0: none), and in *end why the chain ends there.
+ */
+__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int kernel,
+			const __u64 *callers, enum fl_caller_end *end);
+
 /* Add count faults of class cls at frame in a VMA (stored by fl_stacks_finish); faultline:
- * taken inside faultline's shim. */
+ * taken inside faultline's shim; callers_id, callers_end: fl_stacks_callers's (-1: not walked). */
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
-			__s64 frame_id, __u64 count, int faultline);
+			__s64 frame_id, __u64 count, int faultline, __s64 callers_id, int callers_end);
 
 /*
  * Symbolize the frames added since the last call (each module is opened

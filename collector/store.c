@@ -47,7 +47,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FRAME_SYM] = "UPDATE frame SET build_id=?, function=?, func_off=?, file=?, line=? WHERE id=?",
 	[S_FAULT] = "INSERT INTO fault(vma_id,proc_id,time_ns," FL_FAULT_CLASSES(COLUMN_) "reads,writes,execs,thp,"
 		    "faultline) VALUES(?,?,?," FL_FAULT_CLASSES(PARAM_) "?,?,?,?,?)",
-	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count,faultline) VALUES(?,?,?,?,?,?)",
+	[S_SITE] = "INSERT INTO fault_site(vma_id,proc_id,class,frame_id,count,faultline,callers_id,callers_end)"
+		   " VALUES(?,?,?,?,?,?,?,?)",
 	[S_RSS] = "INSERT INTO rss(proc_id,time_ns,anon,file,shmem,swap,source) VALUES(?,?,?,?,?,?,?)",
 	[S_PROCESS] = "INSERT INTO process(pid,ppid,parent_id,exe,start_ns) VALUES(?,?,?,?,?)",
 	[S_PROCESS_EXE] = "UPDATE process SET exe=?, argv=coalesce(?,argv) WHERE id=?",
@@ -106,6 +107,14 @@ static const char *const class_names[FL_F_NCLASS] = { FL_FAULT_CLASSES(CLASS_NAM
 const char *fl_fault_class_name(unsigned cls)
 {
 	return cls < FL_F_NCLASS ? class_names[cls] : "other";
+}
+
+#define END_NAME_(c, name) [FL_CALLERS_##c] = #name,
+static const char *const caller_end_names[FL_CALLERS_NEND] = { FL_CALLER_ENDS(END_NAME_) };
+
+const char *fl_caller_end_name(unsigned end)
+{
+	return end < FL_CALLERS_NEND ? caller_end_names[end] : NULL;
 }
 
 #define HOW_NAME_(c, name) [FL_HOW_##c] = #name,
@@ -787,7 +796,7 @@ void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_
 }
 
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
-			 __s64 frame_id, __u64 count, int faultline)
+			 __s64 frame_id, __u64 count, int faultline, __s64 callers_id, const char *callers_end)
 {
 	if (s->rc)
 		return;
@@ -798,6 +807,11 @@ void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const 
 	sqlite3_bind_int64(st, 4, frame_id);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)count);
 	sqlite3_bind_int(st, 6, !!faultline);
+	if (callers_id)
+		sqlite3_bind_int64(st, 7, callers_id);
+	else
+		sqlite3_bind_null(st, 7);
+	bind_text(st, 8, callers_end);
 	run(s, S_SITE);
 }
 

@@ -151,8 +151,9 @@ void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build
 /* faultline: the faults were taken inside faultline's shim (fl_fault_key.faultline). */
 void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
 		    const struct fl_fault_counts *c, int faultline);
+/* callers_id: the stack of its callers (0: none known); callers_end: FL_CALLER_ENDS's name, NULL if no walk. */
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
-			 __s64 frame_id, __u64 count, int faultline);
+			 __s64 frame_id, __u64 count, int faultline, __s64 callers_id, const char *callers_end);
 void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
 		  __u64 shmem, __u64 swap, const char *source);
 
@@ -186,6 +187,8 @@ void fl_store_piece_rss(struct fl_store *s, __s64 sample_id, __u64 region_start,
 
 /* Column name of a fault class in the fault table. */
 const char *fl_fault_class_name(unsigned cls);
+/* FL_CALLER_ENDS's name of end, NULL if out of range. */
+const char *fl_caller_end_name(unsigned end);
 /* Name of an enum fl_kind as stored in event.kind. */
 const char *fl_kind_name(unsigned kind);
 /* The name of an enum fl_how (vma.how). */

@@ -481,15 +481,43 @@ struct fl_fault_counts {
 };
 _Static_assert(sizeof(struct fl_fault_counts) == 8 * (FL_F_NCLASS + 5), "fl_fault_counts layout");
 
-/* Faulting instruction addresses, per VMA piece hit (see fl_fault_key.piece). */
+/* Return addresses a fault site keeps: a short chain, one walk per fault (docs/faults.md "Callers"). */
+#define FL_SITE_CALLERS 4
+
+/*
+ * Faulting instruction addresses and their callers, per VMA piece hit (see
+ * fl_fault_key.piece).  callers[] is what the user stack's frame-pointer
+ * chain held, innermost first, 0 past the end of the walk: code built
+ * without frame pointers makes it garbage after some frame, which the
+ * collector finds from the unwind tables and cuts (FL_CALLER_ENDS).
+ */
 struct fl_site_key {
 	__u32 tgid;
 	__u32 cls;          /* enum fl_fault_class */
 	__u64 piece;        /* as in fl_fault_key: the model row holding it held the address */
-	__u64 ip;           /* user instruction pointer at the fault */
+	__u64 ip;           /* instruction pointer at the fault (the kernel's when kernel is 1) */
 	__u32 faultline;    /* as in fl_fault_key */
-	__u32 pad;
+	__u32 kernel;       /* 1: taken in kernel mode (copy_to_user ...): callers[0] is the syscall's user pc */
+	__u64 callers[FL_SITE_CALLERS];
 };
-_Static_assert(sizeof(struct fl_site_key) == 32, "fl_site_key layout");
+_Static_assert(sizeof(struct fl_site_key) == 32 + 8 * FL_SITE_CALLERS, "fl_site_key layout");
+
+/*
+ * How a fault site's caller chain ends (the store's fault_site.callers_end):
+ *   depth: FL_SITE_CALLERS callers, each vouched for; there are more
+ *   top: the frame-pointer chain ended (the thread's first frame)
+ *   no_frame_pointer: the last frame (the site itself when there is no
+ *     caller) keeps no frame pointer at that instruction (built without, a
+ *     leaf function, a prologue): its caller cannot be known from the chain
+ *   no_unwind_info: no unwind table covers the last frame (JIT or
+ *     anonymous code, an unreadable file): whether it keeps one is unknown
+ *   not_code: the next return address is in no executable mapping
+ */
+#define FL_CALLER_ENDS(X) X(DEPTH, depth) X(TOP, top) X(NO_FRAME_POINTER, no_frame_pointer) \
+	X(NO_UNWIND_INFO, no_unwind_info) X(NOT_CODE, not_code)
+
+#define FL_CALLER_END_ENUM_(c, name) FL_CALLERS_##c,
+enum fl_caller_end { FL_CALLER_ENDS(FL_CALLER_END_ENUM_) FL_CALLERS_NEND };
+#undef FL_CALLER_END_ENUM_
 
 #endif /* FAULTLINE_H */

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- faultline store, schema version 7 (PRAGMA user_version; the build turns
+-- faultline store, schema version 10 (PRAGMA user_version; the build turns
 -- it into FL_SCHEMA_VERSION in the generated schema.h).  Documented in
 -- docs/schema.md.
 -- Times are CLOCK_MONOTONIC nanoseconds (run.start_ns is the origin a viewer
@@ -7,7 +7,8 @@
 -- | PROT_EXEC=4; flags are the mmap(2) MAP_* bits as the call passed them.
 -- The CREATE INDEX lines run when the recording ends (run.complete = 1).
 -- The names in event.kind, vma.how, fault_site.class and the fault columns
--- are common/faultline.h's lists (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES); the
+-- (and fault_site.callers_end) are common/faultline.h's lists (FL_KINDS,
+-- FL_HOWS, FL_FAULT_CLASSES, FL_CALLER_ENDS); the
 -- unit test "names" holds this file against them.
 -- Version 2 added the CHECK constraints (and 'remap' to vma.how's list).
 -- They are written as OR chains, not `x IN (list)`: SQLite builds an
@@ -16,12 +17,13 @@
 -- Version 3 added the resident-memory samples; version 4 kernel_feature;
 -- version 5 the heap_sample table; version 6 the fault classes retry, uffd,
 -- hugetlb, pfn, spurious; version 7 the faultline flag of event, fault and fault_site;
--- version 8 the summaries.
+-- version 8 the summaries; version 9 smaps_sample.held_ns; version 10 the
+-- callers of fault_site.
 -- The summaries (fault_summary, site_summary, proc_summary, call_summary) are
 -- not made here: viewer/summary.c writes them when the recording closes, in
 -- the transaction that sets run.complete (docs/schema.md "Summaries").
 PRAGMA application_id = 1179403340; -- 'FLTL'
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;
 
 -- One row: the recording itself.
 CREATE TABLE run (
@@ -201,7 +203,7 @@ CREATE TABLE fault (
 CREATE INDEX fault_vma ON fault(vma_id);
 CREATE INDEX fault_proc ON fault(proc_id, time_ns);
 
--- Faulting instructions per VMA and class (eBPF runs only).
+-- Faulting instructions per VMA, class and caller chain (eBPF runs only).
 CREATE TABLE fault_site (
     vma_id   INTEGER NOT NULL REFERENCES vma(id),
     proc_id  INTEGER NOT NULL REFERENCES process(id),
@@ -213,7 +215,11 @@ CREATE TABLE fault_site (
                     OR class = 'hugetlb' OR class = 'pfn' OR class = 'spurious'),
     frame_id INTEGER NOT NULL REFERENCES frame(id),
     count    INTEGER NOT NULL,
-    faultline INTEGER NOT NULL DEFAULT 0 -- as in fault
+    faultline INTEGER NOT NULL DEFAULT 0, -- as in fault
+    callers_id INTEGER REFERENCES stack(id), -- the calls that led to frame_id, innermost first; NULL: none known
+    callers_end TEXT               -- why the chain ends there (docs/faults.md "Callers"); NULL: not walked
+             CHECK (callers_end = 'depth' OR callers_end = 'top' OR callers_end = 'no_frame_pointer'
+                    OR callers_end = 'no_unwind_info' OR callers_end = 'not_code')
 );
 CREATE INDEX fault_site_vma ON fault_site(vma_id);
 

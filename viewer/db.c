@@ -177,17 +177,16 @@ static int check_identity(struct fl_db *d)
 	}
 	/*
 	 * Version 6 added fault classes, version 7 the faultline flag of event,
-	 * fault and fault_site; a recording made before reads them as 0 through
+	 * fault and fault_site, version 10 the callers of fault_site; a recording
+	 * made before reads them as 0 (callers as NULL: not walked) through
 	 * temporary views (the temp schema shadows main.fault).
 	 */
 	if (version < 7 &&
 	    sqlite3_exec(d->db, version < 6 ?
 			 "CREATE TEMP VIEW fault AS SELECT *, 0 AS retry, 0 AS uffd, 0 AS hugetlb, "
 			 "0 AS pfn, 0 AS spurious, 0 AS faultline FROM main.fault;"
-			 "CREATE TEMP VIEW fault_site AS SELECT *, 0 AS faultline FROM main.fault_site;"
 			 "CREATE TEMP VIEW event AS SELECT *, 0 AS faultline FROM main.event" :
 			 "CREATE TEMP VIEW fault AS SELECT *, 0 AS faultline FROM main.fault;"
-			 "CREATE TEMP VIEW fault_site AS SELECT *, 0 AS faultline FROM main.fault_site;"
 			 "CREATE TEMP VIEW event AS SELECT *, 0 AS faultline FROM main.event",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot read the fault table of schema version < 7");
@@ -196,6 +195,15 @@ static int check_identity(struct fl_db *d)
 	    sqlite3_exec(d->db, "CREATE TEMP VIEW smaps_sample AS SELECT *, NULL AS held_ns FROM main.smaps_sample",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot read the smaps_sample table of schema version < 9");
+	/* Version 10 added the callers of fault_site: not recorded (NULL) before. */
+	if (version < 10 &&
+	    sqlite3_exec(d->db, version < 7 ?
+			 "CREATE TEMP VIEW fault_site AS SELECT *, 0 AS faultline, NULL AS callers_id, "
+			 "NULL AS callers_end FROM main.fault_site" :
+			 "CREATE TEMP VIEW fault_site AS SELECT *, NULL AS callers_id, NULL AS callers_end "
+			 "FROM main.fault_site", NULL, NULL, NULL) != SQLITE_OK)
+		return fl_db_error(d, "cannot read the fault_site table of schema version < 10");
+	d->version = version;
 	/* belt and braces: the viewer never writes, even if a bug asked it to */
 	if (sqlite3_exec(d->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK)
 		return fl_db_error(d, "cannot set query_only");
@@ -280,6 +288,7 @@ int fl_db_wrap(struct fl_db *d, sqlite3 *db, const char *path)
 	memset(d, 0, sizeof(*d));
 	d->db = db;
 	d->path = path;
+	d->version = FL_SCHEMA_VERSION; /* the recorder's own: this build's schema */
 	return read_run(d);
 }
 

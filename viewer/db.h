@@ -17,6 +17,7 @@ struct fl_db {
 	int64_t start_ns;   /* run.start_ns: the origin of relative times */
 	int64_t end_ns;     /* run.end_ns, or the latest time recorded if NULL */
 	bool complete;      /* run.complete */
+	int64_t version;    /* PRAGMA user_version: the schema it was written with */
 	sqlite3_stmt *frames; /* cached by stack.c */
 	sqlite3_stmt *vma_get; /* cached by rows.c */
 };

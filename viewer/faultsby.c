@@ -12,7 +12,8 @@
  *   kind     anon, heap, stack, file, shm, ...
  *   file     the mapped file, or [kind] for memory with none
  *   stack    the stack of the call that created the faulted memory
- *   site     the faulting instruction (fault_site); the faults with no
+ *   site     the faulting instruction and the calls that led to it
+ *            (fault_site, docs/faults.md "Callers"); the faults with no
  *            recorded site are one more row, so the columns add up
  *
  * Every key but site reads the fault table, whose rows hold every
@@ -48,8 +49,8 @@ static const char *const classes[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 
 /* The keys: summary.c's fault keys, then site (fault_site rows, summed in site_summary). */
 #define NKEYS (fl_nfaults_keys + 1)
-static const struct fl_faults_key site_key = { "site", 1, { "faulting instruction" }, false };
-static const struct fl_faults_key residual_key = { "residual", 1, { "" }, false };
+static const struct fl_faults_key site_key = { "site", 2, { "faulting instruction", "callers" }, false };
+static const struct fl_faults_key residual_key = { "residual", 2, { "", "" }, false };
 
 static const struct fl_faults_key *key_at(int i)
 {
@@ -68,6 +69,7 @@ struct opts {
 struct row {
 	char *label[4];
 	int64_t n[NCLASSES + 1];
+	char *callers_end;  /* site: fault_site.callers_end ("" when not walked) */
 };
 
 static int on_option(void *ctx, int c, const char *arg)
@@ -114,8 +116,8 @@ static char *build_sql(const struct opts *o, int limit)
 
 	if (!sql)
 		return NULL;
-	len = (size_t)snprintf(sql, cap, "SELECT %s", site ? "s.frame_id" : "l1");
-	for (int i = 2; i <= o->key->nlabels; i++)
+	len = (size_t)snprintf(sql, cap, "SELECT %s", site ? "s.frame_id, s.callers_id" : "l1");
+	for (int i = 2; i <= o->key->nlabels && !site; i++)
 		len += (size_t)snprintf(sql + len, cap - len, ", l%d", i);
 	for (int i = 0; i < NCLASSES; i++) {
 		if (site)
@@ -125,8 +127,9 @@ static char *build_sql(const struct opts *o, int limit)
 			len += (size_t)snprintf(sql + len, cap - len, final ? ", %s" : ", sum(%s)", classes[i]);
 	}
 	if (site)
-		len += (size_t)snprintf(sql + len, cap - len, ", sum(s.count) FROM site_summary s"
-					" JOIN process p ON p.id = s.proc_id WHERE (?1 = 0 OR p.pid = ?1)%s%s%s GROUP BY s.frame_id",
+		len += (size_t)snprintf(sql + len, cap - len, ", sum(s.count), s.callers_end FROM site_summary s"
+					" JOIN process p ON p.id = s.proc_id WHERE (?1 = 0 OR p.pid = ?1)%s%s%s"
+					" GROUP BY s.frame_id, s.callers_id, s.callers_end",
 					cls && o->cls < NSITE_CLASSES ? " AND s.class = '" : "",
 					cls && o->cls < NSITE_CLASSES ? cls : "", cls && o->cls < NSITE_CLASSES ? "'" : "");
 	else
@@ -183,9 +186,18 @@ static int row_read(struct fl_db *d, const struct opts *o, sqlite3_stmt *st, str
 		const unsigned char *t = sqlite3_column_text(st, i);
 		r->label[i] = strdup(t ? (const char *)t : "?");
 	}
-	if (!strcmp(o->key->name, "stack") || !strcmp(o->key->name, "site")) {
+	if (!strcmp(o->key->name, "stack")) {
 		free(r->label[0]);
-		r->label[0] = o->key->name[1] == 't' ? stack_label(d, st) : site_label(d, st);
+		r->label[0] = stack_label(d, st);
+	} else if (!strcmp(o->key->name, "site")) {
+		const unsigned char *end = sqlite3_column_text(st, nl + NCLASSES + 1);
+
+		free(r->label[0]);
+		free(r->label[1]);
+		r->callers_end = strdup(end ? (const char *)end : "");
+		r->label[0] = site_label(d, st);
+		r->label[1] = r->callers_end ? fl_callers_label(d, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+								r->callers_end, 0) : NULL;
 	}
 	for (int i = 0; i <= NCLASSES; i++)
 		r->n[i] = sqlite3_column_int64(st, nl + i);
@@ -197,9 +209,11 @@ static int row_read(struct fl_db *d, const struct opts *o, sqlite3_stmt *st, str
 
 static void rows_free(struct row *r, int n)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		for (int k = 0; k < 4; k++)
 			free(r[i].label[k]);
+		free(r[i].callers_end);
+	}
 	free(r);
 }
 
@@ -212,7 +226,7 @@ static void rows_free(struct row *r, int n)
 static int site_residual(struct fl_db *d, const struct opts *o, const struct row *rows, int n,
 			 const struct row *rest, struct row *out)
 {
-	char sql[2048] = "SELECT '(no site recorded)'";
+	char sql[2048] = "SELECT '(no site recorded)', ''";
 	size_t len = strlen(sql);
 	sqlite3_stmt *st;
 	int rc;
@@ -318,6 +332,9 @@ static void print_json(const struct opts *o, const struct row *rows, int n)
 		fl_json_open(&j, '{');
 		for (int k = 0; k < o->key->nlabels; k++)
 			fl_json_kstr(&j, o->key->titles[k], rows[i].label[k]);
+		if (o->key == &site_key)
+			fl_json_kstr(&j, "callers_end", rows[i].callers_end && *rows[i].callers_end ? rows[i].callers_end
+												  : NULL);
 		fl_json_kint(&j, "total", rows[i].n[NCLASSES]);
 		for (int c = 0; c < NCLASSES; c++)
 			fl_json_kint(&j, classes[c], rows[i].n[c]);
@@ -331,6 +348,8 @@ static void print_csv(const struct opts *o, const struct row *rows, int n)
 {
 	for (int k = 0; k < o->key->nlabels; k++)
 		fl_csv_str(stdout, o->key->titles[k], !k);
+	if (o->key == &site_key)
+		fl_csv_str(stdout, "callers_end", 0);
 	fl_csv_str(stdout, "total", 0);
 	for (int c = 0; c < NCLASSES; c++)
 		fl_csv_str(stdout, classes[c], 0);
@@ -338,6 +357,8 @@ static void print_csv(const struct opts *o, const struct row *rows, int n)
 	for (int i = 0; i < n; i++) {
 		for (int k = 0; k < o->key->nlabels; k++)
 			fl_csv_str(stdout, rows[i].label[k], !k);
+		if (o->key == &site_key)
+			fl_csv_str(stdout, rows[i].callers_end ? rows[i].callers_end : "", 0);
 		for (int c = 0; c <= NCLASSES; c++)
 			fl_csv_int(stdout, rows[i].n[c == 0 ? NCLASSES : c - 1], 0);
 		putchar('\n');

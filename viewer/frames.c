@@ -3,6 +3,7 @@
 #include "frames.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,4 +164,59 @@ void fl_frame_json(struct fl_json *j, const struct fl_frame *f)
 	fl_json_kstr(j, "build_id", f->build_id);
 	fl_json_kstr(j, "text", fl_frame_short(f, text, sizeof(text)));
 	fl_json_close(j, '}');
+}
+
+/* The module's file name ("libc.so.6"), or what stands for it. */
+static const char *module_name(const struct fl_frame *f)
+{
+	const char *slash = f->module ? strrchr(f->module, '/') : NULL;
+
+	return slash ? slash + 1 : f->module ? f->module : "code with no file";
+}
+
+/*
+ * Why a chain ends after last (the last caller, else the site; NULL:
+ * unknown), or NULL when nothing need be said; chained: there are callers.
+ */
+static const char *end_reason(const char *end, const struct fl_frame *last, bool chained, char *buf, size_t n)
+{
+	if (!*end)
+		return "not recorded";
+	if (!strcmp(end, "no_frame_pointer") && last)
+		return snprintf(buf, n, "no frame pointer in %s", module_name(last)), buf;
+	if (!strcmp(end, "no_unwind_info") && last)
+		return snprintf(buf, n, "no unwind info for %s", module_name(last)), buf;
+	if (!strcmp(end, "not_code")) /* none at all: a fault the kernel took for no user code (exec's) */
+		return chained ? "the next return address is in no code" : "no user code called it";
+	return NULL;
+}
+
+char *fl_callers_label(struct fl_db *d, int64_t site_frame, int64_t callers_id, const char *end, int max)
+{
+	char buf[2400] = "", one[512], cut[600];
+	struct fl_frame *f = NULL, *site = NULL;
+	int all = fl_stack_load(d, callers_id, 0, &f), n = max && all > max ? max : all, ns = 0;
+	size_t len = 0;
+	const char *why;
+
+	if (all < 0)
+		return NULL;
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? " < " : "",
+					fl_frame_short(&f[i], one, sizeof(one)));
+	if (!all && (ns = fl_frame_load(d, site_frame, &site)) < 0) {
+		fl_stack_free(f, all);
+		return NULL;
+	}
+	/* the frame whose caller is not known: the last caller, else the site itself */
+	why = end_reason(end, all ? &f[all - 1] : ns ? site : NULL, all > 0, cut, sizeof(cut));
+	if (n < all || !strcmp(end, "depth"))
+		snprintf(buf + len, sizeof(buf) - len, " < ...");
+	else if (why && n)
+		snprintf(buf + len, sizeof(buf) - len, " < ? (%s)", why);
+	else if (why)
+		snprintf(buf, sizeof(buf), *end ? "unavailable (%s)" : "%s", why);
+	fl_stack_free(f, all);
+	fl_stack_free(site, ns);
+	return strdup(buf);
 }

@@ -31,6 +31,15 @@ int fl_stack_exists(struct fl_db *d, int64_t stack_id);
 const char *fl_frame_short(const struct fl_frame *f, char *buf, size_t n);
 /* "function+0x1a", "function" or "??". */
 const char *fl_frame_function(const struct fl_frame *f, char *buf, size_t n);
+/*
+ * The callers of a fault site (fault_site.callers_id and callers_end, ""
+ * when not walked) as malloc'd text, "f1 < f2 < f3" (at most max frames,
+ * 0: all), saying why the chain ends where it does unless that is the depth
+ * kept or the first frame of the thread: "... < ? (no frame pointer in
+ * libc.so.6)", "unavailable (no frame pointer in libc.so.6)".  NULL on
+ * error (printed).
+ */
+char *fl_callers_label(struct fl_db *d, int64_t site_frame, int64_t callers_id, const char *end, int max);
 /* The frame as a JSON object. */
 void fl_frame_json(struct fl_json *j, const struct fl_frame *f);
 

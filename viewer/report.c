@@ -738,12 +738,14 @@ static int proc_rss(struct report *r, const struct fl_proc *p)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* The instructions that took the most faults, with their class. */
+#define SITE_CALLERS 2   /* callers shown per fault site (text) */
+
+/* The instructions that took the most faults, with their class and callers. */
 static int proc_sites(struct report *r, const struct fl_proc *p)
 {
 	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT s.frame_id, s.class, s.count AS n FROM site_summary s WHERE s.proc_id = ?"
-		" ORDER BY n DESC, s.frame_id, s.class LIMIT 3");
+		"SELECT s.frame_id, s.class, s.count AS n, s.callers_id, s.callers_end FROM site_summary s"
+		" WHERE s.proc_id = ? ORDER BY n DESC, s.frame_id, s.class, s.callers_id, s.callers_end LIMIT 3");
 	int rc, k = 0;
 
 	if (!st)
@@ -756,8 +758,16 @@ static int proc_sites(struct report *r, const struct fl_proc *p)
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
 		struct fl_frame *f = NULL;
 		char where[512];
+		const char *end = (const char *)sqlite3_column_text(st, 4);
 		int nf = fl_frame_load(r->d, sqlite3_column_int64(st, 0), &f);
+		char *callers = fl_callers_label(r->d, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 3),
+						 end ? end : "", r->j ? 0 : SITE_CALLERS);
 
+		if (!callers) {
+			fl_stack_free(f, nf > 0 ? nf : 0);
+			rc = -1;
+			break;
+		}
 		if (r->j) {
 			fl_json_open(r->j, '{');
 			fl_json_kcol(r->j, "class", st, 1);
@@ -766,12 +776,15 @@ static int proc_sites(struct report *r, const struct fl_proc *p)
 				fl_json_key(r->j, "frame");
 				fl_frame_json(r->j, f);
 			}
+			fl_json_kstr(r->j, "callers", callers);
+			fl_json_kstr(r->j, "callers_end", end && *end ? end : NULL);
 			fl_json_close(r->j, '}');
 		} else {
-			printf("  %s %s  %lld %s\n", k++ ? "        " : "sites   ",
+			printf("  %s %s  %lld %s\n  %s   callers %s\n", k++ ? "        " : "sites   ",
 			       nf > 0 ? fl_frame_short(f, where, sizeof(where)) : "?",
-			       (long long)sqlite3_column_int64(st, 2), sqlite3_column_text(st, 1));
+			       (long long)sqlite3_column_int64(st, 2), sqlite3_column_text(st, 1), "        ", callers);
 		}
+		free(callers);
 		fl_stack_free(f, nf > 0 ? nf : 0);
 	}
 	sqlite3_finalize(st);

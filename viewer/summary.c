@@ -288,7 +288,8 @@ static struct row_sums *row_read(sqlite3_stmt *st)
  * process and VMA row by one query, then grouped here for each key, one
  * process at a time (six GROUP BYs in SQL over a scratch table took
  * seconds on 100,000 rows).  site_summary: fault_site per process,
- * instruction and class.
+ * instruction, caller chain and class (callers_id 0: none known;
+ * callers_end '': not walked).
  */
 static int write_faults(struct fl_db *d, const char *schema)
 {
@@ -302,10 +303,11 @@ static int write_faults(struct fl_db *d, const char *schema)
 	snprintf(sql, sizeof(sql),
 		 "CREATE TABLE %%s.fault_summary (key TEXT NOT NULL, pid INTEGER NOT NULL, grp, l1, l2, l3, l4,"
 		 " nrows INTEGER NOT NULL%s, total INTEGER NOT NULL);"
-		 "CREATE TABLE %%s.site_summary (proc_id INTEGER NOT NULL, frame_id INTEGER NOT NULL, class TEXT NOT NULL,"
-		 " count INTEGER NOT NULL, PRIMARY KEY (proc_id, frame_id, class)) WITHOUT ROWID;"
-		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, class, sum(count) FROM fault_site"
-		 " GROUP BY proc_id, frame_id, class;", cols);
+		 "CREATE TABLE %%s.site_summary (proc_id INTEGER NOT NULL, frame_id INTEGER NOT NULL,"
+		 " callers_id INTEGER NOT NULL, callers_end TEXT NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL,"
+		 " PRIMARY KEY (proc_id, frame_id, callers_id, callers_end, class)) WITHOUT ROWID;"
+		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, coalesce(callers_id, 0), coalesce(callers_end, ''),"
+		 " class, sum(count) FROM fault_site GROUP BY 1, 2, 3, 4, 5;", cols);
 	if (exec_in(d, schema, sql))
 		return -1;
 	column_list(sums, sizeof(sums), ", sum(%s) AS %s");
@@ -557,7 +559,7 @@ int fl_summary_ready(struct fl_db *d, unsigned parts)
 	for (int p = 0; p < 2; p++) {
 		unsigned part = p ? FL_SUM_PROCS : FL_SUM_FAULTS;
 		const char *const *t = &tables[PART_TABLES * p];
-		bool all = d->complete;
+		bool all = d->complete && (p || d->version >= 10); /* 10: site_summary has the callers */
 
 		for (int i = 0; i < PART_TABLES && all; i++)
 			all = has_table(d, "main", t[i]);

@@ -10,7 +10,7 @@
  *   exit pid tid code min maj base_min base_maj gup_min gup_maj
  *   rss pid time_ns anon file shmem swap
  *   fault tgid vm_start vm_end c0..c10 read write exec thp
- *   site tgid cls piece ip count
+ *   site tgid cls piece ip count kernel caller0..caller3
  *   loss ringbuf fault_map site_map pending find_vma thread_state
  *   status wait-status-of-root
  *
@@ -248,10 +248,14 @@ int main(int argc, char **argv)
 		       (unsigned long long)a->c.write, (unsigned long long)a->c.exec,
 		       (unsigned long long)a->c.thp);
 	}
-	for (size_t i = 0; i < nsites; i++)
-		printf("site %u %u %llx %llx %llu\n", sites[i].k.tgid, sites[i].k.cls,
+	for (size_t i = 0; i < nsites; i++) {
+		printf("site %u %u %llx %llx %llu %u", sites[i].k.tgid, sites[i].k.cls,
 		       (unsigned long long)sites[i].k.piece, (unsigned long long)sites[i].k.ip,
-		       (unsigned long long)sites[i].n);
+		       (unsigned long long)sites[i].n, sites[i].k.kernel);
+		for (int j = 0; j < FL_SITE_CALLERS; j++)
+			printf(" %llx", (unsigned long long)sites[i].k.callers[j]);
+		putchar('\n');
+	}
 	fl_bpf_loss(b, &loss);
 	printf("loss %llu %llu %llu %llu %llu %llu\n", (unsigned long long)loss.ringbuf,
 	       (unsigned long long)loss.fault_map, (unsigned long long)loss.site_map,

@@ -11,7 +11,9 @@ test is named in FAULTLINE_SKIP_OK (comma-separated), the named exception.
 Machine-wide settings a case changes are restored whatever happens.
 """
 import contextlib
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -65,7 +67,8 @@ class Run:
                                     'cls': dict(zip(CLASSES, c[:len(CLASSES)])),
                                     'read': c[-4], 'write': c[-3], 'exec': c[-2], 'thp': c[-1]})
             elif f[0] == 'site':
-                self.sites.append((int(f[1]), int(f[2]), int(f[3], 16), int(f[4], 16), int(f[5])))
+                self.sites.append((int(f[1]), int(f[2]), int(f[3], 16), int(f[4], 16), int(f[5]), int(f[6]),
+                                   [int(x, 16) for x in f[7:]]))
             elif f[0] == 'loss':
                 self.loss = dict(zip(['ringbuf', 'fault_map', 'site_map', 'pending', 'find_vma',
                                       'thread_state'], [int(x) for x in f[1:7]]))
@@ -547,6 +550,155 @@ def readahead(probe, target):
     check(tot['thp'] == 0, 'readahead: thp %d == 0' % tot['thp'])
 
 
+def record_json(argv, env=None):
+    """`faultline record` argv into a temporary recording; returns (db, tmpdir, stderr), db None on failure."""
+    d = tempfile.mkdtemp()
+    db = os.path.join(d, 'run.db')
+    p = subprocess.run([FAULTLINE, 'record', '--force', '-o', db, '--', *argv], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=600, env=env)
+    check(p.returncode == 0, 'record %s: exit %d: %s' % (argv[0], p.returncode, p.stderr[-2000:]))
+    return (db if p.returncode == 0 else None), d, p.stderr
+
+
+def viewer(*argv):
+    p = subprocess.run([FAULTLINE, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    check(p.returncode == 0, '%s: exit %d: %s' % (' '.join(argv[:3]), p.returncode, p.stderr))
+    return p.stdout
+
+
+def site_rows(db):
+    return json.loads(viewer('faults', db, '--by', 'site', '--format', 'json'))['rows']
+
+
+def caller_sites(target):
+    """One faulting instruction (touch's store, frame pointers kept) reached
+    from fill_a (300 pages) and from fill_b (200 pages): two sites with their
+    own chains and exact counts; glibc's memset (a leaf, no frame pointer) of
+    300 pages: its callers are unavailable, and said so."""
+    a, b = 300, 200
+    db, d, err = record_json([target, str(a), str(b), 'leaf'])
+    if not db:
+        return
+    try:
+        rows = site_rows(db)
+        touch = sorted(((r['callers'], r['total'], r['anon_new'], r['callers_end']) for r in rows
+                        if r['faulting instruction'].startswith('touch (bpf_sites.c:')), key=lambda x: -x[1])
+        print('touch sites: %s' % touch)
+        check(len(touch) == 2, 'touch: two sites (one per caller): %s' % touch)
+        for (callers, total, anon, end), (fill, n) in zip(touch, (('fill_a', a), ('fill_b', b))):
+            check(total == n and anon == n, '%s -> touch: %d anon_new faults == %d' % (fill, anon, n))
+            check(callers.startswith('%s (bpf_sites.c:' % fill) and ' < main (bpf_sites.c:' in callers,
+                  'the chain is %s < main: %s' % (fill, callers))
+            # past main, glibc's __libc_start_call_main: Debian builds it without frame pointers
+            check(end in ('no_frame_pointer', 'depth', 'top'), '%s: the chain ends plainly: %s' % (fill, end))
+            if end == 'no_frame_pointer':
+                check(callers.endswith(' < ? (no frame pointer in libc.so.6)'), 'the cut is said: %s' % callers)
+        memset = [(r['callers'], r['total'], r['callers_end']) for r in rows
+                  if 'memset' in r['faulting instruction'] and r['anon_new']]
+        print('memset sites: %s' % memset)
+        check(sum(m[1] for m in memset) == a, 'memset: %d faults == %d' % (sum(m[1] for m in memset), a))
+        check(all(m[0] == 'unavailable (no frame pointer in libc.so.6)' and m[2] == 'no_frame_pointer'
+                  for m in memset), 'memset: callers unavailable, and why: %s' % memset)
+        check(not [r for r in rows if r['faulting instruction'] == '(no site recorded)'],
+              'every fault has its site: %s' % [r for r in rows if r['faulting instruction'] == '(no site recorded)'])
+        text = viewer('faults', db, '--by', 'site')
+        check('fill_a (bpf_sites.c:' in text and 'unavailable (no frame pointer in libc.so.6)' in text,
+              'faults --by site text shows chains:\n%s' % text)
+        report = viewer('report', db)
+        check('callers fill_a (bpf_sites.c:' in report, 'the report shows the callers:\n%s' % report)
+        check_recording(FAULTLINE, db)
+    except AssertionError as e:
+        check(False, str(e))
+    finally:
+        shutil.rmtree(d)
+
+
+# x86-64 instructions that end where a return address points: call rel32, call r/m (ff /2), syscall
+def after_call(code):
+    if len(code) >= 5 and code[-5] == 0xe8:
+        return True
+    if code[-2:] == b'\x0f\x05':
+        return True
+    return any(len(code) >= k and code[-k] == 0xff and (code[-k + 1] >> 3) & 7 == 2 for k in range(2, 8))
+
+
+def sites_real(argv):
+    """A program no one here wrote, built without frame pointers: every
+    site's chain is cut and marked where the unwind tables say the frame
+    pointer chain no longer holds, and every caller kept is a return address
+    (the instruction before it is a call in the file), not garbage."""
+    db, d, err = record_json(argv)
+    if not db:
+        return
+    try:
+        con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+        ends = dict(con.execute('SELECT coalesce(callers_end, \'NULL\'), sum(count) FROM fault_site GROUP BY 1'))
+        frames = con.execute('SELECT DISTINCT f.module, f.rel_addr FROM fault_site s'
+                             ' JOIN stack_frame sf ON sf.stack_id = s.callers_id JOIN frame f ON f.id = sf.frame_id'
+                             ).fetchall()
+        con.close()
+        print('%s: sites by chain end %s, %d distinct callers' % (argv[0], ends, len(frames)))
+        check('NULL' not in ends, 'every site was walked: %s' % ends)
+        check(ends.get('no_frame_pointer', 0) > 0, 'chains cut for want of frame pointers: %s' % ends)
+        bad = []
+        for module, rel in frames:
+            code = b''
+            if module:
+                with open(module, 'rb') as f:
+                    f.seek(max(rel - 7, 0))
+                    code = f.read(min(rel, 7))
+            if not after_call(code):
+                bad.append((module, hex(rel), code.hex()))
+        check(frames and not bad, '%s: every caller kept follows a call: %d of %d do not: %s'
+              % (argv[0], len(bad), len(frames), bad[:10]))
+        text = viewer('faults', db, '--by', 'site', '--top', '10')
+        print(text)
+        check('unavailable (no frame pointer in ' in text, 'the cut is said:\n%s' % text)
+    except AssertionError as e:
+        check(False, str(e))
+    finally:
+        shutil.rmtree(d)
+
+
+def site_map_full(probe, target):
+    """Site maps with room for 4 sites (FAULTLINE_SITE_MAP_ENTRIES): every
+    fault the kernel side could not count at a site is the site_map loss,
+    exactly (sites + loss == faults), and the report prints the loss row."""
+    env = dict(os.environ, FAULTLINE_SITE_MAP_ENTRIES='4')
+    p = subprocess.run([probe, target, '300', '200', 'leaf'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=120, env=env)
+    r = Run(p.stdout, p.stderr, p.returncode)
+    check(p.returncode == 0 and r.loss is not None, 'probe: exit %d: %s' % (p.returncode, p.stderr[-2000:]))
+    if r.loss is None:
+        return
+    faults = sum(sum(e['cls'].values()) for e in r.faults)
+    counted = sum(s[4] for s in r.sites)
+    print('probe: %d faults, %d at sites, site_map loss %d' % (faults, counted, r.loss['site_map']))
+    check(r.loss['site_map'] > 0, 'the site maps filled: loss %d' % r.loss['site_map'])
+    check(counted + r.loss['site_map'] == faults,
+          'sites %d + loss %d == faults %d' % (counted, r.loss['site_map'], faults))
+    db, d, err = record_json([target, '300', '200', 'leaf'], env=env)
+    if not db:
+        return
+    try:
+        con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+        lost = dict(con.execute('SELECT cause, count FROM loss WHERE count > 0').fetchall())
+        con.close()
+        k = lost.get('bpf_site_map', 0)
+        check(k > 0 and set(lost) == {'bpf_site_map'}, 'record: the site map loss alone: %s' % lost)
+        report = viewer('report', db)
+        check('LOST       bpf_site_map: %d (fault sites not counted: site map full)' % k in report,
+              'the report prints the loss row:\n%s' % report)
+        rows = site_rows(db)
+        residual = [r['total'] for r in rows if r['faulting instruction'] == '(no site recorded)']
+        check(residual and residual[0] > 0, 'faults --by site: the faults with no site are a row: %s' % residual)
+        check_recording(FAULTLINE, db)
+    except AssertionError as e:
+        check(False, str(e))
+    finally:
+        shutil.rmtree(d)
+
+
 def real(probe, argv):
     """A program no one here wrote: the totals hold."""
     r = run(probe, *argv)
@@ -557,7 +709,7 @@ def real(probe, argv):
 
 def main():
     global TEST
-    name, probe, faults, static, storm, edge_bin = sys.argv[1:7]
+    name, probe, faults, static, storm, edge_bin, sites_bin = sys.argv[1:8]
     TEST = name
     n = 1000
     if name in edge_cases():
@@ -568,6 +720,13 @@ def main():
         readahead(probe, edge_bin)
     elif name == 'find_vma_loss':
         find_vma_loss(edge_bin)
+    elif name == 'sites':
+        caller_sites(sites_bin)
+    elif name == 'sites_python':
+        sites_real([sys.executable, '-c', 'import json; d = [dict(i=i, s=str(i) * 10) for i in range(100000)];'
+                    'print(len(json.dumps(d)))'])
+    elif name == 'site_map_full':
+        site_map_full(probe, sites_bin)
     elif name == 'exec_true':
         real(probe, ['/bin/true'])
     elif name == 'python':

@@ -528,15 +528,51 @@ def test_faults():
         "main (main.c:5)                                                         26        24          2          0         0",
         "(no user stack: mapped by the kernel, at exec, or before the start)      6         4          0          2         0",
     ], err="")
-    # the sites fall 4 short of vma 3's 64 faults: one more row says so, and the columns add up
+    # the sites fall 4 short of vma 3's 64 faults: one more row says so, and the columns add up;
+    # each site's callers say why the chain ends where it does (docs/faults.md "Callers")
     expect(["faults", reg, "--by", "site"], 0, [
-        "faulting instruction  total  anon_new  zero_page  pagecache  cow_anon",
-        "grow_a (grow.c:10)      256       256          0          0         0",
-        "grow_b (grow.c:20)       60        60          0          0         0",
-        "main (main.c:5)          28        24          2          2         0",
-        "child (main.c:9)         14         4          0          0        10",
-        "(no site recorded)        4         4          0          0         0",
+        "faulting instruction  callers                                           total  anon_new  zero_page  pagecache"
+        "  cow_anon",
+        "grow_a (grow.c:10)    main (main.c:5) < ? (no frame pointer in grower)    256       256          0          0"
+        "         0",
+        "grow_b (grow.c:20)    main (main.c:5)                                      60        60          0          0"
+        "         0",
+        "main (main.c:5)       unavailable (no frame pointer in grower)             28        24          2          2"
+        "         0",
+        "child (main.c:9)      not recorded                                         14         4          0          0"
+        "        10",
+        "(no site recorded)                                                          4         4          0          0"
+        "         0",
     ], err="")
+    rows = faults_rows(reg, "--by", "site")
+    check([(r["faulting instruction"], r["callers"], r["callers_end"], r["total"]) for r in rows] == [
+        ("grow_a (grow.c:10)", "main (main.c:5) < ? (no frame pointer in grower)", "no_frame_pointer", 256),
+        ("grow_b (grow.c:20)", "main (main.c:5)", "top", 60),
+        ("main (main.c:5)", "unavailable (no frame pointer in grower)", "no_frame_pointer", 28),
+        ("child (main.c:9)", "not recorded", None, 14),
+        ("(no site recorded)", "", None, 4)], f"faults --by site json: {rows}")
+    code, out, err = run("faults", reg, "--by", "site", "--format", "csv")
+    check(code == 0 and out.splitlines()[:2] == [
+        "faulting instruction,callers,callers_end,total,major_file,major_swap,anon_new,zero_page,pagecache,cow_anon,"
+        "cow_zero,cow_file,cow_reuse,write_notify,other,retry,uffd,hugetlb,pfn,spurious,thp",
+        "grow_a (grow.c:10),main (main.c:5) < ? (no frame pointer in grower),no_frame_pointer,256,0,0,256,0,0,0,0,0,"
+        "0,0,0,0,0,0,0,0,0"], f"faults --by site csv:\n{out}{err}")
+    # a recording made before the callers (schema 9, summaries and all) reads them as not recorded
+    old = build("sites9.db", "regions.sql", "PRAGMA user_version = 9;")
+    con = sqlite3.connect(os.path.join(TMP, old))
+    con.executescript("CREATE TABLE f AS SELECT vma_id, proc_id, class, frame_id, count, faultline FROM fault_site;"
+                      "DROP TABLE fault_site; ALTER TABLE f RENAME TO fault_site;")
+    con.close()
+    code, out, err = run("__summarize", old)
+    check(code == 0, f"__summarize a schema 9 recording: {err}")
+    con = sqlite3.connect(os.path.join(TMP, old))
+    con.executescript("DROP TABLE site_summary; CREATE TABLE site_summary (proc_id INTEGER NOT NULL, frame_id INTEGER"
+                      " NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL); UPDATE run SET complete = 1;")
+    con.close()
+    rows = faults_rows(old, "--by", "site")
+    check([(r["faulting instruction"], r["callers"], r["total"]) for r in rows][:2] == [
+        ("grow_a (grow.c:10)", "not recorded", 256), ("grow_b (grow.c:20)", "not recorded", 60)],
+          f"faults --by site of schema 9: {rows}")
     expect(["faults", reg, "--by", "kind", "--class", "cow_anon"], 0, ["kind  cow_anon", "anon        10"], err="",
            absent=["heap         0"])
     expect(["faults", reg, "--by", "file", "--top", "1"], 0, [

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit test: common/schema.sql names exactly what common/faultline.h lists
- * (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES): the fault table's class columns in
- * order, and the CHECK lists (OR chains: see schema.sql) of event.kind,
- * vma.how and fault_site.class.
+ * (FL_KINDS, FL_HOWS, FL_FAULT_CLASSES, FL_CALLER_ENDS): the fault table's
+ * class columns in order, and the CHECK lists (OR chains: see schema.sql) of
+ * event.kind, vma.how, fault_site.class and fault_site.callers_end.
  * Also that the store really refuses a name outside them.
  */
 #include <stdio.h>
@@ -21,6 +21,7 @@ static int failures;
 #define HOW_Q_(c, name) "'" #name "',"
 #define CLASS_Q_(c, name) "'" #name "',"
 #define CLASS_NAME_(c, name) #name,
+#define END_Q_(c, name) "'" #name "',"
 
 /* s with every space and newline removed (the schema wraps its lists freely). */
 static void squeeze(const char *s, char *out, size_t len)
@@ -101,6 +102,7 @@ int main(void)
 	expect_check(db, "event", "kind", FL_KINDS(KIND_Q_) "'unknown',");
 	expect_check(db, "vma", "how", FL_HOWS(HOW_Q_));
 	expect_check(db, "fault_site", "class", FL_FAULT_CLASSES(CLASS_Q_));
+	expect_check(db, "fault_site", "callers_end", FL_CALLER_ENDS(END_Q_));
 	expect_refused(db);
 	sqlite3_close(db);
 	printf("names: %s\n", failures ? "FAILED" : "ok");
