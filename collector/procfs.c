@@ -222,6 +222,33 @@ static const char *read_link(const char *link)
 	return fl_strtab_intern(buf);
 }
 
+/*
+ * What a /proc link (map_files/RANGE, fd/N) names, interned, if it is still
+ * the file (dev, inode) of the call (inode 0: unchecked); else NULL.  Read
+ * late, the range may be mapped to another file and the fd number reused:
+ * ld.so's fd for /etc/ld.so.cache named the file the program opened next
+ * as fd 3.  Through an O_PATH descriptor of our own, so the file checked is
+ * the file named.
+ */
+static const char *link_to(const char *link, __u32 dev, __u64 inode)
+{
+	char self[64];
+	struct stat st;
+	const char *p = NULL;
+	int fd;
+
+	if (!inode)
+		return read_link(link);
+	if ((fd = open(link, O_PATH | O_CLOEXEC)) < 0)
+		return NULL;
+	if (!fstat(fd, &st) && st.st_ino == inode && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev) {
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+		p = read_link(self);
+	}
+	close(fd);
+	return p;
+}
+
 void fl_procfs_know_file(const char *path, const char *name)
 {
 	char real[PATH_MAX];
@@ -259,10 +286,10 @@ const char *fl_procfs_mapped_path(pid_t pid, __u64 start, __u64 end, int fd, __u
 		return p;
 	snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, (int)pid, (uint64_t)start,
 		 (uint64_t)end);
-	p = read_link(link);
+	p = link_to(link, dev, inode);
 	if (!p && fd >= 0) {
 		snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);
-		p = read_link(link);
+		p = link_to(link, dev, inode);
 		p = p && p[0] == '/' ? p : NULL;
 	}
 	if (p && inode) /* a process that maps it later may be gone before we look */

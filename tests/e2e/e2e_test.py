@@ -611,6 +611,11 @@ def test_paths_bpf():
         check(locale > 0 or not os.path.isdir("/usr/lib/locale"), "the locale files are named")
         end, last = query(db, "SELECT end_ns, (SELECT max(end_ns) FROM process) FROM run")[0]
         check(end == last, f"run.end_ns {end} is the last process's end {last}")
+        # a path read late from /proc/PID/fd/N once named the file the program opened next on that fd
+        named = query(db, "SELECT DISTINCT path, inode FROM vma WHERE kind = 'file' AND inode IS NOT NULL"
+                          " AND path NOT LIKE '% (deleted)'")
+        wrong = [(p, i) for p, i in named if os.path.exists(p) and os.stat(p).st_ino != i]
+        check(not wrong, f"rows named for another file (path, inode): {wrong}")
     with_db(run)
 
 
