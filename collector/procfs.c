@@ -327,19 +327,16 @@ struct find {
 	long budget;
 };
 
-/* Names the wanted rows that are the file (dev, ino) at path; whether any was. */
-static bool name_rows(struct find *f, __u32 dev, __u64 ino, const char *path)
+/* Names the wanted rows that are the file (dev, ino) at path. */
+static void name_rows(struct find *f, __u32 dev, __u64 ino, const char *path)
 {
 	uintptr_t k = fl_hmap_get(&f->want, file_key(dev, ino));
-	bool named = false;
 
 	for (size_t i = k ? k - 1 : f->n; i < f->n; i++)
 		if (!f->out[i] && f->dev[i] == dev && f->inode[i] == ino) {
 			f->out[i] = fl_strtab_intern(path);
 			f->left--;
-			named = true;
 		}
-	return named;
 }
 
 /*

@@ -9,8 +9,10 @@
  * (if sized) contains it replaces the candidate so far when it starts
  * closer to the address or binds more strongly (global > weak > local).
  * Sizeless symbols (assembly labels) count only when no sized one
- * contains the address, with rules about sections; we leave those to
- * libdwfl.  Symbols that do not contain the address never change the
+ * contains the address, with rules about sections: when one could, we
+ * leave the address to libdwfl; when none can (none at or above the end of
+ * every symbol below the address), the answer is none, as libdwfl's would
+ * be.  Symbols that do not contain the address never change the
  * sized candidate, so folding the same rule over just the containing
  * symbols, in table order, gives the same answer.
  */
