@@ -25,6 +25,18 @@ static __u64 file_key(__u32 dev, __u64 inode)
 	return fl_hash64(inode ^ ((__u64)dev << 40)) | 1;
 }
 
+/* st's device as the kernel's s_dev encodes it (major << 20 | minor), the way eBPF reports a call's file. */
+static __u32 dev_of(const struct stat *st)
+{
+	return (__u32)(major(st->st_dev) << 20 | minor(st->st_dev));
+}
+
+/* Whether st is the file (dev, inode). */
+static bool is_file(const struct stat *st, __u32 dev, __u64 inode)
+{
+	return st->st_ino == inode && dev_of(st) == dev;
+}
+
 int fl_procfs_parse_maps_line(const char *line, struct fl_vma *v)
 {
 	unsigned long long start, end, off, inode;
@@ -241,7 +253,7 @@ static const char *link_to(const char *link, __u32 dev, __u64 inode)
 		return read_link(link);
 	if ((fd = open(link, O_PATH | O_CLOEXEC)) < 0)
 		return NULL;
-	if (!fstat(fd, &st) && st.st_ino == inode && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev) {
+	if (!fstat(fd, &st) && is_file(&st, dev, inode)) {
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
 		p = read_link(self);
 	}
@@ -255,7 +267,7 @@ void fl_procfs_know_file(const char *path, const char *name)
 	struct stat st;
 	if (!path || stat(path, &st) || (!name && !(name = realpath(path, real))))
 		return;
-	fl_hmap_put(&path_by_file, file_key((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)), st.st_ino),
+	fl_hmap_put(&path_by_file, file_key(dev_of(&st), st.st_ino),
 		    (uintptr_t)fl_strtab_intern(name));
 }
 
@@ -267,8 +279,7 @@ const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *h
 	size_t n;
 	if (p)
 		return p;
-	if (hint && hint[0] == '/' && stat(hint, &st) == 0 && st.st_ino == inode &&
-	    (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev) {
+	if (hint && hint[0] == '/' && stat(hint, &st) == 0 && is_file(&st, dev, inode)) {
 		p = fl_strtab_intern(hint);
 		fl_hmap_put(&path_by_file, file_key(dev, inode), (uintptr_t)p);
 		return p;
@@ -363,7 +374,7 @@ static void find_in(struct find *f, int fd, char *path, size_t len, __u32 dev, i
 		    (!fl_hmap_get(&f->want, file_key(dev, e->d_ino)) && !(dir && depth > 0)) ||
 		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
-		if ((__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) != dev)
+		if (dev_of(&st) != dev)
 			continue;  /* another file system: not where this inode lives */
 		path[len] = '/';
 		memcpy(path + len + 1, e->d_name, l + 1);
@@ -448,7 +459,7 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 	/* first the top of the file system: /etc/ld.so.cache, the common case, costs a few dozen entries */
 	for (size_t i = 0; f.left && i < n; i++) {
 		struct stat st;
-		if (!out[i] && !stat("/", &st) && (__u32)(major(st.st_dev) << 20 | minor(st.st_dev)) == dev[i]) {
+		if (!out[i] && !stat("/", &st) && dev_of(&st) == dev[i]) {
 			find_below(&f, "", dev[i], 1);  /* "" + "/etc": paths come out absolute */
 			break;
 		}
@@ -468,7 +479,7 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 			if (!path_by_file.keys[slot] || !known || known[0] != '/' ||
 			    !ancestor(known, pass + 1, root, sizeof(root)) || stat(known, &st))
 				continue;
-			on = (__u32)(major(st.st_dev) << 20 | minor(st.st_dev));
+			on = dev_of(&st);
 			for (size_t k = 0; k < ndone && !seen; k++)
 				seen = !strcmp(done[k], root);
 			if (seen || ndone == sizeof(done) / sizeof(done[0]) || !wanted_on(&f, on))
