@@ -1065,14 +1065,24 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_site_key sk = {};
 	struct vma_info vi = {};
 	struct evidence ev = {};
-	__u64 addr = ctx->addr, err = 0, ip = 0, gen;
+	__u64 addr = ctx->addr, err = 0, ip = 0, gen, mm;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
-	int known = 0, spurious = 0, numa = 0, shim = 0;
+	int known = 0, spurious = 0, numa = 0, shim = 0, fresh;
 
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p)
 		return 0;
 	task = bpf_get_current_task_btf();
+	/*
+	 * exec switches mm, maps the new image and faults on it (.bss cleared,
+	 * the stack written) before its tracepoint (task_exec) runs: such a
+	 * fault is the coming image's, and the thread's cached VMA and piece,
+	 * of the old mm, say nothing about it.
+	 */
+	mm = (__u64)task->mm;
+	if (!p->mm)
+		p->mm = mm; /* tracked from user space: the image it runs now */
+	fresh = p->mm != mm;
 	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
@@ -1110,7 +1120,8 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	k.tgid = tgid;
 	k.gen = (__u32)gen;
 	k.faultline = shim;
-	if (th && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
+	k.new_image = fresh;
+	if (th && !fresh && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
 		 * change VMAs began or ended in the process).
@@ -1122,7 +1133,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		vi.mkwrite = th->v_mkwrite;
 	} else {
 		vma_at(addr, &vi);
-		if (vi.end && th) {
+		if (vi.end && th && !fresh) {
 			th->v_start = vi.start;
 			th->v_end = vi.end;
 			th->v_flags = vi.flags;
@@ -1143,10 +1154,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	}
 	if (!vi.end)
 		k.piece = k.vm_start;
-	else if (th && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
+	else if (th && !fresh && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
 		k.piece = th->p_lo;
 	else
-		k.piece = piece_of(p->ns, addr, &vi, th, gen);
+		k.piece = piece_of(p->ns, addr, &vi, fresh ? 0 : th, gen);
 	ev.err = err;
 	ev.known = known;
 	ev.bits = bits;
@@ -1171,7 +1182,8 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	sk.faultline = k.faultline;
 	if (known) {
 		sk.kernel = !(err & PF_USER);
-		callers_of(ctx, sk.kernel, sk.callers);
+		if (!fresh) /* else the user frames are the old image's execve caller */
+			callers_of(ctx, sk.kernel, sk.callers);
 	}
 	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
 	return 0;
@@ -1232,6 +1244,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		if (np) {
 			np->ns = pp->ns;
 			np->shim_busy = pp->shim_busy; /* the same image, its TLS layout too */
+			np->mm = (__u64)child->mm;
 		}
 	}
 	r = task_rec(FL_T_FORK, child);
@@ -1452,6 +1465,7 @@ static __always_inline int task_exec(struct task_struct *t, struct linux_binprm 
 	if (!p)
 		return 0;
 	p->rss_init = 0; /* a new mm */
+	p->mm = (__u64)t->mm;
 	p->shim_busy = 0; /* a new image: its shim (if any) announces itself again */
 	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
 	__sync_fetch_and_add(&p->vma_gen, 1);

@@ -40,6 +40,7 @@ struct fl_proc {
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
 	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
 	__s64 shim_busy;      /* the shim's busy count: offset from the thread pointer (0: no shim; FL_SHIM_MARK) */
+	__u64 mm;             /* the mm of the image recorded last (0: not yet known); another one is an exec's, unrecorded */
 	/*
 	 * Write faults that made a present page writable (a COW), by page, and
 	 * the epoch they did it in: bumped when a call that can write-protect

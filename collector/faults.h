@@ -7,6 +7,7 @@
 #define FL_FAULTS_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 
 #include "faultline.h"
 
@@ -19,8 +20,10 @@ void fl_faults_add_site(void *ingest, const struct fl_site_key *k, __u64 count);
 /*
  * Attribute the fault counts read (at read_ns) since the last call to
  * VMAs.  Call it after consuming the BPF records written up to that read.
+ * Counts of an exec whose record is not read yet wait for a later call,
+ * unless this is the last one: what fits no VMA then is lost.
  */
-void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns);
+void fl_faults_attribute(struct fl_ingest *g, __u64 read_ns, bool last);
 
 void fl_faults_free(struct fl_ingest *g);
 

@@ -220,7 +220,7 @@ void fl_ingest_finish(struct fl_ingest *g, __u64 end_ns)
 {
 	__u64 exit_unknown = fl_reaped_finish(g); /* before the processes still running are ended */
 	count_unshimmed(g, end_ns);
-	fl_faults_attribute(g, end_ns);
+	fl_faults_attribute(g, end_ns, true);
 	for (size_t i = 0; i < g->nall; i++)
 		fl_procs_end(g, g->all[i], end_ns, -1, -1);
 	fl_smaps_finish(g);      /* before the models close: held regions are split among their rows */

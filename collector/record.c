@@ -253,7 +253,7 @@ static void bpf_drain(struct recorder *r)
 	__u64 read_at = now_ns();
 	fl_bpf_drain(r->bpf);
 	fl_bpf_poll(r->bpf);
-	fl_faults_attribute(r->ingest, read_at);
+	fl_faults_attribute(r->ingest, read_at, false);
 }
 #else
 static const char *start_bpf(struct recorder *r, char *why, size_t len)

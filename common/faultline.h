@@ -458,7 +458,10 @@ enum fl_fault_class { FL_FAULT_CLASSES(FL_FAULT_ENUM_) FL_F_NCLASS };
  * address), so the model row holding `piece` held the faulting address.
  * `gen` is the process's VMA generation (bumped around every call that may
  * change VMAs): faults of one key all saw one layout, which their latest
- * time (fl_fault_counts.last_ns) names.
+ * time (fl_fault_counts.last_ns) names.  `new_image`: the fault hit an
+ * address space exec had switched to before its record was written (exec
+ * maps the image, clears its .bss and writes its stack first): its rows
+ * are the ones that record makes, whatever the fault's time says.
  */
 struct fl_fault_key {
 	__u32 tgid;
@@ -467,7 +470,7 @@ struct fl_fault_key {
 	__u64 vm_end;       /* 0: VMA unknown (bpf_find_vma busy), piece is the faulting page */
 	__u64 piece;        /* vm_start <= piece <= address, no call boundary in (piece, address] */
 	__u32 faultline;    /* 1: taken while the thread was inside the shim (FL_SHIM_MARK) */
-	__u32 pad;
+	__u32 new_image;    /* 1: in the mm of an exec whose record is still to come */
 };
 _Static_assert(sizeof(struct fl_fault_key) == 40, "fl_fault_key layout");
 

@@ -271,7 +271,7 @@ def test_fork():
                                   " AND f.function = 'site_parent'", pid)[0][0]
                 check(freed == 250, f"child {pid}: {freed} inherited blocks freed, not 250")
             parent = live_by_function(db, query(db, "SELECT pid FROM process WHERE parent_id IS NULL")[0][0])
-            check(parent.get("site_parent", (0, 0))[0] == 500 * 100, f"parent: site_parent {parent.get('site_parent')}")
+            check(parent.get("site_parent", (0, 0))[0] == 500 * 100, f"bpf={bpf}: parent: site_parent {parent.get('site_parent')} of {sorted(parent.items())[:12]}")
             # children their parent reaps: in shim-only mode too their exits are known (the shim's wait hooks)
             check(not losses(db), f"losses {losses(db)}")
         with_db(run)
