@@ -38,8 +38,9 @@ void fl_ingest_use_bpf(struct fl_ingest *g)
 }
 
 void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u32 pid, __u32 min_age_ms),
-				int (*done)(void *ctx, __u32 pid), void *ctx)
+				int (*done)(void *ctx, __u32 pid), void *ctx, bool every)
 {
+	g->exit_every = every;
 	g->exit_hint = hint;
 	g->exit_done = done;
 	g->exit_ctx = ctx;

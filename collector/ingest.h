@@ -48,9 +48,10 @@ void fl_ingest_exit(struct fl_ingest *g, pid_t pid, __u64 time_ns, int exit_code
  * on it may wait at exit for a last read, done answers a shim that waits
  * (1: it still waited).  eBPF runs only: its record of the shim's wait wakes
  * the collector at once, where shim-only mode would sleep through it.
+ * every: offered to every process, whatever its reads cost.
  */
 void fl_ingest_set_exit_channel(struct fl_ingest *g, void (*hint)(void *ctx, __u32 pid, __u32 min_age_ms),
-				int (*done)(void *ctx, __u32 pid), void *ctx);
+				int (*done)(void *ctx, __u32 pid), void *ctx, bool every);
 /*
  * eBPF: drain the fault counts into rows now.
  * Called before each round of smaps reads, so a fault row never holds

@@ -100,6 +100,7 @@ struct fl_ingest {
 	size_t nreaps, capreaps;
 	/* The exit sample's handshake with the channel (consumer.h; record.c sets them, NULL: none). */
 	void (*exit_hint)(void *ctx, __u32 pid, __u32 min_age_ms);
+	bool exit_every;        /* FAULTLINE_EXIT_SAMPLES=all: offered whatever a read costs */
 	int (*exit_done)(void *ctx, __u32 pid);
 	void *exit_ctx;
 	void (*drain_faults)(void *ctx); /* eBPF: drain the fault counts now (before an smaps read) */

@@ -699,10 +699,10 @@ static int record(struct recorder *r)
 	}
 	if (!note)
 		fl_ingest_use_bpf(r->ingest);
-	/* FAULTLINE_EXIT_SAMPLES=0: none (bench/exitwait.py measures what they cost) */
+	/* FAULTLINE_EXIT_SAMPLES=0: none (bench/exitwait.py measures what they cost); =all: every process */
 	const char *exits = getenv("FAULTLINE_EXIT_SAMPLES");
 	if (!exits || strcmp(exits, "0"))
-		fl_ingest_set_exit_channel(r->ingest, exit_hint, exit_done, r);
+		fl_ingest_set_exit_channel(r->ingest, exit_hint, exit_done, r, exits && !strcmp(exits, "all"));
 	if (!note)
 		fl_ingest_set_fault_drain(r->ingest, drain_faults, r);
 #if FL_HAVE_BPF

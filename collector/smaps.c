@@ -387,6 +387,7 @@ static int sample(struct proc *p, const char *reason)
  * more about the load than about the process), at least 20 ms (eBPF runs
  * only: ingest.h); never (0) when this read took over half the 100 ms the
  * shim waits at most: the exit read would most likely come too late.
+ * FAULTLINE_EXIT_SAMPLES=all: from any age, whatever the read cost.
  */
 static void offer_exit(struct proc *p, __u64 cost_ns)
 {
@@ -400,6 +401,8 @@ static void offer_exit(struct proc *p, __u64 cost_ns)
 		ms = EXIT_MIN_AGE_MS;
 	if (ms > UINT32_MAX || cost_ns * 2 > FL_EXIT_WAIT_MS * 1000000ull)
 		ms = 0;
+	if (g->exit_every)
+		ms = 1; /* 0 would be none */
 	if (sc->hinted_ms != (__u32)ms || sc->hinted_image != p->image_ns) {
 		sc->hinted_ms = (__u32)ms;
 		sc->hinted_image = p->image_ns;

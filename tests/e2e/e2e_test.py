@@ -513,12 +513,14 @@ EXIT_N, EXIT_M = 512, 128   # e2e_exit: pages written, then the first half freed
 
 
 def exit_run(db, how):
-    """Record e2e_exit ending by `how`; return its mapping's address and its process row.  A process
-    whose exit read came after its 100 ms wait (a loaded machine: the recording's message says so)
-    is recorded again, up to three times in all."""
+    """Record e2e_exit ending by `how`; return its mapping's address and its process row.  Exit
+    samples are offered whatever a read costs (FAULTLINE_EXIT_SAMPLES=all: on a loaded machine one
+    50 ms read left it too young for the default rule).  A process whose exit read came after its
+    100 ms wait (the recording's message says so) is recorded again, up to three times in all."""
+    env = dict(os.environ, FAULTLINE_EXIT_SAMPLES="all")
     for attempt in range(3):
         _, out, _ = record(db, [target("e2e_exit"), how, str(EXIT_N), str(EXIT_M)], bpf=True,
-                           expect=137 if how == "kill" else 0)
+                           expect=137 if how == "kill" else 0, env=env)
         late = query(db, "SELECT text FROM message WHERE text LIKE '%stopped waiting at exit%'")
         if not late:
             break
