@@ -1063,11 +1063,11 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_thread *th;
 	struct fl_fault_key k = {};
 	struct fl_site_key sk = {};
-	struct vma_info vi = {};
 	struct evidence ev = {};
-	__u64 addr = ctx->addr, err = 0, ip = 0, gen, mm;
+	struct vma_info *vi = &ev.vi; /* one copy: the stack is at its limit (see k.new_image) */
+	__u64 addr = ctx->addr, err = 0, ip = 0, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
-	int known = 0, spurious = 0, numa = 0, shim = 0, fresh;
+	int known = 0, spurious = 0, numa = 0, shim = 0;
 
 	p = bpf_map_lookup_elem(&tracked, &tgid);
 	if (!p)
@@ -1077,12 +1077,14 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	 * exec switches mm, maps the new image and faults on it (.bss cleared,
 	 * the stack written) before its tracepoint (task_exec) runs: such a
 	 * fault is the coming image's, and the thread's cached VMA and piece,
-	 * of the old mm, say nothing about it.
+	 * of the old mm, say nothing about it.  (Kept in the key, not in a
+	 * variable of its own: this frame, rounded up to 32 bytes, and
+	 * agg_count's must fit in 512 bytes, and 6.1 to 6.12 refused 544;
+	 * llvm-objdump shows the deepest r10 offset, 328 after this.)
 	 */
-	mm = (__u64)task->mm;
 	if (!p->mm)
-		p->mm = mm; /* tracked from user space: the image it runs now */
-	fresh = p->mm != mm;
+		p->mm = (__u64)task->mm; /* tracked from user space: the image it runs now */
+	k.new_image = p->mm != (__u64)task->mm;
 	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
@@ -1120,44 +1122,43 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	k.tgid = tgid;
 	k.gen = (__u32)gen;
 	k.faultline = shim;
-	k.new_image = fresh;
-	if (th && !fresh && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
+	if (th && !k.new_image && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
 		 * change VMAs began or ended in the process).
 		 */
-		vi.start = th->v_start;
-		vi.end = th->v_end;
-		vi.flags = th->v_flags;
-		vi.anon = th->v_anon;
-		vi.mkwrite = th->v_mkwrite;
+		vi->start = th->v_start;
+		vi->end = th->v_end;
+		vi->flags = th->v_flags;
+		vi->anon = th->v_anon;
+		vi->mkwrite = th->v_mkwrite;
 	} else {
-		vma_at(addr, &vi);
-		if (vi.end && th && !fresh) {
-			th->v_start = vi.start;
-			th->v_end = vi.end;
-			th->v_flags = vi.flags;
-			th->v_anon = vi.anon;
-			th->v_mkwrite = vi.mkwrite;
+		vma_at(addr, vi);
+		if (vi->end && th && !k.new_image) {
+			th->v_start = vi->start;
+			th->v_end = vi->end;
+			th->v_flags = vi->flags;
+			th->v_anon = vi->anon;
+			th->v_mkwrite = vi->mkwrite;
 			th->v_gen = gen;
 			th->p_hi = 0;
 		}
 	}
-	if (vi.end) {
-		k.vm_start = vi.start;
-		k.vm_end = vi.end;
+	if (vi->end) {
+		k.vm_start = vi->start;
+		k.vm_end = vi->end;
 	} else {
 		/* Neither the tree walk nor bpf_find_vma found it: count by address. */
 		k.vm_start = addr & ~4095ull;
 		k.vm_end = 0;
 		lose(FL_LOSS_FIND_VMA);
 	}
-	if (!vi.end)
+	if (!vi->end)
 		k.piece = k.vm_start;
-	else if (th && !fresh && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
+	else if (th && !k.new_image && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
 		k.piece = th->p_lo;
 	else
-		k.piece = piece_of(p->ns, addr, &vi, fresh ? 0 : th, gen);
+		k.piece = piece_of(p->ns, addr, vi, k.new_image ? 0 : th, gen);
 	ev.err = err;
 	ev.known = known;
 	ev.bits = bits;
@@ -1166,7 +1167,6 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	ev.raced = wp_raced(p, addr);
 	ev.numa = numa;
 	ev.major = major;
-	ev.vi = vi;
 	cls = classify_fault(&ev);
 	if (cls >= FL_F_NCLASS) /* the verifier knows nothing of a global function's result */
 		cls = FL_F_OTHER;
@@ -1182,7 +1182,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	sk.faultline = k.faultline;
 	if (known) {
 		sk.kernel = !(err & PF_USER);
-		if (!fresh) /* else the user frames are the old image's execve caller */
+		if (!k.new_image) /* else the user frames are the old image's execve caller */
 			callers_of(ctx, sk.kernel, sk.callers);
 	}
 	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
