@@ -3,7 +3,7 @@
 """faultline's own footprint in the target, against plain runs.
 
 For each workload: the page faults of a plain run as `perf stat` counts them (every process of the
-command, medians of N runs), then the same command recorded (THP off in both), with
+command), then the same command recorded (THP off in both; medians of N runs of each, alternating), with
   - the kernel's total for the recorded processes (min_flt + maj_flt: faultline's footprint in),
   - the program's own faults as `faultline check` counts them (faultline's footprint out),
   - what faultline classified as its own.
@@ -14,6 +14,7 @@ usage: bench/footprint.py [--runs N] [--faultline PATH]
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -32,26 +33,18 @@ WORKLOADS = {
 }
 
 
-def thp_off(argv):
-    """The plain run with THP off too, as `record --thp=never` runs the target."""
-    return ["python3", "-c", "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
-            "os.execv(sys.argv[1], sys.argv[1:])"] + argv
-
-
 def perf_faults(argv):
-    p = subprocess.run(["perf", "stat", "-x,", "-e", "minor-faults,major-faults", "--"] + thp_off(argv),
-                       capture_output=True, text=True, check=True)
+    """perf stat's count of the plain command (all its processes), THP off as `record --thp=never`
+    runs it: perf itself runs under the prctl (inherited), and counts only the command it execs."""
+    p = subprocess.run(["python3", "-c", "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
+                        "os.execv(sys.argv[1], sys.argv[1:])", shutil.which("perf") or "perf", "stat", "-x,",
+                        "-e", "minor-faults,major-faults", "--"] + argv, capture_output=True, text=True, check=True)
     n = 0
     for line in p.stderr.splitlines():
         f = line.split(",")
         if len(f) > 2 and f[2] in ("minor-faults", "major-faults"):
             n += int(f[0])
     return n
-
-
-def python_exec_faults():
-    """perf counts the thp_off wrapper (python) too: measure it exec'ing /usr/bin/true, minus true."""
-    return 0
 
 
 def recorded(fl, argv, tmp):
@@ -74,17 +67,14 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
     a = ap.parse_args()
-    # the wrapper's own faults: perf counts python before its exec; measure it around /usr/bin/true
-    # exec'd directly and subtract
-    wrap = statistics.median(perf_faults(["/usr/bin/true"]) for _ in range(a.runs)) - \
-        statistics.median(int(subprocess.run(["perf", "stat", "-x,", "-e", "minor-faults", "/usr/bin/true"],
-                                             capture_output=True, text=True).stderr.split(",")[0])
-                          for _ in range(a.runs))
     print(f"{'workload':14} {'plain':>7} {'kernel':>7} {'classified':>10} {'own':>6} {'faultline':>9} {'own-plain':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, argv in WORKLOADS.items():
-            plain = statistics.median(perf_faults(argv) - wrap for _ in range(a.runs))
-            runs = [recorded(a.faultline, argv, tmp) for _ in range(a.runs)]
+            plains, runs = [], []
+            for _ in range(a.runs):  # alternating plain and recorded runs
+                plains.append(perf_faults(argv))
+                runs.append(recorded(a.faultline, argv, tmp))
+            plain = statistics.median(plains)
             kernel, classified, own, fl = (statistics.median(r[i] for r in runs) for i in range(4))
             print(f"{name:14} {plain:7.0f} {kernel:7.0f} {classified:10.0f} {own:6.0f} {fl:9.0f} {own - plain:+9.0f}")
     return 0

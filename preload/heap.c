@@ -28,6 +28,12 @@
  * Safety:
  * - dlsym (resolving the next malloc) may itself call calloc: such calls
  *   are served from a static bootstrap buffer; free() ignores its blocks.
+ *   So are the allocations of the shim's own start-up (ST_INIT, shim_busy:
+ *   dlsym, and ld.so loading the unwinder), which would otherwise take the
+ *   first pages of the program's heap and move every allocation of the
+ *   program after them, up to a page further (docs/check.md, "faultline's
+ *   own footprint"); the buffer is the shim's memory.  When it is full,
+ *   they go to the next allocator.
  * - Allocations inside the shim (the unwinder, dlsym, a signal handler
  *   interrupting a sampled call) pass through unsampled (shim_busy); they
  *   are counted in FL_R_HEAP_STATS, as are allocations made before the shim
@@ -110,6 +116,20 @@ static void *boot_alloc(size_t n)
 static size_t boot_size(const void *p)
 {
 	return *(const size_t *)((const char *)p - 16);
+}
+
+/* An allocation of the shim's own start-up, by this thread (see Safety
+ * above): a block of the bootstrap buffer, or NULL (not one, or it is full). */
+static void *init_alloc(size_t n)
+{
+	int e = errno;
+	void *p;
+
+	if (likely(__atomic_load_n(&shim_state, __ATOMIC_RELAXED) != ST_INIT) || shim_busy <= 0)
+		return NULL;
+	p = boot_alloc(n);
+	errno = e;
+	return p;
 }
 
 /* glibc's own entry points: only if dlsym finds no next malloc at all. */
@@ -285,7 +305,7 @@ static void *map_zeroed(size_t bytes, void *at)
 
 static void unmap(void *p, size_t bytes)
 {
-	syscall(SYS_munmap, p, bytes);
+	shim_syscall(SYS_munmap, p, bytes);
 	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON)
 		shim_record(FL_K_MUNMAP, 0, 0, (__u64)(uintptr_t)p, bytes, 0, 0, 0, 0, NULL);
 }
@@ -311,7 +331,7 @@ static void shard_lock(struct shard *s)
 			if (c != 2)
 				c = __atomic_exchange_n(&s->lock, 2, __ATOMIC_ACQUIRE);
 			while (c) {
-				syscall(SYS_futex, &s->lock, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+				shim_syscall(SYS_futex, &s->lock, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
 				c = __atomic_exchange_n(&s->lock, 2, __ATOMIC_ACQUIRE);
 			}
 		}
@@ -325,7 +345,7 @@ static void shard_unlock(struct shard *s)
 	tls_locked--;
 	if (__atomic_exchange_n(&s->lock, 0, __ATOMIC_RELEASE) == 2) {
 		int e = errno;
-		syscall(SYS_futex, &s->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		shim_syscall(SYS_futex, &s->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 		errno = e;
 	}
 }
@@ -685,7 +705,10 @@ EXPORT void *malloc(size_t n)
 			return boot_alloc(n);
 		resolve();
 	}
-	void *p = NEXT(next.malloc(n));
+	void *p = init_alloc(n);
+	if (unlikely(p))
+		return p;
+	p = NEXT(next.malloc(n));
 	if (SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_MALLOC, __builtin_return_address(0));
@@ -713,7 +736,10 @@ EXPORT void *calloc(size_t k, size_t size)
 			return __builtin_mul_overflow(k, size, &n) ? NULL : boot_alloc(n);
 		resolve();
 	}
-	void *p = NEXT(next.calloc(k, size));
+	void *p = __builtin_mul_overflow(k, size, &n) ? NULL : init_alloc(n);
+	if (unlikely(p))
+		return p;
+	p = NEXT(next.calloc(k, size));
 	if (__builtin_mul_overflow(k, size, &n) || SKIP(n))
 		return p;
 	sample_alloc(p, n, FL_ALLOC_CALLOC, __builtin_return_address(0));
@@ -746,6 +772,11 @@ static void *realloc_common(void *p, size_t n, __u32 fn, const void *caller)
 		if (q)
 			memcpy(q, p, boot_size(p) < n ? boot_size(p) : n);
 		return q;
+	}
+	if (unlikely(!p)) {
+		void *q = init_alloc(n);
+		if (q)
+			return q;
 	}
 	__u64 was = realloc_leaves(p);
 	void *q = NEXT(next.realloc(p, n));
@@ -879,7 +910,7 @@ static void check_interposed(void)
 
 void heap_init(void)
 {
-	__u64 mean = parse_size(getenv("FAULTLINE_HEAP_SAMPLE"), FL_HEAP_MEAN_DEFAULT);
+	__u64 mean = parse_size(shim_getenv("FAULTLINE_HEAP_SAMPLE"), FL_HEAP_MEAN_DEFAULT);
 
 	NEED();
 	if (mean && !filter && !(filter = map_zeroed(INIT_BYTES, NULL)))
@@ -961,7 +992,7 @@ void heap_fork_child(void)
 	 * copy would never be released.  MAP_FIXED replaces the pages at once. */
 	for (unsigned i = 0; i < NSHARDS; i++)
 		if (shards[i].e && !shards[i].first)
-			syscall(SYS_munmap, shards[i].e, shards[i].cap * sizeof(struct entry));
+			shim_syscall(SYS_munmap, shards[i].e, shards[i].cap * sizeof(struct entry));
 	if (filter) {
 		/* the same range, fresh zero pages: nothing for the snapshot to learn */
 		long a = shim_sys_mmap(filter, INIT_BYTES, PROT_READ | PROT_WRITE,

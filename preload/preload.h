@@ -6,7 +6,8 @@
  *   shim.c      the interposers (the hooks) and nothing else
  *   ring.c      the producer side of the channel: attach, init, records, waiting
  *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
- *   unwind.c    call stacks (glibc backtrace()) and the fork gate around them
+ *   unwind.c    call stacks (libgcc's unwinder) and the fork gate around them
+ *   clock.c     the clock of the records (the vDSO's clock_gettime)
  *   heap.c      the malloc family: sampled allocations and their frees
  *   exit.c      exit(), _exit(), _Exit(): the wait for a last smaps sample
  *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
@@ -36,6 +37,7 @@
 #ifndef FL_PRELOAD_H
 #define FL_PRELOAD_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -75,17 +77,52 @@ extern SHIM_TLS int shim_unwinding;    /* this thread is inside the unwinder (un
 extern __u64 shim_nested_lost;         /* calls let through busy (shim_recording_call), not yet said */
 
 /* ---- small helpers (raw syscalls: never through a hooked symbol) -------- */
+/*
+ * A system call as libc's syscall() makes it (-1 and errno on failure), but
+ * from the shim's own code: libc's syscall() is a page of libc text, and the
+ * shim's first touch of it maps (fault-around) up to 16 pages of libc the
+ * program may never run, faults counted as the program's (docs/check.md,
+ * "faultline's own footprint").  The handshake syscall (FL_SHIM_MARK) runs
+ * before BPF can mark anything, so it must not fault in libc at all.
+ */
+static inline long shim_syscall6(long n, long a, long b, long c, long d, long e, long f)
+{
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+	long r;
+
+	__asm__ volatile("syscall" : "=a"(r) : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	if (r < 0 && r > -4096) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+#else
+	return syscall(n, a, b, c, d, e, f);
+#endif
+}
+#define SHIM_SC_(n, a, b, c, d, e, f, ...) \
+	shim_syscall6((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+/* shim_syscall(SYS_x, args...): up to six arguments, as syscall(). */
+#define shim_syscall(...) SHIM_SC_(__VA_ARGS__, 0, 0, 0, 0, 0, 0, 0)
+
 static inline long shim_sys_mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
 {
-	return syscall(SYS_mmap, a, len, prot, flags, fd, off);
+	return shim_syscall(SYS_mmap, a, len, prot, flags, fd, off);
 }
+
+/* The vDSO's clock_gettime (clock.c), NULL before shim_clock_init or without one. */
+extern int (*shim_vdso_gettime)(clockid_t, struct timespec *);
+/* Find it (at init, before the first record). */
+void shim_clock_init(void);
 
 static inline __u64 shim_now_ns(void)
 {
 	struct timespec ts;
 
-	/* glibc routes CLOCK_MONOTONIC through the vDSO: no syscall. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (!shim_vdso_gettime || shim_vdso_gettime(CLOCK_MONOTONIC, &ts))
+		shim_syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
 	return (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec;
 }
 
@@ -93,7 +130,7 @@ static inline __u32 shim_tid(void)
 {
 	/* glibc does not cache gettid(); ask the kernel once per thread. */
 	if (!shim_tls_tid)
-		shim_tls_tid = (__u32)syscall(SYS_gettid);
+		shim_tls_tid = (__u32)shim_syscall(SYS_gettid);
 	return shim_tls_tid;
 }
 
@@ -103,7 +140,23 @@ static inline void shim_short_sleep(void)
 
 	/* Raw syscall: glibc's nanosleep is a cancellation point, and a thread
 	 * cancelled inside the shim could leave a reserved slot unpublished. */
-	syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+	shim_syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+/* getenv without libc's getenv (a page of libc text the program may never run, as shim_syscall says). */
+static inline const char *shim_getenv(const char *name)
+{
+	extern char **__environ;
+
+	for (char **e = __environ; e && *e; e++) {
+		const char *v = *e, *n = name;
+
+		while (*n && *v == *n)
+			v++, n++;
+		if (!*n && *v == '=')
+			return v + 1;
+	}
+	return NULL;
 }
 
 static inline void shim_copy_str(char *dst, size_t cap, const char *src)

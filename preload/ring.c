@@ -81,13 +81,13 @@ static void make_stat_path(__u32 pid)
 static char collector_state(void)
 {
 	char buf[256];
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, collector_stat, O_RDONLY | O_CLOEXEC);
+	int fd = (int)shim_syscall(SYS_openat, AT_FDCWD, collector_stat, O_RDONLY | O_CLOEXEC);
 	long n;
 
 	if (fd < 0)
 		return 0;
-	n = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
-	syscall(SYS_close, fd);
+	n = shim_syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+	shim_syscall(SYS_close, fd);
 	if (n <= 0)
 		return 0;
 	for (long i = n - 1; i > 0; i--)
@@ -117,7 +117,7 @@ static int collector_alive(struct waiter *w, __u64 now)
 	st = collector_state();
 	if (st)
 		return !(st == 'Z' || st == 'X' || st == 'x' || st == 'T' || st == 't');
-	return !(syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH);
+	return !(shim_syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH);
 }
 
 /*
@@ -154,7 +154,7 @@ static int wait_step(struct waiter *w, struct fl_ring_desc *d, __u32 seen)
 	__atomic_add_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
 	/* Non-private: the collector wakes it from another process.  If the
 	 * futex is refused (a seccomp filter), fall back to a short sleep. */
-	if (syscall(SYS_futex, &d->wake, FUTEX_WAIT, seen, &ts, NULL, 0) < 0 &&
+	if (shim_syscall(SYS_futex, &d->wake, FUTEX_WAIT, seen, &ts, NULL, 0) < 0 &&
 	    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
 		shim_short_sleep();
 	__atomic_sub_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
@@ -295,7 +295,7 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
  * fork) and only the ring is new. */
 int shim_attach(__u32 *flags)
 {
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, shim_chan_path, O_RDWR | O_CLOEXEC);
+	int fd = (int)shim_syscall(SYS_openat, AT_FDCWD, shim_chan_path, O_RDWR | O_CLOEXEC);
 	long a;
 	int idx;
 
@@ -317,7 +317,7 @@ int shim_attach(__u32 *flags)
 		    hdr->nrings > FL_CHAN_RINGS || hdr->ring_bytes < FL_CHAN_RING_BYTES ||
 		    hdr->ring_offset < FL_CHAN_HDR_BYTES || hdr->ring_offset % 4096 ||
 		    hdr->ring_bytes % 4096) {
-			syscall(SYS_munmap, hdr, FL_CHAN_HDR_BYTES);
+			shim_syscall(SYS_munmap, hdr, FL_CHAN_HDR_BYTES);
 			hdr = NULL;
 			goto fail;
 		}
@@ -348,13 +348,13 @@ int shim_attach(__u32 *flags)
 		goto fail;
 	}
 	/* The target may close every fd (close_range(3, ~0U)): keep none. */
-	syscall(SYS_close, fd);
+	shim_syscall(SYS_close, fd);
 	slots = (struct fl_slot *)a;
 	desc = &hdr->rings[idx];
 	attached_ns = shim_now_ns();
 	return 0;
 fail:
-	syscall(SYS_close, fd);
+	shim_syscall(SYS_close, fd);
 	return -1;
 }
 
@@ -424,7 +424,7 @@ void shim_exit_wait(__u32 how)
 void shim_detach_inherited(void)
 {
 	if (slots)
-		syscall(SYS_munmap, slots, FL_CHAN_RING_BYTES);
+		shim_syscall(SYS_munmap, slots, FL_CHAN_RING_BYTES);
 	slots = NULL;
 	desc = NULL;
 }

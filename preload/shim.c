@@ -67,7 +67,7 @@ static void announce(void)
 
 	if (!done) {
 		done = 1;
-		syscall(SYS_getpid, FL_SHIM_MARK, (long)((char *)&shim_busy - (char *)__builtin_thread_pointer()));
+		shim_syscall(SYS_getpid, FL_SHIM_MARK, (long)((char *)&shim_busy - (char *)__builtin_thread_pointer()));
 	}
 }
 
@@ -104,19 +104,26 @@ static unsigned parse_depth(const char *s)
 
 void shim_init(void)
 {
-	int expect = ST_UNINIT, saved = errno, ok = 0;
+	int expect = ST_UNINIT, saved, ok = 0;
 	const char *path;
 
-	if (!__atomic_compare_exchange_n(&shim_state, &expect, ST_INIT, 0,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return;
+	/* the handshake first: errno is a call into libc, and its fault is faultline's only once BPF knows
+	 * where shim_busy is */
 	shim_busy++;
+	announce();
+	saved = errno;
+	if (!__atomic_compare_exchange_n(&shim_state, &expect, ST_INIT, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		shim_busy--;
+		return;
+	}
 	resolve();
-	path = getenv(FL_CHAN_ENV);
+	shim_clock_init();
+	path = shim_getenv(FL_CHAN_ENV);
 	if (path && *path && strlen(path) < sizeof(shim_chan_path)) {
 		shim_copy_str(shim_chan_path, sizeof(shim_chan_path), path);
-		shim_depth = parse_depth(getenv("FAULTLINE_DEPTH"));
-		shim_pid = (__u32)syscall(SYS_getpid);
+		shim_depth = parse_depth(shim_getenv("FAULTLINE_DEPTH"));
+		shim_pid = (__u32)shim_syscall(SYS_getpid);
 		shim_tls_tid = 0;
 		shim_find_text();
 		if (shim_depth)
@@ -191,7 +198,7 @@ EXPORT int munmap(void *addr, size_t len)
 
 	NEED(munmap);
 	if (!real.munmap)
-		return (int)syscall(SYS_munmap, addr, len);
+		return (int)shim_syscall(SYS_munmap, addr, len);
 	shim_guard(U(addr), len);
 	if (!shim_recording_call())
 		return real.munmap(addr, len);
@@ -209,7 +216,7 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 
 	NEED(mprotect);
 	if (!real.mprotect)
-		return (int)syscall(SYS_mprotect, addr, len, prot);
+		return (int)shim_syscall(SYS_mprotect, addr, len, prot);
 	shim_guard(U(addr), len);
 	if (!shim_recording_call())
 		return real.mprotect(addr, len, prot);
@@ -227,7 +234,7 @@ EXPORT int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 
 	NEED(pkey_mprotect);
 	if (!real.pkey_mprotect)
-		return (int)syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
+		return (int)shim_syscall(SYS_pkey_mprotect, addr, len, prot, pkey);
 	shim_guard(U(addr), len);
 	if (!shim_recording_call())
 		return real.pkey_mprotect(addr, len, prot, pkey);
@@ -253,7 +260,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	}
 	NEED(mremap);
 	if (!real.mremap)
-		return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, naddr);
+		return (void *)shim_syscall(SYS_mremap, old, old_len, new_len, flags, naddr);
 	shim_guard(U(old), old_len);
 	if (flags & MREMAP_FIXED)
 		shim_guard(U(naddr), new_len);
@@ -313,7 +320,7 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 
 	NEED(madvise);
 	if (!real.madvise)
-		return (int)syscall(SYS_madvise, addr, len, advice);
+		return (int)shim_syscall(SYS_madvise, addr, len, advice);
 	shim_guard(U(addr), len);
 	if (!shim_recording_call())
 		return real.madvise(addr, len, advice);
@@ -333,7 +340,7 @@ EXPORT void *shmat(int shmid, const void *addr, int shmflg)
 
 	NEED(shmat);
 	if (!real.shmat)
-		return (void *)syscall(SYS_shmat, shmid, addr, shmflg);
+		return (void *)shim_syscall(SYS_shmat, shmid, addr, shmflg);
 	if (addr && (shmflg & SHM_REMAP))
 		shim_guard(U(addr), ~U(addr));
 	if (!shim_recording_call())
@@ -353,7 +360,7 @@ EXPORT int shmdt(const void *addr)
 
 	NEED(shmdt);
 	if (!real.shmdt)
-		return (int)syscall(SYS_shmdt, addr);
+		return (int)shim_syscall(SYS_shmdt, addr);
 	if (!shim_recording_call())
 		return real.shmdt(addr);
 	r = real.shmdt(addr);
@@ -376,7 +383,7 @@ static int sandboxed(void)
 	static int known;
 
 	if (!__atomic_load_n(&known, __ATOMIC_RELAXED)) {
-		long r = syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0);
+		long r = shim_syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0);
 		if (r == 2 || (r < 0 && errno != EINVAL))
 			__atomic_store_n(&known, 1, __ATOMIC_RELAXED);
 	}
@@ -403,7 +410,7 @@ static void fork_child(__u64 parent_seq, int gated, int stay_off, __u32 ppid)
 		__atomic_store_n(&shim_state, ST_OFF, __ATOMIC_RELEASE);
 		return;
 	}
-	shim_pid = (__u32)syscall(SYS_getpid);
+	shim_pid = (__u32)shim_syscall(SYS_getpid);
 	shim_tls_tid = shim_pid;
 	__atomic_store_n(&shim_seq, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&shim_nested_lost, 0, __ATOMIC_RELAXED); /* the parent's to say */
@@ -579,7 +586,7 @@ EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 
 	NEED(wait4);
 	if (!real.wait4)
-		return (pid_t)syscall(SYS_wait4, pid, status, options, ru);
+		return (pid_t)shim_syscall(SYS_wait4, pid, status, options, ru);
 	r = real.wait4(pid, status ? status : &own_status, options, ru ? ru : &own_ru);
 	if (r > 0)
 		send_reaped(r, status ? *status : own_status, ru ? ru : &own_ru);
@@ -622,13 +629,13 @@ EXPORT int system(const char *cmd)
 	}
 	e = errno;
 	said = cmd && __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON && !sandboxed() &&
-	       (__u32)syscall(SYS_getpid) == shim_pid && syscall(SYS_getrusage, RUSAGE_CHILDREN, &before) == 0;
+	       (__u32)shim_syscall(SYS_getpid) == shim_pid && shim_syscall(SYS_getrusage, RUSAGE_CHILDREN, &before) == 0;
 	errno = e;
 	if (said)
 		since = shim_now_ns();
 	r = real.system(cmd);
 	e = errno;
-	if (said && r != -1 && syscall(SYS_getrusage, RUSAGE_CHILDREN, &after) == 0) {
+	if (said && r != -1 && shim_syscall(SYS_getrusage, RUSAGE_CHILDREN, &after) == 0) {
 		after.ru_minflt -= before.ru_minflt;
 		after.ru_majflt -= before.ru_majflt;
 		send_system(r, &after, since);
@@ -667,7 +674,7 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 	long r;
 
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
-	r = syscall(SYS_waitid, idtype, id, si, options, &own_ru);
+	r = shim_syscall(SYS_waitid, idtype, id, si, options, &own_ru);
 	e = errno;
 	pthread_setcanceltype(old, NULL);
 	if (r == 0 && !(options & WNOWAIT) && si->si_pid > 0)
@@ -710,7 +717,7 @@ static int exec_announce(const char *path)
 	int e = errno, said;
 
 	said = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON &&
-	       (__u32)syscall(SYS_getpid) == shim_pid;
+	       (__u32)shim_syscall(SYS_getpid) == shim_pid;
 	if (said)
 		send_exec(path, 0);
 	errno = e;
@@ -731,7 +738,7 @@ EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	NEED(execve);
 	int said = exec_announce(path);
-	int r = real.execve ? real.execve(path, argv, envp) : (int)syscall(SYS_execve, path, argv, envp);
+	int r = real.execve ? real.execve(path, argv, envp) : (int)shim_syscall(SYS_execve, path, argv, envp);
 	exec_returned(said);
 	return r;
 }

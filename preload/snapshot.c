@@ -139,22 +139,22 @@ static long read_maps(char **out, size_t *cap_out)
 		if (a < 0 && a > -4096)
 			return -1;
 		char *buf = (char *)a;
-		int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		int fd = (int)shim_syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			syscall(SYS_munmap, buf, cap);
+			shim_syscall(SYS_munmap, buf, cap);
 			return -1;
 		}
 		size_t len = 0;
 		long r = 1;
-		while (len < cap && (r = syscall(SYS_read, fd, buf + len, cap - len)) > 0)
+		while (len < cap && (r = shim_syscall(SYS_read, fd, buf + len, cap - len)) > 0)
 			len += (size_t)r;
-		syscall(SYS_close, fd);
+		shim_syscall(SYS_close, fd);
 		if (r == 0) {
 			*out = buf;
 			*cap_out = cap;
 			return (long)len;
 		}
-		syscall(SYS_munmap, buf, cap);
+		shim_syscall(SYS_munmap, buf, cap);
 		if (r < 0)
 			return -1;
 	}
@@ -177,13 +177,13 @@ int shim_hello(__u32 flags, __u64 parent_seq, __u32 ppid)
 	hl.h.size = sizeof(hl);
 	hl.abi = FL_ABI_VERSION;
 	hl.pid = shim_pid;
-	hl.ppid = ppid ? ppid : (__u32)syscall(SYS_getppid);
+	hl.ppid = ppid ? ppid : (__u32)shim_syscall(SYS_getppid);
 	hl.flags = flags;
 	hl.time_ns = shim_now_ns();
 	hl.parent_seq = parent_seq;
 	hl.depth = shim_no_unwind ? 0 : shim_depth;
 	if (!(flags & FL_HELLO_FORKED) || !exe[0]) {
-		long n = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof(exe) - 1);
+		long n = shim_syscall(SYS_readlink, "/proc/self/exe", exe, sizeof(exe) - 1);
 		exe[n > 0 ? n : 0] = 0;
 	}
 	memcpy(hl.exe, exe, sizeof(hl.exe));
@@ -195,7 +195,7 @@ int shim_hello(__u32 flags, __u64 parent_seq, __u32 ppid)
 		return -1;
 	}
 	walk_maps(buf, (size_t)len, (uintptr_t)buf, (uintptr_t)buf + cap, 1);
-	syscall(SYS_munmap, buf, cap);
+	shim_syscall(SYS_munmap, buf, cap);
 	return 0;
 }
 

@@ -3,23 +3,24 @@
  * unwind.c - call stacks for the shim's records, and the fork gate that
  * keeps the unwinder's locks out of fork children.
  *
- * Stacks: glibc backtrace(), i.e. libgcc's DWARF unwinder, not libunwind:
- * libunwind keeps a pipe open in the target that it cannot give up (the
- * measurements are in docs/libunwind.md).  backtrace() costs no syscall and
- * no fd once initialized.
+ * Stacks: libgcc's DWARF unwinder (_Unwind_Backtrace, as glibc's
+ * backtrace() uses it), not libunwind: libunwind keeps a pipe open in the
+ * target that it cannot give up (the measurements are in docs/libunwind.md).
+ * It costs no syscall and no fd once initialized.
  *
  * Fork safety: the unwinder takes locks (libgcc's object_mutex for
  * registered frames, the loader lock in dl_iterate_phdr on old glibc) that
  * another thread may hold when fork() copies the address space.  Every
- * backtrace() runs inside a gate (`unwinders` count); the fork hook closes
+ * unwind runs inside a gate (`unwinders` count); the fork hook closes
  * the gate and waits for unwinders to leave before calling the real fork, so
  * the child never inherits a held lock.  If they do not leave in time (a
  * thread longjmp'd out of a signal handler that interrupted an unwind), the
  * child records without stacks.
  */
+#include <dlfcn.h>
 #include <elf.h>
-#include <execinfo.h>
 #include <link.h>
+#include <unwind.h>
 
 #include "preload.h"
 
@@ -29,7 +30,7 @@ int shim_no_unwind;
 
 static uintptr_t text_lo, text_hi;     /* the shim's executable segment */
 SHIM_TLS int shim_unwinding;
-static unsigned unwinders;             /* threads inside backtrace() (atomic) */
+static unsigned unwinders;             /* threads inside the unwinder (atomic) */
 static int forking;                    /* a fork waits for or runs with the gate closed */
 
 extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
@@ -50,16 +51,68 @@ void shim_find_text(void)
 		}
 }
 
-/* Make the unwinder ready now, under busy, while nothing else runs.
- * glibc's backtrace() dlopens libgcc_s at its first call (malloc, the
- * loader lock: debug/backtrace.c, misc/unwind-link.c); later calls take no
- * lock and make no syscall (libgcc >= 12 finds FDEs with glibc's
- * lock-free _dl_find_object). */
+/*
+ * libgcc's unwinder, called as glibc's backtrace() calls it (debug/
+ * backtrace.c), but from the shim's own code: backtrace() is a page of libc
+ * text the program does not run, and the fault-around of the shim's first
+ * call into it (up to 16 pages of libc) was counted as the program's
+ * (docs/check.md, "faultline's own footprint").
+ */
+static _Unwind_Reason_Code (*unwind_backtrace)(_Unwind_Trace_Fn, void *);
+static _Unwind_Ptr (*unwind_get_ip)(struct _Unwind_Context *);
+static _Unwind_Word (*unwind_get_cfa)(struct _Unwind_Context *);
+
+struct trace {
+	void **frames;
+	int n, room;            /* n is -1 until the caller of unwind()'s frame */
+	_Unwind_Word cfa;
+};
+
+static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct trace *t = arg;
+
+	if (t->n >= 0) {
+		_Unwind_Word cfa = unwind_get_cfa(ctx);
+
+		t->frames[t->n] = (void *)unwind_get_ip(ctx);
+		/* no progress: the same frame again (glibc's test) */
+		if (t->n > 0 && t->frames[t->n - 1] == t->frames[t->n] && cfa == t->cfa)
+			return _URC_END_OF_STACK;
+		t->cfa = cfa;
+	}
+	return ++t->n == t->room ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+/* backtrace(): the return addresses above this function's frame. */
+static __attribute__((noinline)) int unwind(void **frames, int room)
+{
+	struct trace t = { .frames = frames, .n = -1, .room = room };
+
+	if (room <= 0 || !unwind_backtrace)
+		return 0;
+	unwind_backtrace(one_frame, &t);
+	if (t.n > 1 && !frames[t.n - 1])
+		t.n--;  /* libgcc puts a NULL above _start */
+	return t.n > 0 ? t.n : 0;
+}
+
+/* Make the unwinder ready now, under busy, while nothing else runs: load
+ * libgcc_s as glibc's backtrace() does at its first call (misc/unwind-link.c;
+ * malloc, the loader lock).  Later calls take no lock and make no syscall
+ * (libgcc >= 12 finds FDEs with glibc's lock-free _dl_find_object). */
 void shim_unwind_init(void)
 {
-	void *buf[4];
+	void *(*open)(const char *, int) = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+	void *lib = open ? open("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL) : NULL, *buf[4];
 
-	if (backtrace(buf, 4) <= 0)
+	if (lib) {
+		*(void **)&unwind_get_ip = dlsym(lib, "_Unwind_GetIP");
+		*(void **)&unwind_get_cfa = dlsym(lib, "_Unwind_GetCFA");
+		if (unwind_get_ip && unwind_get_cfa)
+			*(void **)&unwind_backtrace = dlsym(lib, "_Unwind_Backtrace");
+	}
+	if (unwind(buf, 4) <= 0)
 		shim_no_unwind = 1;
 }
 
@@ -89,7 +142,7 @@ unsigned shim_backtrace_into(__u64 *frames, unsigned room)
 			shim_short_sleep();
 	}
 	shim_unwinding++;
-	got = backtrace((void **)frames, (int)(want + SHIM_FRAME_SLACK));
+	got = unwind((void **)frames, (int)(want + SHIM_FRAME_SLACK));
 	shim_unwinding--;
 	__atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
 

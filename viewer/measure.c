@@ -3,33 +3,37 @@
  * measure.c - a recording's numbers for `check` and `diff`, with faultline's
  * own footprint taken out.
  *
- * What faultline's presence costs a process (measured on /usr/bin/true, 46-50
+ * What faultline's presence costs a process (measured on /usr/bin/true, 47-50
  * faults plain, 86 classified under faultline; docs/check.md has the
  * table): the channel it writes its events to (about 14 faults: the header
  * page, the ring slots its hello fills), the shim's own image
- * (ld.so mapping and relocating it, its code running: about 6), libgcc_s,
- * which glibc's backtrace() dlopens for the shim's unwinding (about 7, and
- * the unwinder's reads of libc's unwind tables), and small mappings only
- * the shim touches (the maps snapshot buffer).  Each of these is a region
- * or a fault site we can name from what is stored, so the split is made
- * here, at query time, from the recording as it is:
+ * (ld.so mapping and relocating it, its code and data: about 10), libgcc_s,
+ * which the shim dlopens for its unwinding (about 7, and the unwinder's
+ * reads of libc's unwind tables), and small mappings only the shim touches
+ * (the maps snapshot buffer).  BPF marks every fault and call taken while
+ * the shim works (shim_busy, FL_SHIM_MARK); the rest is split here, at
+ * query time, from the recording as it is:
  *
  *   - a region is faultline's when its kind is `faultline` (the channel), its
  *     file is the shim, it is libgcc_s mapped while the shim initialized
  *     (after ld.so's first relro mprotect following the exec, no later than
  *     the shim's channel: a libgcc_s the program needs is mapped before any
- *     relocation), or it is anonymous memory that only the shim's code ever
- *     touched;
- *   - in other regions, the faults whose instruction lies in the shim (or in
- *     a libgcc_s loaded for it), or in ld.so's LD_PRELOAD handling, are
- *     faultline's;
+ *     relocation), a marked call made it, or it is anonymous memory that
+ *     only the shim's code ever touched;
+ *   - in other regions, the marked faults, and those whose instruction lies
+ *     in the shim (or in a libgcc_s loaded for it) or in ld.so's LD_PRELOAD
+ *     handling, are faultline's, except the marked page-cache faults in a
+ *     file the program reads too, which were moved, not added
+ *     (settle_footprint);
  *   - the calls that made, changed or unmapped faultline's regions are its
  *     calls.
  *
- * What stays in the program's numbers and is faultline's all the same: the
- * pages of libc and ld.so that run only for the shim (its libc calls, the
- * loader's preload handling), and the slightly deeper stack its hooks use.
- * docs/check.md gives the residue against `perf stat` on plain runs.
+ * What stays in the program's numbers and is faultline's all the same:
+ * ld.so's start-up allocations for the shim's link map (its allocator's
+ * next page), and the few libc pages the shim still runs (dlsym, dlopen).
+ * What the shim takes from the program: the first touches of stack and
+ * vvar pages the program would have made later.  docs/check.md gives the
+ * residue per process against `perf stat` on plain runs.
  */
 #include "measure.h"
 
@@ -393,12 +397,34 @@ static int pairset_add(struct pairset *s, int64_t proc, int64_t origin)
 	return 1;
 }
 
+/*
+ * The shim's .bss: the anonymous rest of its data segment, which ld.so maps
+ * right after the segment's last file page (the next mapping it makes, so the
+ * next origin but one or two).  The shim's memory, though ld.so writes it too
+ * (relocating the shim, and at exit).
+ */
+static void mark_shim_bss(struct fl_run *r)
+{
+	for (size_t i = 0; i < r->nregions; i++) {
+		const struct fl_region *seg = &r->regions[i];
+
+		if (seg->footprint != FL_FP_SHIM || !seg->created_here)
+			continue;
+		for (size_t j = i + 1; j < r->nregions && j <= i + 2 && r->regions[j].proc == seg->proc; j++) {
+			struct fl_region *g = &r->regions[j];
+
+			if (!g->footprint && !g->path && !strcmp(g->kind, "anon") && g->start == seg->end)
+				g->footprint = FL_FP_SHIM;
+		}
+	}
+}
+
 static int load_regions(struct loader *l)
 {
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d,
 		"SELECT v.proc_id, v.origin_id, o.kind, o.path, o.offset, o.proc_id, o.created_ns, e.stack_id, o.end - o.start,"
-		"  e.faultline AND e.kind = 'mmap'"
+		"  e.faultline AND e.kind = 'mmap', o.start, o.end"
 		" FROM vma v JOIN vma o ON o.id = v.origin_id LEFT JOIN event e ON e.id = o.created_by");
 	/* asked once per region, not per row: a region split in thousands of pieces made it quadratic */
 	sqlite3_stmt *named = fl_db_prepare(r->d, "SELECT path FROM vma WHERE origin_id = ? AND path IS NOT NULL LIMIT 1");
@@ -437,6 +463,7 @@ static int load_regions(struct loader *l)
 		g = &r->regions[r->nregions++];
 		*g = (struct fl_region){ .proc = p, .origin_id = sqlite3_column_int64(st, 1), .kind = strdup(kind),
 					 .path = path ? strdup(path) : NULL,
+					 .start = sqlite3_column_int64(st, 10), .end = sqlite3_column_int64(st, 11),
 					 .created_here = sqlite3_column_int64(st, 5) == sqlite3_column_int64(st, 0) };
 		g->funcs = strdup(stack >= 0 && stack < l->nstacks && l->stacks[stack] ? l->stacks[stack] : "");
 		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
@@ -461,6 +488,7 @@ static int load_regions(struct loader *l)
 	if (rc != SQLITE_DONE)
 		return -1;
 	qsort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
+	mark_shim_bss(r);
 	return 0;
 }
 
@@ -603,13 +631,22 @@ static void settle_footprint(struct fl_run *r)
 				g->fl_faults[FL_F_PAGECACHE] -= moved;
 			}
 		}
-		/* The brk heap the program mallocs from too: dlopen's allocations for the unwinder took its
-		 * first pages, and the program's start where they end (moved as well, docs/check.md). */
-		if (!g->footprint && !strcmp(g->kind, "heap") && sum_classes(g->faults))
-			for (int c = 0; c < FL_NCLASSES; c++) {
-				g->faults[c] += g->fl_faults[c];
-				g->fl_faults[c] = 0;
+		/*
+		 * The copies after fork, in a region the program itself writes after fork (it took copies
+		 * there too: its stack, its thread's TLS block, where the shim keeps its busy count).  The
+		 * page is shared with the child, and the first write copies it, whoever makes it; the
+		 * shim's fork hook writes right after the real fork returns, before the program's next
+		 * write, which then finds the page copied.  Moved, not added: the bash pipeline's parent
+		 * takes as many copies in its stack and TLS with the shim as without (docs/check.md).
+		 */
+		if (!g->footprint && g->faults[FL_F_COW_ANON] + g->faults[FL_F_COW_REUSE]) {
+			static const int copies[] = { FL_F_COW_ANON, FL_F_COW_REUSE };
+
+			for (size_t k = 0; k < sizeof(copies) / sizeof(copies[0]); k++) {
+				g->faults[copies[k]] += g->fl_faults[copies[k]];
+				g->fl_faults[copies[k]] = 0;
 			}
+		}
 		if (!g->footprint)
 			continue;
 		for (int c = 0; c < FL_NCLASSES; c++) {

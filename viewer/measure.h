@@ -42,6 +42,7 @@ struct fl_region {
 	int proc;               /* index into fl_run.procs */
 	int64_t origin_id;      /* the vma row its creating call made */
 	char *kind, *path;      /* of that row */
+	int64_t start, end;     /* of that row */
 	char *label;            /* stable across runs: see fl_run_load */
 	char *funcs;            /* the creating stack's functions, one per line; "" without a stack */
 	bool created_here;      /* made by this process, not inherited at fork */
