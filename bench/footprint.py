@@ -7,11 +7,14 @@ command), then the same command recorded (THP off in both; medians of N runs of 
   - the kernel's total for the recorded processes (min_flt + maj_flt: faultline's footprint in),
   - the program's own faults as `faultline check` counts them (faultline's footprint out),
   - what faultline classified as its own.
-The last column, own minus plain, is what the footprint rules leave in.
+The last column, own minus plain, is what the footprint rules leave in.  With --per-process, the
+same per process: each counted fault of the plain runs from `perf record -c 1` (processes named by
+their last command, in the order they started), against each recorded process's own faults.
 
-usage: bench/footprint.py [--runs N] [--faultline PATH]
+usage: bench/footprint.py [--runs N] [--faultline PATH] [--per-process]
 """
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -47,6 +50,62 @@ def perf_faults(argv):
     return n
 
 
+def named(counts, comm_of, order):
+    """{"seq": n, "sort": n, ...}: per process, by its last command (with #2... for repeats)."""
+    seen, out = collections.Counter(), {}
+    for pid in order:
+        seen[comm_of[pid]] += 1
+        out[comm_of[pid] + (f"#{seen[comm_of[pid]]}" if seen[comm_of[pid]] > 1 else "")] = counts[pid]
+    return out
+
+
+def perf_faults_per_process(argv, tmp):
+    """Each fault the kernel counted (perf record of every minor and major fault event), per process."""
+    data = os.path.join(tmp, "perf.data")
+    subprocess.run(["python3", "-c", "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
+                    "os.execv(sys.argv[1], sys.argv[1:])", shutil.which("perf") or "perf", "record", "-q", "-c", "1",
+                    "-e", "minor-faults", "-e", "major-faults", "-o", data, "--"] + argv,
+                   capture_output=True, check=True)
+    out = subprocess.run(["perf", "script", "-i", data, "-F", "comm,pid"], capture_output=True, text=True,
+                         check=True).stdout
+    counts, comm_of, order = collections.Counter(), {}, []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1].isdigit():
+            pid = int(f[1])
+            if pid not in comm_of:
+                order.append(pid)
+            counts[pid] += 1
+            comm_of[pid] = f[0]
+    return named(counts, comm_of, order)
+
+
+def own_per_process(db):
+    """Each recorded process's own faults (the close-time summary, the rules `check` applies)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = con.execute("SELECT p.id, p.exe, s.own_minor + s.own_major FROM process p JOIN proc_summary s"
+                       " ON s.proc_id = p.id ORDER BY p.start_ns, p.id").fetchall()
+    con.close()
+    return named({i: n for i, _, n in rows}, {i: os.path.basename(e or "?")[:15] for i, e, _ in rows},
+                 [i for i, _, _ in rows])
+
+
+def per_process(fl, runs, tmp):
+    print(f"{'workload':14} {'process':10} {'plain':>6} {'own':>6} {'own-plain':>9}")
+    for name, argv in WORKLOADS.items():
+        plains, owns = [], []
+        for _ in range(runs):  # alternating
+            plains.append(perf_faults_per_process(argv, tmp))
+            db = os.path.join(tmp, "p.db")
+            subprocess.run([fl, "record", "--force", "--thp=never", "-o", db, "--"] + argv, capture_output=True,
+                           check=True)
+            owns.append(own_per_process(db))
+        for proc in owns[0]:
+            plain = statistics.median(p.get(proc, 0) for p in plains)
+            own = statistics.median(o.get(proc, 0) for o in owns)
+            print(f"{name:14} {proc:10} {plain:6.0f} {own:6.0f} {own - plain:+9.0f}")
+
+
 def recorded(fl, argv, tmp):
     db = os.path.join(tmp, "r.db")
     subprocess.run([fl, "record", "--force", "--thp=never", "-o", db, "--"] + argv, capture_output=True, check=True)
@@ -66,7 +125,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    ap.add_argument("--per-process", action="store_true")
     a = ap.parse_args()
+    if a.per_process:
+        with tempfile.TemporaryDirectory() as tmp:
+            per_process(a.faultline, a.runs, tmp)
+        return 0
     print(f"{'workload':14} {'plain':>7} {'kernel':>7} {'classified':>10} {'own':>6} {'faultline':>9} {'own-plain':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, argv in WORKLOADS.items():

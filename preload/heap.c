@@ -110,7 +110,7 @@ static void *boot_alloc(size_t n)
 		return NULL;
 	}
 	*(size_t *)(boot_buf + off) = n;
-	return memset(boot_buf + off + 16, 0, n);
+	return boot_buf + off + 16;  /* zeroed already: .bss, and no block is ever handed out twice */
 }
 
 static size_t boot_size(const void *p)
