@@ -63,7 +63,7 @@ static __attribute__((noreturn)) void exit_now(int status)
 	if (real_exit)
 		real_exit(status);
 	for (;;)
-		syscall(SYS_exit_group, status);
+		shim_syscall(SYS_exit_group, status);
 }
 
 EXPORT __attribute__((noreturn)) void _exit(int status)

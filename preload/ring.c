@@ -385,7 +385,7 @@ void shim_exit_wait(__u32 how)
 		return;
 	age_ms = __atomic_load_n(&d->exit_min_age_ms, __ATOMIC_RELAXED);
 	start = shim_now_ns();
-	if (!age_ms || start - attached_ns < (__u64)age_ms * 1000000u || (__u32)syscall(SYS_getpid) != shim_pid)
+	if (!age_ms || start - attached_ns < (__u64)age_ms * 1000000u || (__u32)shim_syscall(SYS_getpid) != shim_pid)
 		return;
 	shim_busy++;
 	__atomic_store_n(&d->exit_state, FL_EXIT_WAITING, __ATOMIC_SEQ_CST);
@@ -398,7 +398,7 @@ void shim_exit_wait(__u32 how)
 	x.time_ns = start;
 	if (shim_emit(&x, sizeof(x)) == 0) {
 		/* BPF answers with the RSS now, and that record wakes the collector (faultline.h) */
-		syscall(SYS_getpid, FL_SHIM_EXITING, 0);
+		shim_syscall(SYS_getpid, FL_SHIM_EXITING, 0);
 		for (;;) {
 			__u32 st = __atomic_load_n(&d->exit_state, __ATOMIC_SEQ_CST);
 			__u64 waited = shim_now_ns() - start;
@@ -413,7 +413,7 @@ void shim_exit_wait(__u32 how)
 			}
 			struct timespec ts = { 0, (long)(FL_EXIT_WAIT_MS * 1000000ull - waited) };
 			/* non-private: the collector wakes it from another process */
-			if (syscall(SYS_futex, &d->exit_state, FUTEX_WAIT, FL_EXIT_WAITING, &ts, NULL, 0) < 0 &&
+			if (shim_syscall(SYS_futex, &d->exit_state, FUTEX_WAIT, FL_EXIT_WAITING, &ts, NULL, 0) < 0 &&
 			    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
 				shim_short_sleep();
 		}
