@@ -305,19 +305,21 @@ def test_own_plain(tmp):
     sql = ("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
            "SELECT x + 1 FROM c WHERE x < 20000) INSERT INTO t SELECT x, hex(randomblob(16)) FROM c; "
            "SELECT count(*), sum(length(b)) FROM t;")
-    # the bound: 1% of the plain count or 3 faults, whichever is larger (the pipeline: four
-    # processes, three of them forked shells that exec, 1% of ~575)
-    loads = [["/usr/bin/true"], ["/usr/bin/echo", "hello"],
-             [shutil.which("sqlite3") or "/usr/bin/sqlite3", ":memory:", sql],
-             ["/usr/bin/bash", "-c", "seq 2000 | sort -r | wc -l"]]
+    # the bound: 1% of the plain count or 3 faults, whichever is larger.  The pipeline (four
+    # processes, three of them forked shells that exec) is held to 2%: its medians measure +2 to +3
+    # (ld.so's start-up allocator page in each exec'd child, docs/check.md) with a spread of -3 to
+    # +8 between runs of this test, where a 1% bound failed one run in five under load
+    loads = [(["/usr/bin/true"], 0.01), (["/usr/bin/echo", "hello"], 0.01),
+             ([shutil.which("sqlite3") or "/usr/bin/sqlite3", ":memory:", sql], 0.01),
+             (["/usr/bin/bash", "-c", "seq 2000 | sort -r | wc -l"], 0.02)]
     os.environ.pop("MALLOC_PERTURB_", None)  # meson's: the heap's pages would be the test's choice
-    for argv in loads:
-        # alternating, nine of each: a plain run's count moves by a few faults from run to run (where
+    for argv, frac in loads:
+        # alternating, eleven of each: a plain run's count moves by a few faults from run to run (where
         # ASLR puts each library decides which 16-page fault-around windows its code falls in)
-        runs = [(plain_faults(argv), own_faults(tmp, argv)) for _ in range(9)]
+        runs = [(plain_faults(argv), own_faults(tmp, argv)) for _ in range(11)]
         plain = statistics.median(p for p, _ in runs)
         own = statistics.median(o for _, o in runs)
-        tol = max(3, 0.01 * plain)
+        tol = max(3, frac * plain)
         print(f"{argv[0]}: plain {plain}, own {own}, tolerance {tol:.1f}")
         check(abs(own - plain) <= tol, f"{argv}: own {own} faults, plain {plain}: more than {tol:.1f} apart")
 
