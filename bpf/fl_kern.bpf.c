@@ -1064,7 +1064,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_fault_key k = {};
 	struct fl_site_key sk = {};
 	struct evidence ev = {};
-	struct vma_info *vi = &ev.vi; /* one copy: the stack is at its limit (see k.new_image) */
+	struct vma_info *vi = &ev.vi; /* one copy: the stack is at its limit (see p->mm below) */
 	__u64 addr = ctx->addr, err = 0, ip = 0, gen;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
 	int known = 0, spurious = 0, numa = 0, shim = 0;
@@ -1076,15 +1076,17 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	/*
 	 * exec switches mm, maps the new image and faults on it (.bss cleared,
 	 * the stack written) before its tracepoint (task_exec) runs: such a
-	 * fault is the coming image's, and the thread's cached VMA and piece,
-	 * of the old mm, say nothing about it.  (Kept in the key, not in a
-	 * variable of its own: this frame, rounded up to 32 bytes, and
-	 * agg_count's must fit in 512 bytes, and 6.1 to 6.12 refused 544;
-	 * llvm-objdump shows the deepest r10 offset, 328 after this.)
+	 * fault is the coming image's (fl_fault_key.new_image), and the
+	 * thread's cached VMA and piece, of the old mm, say nothing about it.
+	 * It gets a generation of its own (top bit set), which no cache entry
+	 * of the old mm matches, and the flag goes into the key only at the
+	 * end: a branch or an unknown stack slot this early cost the verifier
+	 * 24% more instructions.  The stack is at its limit: this frame,
+	 * rounded up to 32 bytes, and agg_count's must fit in 512 (6.1 to 6.12
+	 * refused 544); llvm-objdump's deepest r10 offset here is 328.
 	 */
 	if (!p->mm)
 		p->mm = (__u64)task->mm; /* tracked from user space: the image it runs now */
-	k.new_image = p->mm != (__u64)task->mm;
 	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
@@ -1118,11 +1120,12 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	if (th)
 		th->active = 0;
 
-	gen = p->vma_gen;
+	/* a new image's own generation (above) */
+	gen = p->vma_gen | (__u64)(p->mm != (__u64)task->mm) << 63;
 	k.tgid = tgid;
 	k.gen = (__u32)gen;
 	k.faultline = shim;
-	if (th && !k.new_image && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
+	if (th && th->v_end && addr >= th->v_start && addr < th->v_end && th->v_gen == gen) {
 		/*
 		 * The VMA this thread hit last, unchanged since (no call that may
 		 * change VMAs began or ended in the process).
@@ -1134,7 +1137,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 		vi->mkwrite = th->v_mkwrite;
 	} else {
 		vma_at(addr, vi);
-		if (vi->end && th && !k.new_image) {
+		if (vi->end && th) {
 			th->v_start = vi->start;
 			th->v_end = vi->end;
 			th->v_flags = vi->flags;
@@ -1155,10 +1158,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	}
 	if (!vi->end)
 		k.piece = k.vm_start;
-	else if (th && !k.new_image && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
+	else if (th && th->v_gen == gen && addr >= th->p_lo && addr < th->p_hi)
 		k.piece = th->p_lo;
 	else
-		k.piece = piece_of(p->ns, addr, vi, k.new_image ? 0 : th, gen);
+		k.piece = piece_of(p->ns, addr, vi, th, gen);
 	ev.err = err;
 	ev.known = known;
 	ev.bits = bits;
@@ -1182,9 +1185,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	sk.faultline = k.faultline;
 	if (known) {
 		sk.kernel = !(err & PF_USER);
-		if (!k.new_image) /* else the user frames are the old image's execve caller */
+		if (!(gen >> 63)) /* else the user frames are the old image's execve caller */
 			callers_of(ctx, sk.kernel, sk.callers);
 	}
+	k.new_image = gen >> 63;
 	agg_count(&k, &sk, cls, err, mapped_huge(cls, allocn, bits));
 	return 0;
 }
