@@ -1083,10 +1083,12 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	 * end: a branch or an unknown stack slot this early cost the verifier
 	 * 24% more instructions.  The stack is at its limit: this frame,
 	 * rounded up to 32 bytes, and agg_count's must fit in 512 (6.1 to 6.12
-	 * refused 544); llvm-objdump's deepest r10 offset here is 328.
+	 * refused 544); llvm-objdump's deepest r10 offset here is 336.
 	 */
+	gen = (__u64)task->mm; /* read once, before any branch: each read costs the verifier a BTF name search */
 	if (!p->mm)
-		p->mm = (__u64)task->mm; /* tracked from user space: the image it runs now */
+		p->mm = gen; /* tracked from user space: the image it runs now */
+	gen = p->vma_gen | (__u64)(p->mm != gen) << 63; /* a new image's own generation (above) */
 	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
@@ -1120,8 +1122,6 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	if (th)
 		th->active = 0;
 
-	/* a new image's own generation (above) */
-	gen = p->vma_gen | (__u64)(p->mm != (__u64)task->mm) << 63;
 	k.tgid = tgid;
 	k.gen = (__u32)gen;
 	k.faultline = shim;
@@ -1248,7 +1248,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		if (np) {
 			np->ns = pp->ns;
 			np->shim_busy = pp->shim_busy; /* the same image, its TLS layout too */
-			np->mm = (__u64)child->mm;
+			np->mm = (__u64)BPF_CORE_READ(child, mm); /* a helper, not a BTF access: cheaper to verify */
 		}
 	}
 	r = task_rec(FL_T_FORK, child);
@@ -1469,7 +1469,7 @@ static __always_inline int task_exec(struct task_struct *t, struct linux_binprm 
 	if (!p)
 		return 0;
 	p->rss_init = 0; /* a new mm */
-	p->mm = (__u64)t->mm;
+	p->mm = (__u64)BPF_CORE_READ(t, mm);
 	p->shim_busy = 0; /* a new image: its shim (if any) announces itself again */
 	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
 	__sync_fetch_and_add(&p->vma_gen, 1);
