@@ -31,6 +31,11 @@ struct fl_ingest *fl_ingest_new(struct fl_store *store)
 	return g;
 }
 
+void fl_ingest_prewarm(struct fl_ingest *g)
+{
+	fl_stacks_prewarm(g->stacks);
+}
+
 void fl_ingest_use_bpf(struct fl_ingest *g)
 {
 	g->bpf_mode = true;

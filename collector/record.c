@@ -692,6 +692,8 @@ static int record(struct recorder *r)
 		return setup_failed(r);
 	}
 	r->ingest = fl_ingest_new(r->store);
+	if (r->ingest)
+		fl_ingest_prewarm(r->ingest); /* on a thread, while the eBPF programs load */
 	const char *note = r->ingest ? start_bpf(r, why, sizeof(why)) : "out of memory";
 	if (!r->ingest) {
 		fprintf(stderr, "faultline: out of memory\n");

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* stacktab.c - frames, stacks, fault sites and symbolization (see stacktab.h). */
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
+#include <limits.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,8 +51,24 @@ struct module {
 	char build_id[2 * 64 + 1];
 };
 
+/*
+ * The C library's module, opened on a thread while the eBPF programs load
+ * (fl_stacks_prewarm).  libdw decompresses every compressed section of a
+ * debug file the first time it reads it: libc6-dbg's took ~50 ms of a
+ * recording of `true`, after the target had ended.  The collector's own
+ * libc is the target's but in a container or chroot; module_of() takes the
+ * module when the paths are the same.
+ */
+struct prewarm {
+	bool running;           /* the thread was started and not joined */
+	pthread_t thread;
+	char path[PATH_MAX];
+	struct module mo;
+};
+
 struct fl_stacks {
 	struct fl_store *store;
+	struct prewarm warm;
 	struct module *modules; /* by strtab index */
 	size_t capmodules;
 	size_t nsymbolized;     /* frames[0, nsymbolized) are symbolized */
@@ -70,20 +89,28 @@ struct fl_stacks *fl_stacks_new(struct fl_store *store)
 	return st;
 }
 
+static void close_module(struct module *mo)
+{
+	fl_symtab_free(mo->syms);
+	if (mo->dwfl)
+		dwfl_end(mo->dwfl);
+}
+
 void fl_stacks_free(struct fl_stacks *st)
 {
 	if (!st)
 		return;
+	if (st->warm.running) {
+		pthread_join(st->warm.thread, NULL);
+		close_module(&st->warm.mo);
+	}
 	for (size_t i = 0; i < st->stack_by_hash.cap; i++)
 		free((void *)st->stack_by_hash.vals[i]);
 	fl_hmap_free(&st->stack_by_hash);
 	fl_hmap_free(&st->frame_by_key);
 	fl_hmap_free(&st->site_by_key);
-	for (size_t m = 0; m < st->capmodules; m++) {
-		fl_symtab_free(st->modules[m].syms);
-		if (st->modules[m].dwfl)
-			dwfl_end(st->modules[m].dwfl);
-	}
+	for (size_t m = 0; m < st->capmodules; m++)
+		close_module(&st->modules[m]);
 	free(st->modules);
 	free(st->frames);
 	free(st->sites);
@@ -265,6 +292,54 @@ static void symbolize_frame(struct fl_stacks *st, const struct module *mo, const
 	free(readable);
 }
 
+/* Open the module at path into mo (its fields stay empty where it cannot be read). */
+static void open_module(struct module *mo, const char *path)
+{
+	mo->opened = true;
+	if (!(mo->dwfl = dwfl_begin(&dwfl_callbacks)))
+		return;
+	mo->mod = dwfl_report_elf(mo->dwfl, path, path, -1, 0, false);
+	dwfl_report_end(mo->dwfl, NULL, NULL);
+	mo->elf = mo->mod ? dwfl_module_getelf(mo->mod, &mo->bias) : NULL;
+	if (mo->mod)
+		build_id_hex(mo->mod, mo->build_id, sizeof(mo->build_id));
+	if (mo->elf)
+		mo->syms = fl_symtab_new(mo->mod);
+}
+
+/* The prewarm thread: nothing but its own module (libdwfl handles are not shared between threads). */
+static void *prewarm_main(void *arg)
+{
+	struct prewarm *w = arg;
+	Dwarf_Addr bias;
+	open_module(&w->mo, w->path);
+	if (w->mo.mod)
+		dwfl_module_getdwarf(w->mo.mod, &bias); /* the decompression: source lines need it */
+	return NULL;
+}
+
+void fl_stacks_prewarm(struct fl_stacks *st)
+{
+	Dl_info info;
+	char *real = dladdr((void *)&malloc, &info) && info.dli_fname ? realpath(info.dli_fname, NULL) : NULL;
+	if (real && strlen(real) < sizeof(st->warm.path)) {
+		strcpy(st->warm.path, real);
+		st->warm.running = !pthread_create(&st->warm.thread, NULL, prewarm_main, &st->warm);
+	}
+	free(real);
+}
+
+/* The prewarmed module, if it is path's: into mo (after its thread ended). */
+static bool take_prewarmed(struct fl_stacks *st, const char *path, struct module *mo)
+{
+	if (!st->warm.running || strcmp(path, st->warm.path))
+		return false;
+	pthread_join(st->warm.thread, NULL);
+	st->warm.running = false;
+	*mo = st->warm.mo;
+	return true;
+}
+
 /* Module m (a strtab index), opened on first use; NULL when out of memory. */
 static struct module *module_of(struct fl_stacks *st, unsigned m)
 {
@@ -273,19 +348,8 @@ static struct module *module_of(struct fl_stacks *st, unsigned m)
 		return NULL;
 	memset(st->modules + old, 0, (st->capmodules - old) * sizeof(*st->modules));
 	struct module *mo = &st->modules[m];
-	if (mo->opened)
-		return mo;
-	mo->opened = true;
-	const char *path = fl_strtab_get(m);
-	if (!(mo->dwfl = dwfl_begin(&dwfl_callbacks)))
-		return mo;
-	mo->mod = dwfl_report_elf(mo->dwfl, path, path, -1, 0, false);
-	dwfl_report_end(mo->dwfl, NULL, NULL);
-	mo->elf = mo->mod ? dwfl_module_getelf(mo->mod, &mo->bias) : NULL;
-	if (mo->mod)
-		build_id_hex(mo->mod, mo->build_id, sizeof(mo->build_id));
-	if (mo->elf)
-		mo->syms = fl_symtab_new(mo->mod);
+	if (!mo->opened && !take_prewarmed(st, fl_strtab_get(m), mo))
+		open_module(mo, fl_strtab_get(m));
 	return mo;
 }
 

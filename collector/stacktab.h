@@ -21,6 +21,14 @@ struct fl_stacks;
 struct fl_stacks *fl_stacks_new(struct fl_store *store);
 void fl_stacks_free(struct fl_stacks *st);
 
+/*
+ * Open the C library faultline itself runs with on a thread now (while the
+ * eBPF programs load), for the target's frames in it later: its debug
+ * information is the slowest to read.  Call it once, after the target was
+ * forked.
+ */
+void fl_stacks_prewarm(struct fl_stacks *st);
+
 /* The stack of return addresses ips[0..n) (innermost first) in address space m; 0 if n is 0. */
 __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n);
 
