@@ -1065,7 +1065,7 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	struct fl_site_key sk = {};
 	struct evidence ev = {};
 	struct vma_info *vi = &ev.vi; /* one copy: the stack is at its limit (see p->mm below) */
-	__u64 addr = ctx->addr, err = 0, ip = 0, gen;
+	__u64 addr = ctx->addr, err = 0, ip = 0, gen, mm;
 	__u32 bits = 0, alloc0 = 0, allocn = 0, cls;
 	int known = 0, spurious = 0, numa = 0, shim = 0;
 
@@ -1085,10 +1085,10 @@ static __always_inline int fault_done(struct bpf_perf_event_data *ctx, int major
 	 * rounded up to 32 bytes, and agg_count's must fit in 512 (6.1 to 6.12
 	 * refused 544); llvm-objdump's deepest r10 offset here is 336.
 	 */
-	gen = (__u64)task->mm; /* read once, before any branch: each read costs the verifier a BTF name search */
+	mm = (__u64)task->mm; /* read once, before any branch: each read costs the verifier a BTF name search */
 	if (!p->mm)
-		p->mm = gen; /* tracked from user space: the image it runs now */
-	gen = p->vma_gen | (__u64)(p->mm != gen) << 63; /* a new image's own generation (above) */
+		p->mm = mm; /* tracked from user space: the image it runs now */
+	gen = p->vma_gen | (__u64)(p->mm != mm) << 63; /* a new image's own generation (above) */
 	th = thread_of(task);
 	if (th && th->active && th->addr == addr) {
 		known = 1;
