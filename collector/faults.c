@@ -209,9 +209,10 @@ static bool attribute_site(struct fl_ingest *g, const struct fl_hmap *by_piece, 
 	__s64 vma = p ? site_row(g, by_piece, p, k) : 0;
 	if (vma < 0)
 		return false;
-	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, k->ip) : 0;
+	__u64 t = vma ? fl_procs_row_time(p, vma) : FL_MODEL_NOW;
+	__s64 frame = vma ? fl_stacks_frame(g->stacks, &p->model, t, k->ip) : 0;
 	enum fl_caller_end end;
-	__s64 callers = frame ? fl_stacks_callers(g->stacks, &p->model, k->ip, k->kernel, k->callers, &end) : 0;
+	__s64 callers = frame ? fl_stacks_callers(g->stacks, &p->model, t, k->ip, k->kernel, k->callers, &end) : 0;
 	if (frame)
 		fl_stacks_add_site(g->stacks, vma, p->id, fl_fault_class_name(k->cls), frame, h->count, k->faultline,
 				   callers, (int)end);

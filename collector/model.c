@@ -48,7 +48,8 @@ static void end_row(struct fl_model *m, const struct fl_change *c, const struct 
 	}
 	if (fl_vec_reserve((void **)&m->dead, &m->capdead, m->ndead + 1, sizeof(*m->dead)))
 		return;
-	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id };
+	m->dead[m->ndead++] = (struct fl_dead_vma){ v->start, v->end, v->created_ns, c->time_ns, v->id,
+						    v->path, v->offset, v->prot };
 }
 
 static bool dead_held(const struct fl_dead_vma *d, __u64 start, __u64 t)
@@ -82,6 +83,21 @@ static const struct fl_dead_vma *dead_at(const struct fl_model *m, __u64 start, 
 		if (dead_held(&m->dead[k], start, t))
 			found = &m->dead[k];
 	return found;
+}
+
+bool fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *out)
+{
+	const struct fl_vma *v = fl_model_find(m, addr);
+	if (v && v->created_ns <= t) {
+		*out = *v;
+		return true;
+	}
+	const struct fl_dead_vma *d = t == FL_MODEL_NOW ? NULL : dead_at(m, addr, t);
+	if (!d)
+		return false;
+	*out = (struct fl_vma){ .start = d->start, .end = d->end, .offset = d->offset, .prot = d->prot,
+				.path = d->path, .id = d->id, .created_ns = d->created_ns };
+	return true;
 }
 
 __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t)

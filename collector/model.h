@@ -24,11 +24,15 @@
 #include "store.h"
 #include "vmatree.h"
 
-/* A row that ended recently, kept for fault counts read after its VMA went. */
+/* A row that ended recently, kept for fault counts read after its VMA went, and for the code
+ * addresses of their sites (an exec'd fork child's faults before its exec ran the old image's code). */
 struct fl_dead_vma {
 	__u64 start, end;
 	__u64 created_ns, destroyed_ns;
 	__s64 id;
+	const char *path;       /* interned, as fl_vma.path */
+	__u64 offset;
+	__u32 prot;
 };
 
 struct fl_model {
@@ -52,6 +56,16 @@ void fl_model_free(struct fl_model *m);
 
 /* The VMA containing addr, or NULL. */
 const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr);
+
+/* fl_model_find_at's time for "now": the live VMAs. */
+#define FL_MODEL_NOW ((__u64)-1)
+
+/*
+ * What held addr at time t: the live VMA if it existed then, else a row that
+ * ended since (kept until pruned), copied into *out (start, end, offset, prot,
+ * path, id).  false if neither.
+ */
+bool fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *out);
 
 /*
  * The kernel grows a stack VMA (VM_GROWSDOWN) down on faults, with no call

@@ -32,6 +32,12 @@
 #include "stacktab.h"
 #include "store.h"
 
+/* An exec: the rows of the image it started have ids from row0 on (ids only grow). */
+struct fl_image {
+	__s64 row0;
+	__u64 exec_ns;
+};
+
 struct proc {
 	struct fl_ingest *ingest;   /* the recording it belongs to */
 	__u32 pid, ppid;
@@ -40,6 +46,8 @@ struct proc {
 	__u64 exec_ns;          /* its first exec, 0 if none */
 	bool exec_unseen;       /* BPF mode: its maps after exec could not be read (it was gone) */
 	__u64 image_ns;         /* its latest exec */
+	struct fl_image *images; /* each exec, oldest first: what its VMA rows' ids and times were */
+	size_t nimages, capimages;
 	__u64 prexec[2];        /* minor, major faults before that exec (faultline's launcher) */
 	struct fl_model model;
 	bool ended, shim;

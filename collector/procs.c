@@ -55,11 +55,22 @@ static void new_image(struct fl_ingest *g, struct proc *p, __u64 t, const char *
 	struct fl_change ch = fl_proc_change(p, t, ev, FL_HOW_EXEC);
 	fl_heap_exec(g->heap, p->id, &p->model, t);
 	fl_model_clear(&p->model, &ch);
+	if (!fl_vec_reserve((void **)&p->images, &p->capimages, p->nimages + 1, sizeof(*p->images)))
+		p->images[p->nimages++] = (struct fl_image){ fl_store_vma_last(g->store) + 1, t };
 	p->exe = exe;
 	if (!p->exec_ns)
 		p->exec_ns = t;
 	p->image_ns = t;
 	fl_store_process_exe(g->store, p->id, exe, argv);
+}
+
+__u64 fl_procs_row_time(const struct proc *p, __s64 row)
+{
+	/* the first exec whose rows all came after it ended the row's image */
+	for (size_t i = 0; i < p->nimages; i++)
+		if (row < p->images[i].row0)
+			return p->images[i].exec_ns - 1;
+	return FL_MODEL_NOW;
 }
 
 void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source)
@@ -127,6 +138,7 @@ void fl_procs_free(struct fl_ingest *g)
 		fl_shimmaps_free(&p->snap);
 		fl_matcher_free(&p->matcher);
 		free(p->exec_vmas);
+		free(p->images);
 		free(p);
 	}
 	free(g->all);

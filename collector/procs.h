@@ -14,6 +14,14 @@ struct proc *fl_procs_add(struct fl_ingest *g, __u32 pid, __u32 ppid, const char
 /* The live process of pid, created (parent ppid) if the records had not shown it yet. */
 struct proc *fl_procs_live(struct fl_ingest *g, __u32 pid, __u32 ppid, __u64 t);
 
+/*
+ * A time at which VMA row `row` of p was in p's address space, for the code
+ * addresses of faults counted in it: FL_MODEL_NOW if it is of p's current
+ * image, else the last moment of the image it was of (a fork child's faults
+ * before its exec are often read after it).
+ */
+__u64 fl_procs_row_time(const struct proc *p, __s64 row);
+
 /* p exec'd exe at t (source: who saw it, "shim" or "bpf"): its address space starts empty. */
 void fl_procs_exec(struct fl_ingest *g, struct proc *p, __u64 t, const char *exe, const char *source);
 

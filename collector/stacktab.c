@@ -117,16 +117,17 @@ void fl_stacks_free(struct fl_stacks *st)
 	free(st);
 }
 
-/* The frame of ip (deduplicated), NULL when out of memory; valid until the next frame is made. */
-static struct frame *frame_at(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
+/* The frame of ip, as mapped at t in m (deduplicated), NULL when out of memory; valid until the next
+ * frame is made. */
+static struct frame *frame_at(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int is_return)
 {
-	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
-	const struct fl_vma *v = fl_model_find(m, is_return ? ip - 1 : ip);
+	struct fl_vma v;
 	unsigned module = 0;
 	__u64 rel = ip;
-	if (v && v->path && v->path[0] == '/') {
-		module = fl_strtab_index(v->path);
-		rel = ip - v->start + v->offset;
+	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
+	if (fl_model_find_at(m, is_return ? ip - 1 : ip, t, &v) && v.path && v.path[0] == '/') {
+		module = fl_strtab_index(v.path);
+		rel = ip - v.start + v.offset;
 	}
 	__u64 key = (__u64)module << 48 | (rel & ((1ULL << 48) - 1));
 	size_t i = fl_hmap_get(&st->frame_by_key, key ? key : 1);
@@ -146,18 +147,19 @@ static struct frame *frame_at(struct fl_stacks *st, const struct fl_model *m, __
 	return f;
 }
 
-static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int is_return)
+static __s64 frame_of(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int is_return)
 {
-	const struct frame *f = frame_at(st, m, ip, is_return);
+	const struct frame *f = frame_at(st, m, t, ip, is_return);
 	return f ? f->id : 0;
 }
 
-__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip)
+__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip)
 {
-	return frame_of(st, m, ip, 0);
+	return frame_of(st, m, t, ip, 0);
 }
 
-__s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n)
+/* fl_stacks_intern of addresses as mapped at t. */
+static __s64 intern_at(struct fl_stacks *st, const struct fl_model *m, __u64 t, const __u64 *ips, unsigned n)
 {
 	if (!n)
 		return 0;
@@ -166,7 +168,7 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 		n = FL_MAX_FRAMES;
 	__u64 h = n;
 	for (unsigned i = 0; i < n; i++) {
-		ids[i] = frame_of(st, m, ips[i], 1);
+		ids[i] = frame_of(st, m, t, ips[i], 1);
 		h = fl_hash64(h ^ (__u64)ids[i]);
 	}
 	/* probe on: a different stack with the same 64-bit hash takes the next key */
@@ -185,6 +187,11 @@ __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u
 	s->id = fl_store_stack(st->store, ids, n);
 	fl_hmap_put(&st->stack_by_hash, h ? h : 1, (uintptr_t)s);
 	return s->id;
+}
+
+__s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n)
+{
+	return intern_at(st, m, FL_MODEL_NOW, ips, n);
 }
 
 void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const char *cls,
@@ -390,29 +397,29 @@ static enum fl_caller_end keeps_frame_pointer(struct fl_stacks *st, struct frame
 	return end;
 }
 
-/* Is addr in executable memory of m? */
-static bool is_code(const struct fl_model *m, __u64 addr)
+/* Was addr in executable memory of m at t? */
+static bool is_code(const struct fl_model *m, __u64 t, __u64 addr)
 {
-	const struct fl_vma *v = fl_model_find(m, addr);
-	return v && (v->prot & PROT_EXEC);
+	struct fl_vma v;
+	return fl_model_find_at(m, addr, t, &v) && (v.prot & PROT_EXEC);
 }
 
-__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int kernel,
+__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int kernel,
 			const __u64 *callers, enum fl_caller_end *end)
 {
 	__u64 kept[FL_SITE_CALLERS];
 	unsigned n = 0, i = 0;
-	struct frame *f = frame_at(st, m, ip, 0);
+	struct frame *f = frame_at(st, m, t, ip, 0);
 	int is_return = 0;
 
 	if (kernel) {
 		/* callers[0] is the user pc the syscall saved: no frame vouches for it, the kernel does */
-		if (!callers[0] || !is_code(m, callers[0] - 1)) {
+		if (!callers[0] || !is_code(m, t, callers[0] - 1)) {
 			*end = FL_CALLERS_NOT_CODE;
 			return 0;
 		}
 		kept[n++] = callers[i++];
-		f = frame_at(st, m, kept[0], 1);
+		f = frame_at(st, m, t, kept[0], 1);
 		is_return = 1;
 	}
 	for (;;) {
@@ -423,15 +430,15 @@ __s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 ip
 			*end = FL_CALLERS_TOP;
 			break;
 		}
-		if (!is_code(m, callers[i] - 1)) {
+		if (!is_code(m, t, callers[i] - 1)) {
 			*end = FL_CALLERS_NOT_CODE;
 			break;
 		}
 		kept[n++] = callers[i++];
-		f = frame_at(st, m, kept[n - 1], 1);
+		f = frame_at(st, m, t, kept[n - 1], 1);
 		is_return = 1;
 	}
-	return fl_stacks_intern(st, m, kept, n);
+	return intern_at(st, m, t, kept, n);
 }
 
 void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ctx)

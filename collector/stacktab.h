@@ -32,15 +32,15 @@ void fl_stacks_prewarm(struct fl_stacks *st);
 /* The stack of return addresses ips[0..n) (innermost first) in address space m; 0 if n is 0. */
 __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n);
 
-/* The frame of an exact instruction address (a fault site) in m. */
-__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 ip);
+/* The frame of an exact instruction address (a fault site) in m as mapped at t (FL_MODEL_NOW: now). */
+__s64 fl_stacks_frame(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip);
 
 /*
  * The callers of a fault site (fl_site_key.callers of the fault at ip,
  * kernel: taken in kernel mode) that the unwind tables vouch for, as a
- * stack (0: none), and in *end why the chain ends there.
+ * stack (0: none), and in *end why the chain ends there; addresses as mapped at t.
  */
-__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 ip, int kernel,
+__s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int kernel,
 			const __u64 *callers, enum fl_caller_end *end);
 
 /* Add count faults of class cls at frame in a VMA (stored by fl_stacks_finish); faultline:

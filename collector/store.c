@@ -699,6 +699,11 @@ __s64 fl_store_vma_id(struct fl_store *s)
 	return ++s->last_vma_id;
 }
 
+__s64 fl_store_vma_last(const struct fl_store *s)
+{
+	return s->last_vma_id;
+}
+
 void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r)
 {
 	if (s->rc || !id)

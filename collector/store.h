@@ -140,6 +140,8 @@ __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struc
  * INSERT per row and no UPDATE: a mapping's life costs one statement.
  */
 __s64 fl_store_vma_id(struct fl_store *s);
+/* The latest id given (0: none yet). */
+__s64 fl_store_vma_last(const struct fl_store *s);
 void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r);
 
 /* Frames and stacks: the caller deduplicates; these only insert. */

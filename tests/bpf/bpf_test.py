@@ -570,13 +570,15 @@ def site_rows(db):
     return json.loads(viewer('faults', db, '--by', 'site', '--format', 'json'))['rows']
 
 
-def caller_sites(target):
+def caller_sites(target, mode='leaf'):
     """One faulting instruction (touch's store, frame pointers kept) reached
     from fill_a (300 pages) and from fill_b (200 pages): two sites with their
     own chains and exact counts; glibc's memset (a leaf, no frame pointer) of
-    300 pages: its callers are unavailable, and said so."""
+    300 pages: its callers are unavailable, and said so.  mode 'forkexec': the
+    same two sites in a fork child that then execs /bin/true (their code was
+    the old image's: named all the same)."""
     a, b = 300, 200
-    db, d, err = record_json([target, str(a), str(b), 'leaf'])
+    db, d, err = record_json([target, str(a), str(b), mode])
     if not db:
         return
     try:
@@ -593,6 +595,16 @@ def caller_sites(target):
             check(end in ('no_frame_pointer', 'depth', 'top'), '%s: the chain ends plainly: %s' % (fill, end))
             if end == 'no_frame_pointer':
                 check(callers.endswith(' < ? (no frame pointer in libc.so.6)'), 'the cut is said: %s' % callers)
+        if mode == 'forkexec':
+            con = sqlite3.connect(db)
+            unnamed = con.execute("SELECT count(*) FROM fault_site s JOIN frame f ON f.id = s.frame_id"
+                                  " JOIN vma v ON v.id = s.vma_id WHERE f.module IS NULL AND v.kind = 'anon'"
+                                  " AND f.rel_addr BETWEEN 0 AND 0x7fffffffffff").fetchone()[0]
+            con.close()
+            check(unnamed == 0, 'forkexec: every user-space site in anonymous memory has its module: %d without' %
+                  unnamed)
+            check_recording(FAULTLINE, db)
+            return
         memset = [(r['callers'], r['total'], r['callers_end']) for r in rows
                   if 'memset' in r['faulting instruction'] and r['anon_new']]
         print('memset sites: %s' % memset)
@@ -722,6 +734,8 @@ def main():
         find_vma_loss(edge_bin)
     elif name == 'sites':
         caller_sites(sites_bin)
+    elif name == 'sites_forkexec':
+        caller_sites(sites_bin, 'forkexec')
     elif name == 'sites_python':
         sites_real([sys.executable, '-c', 'import json; d = [dict(i=i, s=str(i) * 10) for i in range(100000)];'
                     'print(len(json.dumps(d)))'])

@@ -7,7 +7,10 @@
  *
  *   fill_a maps A pages and touches each once in touch(), fill_b B pages;
  *   with "leaf", fill_c maps A pages more and memset()s them (glibc's memset
- *   is a leaf built without frame pointers: its callers are not known).
+ *   is a leaf built without frame pointers: its callers are not known);
+ *   with "forkexec", a fork child does fill_a and fill_b and then execs
+ *   /bin/true at once: its sites ran the code of the image it left (the
+ *   collector most often reads their counts after the exec).
  *
  * Prints to stderr "target addr PID 0xADDR" for each mapping, like bpf_faults.
  * THP is off on every mapping (MADV_NOHUGEPAGE): one fault per 4 KiB page.
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #define PG 4096
 
@@ -74,7 +78,17 @@ __attribute__((noinline)) long fill_c(long n)
 int main(int argc, char **argv)
 {
 	long a = argc > 1 ? atol(argv[1]) : 300, b = argc > 2 ? atol(argv[2]) : 200, sum;
+	int status;
 
+	if (argc > 3 && !strcmp(argv[3], "forkexec")) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (fill_a(a) + fill_b(b) == 2)
+				execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		return pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status);
+	}
 	sum = fill_a(a) + fill_b(b);
 	if (argc > 3 && !strcmp(argv[3], "leaf"))
 		sum += fill_c(a);
