@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Cost of heap tracking (sampled malloc, preload/heap.c), as ratios against the plain run.
+"""Cost of heap tracking (sampled malloc, preload/malloc.c), as ratios against the plain run.
 
 Two workloads: sqlite3 inserting a million rows (and building an index) in an
 in-memory database, and `allocs`, a malloc-heavy C++ program (bench/allocs.cpp).

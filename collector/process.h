@@ -12,7 +12,7 @@
  *   shimmaps.c, matcher.c a shim maps snapshot being assembled; shim calls
  *                         meeting their syscalls
  *   calls.c               writes settled calls as event rows
- *   heap.c                sampled heap blocks, live per process, to heap_sample rows
+ *   heapblocks.c          sampled heap blocks, live per process, to heap_sample rows
  *   model.c               the VMA model; it owns every change to itself
  *   stacktab.c, store.c   stacks and frames; the SQLite writer   (ground)
  */
@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "heap.h"
+#include "heapblocks.h"
 #include "hmap.h"
 #include "matcher.h"
 #include "model.h"
@@ -99,7 +99,7 @@ struct fl_ingest {
 	unsigned alive;
 	__u64 last_end_ns;      /* when the latest process to end ended: the run's end */
 	struct fl_stacks *stacks;
-	struct fl_heap *heap;   /* sampled heap blocks (heap.c) */
+	struct fl_heap *heap;   /* sampled heap blocks (heapblocks.c) */
 	struct fl_faults faults;
 	__u64 last_settle;      /* when the matchers last expired calls */
 	__u64 nested_caller_only; /* shim calls from a signal handler inside the unwinder: caller-only stacks */

@@ -196,7 +196,7 @@ const char *fl_kind_name(unsigned kind);
 /* The name of an enum fl_how (vma.how). */
 const char *fl_how_name(unsigned how);
 
-/* One sampled heap block, written when it ended (heap.c). */
+/* One sampled heap block, written when it ended (heapblocks.c). */
 struct fl_heap_row {
 	__s64 proc_id;
 	__u32 tid;

@@ -200,7 +200,7 @@ struct fl_note {
 _Static_assert(sizeof(struct fl_note) == 264, "fl_note layout");
 
 /*
- * Heap sampling (preload/heap.c, docs/heap.md).  Allocations are sampled by
+ * Heap sampling (preload/malloc.c, docs/heap.md).  Allocations are sampled by
  * bytes: each thread counts down exponentially distributed intervals of
  * mean `mean` bytes, and an allocation of n bytes is sampled with
  * probability 1 - exp(-n/mean) (mean 1: every allocation).

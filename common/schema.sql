@@ -287,7 +287,7 @@ CREATE TABLE piece_rss (
 );
 CREATE INDEX piece_rss_sample ON piece_rss(sample_id);
 CREATE INDEX piece_rss_vma ON piece_rss(vma_id);
--- Sampled heap allocations (preload/heap.c; docs/heap.md), one row per
+-- Sampled heap allocations (preload/malloc.c; docs/heap.md), one row per
 -- sampled block, written when it is freed or its process ends.  Allocations
 -- are sampled by bytes with mean `mean` (--heap-sample): a block of size bytes is
 -- sampled with probability p = 1 - exp(-size/mean), so weight = size / p

@@ -44,7 +44,7 @@ static void at_exit(void)
 	errno = e;
 }
 
-/* Busy: what dlsym allocates is faultline's, not the program's (heap.c passes it through).  Not
+/* Busy: what dlsym allocates is faultline's, not the program's (malloc.c passes it through).  Not
  * atexit: its first write to libc's list of exit handlers copies a page the program writes right
  * after anyway (__libc_start_main registers ld.so's destructor there), a fault BPF would count as
  * faultline's (docs/check.md, "faultline's own footprint"). */

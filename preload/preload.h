@@ -8,7 +8,7 @@
  *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
  *   unwind.c    call stacks (libgcc's unwinder) and the fork gate around them
  *   clock.c     the clock of the records (the vDSO's clock_gettime)
- *   heap.c      the malloc family: sampled allocations and their frees
+ *   malloc.c    the malloc family: sampled allocations and their frees
  *   exit.c      exit(), _exit(), _Exit(): the wait for a last smaps sample
  *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
  *
@@ -228,7 +228,7 @@ void shim_gate_open(void);
 /* In a fork child: no thread is unwinding (the others are gone). */
 void shim_gate_reset(void);
 
-/* ---- heap sampling (heap.c) --------------------------------------------- */
+/* ---- heap sampling (malloc.c) ------------------------------------------- */
 extern __u64 heap_mean;                /* sampling mean in bytes; 0 = off, 1 = every allocation */
 /* At init, once attached and before hello: read FAULTLINE_HEAP_SAMPLE, map the sampled set. */
 void heap_init(void);

@@ -16,7 +16,7 @@
 #include "faultline.h"
 #include "measure.h"
 #include "frames.h"
-#include "heap.h"
+#include "heapsites.h"
 #include "output.h"
 #include "rows.h"
 #include "summary.h"

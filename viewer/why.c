@@ -17,7 +17,7 @@
  * the regions is compared with what the kernel's RSS counter said then.
  *
  * A region holding sampled heap blocks (malloc's heap, arenas, own mmaps;
- * viewer/heap.h) is broken down a second way, by allocating call site: the
+ * viewer/heapsites.h) is broken down a second way, by allocating call site: the
  * estimated live bytes of each site, with its sampling error, and what the
  * region's resident bytes hold beyond the live blocks (allocator overhead,
  * free chunks) on a line of its own, so the sites and that line add up to
@@ -33,7 +33,7 @@
 #include "db.h"
 #include "estimate.h"
 #include "frames.h"
-#include "heap.h"
+#include "heapsites.h"
 #include "output.h"
 #include "rows.h"
 #include "viewer.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Heap attribution tests: sampled malloc tracking (preload/heap.c) on real
+"""Heap attribution tests: sampled malloc tracking (preload/malloc.c) on real
 targets, checked through the recording with exact expectations at
 --heap-sample 1 and bounded ones at the default mean.
 Usage: heap_test.py CASE.  Env: FAULTLINE, TARGETS.  Exit 0 pass, 1 fail, 77 skip."""

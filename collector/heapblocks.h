@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.h - sampled heap blocks (records FL_R_ALLOC / FL_R_FREE from
- * preload/heap.c): which are live per process image, and their rows in
+ * heapblocks.h - sampled heap blocks (records FL_R_ALLOC / FL_R_FREE from
+ * preload/malloc.c): which are live per process image, and their rows in
  * heap_sample once they end (freed, or their image exited or exec'd).
  */
 #ifndef FL_HEAP_H

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.h - the sampled heap blocks of a recording (table heap_sample) as the
+ * heapsites.h - the sampled heap blocks of a recording (table heap_sample) as the
  * viewer reads them: the blocks live in a process at a time, placed in the
  * region that held them (the brk heap, a malloc arena, a block's own mmap)
  * and broken down by allocating stack, with the sampling error.

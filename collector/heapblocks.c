@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c - sampled heap blocks, live per process, to heap_sample rows (see
- * heap.h).
+ * heapblocks.c - sampled heap blocks, live per process, to heap_sample rows
+ * (see heapblocks.h).
  *
  * A block's stack stays raw (return addresses) until its row is written:
  * in BPF mode the new image's first samples can be read before the kernel's
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h"
+#include "heapblocks.h"
 #include "hmap.h"
 #include "vec.h"
 

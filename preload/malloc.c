@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * heap.c - sampled malloc tracking: which code owns the live heap bytes.
+ * malloc.c - sampled malloc tracking: which code owns the live heap bytes.
  *
  * The malloc family is interposed (malloc, calloc, realloc, reallocarray,
  * free, posix_memalign, aligned_alloc, memalign, valloc, pvalloc; C++

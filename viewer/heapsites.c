@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* heap.c - sampled heap blocks live at a time, by region and call site (see heap.h). */
+/* heapsites.c - sampled heap blocks live at a time, by region and call site (see heapsites.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frames.h"
-#include "heap.h"
+#include "heapsites.h"
 #include "output.h"
 #include "rows.h"
 
