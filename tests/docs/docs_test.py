@@ -11,7 +11,7 @@ Records the bundled demo (build/faultline-demo) once with eBPF, then:
   figures   the figures the README states about the demo hold, and the queries
             the docs show agree with `why` and `report`.
 
-usage: docs_test.py FAULTLINE DEMO SOURCE_ROOT GROUP   (GROUP: commands, sql, figures)
+usage: docs_test.py FAULTLINE DEMO SOURCE_ROOT GROUP   (GROUP: commands, sql, figures, layout)
 Exit 0 pass, 1 fail, 77 skip (no eBPF and not required)."""
 import glob
 import json
@@ -278,6 +278,19 @@ def load_doc_queries():
             SCHEMA_STILL_MAPPED_SQL = sql.rstrip().rstrip(";")
     check("?pid" in README_KIND_SQL, "README: the kind query names the process it looks at (v.pid = N)")
     check(SCHEMA_STILL_MAPPED_SQL, "docs/schema.md: the still-mapped query")
+
+
+def test_layout():
+    """No two source files share a base name (readers, and tools that resolve includes by name, confuse them)."""
+    seen = {}
+    for d in ("bpf", "collector", "common", "main", "preload", "viewer", "demo", "bench", "fuzz", "tests"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, d)):
+            for f in files:
+                if f.endswith((".c", ".h", ".cc", ".S")):
+                    seen.setdefault(f, []).append(os.path.relpath(os.path.join(dirpath, f), ROOT))
+    twice = {f: paths for f, paths in seen.items() if len(paths) > 1}
+    check(not twice, f"source files sharing a base name: {twice}")
+    print(f"layout: {sum(len(p) for p in seen.values())} source files, every base name once")
 
 
 def main():
