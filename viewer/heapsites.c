@@ -403,56 +403,102 @@ void fl_heap_range_free(struct fl_heap_range *r)
 	r->nsites = 0;
 }
 
-/* A site's innermost frames as lines, or "(no user stack)". */
-static int shown_lines(struct fl_db *d, int64_t stack_id, int frames, struct fl_heap_shown *s)
-{
-	struct fl_frame *f = NULL;
-	int n = stack_id ? fl_stack_load(d, stack_id, frames, &f) : 0;
+/* Each site's innermost frames, loaded: enough to skip a wrapper and still show `frames`. */
+struct loaded {
+	struct fl_frame *f;
+	int n;
+};
 
-	if (n < 0)
-		return -1;
-	for (int i = 0; i < n; i++)
-		fl_frame_short(&f[i], s->lines[i], sizeof(s->lines[i]));
-	fl_stack_free(f, n);
+static void free_loaded(struct loaded *l, int n)
+{
+	for (int i = 0; l && i < n; i++)
+		fl_stack_free(l[i].f, l[i].n);
+	free(l);
+}
+
+/*
+ * Per site, 1 when its innermost frame is an allocation wrapper: the sites
+ * of that frame were called from two places or more (Perl_safesysmalloc from
+ * Perl_sv_grow and from Perl_more_sv), and it is neither the site's only
+ * frame nor called by itself.
+ * One level only: past it, callers differ in every program, more so the
+ * more blocks are sampled.
+ */
+static void wrapper_skips(const struct loaded *l, int n, int *skip)
+{
+	for (int i = 0; i < n; i++) {
+		const struct fl_frame *f = l[i].f;
+		if (l[i].n < 2 || (f[0].function && f[1].function && !strcmp(f[0].function, f[1].function)))
+			continue; /* its only frame, or a recursion: the caller would name the wrapper again */
+		for (int k = 0; k < n && !skip[i]; k++)
+			skip[i] = l[k].n > 1 && l[k].f[0].frame_id == f[0].frame_id && l[k].f[1].frame_id != f[1].frame_id;
+	}
+}
+
+/* Site i as shown: frames [skip, skip + frames) as lines, the wrapper skipped, or "(no user stack)". */
+static void shown_of(const struct loaded *l, int skip, int frames, struct fl_heap_shown *s)
+{
+	int n = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (int k = skip; k < l->n && n < frames; k++)
+		fl_frame_short(&l->f[k], s->lines[n++], sizeof(s->lines[0]));
 	if (!n)
 		snprintf(s->lines[n++], sizeof(s->lines[0]), "(no user stack)");
 	s->nlines = n;
-	return 0;
+	if (skip && l->n) {
+		if (l->f[0].function)
+			snprintf(s->via, sizeof(s->via), "%s", l->f[0].function);
+		else
+			fl_frame_short(&l->f[0], s->via, sizeof(s->via));
+	}
+}
+
+static bool same_shown(const struct fl_heap_shown *a, const struct fl_heap_shown *b)
+{
+	return a->nlines == b->nlines && !strcmp(a->via, b->via) &&
+	       !memcmp(a->lines, b->lines, sizeof(a->lines[0]) * (size_t)a->nlines);
 }
 
 int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n, int frames,
 			struct fl_heap_shown **out)
 {
 	struct fl_heap_shown *s = calloc((size_t)n + 1, sizeof(*s)), one;
+	struct loaded *l = calloc((size_t)n + 1, sizeof(*l));
+	int *skip = calloc((size_t)n + 1, sizeof(*skip));
 	int ns = 0, k;
+	bool oom = true;
 
 	*out = NULL;
-	if (!s)
-		return -1;
+	if (!s || !l || !skip)
+		goto fail;
 	frames = frames < 1 ? 1 : frames > FL_HEAP_SHOWN_FRAMES ? FL_HEAP_SHOWN_FRAMES : frames;
+	for (int i = 0; i < n; i++)
+		if (sites[i].stack_id &&
+		    (l[i].n = fl_stack_load(d, sites[i].stack_id, frames + 1, &l[i].f)) < 0) {
+			l[i].n = 0;
+			oom = false; /* said */
+			goto fail;
+		}
+	wrapper_skips(l, n, skip);
 	for (int i = 0; i < n; i++) {
-		if (shown_lines(d, sites[i].stack_id, frames, &one)) {
-			fl_heap_shown_free(s, ns);
-			return -1;
-		}
+		shown_of(&l[i], skip[i], frames, &one);
 		for (k = 0; k < ns; k++)
-			if (s[k].nlines == one.nlines && !memcmp(s[k].lines, one.lines, sizeof(one.lines[0]) * (size_t)one.nlines))
+			if (same_shown(&s[k], &one))
 				break;
-		if (k == ns) {
-			s[ns] = (struct fl_heap_shown){ .nlines = one.nlines };
-			memcpy(s[ns++].lines, one.lines, sizeof(one.lines));
-		}
+		if (k == ns)
+			s[ns++] = one;
 		int64_t *grown = realloc(s[k].stack_ids, (size_t)(s[k].nstack_ids + 1) * sizeof(*grown));
-		if (!grown) {
-			fl_heap_shown_free(s, ns);
-			return -1;
-		}
+		if (!grown)
+			goto fail;
 		s[k].stack_ids = grown;
 		s[k].stack_ids[s[k].nstack_ids++] = sites[i].stack_id;
 		s[k].bytes += sites[i].bytes;
 		s[k].var += sites[i].var;  /* independent samples: variances add */
 		s[k].samples += sites[i].samples;
 	}
+	free_loaded(l, n);
+	free(skip);
 	for (int a = 1; a < ns; a++) /* merged sites may now outweigh those above them */
 		for (int b = a; b > 0 && s[b].bytes > s[b - 1].bytes; b--) {
 			struct fl_heap_shown t = s[b];
@@ -461,6 +507,13 @@ int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n
 		}
 	*out = s;
 	return ns;
+fail:
+	free_loaded(l, n);
+	free(skip);
+	fl_heap_shown_free(s, ns);
+	if (oom)
+		fprintf(stderr, "faultline: out of memory\n");
+	return -1;
 }
 
 void fl_heap_shown_free(struct fl_heap_shown *s, int n)

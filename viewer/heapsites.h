@@ -81,16 +81,20 @@ void fl_heap_view_free(struct fl_heap_view *v);
 int fl_heap_view_range(const struct fl_heap_view *v, int64_t start, int64_t end, struct fl_heap_range *out);
 void fl_heap_range_free(struct fl_heap_range *r);
 /*
- * Sites as they are shown: the innermost `frames` frames of their stacks,
- * as lines.  Sites whose lines are equal (one wrapper, such as
- * Perl_safesysmalloc, called from many places, shown by one frame) are one
- * site with their bytes, variances and samples summed and every stack id,
- * so no two printed lines are the same site twice.  Largest first.
+ * Sites as they are shown: `frames` frames of their stacks, as lines.  An
+ * allocation wrapper (Perl_safesysmalloc, xmalloc, operator new) says
+ * nothing about which code owns the bytes: an innermost frame whose sites
+ * were called from two places or more is skipped (not a site's only frame),
+ * and named in `via`.  Sites whose lines are then
+ * equal are one site with their bytes, variances and samples summed and
+ * every stack id, so no two printed lines are the same site twice.
+ * Largest first.
  */
 #define FL_HEAP_SHOWN_FRAMES 3
 struct fl_heap_shown {
 	char lines[FL_HEAP_SHOWN_FRAMES][512];
 	int nlines;
+	char via[256];          /* the wrapper skipped ("Perl_safesysmalloc"), "" if none */
 	double bytes, var;
 	int64_t samples;
 	int64_t *stack_ids;     /* the merged sites' stacks, largest first (0: no stack) */

@@ -827,8 +827,8 @@ static void heap_site_text(const struct fl_heap_shown *s)
 {
 	char est[64];
 
-	printf("      %-22s %5lld× %s\n", fl_heap_estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples,
-	       s->lines[0]);
+	printf("      %-22s %5lld× %s%s%s\n", fl_heap_estimate(est, sizeof(est), s->bytes, s->var), (long long)s->samples,
+	       s->lines[0], *s->via ? " via " : "", s->via);
 	for (int i = 1; i < s->nlines; i++)
 		printf("      %-22s        %s\n", "", s->lines[i]);
 }

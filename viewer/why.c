@@ -267,6 +267,8 @@ static int heap_json(const struct regions *g, const struct fl_heap_range *h, int
 		for (int k = 0; k < sh[i].nlines; k++)
 			fl_json_str(j, sh[i].lines[k]);
 		fl_json_close(j, ']');
+		fl_json_key(j, "via"); /* the allocation wrapper skipped before `stack`, "" if none */
+		fl_json_str(j, sh[i].via);
 		fl_json_kint(j, "stack_id", sh[i].stack_ids[0]);
 		fl_json_key(j, "stack_ids"); /* every allocating stack these frames stand for */
 		fl_json_open(j, '[');
@@ -312,8 +314,9 @@ static int heap_text(const struct regions *g, const struct fl_heap_range *h, int
 			rest_samples += s->samples;
 			continue;
 		}
-		printf("%*s       %-22s %5.1f%%  %s (%lld block%s)\n", in, "",
-		       fl_heap_estimate(est, sizeof(est), s->bytes, s->var), pct((int64_t)s->bytes, rss), s->lines[0], (long long)s->samples, s->samples == 1 ? "" : "s");
+		printf("%*s       %-22s %5.1f%%  %s%s%s (%lld block%s)\n", in, "",
+		       fl_heap_estimate(est, sizeof(est), s->bytes, s->var), pct((int64_t)s->bytes, rss), s->lines[0],
+		       *s->via ? " via " : "", s->via, (long long)s->samples, s->samples == 1 ? "" : "s");
 		for (int k = 1; k < s->nlines; k++)
 			printf("%*s       %-22s         %s\n", in, "", "", s->lines[k]);
 	}

@@ -363,6 +363,36 @@ def test_python():
     with_db(run)
 
 
+def heap_sites_of(db):
+    """The sites of the [heap] region in `why --format json` (the largest process, its largest sample)."""
+    p = subprocess.run([FL, "why", db, "--format", "json"], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"why: exit {p.returncode}: {p.stderr}")
+    doc = json.loads(p.stdout)
+    regions = [r for r in doc["regions"] if r.get("heap") and r.get("path") == "[heap]"]
+    check(regions, f"no [heap] region with heap sites: {[r.get('path') for r in doc['regions']]}")
+    return regions[0]["heap"]["sites"]
+
+
+def test_perl_wrapper():
+    """perl allocates through Perl_safesysmalloc: the sites are its callers, the wrapper named in `via`."""
+    code = 'my @a; push @a, "x" x 100 for 1..200000; print scalar(@a), "\\n"'
+    def run(db):
+        out = record(db, ["perl", "-e", code], sample=1)
+        check(out == "200000\n", f"output {out!r}")
+        sites = heap_sites_of(db)
+        top = sites[0]
+        print("top sites:", [(s["via"], s["stack"][0], s["samples"]) for s in sites[:4]])
+        check(top["via"] == "Perl_safesysmalloc" and top["stack"][0].startswith("Perl_sv_grow "),
+              f"the largest site is Perl_sv_grow via Perl_safesysmalloc: {top['via']!r} {top['stack']}")
+        check(top["samples"] >= 100000, f"{top['samples']} blocks of the strings (200,000 pushed)")
+        check(not [s for s in sites if s["via"] and s["stack"][0].startswith(s["via"] + " ")],
+              "a skipped wrapper is not shown again as the site")
+        callers = {s["stack"][0].split(" ")[0] for s in sites if s["via"] == "Perl_safesysmalloc"}
+        check(len(callers) >= 3, f"the wrapper's callers are sites of their own: {callers}")
+        check(not losses(db), f"losses {losses(db)}")
+    with_db(run)
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 if __name__ == "__main__":
