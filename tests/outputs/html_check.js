@@ -48,6 +48,7 @@ const { chromium } = require("playwright-core");
         // the breakdown at the peak, row by row, as the page shows it (compared with `why --format json`)
         why_rows: [...document.querySelectorAll("#why-table tr[data-rank], #why-other")].map(tr => ({
           kind: tr.classList.contains("region") ? "region" : tr.classList.contains("unattributed") ? "unattributed"
+            : tr.classList.contains("heapsite") ? "heapsite" : tr.classList.contains("heap") ? "heap"
             : tr.classList.contains("creator") ? "creator" : "other",
           rank: tr.getAttribute("data-rank") === null ? null : Number(tr.getAttribute("data-rank")),
           bytes: Number(tr.querySelector("td[data-bytes]").getAttribute("data-bytes")),

@@ -428,6 +428,11 @@ def check_why(db, name, seen):
         want += [{"kind": "creator", "rank": g["rank"], "bytes": c["rss"]} for c in g["creators"]]
         if g["unattributed"]:
             want.append({"kind": "unattributed", "rank": g["rank"], "bytes": g["unattributed"]})
+        if g.get("heap"):  # the same bytes by allocating site, then what the pages hold beyond the live blocks
+            h = g["heap"]
+            want.append({"kind": "heap", "rank": g["rank"], "bytes": round(h["live"])})
+            want += [{"kind": "heapsite", "rank": g["rank"], "bytes": round(s["live"])} for s in h["sites"]]
+            want.append({"kind": "heapsite", "rank": g["rank"], "bytes": round(h["not_in_live_blocks"])})
     if w["other_regions"]["count"]:
         want.append({"kind": "other", "rank": None, "bytes": w["other_regions"]["rss"]})
     got = [{k: r[k] for k in ("kind", "rank", "bytes")} for r in seen["why_rows"]]
@@ -471,7 +476,7 @@ def test_html():
         check(int(seen["region_total"]) == 2452 and seen["region_rows"] == 6, f"html regions: {seen['region_total']}, {seen['region_rows']} rows")
         check(seen["first_region"] == "anon by fill_buffer < main < __libc_start_call_main", f"html: most faulted region {seen['first_region']}")
         check(seen["lost"].startswith("Nothing lost"), f"html: losses {seen['lost']}")
-        check(seen["why_sum"] == "10289152" and len(seen["why_rows"]) == 10, f"html: the breakdown at the peak {seen['why_sum']}, {len(seen['why_rows'])} rows")
+        check(seen["why_sum"] == "10289152" and len(seen["why_rows"]) == 13, f"html: the breakdown at the peak {seen['why_sum']}, {len(seen['why_rows'])} rows")
     # hostile strings in the recording stay text, and a loss is shown
     evil = '/tmp/</script><script>document.title="owned"</script><b>x'
     bad = fixture("evil.db", extra_sql=f"UPDATE vma SET path = '{evil}' WHERE id = 3;"
@@ -506,6 +511,12 @@ def test_html_recorded():
     if seen:
         fl = sum(r[0] for r in sql(db, "SELECT " + " + ".join(f"coalesce(sum({c}), 0)" for c in CLASSES) + " FROM fault"))
         check(int(seen["region_total"]) <= fl, f"html: regions' own faults {seen['region_total']} above the table's {fl}")
+    # a program no one here wrote, allocating through a wrapper: its heap sites on the page, row by row
+    db = record("perl.db", "perl", "-e", 'my @a; push @a, "x" x 100 for 1..200000; print scalar(@a), "\\n"')
+    seen = check_page(db, "report_perl") if db else None
+    if seen:
+        sites = [r["text"] for r in seen["why_rows"] if r["kind"] == "heapsite"]
+        check(any(" via Perl_safesysmalloc (" in t for t in sites), f"html: perl's heap sites {sites}")
 
 
 if __name__ == "__main__":
