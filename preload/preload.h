@@ -10,6 +10,7 @@
  *   clock.c     the clock of the records (the vDSO's clock_gettime)
  *   malloc.c    the malloc family: sampled allocations and their frees
  *   exit.c      exit(), _exit(), _Exit(): the wait for a last smaps sample
+ *   env.c       faultline's variables out of the program's environment, back into its execs
  *   tailjumps.S hooks that must tail-jump into libc (vfork, dlopen, dlclose)
  *
  * Rules (docs: /work/shared/DESIGN.md, "Rules that keep the target safe"):
@@ -166,6 +167,26 @@ static inline void shim_copy_str(char *dst, size_t cap, const char *src)
 	memcpy(dst, src ? src : "", n);
 	dst[n] = 0;
 }
+
+/* ---- faultline's variables (env.c) -------------------------------------- */
+/* Take LD_PRELOAD's shim entry and the FAULTLINE_* variables out of environ (shim_init, recording on). */
+void shim_env_hide(void);
+/* The entries an exec's environment needs (0: pass envp as it is: nothing hidden, or too large). */
+#define SHIM_ENV_MAX 4096           /* entries of the stack array at most */
+#define SHIM_ENV_PRELOAD_MAX 16384  /* bytes of the LD_PRELOAD entry at most */
+size_t shim_env_exec_size(char *const envp[]);
+size_t shim_env_preload_size(char *const envp[]);
+char *const *shim_env_exec(char *const envp[], char **out, char *preload);
+/*
+ * env, the environment an exec must be given: envp with faultline's
+ * variables back in, built on the caller's stack (a vfork child shares its
+ * parent's memory: nothing may be mapped), or envp itself.
+ */
+#define SHIM_ENV_EXEC(envp, env)                                                  \
+	size_t env_n_ = shim_env_exec_size(envp);                                \
+	char *env_arr_[env_n_ ? env_n_ : 1];                                      \
+	char env_pre_[env_n_ ? shim_env_preload_size(envp) : 1];                  \
+	char *const *env = env_n_ ? shim_env_exec(envp, env_arr_, env_pre_) : (envp)
 
 /* ---- the library's entry (shim.c) --------------------------------------- */
 /* Initialize once: resolve, read the environment, attach, say hello. */

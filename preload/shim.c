@@ -23,6 +23,9 @@
 #include <sys/shm.h>
 #include <sys/wait.h>
 
+#include <spawn.h>
+#include <stdio.h>
+
 #include "preload.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -44,10 +47,13 @@ static struct {
 	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
 	int (*system)(const char *);
 	int (*execve)(const char *, char *const[], char *const[]);
-	int (*execv)(const char *, char *const[]);
-	int (*execvp)(const char *, char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
+	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+			   char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+			    char *const[], char *const[]);
+	FILE *(*popen)(const char *, const char *);
 	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
 } real;
@@ -81,7 +87,7 @@ static void resolve(void)
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
 	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(system); R(dlopen); R(dlclose);
-	R(execve); R(execv); R(execvp); R(execvpe); R(fexecve);
+	R(execve); R(execvpe); R(fexecve); R(posix_spawn); R(posix_spawnp); R(popen);
 #undef R
 	shim_busy--;
 }
@@ -138,6 +144,8 @@ void shim_init(void)
 			heap_start();
 		if (ok && shim_no_unwind && shim_depth)
 			shim_note("stack unwinding disabled: the unwinder (libgcc_s) is unavailable");
+		if (ok)
+			shim_env_hide();
 	}
 	__atomic_store_n(&shim_state, ok ? ST_ON : ST_OFF, __ATOMIC_RELEASE);
 	shim_busy--;
@@ -610,6 +618,44 @@ EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
 }
 
 /*
+ * glibc's system() and popen() spawn their shell with environ, inside libc
+ * where no hook sees the exec: environ holds faultline's variables (env.c)
+ * for the call.  Another thread changing the environment meanwhile copies
+ * them into its own array, which stays: the program then sees them.
+ */
+static int with_env_system(const char *cmd)
+{
+	extern char **__environ;
+	char **mine = __environ;
+	SHIM_ENV_EXEC(mine, env);
+	int r;
+
+	__environ = (char **)env;
+	r = real.system(cmd);
+	__atomic_compare_exchange_n(&__environ, (char ***)&env, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+EXPORT FILE *popen(const char *cmd, const char *type)
+{
+	extern char **__environ;
+
+	NEED(popen);
+	if (!real.popen) {
+		errno = ENOSYS;
+		return NULL;
+	}
+	char **mine = __environ;
+	SHIM_ENV_EXEC(mine, env);
+	FILE *f;
+
+	__environ = (char **)env;
+	f = real.popen(cmd, type);
+	__atomic_compare_exchange_n(&__environ, (char ***)&env, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	return f;
+}
+
+/*
  * system: glibc spawns the shell and reaps it with an internal waitpid.  The
  * hook says the reap as child 0 with the call's time span and how much
  * RUSAGE_CHILDREN grew over it (getrusage: two system calls the program did
@@ -633,7 +679,7 @@ EXPORT int system(const char *cmd)
 	errno = e;
 	if (said)
 		since = shim_now_ns();
-	r = real.system(cmd);
+	r = with_env_system(cmd);
 	e = errno;
 	if (said && r != -1 && shim_syscall(SYS_getrusage, RUSAGE_CHILDREN, &after) == 0) {
 		after.ru_minflt -= before.ru_minflt;
@@ -737,21 +783,17 @@ static void exec_returned(int said)
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
 	NEED(execve);
+	SHIM_ENV_EXEC(envp, env);
 	int said = exec_announce(path);
-	int r = real.execve ? real.execve(path, argv, envp) : (int)shim_syscall(SYS_execve, path, argv, envp);
+	int r = real.execve ? real.execve(path, argv, env) : (int)shim_syscall(SYS_execve, path, argv, env);
 	exec_returned(said);
 	return r;
 }
 
+/* execv and execvp are execve and execvpe with environ (glibc's are): one hook puts faultline's variables back. */
 EXPORT int execv(const char *path, char *const argv[])
 {
-	NEED(execv);
-	if (!real.execv)
-		return execve(path, argv, environ);
-	int said = exec_announce(path);
-	int r = real.execv(path, argv);
-	exec_returned(said);
-	return r;
+	return execve(path, argv, environ);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
@@ -761,21 +803,16 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 		errno = ENOSYS;
 		return -1;
 	}
+	SHIM_ENV_EXEC(envp, env);
 	int said = exec_announce(file);
-	int r = real.execvpe(file, argv, envp);
+	int r = real.execvpe(file, argv, env);
 	exec_returned(said);
 	return r;
 }
 
 EXPORT int execvp(const char *file, char *const argv[])
 {
-	NEED(execvp);
-	if (!real.execvp)
-		return execvpe(file, argv, environ);
-	int said = exec_announce(file);
-	int r = real.execvp(file, argv);
-	exec_returned(said);
-	return r;
+	return execvpe(file, argv, environ);
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
@@ -785,10 +822,32 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 		errno = ENOSYS;
 		return -1;
 	}
+	SHIM_ENV_EXEC(envp, env);
 	int said = exec_announce("");
-	int r = real.fexecve(fd, argv, envp);
+	int r = real.fexecve(fd, argv, env);
 	exec_returned(said);
 	return r;
+}
+
+/* posix_spawn, posix_spawnp: the child's exec is glibc's own; its environment gets faultline's variables here. */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	NEED(posix_spawn);
+	if (!real.posix_spawn)
+		return ENOSYS;
+	SHIM_ENV_EXEC(envp, env);
+	return real.posix_spawn(pid, path, fa, attr, argv, env);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	NEED(posix_spawnp);
+	if (!real.posix_spawnp)
+		return ENOSYS;
+	SHIM_ENV_EXEC(envp, env);
+	return real.posix_spawnp(pid, file, fa, attr, argv, env);
 }
 
 /* execl, execle, execlp: the argument list as an array, as glibc's own do

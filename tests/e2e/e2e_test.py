@@ -336,16 +336,45 @@ def test_static_bpf():
 
 
 def test_dropped_preload_bpf():
-    """A descendant that dropped LD_PRELOAD is still followed by the kernel side, without stacks."""
+    """A descendant the shim cannot follow (a raw execve system call: no hook puts faultline's variables
+    back into its environment, preload/env.c) is still followed by the kernel side, without stacks."""
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    code = ("import ctypes, sys\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "argv = (ctypes.c_char_p * 4)(sys.argv[1].encode(), b'closefds', b'7', None)\n"
+            "envp = (ctypes.c_char_p * 1)(None)\n"
+            "libc.syscall(59, argv[0], argv, envp)\n"
+            "sys.exit('execve: %d' % ctypes.get_errno())\n")
     def run(db):
-        record(db, ["/usr/bin/env", "-u", "LD_PRELOAD", target("e2e_calls"), "closefds", "7"], bpf=True)
-        # env (with the shim) execs e2e_calls (without): same process, a new image after the exec
+        record(db, [py, "-c", code, target("e2e_calls")], bpf=True, explained_by=("shim_absent",))
+        # python (with the shim) execs e2e_calls (without): same process, a new image after the exec
         rows = query(db, "SELECT count(e.id), count(e.stack_id) FROM process p JOIN event e "
                          "ON e.proc_id = p.id AND e.kind = 'mmap' AND e.a1 = 4096 AND e.a2 = 3 "
                          "AND e.time_ns > (SELECT max(time_ns) FROM event WHERE kind = 'exec') "
                          "WHERE p.exe LIKE '%e2e_calls'")
         check(rows == [(7, 0)], f"(mmaps after the exec, with a stack) {rows}")
     with_db(run)
+
+
+def test_environment():
+    """The target's environment is the one it would have without faultline: LD_PRELOAD as the user set
+    it (or none), no FAULTLINE_ variable; in its children too, while each image still has the shim, even
+    one exec'd with an environment of its own (env -i)."""
+    script = "/usr/bin/env; /usr/bin/env -i X=1 /usr/bin/env"
+    for preload in ("", "/lib/x86_64-linux-gnu/libm.so.6"):
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAULTLINE_")}
+        if preload:
+            env["LD_PRELOAD"] = preload
+        plain = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=env).stdout
+
+        def run(db):
+            _, out, _ = record(db, ["/bin/sh", "-c", script], bpf=True, env=env)
+            check(sorted(out.splitlines()) == sorted(plain.splitlines()),
+                  f"LD_PRELOAD={preload!r}: the environment differs from a plain run's:\n"
+                  f"{sorted(set(out.splitlines()) ^ set(plain.splitlines()))}")
+            procs = query(db, "SELECT exe, shim FROM process")
+            check(len(procs) == 3 and all(s == 1 for _, s in procs), f"every image has the shim: {procs}")
+        with_db(run)
 
 
 def test_totals_bpf():

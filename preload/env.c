@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * env.c - the program's environment as it would be without faultline.
+ *
+ * The launcher gives the target LD_PRELOAD (the shim first) and
+ * FAULTLINE_CHANNEL, FAULTLINE_DEPTH and FAULTLINE_HEAP_SAMPLE.  A program
+ * sees its environment: bash, make, perl and python copy every variable
+ * into tables of their own, and the heap they allocate after them moves by
+ * as much (bash: two more pages copied after its forks, measured), `env`
+ * prints them, programs pass them on or refuse LD_PRELOAD.  So once the
+ * shim has read them (shim_init, recording on) it takes them out of
+ * environ: in place, since the array main() gets as envp is the same one,
+ * and LD_PRELOAD goes back to what the user had (or goes).  Every exec the
+ * program makes gets them back (shim_env_exec), so the next image is
+ * recorded too, even one the program gave an environment of its own (env -i).
+ *
+ * What no hook sees keeps the program's environment and so loses the shim
+ * in the new image: raw execve system calls, and glibc's internal spawns
+ * other than system() and popen() (wordexp): the collector counts such
+ * images (shim_absent) as it did images whose LD_PRELOAD the program removed.
+ *
+ * Everything here is the shim's work (shim_busy), without malloc: the saved
+ * variables live in static buffers (the program may reuse the memory of its
+ * initial environment, as setproctitle does), an exec's array on the stack
+ * of the hook (a vfork child must not map memory: it shares its parent's).
+ */
+#include <stdbool.h>
+
+#include "preload.h"
+
+#define PRELOAD_EQ "LD_PRELOAD="
+#define PRELOAD_LEN (sizeof(PRELOAD_EQ) - 1)
+
+static const char *const ours[] = { FL_CHAN_ENV "=", "FAULTLINE_DEPTH=", "FAULTLINE_HEAP_SAMPLE=" };
+#define NOURS (sizeof(ours) / sizeof(ours[0]))
+
+static bool hidden;                   /* this image took them out: execs put them back */
+static char saved[NOURS][sizeof(shim_chan_path) + 32]; /* "FAULTLINE_...=value", as given */
+static char shim_path[4096];          /* the first entry of LD_PRELOAD: this library */
+static char user_preload[8192];       /* "LD_PRELOAD=" and what followed the shim in it */
+
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+static bool is_ours(const char *entry)
+{
+	for (size_t i = 0; i < NOURS; i++)
+		if (starts(entry, ours[i]))
+			return true;
+	return false;
+}
+
+/* Copy src (NUL-terminated) into dst[cap]: false if it does not fit. */
+static bool copy(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		return false;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+	return true;
+}
+
+/* Save what the next images need; false (nothing hidden) if anything is missing or too long. */
+static bool save(char **env, char **preload)
+{
+	size_t found = 0;
+
+	*preload = NULL;
+	for (char **e = env; *e; e++) {
+		for (size_t i = 0; i < NOURS; i++)
+			if (starts(*e, ours[i]) && !saved[i][0]) {
+				if (!copy(saved[i], sizeof(saved[i]), *e, strlen(*e)))
+					return false;
+				found++;
+			}
+		if (!*preload && starts(*e, PRELOAD_EQ))
+			*preload = *e;
+	}
+	if (found != NOURS || !*preload)
+		return false;
+	const char *v = *preload + PRELOAD_LEN, *end = v + strcspn(v, ": ");
+	if (end == v || !copy(shim_path, sizeof(shim_path), v, (size_t)(end - v)))
+		return false;
+	while (*end == ':' || *end == ' ')
+		end++;
+	user_preload[0] = 0;
+	return !*end || (copy(user_preload, sizeof(user_preload), PRELOAD_EQ, PRELOAD_LEN) &&
+			 copy(user_preload + PRELOAD_LEN, sizeof(user_preload) - PRELOAD_LEN, end, strlen(end)));
+}
+
+void shim_env_hide(void)
+{
+	extern char **__environ;
+	char **env = __environ, *preload, **to;
+
+	if (!env || !save(env, &preload))
+		return;
+	shim_busy++;
+	to = env;
+	for (char **e = env; *e; e++) {
+		if (is_ours(*e))
+			continue;
+		if (*e == preload) {
+			if (!user_preload[0])
+				continue;
+			*to++ = user_preload;
+			continue;
+		}
+		*to++ = *e;
+	}
+	*to = NULL;
+	hidden = true;
+	shim_busy--;
+}
+
+size_t shim_env_preload_size(char *const envp[])
+{
+	size_t n = PRELOAD_LEN + strlen(shim_path) + 2;
+
+	for (; envp && *envp; envp++)
+		if (starts(*envp, PRELOAD_EQ)) {
+			n += strlen(*envp);
+			break;
+		}
+	return n;
+}
+
+size_t shim_env_exec_size(char *const envp[])
+{
+	size_t n = 0;
+
+	if (!hidden)
+		return 0;
+	for (; envp && envp[n]; n++)
+		if (n == SHIM_ENV_MAX)
+			return 0;
+	return shim_env_preload_size(envp) > SHIM_ENV_PRELOAD_MAX ? 0 : n + NOURS + 2;
+}
+
+/*
+ * The environment for the next image: envp without faultline's variables,
+ * then LD_PRELOAD with the shim first (before what envp's LD_PRELOAD held,
+ * unless that already starts with it) and the three variables as this image
+ * got them.  out has shim_env_exec_size(envp) entries, preload
+ * shim_env_preload_size(envp) bytes.
+ */
+char *const *shim_env_exec(char *const envp[], char **out, char *preload)
+{
+	const char *theirs = NULL;
+	size_t k = 0, n = strlen(shim_path);
+
+	shim_busy++;
+	for (; envp && *envp; envp++) {
+		if (is_ours(*envp))
+			continue;
+		if (starts(*envp, PRELOAD_EQ)) {
+			if (!theirs)
+				theirs = *envp + PRELOAD_LEN;
+			continue;
+		}
+		out[k++] = *envp;
+	}
+	memcpy(preload, PRELOAD_EQ, PRELOAD_LEN);
+	if (theirs && !strncmp(theirs, shim_path, n) && (!theirs[n] || theirs[n] == ':' || theirs[n] == ' '))
+		strcpy(preload + PRELOAD_LEN, theirs);
+	else if (theirs && *theirs) {
+		memcpy(preload + PRELOAD_LEN, shim_path, n);
+		preload[PRELOAD_LEN + n] = ':';
+		strcpy(preload + PRELOAD_LEN + n + 1, theirs);
+	} else
+		strcpy(preload + PRELOAD_LEN, shim_path);
+	out[k++] = preload;
+	for (size_t i = 0; i < NOURS; i++)
+		out[k++] = saved[i];
+	out[k] = NULL;
+	shim_busy--;
+	return out;
+}
