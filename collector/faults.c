@@ -70,14 +70,18 @@ void fl_faults_add_site(void *ctx, const struct fl_site_key *k, __u64 count)
 
 /*
  * When the faults of h happened, as the model's times go: a new image's are
- * its exec's (the record read after them), once that record is read; 0
- * while it is not.
+ * its exec's (the first exec record after them: exec after exec, as a shell
+ * script that execs its interpreter does, can replace that image before the
+ * counts are read), once that record is read; 0 while it is not.
  */
 static __u64 model_time(const struct proc *p, const struct fl_held_fault *h)
 {
 	if (!h->k.new_image)
 		return h->c.last_ns;
-	return p->image_ns > h->c.last_ns ? p->image_ns : 0;
+	for (size_t i = 0; i < p->nimages; i++)
+		if (p->images[i].exec_ns > h->c.last_ns)
+			return p->images[i].exec_ns;
+	return p->image_ns > h->c.last_ns ? p->image_ns : 0; /* the list could not grow */
 }
 
 /* The row h's counts belong to (h->vma, 0 if none: then they are accounted elsewhere, or wait). */

@@ -377,6 +377,21 @@ def test_environment():
         with_db(run)
 
 
+def test_exec_chain_bpf():
+    """Exec after exec (a script that execs its interpreter): each image's own faults, taken before
+    its exec record, go to that image's rows even when the next exec came before they were read
+    (docs/faults.md, "Exec's own faults"; 2 to 4 of them fit no row before)."""
+    chain = 'exec /bin/sh -c "exec /bin/sh -c \\"exec /bin/sh -c true\\""'
+    for _ in range(3):
+        def run(db):
+            record(db, ["/bin/sh", "-c", chain], bpf=True)
+            lost = query(db, "SELECT count FROM loss WHERE cause = 'fault_unattributed'")
+            check(lost == [(0,)], f"faults that fit no row: {lost}")
+            execs = query(db, "SELECT count(*) FROM event WHERE kind = 'exec'")[0][0]
+            check(execs >= 4, f"{execs} execs recorded")
+        with_db(run)
+
+
 def test_totals_bpf():
     """Per process: the classified faults plus what no fault event can show equal the kernel's totals."""
     def run(db):
