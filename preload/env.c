@@ -41,7 +41,7 @@ static char user_preload[8192];       /* "LD_PRELOAD=" and what followed the shi
 
 static bool starts(const char *s, const char *prefix)
 {
-	return !strncmp(s, prefix, strlen(prefix));
+	return shim_starts(s, prefix);
 }
 
 static bool is_ours(const char *entry)
@@ -52,14 +52,22 @@ static bool is_ours(const char *entry)
 	return false;
 }
 
-/* Copy src (NUL-terminated) into dst[cap]: false if it does not fit. */
+/* Copy n bytes of src into dst[cap], NUL-terminated: false if they do not fit. */
 static bool copy(char *dst, size_t cap, const char *src, size_t n)
 {
 	if (n >= cap)
 		return false;
-	memcpy(dst, src, n);
+	shim_copy_bytes(dst, src, n);
 	dst[n] = 0;
 	return true;
+}
+
+/* The end of the first entry of a preload list (separated by ':' or ' '). */
+static const char *entry_end(const char *v)
+{
+	while (*v && *v != ':' && *v != ' ')
+		v++;
+	return v;
 }
 
 /* Save what the next images need; false (nothing hidden) if anything is missing or too long. */
@@ -71,7 +79,7 @@ static bool save(char **env, char **preload)
 	for (char **e = env; *e; e++) {
 		for (size_t i = 0; i < NOURS; i++)
 			if (starts(*e, ours[i]) && !saved[i][0]) {
-				if (!copy(saved[i], sizeof(saved[i]), *e, strlen(*e)))
+				if (!copy(saved[i], sizeof(saved[i]), *e, shim_strlen(*e)))
 					return false;
 				found++;
 			}
@@ -80,14 +88,14 @@ static bool save(char **env, char **preload)
 	}
 	if (found != NOURS || !*preload)
 		return false;
-	const char *v = *preload + PRELOAD_LEN, *end = v + strcspn(v, ": ");
+	const char *v = *preload + PRELOAD_LEN, *end = entry_end(v);
 	if (end == v || !copy(shim_path, sizeof(shim_path), v, (size_t)(end - v)))
 		return false;
 	while (*end == ':' || *end == ' ')
 		end++;
 	user_preload[0] = 0;
 	return !*end || (copy(user_preload, sizeof(user_preload), PRELOAD_EQ, PRELOAD_LEN) &&
-			 copy(user_preload + PRELOAD_LEN, sizeof(user_preload) - PRELOAD_LEN, end, strlen(end)));
+			 copy(user_preload + PRELOAD_LEN, sizeof(user_preload) - PRELOAD_LEN, end, shim_strlen(end)));
 }
 
 void shim_env_hide(void)
@@ -95,9 +103,11 @@ void shim_env_hide(void)
 	extern char **__environ;
 	char **env = __environ, *preload, **to;
 
-	if (!env || !save(env, &preload))
-		return;
 	shim_busy++;
+	if (!env || !save(env, &preload)) {
+		shim_busy--;
+		return;
+	}
 	to = env;
 	for (char **e = env; *e; e++) {
 		if (is_ours(*e))
@@ -117,11 +127,11 @@ void shim_env_hide(void)
 
 size_t shim_env_preload_size(char *const envp[])
 {
-	size_t n = PRELOAD_LEN + strlen(shim_path) + 2;
+	size_t n = PRELOAD_LEN + shim_strlen(shim_path) + 2;
 
 	for (; envp && *envp; envp++)
 		if (starts(*envp, PRELOAD_EQ)) {
-			n += strlen(*envp);
+			n += shim_strlen(*envp);
 			break;
 		}
 	return n;
@@ -149,7 +159,8 @@ size_t shim_env_exec_size(char *const envp[])
 char *const *shim_env_exec(char *const envp[], char **out, char *preload)
 {
 	const char *theirs = NULL;
-	size_t k = 0, n = strlen(shim_path);
+	size_t k = 0, n = shim_strlen(shim_path);
+	char *p = preload;
 
 	shim_busy++;
 	for (; envp && *envp; envp++) {
@@ -162,15 +173,18 @@ char *const *shim_env_exec(char *const envp[], char **out, char *preload)
 		}
 		out[k++] = *envp;
 	}
-	memcpy(preload, PRELOAD_EQ, PRELOAD_LEN);
-	if (theirs && !strncmp(theirs, shim_path, n) && (!theirs[n] || theirs[n] == ':' || theirs[n] == ' '))
-		strcpy(preload + PRELOAD_LEN, theirs);
-	else if (theirs && *theirs) {
-		memcpy(preload + PRELOAD_LEN, shim_path, n);
-		preload[PRELOAD_LEN + n] = ':';
-		strcpy(preload + PRELOAD_LEN + n + 1, theirs);
-	} else
-		strcpy(preload + PRELOAD_LEN, shim_path);
+	shim_copy_bytes(p, PRELOAD_EQ, PRELOAD_LEN);
+	p += PRELOAD_LEN;
+	if (!theirs || entry_end(theirs) != theirs + n || !shim_starts(theirs, shim_path)) {
+		shim_copy_bytes(p, shim_path, n); /* the shim first, unless theirs starts with it already */
+		p += n;
+		if (theirs && *theirs)
+			*p++ = ':';
+	}
+	if (theirs)
+		shim_copy_str(p, (size_t)-1, theirs);
+	else
+		*p = 0;
 	out[k++] = preload;
 	for (size_t i = 0; i < NOURS; i++)
 		out[k++] = saved[i];

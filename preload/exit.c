@@ -38,10 +38,10 @@ static void (*real_exit)(int);
 
 static void at_exit(void)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	shim_exit_wait(FL_EXITING_ATEXIT);
-	errno = e;
+	shim_errno = e;
 }
 
 /* Busy: what dlsym allocates is faultline's, not the program's (malloc.c passes it through).  Not
@@ -59,10 +59,10 @@ __attribute__((constructor)) static void exit_init(void)
 /* _exit and _Exit: the wait, then the real call (a raw exit_group if it was not found). */
 static __attribute__((noreturn)) void exit_now(int status)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	shim_exit_wait(FL_EXITING_UNDERSCORE);
-	errno = e;
+	shim_errno = e;
 	if (real_exit)
 		real_exit(status);
 	for (;;)

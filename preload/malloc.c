@@ -106,7 +106,7 @@ static void *boot_alloc(size_t n)
 	size_t off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
 
 	if (n > BOOT_BYTES || off + need > BOOT_BYTES) {
-		errno = ENOMEM;
+		shim_errno = ENOMEM;
 		return NULL;
 	}
 	*(size_t *)(boot_buf + off) = n;
@@ -122,13 +122,13 @@ static size_t boot_size(const void *p)
  * above): a block of the bootstrap buffer, or NULL (not one, or it is full). */
 static void *init_alloc(size_t n)
 {
-	int e = errno;
+	int e = shim_errno;
 	void *p;
 
 	if (likely(__atomic_load_n(&shim_state, __ATOMIC_RELAXED) != ST_INIT) || shim_busy <= 0)
 		return NULL;
 	p = boot_alloc(n);
-	errno = e;
+	shim_errno = e;
 	return p;
 }
 
@@ -159,7 +159,7 @@ static void *libc_aligned_alloc(size_t align, size_t n)
 
 static void resolve(void)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	tls_resolving++;
 #define R(f, fallback) \
@@ -174,7 +174,7 @@ static void resolve(void)
 	R(malloc, __libc_malloc);
 #undef R
 	tls_resolving--;
-	errno = e;
+	shim_errno = e;
 }
 
 /* ---- the sampler -------------------------------------------------------- */
@@ -320,7 +320,7 @@ static void shard_lock(struct shard *s)
 	int c = 0;
 
 	if (!__atomic_compare_exchange_n(&s->lock, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-		int e = errno;
+		int e = shim_errno;
 		for (int spins = 0; spins < 64 && c; spins++) {
 			__builtin_ia32_pause();
 			c = 0;
@@ -335,7 +335,7 @@ static void shard_lock(struct shard *s)
 				c = __atomic_exchange_n(&s->lock, 2, __ATOMIC_ACQUIRE);
 			}
 		}
-		errno = e;
+		shim_errno = e;
 	}
 	tls_locked++;
 }
@@ -344,9 +344,9 @@ static void shard_unlock(struct shard *s)
 {
 	tls_locked--;
 	if (__atomic_exchange_n(&s->lock, 0, __ATOMIC_RELEASE) == 2) {
-		int e = errno;
+		int e = shim_errno;
 		shim_syscall(SYS_futex, &s->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-		errno = e;
+		shim_errno = e;
 	}
 }
 
@@ -636,7 +636,7 @@ static void early_flush(void)
 /* The allocation p of n bytes took this thread past its sample point. */
 static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, const void *caller)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	if (!heap_recording(caller)) {
 		int s = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE);
@@ -657,7 +657,7 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 		} else {
 			tls_left = UINT64_MAX;  /* off */
 		}
-		errno = e;
+		shim_errno = e;
 		return;
 	}
 	if (p && crossed(n)) {
@@ -666,7 +666,7 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 			count_unrecorded(n);
 		shim_busy--;
 	}
-	errno = e;
+	shim_errno = e;
 }
 
 /* The fast test: n bytes do not reach this thread's sample point. */
@@ -674,13 +674,13 @@ static __attribute__((noinline)) void sample_alloc(void *p, size_t n, __u32 fn, 
 
 static __attribute__((noinline)) void sample_free(void *p)
 {
-	int e = errno;
+	int e = shim_errno;
 	__u64 size;
 
 	shim_busy++;
 	set_take(p, &size);
 	shim_busy--;
-	errno = e;
+	shim_errno = e;
 }
 
 /* ---- the hooks ---------------------------------------------------------- */
@@ -751,7 +751,7 @@ EXPORT void *calloc(size_t k, size_t size)
 static __u64 realloc_leaves(void *p)
 {
 	__u64 size = 0;
-	int e = errno;
+	int e = shim_errno;
 
 	if (p && __atomic_load_n(&early_open, __ATOMIC_RELAXED))
 		early_forget(p);
@@ -761,7 +761,7 @@ static __u64 realloc_leaves(void *p)
 	if (!set_take(p, &size))
 		size = 0;
 	shim_busy--;
-	errno = e;
+	shim_errno = e;
 	return size;
 }
 
@@ -782,11 +782,11 @@ static void *realloc_common(void *p, size_t n, __u32 fn, const void *caller)
 	void *q = NEXT(next.realloc(p, n));
 	if (!q && n && was) {
 		/* failed: p is still there, and still the sampled block it was */
-		int e = errno;
+		int e = shim_errno;
 		shim_busy++;
 		remember(p, was, fn, NULL, 0, 0, 0);
 		shim_busy--;
-		errno = e;
+		shim_errno = e;
 	}
 	if (!q || SKIP(n))
 		return q;
@@ -814,7 +814,7 @@ EXPORT void *reallocarray(void *p, size_t k, size_t size)
 	size_t n;
 
 	if (__builtin_mul_overflow(k, size, &n)) {
-		errno = ENOMEM;
+		shim_errno = ENOMEM;
 		return NULL;
 	}
 	NEED();

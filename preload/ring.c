@@ -117,7 +117,7 @@ static int collector_alive(struct waiter *w, __u64 now)
 	st = collector_state();
 	if (st)
 		return !(st == 'Z' || st == 'X' || st == 'x' || st == 'T' || st == 't');
-	return !(shim_syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && errno == ESRCH);
+	return !(shim_syscall(SYS_kill, (pid_t)collector_pid, 0) < 0 && shim_errno == ESRCH);
 }
 
 /*
@@ -155,7 +155,7 @@ static int wait_step(struct waiter *w, struct fl_ring_desc *d, __u32 seen)
 	/* Non-private: the collector wakes it from another process.  If the
 	 * futex is refused (a seccomp filter), fall back to a short sleep. */
 	if (shim_syscall(SYS_futex, &d->wake, FUTEX_WAIT, seen, &ts, NULL, 0) < 0 &&
-	    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
+	    shim_errno != EAGAIN && shim_errno != ETIMEDOUT && shim_errno != EINTR)
 		shim_short_sleep();
 	__atomic_sub_fetch(&d->waiters, 1, __ATOMIC_SEQ_CST);
 	return 1;
@@ -279,7 +279,7 @@ void shim_record(__u32 kind, __s64 result, int err, __u64 a0, __u64 a1, __u64 a2
 	if (name) {
 		char *p = (char *)b.bytes + size;
 		shim_copy_str(p, FL_NAME_MAX, name);
-		size += (__u32)strlen(p) + 1;
+		size += (__u32)shim_strlen(p) + 1;
 	}
 	b.r.h.size = size;
 	if (__atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON) {
@@ -414,7 +414,7 @@ void shim_exit_wait(__u32 how)
 			struct timespec ts = { 0, (long)(FL_EXIT_WAIT_MS * 1000000ull - waited) };
 			/* non-private: the collector wakes it from another process */
 			if (shim_syscall(SYS_futex, &d->exit_state, FUTEX_WAIT, FL_EXIT_WAITING, &ts, NULL, 0) < 0 &&
-			    errno != EAGAIN && errno != ETIMEDOUT && errno != EINTR)
+			    shim_errno != EAGAIN && shim_errno != ETIMEDOUT && shim_errno != EINTR)
 				shim_short_sleep();
 		}
 	}

@@ -30,6 +30,8 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+long shim_errno_off;
+
 static struct {
 	void *(*mmap)(void *, size_t, int, int, int, off_t);
 	void *(*mmap64)(void *, size_t, int, int, int, off_t);
@@ -84,6 +86,11 @@ static void resolve(void)
 	 * real.mmap is still NULL). */
 	shim_busy++;
 	announce();
+	if (!shim_errno_off) {
+		char *e = dlvsym(RTLD_NEXT, "errno", "GLIBC_PRIVATE");
+		long off = e ? e - (char *)__builtin_thread_pointer() : 0;
+		shim_errno_off = off < 0 && off > -65536 ? off : 0; /* static TLS lies below the thread pointer */
+	}
 #define R(f) if (!real.f) *(void **)&real.f = dlsym(RTLD_NEXT, #f)
 	R(mmap); R(mmap64); R(munmap); R(mprotect); R(pkey_mprotect); R(mremap);
 	R(brk); R(sbrk); R(madvise); R(shmat); R(shmdt); R(fork); R(vfork); R(wait4); R(system); R(dlopen); R(dlclose);
@@ -117,7 +124,7 @@ void shim_init(void)
 	 * where shim_busy is */
 	shim_busy++;
 	announce();
-	saved = errno;
+	saved = shim_errno;
 	if (!__atomic_compare_exchange_n(&shim_state, &expect, ST_INIT, 0,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		shim_busy--;
@@ -126,7 +133,7 @@ void shim_init(void)
 	resolve();
 	shim_clock_init();
 	path = shim_getenv(FL_CHAN_ENV);
-	if (path && *path && strlen(path) < sizeof(shim_chan_path)) {
+	if (path && *path && shim_strlen(path) < sizeof(shim_chan_path)) {
 		shim_copy_str(shim_chan_path, sizeof(shim_chan_path), path);
 		shim_depth = parse_depth(shim_getenv("FAULTLINE_DEPTH"));
 		shim_pid = (__u32)shim_syscall(SYS_getpid);
@@ -149,7 +156,7 @@ void shim_init(void)
 	}
 	__atomic_store_n(&shim_state, ok ? ST_ON : ST_OFF, __ATOMIC_RELEASE);
 	shim_busy--;
-	errno = saved;
+	shim_errno = saved;
 }
 
 __attribute__((constructor)) static void ctor(void)
@@ -178,10 +185,10 @@ static void *mmap_common(void *(*fn)(void *, size_t, int, int, int, off_t),
 	if (!shim_recording_call())
 		return fn(addr, len, prot, flags, fd, off);
 	r = fn(addr, len, prot, flags, fd, off);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_MMAP, (__s64)(intptr_t)r, r == MAP_FAILED ? e : 0,
 	       U(addr), len, (__u64)prot, (__u64)flags, (__u64)(__s64)fd, (__u64)off, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -211,9 +218,9 @@ EXPORT int munmap(void *addr, size_t len)
 	if (!shim_recording_call())
 		return real.munmap(addr, len);
 	r = real.munmap(addr, len);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_MUNMAP, r, r ? e : 0, U(addr), len, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -229,9 +236,9 @@ EXPORT int mprotect(void *addr, size_t len, int prot)
 	if (!shim_recording_call())
 		return real.mprotect(addr, len, prot);
 	r = real.mprotect(addr, len, prot);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_MPROTECT, r, r ? e : 0, U(addr), len, (__u64)prot, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -247,10 +254,10 @@ EXPORT int pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	if (!shim_recording_call())
 		return real.pkey_mprotect(addr, len, prot, pkey);
 	r = real.pkey_mprotect(addr, len, prot, pkey);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_PKEY_MPROTECT, r, r ? e : 0, U(addr), len, (__u64)prot,
 	       (__u64)(__s64)pkey, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -275,10 +282,10 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	if (!shim_recording_call())
 		return real.mremap(old, old_len, new_len, flags, naddr);
 	r = real.mremap(old, old_len, new_len, flags, naddr);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_MREMAP, (__s64)(intptr_t)r, r == MAP_FAILED ? e : 0,
 	       U(old), old_len, new_len, (__u64)flags, U(naddr), 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -289,15 +296,15 @@ EXPORT int brk(void *addr)
 
 	NEED(brk);
 	if (!real.brk) {
-		errno = ENOMEM;
+		shim_errno = ENOMEM;
 		return -1;
 	}
 	if (!shim_recording_call())
 		return real.brk(addr);
 	r = real.brk(addr);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_BRK, r, r ? e : 0, U(addr), 0, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -308,16 +315,16 @@ EXPORT void *sbrk(intptr_t inc)
 
 	NEED(sbrk);
 	if (!real.sbrk) {
-		errno = ENOMEM;
+		shim_errno = ENOMEM;
 		return (void *)-1;
 	}
 	if (!shim_recording_call())
 		return real.sbrk(inc);
 	r = real.sbrk(inc);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_SBRK, (__s64)(intptr_t)r, r == (void *)-1 ? e : 0,
 	       (__u64)(__s64)inc, 0, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -333,9 +340,9 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	if (!shim_recording_call())
 		return real.madvise(addr, len, advice);
 	r = real.madvise(addr, len, advice);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_MADVISE, r, r ? e : 0, U(addr), len, (__u64)advice, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -354,10 +361,10 @@ EXPORT void *shmat(int shmid, const void *addr, int shmflg)
 	if (!shim_recording_call())
 		return real.shmat(shmid, addr, shmflg);
 	r = real.shmat(shmid, addr, shmflg);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_SHMAT, (__s64)(intptr_t)r, r == (void *)-1 ? e : 0, (__u64)shmid, U(addr),
 		    (__u64)shmflg, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -372,9 +379,9 @@ EXPORT int shmdt(const void *addr)
 	if (!shim_recording_call())
 		return real.shmdt(addr);
 	r = real.shmdt(addr);
-	int e = errno;
+	int e = shim_errno;
 	shim_record(FL_K_SHMDT, r, r ? e : 0, U(addr), 0, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -392,7 +399,7 @@ static int sandboxed(void)
 
 	if (!__atomic_load_n(&known, __ATOMIC_RELAXED)) {
 		long r = shim_syscall(SYS_prctl, PR_GET_SECCOMP, 0, 0, 0, 0);
-		if (r == 2 || (r < 0 && errno != EINVAL))
+		if (r == 2 || (r < 0 && shim_errno != EINVAL))
 			__atomic_store_n(&known, 1, __ATOMIC_RELAXED);
 	}
 	return __atomic_load_n(&known, __ATOMIC_RELAXED);
@@ -450,7 +457,7 @@ EXPORT pid_t fork(void)
 
 	NEED(fork);
 	if (!real.fork) {
-		errno = ENOSYS;
+		shim_errno = ENOSYS;
 		return -1;
 	}
 	rec = shim_recording();
@@ -459,9 +466,9 @@ EXPORT pid_t fork(void)
 		return real.fork();
 	/* busy during the real fork: atfork handlers' calls pass through. */
 	shim_busy++;
-	e = errno;
+	e = shim_errno;
 	stay_off = sandboxed();
-	errno = e;
+	shim_errno = e;
 	if (rec)
 		gated = shim_gate_close();
 	pseq = __atomic_load_n(&shim_seq, __ATOMIC_RELAXED);
@@ -475,7 +482,7 @@ EXPORT pid_t fork(void)
 	shim_busy -= SHIM_PROGRAM;
 	pid = real.fork();
 	shim_busy += SHIM_PROGRAM;
-	e = errno;
+	e = shim_errno;
 	if (pid != 0 && !stay_off)
 		heap_fork_parent();
 	if (pid == 0) {
@@ -483,7 +490,7 @@ EXPORT pid_t fork(void)
 		 * child must not write into the parent's ring. */
 		fork_child(pseq, gated, stay_off, ppid);
 		shim_busy--;
-		errno = e;
+		shim_errno = e;
 		return 0;
 	}
 	if (rec)
@@ -493,13 +500,13 @@ EXPORT pid_t fork(void)
 	shim_busy--;
 	if (rec)
 		shim_record(FL_K_FORK, pid, pid < 0 ? e : 0, 0, 0, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	return pid;
 }
 
 static pid_t vfork_fail(void)
 {
-	errno = ENOSYS;
+	shim_errno = ENOSYS;
 	return -1;
 }
 
@@ -508,12 +515,12 @@ static pid_t vfork_fail(void)
  * the shim).  Returns the function the asm entry jumps to. */
 void *fl_shim_vfork_pre(void)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	NEED(vfork);
 	if (shim_recording())
 		shim_record(FL_K_VFORK, -1, 0, 0, 0, 0, 0, 0, 0, NULL);
-	errno = e;
+	shim_errno = e;
 	if (real.vfork)
 		return (void *)real.vfork;
 	return real.fork ? (void *)real.fork : (void *)vfork_fail;
@@ -541,7 +548,7 @@ void *fl_shim_vfork_pre(void)
 static void send_reaped(pid_t child, int status, const struct rusage *ru)
 {
 	struct fl_reaped r;
-	int e = errno;
+	int e = shim_errno;
 
 	if (child < 0 || !(WIFEXITED(status) || WIFSIGNALED(status)) ||
 	    __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) != ST_ON)
@@ -559,7 +566,7 @@ static void send_reaped(pid_t child, int status, const struct rusage *ru)
 	r.maj_flt = (__u64)ru->ru_majflt;
 	shim_emit(&r, sizeof(r));
 	shim_busy--;
-	errno = e;
+	shim_errno = e;
 }
 
 /* system()'s reap (FL_REAPED_SYSTEM): its status, span and children's rusage growth. */
@@ -642,7 +649,7 @@ EXPORT FILE *popen(const char *cmd, const char *type)
 
 	NEED(popen);
 	if (!real.popen) {
-		errno = ENOSYS;
+		shim_errno = ENOSYS;
 		return NULL;
 	}
 	char **mine = __environ;
@@ -670,23 +677,23 @@ EXPORT int system(const char *cmd)
 
 	NEED(system);
 	if (!real.system) {
-		errno = ENOSYS;
+		shim_errno = ENOSYS;
 		return -1;
 	}
-	e = errno;
+	e = shim_errno;
 	said = cmd && __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON && !sandboxed() &&
 	       (__u32)shim_syscall(SYS_getpid) == shim_pid && shim_syscall(SYS_getrusage, RUSAGE_CHILDREN, &before) == 0;
-	errno = e;
+	shim_errno = e;
 	if (said)
 		since = shim_now_ns();
 	r = with_env_system(cmd);
-	e = errno;
+	e = shim_errno;
 	if (said && r != -1 && shim_syscall(SYS_getrusage, RUSAGE_CHILDREN, &after) == 0) {
 		after.ru_minflt -= before.ru_minflt;
 		after.ru_majflt -= before.ru_majflt;
 		send_system(r, &after, since);
 	}
-	errno = e;
+	shim_errno = e;
 	return r;
 }
 
@@ -721,11 +728,11 @@ EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 
 	pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
 	r = shim_syscall(SYS_waitid, idtype, id, si, options, &own_ru);
-	e = errno;
+	e = shim_errno;
 	pthread_setcanceltype(old, NULL);
 	if (r == 0 && !(options & WNOWAIT) && si->si_pid > 0)
 		send_reaped(si->si_pid, waitid_status(si), &own_ru);
-	errno = e;
+	shim_errno = e;
 	return (int)r;
 }
 
@@ -760,24 +767,24 @@ static void send_exec(const char *path, int err)
 /* Before an exec: 1 when said (then exec_returned must follow a failure). */
 static int exec_announce(const char *path)
 {
-	int e = errno, said;
+	int e = shim_errno, said;
 
 	said = __atomic_load_n(&shim_state, __ATOMIC_ACQUIRE) == ST_ON &&
 	       (__u32)shim_syscall(SYS_getpid) == shim_pid;
 	if (said)
 		send_exec(path, 0);
-	errno = e;
+	shim_errno = e;
 	return said;
 }
 
 /* The exec returned: it failed, and the old image goes on. */
 static void exec_returned(int said)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	if (said)
 		send_exec(NULL, e ? e : ENOEXEC);
-	errno = e;
+	shim_errno = e;
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
@@ -800,7 +807,7 @@ EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	NEED(execvpe);
 	if (!real.execvpe) {
-		errno = ENOSYS;
+		shim_errno = ENOSYS;
 		return -1;
 	}
 	SHIM_ENV_EXEC(envp, env);
@@ -819,7 +826,7 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
 	NEED(fexecve);
 	if (!real.fexecve) {
-		errno = ENOSYS;
+		shim_errno = ENOSYS;
 		return -1;
 	}
 	SHIM_ENV_EXEC(envp, env);
@@ -921,14 +928,14 @@ static int dlclose_fail(void *h)
  * next hooked call).  Returns the real dlopen for the asm entry to jump to. */
 void *fl_shim_dlopen_pre(const char *file, int mode)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	NEED(dlopen);
 	if (shim_recording())
 		shim_record(FL_K_DLOPEN, -1, 0, (__u64)(__s64)mode, U(file), 0, 0, 0, 0,
 		       file ? file : "");
 	maps_changed();
-	errno = e;
+	shim_errno = e;
 	return real.dlopen ? (void *)real.dlopen : (void *)dlopen_fail;
 }
 
@@ -936,12 +943,12 @@ void *fl_shim_dlopen_pre(const char *file, int mode)
  * mark the maps dirty.  Returns the real dlclose for the asm entry to jump to. */
 void *fl_shim_dlclose_pre(void *handle)
 {
-	int e = errno;
+	int e = shim_errno;
 
 	NEED(dlclose);
 	if (shim_recording())
 		shim_record(FL_K_DLCLOSE, -1, 0, U(handle), 0, 0, 0, 0, 0, NULL);
 	maps_changed();
-	errno = e;
+	shim_errno = e;
 	return real.dlclose ? (void *)real.dlclose : (void *)dlclose_fail;
 }

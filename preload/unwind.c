@@ -181,7 +181,8 @@ unsigned shim_backtrace(__u64 *frames)
 	__u64 buf[FL_MAX_FRAMES + SHIM_FRAME_SLACK];
 	unsigned n = shim_backtrace_into(buf, FL_MAX_FRAMES + SHIM_FRAME_SLACK);
 
-	memcpy(frames, buf, 8u * n);
+	for (unsigned i = 0; i < n; i++)
+		frames[i] = buf[i];
 	return n;
 }
 
