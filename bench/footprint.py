@@ -7,7 +7,8 @@ command), then the same command recorded (THP off in both; medians of N runs of 
   - the kernel's total for the recorded processes (min_flt + maj_flt: faultline's footprint in),
   - the program's own faults as `faultline check` counts them (faultline's footprint out),
   - what faultline classified as its own.
-The last column, own minus plain, is what the footprint rules leave in.  With --per-process, the
+The last column, own minus plain (the difference of the means, and its standard error), is what the
+footprint rules leave in.  With --per-process, the
 same per process: each counted fault of the plain runs from `perf record -c 1` (processes named by
 their last command, in the order they started), against each recorded process's own faults.
 
@@ -131,7 +132,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             per_process(a.faultline, a.runs, tmp)
         return 0
-    print(f"{'workload':14} {'plain':>7} {'kernel':>7} {'classified':>10} {'own':>6} {'faultline':>9} {'own-plain':>9}")
+    print(f"{'workload':14} {'plain':>7} {'kernel':>7} {'classified':>10} {'own':>6} {'faultline':>9} {'own-plain (mean, se)':>20}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, argv in WORKLOADS.items():
             plains, runs = [], []
@@ -140,7 +141,13 @@ def main():
                 runs.append(recorded(a.faultline, argv, tmp))
             plain = statistics.median(plains)
             kernel, classified, own, fl = (statistics.median(r[i] for r in runs) for i in range(4))
-            print(f"{name:14} {plain:7.0f} {kernel:7.0f} {classified:10.0f} {own:6.0f} {fl:9.0f} {own - plain:+9.0f}")
+            # own - plain as the difference of the means, with its standard error: a median of a few runs of a
+            # program whose count varies by +-6 (the pipeline) moves by more than the bound it is held to
+            owns = [r[2] for r in runs]
+            diff = statistics.mean(owns) - statistics.mean(plains)
+            se = (statistics.variance(owns) / len(owns) + statistics.variance(plains) / len(plains)) ** 0.5 \
+                if a.runs > 1 else 0
+            print(f"{name:14} {plain:7.0f} {kernel:7.0f} {classified:10.0f} {own:6.0f} {fl:9.0f} {diff:+6.1f} ±{se:.1f}")
     return 0
 
 
