@@ -12,12 +12,17 @@ footprint rules leave in.  With --per-process, the
 same per process: each counted fault of the plain runs from `perf record -c 1` (processes named by
 their last command, in the order they started), against each recorded process's own faults.
 
-usage: bench/footprint.py [--runs N] [--faultline PATH] [--per-process]
+With --regions WORKLOAD, the same per process and region group (each plain fault's address placed in the
+mapping perf saw it in, against `check`'s count for that process and region): most regions count the
+same in every run, so a difference there is the footprint, and the rows that differ say where.
+
+usage: bench/footprint.py [--runs N] [--faultline PATH] [--per-process | --regions WORKLOAD]
 """
 import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -107,6 +112,81 @@ def per_process(fl, runs, tmp):
             print(f"{name:14} {proc:10} {plain:6.0f} {own:6.0f} {own - plain:+9.0f}")
 
 
+def plain_regions(argv, tmp):
+    """{(process, group): faults} of a plain run: each fault's address (perf record -d) placed in the
+    mapping perf saw it in (a fork child starts with its parent's, an exec with none); group: a
+    file's base name, "anon" (heap included), "stack", "vdso" or "vvar"."""
+    data = os.path.join(tmp, "regions.data")
+    subprocess.run(["python3", "-c", "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); "
+                    "os.execv(sys.argv[1], sys.argv[1:])", shutil.which("perf") or "perf", "record", "-q", "-d",
+                    "-c", "1", "-e", "minor-faults", "-e", "major-faults", "-o", data, "--"] + argv,
+                   capture_output=True, check=True)
+    out = subprocess.run(["perf", "script", "-i", data, "--show-mmap-events", "--show-task-events", "-F",
+                          "comm,pid,event,addr"], capture_output=True, text=True, check=True).stdout
+    maps, comm, counts = collections.defaultdict(list), {}, collections.Counter()
+    for line in out.splitlines():
+        m = re.search(r"PERF_RECORD_MMAP2? (\d+)/\d+: \[(0x[0-9a-f]+)\((0x[0-9a-f]+)\).*\]: \S+ (.*)$", line)
+        if m:
+            name = m.group(4).strip()
+            group = "anon" if name.startswith("//anon") or not name else os.path.basename(name).strip("[]")
+            maps[int(m.group(1))].append((int(m.group(2), 16), int(m.group(3), 16), group))
+            continue
+        m = re.search(r"PERF_RECORD_FORK\((\d+):(\d+)\):\((\d+):", line)
+        if m and m.group(1) == m.group(2):
+            maps[int(m.group(1))] = list(maps[int(m.group(3))])
+            continue
+        m = re.search(r"PERF_RECORD_COMM exec: (\S+):(\d+)/", line)
+        if m:
+            comm[int(m.group(2))] = m.group(1)
+            maps[int(m.group(2))] = []
+            continue
+        f = line.split()
+        if len(f) >= 4 and f[2].endswith("faults:") and f[1].isdigit():
+            pid, addr = int(f[1]), int(f[3], 16)
+            group = next((g for s, n, g in reversed(maps[pid]) if s <= addr < s + n),
+                         "stack" if addr >= 0x7ff000000000 else "anon")
+            counts[(pid, "stack" if group == "stack" else group)] += 1
+    return collections.Counter({(comm.get(pid, "?"), g): n for (pid, g), n in counts.items() if pid in comm})
+
+
+def own_regions(fl, db, keys, tmp):
+    """The recording's own faults per (process, group) of keys, as `check` counts them."""
+    kinds = {"anon": ["anon", "heap"], "stack": ["stack"], "vdso": ["vdso"], "vvar": ["vvar"]}
+    lines, names = [], {}
+    for i, (proc, group) in enumerate(sorted(keys)):
+        for k, sel in enumerate(("kind = " + x for x in kinds[group]) if group in kinds else ["path = */" + group]):
+            lines += [f"[r{i}.{k}]", f"exe = */{proc}", sel, "max-minor = 1000000000", "max-major = 1000000000"]
+            names[f"r{i}.{k}"] = (proc, group)
+    path = os.path.join(tmp, "regions.ini")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    p = subprocess.run([fl, "check", "--format", "json", "--limits", path, db], capture_output=True, text=True)
+    got = collections.Counter()
+    for r in json.loads(p.stdout)["limits"]:
+        if r.get("check") in names:
+            got[names[r["check"]]] += r["measured"]
+    return got
+
+
+def regions(fl, name, runs, tmp):
+    """Per process and region group: plain against own, alternating; the rows that differ."""
+    argv = WORKLOADS[name]
+    plains, owns = [], []
+    for _ in range(runs):
+        plains.append(plain_regions(argv, tmp))
+        db = os.path.join(tmp, "g.db")
+        subprocess.run([fl, "record", "--force", "--thp=never", "-o", db, "--"] + argv, capture_output=True,
+                       check=True)
+        owns.append(own_regions(fl, db, set().union(*plains), tmp))
+    print(f"{'process':10} {'region':28} {'plain':>6} {'own':>6} {'diff':>6}  (medians of {runs}; every run)")
+    for key in sorted(set().union(*plains)):
+        a = [c[key] for c in plains]
+        b = [c[key] for c in owns]
+        if statistics.median(a) != statistics.median(b):
+            print(f"{key[0]:10} {key[1]:28} {statistics.median(a):6.1f} {statistics.median(b):6.1f} "
+                  f"{statistics.median(b) - statistics.median(a):+6.1f}  {sorted(a)} {sorted(b)}")
+
+
 def recorded(fl, argv, tmp):
     db = os.path.join(tmp, "r.db")
     subprocess.run([fl, "record", "--force", "--thp=never", "-o", db, "--"] + argv, capture_output=True, check=True)
@@ -127,7 +207,13 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
     ap.add_argument("--per-process", action="store_true")
+    ap.add_argument("--regions", metavar="WORKLOAD", choices=list(WORKLOADS),
+                    help="per process and region group (perf record -d), the rows whose medians differ")
     a = ap.parse_args()
+    if a.regions:
+        with tempfile.TemporaryDirectory() as tmp:
+            regions(a.faultline, a.regions, a.runs, tmp)
+        return 0
     if a.per_process:
         with tempfile.TemporaryDirectory() as tmp:
             per_process(a.faultline, a.runs, tmp)
