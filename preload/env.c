@@ -13,6 +13,9 @@
  * and LD_PRELOAD goes back to what the user had (or goes).  Every exec the
  * program makes gets them back (shim_env_exec), so the next image is
  * recorded too, even one the program gave an environment of its own (env -i).
+ * An image whose LD_PRELOAD does not start with this library's file name
+ * (a shim copied under another name through FAULTLINE_PRELOAD, or a program
+ * that reordered it) is left as it is.
  *
  * What no hook sees keeps the program's environment and so loses the shim
  * in the new image: raw execve system calls, and glibc's internal spawns
@@ -29,6 +32,7 @@
 #include "preload.h"
 
 #define PRELOAD_EQ "LD_PRELOAD="
+#define SHIM_FILE "libfaultline-preload.so"
 #define PRELOAD_LEN (sizeof(PRELOAD_EQ) - 1)
 
 static const char *const ours[] = { FL_CHAN_ENV "=", "FAULTLINE_DEPTH=", "FAULTLINE_HEAP_SAMPLE=" };
@@ -88,8 +92,12 @@ static bool save(char **env, char **preload)
 	}
 	if (found != NOURS || !*preload)
 		return false;
-	const char *v = *preload + PRELOAD_LEN, *end = entry_end(v);
-	if (end == v || !copy(shim_path, sizeof(shim_path), v, (size_t)(end - v)))
+	const char *v = *preload + PRELOAD_LEN, *end = entry_end(v), *base = end;
+	while (base > v && base[-1] != '/')
+		base--;
+	/* the launcher puts this library first; an image whose LD_PRELOAD says otherwise is left as it is */
+	if (end - base != (long)(sizeof(SHIM_FILE) - 1) || !shim_starts(base, SHIM_FILE) ||
+	    !copy(shim_path, sizeof(shim_path), v, (size_t)(end - v)))
 		return false;
 	while (*end == ':' || *end == ' ')
 		end++;
