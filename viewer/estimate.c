@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "estimate.h"
+#include "vec.h"
 
 #define PAGE 4096.0
 #define CHAIN_MAX 64            /* ancestors followed up from a live row */
@@ -108,14 +109,8 @@ static struct row *find_row(struct work *w, int64_t id)
 
 static int add_change(struct work *w, struct change c)
 {
-	if (w->nchanges == w->capchanges) {
-		size_t cap = w->capchanges ? 2 * w->capchanges : 256;
-		struct change *n = realloc(w->changes, cap * sizeof(*n));
-		if (!n)
-			return -1;
-		w->changes = n;
-		w->capchanges = cap;
-	}
+	if (fl_vec_reserve((void **)&w->changes, &w->capchanges, w->nchanges + 1, sizeof(*w->changes)))
+		return -1;
 	w->changes[w->nchanges++] = c;
 	return 0;
 }
@@ -132,13 +127,8 @@ static int load_rows(struct work *w, int64_t sample_id)
 		return -1;
 	sqlite3_bind_int64(st, 1, w->proc_id);
 	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
-		if (w->nrows == cap) {
-			cap = cap ? 2 * cap : 256;
-			struct row *n = realloc(w->rows, cap * sizeof(*n));
-			if (!n)
-				break;
-			w->rows = n;
-		}
+		if (fl_vec_reserve((void **)&w->rows, &cap, w->nrows + 1, sizeof(*w->rows)))
+			break;
 		w->rows[w->nrows++] = (struct row){ sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
 						    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
 						    sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
@@ -194,14 +184,8 @@ static int trace_lineage(struct work *w)
 		const struct row *e = &w->rows[w->live[k]];
 		double share = 1;
 		for (int depth = 0; e && depth < CHAIN_MAX; depth++) {
-			if (w->nlinks == w->caplinks) {
-				size_t cap = w->caplinks ? 2 * w->caplinks : 256;
-				struct link *n = realloc(w->links, cap * sizeof(*n));
-				if (!n)
-					return -1;
-				w->links = n;
-				w->caplinks = cap;
-			}
+			if (fl_vec_reserve((void **)&w->links, &w->caplinks, w->nlinks + 1, sizeof(*w->links)))
+				return -1;
 			w->links[w->nlinks++] = (struct link){ e->id, k, share };
 			w->since[k] = e->created;
 			if (e->sampled >= 0) {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* vec.h - growing the collector's arrays (doubling, so appends are amortized O(1)). */
+/* vec.h - growing arrays, the collector's and the viewer's (doubling, so appends are amortized O(1)). */
 #ifndef FL_VEC_H
 #define FL_VEC_H
 
