@@ -204,18 +204,27 @@ static int trace_lineage(struct work *w)
 	return 0;
 }
 
+/* sql, whose ?1 is the process, ?2 and ?3 the span from the sample to the time estimated, prepared; NULL on error. */
+static sqlite3_stmt *since_sample(const struct work *w, const char *sql)
+{
+	sqlite3_stmt *st = fl_db_prepare(w->d, sql);
+	if (st) {
+		sqlite3_bind_int64(st, 1, w->proc_id);
+		sqlite3_bind_int64(st, 2, w->seen_ns);
+		sqlite3_bind_int64(st, 3, w->t);
+	}
+	return st;
+}
+
 /* Faults since the sample that made pages resident, routed to the live rows. */
 static int load_faults(struct work *w)
 {
-	sqlite3_stmt *st = fl_db_prepare(w->d, "SELECT vma_id, time_ns, anon_new + cow_zero + major_file + major_swap"
-					       " + pagecache + 511 * thp FROM fault"
-					       " WHERE proc_id = ?1 AND time_ns > ?2 AND time_ns <= ?3");
+	sqlite3_stmt *st = since_sample(w, "SELECT vma_id, time_ns, anon_new + cow_zero + major_file + major_swap"
+					   " + pagecache + 511 * thp FROM fault"
+					   " WHERE proc_id = ?1 AND time_ns > ?2 AND time_ns <= ?3");
 	int rc;
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, w->proc_id);
-	sqlite3_bind_int64(st, 2, w->seen_ns);
-	sqlite3_bind_int64(st, 3, w->t);
 	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
 		struct link key = { sqlite3_column_int64(st, 0), 0, 0 };
 		int64_t n = sqlite3_column_int64(st, 2);
@@ -237,15 +246,12 @@ static int load_faults(struct work *w)
 /* MADV_DONTNEED (4), MADV_REMOVE (9), MADV_DONTNEED_LOCKED (24) since the sample, per live row overlapped. */
 static int load_frees(struct work *w)
 {
-	sqlite3_stmt *st = fl_db_prepare(w->d, "SELECT time_ns, a0, a1 FROM event WHERE proc_id = ?1"
-					       " AND kind = 'madvise' AND result = 0 AND a2 IN (4, 9, 24)"
-					       " AND time_ns > ?2 AND time_ns <= ?3");
+	sqlite3_stmt *st = since_sample(w, "SELECT time_ns, a0, a1 FROM event WHERE proc_id = ?1"
+					   " AND kind = 'madvise' AND result = 0 AND a2 IN (4, 9, 24)"
+					   " AND time_ns > ?2 AND time_ns <= ?3");
 	int rc;
 	if (!st)
 		return -1;
-	sqlite3_bind_int64(st, 1, w->proc_id);
-	sqlite3_bind_int64(st, 2, w->seen_ns);
-	sqlite3_bind_int64(st, 3, w->t);
 	while ((rc = fl_db_step(w->d, st)) == SQLITE_ROW) {
 		int64_t t = sqlite3_column_int64(st, 0), lo = sqlite3_column_int64(st, 1);
 		int64_t hi = lo + ((sqlite3_column_int64(st, 2) + 4095) & ~4095LL);
