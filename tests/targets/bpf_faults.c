@@ -16,7 +16,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#define PG 4096
+#include "pages.h"
 
 static void say_addr(void *p)
 {
@@ -29,18 +29,6 @@ static void say_rusage(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	fprintf(stderr, "target rusage %d %ld %ld\n", getpid(), ru.ru_minflt, ru.ru_majflt);
-}
-
-static char *anon(long n)
-{
-	char *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	madvise(p, n * PG, MADV_NOHUGEPAGE);
-	return p;
 }
 
 static void touch_write(char *p, long n)

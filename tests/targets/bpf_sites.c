@@ -22,17 +22,13 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#define PG 4096
+#include "pages.h"
 
-static char *anon(long n)
+/* anon(), saying where: "target addr PID 0xADDR". */
+static char *mapped(long n)
 {
-	char *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = anon(n);
 
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	madvise(p, n * PG, MADV_NOHUGEPAGE);
 	fprintf(stderr, "target addr %d %p\n", getpid(), (void *)p);
 	return p;
 }
@@ -53,7 +49,7 @@ __attribute__((noinline)) void touch(volatile char *p, long n)
 
 __attribute__((noinline)) long fill_a(long n)
 {
-	char *p = anon(n);
+	char *p = mapped(n);
 
 	touch(p, n);
 	return p[0];
@@ -61,7 +57,7 @@ __attribute__((noinline)) long fill_a(long n)
 
 __attribute__((noinline)) long fill_b(long n)
 {
-	char *p = anon(n);
+	char *p = mapped(n);
 
 	touch(p, n);
 	return p[0];
@@ -69,7 +65,7 @@ __attribute__((noinline)) long fill_b(long n)
 
 __attribute__((noinline)) long fill_c(long n)
 {
-	char *p = anon(n);
+	char *p = mapped(n);
 
 	memset(p, 1, n * PG);
 	return p[0];
