@@ -85,19 +85,17 @@ static const struct fl_dead_vma *dead_at(const struct fl_model *m, __u64 start, 
 	return found;
 }
 
-bool fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *out)
+const struct fl_vma *fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *ended)
 {
 	const struct fl_vma *v = fl_model_find(m, addr);
-	if (v && v->created_ns <= t) {
-		*out = *v;
-		return true;
-	}
+	if (v && v->created_ns <= t)
+		return v;
 	const struct fl_dead_vma *d = t == FL_MODEL_NOW ? NULL : dead_at(m, addr, t);
 	if (!d)
-		return false;
-	*out = (struct fl_vma){ .start = d->start, .end = d->end, .offset = d->offset, .prot = d->prot,
-				.path = d->path, .id = d->id, .created_ns = d->created_ns };
-	return true;
+		return NULL;
+	*ended = (struct fl_vma){ .start = d->start, .end = d->end, .offset = d->offset, .prot = d->prot,
+				  .path = d->path, .id = d->id, .created_ns = d->created_ns };
+	return ended;
 }
 
 __s64 fl_model_attribute(const struct fl_model *m, __u64 start, __u64 end, __u64 t)

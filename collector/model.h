@@ -62,10 +62,10 @@ const struct fl_vma *fl_model_find(const struct fl_model *m, __u64 addr);
 
 /*
  * What held addr at time t: the live VMA if it existed then, else a row that
- * ended since (kept until pruned), copied into *out (start, end, offset, prot,
- * path, id).  false if neither.
+ * ended since (kept until pruned), as *ended (start, end, offset, prot, path,
+ * id, created_ns); NULL if neither.
  */
-bool fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *out);
+const struct fl_vma *fl_model_find_at(const struct fl_model *m, __u64 addr, __u64 t, struct fl_vma *ended);
 
 /*
  * The kernel grows a stack VMA (VM_GROWSDOWN) down on faults, with no call

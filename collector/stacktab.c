@@ -121,13 +121,14 @@ void fl_stacks_free(struct fl_stacks *st)
  * frame is made. */
 static struct frame *frame_at(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int is_return)
 {
-	struct fl_vma v;
+	struct fl_vma ended;
 	unsigned module = 0;
 	__u64 rel = ip;
 	/* a return address may be the first byte after its function's VMA: look up ip - 1 */
-	if (fl_model_find_at(m, is_return ? ip - 1 : ip, t, &v) && v.path && v.path[0] == '/') {
-		module = fl_strtab_index(v.path);
-		rel = ip - v.start + v.offset;
+	const struct fl_vma *v = fl_model_find_at(m, is_return ? ip - 1 : ip, t, &ended);
+	if (v && v->path && v->path[0] == '/') {
+		module = fl_strtab_index(v->path);
+		rel = ip - v->start + v->offset;
 	}
 	__u64 key = (__u64)module << 48 | (rel & ((1ULL << 48) - 1));
 	size_t i = fl_hmap_get(&st->frame_by_key, key ? key : 1);
@@ -400,8 +401,9 @@ static enum fl_caller_end keeps_frame_pointer(struct fl_stacks *st, struct frame
 /* Was addr in executable memory of m at t? */
 static bool is_code(const struct fl_model *m, __u64 t, __u64 addr)
 {
-	struct fl_vma v;
-	return fl_model_find_at(m, addr, t, &v) && (v.prot & PROT_EXEC);
+	struct fl_vma ended;
+	const struct fl_vma *v = fl_model_find_at(m, addr, t, &ended);
+	return v && (v->prot & PROT_EXEC);
 }
 
 __s64 fl_stacks_callers(struct fl_stacks *st, const struct fl_model *m, __u64 t, __u64 ip, int kernel,
