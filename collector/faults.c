@@ -76,12 +76,7 @@ void fl_faults_add_site(void *ctx, const struct fl_site_key *k, __u64 count)
  */
 static __u64 model_time(const struct proc *p, const struct fl_held_fault *h)
 {
-	if (!h->k.new_image)
-		return h->c.last_ns;
-	for (size_t i = 0; i < p->nimages; i++)
-		if (p->images[i].exec_ns > h->c.last_ns)
-			return p->images[i].exec_ns;
-	return p->image_ns > h->c.last_ns ? p->image_ns : 0; /* the list could not grow */
+	return h->k.new_image ? fl_procs_exec_after(p, h->c.last_ns) : h->c.last_ns;
 }
 
 /* The row h's counts belong to (h->vma, 0 if none: then they are accounted elsewhere, or wait). */

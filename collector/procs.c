@@ -64,6 +64,14 @@ static void new_image(struct fl_ingest *g, struct proc *p, __u64 t, const char *
 	fl_store_process_exe(g->store, p->id, exe, argv);
 }
 
+__u64 fl_procs_exec_after(const struct proc *p, __u64 t)
+{
+	for (size_t i = 0; i < p->nimages; i++)
+		if (p->images[i].exec_ns > t)
+			return p->images[i].exec_ns;
+	return p->image_ns > t ? p->image_ns : 0; /* the list could not grow */
+}
+
 __u64 fl_procs_row_time(const struct proc *p, __s64 row)
 {
 	/* the first exec whose rows all came after it ended the row's image */

@@ -14,6 +14,9 @@ struct proc *fl_procs_add(struct fl_ingest *g, __u32 pid, __u32 ppid, const char
 /* The live process of pid, created (parent ppid) if the records had not shown it yet. */
 struct proc *fl_procs_live(struct fl_ingest *g, __u32 pid, __u32 ppid, __u64 t);
 
+/* p's first exec after t (the image that followed t), 0 if none is known yet. */
+__u64 fl_procs_exec_after(const struct proc *p, __u64 t);
+
 /*
  * A time at which VMA row `row` of p was in p's address space, for the code
  * addresses of faults counted in it: FL_MODEL_NOW if it is of p's current
