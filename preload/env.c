@@ -43,15 +43,10 @@ static char saved[NOURS][sizeof(shim_chan_path) + 32]; /* "FAULTLINE_...=value",
 static char shim_path[4096];          /* the first entry of LD_PRELOAD: this library */
 static char user_preload[8192];       /* "LD_PRELOAD=" and what followed the shim in it */
 
-static bool starts(const char *s, const char *prefix)
-{
-	return shim_starts(s, prefix);
-}
-
 static bool is_ours(const char *entry)
 {
 	for (size_t i = 0; i < NOURS; i++)
-		if (starts(entry, ours[i]))
+		if (shim_starts(entry, ours[i]))
 			return true;
 	return false;
 }
@@ -82,12 +77,12 @@ static bool save(char **env, char **preload)
 	*preload = NULL;
 	for (char **e = env; *e; e++) {
 		for (size_t i = 0; i < NOURS; i++)
-			if (starts(*e, ours[i]) && !saved[i][0]) {
+			if (shim_starts(*e, ours[i]) && !saved[i][0]) {
 				if (!copy(saved[i], sizeof(saved[i]), *e, shim_strlen(*e)))
 					return false;
 				found++;
 			}
-		if (!*preload && starts(*e, PRELOAD_EQ))
+		if (!*preload && shim_starts(*e, PRELOAD_EQ))
 			*preload = *e;
 	}
 	if (found != NOURS || !*preload)
@@ -133,36 +128,32 @@ void shim_env_hide(void)
 	shim_busy--;
 }
 
-size_t shim_env_preload_size(char *const envp[])
+size_t shim_env_exec_size(char *const envp[], size_t *preload_size)
 {
-	size_t n = PRELOAD_LEN + shim_strlen(shim_path) + 2;
-
-	for (; envp && *envp; envp++)
-		if (starts(*envp, PRELOAD_EQ)) {
-			n += shim_strlen(*envp);
-			break;
-		}
-	return n;
-}
-
-size_t shim_env_exec_size(char *const envp[])
-{
-	size_t n = 0;
+	size_t n = 0, pre = PRELOAD_LEN + shim_strlen(shim_path) + 2;
+	bool seen = false;
 
 	if (!hidden)
 		return 0;
-	for (; envp && envp[n]; n++)
+	for (; envp && envp[n]; n++) {
 		if (n == SHIM_ENV_MAX)
 			return 0;
-	return shim_env_preload_size(envp) > SHIM_ENV_PRELOAD_MAX ? 0 : n + NOURS + 2;
+		if (!seen && shim_starts(envp[n], PRELOAD_EQ)) {
+			pre += shim_strlen(envp[n]);
+			seen = true;
+		}
+	}
+	if (pre > SHIM_ENV_PRELOAD_MAX)
+		return 0;
+	*preload_size = pre;
+	return n + NOURS + 2;
 }
 
 /*
  * The environment for the next image: envp without faultline's variables,
  * then LD_PRELOAD with the shim first (before what envp's LD_PRELOAD held,
  * unless that already starts with it) and the three variables as this image
- * got them.  out has shim_env_exec_size(envp) entries, preload
- * shim_env_preload_size(envp) bytes.
+ * got them.  out and preload have the sizes shim_env_exec_size(envp) gave.
  */
 char *const *shim_env_exec(char *const envp[], char **out, char *preload)
 {
@@ -174,7 +165,7 @@ char *const *shim_env_exec(char *const envp[], char **out, char *preload)
 	for (; envp && *envp; envp++) {
 		if (is_ours(*envp))
 			continue;
-		if (starts(*envp, PRELOAD_EQ)) {
+		if (shim_starts(*envp, PRELOAD_EQ)) {
 			if (!theirs)
 				theirs = *envp + PRELOAD_LEN;
 			continue;

@@ -218,11 +218,11 @@ static inline void shim_copy_str(char *dst, size_t cap, const char *src)
 /* ---- faultline's variables (env.c) -------------------------------------- */
 /* Take LD_PRELOAD's shim entry and the FAULTLINE_* variables out of environ (shim_init, recording on). */
 void shim_env_hide(void);
-/* The entries an exec's environment needs (0: pass envp as it is: nothing hidden, or too large). */
+/* The entries an exec's environment needs (0: pass envp as it is: nothing hidden, or too large), and in
+ * *preload_size the bytes of its LD_PRELOAD entry. */
 #define SHIM_ENV_MAX 4096           /* entries of the stack array at most */
 #define SHIM_ENV_PRELOAD_MAX 16384  /* bytes of the LD_PRELOAD entry at most */
-size_t shim_env_exec_size(char *const envp[]);
-size_t shim_env_preload_size(char *const envp[]);
+size_t shim_env_exec_size(char *const envp[], size_t *preload_size);
 char *const *shim_env_exec(char *const envp[], char **out, char *preload);
 /*
  * env, the environment an exec must be given: envp with faultline's
@@ -230,9 +230,9 @@ char *const *shim_env_exec(char *const envp[], char **out, char *preload);
  * parent's memory: nothing may be mapped), or envp itself.
  */
 #define SHIM_ENV_EXEC(envp, env)                                                  \
-	size_t env_n_ = shim_env_exec_size(envp);                                \
+	size_t env_pre_n_ = 1, env_n_ = shim_env_exec_size(envp, &env_pre_n_);    \
 	char *env_arr_[env_n_ ? env_n_ : 1];                                      \
-	char env_pre_[env_n_ ? shim_env_preload_size(envp) : 1];                  \
+	char env_pre_[env_pre_n_];                                                \
 	char *const *env = env_n_ ? shim_env_exec(envp, env_arr_, env_pre_) : (envp)
 
 /* ---- the library's entry (shim.c) --------------------------------------- */
