@@ -630,23 +630,28 @@ EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
  * for the call.  Another thread changing the environment meanwhile copies
  * them into its own array, which stays: the program then sees them.
  */
+extern char **__environ;
+
+/* environ back to the program's array, unless another thread replaced ours meanwhile. */
+static void environ_back(char *const *ours, char **mine)
+{
+	__atomic_compare_exchange_n(&__environ, (char ***)&ours, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
 static int with_env_system(const char *cmd)
 {
-	extern char **__environ;
 	char **mine = __environ;
 	SHIM_ENV_EXEC(mine, env);
 	int r;
 
 	__environ = (char **)env;
 	r = real.system(cmd);
-	__atomic_compare_exchange_n(&__environ, (char ***)&env, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	environ_back(env, mine);
 	return r;
 }
 
 EXPORT FILE *popen(const char *cmd, const char *type)
 {
-	extern char **__environ;
-
 	NEED(popen);
 	if (!real.popen) {
 		shim_errno = ENOSYS;
@@ -658,7 +663,7 @@ EXPORT FILE *popen(const char *cmd, const char *type)
 
 	__environ = (char **)env;
 	f = real.popen(cmd, type);
-	__atomic_compare_exchange_n(&__environ, (char ***)&env, mine, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	environ_back(env, mine);
 	return f;
 }
 
