@@ -407,6 +407,7 @@ void fl_heap_range_free(struct fl_heap_range *r)
 struct loaded {
 	struct fl_frame *f;
 	int n;
+	int skip;               /* 1: its innermost frame is a wrapper (wrapper_skips) */
 };
 
 static void free_loaded(struct loaded *l, int n)
@@ -424,29 +425,29 @@ static void free_loaded(struct loaded *l, int n)
  * One level only: past it, callers differ in every program, more so the
  * more blocks are sampled.
  */
-static void wrapper_skips(const struct loaded *l, int n, int *skip)
+static void wrapper_skips(struct loaded *l, int n)
 {
 	for (int i = 0; i < n; i++) {
 		const struct fl_frame *f = l[i].f;
 		if (l[i].n < 2 || (f[0].function && f[1].function && !strcmp(f[0].function, f[1].function)))
 			continue; /* its only frame, or a recursion: the caller would name the wrapper again */
-		for (int k = 0; k < n && !skip[i]; k++)
-			skip[i] = l[k].n > 1 && l[k].f[0].frame_id == f[0].frame_id && l[k].f[1].frame_id != f[1].frame_id;
+		for (int k = 0; k < n && !l[i].skip; k++)
+			l[i].skip = l[k].n > 1 && l[k].f[0].frame_id == f[0].frame_id && l[k].f[1].frame_id != f[1].frame_id;
 	}
 }
 
-/* Site i as shown: frames [skip, skip + frames) as lines, the wrapper skipped, or "(no user stack)". */
-static void shown_of(const struct loaded *l, int skip, int frames, struct fl_heap_shown *s)
+/* A site as shown: `frames` frames past its wrapper as lines, or "(no user stack)". */
+static void shown_of(const struct loaded *l, int frames, struct fl_heap_shown *s)
 {
 	int n = 0;
 
 	memset(s, 0, sizeof(*s));
-	for (int k = skip; k < l->n && n < frames; k++)
+	for (int k = l->skip; k < l->n && n < frames; k++)
 		fl_frame_short(&l->f[k], s->lines[n++], sizeof(s->lines[0]));
 	if (!n)
 		snprintf(s->lines[n++], sizeof(s->lines[0]), "(no user stack)");
 	s->nlines = n;
-	if (skip && l->n) {
+	if (l->skip) {
 		if (l->f[0].function)
 			snprintf(s->via, sizeof(s->via), "%s", l->f[0].function);
 		else
@@ -465,12 +466,11 @@ int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n
 {
 	struct fl_heap_shown *s = calloc((size_t)n + 1, sizeof(*s)), one;
 	struct loaded *l = calloc((size_t)n + 1, sizeof(*l));
-	int *skip = calloc((size_t)n + 1, sizeof(*skip));
 	int ns = 0, k;
 	bool oom = true;
 
 	*out = NULL;
-	if (!s || !l || !skip)
+	if (!s || !l)
 		goto fail;
 	frames = frames < 1 ? 1 : frames > FL_HEAP_SHOWN_FRAMES ? FL_HEAP_SHOWN_FRAMES : frames;
 	for (int i = 0; i < n; i++)
@@ -480,9 +480,9 @@ int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n
 			oom = false; /* said */
 			goto fail;
 		}
-	wrapper_skips(l, n, skip);
+	wrapper_skips(l, n);
 	for (int i = 0; i < n; i++) {
-		shown_of(&l[i], skip[i], frames, &one);
+		shown_of(&l[i], frames, &one);
 		for (k = 0; k < ns; k++)
 			if (same_shown(&s[k], &one))
 				break;
@@ -498,7 +498,6 @@ int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n
 		s[k].samples += sites[i].samples;
 	}
 	free_loaded(l, n);
-	free(skip);
 	for (int a = 1; a < ns; a++) /* merged sites may now outweigh those above them */
 		for (int b = a; b > 0 && s[b].bytes > s[b - 1].bytes; b--) {
 			struct fl_heap_shown t = s[b];
@@ -509,7 +508,6 @@ int fl_heap_sites_shown(struct fl_db *d, const struct fl_heap_site *sites, int n
 	return ns;
 fail:
 	free_loaded(l, n);
-	free(skip);
 	fl_heap_shown_free(s, ns);
 	if (oom)
 		fprintf(stderr, "faultline: out of memory\n");
