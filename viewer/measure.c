@@ -231,15 +231,20 @@ static struct fl_region *region_find(const struct fl_run *r, int proc, int64_t o
  * initialized: after ld.so's first relro mprotect since the exec (every
  * library the program needs is mapped before relocation starts) and no later
  * than the shim's channel (attach() follows unwind_init() in preload/shim.c).
+ * Each is the first match walking the (proc_id, time) indexes in order, not
+ * a min() or max(): those read every later row of the process (70 ms per
+ * libgcc_s segment after 240k calls).
  */
 static int unwinder_for_shim(struct fl_db *d, int64_t proc_id, int64_t created_ns)
 {
 	sqlite3_stmt *st = fl_db_prepare(d,
-		"WITH x(t) AS (SELECT coalesce(max(time_ns), 0) FROM event"
-		"              WHERE proc_id = ?1 AND kind = 'exec' AND time_ns <= ?2)"
-		" SELECT (SELECT min(time_ns) FROM event, x WHERE proc_id = ?1 AND kind = 'mprotect' AND time_ns > x.t),"
-		"        (SELECT min(created_ns) FROM vma, x WHERE proc_id = ?1 AND kind = 'faultline'"
-		"         AND offset = 0 AND end - start = ?3 AND created_ns > x.t)");
+		"WITH x(t) AS (SELECT coalesce((SELECT time_ns FROM event WHERE proc_id = ?1 AND time_ns <= ?2"
+		"                                AND kind = 'exec' ORDER BY time_ns DESC LIMIT 1), 0))"
+		" SELECT (SELECT time_ns FROM event WHERE proc_id = ?1 AND time_ns > (SELECT t FROM x) AND kind = 'mprotect'"
+		"         ORDER BY time_ns LIMIT 1),"
+		"        (SELECT created_ns FROM vma WHERE proc_id = ?1 AND created_ns > (SELECT t FROM x)"
+		"         AND kind = 'faultline'"
+		"         AND offset = 0 AND end - start = ?3 ORDER BY created_ns LIMIT 1)");
 	int rc, yes = 0;
 
 	if (!st)
@@ -468,10 +473,12 @@ static int load_regions(struct loader *l)
 		g->funcs = strdup(stack >= 0 && stack < l->nstacks && l->stacks[stack] ? l->stacks[stack] : "");
 		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
 		/* by the file's path as any piece of the region knows it: ld.so's first mmap of a library
-		 * (the whole file, cut into segments after) is recorded before a snapshot names it */
+		 * (the whole file, cut into segments after) is recorded before a snapshot names it.
+		 * Anonymous memory has no file to name (nor a footprint by path): not asked. */
 		sqlite3_reset(named);
 		sqlite3_bind_int64(named, 1, g->origin_id);
-		g->footprint = region_footprint(r->d, kind, path ? path : fl_db_step(r->d, named) == SQLITE_ROW ?
+		g->footprint = region_footprint(r->d, kind, path || !strcmp(kind, "anon") ? path :
+						fl_db_step(r->d, named) == SQLITE_ROW ?
 						(const char *)sqlite3_column_text(named, 0) : NULL,
 						sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8),
 						sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6));
