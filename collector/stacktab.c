@@ -315,11 +315,18 @@ static void open_module(struct module *mo, const char *path)
 		mo->syms = fl_symtab_new(mo->mod);
 }
 
-/* The prewarm thread: nothing but its own module (libdwfl handles are not shared between threads). */
+/*
+ * The prewarm thread: nothing but its own module (libdwfl handles are not
+ * shared between threads).  It also loads libdebuginfod, which libdw
+ * dlopens the first time a module has no debug file here (most programs):
+ * with its ~30 libraries (curl, gnutls, krb5) that took 8-13 ms after the
+ * target had ended; loaded now, libdw's own dlopen finds it in place.
+ */
 static void *prewarm_main(void *arg)
 {
 	struct prewarm *w = arg;
 	Dwarf_Addr bias;
+	dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: libdw holds it until exit anyway */
 	open_module(&w->mo, w->path);
 	if (w->mo.mod)
 		dwfl_module_getdwarf(w->mo.mod, &bias); /* the decompression: source lines need it */
