@@ -471,14 +471,14 @@ def test_exit_unknown():
         db = os.path.join(d, "e.db")
         p = record(db, [E2E_CALLS, "forks", "40"])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        rows = query(db, "SELECT exit_code, min_flt FROM process WHERE ppid = (SELECT min(pid) FROM process)")
+        rows = query(db, "SELECT exit_code, min_flt FROM process WHERE ppid = (SELECT pid FROM process ORDER BY id LIMIT 1)")
         check(len(rows) == 40 and all(c == 3 and m and m > 0 for c, m in rows), f"40 children, status 3: {rows}")
         check(losses(db).get("exit_unknown", 0) == 0, f"losses {losses(db)}")
 
         p = record(db, [os.path.join(TARGETS, "sec_reap"), "unseen"])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
         rows = query(db, "SELECT exit_code, exit_signal, min_flt FROM process "
-                         "WHERE ppid = (SELECT min(pid) FROM process) ORDER BY start_ns")
+                         "WHERE ppid = (SELECT pid FROM process ORDER BY id LIMIT 1) ORDER BY start_ns")
         check(len(rows) == 5, f"sh of system(), sh of popen(), 3 children: {rows}")
         # system(): glibc's own wait, but the hook knows the one child it spawned
         check(rows[0][0] == 3 and rows[0][2], f"system()'s shell: {rows[0]}")
