@@ -109,6 +109,15 @@ int fl_bpf_fd(struct fl_bpf *b);
 int fl_bpf_poll(struct fl_bpf *b);
 
 /*
+ * Records do not wake the collector while it is awake (fl_kern.bpf.c,
+ * submit()).  Before it sleeps in epoll_wait: fl_bpf_sleep() says so to the
+ * programs and consumes what came meanwhile; when it returns more than 0,
+ * do not sleep.  After: fl_bpf_awake().
+ */
+int fl_bpf_sleep(struct fl_bpf *b);
+void fl_bpf_awake(struct fl_bpf *b);
+
+/*
  * Read and empty the fault aggregates (ops->faults, ops->site: counts since
  * the last drain). Returns entries read or -errno.
  */

@@ -95,6 +95,11 @@ FL_AGG_MAP(faults1, struct fl_fault_key, struct fl_fault_counts);
 FL_AGG_MAP(sites0, struct fl_site_key, __u64);
 FL_AGG_MAP(sites1, struct fl_site_key, __u64);
 
+/*
+ * 1 while the collector sleeps in epoll_wait (it sets it, then reads the ring
+ * once more; fl_bpf_sleep), else 0.  64 bits: the atomics below need them.
+ */
+volatile __u64 collector_asleep;
 volatile __u32 active;   /* which pair programs count into (written by the collector) */
 __u64 ns_next;           /* the next address-space namespace (fl_proc.ns) */
 
@@ -222,6 +227,33 @@ static __always_inline int task_rss(struct task_struct *t, int m)
 	}
 }
 
+/*
+ * Every record is submitted without a wake-up, unless the collector sleeps:
+ * then one FL_R_WAKE record wakes it, and the one program that cleared the
+ * flag sends it.  A wake-up is an irq_work self-IPI, in a VM an exit to the
+ * host (~1 us): by default the kernel sends one for each record the
+ * collector has caught up with, which is every record while it keeps up
+ * (churn: on_sys_exit 1.38 us a call).  No wake-up is lost: the atomic read
+ * of the flag after the commit is a full barrier, and the collector sets
+ * the flag before it reads the ring a last time (fl_bpf_sleep).
+ */
+static __always_inline void submit(void *r)
+{
+	struct fl_rec *w;
+
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	if (!__sync_fetch_and_add(&collector_asleep, 0) ||
+	    __sync_val_compare_and_swap(&collector_asleep, 1, 0) != 1)
+		return;
+	w = bpf_ringbuf_reserve(&events, sizeof(*w), 0);
+	if (!w)
+		return; /* the ring is full: the collector wakes on its timeout */
+	w->type = FL_R_WAKE;
+	w->nframes = 0;
+	w->size = sizeof(*w);
+	bpf_ringbuf_submit(w, BPF_RB_FORCE_WAKEUP);
+}
+
 static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages, __u64 flags)
 {
 	struct fl_rss *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
@@ -240,7 +272,10 @@ static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages, _
 	r->anon = pages[1] << FL_PAGE_SHIFT;
 	r->swap = pages[2] << FL_PAGE_SHIFT;
 	r->shmem = pages[3] << FL_PAGE_SHIFT;
-	bpf_ringbuf_submit(r, flags);
+	if (flags)
+		bpf_ringbuf_submit(r, flags);
+	else
+		submit(r);
 }
 
 static __always_inline __u64 rss_total(const __u64 *p)
@@ -1256,7 +1291,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	r->ppid = ptgid;
 	r->is_thread = ctgid == ptgid;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -1309,7 +1344,7 @@ static __always_inline int emit_vma(struct vm_area_struct *vma, const struct ima
 		   (!f && r->start >= im->start_brk && r->end <= im->brk && im->brk > im->start_brk ?
 		    FL_VMA_HEAP : 0) |
 		   (!f && BPF_CORE_READ(vma, vm_ops) ? FL_VMA_SPECIAL : 0);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -1482,7 +1517,7 @@ static __always_inline int task_exec(struct task_struct *t, struct linux_binprm 
 	if (!r)
 		return 0;
 	bpf_probe_read_kernel_str(&r->path, sizeof(r->path), BPF_CORE_READ(bprm, filename));
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -1574,7 +1609,7 @@ static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 		r->gup_min_flt = unseen(s.min, p->base_min, p->seen_min);
 		r->gup_maj_flt = unseen(s.maj, p->base_maj, p->seen_maj);
 		r->time_ns = now;
-		bpf_ringbuf_submit(r, 0);
+		submit(r);
 	}
 	bpf_map_delete_elem(&tracked, &tgid);
 	return 0;
@@ -1926,6 +1961,6 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	r->call.inode = th->sc_inode;
 	r->call.dev = th->sc_dev;
 	r->call.flags = th->sc_in_shim ? FL_CALL_FAULTLINE : 0;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }

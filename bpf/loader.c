@@ -515,6 +515,22 @@ int fl_bpf_fd(struct fl_bpf *b)
 	return ring_buffer__epoll_fd(b->rb);
 }
 
+int fl_bpf_sleep(struct fl_bpf *b)
+{
+	int n;
+
+	__atomic_store_n(&b->skel->bss->collector_asleep, 1, __ATOMIC_SEQ_CST);
+	n = ring_buffer__consume(b->rb);
+	if (n)
+		fl_bpf_awake(b);
+	return n > 0 ? n : 0;
+}
+
+void fl_bpf_awake(struct fl_bpf *b)
+{
+	__atomic_store_n(&b->skel->bss->collector_asleep, 0, __ATOMIC_SEQ_CST);
+}
+
 int fl_bpf_poll(struct fl_bpf *b)
 {
 	return ring_buffer__consume(b->rb);

@@ -238,6 +238,21 @@ static bool bpf_on(const struct recorder *r)
 	return r->bpf != NULL;
 }
 
+/*
+ * About to sleep in epoll_wait: BPF's records wake the loop from now on.
+ * Returns how many came meanwhile (then it must not sleep).
+ */
+static int bpf_sleep(struct recorder *r)
+{
+	return r->bpf ? fl_bpf_sleep(r->bpf) : 0;
+}
+
+static void bpf_awake(struct recorder *r)
+{
+	if (r->bpf)
+		fl_bpf_awake(r->bpf);
+}
+
 /* Wake the loop when BPF writes a record (data 1), instead of polling the ring on a timer. */
 static int watch_bpf_ring(struct recorder *r)
 {
@@ -265,6 +280,8 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 	return no_bpf("this faultline was built without eBPF support", why, len);
 }
 static int bpf_poll(struct recorder *r) { (void)r; return 0; }
+static int bpf_sleep(struct recorder *r) { (void)r; return 0; }
+static void bpf_awake(struct recorder *r) { (void)r; }
 static int watch_bpf_ring(struct recorder *r) { (void)r; return 0; }
 static bool bpf_on(const struct recorder *r) { (void)r; return false; }
 static void bpf_drain(struct recorder *r) { (void)r; }
@@ -459,7 +476,8 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
  * to IDLE_MAX_MS.  The channel has no fd to wake us; with BPF every call the
  * shim records is a syscall whose BPF record does (the ring's fd is in the
  * epoll set), so the cap is the fault drain's period there, and the /proc
- * sampling period in shim mode.
+ * sampling period in shim mode.  BPF wakes us only while we sleep (bpf_sleep):
+ * a wake-up per record cost the target ~1 us each in a VM.
  */
 #define IDLE_MIN_MS 2
 static int idle_wait_ms(const struct recorder *r, bool busy, int last)
@@ -477,7 +495,9 @@ static void loop(struct recorder *r)
 	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0 && !have_children())) {
 		struct epoll_event ev[16];
 		wait_ms = idle_wait_ms(r, busy, wait_ms);
-		int n = epoll_wait(r->epfd, ev, 16, wait_ms);
+		int got = wait_ms ? bpf_sleep(r) : 0;
+		int n = epoll_wait(r->epfd, ev, 16, got ? 0 : wait_ms);
+		bpf_awake(r);
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u64 == 0)
 				on_signal(r);
@@ -485,7 +505,7 @@ static void loop(struct recorder *r)
 				on_pidfd(r, ev[i].data.u64);
 		}
 		__u64 channel_ns = now_ns();
-		int got = fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
+		got += fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 		__u64 ring_ns = now_ns();
 		got += bpf_poll(r);
 		fl_ingest_drained(r->ingest, now_ns());

@@ -112,6 +112,7 @@ enum fl_rec_type {
 	FL_R_EXEC = 13,   /* shim: the process is about to exec, or its exec failed (fl_exec_rec) */
 	FL_R_NESTED = 14, /* shim: calls a signal handler made while its thread was busy in the shim, unrecorded (fl_nested) */
 	FL_R_EXITING = 15, /* shim (ABI 10): the process is about to exit and waits for its last smaps read (fl_exiting) */
+	FL_R_WAKE = 16,   /* BPF: nothing but a wake-up of the collector sleeping in epoll_wait (fl_rec alone) */
 };
 
 struct fl_rec {

@@ -384,7 +384,11 @@ def test_perl_wrapper():
         print("top sites:", [(s["via"], s["stack"][0], s["samples"]) for s in sites[:4]])
         check(top["via"] == "Perl_safesysmalloc" and top["stack"][0].startswith("Perl_sv_grow "),
               f"the largest site is Perl_sv_grow via Perl_safesysmalloc: {top['via']!r} {top['stack']}")
-        check(top["samples"] >= 100000, f"{top['samples']} blocks of the strings (200,000 pushed)")
+        # why breaks down the largest smaps sample, taken while the strings were pushed (perl frees
+        # some at exit): how many are live there depends on timing (97k to 162k seen), their share not
+        total = sum(s["samples"] for s in sites)
+        check(top["samples"] >= 20000 and top["samples"] >= 0.9 * total,
+              f"{top['samples']} of {total} blocks are the strings (200,000 pushed)")
         check(not [s for s in sites if s["via"] and s["stack"][0].startswith(s["via"] + " ")],
               "a skipped wrapper is not shown again as the site")
         callers = {s["stack"][0].split(" ")[0] for s in sites if s["via"] == "Perl_safesysmalloc"}
