@@ -8,6 +8,7 @@
 #define FL_BPF_H
 
 #include <linux/types.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include "faultline.h"
@@ -122,6 +123,9 @@ void fl_bpf_awake(struct fl_bpf *b);
  * the last drain). Returns entries read or -errno.
  */
 int fl_bpf_drain(struct fl_bpf *b);
+
+/* Whether the maps filled to half since the last drain (a record said so): drain now, not at the period. */
+bool fl_bpf_drain_wanted(const struct fl_bpf *b);
 
 /* Kernel-side losses so far. */
 void fl_bpf_loss(struct fl_bpf *b, struct fl_bpf_loss *out);

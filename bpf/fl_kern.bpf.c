@@ -82,10 +82,11 @@ static __always_inline struct fl_thread *thread_get(struct task_struct *t)
  * empties it.  So no count is lost to a delete racing with an add, and the
  * maps hold only what happened since the last drain.
  */
+#define FL_AGG_ENTRIES 65536
 #define FL_AGG_MAP(name, K, V)                          \
 	struct {                                        \
 		__uint(type, BPF_MAP_TYPE_HASH);        \
-		__uint(max_entries, 262144);            \
+		__uint(max_entries, FL_AGG_ENTRIES);    \
 		__uint(map_flags, BPF_F_NO_PREALLOC);   \
 		__type(key, K);                         \
 		__type(value, V);                       \
@@ -94,6 +95,17 @@ FL_AGG_MAP(faults0, struct fl_fault_key, struct fl_fault_counts);
 FL_AGG_MAP(faults1, struct fl_fault_key, struct fl_fault_counts);
 FL_AGG_MAP(sites0, struct fl_site_key, __u64);
 FL_AGG_MAP(sites1, struct fl_site_key, __u64);
+
+/*
+ * New entries in each pair since its last drain (faults and sites maps
+ * together).  The program whose entry makes agg_half of them asks for an
+ * early drain (FL_R_DRAIN), so a burst of new VMAs or sites between two
+ * 100 ms drains does not fill the maps.  That keeps them small: a drain
+ * walks every bucket, and 262,144 of them cost 2 ms every 100 ms and 16 ms
+ * to create at start.  agg_half: the loader's, from the maps' size.
+ */
+__u64 agg_new[2];
+const volatile __u64 agg_half = FL_AGG_ENTRIES / 2;
 
 /*
  * 1 while the collector sleeps in epoll_wait (it sets it, then reads the ring
@@ -975,6 +987,22 @@ static __always_inline __u64 *inflight_enter(__u32 *idx)
 /* A new entry's counts (not on the stack: with the caller's, 6.1 allows 512 bytes). */
 static const struct fl_fault_counts counts_zero;
 
+/* An entry was added to pair idx: at agg_half new ones, ask for a drain. */
+static __always_inline void agg_added(__u32 idx)
+{
+	struct fl_rec *w;
+
+	if (__sync_fetch_and_add(&agg_new[idx & 1], 1) + 1 != agg_half)
+		return;
+	w = bpf_ringbuf_reserve(&events, sizeof(*w), 0);
+	if (!w)
+		return; /* the ring is full: the collector is busy draining it, the 100 ms drain follows */
+	w->type = FL_R_DRAIN;
+	w->nframes = 0;
+	w->size = sizeof(*w);
+	bpf_ringbuf_submit(w, BPF_RB_FORCE_WAKEUP);
+}
+
 /* A global function, verified once (see vma_at). */
 __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key *skp,
 			 __u32 cls, __u64 err, __u32 allocn)
@@ -993,23 +1021,27 @@ __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key
 	if (idx) {
 		c = bpf_map_lookup_elem(&faults1, k);
 		if (!c) {
-			bpf_map_update_elem(&faults1, k, &counts_zero, BPF_NOEXIST);
+			if (!bpf_map_update_elem(&faults1, k, &counts_zero, BPF_NOEXIST))
+				agg_added(idx);
 			c = bpf_map_lookup_elem(&faults1, k);
 		}
 		n = bpf_map_lookup_elem(&sites1, sk);
 		if (!n) {
-			bpf_map_update_elem(&sites1, sk, &zero, BPF_NOEXIST);
+			if (!bpf_map_update_elem(&sites1, sk, &zero, BPF_NOEXIST))
+				agg_added(idx);
 			n = bpf_map_lookup_elem(&sites1, sk);
 		}
 	} else {
 		c = bpf_map_lookup_elem(&faults0, k);
 		if (!c) {
-			bpf_map_update_elem(&faults0, k, &counts_zero, BPF_NOEXIST);
+			if (!bpf_map_update_elem(&faults0, k, &counts_zero, BPF_NOEXIST))
+				agg_added(idx);
 			c = bpf_map_lookup_elem(&faults0, k);
 		}
 		n = bpf_map_lookup_elem(&sites0, sk);
 		if (!n) {
-			bpf_map_update_elem(&sites0, sk, &zero, BPF_NOEXIST);
+			if (!bpf_map_update_elem(&sites0, sk, &zero, BPF_NOEXIST))
+				agg_added(idx);
 			n = bpf_map_lookup_elem(&sites0, sk);
 		}
 	}

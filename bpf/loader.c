@@ -35,6 +35,7 @@ struct fl_bpf {
 	void *batch;          /* drain buffers: keys, then values */
 	size_t batch_cap;     /* entries */
 	struct fl_cap caps[FL_CAP_N];
+	bool drain_wanted;    /* BPF asked for an early drain (FL_R_DRAIN) */
 };
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -70,6 +71,9 @@ static int on_record(void *ctx, void *data, size_t size)
 	case FL_R_VMA:
 		if (h->size >= sizeof(struct fl_vma_rec) && b->ops.vma)
 			b->ops.vma(b->ops.ctx, data);
+		break;
+	case FL_R_DRAIN:
+		b->drain_wanted = true;
 		break;
 	}
 	return 0;
@@ -361,7 +365,8 @@ static int privileged(void)
 /* Load and attach everything; see fl_bpf.h. */
 /*
  * FAULTLINE_SITE_MAP_ENTRIES=N gives each site map room for N sites instead
- * of 262144: a test fills them to see every site not counted is a loss row.
+ * of 65536: a test fills them to see every site not counted is a loss row.
+ * The early drain (agg_half) comes at half of the smaller map.
  */
 static void size_site_maps(struct fl_kern *skel)
 {
@@ -371,6 +376,8 @@ static void size_site_maps(struct fl_kern *skel)
 	if (n > 0 && n < (1l << 20)) {
 		bpf_map__set_max_entries(skel->maps.sites0, (__u32)n);
 		bpf_map__set_max_entries(skel->maps.sites1, (__u32)n);
+		if ((__u64)n / 2 < skel->rodata->agg_half)
+			skel->rodata->agg_half = (__u64)n / 2;
 	}
 }
 
@@ -620,6 +627,7 @@ int fl_bpf_drain(struct fl_bpf *b)
 	__u32 old = b->skel->bss->active & 1;
 	int nf, ns;
 
+	b->drain_wanted = false;
 	__atomic_store_n(&b->skel->bss->active, old ^ 1, __ATOMIC_SEQ_CST);
 	wait_inflight(b, old);
 	nf = drain_map(b, bpf_map__fd(old ? b->skel->maps.faults1 : b->skel->maps.faults0), 0);
@@ -628,7 +636,14 @@ int fl_bpf_drain(struct fl_bpf *b)
 	ns = drain_map(b, bpf_map__fd(old ? b->skel->maps.sites1 : b->skel->maps.sites0), 1);
 	if (ns < 0)
 		return ns;
+	/* empty, and nobody adds to it until the next flip: its count of new entries starts again */
+	__atomic_store_n(&b->skel->bss->agg_new[old], 0, __ATOMIC_SEQ_CST);
 	return nf + ns;
+}
+
+bool fl_bpf_drain_wanted(const struct fl_bpf *b)
+{
+	return b->drain_wanted;
 }
 
 void fl_bpf_loss(struct fl_bpf *b, struct fl_bpf_loss *out)

@@ -253,6 +253,11 @@ static void bpf_awake(struct recorder *r)
 		fl_bpf_awake(r->bpf);
 }
 
+static bool bpf_drain_wanted(const struct recorder *r)
+{
+	return r->bpf && fl_bpf_drain_wanted(r->bpf);
+}
+
 /* Wake the loop when BPF writes a record (data 1), instead of polling the ring on a timer. */
 static int watch_bpf_ring(struct recorder *r)
 {
@@ -282,6 +287,7 @@ static const char *start_bpf(struct recorder *r, char *why, size_t len)
 static int bpf_poll(struct recorder *r) { (void)r; return 0; }
 static int bpf_sleep(struct recorder *r) { (void)r; return 0; }
 static void bpf_awake(struct recorder *r) { (void)r; }
+static bool bpf_drain_wanted(const struct recorder *r) { (void)r; return false; }
 static int watch_bpf_ring(struct recorder *r) { (void)r; return 0; }
 static bool bpf_on(const struct recorder *r) { (void)r; return false; }
 static void bpf_drain(struct recorder *r) { (void)r; }
@@ -447,7 +453,7 @@ static bool exit_waiting(void *ctx)
 
 static void tick(struct recorder *r, __u64 now, bool quiet)
 {
-	if (now - r->last_drain >= TICK_DRAIN_NS) {
+	if (now - r->last_drain >= TICK_DRAIN_NS || bpf_drain_wanted(r)) {
 		bpf_drain(r);
 		r->last_drain = now;
 	}

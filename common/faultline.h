@@ -113,6 +113,7 @@ enum fl_rec_type {
 	FL_R_NESTED = 14, /* shim: calls a signal handler made while its thread was busy in the shim, unrecorded (fl_nested) */
 	FL_R_EXITING = 15, /* shim (ABI 10): the process is about to exit and waits for its last smaps read (fl_exiting) */
 	FL_R_WAKE = 16,   /* BPF: nothing but a wake-up of the collector sleeping in epoll_wait (fl_rec alone) */
+	FL_R_DRAIN = 17,  /* BPF: the aggregate maps are half full, drain them now (fl_rec alone) */
 };
 
 struct fl_rec {
