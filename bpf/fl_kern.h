@@ -58,7 +58,8 @@ struct fl_proc {
  * an address-space call began or ended (bit i: page i of the bucket).  The
  * collector's model splits rows only at such boundaries, so a fault's
  * piece (faultline.h fl_fault_key) is found from the bits at or below it.
- * Bits are never cleared: a stale one only splits a key in two.
+ * A stale bit only splits a key in two; a munmap clears those strictly
+ * inside the range it emptied (clear_cuts in fl_kern.bpf.c).
  */
 #define FL_CUT_SHIFT 21
 struct fl_cut_key {
@@ -88,6 +89,7 @@ struct fl_thread {
 	__u64 sc_inode;       /* mmap of a file: the file's inode and device, from the fd at entry */
 	__u32 sc_dev;
 	__u32 sc_in_shim;     /* the call was made from inside the shim */
+	__u64 sc_gen;         /* fl_proc.vma_gen just after this call's entry bumped it */
 	__u64 v_start;        /* the VMA this thread faulted in last (v_end 0: none) */
 	__u64 v_end;
 	__u64 v_flags;
