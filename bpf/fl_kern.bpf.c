@@ -1314,6 +1314,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		np = bpf_map_lookup_elem(&tracked, &ctgid);
 		if (np) {
 			np->ns = pp->ns;
+			np->ns_shared = 1;
+			pp->ns_shared = 1;
 			np->shim_busy = pp->shim_busy; /* the same image, its TLS layout too */
 			np->mm = (__u64)BPF_CORE_READ(child, mm); /* a helper, not a BTF access: cheaper to verify */
 		}
@@ -1539,6 +1541,7 @@ static __always_inline int task_exec(struct task_struct *t, struct linux_binprm 
 	p->mm = (__u64)BPF_CORE_READ(t, mm);
 	p->shim_busy = 0; /* a new image: its shim (if any) announces itself again */
 	p->ns = __sync_fetch_and_add(&ns_next, 1) + 1; /* its cuts start empty */
+	p->ns_shared = 0;
 	__sync_fetch_and_add(&p->vma_gen, 1);
 	/* A non-leader thread that exec'ed (de_thread) keeps its task, so its state too. */
 	if (with_vmas)
@@ -1855,7 +1858,8 @@ static __always_inline void clear_cuts(__u64 ns, __u64 addr, __u64 len)
  * Boundaries known when the call returns: where mmap, mremap, shmat put
  * memory, the new break; and what a munmap emptied, when no other call of
  * the process began or ended meanwhile (alone): else a mapping another
- * thread just made there could lose its cuts.
+ * thread just made there could lose its cuts.  Not in cuts a fork shares
+ * (ns_shared): the other process still has its memory there.
  */
 static __always_inline void exit_cuts(struct fl_proc *p, __u32 kind, const __u64 *a, long ret, __u64 shm_size,
 				      bool alone)
@@ -1864,7 +1868,7 @@ static __always_inline void exit_cuts(struct fl_proc *p, __u32 kind, const __u64
 		return;
 	switch (kind) {
 	case FL_K_MUNMAP:
-		if (alone)
+		if (alone && !p->ns_shared)
 			clear_cuts(p->ns, a[0], a[1]);
 		break;
 	case FL_K_MMAP:

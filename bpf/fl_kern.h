@@ -38,6 +38,7 @@ struct fl_proc {
 	__u32 dirty;          /* rss[] changed since the last record */
 	__u64 vma_gen;        /* bumped around every call that may change VMAs */
 	__u64 ns;             /* address-space namespace of cuts[]: new at exec, shared with fork children */
+	__u64 ns_shared;      /* 1: a fork shared ns with another process (its munmaps clear no cuts) */
 	__u64 exit_claim;     /* the group's exit was reported (on_exit_live may see it twice) */
 	__s64 shim_busy;      /* the shim's busy count: offset from the thread pointer (0: no shim; FL_SHIM_MARK) */
 	__u64 mm;             /* the mm of the image recorded last (0: not yet known); another one is an exec's, unrecorded */
