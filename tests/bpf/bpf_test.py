@@ -778,6 +778,23 @@ def main():
                   'fault sites: %d faults at %d ip(s)' % (sum(s[4] for s in sites), len(ips)))
         if name == 'zero_page':
             check(tot['read'] == n, 'access split: %d reads' % tot['read'])
+    elif name == 'pieces':
+        # faults are keyed by piece: the part of the VMA no call boundary crosses, inside one 2 MiB
+        # bucket.  20 mappings of growing size, unmapped, left 20 boundaries inside the last one;
+        # each munmap forgets those inside what it emptied, so one stale boundary is left (the
+        # last munmap's start: the ends of an emptied range stay, they bound its neighbours)
+        rounds = 20
+        r = run(probe, faults, 'remap', str(rounds))
+        common(r)
+        (pid, [addr]), = r.addrs.items()
+        length = 8 * (rounds + 1) * PG
+        sites = [s for s in r.sites if s[0] == pid and addr <= s[2] < addr + length and s[1] == 2]
+        pieces = {s[2] for s in sites}
+        buckets = (addr + length - 1) // (2 << 20) - addr // (2 << 20) + 1
+        check(sum(s[4] for s in sites) == 8 * (rounds + 1),
+              'first touches: %d of %d' % (sum(s[4] for s in sites), 8 * (rounds + 1)))
+        check(len(pieces) <= buckets + 1,
+              '%d pieces in %d bucket(s): %s' % (len(pieces), buckets, sorted('%x' % x for x in pieces)))
     elif name in ('cow_anon', 'cow_reuse', 'totals'):
         mode = 'cow_reuse' if name == 'cow_reuse' else 'cow_anon'
         r = run(probe, faults, mode, str(n))

@@ -151,6 +151,32 @@ int main(int argc, char **argv)
 		touch_read(p, n);
 		close(fd);
 		unlink(path);
+	} else if (!strcmp(mode, "remap")) {
+		/*
+		 * n mappings of 8, 16, ... 8n pages ending at one address, each
+		 * unmapped untouched, then one of 8(n + 1) pages there, written:
+		 * every earlier start lies inside it (test pieces: a munmap forgets
+		 * the cuts inside the range it emptied).
+		 */
+		long last = 8 * (n + 1);
+		char *top = anon(last);
+
+		munmap(top, last * PG);
+		top += last * PG;
+		for (long r = 1; r <= n; r++) {
+			char *q = mmap(top - 8 * r * PG, 8 * r * PG, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (q == MAP_FAILED)
+				return 3;
+			munmap(q, 8 * r * PG);
+		}
+		p = mmap(top - last * PG, last * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p == MAP_FAILED)
+			return 3;
+		madvise(p, last * PG, MADV_NOHUGEPAGE);
+		say_addr(p);
+		touch_write(p, last);
 	} else if (!strcmp(mode, "rss")) {
 		p = anon(n);
 		say_addr(p);
