@@ -32,6 +32,10 @@
 
 long shim_errno_off;
 
+/* posix_spawn and posix_spawnp: the same arguments (the second a path, or a file name to search) */
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
+			char *const[], char *const[]);
+
 static struct {
 	void *(*mmap)(void *, size_t, int, int, int, off_t);
 	void *(*mmap64)(void *, size_t, int, int, int, off_t);
@@ -51,10 +55,8 @@ static struct {
 	int (*execve)(const char *, char *const[], char *const[]);
 	int (*execvpe)(const char *, char *const[], char *const[]);
 	int (*fexecve)(int, char *const[], char *const[]);
-	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
-			   char *const[], char *const[]);
-	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *, const posix_spawnattr_t *,
-			    char *const[], char *const[]);
+	spawn_fn posix_spawn;
+	spawn_fn posix_spawnp;
 	FILE *(*popen)(const char *, const char *);
 	void *(*dlopen)(const char *, int);
 	int (*dlclose)(void *);
@@ -842,24 +844,27 @@ EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 }
 
 /* posix_spawn, posix_spawnp: the child's exec is glibc's own; its environment gets faultline's variables here. */
+static int spawn(spawn_fn fn, pid_t *pid, const char *name, const posix_spawn_file_actions_t *fa,
+		 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	if (!fn)
+		return ENOSYS;
+	SHIM_ENV_EXEC(envp, env);
+	return fn(pid, name, fa, attr, argv, env);
+}
+
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	NEED(posix_spawn);
-	if (!real.posix_spawn)
-		return ENOSYS;
-	SHIM_ENV_EXEC(envp, env);
-	return real.posix_spawn(pid, path, fa, attr, argv, env);
+	return spawn(real.posix_spawn, pid, path, fa, attr, argv, envp);
 }
 
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	NEED(posix_spawnp);
-	if (!real.posix_spawnp)
-		return ENOSYS;
-	SHIM_ENV_EXEC(envp, env);
-	return real.posix_spawnp(pid, file, fa, attr, argv, env);
+	return spawn(real.posix_spawnp, pid, file, fa, attr, argv, envp);
 }
 
 /* execl, execle, execlp: the argument list as an array, as glibc's own do
