@@ -16,12 +16,11 @@
 #include <linux/capability.h>
 #include <linux/perf_event.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
+#include "bootcache.h"
 #include "fl_bpf.h"
 #include "fl_kern.h"
 #include "fl_kern.skel.h"
@@ -159,95 +158,17 @@ static int probe_btf(int have[FL_CAP_N])
 	return 0;
 }
 
-/*
- * Probe results cached per boot: parsing the kernel's BTF (6 MB) costs
- * 10-25 ms of every start, and the kernel cannot change until the next
- * boot.  The cache is root's (/run is a tmpfs, emptied at boot), keyed by
- * the boot id, the kernel release and this table's size; anything else in
- * it, or a file not root's alone, is ignored and probed again.
- */
-#define CAPS_DIR "/run/faultline"
-#define CAPS_FILE CAPS_DIR "/caps-v1"
-
-static int caps_key(char *out, size_t len)
-{
-	char boot[64] = "";
-	struct utsname u;
-	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
-
-	if (!f)
-		return -1;
-	if (!fgets(boot, sizeof(boot), f))
-		boot[0] = 0;
-	fclose(f);
-	boot[strcspn(boot, "\n")] = 0;
-	if (!boot[0] || uname(&u))
-		return -1;
-	snprintf(out, len, "%s %s %d", boot, u.release, FL_CAP_N);
-	return 0;
-}
-
-static int caps_load(const char *key, int have[FL_CAP_N])
-{
-	char line[512], want[512];
-	struct stat st;
-	int fd = open(CAPS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), ok = 0;
-	FILE *f;
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) || st.st_uid != 0 || (st.st_mode & 022) || !(f = fdopen(fd, "re"))) {
-		close(fd);
-		return -1;
-	}
-	snprintf(want, sizeof(want), "%s\n", key);
-	if (fgets(line, sizeof(line), f) && !strcmp(line, want)) {
-		ok = 1;
-		for (int i = 0; i < FL_CAP_N && ok; i++)
-			ok = fscanf(f, "%d", &have[i]) == 1 && (have[i] == 0 || have[i] == 1);
-	}
-	fclose(f);
-	return ok ? 0 : -1;
-}
-
-static void caps_save(const char *key, const int have[FL_CAP_N])
-{
-	char tmp[64];
-	struct stat st;
-	FILE *f;
-	int fd;
-
-	if (geteuid() != 0 || (mkdir(CAPS_DIR, 0700) && errno != EEXIST) ||
-	    lstat(CAPS_DIR, &st) || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
-		return;
-	snprintf(tmp, sizeof(tmp), CAPS_FILE ".%d", (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || !(f = fdopen(fd, "we"))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	fprintf(f, "%s\n", key);
-	for (int i = 0; i < FL_CAP_N; i++)
-		fprintf(f, "%d\n", have[i]);
-	if (fclose(f) || rename(tmp, CAPS_FILE)) /* atomic: a concurrent start reads one or the other */
-		unlink(tmp);
-}
-
 int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
 {
 	const char *pretend = getenv("FAULTLINE_PRETEND_MISSING");
-	int have[FL_CAP_N], err, keyed;
-	char key[256];
+	int have[FL_CAP_N], err;
 
 	memcpy(caps, cap_table, sizeof(cap_table));
-	keyed = caps_key(key, sizeof(key)) == 0;
-	if (!keyed || caps_load(key, have)) {
-		err = probe_btf(have);
+	if (fl_boot_caps_load(have, FL_CAP_N)) {
+		err = probe_btf(have); /* the kernel's BTF parsed: 10-25 ms, once per boot */
 		if (err)
 			return err;
-		if (keyed)
-			caps_save(key, have);
+		fl_boot_caps_save(have, FL_CAP_N);
 	}
 	for (int i = 0; i < FL_CAP_N; i++) {
 		/* the RSS layouts are the kernel's: a kernel that has them cannot run the other code */
@@ -381,6 +302,26 @@ static void size_site_maps(struct fl_kern *skel)
 	}
 }
 
+/*
+ * Open the object into b->skel and load it, its CO-RE relocations made
+ * against core_btf (a path, bootcache.h) or the kernel's BTF (NULL).
+ * 0, -ENOEXEC if it could not be opened (errno says why), or libbpf's error.
+ */
+static int open_and_load(struct fl_bpf *b, const char *core_btf)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = core_btf);
+
+	fl_kern__destroy(b->skel);
+	b->skel = fl_kern__open_opts(&opts);
+	if (!b->skel)
+		return -ENOEXEC;
+	if (core_btf && getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: CO-RE relocations against %s\n", core_btf);
+	choose_programs(b->skel, b->caps);
+	size_site_maps(b->skel);
+	return fl_kern__load(b->skel);
+}
+
 int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, size_t whylen)
 {
 	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
@@ -420,15 +361,20 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 		err = -ENOTSUP;
 		goto fail;
 	}
-	b->skel = fl_kern__open();
-	if (!b->skel) {
-		err = -errno;
-		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(-err));
+	char core_path[128];
+	size_t objlen;
+	const void *obj = fl_kern__elf_bytes(&objlen);
+	const char *core = fl_boot_core_btf(obj, objlen, core_path, sizeof(core_path));
+	err = open_and_load(b, core);
+	if (err && core) {
+		/* a cached BTF libbpf could not use: without it, and made again next time */
+		fl_boot_core_btf_forget(core);
+		err = open_and_load(b, NULL);
+	}
+	if (err == -ENOEXEC) {
+		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(errno));
 		goto fail;
 	}
-	choose_programs(b->skel, b->caps);
-	size_site_maps(b->skel);
-	err = fl_kern__load(b->skel);
 	if (err) {
 		/* the verifier also answers EACCES: only a missing privilege is said as one */
 		if ((err == -EPERM || err == -EACCES) && !privileged())

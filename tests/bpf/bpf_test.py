@@ -710,6 +710,53 @@ def site_map_full(probe, target):
     finally:
         shutil.rmtree(d)
 
+def core_btf(faults):
+    """The CO-RE relocations against the per-boot minimal BTF (bpf/bootcache.c): made by the
+    first start, used by the next, dropped and made again when it is damaged or not root's
+    alone, and in every case the same exact counts."""
+    if not any(os.access(t, os.X_OK) for t in ('/usr/sbin/bpftool', '/usr/bin/bpftool', '/usr/local/sbin/bpftool')):
+        skip('bpftool not installed: the loader uses the kernel\'s BTF, as before')
+    n = 1000
+    cache = '/run/faultline'
+    for f in os.listdir(cache) if os.path.isdir(cache) else []:
+        if f.startswith('core-'):
+            os.unlink(os.path.join(cache, f))
+
+    def once(what):
+        env = dict(os.environ, FAULTLINE_DEBUG='1')
+        db, d, err = record_json([faults, 'anon_write', str(n), '/var/tmp/faultline-core-btf'], env)
+        used = [l.split()[-1] for l in err.splitlines() if l.startswith('faultline: CO-RE relocations against ')]
+        if db:
+            r = Run('', err, 0)
+            (pid, [addr]), = r.addrs.items()
+            con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+            lost = dict(con.execute('SELECT cause, count FROM loss WHERE count > 0').fetchall())
+            # the row of the target's mapping (an earlier one whose addresses it reused is not it)
+            row = con.execute('SELECT sum(f.anon_new), sum(%s) FROM vma v JOIN fault f ON f.vma_id = v.id'
+                              ' WHERE v.pid = ? AND v.start <= ? AND ? < v.end' % ' + '.join('f.' + c for c in CLASSES),
+                              (pid, addr, addr)).fetchone()
+            check(row == (n, n), '%s: %s == (%d, %d) first touches, all of them anon_new' % (what, row, n, n))
+            check(not lost, '%s: no loss: %s' % (what, lost))
+            con.close()
+        shutil.rmtree(d)
+        return used
+
+    used = once('made')
+    check(len(used) == 1 and used[0].startswith(cache + '/core-'), 'made: relocated against %s' % used)
+    if not used:
+        return
+    path = used[0]
+    st = os.stat(path)
+    check(st.st_uid == 0 and st.st_mode & 0o777 == 0o644 and 0 < st.st_size < 1 << 20,
+          'made: %s root\'s, 0644, %d bytes' % (path, st.st_size))
+    check(once('cached') == [path] and os.stat(path).st_mtime_ns == st.st_mtime_ns, 'cached: the same file, kept')
+    with open(path, 'r+b') as f:
+        f.write(b'\0' * 64)                       # damaged: libbpf cannot parse it
+    check(once('damaged') == [path] and not os.path.exists(path), 'damaged: tried, then dropped')
+    check(once('made again') == [path], 'made again')
+    os.chmod(path, 0o666)                        # not root's alone: not believed, made again
+    check(once('writable') == [path] and os.stat(path).st_mode & 0o777 == 0o644, 'writable: made again')
+
 
 def real(probe, argv):
     """A program no one here wrote: the totals hold."""
@@ -741,6 +788,8 @@ def main():
                     'print(len(json.dumps(d)))'])
     elif name == 'site_map_full':
         site_map_full(probe, sites_bin)
+    elif name == 'core_btf':
+        core_btf(faults)
     elif name == 'exec_true':
         real(probe, ['/bin/true'])
     elif name == 'python':
