@@ -30,10 +30,10 @@ static const char *const columns[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 	"coalesce(v.created_by, CASE WHEN v.how IN ('split', 'fork') THEN" \
 	" (SELECT x.created_by FROM vma x WHERE x.id = v.origin_id AND x.id != v.id) END)"
 
-/* The region of a row: the kernel VMA the last smaps sample that saw it found it in, else the row alone. */
+/* The region of a row: the kernel VMA the last smaps sample that saw it found it in, else NULL (the
+ * row alone).  max() takes the other column from its row (SQLite's bare columns): no sort per row. */
 #define REGION_OF \
-	"coalesce((SELECT pr.sample_id || ':' || pr.region_start FROM piece_rss pr WHERE pr.vma_id = v.id" \
-	" ORDER BY pr.sample_id DESC LIMIT 1), 'row:' || v.id)"
+	"(SELECT max(pr.sample_id) || ':' || pr.region_start FROM piece_rss pr WHERE pr.vma_id = v.id)"
 
 const struct fl_faults_key fl_faults_keys[] = {
 	{ "process", 2, { "pid", "exe" }, true },
@@ -166,6 +166,15 @@ static int by_group(const void *a, const void *b)
 	return cell_cmp(group_of(sort_key, *(struct row_sums *const *)a), group_of(sort_key, *(struct row_sums *const *)b));
 }
 
+/* Whether the n rows of v are in by_group's order already. */
+static bool sorted(struct row_sums *const *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (by_group(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
 /* One fault_summary row: key k's group made of the n rows of g (all of one process), summed into *t too. */
 static int group_row(struct fl_db *d, sqlite3_stmt *ins, int k, struct row_sums *const *g, size_t n,
 		     struct key_total *t)
@@ -239,7 +248,8 @@ static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **
 		kt = &t->v[t->n++];
 		*kt = (struct key_total){ .key = k, .pid = v[0]->pid };
 		sort_key = k;
-		qsort(v, m, sizeof(*v), by_group);
+		if (!sorted(v, m))  /* by process and VMA row they are: the rows came in that order */
+			qsort(v, m, sizeof(*v), by_group);
 		for (size_t i = 0, j; i < m && !rc; i = j) {
 			for (j = i + 1; j < m && !cell_cmp(group_of(k, v[i]), group_of(k, v[j])); j++)
 				;
@@ -273,15 +283,14 @@ static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **r
 	return rc;
 }
 
-static char *column_dup(sqlite3_stmt *st, int i)
-{
-	const char *s = (const char *)sqlite3_column_text(st, i);
-	return s ? strdup(s) : NULL;
-}
-
-/* The fault rows of one process in one VMA row, summed. */
+/* The fault rows of one process in one VMA row, summed, and what that row says of them. */
 struct vma_faults {
 	int64_t proc_id, vma_id, nrows, total, sums[NCOLUMNS];
+	bool found;                 /* the VMA row exists (not: an incomplete recording) */
+	int64_t start, end;
+	struct cell stack;          /* its creating stack, or NULL */
+	const char *kind;           /* interned: a few distinct values */
+	char *path, *region;        /* region NULL: "row:ID", the row alone */
 };
 
 static int by_proc_vma(const void *a, const void *b)
@@ -293,12 +302,90 @@ static int by_proc_vma(const void *a, const void *b)
 	return (x->vma_id > y->vma_id) - (x->vma_id < y->vma_id);
 }
 
+/* Distinct strings, each kept once. */
+struct strings {
+	char **v;
+	size_t n, cap;
+};
+
+static const char *intern(struct strings *t, const char *s)
+{
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < t->n; i++)
+		if (!strcmp(t->v[i], s))
+			return t->v[i];
+	if (fl_vec_reserve((void **)&t->v, &t->cap, t->n + 1, sizeof(*t->v)) || !(t->v[t->n] = strdup(s)))
+		return NULL;
+	return t->v[t->n++];
+}
+
+static void strings_free(struct strings *t)
+{
+	while (t->n)
+		free(t->v[--t->n]);
+	free(t->v);
+}
+
+static void groups_free(struct vma_faults *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].path);
+		free(v[i].region);
+	}
+	free(v);
+}
+
+/*
+ * What each group's VMA row says of it: the n groups (in VMA order) and the
+ * rows with faults, read in one pass, side by side.  A lookup per group
+ * took 25 us each (2 s of a 240k-call recording's close).
+ */
+static int read_vmas(struct fl_db *d, struct vma_faults *v, size_t n, struct strings *kinds)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT v.id, v.kind, v.path, v.start, v.end, " REGION_OF ", e.stack_id"
+					 " FROM vma v LEFT JOIN event e ON e.id = " CREATING_EVENT
+					 " WHERE v.id IN (SELECT vma_id FROM fault) ORDER BY v.id");
+	size_t i = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *kind = (const char *)sqlite3_column_text(st, 1), *path, *region;
+
+		for (; i < n && v[i].vma_id < id; i++)
+			;
+		for (; i < n && v[i].vma_id == id; i++) {
+			struct vma_faults *g = &v[i];
+
+			g->found = true;
+			g->kind = intern(kinds, kind);
+			path = (const char *)sqlite3_column_text(st, 2);
+			g->path = path ? strdup(path) : NULL;
+			g->start = sqlite3_column_int64(st, 3);
+			g->end = sqlite3_column_int64(st, 4);
+			region = (const char *)sqlite3_column_text(st, 5);
+			g->region = region ? strdup(region) : NULL;
+			g->stack = sqlite3_column_type(st, 6) == SQLITE_NULL ? text_cell(NULL)
+									    : int_cell(sqlite3_column_int64(st, 6));
+			if ((kind && !g->kind) || (path && !g->path) || (region && !g->region)) {
+				sqlite3_finalize(st);
+				return -1;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /*
  * The fault rows summed per process and VMA row, in process order.  Read in
  * VMA order (the fault_vma index) and summed here: SQL's GROUP BY sorted
  * every row with its 20 sums (0.7 s at 80k rows).
  */
-static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n)
+static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n, struct strings *kinds)
 {
 	char cols[1024], sql[2048];
 	struct vma_faults *v = NULL, *g = NULL;
@@ -319,7 +406,7 @@ static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n)
 			if (fl_vec_reserve((void **)&v, &cap, *n + 1, sizeof(*v)))
 				break;
 			g = &v[(*n)++];
-			*g = (struct vma_faults){ .proc_id = proc_id, .vma_id = vma_id };
+			*g = (struct vma_faults){ .proc_id = proc_id, .vma_id = vma_id, .stack = text_cell(NULL) };
 		}
 		g->nrows++;
 		g->total += sqlite3_column_int64(st, 2);
@@ -327,18 +414,16 @@ static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n)
 			g->sums[c] += sqlite3_column_int64(st, 3 + c);
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(v);
+	*out = v;
+	if (rc != SQLITE_DONE || read_vmas(d, v, *n, kinds))
 		return -1;
-	}
 	if (*n)
 		qsort(v, *n, sizeof(*v), by_proc_vma);
-	*out = v;
 	return 0;
 }
 
-/* Group g with what its process and VMA row say of it (the row of write_faults' `about`), or NULL without memory. */
-static struct row_sums *row_read(sqlite3_stmt *st, const struct vma_faults *g)
+/* Group g as a row of process (pid, exe), or NULL without memory. */
+static struct row_sums *row_of(const struct vma_faults *g, int64_t pid, const char *exe)
 {
 	struct row_sums *r = calloc(1, sizeof(*r));
 	char file[4096];
@@ -346,23 +431,24 @@ static struct row_sums *row_read(sqlite3_stmt *st, const struct vma_faults *g)
 	if (!r)
 		return NULL;
 	r->proc_id = g->proc_id;
-	r->pid = sqlite3_column_int64(st, 0);
-	r->exe = column_dup(st, 1);
-	if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-		r->vma = int_cell(sqlite3_column_int64(st, 2));
-	r->kind = column_dup(st, 3);
-	r->path = column_dup(st, 4);
-	r->start = sqlite3_column_int64(st, 5);
-	r->end = sqlite3_column_int64(st, 6);
-	r->region = column_dup(st, 7);
-	if (sqlite3_column_type(st, 8) != SQLITE_NULL)
-		r->stack = int_cell(sqlite3_column_int64(st, 8));
+	r->pid = pid;
+	r->exe = exe ? strdup(exe) : NULL;
+	r->vma = g->found ? int_cell(g->vma_id) : text_cell(NULL);
+	r->kind = g->kind ? strdup(g->kind) : NULL;
+	r->path = g->path ? strdup(g->path) : NULL;
+	r->start = g->start;
+	r->end = g->end;
+	if (g->region)
+		r->region = strdup(g->region);
+	else if (g->found && asprintf(&r->region, "row:%" PRId64, g->vma_id) < 0)
+		r->region = NULL;
+	r->stack = g->stack;
 	r->nrows = g->nrows;
 	memcpy(r->sums, g->sums, sizeof(r->sums));
 	r->total = g->total;
 	snprintf(file, sizeof(file), "[%s]", r->kind ? r->kind : "");
 	r->file = r->path ? strdup(r->path) : strdup(file);
-	if ((r->exe || sqlite3_column_type(st, 1) == SQLITE_NULL) && r->file)
+	if ((r->exe || !exe) && (r->kind || !g->kind) && (r->path || !g->path) && (r->region || !g->found) && r->file)
 		return r;
 	row_free(r);
 	return NULL;
@@ -439,8 +525,9 @@ static int write_faults(struct fl_db *d, const char *schema)
 	struct row_sums **rows = NULL;
 	struct vma_faults *groups = NULL;
 	struct key_totals totals = { 0 };
-	sqlite3_stmt *about = NULL, *ins = NULL;
-	size_t n = 0, cap = 0, ngroups;
+	struct strings kinds = { 0 };
+	sqlite3_stmt *proc = NULL, *ins = NULL;
+	size_t n = 0, cap = 0, ngroups = 0;
 	int rc = 0;
 
 	column_list(cols, sizeof(cols), ", %s INTEGER NOT NULL%.0s");
@@ -452,44 +539,50 @@ static int write_faults(struct fl_db *d, const char *schema)
 		 " PRIMARY KEY (proc_id, frame_id, callers_id, callers_end, class)) WITHOUT ROWID;"
 		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, coalesce(callers_id, 0), coalesce(callers_end, ''),"
 		 " class, sum(count) FROM fault_site GROUP BY 1, 2, 3, 4, 5;", cols);
-	if (exec_in(d, schema, sql) || sum_faults(d, &groups, &ngroups))
+	if (exec_in(d, schema, sql) || sum_faults(d, &groups, &ngroups, &kinds)) {
+		groups_free(groups, ngroups);
+		strings_free(&kinds);
 		return -1;
-	/* each group's process and VMA row (a fault of a process with no row is no process's: skipped) */
-	about = fl_db_prepare(d, "SELECT p.pid, p.exe, v.id, v.kind, v.path, v.start, v.end, " REGION_OF ", e.stack_id"
-				 " FROM process p LEFT JOIN vma v ON v.id = ?2 LEFT JOIN event e ON e.id = " CREATING_EVENT
-				 " WHERE p.id = ?1");
+	}
+	/* each group's process (a fault of a process with no row is no process's: skipped) */
+	proc = fl_db_prepare(d, "SELECT pid, exe FROM process WHERE id = ?");
 	snprintf(sql, sizeof(sql), "INSERT INTO %s.fault_summary VALUES (?, ?, ?, ?, ?, ?, ?, ?", schema);
 	for (int c = 0; c <= NCOLUMNS; c++)
 		strcat(sql, ", ?");
 	strcat(sql, ")");
-	ins = about ? fl_db_prepare(d, sql) : NULL;
+	ins = proc ? fl_db_prepare(d, sql) : NULL;
 	rc = ins ? 0 : -1;
+	bool have_proc = false;
 	for (size_t i = 0; i < ngroups && !rc; i++) {
 		const struct vma_faults *g = &groups[i];
 
-		if (n && g->proc_id != rows[0]->proc_id && (rc = flush_process(d, ins, rows, &n, &totals)))
-			break;
-		sqlite3_reset(about);
-		sqlite3_bind_int64(about, 1, g->proc_id);
-		sqlite3_bind_int64(about, 2, g->vma_id);
-		if ((rc = fl_db_step(d, about)) == SQLITE_DONE) {
+		if (!i || g->proc_id != groups[i - 1].proc_id) {
+			if (n && (rc = flush_process(d, ins, rows, &n, &totals)))
+				break;
+			sqlite3_reset(proc);
+			sqlite3_bind_int64(proc, 1, g->proc_id);
+			rc = fl_db_step(d, proc);
+			have_proc = rc == SQLITE_ROW;
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				break;
 			rc = 0;
-			continue;
 		}
-		if (rc != SQLITE_ROW || fl_vec_reserve((void **)&rows, &cap, n + 1, sizeof(*rows)) ||
-		    !(rows[n] = row_read(about, g))) {
+		if (!have_proc)
+			continue;
+		if (fl_vec_reserve((void **)&rows, &cap, n + 1, sizeof(*rows)) ||
+		    !(rows[n] = row_of(g, sqlite3_column_int64(proc, 0), (const char *)sqlite3_column_text(proc, 1)))) {
 			rc = -1;
 			break;
 		}
 		n++;
-		rc = 0;
 	}
 	rc = rc ? -1 : flush_process(d, ins, rows, &n, &totals);
 	while (n)
 		row_free(rows[--n]);
 	free(rows);
-	free(groups);
-	sqlite3_finalize(about);
+	groups_free(groups, ngroups);
+	strings_free(&kinds);
+	sqlite3_finalize(proc);
 	sqlite3_finalize(ins);
 	rc = rc || write_totals(d, schema, &totals) ||
 	     /* the order `faults` lists them in: its top rows need no sort, even when all tie */
