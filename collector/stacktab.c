@@ -6,6 +6,7 @@
 #include <gelf.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,18 +53,24 @@ struct module {
 };
 
 /*
- * The C library's module, opened on a thread while the eBPF programs load
+ * The modules nearly every stack has frames in (the C library, the dynamic
+ * loader, the shim), opened on a thread while the eBPF programs load
  * (fl_stacks_prewarm).  libdw decompresses every compressed section of a
  * debug file the first time it reads it: libc6-dbg's took ~50 ms of a
- * recording of `true`, after the target had ended.  The collector's own
- * libc is the target's but in a container or chroot; module_of() takes the
- * module when the paths are the same.
+ * recording of `true`, after the target had ended; ld.so's and the shim's
+ * 2-6 ms more.  The collector's own libc and ld.so are the target's but in
+ * a container or chroot; module_of() takes a module when the paths are the same.
  */
+#define NWARM 3
 struct prewarm {
 	bool running;           /* the thread was started and not joined */
 	pthread_t thread;
-	char path[PATH_MAX];
-	struct module mo;
+	unsigned n;
+	struct warm {
+		char path[PATH_MAX];
+		struct module mo;
+		bool taken;     /* moved to module_of()'s table */
+	} m[NWARM];
 };
 
 struct fl_stacks {
@@ -100,10 +107,11 @@ void fl_stacks_free(struct fl_stacks *st)
 {
 	if (!st)
 		return;
-	if (st->warm.running) {
+	if (st->warm.running)
 		pthread_join(st->warm.thread, NULL);
-		close_module(&st->warm.mo);
-	}
+	for (unsigned i = 0; i < st->warm.n; i++)
+		if (!st->warm.m[i].taken)
+			close_module(&st->warm.m[i].mo);
 	for (size_t i = 0; i < st->stack_by_hash.cap; i++)
 		free((void *)st->stack_by_hash.vals[i]);
 	fl_hmap_free(&st->stack_by_hash);
@@ -316,7 +324,7 @@ static void open_module(struct module *mo, const char *path)
 }
 
 /*
- * The prewarm thread: nothing but its own module (libdwfl handles are not
+ * The prewarm thread: nothing but its own modules (libdwfl handles are not
  * shared between threads).  It also loads libdebuginfod, which libdw
  * dlopens the first time a module has no debug file here (most programs):
  * with its ~30 libraries (curl, gnutls, krb5) that took 8-13 ms after the
@@ -327,32 +335,57 @@ static void *prewarm_main(void *arg)
 	struct prewarm *w = arg;
 	Dwarf_Addr bias;
 	dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: libdw holds it until exit anyway */
-	open_module(&w->mo, w->path);
-	if (w->mo.mod)
-		dwfl_module_getdwarf(w->mo.mod, &bias); /* the decompression: source lines need it */
+	for (unsigned i = 0; i < w->n; i++) {
+		open_module(&w->m[i].mo, w->m[i].path);
+		if (w->m[i].mo.mod)
+			dwfl_module_getdwarf(w->m[i].mo.mod, &bias); /* the decompression: source lines need it */
+	}
 	return NULL;
 }
 
-void fl_stacks_prewarm(struct fl_stacks *st)
+/* Add the file at path (resolved) to what the thread opens. */
+static void warm_add(struct prewarm *w, const char *path)
 {
-	Dl_info info;
-	char *real = dladdr((void *)&malloc, &info) && info.dli_fname ? realpath(info.dli_fname, NULL) : NULL;
-	if (real && strlen(real) < sizeof(st->warm.path)) {
-		strcpy(st->warm.path, real);
-		st->warm.running = !pthread_create(&st->warm.thread, NULL, prewarm_main, &st->warm);
-	}
+	char *real = path ? realpath(path, NULL) : NULL;
+
+	for (unsigned i = 0; real && i < w->n; i++)
+		if (!strcmp(w->m[i].path, real))
+			real[0] = 0;
+	if (real && real[0] && w->n < NWARM && strlen(real) < sizeof(w->m[0].path))
+		strcpy(w->m[w->n++].path, real);
 	free(real);
 }
 
-/* The prewarmed module, if it is path's: into mo (after its thread ended). */
+static const char *object_of(const void *addr)
+{
+	Dl_info info;
+	return addr && dladdr(addr, &info) ? info.dli_fname : NULL;
+}
+
+void fl_stacks_prewarm(struct fl_stacks *st, const char *shim)
+{
+	warm_add(&st->warm, object_of((void *)&malloc));
+	warm_add(&st->warm, object_of((void *)getauxval(AT_BASE))); /* ld.so: its ELF header */
+	warm_add(&st->warm, shim);
+	if (st->warm.n)
+		st->warm.running = !pthread_create(&st->warm.thread, NULL, prewarm_main, &st->warm);
+}
+
+/* The prewarmed module of path, if there is one: into mo (after the thread ended). */
 static bool take_prewarmed(struct fl_stacks *st, const char *path, struct module *mo)
 {
-	if (!st->warm.running || strcmp(path, st->warm.path))
-		return false;
-	pthread_join(st->warm.thread, NULL);
-	st->warm.running = false;
-	*mo = st->warm.mo;
-	return true;
+	for (unsigned i = 0; i < st->warm.n; i++) {
+		struct warm *w = &st->warm.m[i];
+		if (w->taken || strcmp(path, w->path))
+			continue;
+		if (st->warm.running)
+			pthread_join(st->warm.thread, NULL);
+		st->warm.running = false;
+		w->taken = true;
+		*mo = w->mo;
+		return true;
+	}
+	return false;
 }
 
 /* Module m (a strtab index), opened on first use; NULL when out of memory. */

@@ -22,12 +22,12 @@ struct fl_stacks *fl_stacks_new(struct fl_store *store);
 void fl_stacks_free(struct fl_stacks *st);
 
 /*
- * Open the C library faultline itself runs with on a thread now (while the
- * eBPF programs load), for the target's frames in it later: its debug
- * information is the slowest to read.  Call it once, after the target was
- * forked.
+ * Open the C library and the dynamic loader faultline itself runs with, and
+ * the shim (its path, or NULL), on a thread now (while the eBPF programs
+ * load), for the target's frames in them later: their debug information is
+ * the slowest to read.  Call it once, after the target was forked.
  */
-void fl_stacks_prewarm(struct fl_stacks *st);
+void fl_stacks_prewarm(struct fl_stacks *st, const char *shim);
 
 /* The stack of return addresses ips[0..n) (innermost first) in address space m; 0 if n is 0. */
 __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n);
