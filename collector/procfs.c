@@ -456,7 +456,14 @@ void fl_procfs_resolve_files(const __u32 *dev, const __u64 *inode, size_t n, con
 			break;
 		f.left += !out[i];
 	}
-	/* first the top of the file system: /etc/ld.so.cache, the common case, costs a few dozen entries */
+	/* first by name the files ld.so and libc map before a shim can say their names: a stat each */
+	static const char *const usual[] = { "/etc/ld.so.cache", "/usr/lib/locale/locale-archive" };
+	for (size_t u = 0; f.left && u < sizeof(usual) / sizeof(usual[0]); u++) {
+		struct stat st;
+		if (!stat(usual[u], &st) && S_ISREG(st.st_mode))
+			name_rows(&f, dev_of(&st), st.st_ino, usual[u]);
+	}
+	/* then the top of the file system (a few dozen entries; every directory below / when /tmp is large) */
 	for (size_t i = 0; f.left && i < n; i++) {
 		struct stat st;
 		if (!out[i] && !stat("/", &st) && dev_of(&st) == dev[i]) {
