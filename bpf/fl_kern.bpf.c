@@ -607,52 +607,64 @@ const volatile __u32 fl_tree_walk = 1;
  * mmap_read_trylock(), which fails whenever another thread of the process
  * is in mmap/munmap/mprotect.
  */
+/*
+ * One level of the walk: the slot of node enode (at depth) whose range holds
+ * addr, or 0.  A global function, so the verifier checks its search of up to
+ * 15 pivots once, not for every level of every path of its callers (it was
+ * half of the instructions on_fault and on_sys_exit took to verify).
+ */
+__noinline __u64 maple_step(__u64 enode, __u64 addr, __u32 depth)
+{
+	unsigned long type = FL_MAPLE_TYPE(enode), p;
+	struct maple_node *node;
+	unsigned long *piv;
+	void **slot;
+	int nslot, i;
+	void *next;
+
+	/* The root is tagged MAPLE_ROOT_NODE (2); children carry MAPLE_ENODE_NULL (4). */
+	if (enode < 4096 || !(enode & (depth ? 4 : 2)))
+		return 0; /* empty or single-entry tree */
+	node = (void *)(enode & ~FL_MAPLE_NODE_MASK);
+	if (type == FL_MAPLE_ARANGE_64) {
+		piv = node->ma64.pivot;
+		slot = node->ma64.slot;
+		nslot = 10;
+	} else if (type == FL_MAPLE_RANGE_64 || type == FL_MAPLE_LEAF_64) {
+		piv = node->mr64.pivot;
+		slot = node->mr64.slot;
+		nslot = 16;
+	} else {
+		return 0;
+	}
+	/* The first slot whose pivot (inclusive upper bound) reaches addr; a 0 pivot ends the data. */
+	for (i = 0; i < 15; i++) {
+		if (i >= nslot - 1)
+			break;
+		if (bpf_probe_read_kernel(&p, sizeof(p), &piv[i]))
+			return 0;
+		if (addr <= p || (i && !p))
+			break;
+	}
+	if (bpf_probe_read_kernel(&next, sizeof(next), &slot[i]))
+		return 0;
+	return (__u64)next;
+}
+
 static __always_inline int vma_walk(struct mm_struct *mm, __u64 addr, struct vma_info *vi)
 {
 	struct vm_area_struct *vma = 0;
-	void *enode;
+	__u64 enode;
 
 	if (!fl_tree_walk)
 		return -1;
-	enode = BPF_CORE_READ(mm, mm_mt.ma_root);
-
-	for (int depth = 0; depth < FL_MAPLE_DEPTH; depth++) {
+	enode = (__u64)BPF_CORE_READ(mm, mm_mt.ma_root);
+	for (__u32 depth = 0; depth < FL_MAPLE_DEPTH && enode; depth++) {
 		unsigned long type = FL_MAPLE_TYPE(enode);
-		struct maple_node *node;
-		unsigned long *piv;
-		void **slot;
-		int nslot, i;
 
-		/* The root is tagged MAPLE_ROOT_NODE (2); children carry MAPLE_ENODE_NULL (4). */
-		if ((unsigned long)enode < 4096 || !((unsigned long)enode & (depth ? 4 : 2)))
-			return -1; /* empty or single-entry tree */
-		node = (void *)((unsigned long)enode & ~FL_MAPLE_NODE_MASK);
-		if (type == FL_MAPLE_ARANGE_64) {
-			piv = node->ma64.pivot;
-			slot = node->ma64.slot;
-			nslot = 10;
-		} else if (type == FL_MAPLE_RANGE_64 || type == FL_MAPLE_LEAF_64) {
-			piv = node->mr64.pivot;
-			slot = node->mr64.slot;
-			nslot = 16;
-		} else {
-			return -1;
-		}
-		/* The first slot whose pivot (inclusive upper bound) reaches addr; a 0 pivot ends the data. */
-		for (i = 0; i < 15; i++) {
-			unsigned long p;
-
-			if (i >= nslot - 1)
-				break;
-			if (bpf_probe_read_kernel(&p, sizeof(p), &piv[i]))
-				return -1;
-			if (addr <= p || (i && !p))
-				break;
-		}
-		if (bpf_probe_read_kernel(&enode, sizeof(enode), &slot[i]))
-			return -1;
+		enode = maple_step(enode, addr, depth);
 		if (type == FL_MAPLE_LEAF_64) {
-			vma = enode;
+			vma = (void *)enode;
 			break;
 		}
 	}

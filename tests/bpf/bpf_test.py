@@ -385,8 +385,11 @@ NOT_RECORDED = {('stack', 'stack'), ('vdso', 'vvar')}
 def region_classes(con, pid, addr, length, all_classes=False):
     """Class counts (and thp) of a recording's VMA rows of pid inside [addr, addr + length); all_classes:
     every class with its count, else only those with faults."""
+    # not a mapping faultline's shim made: its buffer for /proc/self/maps, touched and unmapped before
+    # the target ran, may have lain where the kernel put the region later
     row = con.execute('SELECT %s, coalesce(sum(f.thp), 0) FROM vma v JOIN fault f ON f.vma_id = v.id'
                       ' WHERE v.pid = ? AND v.start >= ? AND v.end <= ?'
+                      ' AND NOT EXISTS (SELECT 1 FROM event e WHERE e.id = v.created_by AND e.faultline)'
                       % ', '.join('coalesce(sum(f.%s), 0)' % c for c in CLASSES),
                       (pid, addr, addr + length)).fetchone()
     tot = dict(zip(CLASSES + ['thp'], row))
