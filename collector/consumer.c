@@ -535,9 +535,6 @@ static int retire_ring(struct fl_channel *c, const struct owner *o, fl_channel_f
 	return n;
 }
 
-/* Fill c->owners with the owned rings sorted by claim, each descriptor
- * read once.  Returns the count (at most FL_CHAN_RINGS, whatever the
- * header says). */
 #define OWNERS_RESCAN_NS 100000000ull
 
 static __u64 mono_ns(void)
@@ -548,6 +545,9 @@ static __u64 mono_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 }
 
+/* Fill c->owners with the owned rings sorted by claim, each descriptor
+ * read once, unless the last scan still holds (struct fl_channel).
+ * Returns the count (at most FL_CHAN_RINGS, whatever the header says). */
 static unsigned owned_by_claim(struct fl_channel *c)
 {
 	/* the counter first: a claim it does not count yet is seen by the next poll */
