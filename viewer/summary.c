@@ -104,13 +104,18 @@ struct cell {
 	const char *s;
 };
 
-/* The faults of one VMA row in one process, summed, with what the keys group and label them by. */
+/*
+ * The faults of one VMA row in one process, summed, with what the keys group
+ * and label them by.  Its strings are its group's and its process's (they
+ * outlive it: write_faults), but for "row:id", made here.
+ */
 struct row_sums {
 	int64_t proc_id, pid, start, end;
-	struct cell vma, stack;          /* vma: NULL when the row was never written (an incomplete recording) */
-	char *exe, *kind, *path, *file;  /* file: the path, else "[kind]" */
-	char *region;                    /* the kernel VMA it was last seen in: "sample_id:start", else "row:id" */
+	struct cell vma, stack;                /* vma: NULL when the row was never written (an incomplete recording) */
+	const char *exe, *kind, *path, *file;  /* file: the path, else "[kind]" */
+	const char *region;                    /* the kernel VMA it was last seen in: "sample_id:start", else "row:id" */
 	int64_t nrows, total, sums[NCOLUMNS];
+	char row_region[32];                   /* "row:id" */
 };
 
 /* One fault_summary_total row: the fault_summary rows of one key and pid, counted and summed. */
@@ -260,18 +265,6 @@ static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **
 	return rc;
 }
 
-static void row_free(struct row_sums *r)
-{
-	if (!r)
-		return;
-	free(r->exe);
-	free(r->kind);
-	free(r->path);
-	free(r->file);
-	free(r->region);
-	free(r);
-}
-
 /* process_groups for the *n rows of one process, then forgets them. */
 static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t *n,
 			 struct key_totals *t)
@@ -279,7 +272,7 @@ static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **r
 	int rc = process_groups(d, ins, rows, *n, t);
 
 	while (*n)
-		row_free(rows[--*n]);
+		free(rows[--*n]);
 	return rc;
 }
 
@@ -289,7 +282,7 @@ struct vma_faults {
 	bool found;                 /* the VMA row exists (not: an incomplete recording) */
 	int64_t start, end;
 	struct cell stack;          /* its creating stack, or NULL */
-	const char *kind;           /* interned: a few distinct values */
+	const struct kind *kind;    /* NULL: no row */
 	char *path, *region;        /* region NULL: "row:ID", the row alone */
 };
 
@@ -302,28 +295,44 @@ static int by_proc_vma(const void *a, const void *b)
 	return (x->vma_id > y->vma_id) - (x->vma_id < y->vma_id);
 }
 
-/* Distinct strings, each kept once. */
-struct strings {
-	char **v;
+/* A VMA row's kind, and "[kind]": the file key of a row without a path. */
+struct kind {
+	char *name, *bracketed;
+};
+
+/* The distinct kinds (a few), each kept once. */
+struct kinds {
+	struct kind **v;
 	size_t n, cap;
 };
 
-static const char *intern(struct strings *t, const char *s)
+static const struct kind *kind_of(struct kinds *t, const char *name)
 {
-	if (!s)
+	struct kind *k;
+	char *b;
+
+	if (!name)
 		return NULL;
 	for (size_t i = 0; i < t->n; i++)
-		if (!strcmp(t->v[i], s))
+		if (!strcmp(t->v[i]->name, name))
 			return t->v[i];
-	if (fl_vec_reserve((void **)&t->v, &t->cap, t->n + 1, sizeof(*t->v)) || !(t->v[t->n] = strdup(s)))
+	if (fl_vec_reserve((void **)&t->v, &t->cap, t->n + 1, sizeof(*t->v)) || !(k = calloc(1, sizeof(*k))))
 		return NULL;
-	return t->v[t->n++];
+	t->v[t->n++] = k;
+	if (!(k->name = strdup(name)) || asprintf(&b, "[%s]", name) < 0)
+		return NULL;
+	k->bracketed = b;
+	return k;
 }
 
-static void strings_free(struct strings *t)
+static void kinds_free(struct kinds *t)
 {
-	while (t->n)
-		free(t->v[--t->n]);
+	while (t->n) {
+		struct kind *k = t->v[--t->n];
+		free(k->name);
+		free(k->bracketed);
+		free(k);
+	}
 	free(t->v);
 }
 
@@ -341,7 +350,7 @@ static void groups_free(struct vma_faults *v, size_t n)
  * rows with faults, read in one pass, side by side.  A lookup per group
  * took 25 us each (2 s of a 240k-call recording's close).
  */
-static int read_vmas(struct fl_db *d, struct vma_faults *v, size_t n, struct strings *kinds)
+static int read_vmas(struct fl_db *d, struct vma_faults *v, size_t n, struct kinds *kinds)
 {
 	sqlite3_stmt *st = fl_db_prepare(d, "SELECT v.id, v.kind, v.path, v.start, v.end, " REGION_OF ", e.stack_id"
 					 " FROM vma v LEFT JOIN event e ON e.id = " CREATING_EVENT
@@ -361,7 +370,7 @@ static int read_vmas(struct fl_db *d, struct vma_faults *v, size_t n, struct str
 			struct vma_faults *g = &v[i];
 
 			g->found = true;
-			g->kind = intern(kinds, kind);
+			g->kind = kind_of(kinds, kind);
 			path = (const char *)sqlite3_column_text(st, 2);
 			g->path = path ? strdup(path) : NULL;
 			g->start = sqlite3_column_int64(st, 3);
@@ -385,7 +394,7 @@ static int read_vmas(struct fl_db *d, struct vma_faults *v, size_t n, struct str
  * VMA order (the fault_vma index) and summed here: SQL's GROUP BY sorted
  * every row with its 20 sums (0.7 s at 80k rows).
  */
-static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n, struct strings *kinds)
+static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n, struct kinds *kinds)
 {
 	char cols[1024], sql[2048];
 	struct vma_faults *v = NULL, *g = NULL;
@@ -426,32 +435,28 @@ static int sum_faults(struct fl_db *d, struct vma_faults **out, size_t *n, struc
 static struct row_sums *row_of(const struct vma_faults *g, int64_t pid, const char *exe)
 {
 	struct row_sums *r = calloc(1, sizeof(*r));
-	char file[4096];
 
 	if (!r)
 		return NULL;
 	r->proc_id = g->proc_id;
 	r->pid = pid;
-	r->exe = exe ? strdup(exe) : NULL;
+	r->exe = exe;
 	r->vma = g->found ? int_cell(g->vma_id) : text_cell(NULL);
-	r->kind = g->kind ? strdup(g->kind) : NULL;
-	r->path = g->path ? strdup(g->path) : NULL;
+	r->kind = g->kind ? g->kind->name : NULL;
+	r->path = g->path;
+	r->file = g->path ? g->path : g->kind ? g->kind->bracketed : "[]";
 	r->start = g->start;
 	r->end = g->end;
-	if (g->region)
-		r->region = strdup(g->region);
-	else if (g->found && asprintf(&r->region, "row:%" PRId64, g->vma_id) < 0)
-		r->region = NULL;
+	r->region = g->region;
+	if (!g->region && g->found) {
+		snprintf(r->row_region, sizeof(r->row_region), "row:%" PRId64, g->vma_id);
+		r->region = r->row_region;
+	}
 	r->stack = g->stack;
 	r->nrows = g->nrows;
 	memcpy(r->sums, g->sums, sizeof(r->sums));
 	r->total = g->total;
-	snprintf(file, sizeof(file), "[%s]", r->kind ? r->kind : "");
-	r->file = r->path ? strdup(r->path) : strdup(file);
-	if ((r->exe || !exe) && (r->kind || !g->kind) && (r->path || !g->path) && (r->region || !g->found) && r->file)
-		return r;
-	row_free(r);
-	return NULL;
+	return r;
 }
 
 static int by_key_pid(const void *a, const void *b)
@@ -525,7 +530,7 @@ static int write_faults(struct fl_db *d, const char *schema)
 	struct row_sums **rows = NULL;
 	struct vma_faults *groups = NULL;
 	struct key_totals totals = { 0 };
-	struct strings kinds = { 0 };
+	struct kinds kinds = { 0 };
 	sqlite3_stmt *proc = NULL, *ins = NULL;
 	size_t n = 0, cap = 0, ngroups = 0;
 	int rc = 0;
@@ -541,7 +546,7 @@ static int write_faults(struct fl_db *d, const char *schema)
 		 " class, sum(count) FROM fault_site GROUP BY 1, 2, 3, 4, 5;", cols);
 	if (exec_in(d, schema, sql) || sum_faults(d, &groups, &ngroups, &kinds)) {
 		groups_free(groups, ngroups);
-		strings_free(&kinds);
+		kinds_free(&kinds);
 		return -1;
 	}
 	/* each group's process (a fault of a process with no row is no process's: skipped) */
@@ -578,10 +583,10 @@ static int write_faults(struct fl_db *d, const char *schema)
 	}
 	rc = rc ? -1 : flush_process(d, ins, rows, &n, &totals);
 	while (n)
-		row_free(rows[--n]);
+		free(rows[--n]);
 	free(rows);
 	groups_free(groups, ngroups);
-	strings_free(&kinds);
+	kinds_free(&kinds);
 	sqlite3_finalize(proc);
 	sqlite3_finalize(ins);
 	rc = rc || write_totals(d, schema, &totals) ||
