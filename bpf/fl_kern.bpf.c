@@ -249,21 +249,26 @@ static __always_inline int task_rss(struct task_struct *t, int m)
  * of the flag after the commit is a full barrier, and the collector sets
  * the flag before it reads the ring a last time (fl_bpf_sleep).
  */
-static __always_inline void submit(void *r)
+/* A record of nothing but its type (FL_R_WAKE, FL_R_DRAIN), with a wake-up.  A full ring takes
+ * none: the collector, busy reading it, wakes on its timeout or drains at its period anyway. */
+static __always_inline void signal_collector(__u32 type)
 {
-	struct fl_rec *w;
+	struct fl_rec *w = bpf_ringbuf_reserve(&events, sizeof(*w), 0);
 
-	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
-	if (!__sync_fetch_and_add(&collector_asleep, 0) ||
-	    __sync_val_compare_and_swap(&collector_asleep, 1, 0) != 1)
-		return;
-	w = bpf_ringbuf_reserve(&events, sizeof(*w), 0);
 	if (!w)
-		return; /* the ring is full: the collector wakes on its timeout */
-	w->type = FL_R_WAKE;
+		return;
+	w->type = type;
 	w->nframes = 0;
 	w->size = sizeof(*w);
 	bpf_ringbuf_submit(w, BPF_RB_FORCE_WAKEUP);
+}
+
+static __always_inline void submit(void *r)
+{
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+	if (__sync_fetch_and_add(&collector_asleep, 0) &&
+	    __sync_val_compare_and_swap(&collector_asleep, 1, 0) == 1)
+		signal_collector(FL_R_WAKE);
 }
 
 static __always_inline void emit_rss(__u32 tgid, __u64 ns, const __u64 *pages, __u64 flags)
@@ -598,16 +603,6 @@ const volatile __u32 fl_tree_walk = 1;
 #define FL_MAPLE_DEPTH     8
 
 /*
- * The VMA containing addr, read from mm->mm_mt without mmap_lock, as
- * lock_vma_under_rcu() does: maple tree nodes are freed by RCU, and a BPF
- * program runs inside an RCU read section.  The faulting thread still holds
- * the VMA (its per-VMA read lock or mmap_lock) when mm_account_fault() runs,
- * so the VMA itself is stable; the result is checked (vm_mm, range) because
- * a node may be replaced while we read it.  bpf_find_vma() instead takes
- * mmap_read_trylock(), which fails whenever another thread of the process
- * is in mmap/munmap/mprotect.
- */
-/*
  * One level of the walk: the slot of node enode (at depth) whose range holds
  * addr, or 0.  A global function, so the verifier checks its search of up to
  * 15 pivots once, not for every level of every path of its callers (it was
@@ -651,6 +646,16 @@ __noinline __u64 maple_step(__u64 enode, __u64 addr, __u32 depth)
 	return (__u64)next;
 }
 
+/*
+ * The VMA containing addr, read from mm->mm_mt without mmap_lock, as
+ * lock_vma_under_rcu() does: maple tree nodes are freed by RCU, and a BPF
+ * program runs inside an RCU read section.  The faulting thread still holds
+ * the VMA (its per-VMA read lock or mmap_lock) when mm_account_fault() runs,
+ * so the VMA itself is stable; the result is checked (vm_mm, range) because
+ * a node may be replaced while we read it.  bpf_find_vma() instead takes
+ * mmap_read_trylock(), which fails whenever another thread of the process
+ * is in mmap/munmap/mprotect.
+ */
 static __always_inline int vma_walk(struct mm_struct *mm, __u64 addr, struct vma_info *vi)
 {
 	struct vm_area_struct *vma = 0;
@@ -999,20 +1004,21 @@ static __always_inline __u64 *inflight_enter(__u32 *idx)
 /* A new entry's counts (not on the stack: with the caller's, 6.1 allows 512 bytes). */
 static const struct fl_fault_counts counts_zero;
 
-/* An entry was added to pair idx: at agg_half new ones, ask for a drain. */
-static __always_inline void agg_added(__u32 idx)
+/*
+ * The entry of key in map (of pair idx), added with value zero if missing;
+ * NULL when the map is full.  At agg_half new entries in the pair since its
+ * drain, ask for an early one.
+ */
+static __always_inline void *agg_entry(void *map, const void *key, const void *zero, __u32 idx)
 {
-	struct fl_rec *w;
+	void *e = bpf_map_lookup_elem(map, key);
 
-	if (__sync_fetch_and_add(&agg_new[idx & 1], 1) + 1 != agg_half)
-		return;
-	w = bpf_ringbuf_reserve(&events, sizeof(*w), 0);
-	if (!w)
-		return; /* the ring is full: the collector is busy draining it, the 100 ms drain follows */
-	w->type = FL_R_DRAIN;
-	w->nframes = 0;
-	w->size = sizeof(*w);
-	bpf_ringbuf_submit(w, BPF_RB_FORCE_WAKEUP);
+	if (e)
+		return e;
+	if (!bpf_map_update_elem(map, key, zero, BPF_NOEXIST) &&
+	    __sync_fetch_and_add(&agg_new[idx & 1], 1) + 1 == agg_half)
+		signal_collector(FL_R_DRAIN);
+	return bpf_map_lookup_elem(map, key);
 }
 
 /* A global function, verified once (see vma_at). */
@@ -1031,31 +1037,11 @@ __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key
 	skey = *skp;
 	f = inflight_enter(&idx);
 	if (idx) {
-		c = bpf_map_lookup_elem(&faults1, k);
-		if (!c) {
-			if (!bpf_map_update_elem(&faults1, k, &counts_zero, BPF_NOEXIST))
-				agg_added(idx);
-			c = bpf_map_lookup_elem(&faults1, k);
-		}
-		n = bpf_map_lookup_elem(&sites1, sk);
-		if (!n) {
-			if (!bpf_map_update_elem(&sites1, sk, &zero, BPF_NOEXIST))
-				agg_added(idx);
-			n = bpf_map_lookup_elem(&sites1, sk);
-		}
+		c = agg_entry(&faults1, k, &counts_zero, idx);
+		n = agg_entry(&sites1, sk, &zero, idx);
 	} else {
-		c = bpf_map_lookup_elem(&faults0, k);
-		if (!c) {
-			if (!bpf_map_update_elem(&faults0, k, &counts_zero, BPF_NOEXIST))
-				agg_added(idx);
-			c = bpf_map_lookup_elem(&faults0, k);
-		}
-		n = bpf_map_lookup_elem(&sites0, sk);
-		if (!n) {
-			if (!bpf_map_update_elem(&sites0, sk, &zero, BPF_NOEXIST))
-				agg_added(idx);
-			n = bpf_map_lookup_elem(&sites0, sk);
-		}
+		c = agg_entry(&faults0, k, &counts_zero, idx);
+		n = agg_entry(&sites0, sk, &zero, idx);
 	}
 	if (c) {
 		/* bounded again where it is used: clang may check a copy the verifier does not follow */
