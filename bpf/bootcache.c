@@ -60,13 +60,11 @@ static int cache_dir(void)
 	return lstat(CACHE_DIR, &st) || !S_ISDIR(st.st_mode) || !roots_alone(&st) ? -1 : 0;
 }
 
-/* path exists as a regular file that is root's alone, in a directory that is. */
+/* path (in the cache directory) is a regular file that is root's alone. */
 static int trusted_file(const char *path)
 {
 	struct stat st;
 
-	if (cache_dir())
-		return 0;
 	return !lstat(path, &st) && S_ISREG(st.st_mode) && roots_alone(&st);
 }
 
@@ -198,14 +196,14 @@ static int run_bpftool(const char *tool, const char *obj, const char *out)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* Make path (the minimal BTF for obj) with bpftool. 0 or -1. */
+/* Make path (the minimal BTF for obj, in the cache directory) with bpftool. 0 or -1. */
 static int make_core_btf(const void *obj, size_t len, const char *path)
 {
 	char objtmp[96], out[96];
 	const char *tool = find_bpftool();
 	int rc;
 
-	if (!tool || cache_dir())
+	if (!tool)
 		return -1;
 	snprintf(objtmp, sizeof(objtmp), CACHE_DIR "/obj.%d", (int)getpid());
 	snprintf(out, sizeof(out), "%s.%d", path, (int)getpid());
@@ -222,7 +220,7 @@ const char *fl_boot_core_btf(const void *obj, size_t len, char *path, size_t pat
 {
 	char key[200];
 
-	if (boot_key(key, sizeof(key)))
+	if (boot_key(key, sizeof(key)) || cache_dir())
 		return NULL;
 	/* named by what it depends on: this boot, this kernel, this object */
 	__u64 h = fnv1a(fnv1a(0xcbf29ce484222325ull, key, strlen(key)), obj, len);
