@@ -81,6 +81,7 @@ struct fl_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	char *path;             /* the temporary file being written */
+	int fd;                 /* that file, as made: the directory may be the target's to change */
 	char *final;            /* the name it gets when finished */
 	bool force;             /* the final name may replace an existing file */
 	uid_t uid;              /* owner to give the file (-1: keep ours) */
@@ -180,8 +181,12 @@ static void fail(struct fl_store *s, int rc, const char *what)
 	if (s->rc)
 		return;
 	s->rc = sqlite_errno(rc);
-	snprintf(s->error, sizeof(s->error), "writing %s failed (%s): %s", s->final, what,
-		 (rc & 0xff) == SQLITE_FULL ? "disk full" : sqlite3_errmsg(s->db));
+	if (sqlite3_extended_errcode(s->db) == SQLITE_READONLY_DBMOVED) /* SQLite checks the name at each write */
+		snprintf(s->error, sizeof(s->error), "writing %s failed: its temporary file %s was moved or "
+			 "replaced while recording (by the target?)", s->final, s->path);
+	else
+		snprintf(s->error, sizeof(s->error), "writing %s failed (%s): %s", s->final, what,
+			 (rc & 0xff) == SQLITE_FULL ? "disk full" : sqlite3_errmsg(s->db));
 }
 
 /* Run a bound statement to completion and reset it.  Returns the new rowid or 0 on failure. */
@@ -256,8 +261,8 @@ static int check_output(const char *path, bool force, char *err, size_t errlen)
 }
 
 /* Make "DIR/.BASE.XXXXXX" next to path, 0600 and exclusive.  Returns the
- * malloc'd name or NULL (errno set). */
-static char *make_temp(const char *path)
+ * malloc'd name and its open file in *fd, or NULL (errno set). */
+static char *make_temp(const char *path, int *fd)
 {
 	const char *slash = strrchr(path, '/');
 	int dirlen = slash ? (int)(slash - path) + 1 : 0;
@@ -267,14 +272,13 @@ static char *make_temp(const char *path)
 	if (!tmp)
 		return NULL;
 	snprintf(tmp, n, "%.*s.%s.XXXXXX", dirlen, path, slash ? slash + 1 : path);
-	int fd = mkostemp(tmp, O_CLOEXEC);   /* O_EXCL, mode 0600 */
-	if (fd < 0) {
+	*fd = mkostemp(tmp, O_CLOEXEC);   /* O_EXCL, mode 0600 */
+	if (*fd < 0) {
 		int e = errno;
 		free(tmp);
 		errno = e;
 		return NULL;
 	}
-	close(fd);
 	return tmp;
 }
 
@@ -302,9 +306,10 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		return -ENOMEM;
 	}
 	s->force = force;
+	s->fd = -1;
 	s->uid = (uid_t)-1;
 	s->gid = (gid_t)-1;
-	if (!(s->path = make_temp(path))) {
+	if (!(s->path = make_temp(path, &s->fd))) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 		free(s->final);
@@ -381,6 +386,8 @@ static void close_db(struct fl_store *s)
 
 static void free_store(struct fl_store *s)
 {
+	if (s->fd >= 0)
+		close(s->fd);
 	free(s->pathless);
 	free(s->path);
 	free(s->final);
@@ -397,6 +404,39 @@ static int move(const char *from, const char *to, bool force)
 }
 
 /*
+ * Whether the temporary name still names the file we made.  The directory
+ * may be writable by the target (under sudo it runs as the user, often in
+ * their own directory): a name swapped for a link to another file must not
+ * be given to the user, nor be renamed into place as the recording.  The
+ * owner is changed through our descriptor; the rename below still goes by
+ * name, so a swap after this test moves the target's own file, never
+ * anyone else's (rename does not follow links).
+ */
+static bool still_ours(const struct fl_store *s)
+{
+	struct stat ours, named;
+
+	return !fstat(s->fd, &ours) && !lstat(s->path, &named) && ours.st_dev == named.st_dev &&
+	       ours.st_ino == named.st_ino;
+}
+
+/* chown of a file SQLite made beside ours (a WAL a failed checkpoint kept), if it is one: ours, one link. */
+static int give_file(const char *path, uid_t uid, gid_t gid)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), rc = -1;
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_nlink == 1)
+		rc = fchown(fd, uid, gid);
+	else
+		errno = EPERM;
+	close(fd);
+	return rc;
+}
+
+/*
  * The file is complete as far as it goes: give it to its owner and its name.
  * If the WAL could not be folded in (disk full), it moves along with it:
  * the committed data is there.
@@ -409,8 +449,16 @@ static void place(struct fl_store *s)
 	snprintf(wal, sizeof(wal), "%s-wal", s->path);
 	snprintf(final_wal, sizeof(final_wal), "%s-wal", s->final);
 	has_wal = access(wal, F_OK) == 0;
+	if (!still_ours(s)) {
+		if (!s->rc) {
+			s->rc = -EPERM;
+			snprintf(s->error, sizeof(s->error), "%s was replaced while recording (by the target?); "
+				 "the recording is not moved to %s", s->path, s->final);
+		}
+		return;
+	}
 	if (s->uid != (uid_t)-1) {
-		if (chown(s->path, s->uid, s->gid) < 0 || (has_wal && chown(wal, s->uid, s->gid) < 0))
+		if (fchown(s->fd, s->uid, s->gid) < 0 || (has_wal && give_file(wal, s->uid, s->gid) < 0))
 			fprintf(stderr, "faultline: cannot give %s to uid %u: %s\n", s->final,
 				(unsigned)s->uid, strerror(errno));
 	}

@@ -211,6 +211,33 @@ def test_sudo_owner():
         check((st.st_uid, st.st_gid) == (65534, 65534), f"owner {st.st_uid}:{st.st_gid}")
 
 
+def test_temp_swap():
+    """Under sudo the target runs as the user, often in a directory of
+    theirs, beside the recording's temporary file.  It swaps that name for
+    a link to a file of root's: faultline (root) gave the user the linked
+    file at close (chown follows links).  Now nothing outside the recording
+    changes owner, and record fails saying the file was replaced."""
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+    with tempfile.TemporaryDirectory() as root_dir, tempfile.TemporaryDirectory() as d:
+        victim = os.path.join(root_dir, "secret")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chmod(victim, 0o600)
+        os.chown(d, 65534, 65534)
+        db = os.path.join(d, "r.db")
+        swap = ("for f in .r.db.*; do case $f in *-wal|*-shm) continue;; esac; "
+                f"mv \"$f\" \"$f.kept\" && ln -s {victim} \"$f\"; done")
+        env = dict(os.environ, SUDO_UID="65534", SUDO_GID="65534", SUDO_USER="nobody")
+        p = subprocess.run([FL, "record", "--no-bpf", "-o", db, "--", "sh", "-c", swap], capture_output=True,
+                           text=True, timeout=60, env=env, cwd=d)
+        st = os.stat(victim)
+        check((st.st_uid, st.st_gid) == (0, 0), f"the linked file now belongs to {st.st_uid}:{st.st_gid}")
+        check(p.returncode == 125 and "was moved or replaced while recording" in p.stderr,
+              f"exit {p.returncode}: {p.stderr}")
+        check(not os.path.exists(db) or os.path.islink(db), "a recording was placed from the swapped name")
+
+
 def test_options():
     """record's small input errors from issue 7: `-o` without a value names
     the problem; `--output=FILE` works."""
