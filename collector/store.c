@@ -581,7 +581,7 @@ void fl_store_run_begin(struct fl_store *s, const struct fl_run_info *ri)
 	free(argv_json);
 }
 
-int (*fl_store_summarize)(sqlite3 *db, const char *path);
+int (*fl_store_summarize)(sqlite3 *db, const char *path, const char *file);
 
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 {
@@ -591,9 +591,21 @@ void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 	sqlite3_bind_int64(s->st[S_RUN_END], 1, (sqlite3_int64)end_ns);
 	sqlite3_bind_int(s->st[S_RUN_END], 2, exit_status);
 	run(s, S_RUN_END);
-	/* the readers' summaries: in the transaction that marks the file complete, after every row */
-	if (!s->rc && fl_store_summarize)
-		fl_store_summarize(s->db, s->final);
+	/*
+	 * The readers' summaries, after every row, in a transaction of their own: part of them is
+	 * made on a thread, through a second connection that reads the file once everything before
+	 * is committed and checkpointed into it.  That connection opens it by name (SQLite resolves
+	 * even /proc/self/fd/N to the name), and without following links: a target that swaps the
+	 * name meanwhile feeds it a file it could read itself, and the next write here fails
+	 * (SQLITE_READONLY_DBMOVED) unless it swapped it back.  A file with the rows but not the
+	 * summaries (they failed, or the recorder died meanwhile, before the file got its name)
+	 * reads as complete, its readers summing the rows (summary.h).
+	 */
+	fl_store_commit(s);
+	if (!s->rc && fl_store_summarize) {
+		bool whole = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) == SQLITE_OK;
+		fl_store_summarize(s->db, s->final, whole && still_ours(s) ? s->path : NULL);
+	}
 }
 
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail)

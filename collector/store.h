@@ -99,10 +99,12 @@ void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status);
 /*
  * What fl_store_run_end calls last to summarize the recording for its
  * readers (main.c sets it: the viewer's summary.c, which the collector does
- * not know).  It owns its failures: a recording without summaries is still
- * complete.
+ * not know), path naming it in messages.  file, unless NULL, is a name under
+ * which a second, read-only connection finds everything committed in the
+ * file itself (nothing of it in the WAL).  It owns its failures: a recording
+ * without summaries is still complete.
  */
-extern int (*fl_store_summarize)(sqlite3 *db, const char *path);
+extern int (*fl_store_summarize)(sqlite3 *db, const char *path, const char *file);
 void fl_store_loss(struct fl_store *s, const char *cause, __u64 count, const char *detail);
 /* One kernel feature the eBPF side adapts to, and its state in this run (bpf/fl_bpf.h FL_CAPS). */
 void fl_store_kernel_feature(struct fl_store *s, const char *name, const char *state,

@@ -45,7 +45,7 @@ int fl_db_step(struct fl_db *d, sqlite3_stmt *st)
 }
 
 /* "file:PATH?mode=ro" with PATH percent-encoded. Caller frees. */
-static char *ro_uri(const char *path)
+char *fl_db_ro_uri(const char *path)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t n = strlen(path);
@@ -248,7 +248,7 @@ static int db_open(struct fl_db *d, const char *path, bool writable)
 		return -1;
 	}
 	close(fd);
-	uri = ro_uri(path);
+	uri = fl_db_ro_uri(path);
 	if (!uri) {
 		fprintf(stderr, "faultline: out of memory\n");
 		return -1;

@@ -39,6 +39,9 @@ int fl_db_wrap(struct fl_db *d, sqlite3 *db, const char *path);
 /* Finalizes the statements d cached, leaving the connection open. */
 void fl_db_release(struct fl_db *d);
 
+/* The read-only URI of the file at path (%-escaped), to free; NULL without memory. */
+char *fl_db_ro_uri(const char *path);
+
 /* Prepares sql; NULL after printing the error. */
 sqlite3_stmt *fl_db_prepare(struct fl_db *d, const char *sql);
 /* Steps st: SQLITE_ROW, SQLITE_DONE, or -1 after printing the error. */

@@ -9,6 +9,7 @@
 #include "summary.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,18 +165,19 @@ static void bind_cell(sqlite3_stmt *st, int i, struct cell c)
 		sqlite3_bind_null(st, i);
 }
 
-static int sort_key; /* the key by_group sorts by (qsort has no context argument) */
-
-static int by_group(const void *a, const void *b)
+/* Rows by their group of key *k (qsort_r's context). */
+static int by_group(const void *a, const void *b, void *k)
 {
-	return cell_cmp(group_of(sort_key, *(struct row_sums *const *)a), group_of(sort_key, *(struct row_sums *const *)b));
+	int key = *(const int *)k;
+
+	return cell_cmp(group_of(key, *(struct row_sums *const *)a), group_of(key, *(struct row_sums *const *)b));
 }
 
-/* Whether the n rows of v are in by_group's order already. */
-static bool sorted(struct row_sums *const *v, size_t n)
+/* Whether the n rows of v are in by_group's order for key k already. */
+static bool sorted(struct row_sums *const *v, size_t n, int k)
 {
 	for (size_t i = 1; i < n; i++)
-		if (by_group(&v[i - 1], &v[i]) > 0)
+		if (by_group(&v[i - 1], &v[i], &k) > 0)
 			return false;
 	return true;
 }
@@ -252,9 +254,8 @@ static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **
 		}
 		kt = &t->v[t->n++];
 		*kt = (struct key_total){ .key = k, .pid = v[0]->pid };
-		sort_key = k;
-		if (!sorted(v, m))  /* by process and VMA row they are: the rows came in that order */
-			qsort(v, m, sizeof(*v), by_group);
+		if (!sorted(v, m, k))  /* by process and VMA row they are: the rows came in that order */
+			qsort_r(v, m, sizeof(*v), by_group, &k);
 		for (size_t i = 0, j; i < m && !rc; i = j) {
 			for (j = i + 1; j < m && !cell_cmp(group_of(k, v[i]), group_of(k, v[j])); j++)
 				;
@@ -697,6 +698,116 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 	return rc;
 }
 
+/* A kind of call met in the event table, with its calls and failed calls per process id. */
+struct call_kind {
+	char *name;
+	int64_t *counts; /* [2 * (proc_id - 1)]: calls, then failed calls */
+};
+
+struct call_kinds {
+	struct call_kind *v;
+	size_t n, cap, last;
+	int64_t procs; /* the largest process id */
+};
+
+/*
+ * The kind called name, added if new, or NULL without memory.  Kinds are
+ * few (the kinds of call), so found by a linear search that starts at the
+ * last one found: a process's calls come in runs.
+ */
+static struct call_kind *call_kind(struct call_kinds *k, const char *name)
+{
+	struct call_kind *c;
+
+	for (size_t i = 0; i < k->n; i++) {
+		size_t j = (k->last + i) % k->n;
+		if (!strcmp(k->v[j].name, name))
+			return &k->v[k->last = j];
+	}
+	if (fl_vec_reserve((void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)))
+		return NULL;
+	c = &k->v[k->n];
+	*c = (struct call_kind){ strdup(name), calloc((size_t)k->procs * 2, sizeof(*c->counts)) };
+	if (!c->name || !c->counts) {
+		free(c->name);
+		free(c->counts);
+		return NULL;
+	}
+	k->last = k->n++;
+	return c;
+}
+
+static int by_kind_name(const void *a, const void *b)
+{
+	return strcmp(((const struct call_kind *)a)->name, ((const struct call_kind *)b)->name);
+}
+
+/*
+ * call_summary: each process's calls and failed calls by kind, counted in
+ * C over one scan of the event table (70 ms for churn's 240k calls; the
+ * GROUP BY it replaces sorted every row: 0.3-0.7 s).
+ */
+static int write_calls(struct fl_db *d, const char *schema)
+{
+	struct call_kinds k = { 0 };
+	sqlite3_stmt *st, *ins = NULL;
+	char sql[256];
+	int rc = -1;
+
+	if (exec_in(d, schema,
+		    "CREATE TABLE %s.call_summary (proc_id INTEGER NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,"
+		    " errors INTEGER NOT NULL, PRIMARY KEY (proc_id, kind)) WITHOUT ROWID;") ||
+	    !(st = fl_db_prepare(d, "SELECT coalesce(max(id), 0) FROM process")))
+		return -1;
+	if (fl_db_step(d, st) == SQLITE_ROW)
+		k.procs = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "INSERT INTO %s.call_summary VALUES (?, ?, ?, ?)", schema);
+	if (!(st = fl_db_prepare(d, "SELECT proc_id, kind, errno != 0 FROM event")) || !(ins = fl_db_prepare(d, sql)))
+		goto out;
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		int64_t proc = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		struct call_kind *c;
+
+		if (!name || proc < 1 || proc > k.procs) /* no kind, no process: the schema forbids it */
+			continue;
+		if (!(c = call_kind(&k, name))) {
+			fprintf(stderr, "faultline: out of memory\n");
+			break;
+		}
+		c->counts[2 * (proc - 1)]++;
+		c->counts[2 * (proc - 1) + 1] += sqlite3_column_int(st, 2);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = -1;
+		goto out;
+	}
+	qsort(k.v, k.n, sizeof(*k.v), by_kind_name); /* rows in the primary key's order */
+	rc = 0;
+	for (int64_t p = 0; p < k.procs && !rc; p++)
+		for (size_t i = 0; i < k.n && !rc; i++) {
+			const int64_t *c = k.v[i].counts + 2 * p;
+			if (!c[0])
+				continue;
+			sqlite3_reset(ins);
+			sqlite3_bind_int64(ins, 1, p + 1);
+			sqlite3_bind_text(ins, 2, k.v[i].name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(ins, 3, c[0]);
+			sqlite3_bind_int64(ins, 4, c[1]);
+			rc = fl_db_step(d, ins) == SQLITE_DONE ? 0 : -1;
+		}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(ins);
+	for (size_t i = 0; i < k.n; i++) {
+		free(k.v[i].name);
+		free(k.v[i].counts);
+	}
+	free(k.v);
+	return rc;
+}
+
 /*
  * Per process: its calls by kind, its mapped-size peak (rows.c), its
  * resident peak and calls, the program's own faults and calls apart from
@@ -711,11 +822,8 @@ static int write_procs(struct fl_db *d, const char *schema)
 	bool loaded, own;
 	int rc;
 
-	if (exec_in(d, schema,
-		    "CREATE TABLE %s.call_summary (proc_id INTEGER NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,"
-		    " errors INTEGER NOT NULL, PRIMARY KEY (proc_id, kind)) WITHOUT ROWID;"
-		    "INSERT INTO %s.call_summary SELECT proc_id, kind, count(*), sum(errno != 0) FROM event"
-		    " GROUP BY proc_id, kind;"
+	if (write_calls(d, schema) ||
+	    exec_in(d, schema,
 		    "CREATE TABLE %s.proc_summary (proc_id INTEGER PRIMARY KEY, peak_ns INTEGER, peak_mapped INTEGER,"
 		    " rss_peak INTEGER, calls INTEGER, own_minor INTEGER, own_major INTEGER, own_calls INTEGER,"
 		    " fl_faults INTEGER, fl_calls INTEGER);"))
@@ -815,17 +923,119 @@ int fl_summary_ready(struct fl_db *d, unsigned parts)
 	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
 }
 
-int fl_summary_store(sqlite3 *db, const char *path)
+/*
+ * The close's second part, FL_SUM_PROCS, made on a thread of its own while
+ * the first is written: it reads the recording through a read-only
+ * connection of its own and writes into an in-memory database, whose few
+ * rows (one per process, its kinds of call, its top regions) are copied
+ * in afterwards.  The two parts read the rows and write their own tables
+ * only.  churn (240k calls, 80k faulted VMAs): 1.0 s of the close's 2.6 s.
+ */
+struct procs_part {
+	const char *file; /* the recording, everything committed in the file itself (store.h) */
+	const char *path; /* for messages */
+	sqlite3 *mem;     /* the part's tables */
+	int rc;
+};
+
+static void *make_procs_part(void *arg)
 {
+	struct procs_part *p = arg;
+	char *ro = fl_db_ro_uri(p->file), *uri = NULL;
+	sqlite3_stmt *st = NULL;
+	struct fl_db d;
+
+	p->rc = -1;
+	/* immutable: no locks, no WAL index; nothing writes the file itself meanwhile (the
+	 * recorder's writes go to the WAL until it commits, after this part is done) */
+	if (!ro || asprintf(&uri, "%s&immutable=1", ro) < 0)
+		uri = NULL;
+	free(ro);
+	/* the recording as "rec": the part's reads find its tables there, its writes go to main;
+	 * if it cannot, the caller makes the part itself (a message here would be one too many) */
+	if (uri && sqlite3_open_v2(":memory:", &p->mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+				   NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(p->mem, "ATTACH ? AS rec", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(st, 1, uri, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_DONE &&
+	    !fl_db_wrap(&d, p->mem, p->path)) {
+		p->rc = fl_summary_write(&d, "main", FL_SUM_PROCS);
+		fl_db_release(&d);
+	}
+	sqlite3_finalize(st);
+	free(uri);
+	return NULL;
+}
+
+/* Table name of from, made by create, and its rows into d's main schema. */
+static int copy_table(struct fl_db *d, sqlite3 *from, const char *name, const char *create)
+{
+	char sql[1024];
+	sqlite3_stmt *sel = NULL, *ins = NULL;
+	int rc = -1, n;
+
+	snprintf(sql, sizeof(sql), "SELECT * FROM main.\"%s\"", name);
+	if (sqlite3_prepare_v2(from, sql, -1, &sel, NULL) != SQLITE_OK || exec(d, create))
+		goto out;
+	n = sqlite3_column_count(sel);
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO main.\"%s\" VALUES (?", name);
+	for (int i = 1; i < n && len < sizeof(sql); i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", ?");
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	if (!(ins = fl_db_prepare(d, sql)))
+		goto out;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		sqlite3_reset(ins);
+		for (int i = 0; i < n; i++)
+			sqlite3_bind_value(ins, i + 1, sqlite3_column_value(sel, i));
+		if (fl_db_step(d, ins) != SQLITE_DONE)
+			break;
+	}
+	rc = rc == SQLITE_DONE ? 0 : -1;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(ins);
+	return rc;
+}
+
+/* The tables (then the indexes, if any) of mem's main schema into d's. */
+static int copy_part(struct fl_db *d, sqlite3 *mem)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(mem, "SELECT type, name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL"
+				    " ORDER BY type = 'index'", -1, &st, NULL) == SQLITE_OK ? SQLITE_ROW : -1;
+
+	while (rc == SQLITE_ROW && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1),
+			   *create = (const char *)sqlite3_column_text(st, 2);
+		if (!strcmp(type, "table") ? copy_table(d, mem, name, create) : exec(d, create))
+			rc = -1;
+	}
+	if (rc != SQLITE_DONE)
+		fprintf(stderr, "faultline: %s: cannot copy the summaries of its processes (%s)\n", d->path,
+			sqlite3_errmsg(mem));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int fl_summary_store(sqlite3 *db, const char *path, const char *file)
+{
+	struct procs_part procs = { .file = file, .path = path };
+	pthread_t thread;
+	bool threaded = file && !pthread_create(&thread, NULL, make_procs_part, &procs);
 	struct fl_db d;
 	int rc = fl_db_wrap(&d, db, path);
 
 	if (!rc && !(rc = exec(&d, "SAVEPOINT summary")))
-		rc = fl_summary_write(&d, "main", FL_SUM_ALL);
+		rc = fl_summary_write(&d, "main", FL_SUM_FAULTS);
+	if (threaded)
+		pthread_join(thread, NULL);
+	if (!rc) /* the part from its thread, else (no thread, or it failed) made here */
+		rc = threaded && !procs.rc ? copy_part(&d, procs.mem) : fl_summary_write(&d, "main", FL_SUM_PROCS);
 	if (rc && sqlite3_get_autocommit(db) == 0)
 		sqlite3_exec(db, "ROLLBACK TO summary", NULL, NULL, NULL);
 	sqlite3_exec(db, "RELEASE summary", NULL, NULL, NULL);
 	fl_db_release(&d);
+	sqlite3_close(procs.mem);
 	return rc;
 }
 

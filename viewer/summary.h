@@ -56,11 +56,12 @@ int fl_summary_write(struct fl_db *d, const char *schema, unsigned parts);
 int fl_summary_ready(struct fl_db *d, unsigned parts);
 /*
  * The store's close path (collector/store.c, wired by main.c): summarizes
- * the recording open in db (path for messages).  A failure leaves the
- * recording without summaries (readers then sum the rows), never half of
- * them.  Returns 0 or -1.
+ * the recording open in db (path for messages; file, unless NULL, where a
+ * second connection reads what is committed: store.h).  A failure leaves
+ * the recording without summaries (readers then sum the rows), never half
+ * of them.  Returns 0 or -1.
  */
-int fl_summary_store(sqlite3 *db, const char *path);
+int fl_summary_store(sqlite3 *db, const char *path, const char *file);
 /* `faultline __summarize FILE` (not for people): summarizes a recording in place, as its close would. */
 int fl_cmd_summarize(int argc, char **argv);
 
