@@ -606,25 +606,30 @@ static int64_t sum_classes(const int64_t *v)
 	return n;
 }
 
-/* Regions by faults (their own and faultline's), most first, then by origin: html's order. */
+/* A region and its faults (its own and faultline's), summed once, not in every comparison. */
+struct ranked {
+	int64_t faults;
+	const struct fl_region *region;
+};
+
+/* Regions by faults, most first, then by origin: html's order. */
 static int by_faults(const void *a, const void *b)
 {
-	const struct fl_region *x = *(const struct fl_region *const *)a, *y = *(const struct fl_region *const *)b;
-	int64_t fx = sum_classes(x->faults) + sum_classes(x->fl_faults), fy = sum_classes(y->faults) + sum_classes(y->fl_faults);
+	const struct ranked *x = a, *y = b;
 
-	if (fx != fy)
-		return fx > fy ? -1 : 1;
-	return (x->origin_id > y->origin_id) - (x->origin_id < y->origin_id);
+	if (x->faults != y->faults)
+		return x->faults > y->faults ? -1 : 1;
+	return (x->region->origin_id > y->region->origin_id) - (x->region->origin_id < y->region->origin_id);
 }
 
 /* One row of region_summary: a region, or (g NULL) the sum of the n regions of rest[]. */
 static int region_row(struct fl_db *d, sqlite3_stmt *ins, int64_t proc_id, const struct fl_region *g,
-		      struct fl_region *const *rest, size_t n)
+		      const struct ranked *rest, size_t n)
 {
 	int64_t faults[FL_NCLASSES] = { 0 }, fl = 0;
 
 	for (size_t i = 0; i < (g ? 1 : n); i++) {
-		const struct fl_region *one = g ? g : rest[i];
+		const struct fl_region *one = g ? g : rest[i].region;
 		for (int c = 0; c < FL_NCLASSES; c++)
 			faults[c] += one->faults[c];
 		fl += sum_classes(one->fl_faults);
@@ -674,7 +679,7 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 	if (!(ins = fl_db_prepare(d, sql)))
 		return -1;
 	for (size_t i = 0, k; i < run->nregions && !rc; i = k) {
-		struct fl_region **order;
+		struct ranked *order;
 		size_t n;
 
 		for (k = i; k < run->nregions && run->regions[k].proc == run->regions[i].proc; k++)
@@ -684,11 +689,13 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 			rc = -1;
 			break;
 		}
-		for (size_t m = 0; m < n; m++)
-			order[m] = &run->regions[i + m];
+		for (size_t m = 0; m < n; m++) {
+			const struct fl_region *g = &run->regions[i + m];
+			order[m] = (struct ranked){ sum_classes(g->faults) + sum_classes(g->fl_faults), g };
+		}
 		qsort(order, n, sizeof(*order), by_faults);
 		for (size_t m = 0; m < n && m < FL_SUM_TOP_REGIONS && !rc; m++)
-			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, order[m], NULL, 0);
+			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, order[m].region, NULL, 0);
 		if (!rc && n > FL_SUM_TOP_REGIONS)
 			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, NULL, order + FL_SUM_TOP_REGIONS,
 					n - FL_SUM_TOP_REGIONS);
