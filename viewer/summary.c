@@ -705,17 +705,38 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 	return rc;
 }
 
-/* A kind of call met in the event table, with its calls and failed calls per process id. */
+/* A kind of call met in the event table, with its calls and failed calls per process. */
 struct call_kind {
 	char *name;
-	int64_t *counts; /* [2 * (proc_id - 1)]: calls, then failed calls */
+	int64_t *counts; /* [2 * i]: calls of the process ids[i], then [2 * i + 1] its failed calls */
 };
 
 struct call_kinds {
 	struct call_kind *v;
 	size_t n, cap, last;
-	int64_t procs; /* the largest process id */
+	int64_t *ids;     /* the process table's ids, ascending (a recording read may be anyone's:
+			   * not assumed dense) */
+	size_t nprocs;
 };
+
+/* The index in k->ids of process id, or -1: the last one found first (a process's calls come in runs). */
+static long proc_index(const struct call_kinds *k, int64_t id, long last)
+{
+	size_t lo = 0, hi = k->nprocs;
+
+	if (last >= 0 && k->ids[last] == id)
+		return last;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (k->ids[mid] == id)
+			return (long)mid;
+		if (k->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
 
 /*
  * The kind called name, added if new, or NULL without memory.  Kinds are
@@ -734,7 +755,7 @@ static struct call_kind *call_kind(struct call_kinds *k, const char *name)
 	if (fl_vec_reserve((void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)))
 		return NULL;
 	c = &k->v[k->n];
-	*c = (struct call_kind){ strdup(name), calloc((size_t)k->procs * 2, sizeof(*c->counts)) };
+	*c = (struct call_kind){ strdup(name), calloc(k->nprocs * 2 + 1, sizeof(*c->counts)) };
 	if (!c->name || !c->counts) {
 		free(c->name);
 		free(c->counts);
@@ -758,33 +779,40 @@ static int write_calls(struct fl_db *d, const char *schema)
 {
 	struct call_kinds k = { 0 };
 	sqlite3_stmt *st, *ins = NULL;
+	size_t cap = 0;
+	long last = -1;
 	char sql[256];
-	int rc = -1;
+	int rc;
 
 	if (exec_in(d, schema,
 		    "CREATE TABLE %s.call_summary (proc_id INTEGER NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,"
 		    " errors INTEGER NOT NULL, PRIMARY KEY (proc_id, kind)) WITHOUT ROWID;") ||
-	    !(st = fl_db_prepare(d, "SELECT coalesce(max(id), 0) FROM process")))
+	    !(st = fl_db_prepare(d, "SELECT id FROM process ORDER BY id")))
 		return -1;
-	if (fl_db_step(d, st) == SQLITE_ROW)
-		k.procs = sqlite3_column_int64(st, 0);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW && !fl_vec_reserve((void **)&k.ids, &cap, k.nprocs + 1, sizeof(*k.ids)))
+		k.ids[k.nprocs++] = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	st = NULL;
 	snprintf(sql, sizeof(sql), "INSERT INTO %s.call_summary VALUES (?, ?, ?, ?)", schema);
-	if (!(st = fl_db_prepare(d, "SELECT proc_id, kind, errno != 0 FROM event")) || !(ins = fl_db_prepare(d, sql)))
+	if (rc != SQLITE_DONE || !(st = fl_db_prepare(d, "SELECT proc_id, kind, errno != 0 FROM event")) ||
+	    !(ins = fl_db_prepare(d, sql))) {
+		rc = -1;
 		goto out;
+	}
 	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
-		int64_t proc = sqlite3_column_int64(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 1);
+		long p = proc_index(&k, sqlite3_column_int64(st, 0), last);
 		struct call_kind *c;
 
-		if (!name || proc < 1 || proc > k.procs) /* no kind, no process: the schema forbids it */
+		if (!name || p < 0) /* no kind, no process: the schema forbids it */
 			continue;
 		if (!(c = call_kind(&k, name))) {
 			fprintf(stderr, "faultline: out of memory\n");
 			break;
 		}
-		c->counts[2 * (proc - 1)]++;
-		c->counts[2 * (proc - 1) + 1] += sqlite3_column_int(st, 2);
+		c->counts[2 * p]++;
+		c->counts[2 * p + 1] += sqlite3_column_int(st, 2);
+		last = p;
 	}
 	if (rc != SQLITE_DONE) {
 		rc = -1;
@@ -792,13 +820,13 @@ static int write_calls(struct fl_db *d, const char *schema)
 	}
 	qsort(k.v, k.n, sizeof(*k.v), by_kind_name); /* rows in the primary key's order */
 	rc = 0;
-	for (int64_t p = 0; p < k.procs && !rc; p++)
+	for (size_t p = 0; p < k.nprocs && !rc; p++)
 		for (size_t i = 0; i < k.n && !rc; i++) {
 			const int64_t *c = k.v[i].counts + 2 * p;
 			if (!c[0])
 				continue;
 			sqlite3_reset(ins);
-			sqlite3_bind_int64(ins, 1, p + 1);
+			sqlite3_bind_int64(ins, 1, k.ids[p]);
 			sqlite3_bind_text(ins, 2, k.v[i].name, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(ins, 3, c[0]);
 			sqlite3_bind_int64(ins, 4, c[1]);
@@ -812,6 +840,7 @@ out:
 		free(k.v[i].counts);
 	}
 	free(k.v);
+	free(k.ids);
 	return rc;
 }
 
