@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "vec.h"
 
 const char *const fl_class_names[FL_NCLASSES] = {
 #define FL_CLASS_NAME(c, name) #name,
@@ -318,42 +319,141 @@ static char *region_label(const char *kind, const char *path, int64_t offset, in
 	return stack_label(kind, funcs);
 }
 
-/* Calls per process, kind and stack, labelled like regions. */
+/* Calls of one process index, kind and stack (-1: none): a call site of load_callsites. */
+struct site_count {
+	int proc, kind;         /* proc -1: an empty slot; kind an index into site_counts.kinds */
+	int64_t stack, count;
+};
+
+/* The sites counted so far: open addressing, grown at half full; the kind names, few, in a list. */
+struct site_counts {
+	struct site_count *v;
+	size_t cap, n;
+	char **kinds;
+	size_t nkinds, capkinds;
+	const struct fl_mproc *procs; /* for by_site: the processes the indexes are of */
+};
+
+static size_t site_slot(const struct site_count *v, size_t cap, int proc, int kind, int64_t stack)
+{
+	size_t i = (size_t)(((uint64_t)stack * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)proc << 8) ^ (uint64_t)kind) & (cap - 1);
+
+	while (v[i].proc >= 0 && (v[i].proc != proc || v[i].kind != kind || v[i].stack != stack))
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* The site's counter, added at 0 if new, or NULL without memory. */
+static struct site_count *site_at(struct site_counts *s, int proc, int kind, int64_t stack)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		struct site_count *v = malloc(cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		for (size_t k = 0; k < cap; k++)
+			v[k].proc = -1;
+		for (size_t k = 0; k < s->cap; k++)
+			if (s->v[k].proc >= 0)
+				v[site_slot(v, cap, s->v[k].proc, s->v[k].kind, s->v[k].stack)] = s->v[k];
+		free(s->v);
+		s->v = v;
+		s->cap = cap;
+	}
+	i = site_slot(s->v, s->cap, proc, kind, stack);
+	if (s->v[i].proc < 0) {
+		s->v[i] = (struct site_count){ proc, kind, stack, 0 };
+		s->n++;
+	}
+	return &s->v[i];
+}
+
+/* The index of kind name, added if new (last: where the search starts, the kind of the row
+ * before), or -1 without memory. */
+static int site_kind(struct site_counts *s, const char *name, int last)
+{
+	for (size_t i = 0; i < s->nkinds; i++) {
+		size_t j = ((size_t)(last < 0 ? 0 : last) + i) % s->nkinds;
+		if (!strcmp(s->kinds[j], name))
+			return (int)j;
+	}
+	if (fl_vec_reserve((void **)&s->kinds, &s->capkinds, s->nkinds + 1, sizeof(*s->kinds)) ||
+	    !(s->kinds[s->nkinds] = strdup(name)))
+		return -1;
+	return (int)s->nkinds++;
+}
+
+/* GROUP BY's order, which the sites had when SQL counted them: process id, kind, stack (qsort_r). */
+static int by_site(const void *a, const void *b, void *counts)
+{
+	const struct site_count *x = a, *y = b;
+	const struct site_counts *s = counts;
+	int64_t px = s->procs[x->proc].id, py = s->procs[y->proc].id;
+	int k;
+
+	if (px != py)
+		return px < py ? -1 : 1;
+	if ((k = strcmp(s->kinds[x->kind], s->kinds[y->kind])))
+		return k;
+	return (x->stack > y->stack) - (x->stack < y->stack);
+}
+
+/*
+ * Calls per process, kind and stack, labelled like regions.  Counted in C
+ * over one scan of the event table: a GROUP BY sorted every row for a few
+ * dozen sites (1.2 s of 8 threads x 50k mmap/munmap's 800k calls).
+ */
 static int load_callsites(struct loader *l)
 {
 	struct fl_run *r = l->r;
-	sqlite3_stmt *st = fl_db_prepare(r->d,
-		"SELECT proc_id, kind, coalesce(stack_id, -1), count(*) FROM event GROUP BY 1, 2, 3");
-	size_t cap = 0;
-	int rc;
+	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT proc_id, kind, coalesce(stack_id, -1) FROM event");
+	struct site_counts s = { .procs = r->procs };
+	int rc, kind = -1;
 
 	if (!st)
 		return -1;
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
 		int p = proc_of(l, sqlite3_column_int64(st, 0));
-		int64_t stack = sqlite3_column_int64(st, 2);
-		const char *kind = (const char *)sqlite3_column_text(st, 1);
-		struct fl_callsite *c;
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		struct site_count *c;
 
-		if (p < 0 || !kind)
+		if (p < 0 || !name)
 			continue;
-		if (r->nsites == cap) {
-			struct fl_callsite *grown = realloc(r->sites, (cap = cap ? 2 * cap : 64) * sizeof(*grown));
-
-			if (!grown)
-				break;
-			r->sites = grown;
-		}
-		c = &r->sites[r->nsites++];
-		c->proc = p;
-		c->count = sqlite3_column_int64(st, 3);
-		if (!(c->label = stack_label(kind, stack >= 0 && stack < l->nstacks ? l->stacks[stack] : NULL)))
+		if ((kind = site_kind(&s, name, kind)) < 0 || !(c = site_at(&s, p, kind, sqlite3_column_int64(st, 2))))
 			break;
+		c->count++;
 	}
 	sqlite3_finalize(st);
+	/* the occupied slots, packed, in GROUP BY's order */
+	size_t n = 0;
+	for (size_t i = 0; i < s.cap; i++)
+		if (s.v[i].proc >= 0)
+			s.v[n++] = s.v[i];
+	if (n)
+		qsort_r(s.v, n, sizeof(*s.v), by_site, &s);
+	if (rc == SQLITE_DONE && n && !(r->sites = malloc(n * sizeof(*r->sites))))
+		rc = -1;
+	for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+		const struct site_count *c = &s.v[i];
+		struct fl_callsite *site = &r->sites[r->nsites];
+
+		site->proc = c->proc;
+		site->count = c->count;
+		if (!(site->label = stack_label(s.kinds[c->kind], c->stack >= 0 && c->stack < l->nstacks ?
+							l->stacks[c->stack] : NULL)))
+			rc = -1;
+		else
+			r->nsites++;
+	}
+	free(s.v);
+	for (size_t i = 0; i < s.nkinds; i++)
+		free(s.kinds[i]);
+	free(s.kinds);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
-
 /* A set of (process index, origin id) pairs: open addressing, grown at half full. */
 struct pairset {
 	int64_t *keys;          /* 2 per slot; proc -1 marks an empty slot */
