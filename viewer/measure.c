@@ -96,9 +96,39 @@ struct loader {
 	struct fl_run *r;
 	int *pidx;          /* process.id -> index into r->procs */
 	int64_t max_id;
-	char **stacks;      /* stack.id -> function lines */
+	char **stacks;      /* stack.id -> function lines (the run's strings once regions point to them) */
 	int64_t nstacks;
+	const char **kinds; /* the region kinds met, each one of the run's strings */
+	size_t nkinds, capkinds;
+	struct { const char *kind, *label; } *labels; /* [stack.id + 1]: the label of the last region
+						       * without a file that stack made */
 };
+
+/* s (made by malloc, or NULL) as one of the run's strings, freed with it.  Returns s, or NULL. */
+static char *run_string(struct fl_run *r, char *s)
+{
+	if (s && fl_vec_reserve((void **)&r->strings, &r->capstrings, r->nstrings + 1, sizeof(*r->strings))) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		r->strings[r->nstrings++] = s;
+	return s;
+}
+
+/* The run's copy of region kind name, made once. */
+static const char *region_kind(struct loader *l, const char *name)
+{
+	for (size_t i = 0; i < l->nkinds; i++)
+		if (!strcmp(l->kinds[i], name))
+			return l->kinds[i];
+	if (fl_vec_reserve((void **)&l->kinds, &l->capkinds, l->nkinds + 1, sizeof(*l->kinds)))
+		return NULL;
+	const char *kind = run_string(l->r, strdup(name));
+	if (kind)
+		l->kinds[l->nkinds++] = kind;
+	return kind;
+}
 
 static int proc_of(const struct loader *l, int64_t id)
 {
@@ -319,6 +349,28 @@ static char *region_label(const char *kind, const char *path, int64_t offset, in
 	return stack_label(kind, funcs);
 }
 
+/*
+ * The region's label (region_label) as one of the run's strings.  A region
+ * without a file is labelled by its kind and creating stack alone: it
+ * shares the label of the last such region of that stack (kind interned by
+ * region_kind, stack the index into l->labels).
+ */
+static const char *label_of(struct loader *l, const char *kind, const char *path, int64_t offset, int64_t size,
+			    int64_t stack, const char *funcs)
+{
+	bool by_stack = !path && !is_channel(kind, offset, size);
+	const char *label;
+
+	if (by_stack && l->labels[stack].kind == kind)
+		return l->labels[stack].label;
+	label = run_string(l->r, region_label(kind, path, offset, size, funcs));
+	if (by_stack && label) {
+		l->labels[stack].kind = kind;
+		l->labels[stack].label = label;
+	}
+	return label;
+}
+
 /* Calls of one process index, kind and stack (-1: none): a call site of load_callsites. */
 struct site_count {
 	int proc, kind;         /* proc -1: an empty slot; kind an index into site_counts.kinds */
@@ -537,7 +589,8 @@ static int load_regions(struct loader *l)
 	size_t cap = 0;
 	int rc;
 
-	if (!st || !named) {
+	l->labels = calloc((size_t)l->nstacks + 1, sizeof(*l->labels));
+	if (!st || !named || !l->labels) {
 		sqlite3_finalize(st);
 		sqlite3_finalize(named);
 		return -1;
@@ -546,7 +599,7 @@ static int load_regions(struct loader *l)
 	while ((rc = fl_db_step(r->d, st)) == SQLITE_ROW) {
 		int p = proc_of(l, sqlite3_column_int64(st, 0)), added;
 		int64_t stack;
-		const char *kind, *path;
+		const char *kind, *path, *funcs;
 		struct fl_region *g;
 
 		if (p < 0 || (added = pairset_add(&seen, p, sqlite3_column_int64(st, 1))) == 0)
@@ -554,10 +607,13 @@ static int load_regions(struct loader *l)
 		if (added < 0)
 			break;
 		stack = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+		if (stack < 0 || stack >= l->nstacks || !l->stacks[stack])
+			stack = -1; /* none known: labelled alike */
+		funcs = stack >= 0 ? l->stacks[stack] : "";
 		kind = (const char *)sqlite3_column_text(st, 2);
 		path = (const char *)sqlite3_column_text(st, 3);
-		if (!kind)
-			continue;
+		if (!kind || !(kind = region_kind(l, kind)))
+			break;
 		if (r->nregions == cap) {
 			struct fl_region *grown = realloc(r->regions, (cap = cap ? 2 * cap : 256) * sizeof(*grown));
 
@@ -566,12 +622,12 @@ static int load_regions(struct loader *l)
 			r->regions = grown;
 		}
 		g = &r->regions[r->nregions++];
-		*g = (struct fl_region){ .proc = p, .origin_id = sqlite3_column_int64(st, 1), .kind = strdup(kind),
-					 .path = path ? strdup(path) : NULL,
+		*g = (struct fl_region){ .proc = p, .origin_id = sqlite3_column_int64(st, 1), .kind = kind,
+					 .path = path ? run_string(r, strdup(path)) : NULL, .funcs = funcs,
 					 .start = sqlite3_column_int64(st, 10), .end = sqlite3_column_int64(st, 11),
 					 .created_here = sqlite3_column_int64(st, 5) == sqlite3_column_int64(st, 0) };
-		g->funcs = strdup(stack >= 0 && stack < l->nstacks && l->stacks[stack] ? l->stacks[stack] : "");
-		g->label = region_label(kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), g->funcs);
+		g->label = label_of(l, kind, path, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 8), stack + 1,
+				    funcs);
 		/* by the file's path as any piece of the region knows it: ld.so's first mmap of a library
 		 * (the whole file, cut into segments after) is recorded before a snapshot names it.
 		 * Anonymous memory has no file to name (nor a footprint by path): not asked. */
@@ -586,7 +642,7 @@ static int load_regions(struct loader *l)
 		 * it.  Not a brk: the heap glibc's malloc starts for dlopen is the program's heap too. */
 		if (!g->footprint && sqlite3_column_int(st, 9))
 			g->footprint = FL_FP_SHIM_MADE;
-		if (!g->kind || !g->funcs || !g->label || (path && !g->path))
+		if (!g->label || (path && !g->path))
 			break;
 	}
 	sqlite3_finalize(st);
@@ -884,9 +940,18 @@ static int run_load(struct fl_db *d, struct fl_run *r, bool callsites)
 	}
 	r->pidx = l.pidx;
 	r->max_id = l.max_id;
+	/* the regions' funcs point into the stacks: the run keeps them */
+	if (!rc && fl_vec_reserve((void **)&r->strings, &r->capstrings, r->nstrings + (size_t)l.nstacks,
+				  sizeof(*r->strings)))
+		rc = -1;
 	for (int64_t i = 0; i < l.nstacks; i++)
-		free(l.stacks[i]);
+		if (!rc && l.stacks[i])
+			r->strings[r->nstrings++] = l.stacks[i];
+		else
+			free(l.stacks[i]);
 	free(l.stacks);
+	free(l.kinds);
+	free(l.labels);
 	if (rc) {
 		fprintf(stderr, "faultline: %s: cannot read the recording's numbers\n", d->path);
 		fl_run_free(r);
@@ -909,12 +974,9 @@ void fl_run_free(struct fl_run *r)
 {
 	for (int i = 0; i < r->nprocs; i++)
 		free(r->procs[i].exe);
-	for (size_t i = 0; i < r->nregions; i++) {
-		free(r->regions[i].kind);
-		free(r->regions[i].path);
-		free(r->regions[i].label);
-		free(r->regions[i].funcs);
-	}
+	for (size_t i = 0; i < r->nstrings; i++)
+		free(r->strings[i]);
+	free(r->strings);
 	for (size_t i = 0; i < r->nsites; i++)
 		free(r->sites[i].label);
 	free(r->procs);

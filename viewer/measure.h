@@ -41,10 +41,10 @@ enum fl_footprint { FL_FP_NONE, FL_FP_CHANNEL, FL_FP_SHIM, FL_FP_UNWINDER, FL_FP
 struct fl_region {
 	int proc;               /* index into fl_run.procs */
 	int64_t origin_id;      /* the vma row its creating call made */
-	char *kind, *path;      /* of that row */
+	const char *kind, *path; /* of that row */
 	int64_t start, end;     /* of that row */
-	char *label;            /* stable across runs: see fl_run_load */
-	char *funcs;            /* the creating stack's functions, one per line; "" without a stack */
+	const char *label;      /* stable across runs: see fl_run_load */
+	const char *funcs;      /* the creating stack's functions, one per line; "" without a stack */
 	bool created_here;      /* made by this process, not inherited at fork */
 	enum fl_footprint footprint;
 	int64_t faults[FL_NCLASSES];    /* the program's own */
@@ -82,6 +82,10 @@ struct fl_run {
 	bool has_faults;        /* an eBPF recording (fault rows exist or fidelity bpf) */
 	int64_t exit_status;    /* run.exit_status, -1 unknown */
 	char *command;          /* run.command */
+	/* what the regions' strings point into, each made once (400k anonymous regions share a
+	 * few kinds, stacks and labels): freed with the run */
+	char **strings;
+	size_t nstrings, capstrings;
 };
 
 /* Loads what check and diff need.  Returns 0, or -1 after printing why. */
