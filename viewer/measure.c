@@ -506,6 +506,7 @@ static int load_callsites(struct loader *l)
 	free(s.kinds);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
+
 /* A set of (process index, origin id) pairs: open addressing, grown at half full. */
 struct pairset {
 	int64_t *keys;          /* 2 per slot; proc -1 marks an empty slot */
@@ -612,7 +613,9 @@ static int load_regions(struct loader *l)
 		funcs = stack >= 0 ? l->stacks[stack] : "";
 		kind = (const char *)sqlite3_column_text(st, 2);
 		path = (const char *)sqlite3_column_text(st, 3);
-		if (!kind || !(kind = region_kind(l, kind)))
+		if (!kind)
+			continue;
+		if (!(kind = region_kind(l, kind)))
 			break;
 		if (r->nregions == cap) {
 			struct fl_region *grown = realloc(r->regions, (cap = cap ? 2 * cap : 256) * sizeof(*grown));
