@@ -5,6 +5,7 @@ recording with exact expectations.  Usage: e2e_test.py CASE (see CASES).
 Env: FAULTLINE (the binary), TARGETS (dir of built test targets).
 Exit 0 pass, 1 fail, 77 skip."""
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -295,6 +296,32 @@ def test_forks_shim():
 
 def test_forks_bpf():
     forks(True)
+
+
+SUMMARIES = ("fault_summary", "fault_summary_total", "site_summary", "proc_summary", "call_summary",
+             "region_summary")
+
+
+def test_summaries_bpf():
+    """The summaries the close writes (the process part on a second thread and connection, copied
+    in) are the ones `faultline __summarize` makes from the same rows on one thread, row for row,
+    with the same table definitions: 151 processes with calls, faults and regions."""
+    def run(db):
+        record(db, [target("e2e_calls"), "forks", "150"], bpf=True)
+        again = db + ".again"
+        shutil.copy(db, again)
+        p = subprocess.run([FL, "__summarize", again], capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0 and not p.stderr, f"__summarize: {p.returncode} {p.stderr}")
+        for t in SUMMARIES:
+            made = query(db, "SELECT sql FROM sqlite_schema WHERE name = ?", t)
+            check(made and made == query(again, "SELECT sql FROM sqlite_schema WHERE name = ?", t),
+                  f"{t}: defined as {made}")
+            n = len(query(db, f"SELECT * FROM {t} LIMIT 1")[0])
+            order = ", ".join(str(i + 1) for i in range(n))
+            rows = query(db, f"SELECT * FROM {t} ORDER BY {order}")
+            check(rows and rows == query(again, f"SELECT * FROM {t} ORDER BY {order}"),
+                  f"{t}: {len(rows)} rows at close differ from __summarize's")
+    with_db(run)
 
 
 def test_spawn():
