@@ -1380,9 +1380,19 @@ static __always_inline int emit_vma(struct vm_area_struct *vma, const struct ima
 	return 0;
 }
 
+/*
+ * The programs that run once per process (exec, exit) read pointer fields
+ * with BPF_CORE_READ, a helper call, not a direct load: since 6.3 every
+ * direct load of a pointer field through a trusted pointer makes the
+ * verifier search the kernel's 130k BTF types by name, up to three names
+ * per visit (btf_nested_type_is_trusted), which cost on_exec_vmas and
+ * on_exit 2.5-3 ms each at every start (6.18).  Once per process, the
+ * helper costs nothing that matters; the per-fault programs keep direct
+ * loads, read once before any branch.
+ */
 static __always_inline void image_of(struct task_struct *t, __u32 tgid, struct image *im)
 {
-	struct mm_struct *mm = t->mm;
+	struct mm_struct *mm = BPF_CORE_READ(t, mm);
 
 	im->tgid = tgid;
 	im->start_stack = BPF_CORE_READ(mm, start_stack);
@@ -1493,7 +1503,7 @@ static long walk_seed(__u64 i, struct walk *w)
 
 static __always_inline void walk_exec_vmas(struct task_struct *t, __u32 tgid)
 {
-	struct mm_struct *mm = t->mm;
+	struct mm_struct *mm = BPF_CORE_READ(t, mm);
 	struct walk w = { .t = t };
 	__u64 seed[FL_SEEDS] = {};
 
@@ -1618,9 +1628,9 @@ static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 	 * folded from released threads (__exit_signal) plus every thread still
 	 * on signal->thread_head, this one included.
 	 */
-	sig = t->signal;
-	s.min = sig->min_flt;
-	s.maj = sig->maj_flt;
+	sig = BPF_CORE_READ(t, signal); /* a helper, not a direct load: see image_of */
+	s.min = BPF_CORE_READ(sig, min_flt);
+	s.maj = BPF_CORE_READ(sig, maj_flt);
 	s.head = &sig->thread_head;
 	s.pos = BPF_CORE_READ(sig, thread_head.next);
 	bpf_loop(65536, sum_thread, &s, 0);
@@ -1631,8 +1641,8 @@ static __always_inline int task_exit(struct task_struct *t, bool group_dead)
 	r = task_rec(FL_T_EXIT, t);
 	if (r) {
 		/* wait_task_zombie(): the group exit code if the group was killed/exit_group'ed. */
-		if (sig->flags & FL_SIGNAL_GROUP_EXIT)
-			r->exit_code = sig->group_exit_code;
+		if (BPF_CORE_READ(sig, flags) & FL_SIGNAL_GROUP_EXIT)
+			r->exit_code = BPF_CORE_READ(sig, group_exit_code);
 		else
 			r->exit_code = t->exit_code;
 		r->min_flt = s.min;
