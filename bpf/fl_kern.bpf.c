@@ -239,16 +239,6 @@ static __always_inline int task_rss(struct task_struct *t, int m)
 	}
 }
 
-/*
- * Every record is submitted without a wake-up, unless the collector sleeps:
- * then one FL_R_WAKE record wakes it, and the one program that cleared the
- * flag sends it.  A wake-up is an irq_work self-IPI, in a VM an exit to the
- * host (~1 us): by default the kernel sends one for each record the
- * collector has caught up with, which is every record while it keeps up
- * (churn: on_sys_exit 1.38 us a call).  No wake-up is lost: the atomic read
- * of the flag after the commit is a full barrier, and the collector sets
- * the flag before it reads the ring a last time (fl_bpf_sleep).
- */
 /* A record of nothing but its type (FL_R_WAKE, FL_R_DRAIN), with a wake-up.  A full ring takes
  * none: the collector, busy reading it, wakes on its timeout or drains at its period anyway. */
 static __always_inline void signal_collector(__u32 type)
@@ -263,6 +253,16 @@ static __always_inline void signal_collector(__u32 type)
 	bpf_ringbuf_submit(w, BPF_RB_FORCE_WAKEUP);
 }
 
+/*
+ * Every record is submitted without a wake-up, unless the collector sleeps:
+ * then one FL_R_WAKE record wakes it, and the one program that cleared the
+ * flag sends it.  A wake-up is an irq_work self-IPI, in a VM an exit to the
+ * host (~1 us): by default the kernel sends one for each record the
+ * collector has caught up with, which is every record while it keeps up
+ * (churn: on_sys_exit 1.38 us a call).  No wake-up is lost: the atomic read
+ * of the flag after the commit is a full barrier, and the collector sets
+ * the flag before it reads the ring a last time (fl_bpf_sleep).
+ */
 static __always_inline void submit(void *r)
 {
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
