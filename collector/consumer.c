@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "consumer.h"
+#include "monotime.h"
 
 /* The owned rings as one poll saw them (read once from shared memory). */
 struct owner {
@@ -537,21 +538,13 @@ static int retire_ring(struct fl_channel *c, const struct owner *o, fl_channel_f
 
 #define OWNERS_RESCAN_NS 100000000ull
 
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-}
-
 /* Fill c->owners with the owned rings sorted by claim, each descriptor
  * read once, unless the last scan still holds (struct fl_channel).
  * Returns the count (at most FL_CHAN_RINGS, whatever the header says). */
 static unsigned owned_by_claim(struct fl_channel *c)
 {
 	/* the counter first: a claim it does not count yet is seen by the next poll */
-	__u64 claims = __atomic_load_n(&c->hdr->claims, __ATOMIC_ACQUIRE), now = mono_ns();
+	__u64 claims = __atomic_load_n(&c->hdr->claims, __ATOMIC_ACQUIRE), now = fl_mono_ns();
 	bool settled = true;
 	unsigned n = 0;
 

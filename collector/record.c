@@ -25,6 +25,7 @@
 #include "identity.h"
 #include "ingest.h"
 #include "launch.h"
+#include "monotime.h"
 #include "procfs.h"
 #include "record.h"
 #include "shimdec.h"
@@ -67,13 +68,6 @@ struct recorder {
 	struct fl_bpf *bpf;
 #endif
 };
-
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 static void usage(FILE *out)
 {
@@ -270,7 +264,7 @@ static void bpf_drain(struct recorder *r)
 {
 	if (!r->bpf)
 		return;
-	__u64 read_at = now_ns();
+	__u64 read_at = fl_mono_ns();
 	fl_bpf_drain(r->bpf);
 	fl_bpf_poll(r->bpf);
 	fl_faults_attribute(r->ingest, read_at, false);
@@ -306,7 +300,7 @@ static void watch_new_processes(struct recorder *r)
 			 * would make a second, empty process of that pid */
 			bpf_poll(r);
 			fl_channel_retire(r->chan, (__u32)pid, fl_shimdec_record, r->ingest);
-			fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+			fl_ingest_exit(r->ingest, pid, fl_mono_ns(), -1, -1);
 			continue;
 		}
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (__u64)fd << 32 | (__u32)pid };
@@ -326,10 +320,10 @@ static void on_pidfd(struct recorder *r, __u64 data)
 	/* shim mode: not our child, but while its parent has not reaped it, /proc tells how it
 	 * ended; once reaped, its parent's shim may have said (FL_R_REAPED, settled at the end) */
 	if (!bpf_on(r) && fl_ingest_zombie(r->ingest, pid, &st) == 0) {
-		fl_ingest_exit(r->ingest, pid, now_ns(), WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+		fl_ingest_exit(r->ingest, pid, fl_mono_ns(), WIFEXITED(st) ? WEXITSTATUS(st) : -1,
 			       WIFSIGNALED(st) ? WTERMSIG(st) : -1);
 	} else {
-		fl_ingest_exit(r->ingest, pid, now_ns(), -1, -1);
+		fl_ingest_exit(r->ingest, pid, fl_mono_ns(), -1, -1);
 	}
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, NULL);
 	close(fd);
@@ -342,9 +336,9 @@ static void ended(struct recorder *r, pid_t pid, int st)
 	if (pid == r->launch.pid) {
 		r->exit_status = sig >= 0 ? 128 + sig : code;
 		r->root_done = true;
-		r->root_done_ns = now_ns();
+		r->root_done_ns = fl_mono_ns();
 	}
-	fl_ingest_exit(r->ingest, pid, now_ns(), code, sig);
+	fl_ingest_exit(r->ingest, pid, fl_mono_ns(), code, sig);
 }
 
 /*
@@ -365,7 +359,7 @@ static void reap(struct recorder *r)
 		bpf_poll(r);
 		fl_channel_retire(r->chan, (__u32)si.si_pid, fl_shimdec_record, r->ingest);
 		if (si.si_pid != r->launch.pid)
-			fl_ingest_orphan(r->ingest, si.si_pid, now_ns());
+			fl_ingest_orphan(r->ingest, si.si_pid, fl_mono_ns());
 		int zst;
 		fl_ingest_zombie(r->ingest, si.si_pid, &zst);
 		if (waitpid(si.si_pid, &st, WNOHANG) != si.si_pid)
@@ -510,19 +504,19 @@ static void loop(struct recorder *r)
 			else if (ev[i].data.u64 != 1)
 				on_pidfd(r, ev[i].data.u64);
 		}
-		__u64 channel_ns = now_ns();
+		__u64 channel_ns = fl_mono_ns();
 		got += fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
-		__u64 ring_ns = now_ns();
+		__u64 ring_ns = fl_mono_ns();
 		got += bpf_poll(r);
-		fl_ingest_drained(r->ingest, now_ns());
+		fl_ingest_drained(r->ingest, fl_mono_ns());
 		fl_channel_exit_release(r->chan); /* a shim waiting at exit that no read answered */
 		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
 		if (n > 0) /* woken (BPF record, signal, exit): look again soon */
 			wait_ms = 0;
 		watch_new_processes(r);
-		tick(r, now_ns(), !busy);
-		say_waiting(r, now_ns());
+		tick(r, fl_mono_ns(), !busy);
+		say_waiting(r, fl_mono_ns());
 	}
 	fl_channel_poll(r->chan, fl_shimdec_record, r->ingest);
 	bpf_poll(r);
@@ -656,7 +650,7 @@ static void drain_faults(void *ctx)
 {
 	struct recorder *r = ctx;
 	bpf_drain(r);
-	r->last_drain = now_ns();
+	r->last_drain = fl_mono_ns();
 }
 
 static int exit_done(void *ctx, __u32 pid)
@@ -669,7 +663,7 @@ static int record(struct recorder *r)
 {
 	char why[300], shimbuf[4096];
 	sigset_t orig;
-	__u64 start = now_ns();
+	__u64 start = fl_mono_ns();
 	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
 	fl_procfs_know_file(shim, NULL);
 	int rc = fl_channel_create(&r->chan, 10000);
@@ -751,11 +745,11 @@ static int record(struct recorder *r)
 		fprintf(stderr, "faultline: cannot execute %s: %s\n", r->launch.path, strerror(-rc));
 		waitpid(r->launch.pid, NULL, 0);
 		r->exit_status = rc == -ENOENT ? 127 : 126;
-		fl_ingest_exit(r->ingest, r->launch.pid, now_ns(), r->exit_status, -1);
+		fl_ingest_exit(r->ingest, r->launch.pid, fl_mono_ns(), r->exit_status, -1);
 	} else {
 		loop(r);
 	}
-	fl_ingest_finish(r->ingest, now_ns());
+	fl_ingest_finish(r->ingest, fl_mono_ns());
 	record_losses(r);
 	/* the run ended when its last process did, not when symbolizing and indexing ended */
 	fl_store_run_end(r->store, fl_ingest_end_ns(r->ingest), r->exit_status);

@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 
 #include "faultline.h"
+#include "monotime.h"
 #include "channel.h"
 #include "process.h"
 #include "smaps.h"
@@ -58,13 +59,6 @@ static __u64 cpu_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-}
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
 }
 
@@ -308,7 +302,7 @@ static bool mm_attached(__u32 pid)
  */
 static int sample(struct proc *p, const char *reason)
 {
-	__u64 now_ns = mono_ns(), cpu0 = cpu_ns();
+	__u64 now_ns = fl_mono_ns(), cpu0 = cpu_ns();
 	char path[64], line[1024];
 	snprintf(path, sizeof(path), "/proc/%u/smaps", p->pid);
 	FILE *f = fopen(path, "re");
@@ -369,7 +363,7 @@ static int sample(struct proc *p, const char *reason)
 			fl_store_smaps_drop(s, id);
 		return -ESRCH;
 	}
-	row.cost_ns = mono_ns() - now_ns;
+	row.cost_ns = fl_mono_ns() - now_ns;
 	if (id)
 		fl_store_smaps_totals(s, id, &row);
 	struct fl_smaps_sched *sc = &p->smaps;
@@ -457,7 +451,7 @@ static void exit_sample(struct proc *p)
 		g->exit_late++;
 		return;
 	}
-	__u64 held = mono_ns() - asked;
+	__u64 held = fl_mono_ns() - asked;
 	if (!waited || held > FL_EXIT_WAIT_MS * 1000000ull)
 		held = FL_EXIT_WAIT_MS * 1000000ull; /* it stopped waiting then */
 	fl_store_smaps_held(g->store, sc->last_id, held);
