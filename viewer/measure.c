@@ -98,8 +98,7 @@ struct loader {
 	int64_t max_id;
 	char **stacks;      /* stack.id -> function lines (the run's strings once regions point to them) */
 	int64_t nstacks;
-	const char **kinds; /* the region kinds met, each one of the run's strings */
-	size_t nkinds, capkinds;
+	struct fl_names kinds; /* the region kinds met (the run's strings once regions point to them) */
 	struct { const char *kind, *label; } *labels; /* [stack.id + 1]: the label of the last region
 						       * without a file that stack made */
 };
@@ -116,18 +115,38 @@ static char *run_string(struct fl_run *r, char *s)
 	return s;
 }
 
-/* The run's copy of region kind name, made once. */
-static const char *region_kind(struct loader *l, const char *name)
+long fl_names_index(struct fl_names *t, const char *name)
 {
-	for (size_t i = 0; i < l->nkinds; i++)
-		if (!strcmp(l->kinds[i], name))
-			return l->kinds[i];
-	if (fl_vec_reserve((void **)&l->kinds, &l->capkinds, l->nkinds + 1, sizeof(*l->kinds)))
-		return NULL;
-	const char *kind = run_string(l->r, strdup(name));
-	if (kind)
-		l->kinds[l->nkinds++] = kind;
-	return kind;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t j = (t->last + i) % t->n;
+		if (!strcmp(t->v[j], name))
+			return (long)(t->last = j);
+	}
+	if (fl_vec_reserve((void **)&t->v, &t->cap, t->n + 1, sizeof(*t->v)) || !(t->v[t->n] = strdup(name)))
+		return -1;
+	return (long)(t->last = t->n++);
+}
+
+void fl_names_free(struct fl_names *t)
+{
+	while (t->n)
+		free(t->v[--t->n]);
+	free(t->v);
+	*t = (struct fl_names){ 0 };
+}
+
+/* The n strings v[] (NULLs skipped) become the run's, freed with it, or (rc set, or no memory) are
+ * freed now.  Returns rc, or -1. */
+static int run_keep(struct fl_run *r, char **v, size_t n, int rc)
+{
+	if (!rc && fl_vec_reserve((void **)&r->strings, &r->capstrings, r->nstrings + n, sizeof(*r->strings)))
+		rc = -1;
+	for (size_t i = 0; i < n; i++)
+		if (!rc && v[i])
+			r->strings[r->nstrings++] = v[i];
+		else
+			free(v[i]);
+	return rc;
 }
 
 static int proc_of(const struct loader *l, int64_t id)
@@ -353,7 +372,7 @@ static char *region_label(const char *kind, const char *path, int64_t offset, in
  * The region's label (region_label) as one of the run's strings.  A region
  * without a file is labelled by its kind and creating stack alone: it
  * shares the label of the last such region of that stack (kind interned by
- * region_kind, stack the index into l->labels).
+ * l->kinds, stack the index into l->labels).
  */
 static const char *label_of(struct loader *l, const char *kind, const char *path, int64_t offset, int64_t size,
 			    int64_t stack, const char *funcs)
@@ -373,16 +392,15 @@ static const char *label_of(struct loader *l, const char *kind, const char *path
 
 /* Calls of one process index, kind and stack (-1: none): a call site of load_callsites. */
 struct site_count {
-	int proc, kind;         /* proc -1: an empty slot; kind an index into site_counts.kinds */
+	int proc, kind;         /* proc -1: an empty slot; kind an index into site_counts.kinds.v */
 	int64_t stack, count;
 };
 
-/* The sites counted so far: open addressing, grown at half full; the kind names, few, in a list. */
+/* The sites counted so far: open addressing, grown at half full. */
 struct site_counts {
 	struct site_count *v;
 	size_t cap, n;
-	char **kinds;
-	size_t nkinds, capkinds;
+	struct fl_names kinds;
 	const struct fl_mproc *procs; /* for by_site: the processes the indexes are of */
 };
 
@@ -423,21 +441,6 @@ static struct site_count *site_at(struct site_counts *s, int proc, int kind, int
 	return &s->v[i];
 }
 
-/* The index of kind name, added if new (last: where the search starts, the kind of the row
- * before), or -1 without memory. */
-static int site_kind(struct site_counts *s, const char *name, int last)
-{
-	for (size_t i = 0; i < s->nkinds; i++) {
-		size_t j = ((size_t)(last < 0 ? 0 : last) + i) % s->nkinds;
-		if (!strcmp(s->kinds[j], name))
-			return (int)j;
-	}
-	if (fl_vec_reserve((void **)&s->kinds, &s->capkinds, s->nkinds + 1, sizeof(*s->kinds)) ||
-	    !(s->kinds[s->nkinds] = strdup(name)))
-		return -1;
-	return (int)s->nkinds++;
-}
-
 /* GROUP BY's order, which the sites had when SQL counted them: process id, kind, stack (qsort_r). */
 static int by_site(const void *a, const void *b, void *counts)
 {
@@ -448,7 +451,7 @@ static int by_site(const void *a, const void *b, void *counts)
 
 	if (px != py)
 		return px < py ? -1 : 1;
-	if ((k = strcmp(s->kinds[x->kind], s->kinds[y->kind])))
+	if ((k = strcmp(s->kinds.v[x->kind], s->kinds.v[y->kind])))
 		return k;
 	return (x->stack > y->stack) - (x->stack < y->stack);
 }
@@ -463,7 +466,7 @@ static int load_callsites(struct loader *l)
 	struct fl_run *r = l->r;
 	sqlite3_stmt *st = fl_db_prepare(r->d, "SELECT proc_id, kind, coalesce(stack_id, -1) FROM event");
 	struct site_counts s = { .procs = r->procs };
-	int rc, kind = -1;
+	int rc;
 
 	if (!st)
 		return -1;
@@ -471,10 +474,12 @@ static int load_callsites(struct loader *l)
 		int p = proc_of(l, sqlite3_column_int64(st, 0));
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		struct site_count *c;
+		long kind;
 
 		if (p < 0 || !name)
 			continue;
-		if ((kind = site_kind(&s, name, kind)) < 0 || !(c = site_at(&s, p, kind, sqlite3_column_int64(st, 2))))
+		if ((kind = fl_names_index(&s.kinds, name)) < 0 ||
+		    !(c = site_at(&s, p, (int)kind, sqlite3_column_int64(st, 2))))
 			break;
 		c->count++;
 	}
@@ -494,16 +499,14 @@ static int load_callsites(struct loader *l)
 
 		site->proc = c->proc;
 		site->count = c->count;
-		if (!(site->label = stack_label(s.kinds[c->kind], c->stack >= 0 && c->stack < l->nstacks ?
+		if (!(site->label = stack_label(s.kinds.v[c->kind], c->stack >= 0 && c->stack < l->nstacks ?
 							l->stacks[c->stack] : NULL)))
 			rc = -1;
 		else
 			r->nsites++;
 	}
 	free(s.v);
-	for (size_t i = 0; i < s.nkinds; i++)
-		free(s.kinds[i]);
-	free(s.kinds);
+	fl_names_free(&s.kinds);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -615,8 +618,10 @@ static int load_regions(struct loader *l)
 		path = (const char *)sqlite3_column_text(st, 3);
 		if (!kind)
 			continue;
-		if (!(kind = region_kind(l, kind)))
+		long k = fl_names_index(&l->kinds, kind);
+		if (k < 0)
 			break;
+		kind = l->kinds.v[k];
 		if (r->nregions == cap) {
 			struct fl_region *grown = realloc(r->regions, (cap = cap ? 2 * cap : 256) * sizeof(*grown));
 
@@ -943,17 +948,11 @@ static int run_load(struct fl_db *d, struct fl_run *r, bool callsites)
 	}
 	r->pidx = l.pidx;
 	r->max_id = l.max_id;
-	/* the regions' funcs point into the stacks: the run keeps them */
-	if (!rc && fl_vec_reserve((void **)&r->strings, &r->capstrings, r->nstrings + (size_t)l.nstacks,
-				  sizeof(*r->strings)))
-		rc = -1;
-	for (int64_t i = 0; i < l.nstacks; i++)
-		if (!rc && l.stacks[i])
-			r->strings[r->nstrings++] = l.stacks[i];
-		else
-			free(l.stacks[i]);
+	/* the regions' funcs and kinds point into the stacks and the kind names: the run keeps them */
+	rc = run_keep(r, l.stacks, (size_t)l.nstacks, rc);
+	rc = run_keep(r, l.kinds.v, l.kinds.n, rc);
 	free(l.stacks);
-	free(l.kinds);
+	free(l.kinds.v);
 	free(l.labels);
 	if (rc) {
 		fprintf(stderr, "faultline: %s: cannot read the recording's numbers\n", d->path);

@@ -94,6 +94,18 @@ int fl_run_load(struct fl_db *d, struct fl_run *r);
 int fl_run_load_regions(struct fl_db *d, struct fl_run *r);
 void fl_run_free(struct fl_run *r);
 
+/*
+ * The distinct values of a text column read row by row (the kinds of call
+ * or of region: a few), each copied once and known by its index.
+ */
+struct fl_names {
+	char **v;
+	size_t n, cap, last;    /* last: the index found last, where a search starts (rows come in runs) */
+};
+/* The index of name in t, added if new; -1 without memory. */
+long fl_names_index(struct fl_names *t, const char *name);
+void fl_names_free(struct fl_names *t);
+
 /* Selects regions and processes; NULL fields match everything.  Globs are fnmatch(3) patterns. */
 struct fl_selector {
 	char *kind;      /* region kind: anon heap stack file shm vdso vvar faultline other */

@@ -705,15 +705,11 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 	return rc;
 }
 
-/* A kind of call met in the event table, with its calls and failed calls per process. */
-struct call_kind {
-	char *name;
-	int64_t *counts; /* [2 * i]: calls of the process ids[i], then [2 * i + 1] its failed calls */
-};
-
+/* The kinds of call met in the event table, with their calls and failed calls per process. */
 struct call_kinds {
-	struct call_kind *v;
-	size_t n, cap, last;
+	struct fl_names names;
+	int64_t **counts; /* [kind][2 * i]: calls of the process ids[i], then [2 * i + 1] its failed calls */
+	size_t ncounts, capcounts;
 	int64_t *ids;     /* the process table's ids, ascending (a recording read may be anyone's:
 			   * not assumed dense) */
 	size_t nprocs;
@@ -738,36 +734,20 @@ static long proc_index(const struct call_kinds *k, int64_t id, long last)
 	return -1;
 }
 
-/*
- * The kind called name, added if new, or NULL without memory.  Kinds are
- * few (the kinds of call), so found by a linear search that starts at the
- * last one found: a process's calls come in runs.
- */
-static struct call_kind *call_kind(struct call_kinds *k, const char *name)
+/* The counts of the kind called name, made if new, or NULL without memory. */
+static int64_t *call_counts(struct call_kinds *k, const char *name)
 {
-	struct call_kind *c;
+	long i = fl_names_index(&k->names, name);
 
-	for (size_t i = 0; i < k->n; i++) {
-		size_t j = (k->last + i) % k->n;
-		if (!strcmp(k->v[j].name, name))
-			return &k->v[k->last = j];
-	}
-	if (fl_vec_reserve((void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)))
+	if (i < 0)
 		return NULL;
-	c = &k->v[k->n];
-	*c = (struct call_kind){ strdup(name), calloc(k->nprocs * 2 + 1, sizeof(*c->counts)) };
-	if (!c->name || !c->counts) {
-		free(c->name);
-		free(c->counts);
-		return NULL;
+	if ((size_t)i == k->ncounts) { /* a new kind */
+		if (fl_vec_reserve((void **)&k->counts, &k->capcounts, k->ncounts + 1, sizeof(*k->counts)) ||
+		    !(k->counts[i] = calloc(k->nprocs * 2 + 1, sizeof(**k->counts))))
+			return NULL;
+		k->ncounts++;
 	}
-	k->last = k->n++;
-	return c;
-}
-
-static int by_kind_name(const void *a, const void *b)
-{
-	return strcmp(((const struct call_kind *)a)->name, ((const struct call_kind *)b)->name);
+	return k->counts[i];
 }
 
 /*
@@ -802,32 +782,31 @@ static int write_calls(struct fl_db *d, const char *schema)
 	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 1);
 		long p = proc_index(&k, sqlite3_column_int64(st, 0), last);
-		struct call_kind *c;
+		int64_t *c;
 
 		if (!name || p < 0) /* no kind, no process: the schema forbids it */
 			continue;
-		if (!(c = call_kind(&k, name))) {
+		if (!(c = call_counts(&k, name))) {
 			fprintf(stderr, "faultline: out of memory\n");
 			break;
 		}
-		c->counts[2 * p]++;
-		c->counts[2 * p + 1] += sqlite3_column_int(st, 2);
+		c[2 * p]++;
+		c[2 * p + 1] += sqlite3_column_int(st, 2);
 		last = p;
 	}
 	if (rc != SQLITE_DONE) {
 		rc = -1;
 		goto out;
 	}
-	qsort(k.v, k.n, sizeof(*k.v), by_kind_name); /* rows in the primary key's order */
 	rc = 0;
 	for (size_t p = 0; p < k.nprocs && !rc; p++)
-		for (size_t i = 0; i < k.n && !rc; i++) {
-			const int64_t *c = k.v[i].counts + 2 * p;
+		for (size_t i = 0; i < k.ncounts && !rc; i++) {
+			const int64_t *c = k.counts[i] + 2 * p;
 			if (!c[0])
 				continue;
 			sqlite3_reset(ins);
 			sqlite3_bind_int64(ins, 1, k.ids[p]);
-			sqlite3_bind_text(ins, 2, k.v[i].name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(ins, 2, k.names.v[i], -1, SQLITE_STATIC);
 			sqlite3_bind_int64(ins, 3, c[0]);
 			sqlite3_bind_int64(ins, 4, c[1]);
 			rc = fl_db_step(d, ins) == SQLITE_DONE ? 0 : -1;
@@ -835,11 +814,10 @@ static int write_calls(struct fl_db *d, const char *schema)
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(ins);
-	for (size_t i = 0; i < k.n; i++) {
-		free(k.v[i].name);
-		free(k.v[i].counts);
-	}
-	free(k.v);
+	for (size_t i = 0; i < k.ncounts; i++)
+		free(k.counts[i]);
+	free(k.counts);
+	fl_names_free(&k.names);
 	free(k.ids);
 	return rc;
 }
