@@ -5,7 +5,7 @@
  * own statistics (log level 4: instructions processed, states) are printed.
  * The start-up cost of `faultline record` is mostly this (bench/peers.py).
  *
- * build: cc -O2 -I build/bpf -I common -I bpf bench/verifycost.c -lbpf -o verifycost
+ * build: cc -O2 -I build/bpf -I common -I bpf bench/verifycost.c bpf/loader.c bpf/bootcache.c -lbpf -o verifycost
  * usage: verifycost [RUNS]   (root)
  */
 #include <stdio.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <bpf/libbpf.h>
+#include "fl_bpf.h"
 #include "fl_kern.skel.h"
 
 static int quiet(enum libbpf_print_level l, const char *f, va_list ap)
@@ -72,7 +73,11 @@ int main(int argc, char **argv)
 	double base = 1e9, sum = 0;
 	long insns, states;
 
+	struct fl_cap caps[FL_CAP_N];
+
 	libbpf_set_print(quiet);
+	if (fl_bpf_probe(caps) || fl_bpf_use_boot_ids()) /* loaded as faultline loads them (loader.c) */
+		return 1;
 	skel = fl_kern__open();
 	if (!skel)
 		return 1;

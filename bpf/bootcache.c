@@ -23,7 +23,7 @@
 #include "bootcache.h"
 
 #define CACHE_DIR "/run/faultline"
-#define CAPS_FILE CACHE_DIR "/caps-v1"
+#define FACTS_FILE CACHE_DIR "/btf-facts-v2"
 
 /* This boot and kernel: "BOOT_ID RELEASE". 0 or -1. */
 static int boot_key(char *out, size_t len)
@@ -68,10 +68,10 @@ static int trusted_file(const char *path)
 	return !lstat(path, &st) && S_ISREG(st.st_mode) && roots_alone(&st);
 }
 
-/* ---- the probe's answers ------------------------------------------------ */
+/* ---- the probe's facts ------------------------------------------------- */
 
-/* The first line of caps-v1: the boot, the kernel and the table's size. */
-static int caps_key(char *out, size_t len, int n)
+/* The first line of the facts file: the boot, the kernel and the number of facts. */
+static int facts_key(char *out, size_t len, int n)
 {
 	char key[200];
 
@@ -81,16 +81,16 @@ static int caps_key(char *out, size_t len, int n)
 	return 0;
 }
 
-int fl_boot_caps_load(int *have, int n)
+int fl_boot_facts_load(int *v, int n)
 {
 	char line[512], want[256];
 	struct stat st;
 	int fd, ok = 0;
 	FILE *f;
 
-	if (caps_key(want, sizeof(want), n))
+	if (facts_key(want, sizeof(want), n))
 		return -1;
-	fd = open(CAPS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(FACTS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) || !roots_alone(&st) || !(f = fdopen(fd, "re"))) {
@@ -100,21 +100,21 @@ int fl_boot_caps_load(int *have, int n)
 	if (fgets(line, sizeof(line), f) && !strcmp(line, want)) {
 		ok = 1;
 		for (int i = 0; i < n && ok; i++)
-			ok = fscanf(f, "%d", &have[i]) == 1 && (have[i] == 0 || have[i] == 1);
+			ok = fscanf(f, "%d", &v[i]) == 1;
 	}
 	fclose(f);
 	return ok ? 0 : -1;
 }
 
-void fl_boot_caps_save(const int *have, int n)
+void fl_boot_facts_save(const int *v, int n)
 {
 	char tmp[64], key[256];
 	FILE *f;
 	int fd;
 
-	if (caps_key(key, sizeof(key), n) || cache_dir())
+	if (facts_key(key, sizeof(key), n) || cache_dir())
 		return;
-	snprintf(tmp, sizeof(tmp), CAPS_FILE ".%d", (int)getpid());
+	snprintf(tmp, sizeof(tmp), FACTS_FILE ".%d", (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0 || !(f = fdopen(fd, "we"))) {
 		if (fd >= 0)
@@ -123,8 +123,8 @@ void fl_boot_caps_save(const int *have, int n)
 	}
 	fputs(key, f);
 	for (int i = 0; i < n; i++)
-		fprintf(f, "%d\n", have[i]);
-	if (fclose(f) || rename(tmp, CAPS_FILE)) /* atomic: a concurrent start reads one or the other */
+		fprintf(f, "%d\n", v[i]);
+	if (fclose(f) || rename(tmp, FACTS_FILE)) /* atomic: a concurrent start reads one or the other */
 		unlink(tmp);
 }
 

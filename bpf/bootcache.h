@@ -11,9 +11,9 @@
 
 #include <stddef.h>
 
-/* The cached answers (0 or 1 each) of the loader's BTF probe: 0, or -1 if none. */
-int fl_boot_caps_load(int *have, int n);
-void fl_boot_caps_save(const int *have, int n);
+/* The loader's n facts from the kernel's BTF (loader.c struct btf_facts) into v: 0, or -1 if none. */
+int fl_boot_facts_load(int *v, int n);
+void fl_boot_facts_save(const int *v, int n);
 
 /*
  * A BTF holding only the kernel types the BPF object obj[0..len) relocates

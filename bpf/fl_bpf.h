@@ -89,6 +89,14 @@ const char *fl_cap_state_name(enum fl_cap_state s);
 int fl_bpf_probe(struct fl_cap caps[FL_CAP_N]);
 
 /*
+ * From now on, libbpf loads SEC("tp_btf/...") programs in this process with
+ * the BTF ids of the boot's facts (the probe's, above, which must have run),
+ * without parsing the kernel's BTF.  fl_bpf_open does it; so must any other
+ * loader of fl_kern.bpf.o (bench/verifycost.c).  Returns 0 or -errno.
+ */
+int fl_bpf_use_boot_ids(void);
+
+/*
  * Load and attach everything.  Returns 0, or -errno with a one-line reason
  * for the user in why ("need CAP_BPF and CAP_PERFMON (run as root)", ...).
  */

@@ -1328,12 +1328,19 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 }
 
 /*
- * Linux 6.4+.  Weak: on older kernels libbpf leaves them unresolved and the
- * loader does not load on_exec_vmas, their only user (loader.c caps).
+ * The task VMA iterator's kfuncs (6.4+), called through placeholder ids the
+ * loader replaces with the kernel's BTF ids of these functions (loader.c
+ * patch_kfuncs), as libbpf does for `extern ... __ksym`.  Declared as
+ * externs, they would make libbpf parse the kernel's whole BTF at every
+ * start (~20 ms) to find three ids that are known once per boot.  Only
+ * on_exec_vmas calls them; the loader loads it where the iterator exists.
  */
-extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task, __u64 addr) __weak __ksym;
-extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __weak __ksym;
-extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __weak __ksym;
+static int (*const bpf_iter_task_vma_new)(struct bpf_iter_task_vma *it, struct task_struct *task, __u64 addr) =
+	(void *)(FL_KFUNC_PLACEHOLDER + FL_KF_ITER_TASK_VMA_NEW);
+static struct vm_area_struct *(*const bpf_iter_task_vma_next)(struct bpf_iter_task_vma *it) =
+	(void *)(FL_KFUNC_PLACEHOLDER + FL_KF_ITER_TASK_VMA_NEXT);
+static void (*const bpf_iter_task_vma_destroy)(struct bpf_iter_task_vma *it) =
+	(void *)(FL_KFUNC_PLACEHOLDER + FL_KF_ITER_TASK_VMA_DESTROY);
 
 /*
  * Send every VMA of t's new image (FL_R_VMA).  exec maps them without a

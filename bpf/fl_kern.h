@@ -7,6 +7,23 @@
 #ifndef FL_KERN_H
 #define FL_KERN_H
 
+/*
+ * The kfuncs the programs call, each through the placeholder helper id
+ * FL_KFUNC_PLACEHOLDER + its index, which the loader replaces with the
+ * kernel's BTF id of the function (loader.c patch_kfuncs).
+ */
+#define FL_KFUNCS(X) \
+	X(FL_KF_ITER_TASK_VMA_NEW, "bpf_iter_task_vma_new") \
+	X(FL_KF_ITER_TASK_VMA_NEXT, "bpf_iter_task_vma_next") \
+	X(FL_KF_ITER_TASK_VMA_DESTROY, "bpf_iter_task_vma_destroy")
+enum fl_kfunc {
+#define FL_KF_ENUM(id, name) id,
+	FL_KFUNCS(FL_KF_ENUM)
+#undef FL_KF_ENUM
+	FL_KF_N
+};
+#define FL_KFUNC_PLACEHOLDER 0x7f5f0000
+
 /* Indices of the `losses` array map. */
 enum fl_loss_idx {
 	FL_LOSS_RINGBUF = 0,  /* ring buffer reserve failed */

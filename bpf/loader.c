@@ -138,11 +138,44 @@ static int has_member(const struct btf *btf, const char *type, const char *membe
 	return 0;
 }
 
-/* What the kernel's BTF says, into have[FL_CAP_N]. Returns 0 or -errno. */
-static int probe_btf(int have[FL_CAP_N])
+/*
+ * The tracepoints the tp_btf programs attach to: the loader gives the
+ * kernel their BTF ids itself (prepare_tp_btf below).
+ */
+static const char *const tracepoints[] = {
+	"rss_stat", "page_fault_user", "page_fault_kernel", "mm_page_alloc", "mm_page_free",
+	"sched_process_fork", "sched_process_exec", "sched_process_exit", "sys_enter", "sys_exit",
+};
+#define NTP (sizeof(tracepoints) / sizeof(tracepoints[0]))
+
+static const char *const kfunc_names[FL_KF_N] = {
+#define FL_KF_NAME(id, name) [id] = name,
+	FL_KFUNCS(FL_KF_NAME)
+#undef FL_KF_NAME
+};
+
+/*
+ * What the kernel's BTF says that the loader needs, worked out once per
+ * boot (bootcache.h) and kept as one array of ints: the features (0 or 1),
+ * then the BTF ids (0: absent) of the tracepoints' btf_trace_* types and of
+ * the kfuncs.  libbpf would otherwise parse the kernel's 5 MB BTF at every
+ * start to find these few ids (16-20 ms of `record -- true` on 6.18).
+ */
+struct btf_facts {
+	int have[FL_CAP_N];
+	int tp_id[NTP];
+	int kfunc_id[FL_KF_N];
+};
+#define NFACTS ((int)(sizeof(struct btf_facts) / sizeof(int)))
+
+static struct btf_facts facts; /* this process's kernel: one per process, as libbpf's handlers are */
+
+/* Read the facts from the kernel's BTF. Returns 0 or -errno. */
+static int probe_btf(struct btf_facts *f)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
-	int err = libbpf_get_error(btf);
+	int err = libbpf_get_error(btf), *have = f->have;
+	char name[128];
 
 	if (err)
 		return err < 0 ? err : -err;
@@ -154,37 +187,144 @@ static int probe_btf(int have[FL_CAP_N])
 	have[FL_CAP_RSS_UNSPLIT] = !has_member(btf, "task_struct", "rss_stat");
 	/* mm_struct's members sit in an anonymous struct (randomized layout): look for the tree type */
 	have[FL_CAP_VMA_TREE] = btf__find_by_name_kind(btf, "maple_tree", BTF_KIND_STRUCT) >= 0;
+	for (size_t i = 0; i < NTP; i++) {
+		snprintf(name, sizeof(name), "btf_trace_%s", tracepoints[i]);
+		f->tp_id[i] = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF);
+		f->tp_id[i] = f->tp_id[i] < 0 ? 0 : f->tp_id[i];
+	}
+	for (int i = 0; i < FL_KF_N; i++) {
+		f->kfunc_id[i] = btf__find_by_name_kind(btf, kfunc_names[i], BTF_KIND_FUNC);
+		f->kfunc_id[i] = f->kfunc_id[i] < 0 ? 0 : f->kfunc_id[i];
+	}
 	btf__free(btf);
+	return 0;
+}
+
+/* The facts of this boot: cached, else probed (and cached). Returns 0 or -errno. */
+static int boot_facts(struct btf_facts *f)
+{
+	int *v = (int *)f, err;
+	bool ok = !fl_boot_facts_load(v, NFACTS);
+
+	for (int i = 0; ok && i < NFACTS; i++) /* the features are 0 or 1, the ids not negative */
+		ok = i < FL_CAP_N ? v[i] == 0 || v[i] == 1 : v[i] >= 0;
+	if (ok)
+		return 0;
+	if ((err = probe_btf(f)))
+		return err;
+	fl_boot_facts_save(v, NFACTS);
 	return 0;
 }
 
 int fl_bpf_probe(struct fl_cap caps[FL_CAP_N])
 {
 	const char *pretend = getenv("FAULTLINE_PRETEND_MISSING");
-	int have[FL_CAP_N], err;
+	int *have = facts.have, err;
 
 	memcpy(caps, cap_table, sizeof(cap_table));
-	if (fl_boot_caps_load(have, FL_CAP_N)) {
-		err = probe_btf(have); /* the kernel's BTF parsed: 10-25 ms, once per boot */
-		if (err)
-			return err;
-		fl_boot_caps_save(have, FL_CAP_N);
-	}
+	if ((err = boot_facts(&facts)))
+		return err;
 	for (int i = 0; i < FL_CAP_N; i++) {
 		/* the RSS layouts are the kernel's: a kernel that has them cannot run the other code */
 		int can_pretend = i == FL_CAP_EXEC_VMAS || i == FL_CAP_EXIT_GROUP_DEAD || i == FL_CAP_VMA_TREE;
+		int on = have[i];
 
-		if (have[i] && can_pretend && listed(pretend, caps[i].name)) {
-			have[i] = 0;
+		if (on && can_pretend && listed(pretend, caps[i].name)) {
+			on = 0;
 			caps[i].pretended = 1;
 		}
-		caps[i].state = have[i] ? FL_CAP_PRESENT : caps[i].how ? FL_CAP_REPLACED : FL_CAP_MISSING;
-		if (have[i])
+		caps[i].state = on ? FL_CAP_PRESENT : caps[i].how ? FL_CAP_REPLACED : FL_CAP_MISSING;
+		if (on)
 			caps[i].how = NULL;
 		else if (!caps[i].how)
 			caps[i].how = "the kernel is older than faultline's eBPF side needs: the run has the shim's fidelity";
 	}
 	return 0;
+}
+
+/* ---- tp_btf without the kernel's BTF in user space ------------------------------ */
+
+/*
+ * libbpf's own tp_btf handling looks each tracepoint's BTF id up in the
+ * kernel's BTF, which it parses for that at every load.  faultline's
+ * handler for SEC("tp_btf/...") hands the kernel the ids of the boot's
+ * facts instead.  The programs are opened as raw tracepoints (a type
+ * libbpf needs no kernel BTF for) and become BTF-typed tracing programs
+ * just before their load, which libbpf allows (prog_prepare_load_fn).
+ */
+
+/* Is insn a call of placeholder kfunc *k (fl_kern.h FL_KFUNCS)? */
+static bool kfunc_call(const struct bpf_insn *insn, __u32 *k)
+{
+	*k = (__u32)insn->imm - FL_KFUNC_PLACEHOLDER;
+	return insn->code == (BPF_JMP | BPF_CALL) && !insn->src_reg && *k < FL_KF_N;
+}
+
+/* Replace each placeholder kfunc call in prog with a call of the kernel's function. 0 or -errno. */
+static int patch_kfuncs(struct bpf_program *prog)
+{
+	const struct bpf_insn *insns = bpf_program__insns(prog);
+	size_t n = bpf_program__insn_cnt(prog), i = 0;
+	struct bpf_insn *copy;
+	__u32 k;
+	int err;
+
+	while (i < n && !kfunc_call(&insns[i], &k))
+		i++;
+	if (i == n)
+		return 0;
+	if (!(copy = malloc(n * sizeof(*copy))))
+		return -ENOMEM;
+	memcpy(copy, insns, n * sizeof(*copy));
+	for (err = 0; i < n && !err; i++) {
+		if (!kfunc_call(&copy[i], &k))
+			continue;
+		err = facts.kfunc_id[k] ? 0 : -ENOENT; /* none is loaded where the kernel lacks its kfuncs */
+		copy[i].src_reg = BPF_PSEUDO_KFUNC_CALL;
+		copy[i].off = 0; /* vmlinux */
+		copy[i].imm = facts.kfunc_id[k];
+	}
+	err = err ? err : bpf_program__set_insns(prog, copy, n); /* libbpf copies them */
+	free(copy);
+	return err;
+}
+
+static int prepare_tp_btf(struct bpf_program *prog, struct bpf_prog_load_opts *opts, long cookie)
+{
+	const char *tp = strchr(bpf_program__section_name(prog), '/') + 1;
+	size_t i = 0;
+
+	(void)cookie;
+	while (i < NTP && strcmp(tracepoints[i], tp))
+		i++;
+	if (i == NTP || !facts.tp_id[i]) {
+		fprintf(stderr, "faultline: tracepoint %s: %s\n", tp,
+			i == NTP ? "not in the loader's list (loader.c tracepoints)" : "not in the kernel's BTF");
+		return -ENOENT;
+	}
+	bpf_program__set_type(prog, BPF_PROG_TYPE_TRACING);
+	opts->expected_attach_type = BPF_TRACE_RAW_TP;
+	opts->attach_btf_obj_fd = 0; /* vmlinux */
+	opts->attach_btf_id = (__u32)facts.tp_id[i];
+	return patch_kfuncs(prog);
+}
+
+static int attach_tp_btf(const struct bpf_program *prog, long cookie, struct bpf_link **link)
+{
+	(void)cookie;
+	*link = bpf_program__attach_trace(prog);
+	return libbpf_get_error(*link);
+}
+
+int fl_bpf_use_boot_ids(void)
+{
+	static int id;
+	LIBBPF_OPTS(libbpf_prog_handler_opts, o, .prog_prepare_load_fn = prepare_tp_btf,
+		    .prog_attach_fn = attach_tp_btf);
+
+	if (id <= 0)
+		id = libbpf_register_prog_handler("tp_btf/", BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_TRACE_RAW_TP, &o);
+	return id > 0 ? 0 : id;
 }
 
 const struct fl_cap *fl_bpf_caps(struct fl_bpf *b)
@@ -359,6 +499,10 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 	if (b->caps[FL_CAP_FIND_VMA].state != FL_CAP_PRESENT) {
 		snprintf(why, whylen, "kernel too old: no %s", b->caps[FL_CAP_FIND_VMA].what);
 		err = -ENOTSUP;
+		goto fail;
+	}
+	if ((err = fl_bpf_use_boot_ids())) {
+		snprintf(why, whylen, "cannot register the tp_btf handler with libbpf: %s", strerror(-err));
 		goto fail;
 	}
 	char core_path[128];

@@ -761,6 +761,49 @@ def core_btf(faults):
     check(once('writable') == [path] and os.stat(path).st_mode & 0o777 == 0o644, 'writable: made again')
 
 
+def boot_facts(faults):
+    """The kernel's BTF ids the loader hands the kernel itself (bpf/loader.c prepare_tp_btf,
+    patch_kfuncs), kept per boot in /run/faultline/btf-facts-v2: the first start parses the
+    kernel's BTF and writes them down, the next ones read them and parse nothing; a damaged or
+    writable file is not believed and made again.  Each run: the exact first touches, and the
+    VMAs exec left sent through the iterator's kfuncs."""
+    n = 1000
+    path = '/run/faultline/btf-facts-v2'
+    if os.path.exists(path):
+        os.unlink(path)
+
+    def once(what):
+        env = dict(os.environ, FAULTLINE_DEBUG='1')
+        db, d, err = record_json([faults, 'anon_write', str(n), '/var/tmp/faultline-boot-facts'], env)
+        parsed = 'libbpf: loading kernel BTF' in err
+        if db:
+            r = Run('', err, 0)
+            (pid, [addr]), = r.addrs.items()
+            con = sqlite3.connect('file:%s?mode=ro' % db, uri=True)
+            row = con.execute('SELECT sum(f.anon_new), sum(%s) FROM vma v JOIN fault f ON f.vma_id = v.id'
+                              ' WHERE v.pid = ? AND v.start <= ? AND ? < v.end' % ' + '.join('f.' + c for c in CLASSES),
+                              (pid, addr, addr)).fetchone()
+            check(row == (n, n), '%s: %s == (%d, %d) first touches, all of them anon_new' % (what, row, n, n))
+            exec_vmas = con.execute("SELECT count(*) FROM vma WHERE pid = ? AND how = 'exec'", (pid,)).fetchone()[0]
+            check(exec_vmas >= 5, '%s: %d VMAs of the image at exec (code, data, stack, ld.so, vDSO)' % (what, exec_vmas))
+            con.close()
+        shutil.rmtree(d)
+        return parsed
+
+    check(once('made') and os.path.exists(path), 'made: the kernel\'s BTF parsed once, the facts written')
+    st = os.stat(path)
+    check(st.st_uid == 0 and st.st_mode & 0o777 == 0o644, 'made: %s root\'s, 0644' % path)
+    with open(path) as f:
+        good = f.read()
+    check(not once('cached') and os.stat(path).st_mtime_ns == st.st_mtime_ns,
+          'cached: the kernel\'s BTF not parsed, the file kept')
+    with open(path, 'w') as f:
+        f.write(good.splitlines()[0] + '\n1\n')   # damaged: too few facts
+    check(once('damaged') and open(path).read() == good, 'damaged: not believed, made again')
+    os.chmod(path, 0o666)                         # not root's alone: not believed, made again
+    check(once('writable') and os.stat(path).st_mode & 0o777 == 0o644, 'writable: made again')
+
+
 def real(probe, argv):
     """A program no one here wrote: the totals hold."""
     r = run(probe, *argv)
@@ -793,6 +836,8 @@ def main():
         site_map_full(probe, sites_bin)
     elif name == 'core_btf':
         core_btf(faults)
+    elif name == 'boot_facts':
+        boot_facts(faults)
     elif name == 'exec_true':
         real(probe, ['/bin/true'])
     elif name == 'python':
