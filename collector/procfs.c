@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* procfs.c - reading /proc/PID (see procfs.h). */
 #include <dirent.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -269,6 +270,20 @@ void fl_procfs_know_file(const char *path, const char *name)
 		return;
 	fl_hmap_put(&path_by_file, file_key(dev_of(&st), st.st_ino),
 		    (uintptr_t)fl_strtab_intern(name));
+}
+
+static int know_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	if (info->dlpi_name && info->dlpi_name[0] == '/') /* "" is the executable, linux-vdso.so.1 no file */
+		fl_procfs_know_file(info->dlpi_name, NULL);
+	return 0;
+}
+
+void fl_procfs_know_own_files(void)
+{
+	dl_iterate_phdr(know_object, NULL);
 }
 
 const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *hint)

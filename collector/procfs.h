@@ -60,6 +60,14 @@ const char *fl_procfs_file_path(pid_t pid, __u32 dev, __u64 inode, const char *h
  */
 void fl_procfs_know_file(const char *path, const char *name);
 
+/*
+ * The shared objects faultline itself has loaded (libc, ld.so, libgcc_s,
+ * ...), known as above: a target maps the same files before its shim can
+ * name them (the eBPF side reports them by inode), and naming them at the
+ * end by a search on disk took 2-50 ms of `record -- true`.
+ */
+void fl_procfs_know_own_files(void);
+
 /* readlink /proc/PID/exe, interned, or NULL. */
 const char *fl_procfs_exe(pid_t pid);
 

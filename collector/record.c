@@ -666,6 +666,7 @@ static int record(struct recorder *r)
 	__u64 start = fl_mono_ns();
 	const char *shim = fl_launch_find_shim(shimbuf, sizeof(shimbuf));
 	fl_procfs_know_file(shim, NULL);
+	fl_procfs_know_own_files();
 	int rc = fl_channel_create(&r->chan, 10000);
 	if (!rc) {
 		/* what /proc/PID/maps calls it (memfd_create's name): kind faultline (fl_model_kind) */
