@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debugcache.h"
 #include "hmap.h"
 #include "stacktab.h"
 #include "strtab.h"
@@ -58,7 +59,8 @@ struct module {
  * (fl_stacks_prewarm).  libdw decompresses every compressed section of a
  * debug file the first time it reads it: libc6-dbg's took ~50 ms of a
  * recording of `true`, after the target had ended; ld.so's and the shim's
- * 2-6 ms more.  The collector's own libc and ld.so are the target's but in
+ * 2-6 ms more.  The thread also keeps a decompressed copy for the next
+ * runs (debugcache.h).  The collector's own libc and ld.so are the target's but in
  * a container or chroot; module_of() takes a module when the paths are the same.
  */
 #define NWARM 3
@@ -230,7 +232,7 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
 
 static const Dwfl_Callbacks dwfl_callbacks = {
 	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = fl_debugcache_find,
 	.section_address = dwfl_offline_section_address,
 };
 
@@ -346,6 +348,7 @@ static void *prewarm_main(void *arg)
 		 * address ranges, which every later lookup uses: 2-5 ms for ld.so */
 		if (mo->elf && gelf_getehdr(mo->elf, &eh))
 			dwfl_module_getsrc(mo->mod, eh.e_entry + mo->bias);
+		fl_debugcache_keep(mo->mod); /* the next runs skip the decompression */
 	}
 	return NULL;
 }

@@ -701,6 +701,67 @@ def test_paths_bpf():
     with_db(run)
 
 
+def frames(db):
+    """(module file name, offset) -> (function, offset in it, source file, line) of every frame."""
+    return {(os.path.basename(m or ""), r): (f, o, fi, l) for m, r, f, o, fi, l in
+            query(db, "SELECT module, rel_addr, function, func_off, file, line FROM frame")}
+
+
+def test_debug_cache_bpf():
+    """libc's debug file, compressed by the distribution, is kept decompressed by build ID in
+    /var/cache/faultline/debug (collector/debugcache.c): made by the first recording, read by the
+    next, not believed when damaged or writable by others; the frames are symbolized the same in
+    every case, libc's with source lines."""
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    note = subprocess.run(["readelf", "-n", libc], capture_output=True, text=True).stdout
+    bid = [l.split()[-1] for l in note.splitlines() if "Build ID" in l]
+    src = "/usr/lib/debug/.build-id/%s/%s.debug" % (bid[0][:2], bid[0][2:]) if bid else ""
+    if not os.path.exists(src):
+        raise Skip("no debug file for libc (libc6-dbg, scripts/deps.sh)")
+    cached = "/var/cache/faultline/debug/%s.debug" % bid[0]
+    env = dict(os.environ, FAULTLINE_DEBUG="1")
+
+    def run(db, what):
+        _, _, err = record(db, [target("e2e_calls"), "threads", "4", "500"], bpf=True, env=env)
+        got = frames(db)
+        lines = [k for k, v in got.items() if k[0] == "libc.so.6" and v[2] and v[3]]
+        check(len(lines) >= 3, f"{what}: libc frames with source lines: {lines}")
+        return got, ("debug file of %s: %s" % (libc, cached)) in err
+
+    def sections(path):
+        out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True).stdout
+        return [l.split()[1] for l in out.splitlines() if l.strip().startswith("[") and " C " in l]
+
+    def same(a, b, what):
+        diff = [(k, a[k], b[k]) for k in set(a) & set(b) if a[k] != b[k]]
+        check(len(set(a) & set(b)) > 20 and not diff, f"{what}: frames symbolized differently: {diff[:5]}")
+
+    def go(db):
+        if os.path.exists(cached):
+            os.unlink(cached)
+        first, used = run(db, "made")
+        check(not used and os.path.exists(cached), f"made: {cached} written by the first recording")
+        st = os.stat(cached)
+        check(st.st_uid == 0 and st.st_mode & 0o777 == 0o644 and os.stat(os.path.dirname(cached)).st_mode & 0o777 == 0o700,
+              "made: root's, 0644, in a 0700 directory")
+        check(sections(src) and not sections(cached), f"made: compressed sections {sections(src)} -> {sections(cached)}")
+        again, used = run(db, "cached")
+        check(used, "cached: the second recording reads the copy")
+        same(first, again, "cached")
+        os.chmod(cached, 0o664)
+        writable, used = run(db, "writable")
+        check(not used, "writable by its group: not read")
+        same(first, writable, "writable")
+        os.chmod(cached, 0o644)
+        with open(cached, "r+b") as f:
+            f.truncate(4096)
+        damaged, used = run(db, "damaged")
+        check(not used, "damaged (cut at 4 KiB): not read")
+        same(first, damaged, "damaged")
+        os.unlink(cached)
+    with_db(go)
+
+
 def test_demangle_bpf():
     """C++ frames are stored demangled (libstdc++'s __cxa_demangle)."""
     def run(db):
