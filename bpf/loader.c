@@ -5,6 +5,7 @@
  * CPU), follow a tree, stream the ring buffer, drain the fault aggregates.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -26,7 +27,8 @@
 #include "fl_kern.skel.h"
 
 struct fl_bpf {
-	struct fl_kern *skel;
+	struct fl_kern *skel;   /* the maps: its programs are loaded by part[] */
+	struct fl_kern *part[2]; /* the programs, the two halves loaded side by side (open_and_load) */
 	struct ring_buffer *rb;
 	struct fl_bpf_ops ops;
 	struct bpf_link **links;
@@ -382,7 +384,7 @@ static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 					 " (need CAP_PERFMON: run as root)" : "");
 				return err;
 			}
-			l = bpf_program__attach_perf_event_opts(b->skel->progs.on_fault, fd, &o);
+			l = bpf_program__attach_perf_event_opts(b->part[0]->progs.on_fault, fd, &o);
 			if (!l) {
 				err = -errno;
 				close(fd);
@@ -442,24 +444,115 @@ static void size_site_maps(struct fl_kern *skel)
 	}
 }
 
+static struct fl_kern *open_skel(const char *core_btf)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = core_btf);
+
+	return fl_kern__open_opts(&opts);
+}
+
 /*
- * Open the object into b->skel and load it, its CO-RE relocations made
- * against core_btf (a path, bootcache.h) or the kernel's BTF (NULL).
+ * The programs the second thread loads: the kernel verifies the two halves
+ * side by side, about as long each on 6.18 (on_fault ~18 ms and the fault
+ * path's small ones; on_sys_exit ~10, on_sys_enter ~4, on_rss_stat ~4 and
+ * the once-per-process ones), ~45 ms on one CPU before.
+ */
+static bool second_half(const struct bpf_program *prog)
+{
+	static const char *const names[] = { "on_sys_exit", "on_sys_enter", "on_rss_stat", "on_exec_vmas",
+					     "on_exec", "on_exit", "on_exit_live", "on_fork" };
+	const char *name = bpf_program__name(prog);
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Open half h of the programs into b->part[h]: the same object, its maps
+ * those b->skel made.  0, -ENOEXEC if it could not be opened, or libbpf's error.
+ */
+static int open_part(struct fl_bpf *b, int h, const char *core_btf)
+{
+	struct fl_kern *p = b->part[h] = open_skel(core_btf);
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	int err = 0;
+
+	if (!p)
+		return -ENOEXEC;
+	choose_programs(p, b->caps);
+	bpf_object__for_each_program(prog, p->obj)
+		if (second_half(prog) != h)
+			bpf_program__set_autoload(prog, false);
+	bpf_object__for_each_map(map, p->obj) {
+		struct bpf_map *made = bpf_object__find_map_by_name(b->skel->obj, bpf_map__name(map));
+		if (!err)
+			err = made ? bpf_map__reuse_fd(map, bpf_map__fd(made)) : -ENOENT;
+	}
+	return err;
+}
+
+struct part_load {
+	struct fl_bpf *b;
+	const char *core_btf;
+	int err;
+};
+
+static void *load_second_half(void *arg)
+{
+	struct part_load *l = arg;
+
+	l->err = open_part(l->b, 1, l->core_btf);
+	if (!l->err)
+		l->err = fl_kern__load(l->b->part[1]);
+	return NULL;
+}
+
+static void destroy_skels(struct fl_bpf *b)
+{
+	for (int h = 0; h < 2; h++) {
+		fl_kern__destroy(b->part[h]);
+		b->part[h] = NULL;
+	}
+	fl_kern__destroy(b->skel);
+	b->skel = NULL;
+}
+
+/*
+ * Open the object into b->skel and make its maps, then load the programs,
+ * half of them on a second thread, their CO-RE relocations made against
+ * core_btf (a path, bootcache.h) or the kernel's BTF (NULL).
  * 0, -ENOEXEC if it could not be opened (errno says why), or libbpf's error.
  */
 static int open_and_load(struct fl_bpf *b, const char *core_btf)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = core_btf);
+	struct part_load second = { b, core_btf, 0 };
+	struct bpf_program *prog;
+	pthread_t thread;
+	int err;
 
-	fl_kern__destroy(b->skel);
-	b->skel = fl_kern__open_opts(&opts);
-	if (!b->skel)
+	destroy_skels(b);
+	if (!(b->skel = open_skel(core_btf)))
 		return -ENOEXEC;
 	if (core_btf && getenv("FAULTLINE_DEBUG"))
 		fprintf(stderr, "faultline: CO-RE relocations against %s\n", core_btf);
-	choose_programs(b->skel, b->caps);
+	choose_programs(b->skel, b->caps); /* its read-only data, which the parts share */
 	size_site_maps(b->skel);
-	return fl_kern__load(b->skel);
+	bpf_object__for_each_program(prog, b->skel->obj)
+		bpf_program__set_autoload(prog, false);
+	if ((err = fl_kern__load(b->skel)))
+		return err;
+	bool threaded = !pthread_create(&thread, NULL, load_second_half, &second);
+	err = open_part(b, 0, core_btf);
+	if (!err)
+		err = fl_kern__load(b->part[0]);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else
+		load_second_half(&second);
+	return err ? err : second.err;
 }
 
 int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, size_t whylen)
@@ -528,7 +621,9 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 				 "(FAULTLINE_DEBUG=1 shows the verifier log)", strerror(-err));
 		goto fail;
 	}
-	err = fl_kern__attach(b->skel);
+	err = fl_kern__attach(b->part[0]);
+	if (!err)
+		err = fl_kern__attach(b->part[1]);
 	if (err) {
 		snprintf(why, whylen, "cannot attach tracepoints (tp_btf): %s", strerror(-err));
 		goto fail;
@@ -557,7 +652,7 @@ void fl_bpf_close(struct fl_bpf *b)
 	for (int i = 0; i < b->nlinks; i++)
 		bpf_link__destroy(b->links[i]);
 	free(b->links);
-	fl_kern__destroy(b->skel);
+	destroy_skels(b);
 	free(b->batch);
 	free(b);
 }
