@@ -130,12 +130,23 @@ void fl_boot_facts_save(const int *v, int n)
 
 /* ---- the minimal BTF ---------------------------------------------------- */
 
-static __u64 fnv1a(__u64 h, const void *p, size_t len)
+/*
+ * A 64-bit hash of len bytes at p, continuing h: eight bytes a step (the
+ * BPF object is ~1 MB, which a byte-at-a-time FNV-1a took 1.5 ms of every
+ * start to hash).
+ */
+static __u64 hash_bytes(__u64 h, const void *p, size_t len)
 {
 	const unsigned char *c = p;
+	__u64 w;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ c[i]) * 0x100000001b3ull;
+	for (; len >= 8; c += 8, len -= 8) {
+		memcpy(&w, c, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 32;
+	}
+	for (; len; c++, len--)
+		h = (h ^ *c) * 0x100000001b3ull;
 	return h;
 }
 
@@ -223,7 +234,7 @@ const char *fl_boot_core_btf(const void *obj, size_t len, char *path, size_t pat
 	if (boot_key(key, sizeof(key)) || cache_dir())
 		return NULL;
 	/* named by what it depends on: this boot, this kernel, this object */
-	__u64 h = fnv1a(fnv1a(0xcbf29ce484222325ull, key, strlen(key)), obj, len);
+	__u64 h = hash_bytes(hash_bytes(0xcbf29ce484222325ull, key, strlen(key)), obj, len);
 	snprintf(path, pathlen, CACHE_DIR "/core-%016llx.btf", (unsigned long long)h);
 	if (trusted_file(path) || (!make_core_btf(obj, len, path) && trusted_file(path)))
 		return path;
