@@ -294,10 +294,12 @@ int fl_db_wrap(struct fl_db *d, sqlite3 *db, const char *path)
 
 void fl_db_release(struct fl_db *d)
 {
-	sqlite3_finalize(d->frames);
-	sqlite3_finalize(d->vma_get);
-	d->frames = NULL;
-	d->vma_get = NULL;
+	sqlite3_stmt **cached[] = { &d->frames, &d->vma_get, &d->vma_mapped, &d->vma_unmapped, &d->unwinder };
+
+	for (size_t i = 0; i < sizeof(cached) / sizeof(cached[0]); i++) {
+		sqlite3_finalize(*cached[i]);
+		*cached[i] = NULL;
+	}
 }
 
 void fl_db_close(struct fl_db *d)

@@ -18,8 +18,10 @@ struct fl_db {
 	int64_t end_ns;     /* run.end_ns, or the latest time recorded if NULL */
 	bool complete;      /* run.complete */
 	int64_t version;    /* PRAGMA user_version: the schema it was written with */
-	sqlite3_stmt *frames; /* cached by stack.c */
-	sqlite3_stmt *vma_get; /* cached by rows.c */
+	/* statements a loop over processes or regions runs again and again, prepared once per connection */
+	sqlite3_stmt *frames; /* stack.c */
+	sqlite3_stmt *vma_get, *vma_mapped, *vma_unmapped; /* rows.c */
+	sqlite3_stmt *unwinder; /* measure.c */
 };
 
 /*

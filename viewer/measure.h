@@ -60,6 +60,7 @@ struct fl_mproc {
 	int64_t calls;          /* address-space calls of the program itself */
 	int64_t fl_calls;       /* calls faultline made in it (mapping its channel, shim, unwinder) */
 	int64_t kernel_faults;  /* min_flt + maj_flt at exit, -1 unknown */
+	size_t region0, nregions; /* its regions: r->regions[r->by_proc[region0 + k]], k < nregions */
 };
 
 /* The calls of one kind from one stack in one process ("mmap by arena_new < main < ..."). */
@@ -75,6 +76,7 @@ struct fl_run {
 	int nprocs;
 	struct fl_region *regions;
 	size_t nregions;
+	size_t *by_proc;        /* region indices, process by process (fl_mproc.region0) */
 	struct fl_callsite *sites;
 	size_t nsites;
 	int *pidx;              /* process.id -> index into procs, -1 where none; max_id + 1 entries */

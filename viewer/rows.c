@@ -269,18 +269,18 @@ int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes)
 	 * change at one instant applies together (a split ends a row and
 	 * starts its pieces at the same time), and the earliest highest sum wins.
 	 */
-	sqlite3_stmt *up = fl_db_prepare(d, "SELECT created_ns, end - start FROM vma WHERE proc_id = ? ORDER BY created_ns");
-	sqlite3_stmt *down = fl_db_prepare(d, "SELECT destroyed_ns, end - start FROM vma"
-					      " WHERE proc_id = ? AND destroyed_ns IS NOT NULL ORDER BY destroyed_ns");
+	if (!d->vma_mapped)
+		d->vma_mapped = fl_db_prepare(d, "SELECT created_ns, end - start FROM vma WHERE proc_id = ? ORDER BY created_ns");
+	if (!d->vma_unmapped)
+		d->vma_unmapped = fl_db_prepare(d, "SELECT destroyed_ns, end - start FROM vma"
+						   " WHERE proc_id = ? AND destroyed_ns IS NOT NULL ORDER BY destroyed_ns");
+	sqlite3_stmt *up = d->vma_mapped, *down = d->vma_unmapped;
 	int64_t ut = 0, us = 0, dt = 0, ds = 0, total = 0;
 	int urc = SQLITE_DONE, drc = SQLITE_DONE, found = 0;
 	bool more_up, more_down;
 
-	if (!up || !down) {
-		sqlite3_finalize(up);
-		sqlite3_finalize(down);
+	if (!up || !down)
 		return -1;
-	}
 	sqlite3_bind_int64(up, 1, proc_id);
 	sqlite3_bind_int64(down, 1, proc_id);
 	more_up = next_change(d, up, &urc, &ut, &us);
@@ -302,8 +302,8 @@ int fl_vma_peak(struct fl_db *d, int64_t proc_id, int64_t *t, int64_t *bytes)
 			found = 1;
 		}
 	}
-	sqlite3_finalize(up);
-	sqlite3_finalize(down);
+	sqlite3_reset(up);
+	sqlite3_reset(down);
 	return urc != SQLITE_DONE || drc != SQLITE_DONE ? -1 : found;
 }
 
