@@ -8,6 +8,7 @@
  *   run_worker()     forks a worker that rewrites half the index (copy-on-write)
  *   then frees half the index and exits.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,27 @@
 
 static char *chunks[NCHUNKS];
 
+/*
+ * The file is made, mapped and unlinked at once.  Another demo running at the
+ * same time (the docs tests record it side by side) holds the name for
+ * those few microseconds: wait for it rather than truncate the file it maps.
+ * A name left by a demo that died there is taken after a second.
+ */
+static int create_table(const char *path)
+{
+	int fd;
+	for (int tries = 0; (fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 && errno == EEXIST;
+	     tries++) {
+		if (tries == 1000)
+			unlink(path);
+		usleep(1000);
+	}
+	return fd;
+}
+
 static __attribute__((noinline)) unsigned long load_table(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = create_table(path);
 	if (fd < 0 || ftruncate(fd, 4 * MiB)) {
 		perror(path);
 		exit(1);
