@@ -336,6 +336,85 @@ int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, 
 	return 1;
 }
 
+/* An allocation or a free: the time and the weight it adds to the live bytes. */
+struct heap_step {
+	int64_t t;
+	double w;
+};
+
+static int by_step_time(const void *a, const void *b)
+{
+	const struct heap_step *x = a, *y = b;
+	return (x->t > y->t) - (x->t < y->t);
+}
+
+/* proc_id's allocations and frees (weights negative), by time, into *out.  The count, or -1. */
+static int heap_steps(struct fl_db *d, int64_t proc_id, struct heap_step **out)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT alloc_ns, free_ns, weight FROM heap_sample WHERE proc_id = ?1");
+	struct heap_step *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, proc_id);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		if (n + 2 > cap) {
+			struct heap_step *g = realloc(v, (cap = cap ? cap * 2 : 256) * sizeof(*v));
+			if (!g) {
+				rc = fl_db_error(d, "out of memory");
+				break;
+			}
+			v = g;
+		}
+		double w = sqlite3_column_double(st, 2);
+		v[n++] = (struct heap_step){ sqlite3_column_int64(st, 0), w };
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) /* live while alloc_ns <= t < free_ns */
+			v[n++] = (struct heap_step){ sqlite3_column_int64(st, 1), -w };
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return -1;
+	}
+	qsort(v, n, sizeof(*v), by_step_time);
+	*out = v;
+	return (int)n;
+}
+
+int fl_heap_live_peak(struct fl_db *d, int64_t proc_id, int64_t here_id, struct fl_heap_moment *most, double *here)
+{
+	struct heap_step *steps = NULL;
+	int n = heap_steps(d, proc_id, &steps), i = 0, found = 0, rc;
+	sqlite3_stmt *st = n > 0 ? fl_db_prepare(d, "SELECT id, time_ns, rss FROM smaps_sample WHERE proc_id = ?1"
+						   " ORDER BY time_ns, id") : NULL;
+	double live = 0;
+
+	if (n <= 0 || !st) {
+		free(steps);
+		return n < 0 || (n > 0 && !st) ? -1 : 0;
+	}
+	*here = 0;
+	sqlite3_bind_int64(st, 1, proc_id);
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0), t = sqlite3_column_int64(st, 1);
+
+		for (; i < n && steps[i].t <= t; i++)
+			live += steps[i].w;
+		if (id == here_id)
+			*here = live;
+		if (!found++ || live > most->live)
+			*most = (struct fl_heap_moment){ id, t, sqlite3_column_int64(st, 2), live };
+	}
+	sqlite3_finalize(st);
+	free(steps);
+	/* sums of the weights added and taken away again: whole bytes, not the rounding left over */
+	most->live = round(most->live);
+	*here = round(*here);
+	return rc == SQLITE_DONE ? found > 0 : -1;
+}
+
 void fl_heap_view_free(struct fl_heap_view *v)
 {
 	for (int i = 0; i < v->nregions; i++)

@@ -77,6 +77,21 @@ struct fl_heap_view {
  */
 int fl_heap_view_load(struct fl_db *d, int64_t proc_id, int64_t t, bool at_end, struct fl_heap_view *out);
 void fl_heap_view_free(struct fl_heap_view *v);
+/*
+ * When proc_id's sampled heap held the most: of its smaps samples, the one
+ * with the most bytes in live blocks (as fl_heap_view_load counts them;
+ * the earliest of equal ones) into *most, and the bytes live at sample
+ * here_id into *here.  A heap's resident peak can fall after its live peak
+ * (glibc keeps freed chunks resident): perl's global destruction touched
+ * pages as it freed 39 of 66 sampled blocks and became the RSS peak.
+ * Returns 1, 0 when the process has no heap or smaps sample, -1 (printed).
+ */
+struct fl_heap_moment {
+	int64_t sample_id, time_ns, rss;
+	double live;
+};
+int fl_heap_live_peak(struct fl_db *d, int64_t proc_id, int64_t here_id, struct fl_heap_moment *most, double *here);
+
 /* The blocks of v starting in [start, end) by stack (none: 0 samples).  0 or -1 (out of memory). */
 int fl_heap_view_range(const struct fl_heap_view *v, int64_t start, int64_t end, struct fl_heap_range *out);
 void fl_heap_range_free(struct fl_heap_range *r);

@@ -519,6 +519,44 @@ int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_
 	return 0;
 }
 
+/*
+ * The live heap's own peak, when it was well above this sample's (a tenth
+ * more and 1 MiB): RSS peaks and heap peaks differ, and a user asking why
+ * the heap is large wants the moment its blocks were.  Said in a line (text)
+ * or as "heap_peak" (JSON, whenever the process has heap samples).
+ */
+static void heap_peak(struct why *w, const struct sample *s)
+{
+	struct fl_heap_moment most;
+	double here = 0;
+	char a[32], b[32], c[32], t[32];
+
+	if (fl_heap_live_peak(w->d, s->proc_id, s->id, &most, &here) != 1)
+		return;
+	if (w->j) {
+		fl_json_key(w->j, "heap_peak");
+		fl_json_open(w->j, '{');
+		fl_json_key(w->j, "time_s");
+		fl_json_real(w->j, (double)(most.time_ns - w->d->start_ns) / 1e9);
+		fl_json_kint(w->j, "sample", most.sample_id);
+		fl_json_key(w->j, "live");
+		fl_json_real(w->j, most.live);
+		fl_json_kint(w->j, "rss", most.rss);
+		fl_json_key(w->j, "live_here");
+		fl_json_real(w->j, here);
+		fl_json_close(w->j, '}');
+		return;
+	}
+	if (most.sample_id == s->id || most.live <= here + here / 10 + (1 << 20))
+		return;
+	/* in microseconds rounded up: --at takes the latest sample at or before the time given */
+	int64_t us = (most.time_ns - w->d->start_ns + 999) / 1000;
+	snprintf(t, sizeof(t), "%lld.%06llds", (long long)(us / 1000000), (long long)(us % 1000000));
+	printf("  its live heap blocks held the most at %s: ~%s, against ~%s here (RSS then %s): "
+	       "`--pid %lld --at %s` shows that moment\n", t, fl_out_size(a, sizeof(a), (int64_t)most.live),
+	       fl_out_size(b, sizeof(b), (int64_t)here), fl_out_size(c, sizeof(c), most.rss), (long long)s->pid, t);
+}
+
 static void header(struct why *w, const struct sample *s)
 {
 	char a[32], b[32], c[32], t[32], cost[32];
@@ -545,6 +583,7 @@ static void header(struct why *w, const struct sample *s)
 		fl_json_kint(w->j, "cost_ns", s->cost_ns);
 		fl_json_opt(w->j, "held_ns", s->held);
 		fl_json_close(w->j, '}');
+		heap_peak(w, s);
 		return;
 	}
 	printf("pid %lld %s: %s resident at %s (smaps, %s; %lld regions read in %s)\n", (long long)s->pid, s->exe,
@@ -562,6 +601,7 @@ static void header(struct why *w, const struct sample *s)
 		printf("  its RSS peak was %s at %s: no sample caught it (samples wait 20x their cost), so %.0f%% of "
 		       "it is explained here\n", fl_out_size(a, sizeof(a), s->peak),
 		       fl_out_reltime(t, sizeof(t), s->peak_ns - w->d->start_ns), pct(s->rss, s->peak));
+	heap_peak(w, s);
 	printf("\n");
 }
 
@@ -583,10 +623,14 @@ static int64_t moment(const struct why *w, const struct sample *s)
 	return t;
 }
 
-/* Is the moment after the sample, so that what is shown is an estimate?  An exit sample is the end. */
+/*
+ * Is the moment after the sample, so that what is shown is an estimate?  An
+ * exit sample is the end, and a time as faultline prints it (to the
+ * microsecond, rounded up where it names a sample) is the sample's.
+ */
 static bool estimated(const struct sample *s, int64_t t)
 {
-	return strcmp(s->reason, "exit") && t > s->time_ns;
+	return strcmp(s->reason, "exit") && t >= s->time_ns + 1000;
 }
 
 static void estimate_json(struct why *w, const struct fl_estimate *e)
