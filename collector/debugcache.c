@@ -88,6 +88,19 @@ static bool usable(int fd, off_t size, const unsigned char *id, int n)
 	return ok;
 }
 
+/* The cached copy at path for build ID id (n bytes), open, or -1 if there is none to believe. */
+static int open_cached(const char *path, const unsigned char *id, int n)
+{
+	int fd = cache_dir(false) ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	struct stat st;
+
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode) || !roots_alone(&st) || !usable(fd, st.st_size, id, n))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 int fl_debugcache_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 		       const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
 		       char **debuginfo_file_name)
@@ -96,15 +109,12 @@ int fl_debugcache_find(Dwfl_Module *mod, void **userdata, const char *modname, D
 	const char *debugfile = NULL;
 	GElf_Addr vaddr;
 	char path[sizeof(CACHE_DIR) + 2 * 64 + 16];
-	struct stat st;
-	int n = dwfl_module_build_id(mod, &id, &vaddr), fd = -1;
+	int n = dwfl_module_build_id(mod, &id, &vaddr), fd;
 
 	/* a module with its debug file already asks for its dwz alternate file: not cached */
 	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
-	if (!debugfile && cache_path(id, n, path, sizeof(path)) && cache_dir(false) &&
-	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
-		if (!fstat(fd, &st) && S_ISREG(st.st_mode) && roots_alone(&st) && usable(fd, st.st_size, id, n) &&
-		    (*debuginfo_file_name = strdup(path))) {
+	if (!debugfile && cache_path(id, n, path, sizeof(path)) && (fd = open_cached(path, id, n)) >= 0) {
+		if ((*debuginfo_file_name = strdup(path))) {
 			if (getenv("FAULTLINE_DEBUG"))
 				fprintf(stderr, "faultline: debug file of %s: %s\n", modname, path);
 			return fd;
@@ -209,7 +219,6 @@ void fl_debugcache_keep(Dwfl_Module *mod)
 	char path[sizeof(CACHE_DIR) + 2 * 64 + 16], tmp[sizeof(path) + 16];
 	GElf_Addr vaddr;
 	Dwarf_Addr bias;
-	struct stat st;
 	int n = dwfl_module_build_id(mod, &id, &vaddr), fd;
 	Dwarf *dw = dwfl_module_getdwarf(mod, &bias);
 	Elf *elf = dw ? dwarf_getelf(dw) : NULL;
@@ -217,8 +226,13 @@ void fl_debugcache_keep(Dwfl_Module *mod)
 	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, &mainfile, &debugfile);
 	if (!elf || !debugfile || (mainfile && !strcmp(mainfile, debugfile)) ||
 	    !strncmp(debugfile, CACHE_DIR "/", sizeof(CACHE_DIR)) || !cache_path(id, n, path, sizeof(path)) ||
-	    !lstat(path, &st) || !compressed(debugfile) || !cache_dir(true))
+	    !compressed(debugfile) || !cache_dir(true))
 		return;
+	/* a copy not to believe (damaged, not root's alone) is made again */
+	if ((fd = open_cached(path, id, n)) >= 0) {
+		close(fd);
+		return;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)

@@ -710,8 +710,8 @@ def frames(db):
 def test_debug_cache_bpf():
     """libc's debug file, compressed by the distribution, is kept decompressed by build ID in
     /var/cache/faultline/debug (collector/debugcache.c): made by the first recording, read by the
-    next, not believed when damaged or writable by others; the frames are symbolized the same in
-    every case, libc's with source lines."""
+    next, not believed when damaged or writable by others (and made again); the frames are symbolized
+    the same in every case, libc's with source lines."""
     libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
     note = subprocess.run(["readelf", "-n", libc], capture_output=True, text=True).stdout
     bid = [l.split()[-1] for l in note.splitlines() if "Build ID" in l]
@@ -752,12 +752,16 @@ def test_debug_cache_bpf():
         writable, used = run(db, "writable")
         check(not used, "writable by its group: not read")
         same(first, writable, "writable")
-        os.chmod(cached, 0o644)
+        check(os.stat(cached).st_mode & 0o777 == 0o644, "writable: made again, root's alone")
         with open(cached, "r+b") as f:
             f.truncate(4096)
         damaged, used = run(db, "damaged")
         check(not used, "damaged (cut at 4 KiB): not read")
         same(first, damaged, "damaged")
+        check(os.path.getsize(cached) == st.st_size, "damaged: made again")
+        again, used = run(db, "made again")
+        check(used, "made again: read")
+        same(first, again, "made again")
         os.unlink(cached)
     with_db(go)
 
