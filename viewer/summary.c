@@ -1031,11 +1031,30 @@ static int copy_part(struct fl_db *d, sqlite3 *mem)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * Whether the recording is large enough for the process part to pay for its
+ * thread: a second connection reading the schema, and the copy of its rows,
+ * cost ~3.5 ms, which is all a recording of `true` (~100 calls and VMA rows)
+ * would save.
+ */
+static bool worth_a_thread(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	bool big = true;
+
+	if (sqlite3_prepare_v2(db, "SELECT coalesce((SELECT max(rowid) FROM event), 0) + "
+				   "coalesce((SELECT max(rowid) FROM vma), 0)", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		big = sqlite3_column_int64(st, 0) >= 2000;
+	sqlite3_finalize(st);
+	return big;
+}
+
 int fl_summary_store(sqlite3 *db, const char *path, const char *file)
 {
 	struct procs_part procs = { .file = file, .path = path };
 	pthread_t thread;
-	bool threaded = file && !pthread_create(&thread, NULL, make_procs_part, &procs);
+	bool threaded = file && worth_a_thread(db) && !pthread_create(&thread, NULL, make_procs_part, &procs);
 	struct fl_db d;
 	int rc = fl_db_wrap(&d, db, path);
 
