@@ -7,6 +7,7 @@
 
 #include "frames.h"
 #include "heapsites.h"
+#include "vec.h"
 #include "output.h"
 #include "rows.h"
 
@@ -360,13 +361,9 @@ static int heap_steps(struct fl_db *d, int64_t proc_id, struct heap_step **out)
 		return -1;
 	sqlite3_bind_int64(st, 1, proc_id);
 	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
-		if (n + 2 > cap) {
-			struct heap_step *g = realloc(v, (cap = cap ? cap * 2 : 256) * sizeof(*v));
-			if (!g) {
-				rc = fl_db_error(d, "out of memory");
-				break;
-			}
-			v = g;
+		if (fl_vec_reserve((void **)&v, &cap, n + 2, sizeof(*v))) {
+			rc = fl_db_error(d, "out of memory");
+			break;
 		}
 		double w = sqlite3_column_double(st, 2);
 		v[n++] = (struct heap_step){ sqlite3_column_int64(st, 0), w };
