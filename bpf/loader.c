@@ -212,6 +212,8 @@ static int boot_facts(struct btf_facts *f)
 		ok = i < FL_CAP_N ? v[i] == 0 || v[i] == 1 : v[i] >= 0;
 	if (ok)
 		return 0;
+	if (getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: the kernel's BTF read for this boot's facts\n");
 	if ((err = probe_btf(f)))
 		return err;
 	fl_boot_facts_save(v, NFACTS);
@@ -311,18 +313,10 @@ static int prepare_tp_btf(struct bpf_program *prog, struct bpf_prog_load_opts *o
 	return patch_kfuncs(prog);
 }
 
-static int attach_tp_btf(const struct bpf_program *prog, long cookie, struct bpf_link **link)
-{
-	(void)cookie;
-	*link = bpf_program__attach_trace(prog);
-	return libbpf_get_error(*link);
-}
-
 int fl_bpf_use_boot_ids(void)
 {
 	static int id;
-	LIBBPF_OPTS(libbpf_prog_handler_opts, o, .prog_prepare_load_fn = prepare_tp_btf,
-		    .prog_attach_fn = attach_tp_btf);
+	LIBBPF_OPTS(libbpf_prog_handler_opts, o, .prog_prepare_load_fn = prepare_tp_btf);
 
 	if (id <= 0)
 		id = libbpf_register_prog_handler("tp_btf/", BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_TRACE_RAW_TP, &o);
@@ -361,14 +355,39 @@ static int perf_open(__u64 config, int cpu)
 	return syscall(SYS_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/*
+ * Attach every loaded tp_btf program, each link into b->links.  Not through
+ * the skeleton: from libbpf 1.2 on, bpf_program__set_type (prepare_tp_btf)
+ * drops the program's SEC() handler, and the skeleton's attach then skips
+ * the program without a word (seen with 1.5: no call, no VMA recorded).
+ */
+static int attach_tracepoints(struct fl_bpf *b, char *why, size_t whylen)
+{
+	for (int h = 0; h < 2; h++) {
+		struct bpf_program *prog;
+
+		bpf_object__for_each_program(prog, b->part[h]->obj) {
+			const char *sec = bpf_program__section_name(prog);
+			struct bpf_link *l;
+
+			if (!bpf_program__autoload(prog) || strncmp(sec, "tp_btf/", 7))
+				continue;
+			if (!(l = bpf_program__attach_trace(prog))) {
+				int err = -errno;
+				snprintf(why, whylen, "cannot attach %s: %s", sec, strerror(-err));
+				return err;
+			}
+			b->links[b->nlinks++] = l;
+		}
+	}
+	return 0;
+}
+
 static int attach_perf(struct fl_bpf *b, int ncpu, char *why, size_t whylen)
 {
 	static const __u64 cfg[2] = { PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ };
 	int opened = 0;
 
-	b->links = calloc((size_t)ncpu * 2, sizeof(*b->links));
-	if (!b->links)
-		return -ENOMEM;
 	for (int cpu = 0; cpu < ncpu; cpu++) {
 		for (int i = 0; i < 2; i++) {
 			int fd = perf_open(cfg[i], cpu), err;
@@ -621,14 +640,16 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 				 "(FAULTLINE_DEBUG=1 shows the verifier log)", strerror(-err));
 		goto fail;
 	}
-	err = fl_kern__attach(b->part[0]);
-	if (!err)
-		err = fl_kern__attach(b->part[1]);
-	if (err) {
-		snprintf(why, whylen, "cannot attach tracepoints (tp_btf): %s", strerror(-err));
+	/* room for every program of the object (the tracepoints) and two perf events per CPU */
+	b->links = calloc((size_t)ncpu * 2 + sizeof(b->part[0]->progs) / sizeof(struct bpf_program *),
+			  sizeof(*b->links));
+	if (!b->links) {
+		err = -ENOMEM;
 		goto fail;
 	}
-	err = attach_perf(b, ncpu, why, whylen);
+	err = attach_tracepoints(b, why, whylen);
+	if (!err)
+		err = attach_perf(b, ncpu, why, whylen);
 	if (err)
 		goto fail;
 	b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.events), on_record, b, NULL);

@@ -775,7 +775,8 @@ def boot_facts(faults):
     def once(what):
         env = dict(os.environ, FAULTLINE_DEBUG='1')
         db, d, err = record_json([faults, 'anon_write', str(n), '/var/tmp/faultline-boot-facts'], env)
-        parsed = 'libbpf: loading kernel BTF' in err
+        # faultline's own word for it, or libbpf's (it read the kernel's BTF itself before)
+        parsed = "faultline: the kernel's BTF read" in err or 'libbpf: loading kernel BTF' in err
         if db:
             r = Run('', err, 0)
             (pid, [addr]), = r.addrs.items()
