@@ -119,6 +119,18 @@ char **fl_launch_env(const char *shim, const char *channel, unsigned depth, unsi
 	return env;
 }
 
+void fl_launch_env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++) {
+		size_t j = 0;
+		while (environ[j] && environ[j] != env[i])
+			j++;
+		if (!environ[j])
+			free(env[i]);
+	}
+	free(env);
+}
+
 const char *fl_launch_find_shim(char *buf, size_t len)
 {
 	const char *env = getenv("FAULTLINE_PRELOAD");

@@ -72,6 +72,8 @@ int fl_launch_release(struct fl_launch *l);
  */
 char **fl_launch_env(const char *shim, const char *channel, unsigned depth, unsigned long long heap_sample,
 		     const struct fl_launch_user *user);
+/* Free what fl_launch_env made (the entries it copied from environ stay environ's). */
+void fl_launch_env_free(char **env);
 
 /* Where the shim is: $FAULTLINE_PRELOAD, next to this binary, or the install libdir; NULL if none. */
 const char *fl_launch_find_shim(char *buf, size_t len);

@@ -705,11 +705,12 @@ static int record(struct recorder *r)
 		fprintf(stderr, "faultline: --thp=never: prctl(PR_SET_THP_DISABLE): %s\n", strerror(errno));
 		return setup_failed(r);
 	}
-	rc = env ? fl_launch_start(&r->launch, r->opt.argv, env, &orig) : 0;
+	rc = env ? fl_launch_start(&r->launch, r->opt.argv, env, &orig) : -ENOMEM;
+	fl_launch_env_free(env); /* the child has its copy */
 	if (r->opt.thp_never)
 		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
-	if (!env || rc) {
-		fprintf(stderr, "faultline: cannot start %s: %s\n", r->opt.argv[0], strerror(rc ? -rc : ENOMEM));
+	if (rc) {
+		fprintf(stderr, "faultline: cannot start %s: %s\n", r->opt.argv[0], strerror(-rc));
 		return setup_failed(r);
 	}
 	r->ingest = fl_ingest_new(r->store);
