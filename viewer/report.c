@@ -592,6 +592,8 @@ static int proc_resident(struct report *r, const struct fl_proc *p)
 	}
 	rc = fl_why_regions(r->d, r->j, id, p->id, total,
 			    &(struct fl_why_view){ .top = r->top, .groups = 1, .frames = 1, .indent = 2 });
+	if (!rc)
+		fl_why_heap_peak(r->d, r->j, p->id, p->pid, id, 2);
 	if (r->j)
 		fl_json_close(r->j, '}');
 	return rc;

@@ -519,42 +519,38 @@ int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_
 	return 0;
 }
 
-/*
- * The live heap's own peak, when it was well above this sample's (a tenth
- * more and 1 MiB): RSS peaks and heap peaks differ, and a user asking why
- * the heap is large wants the moment its blocks were.  Said in a line (text)
- * or as "heap_peak" (JSON, whenever the process has heap samples).
- */
-static void heap_peak(struct why *w, const struct sample *s)
+void fl_why_heap_peak(struct fl_db *d, struct fl_json *j, int64_t proc_id, int64_t pid, int64_t sample_id,
+		      int indent)
 {
 	struct fl_heap_moment most;
 	double here = 0;
 	char a[32], b[32], c[32], t[32];
 
-	if (fl_heap_live_peak(w->d, s->proc_id, s->id, &most, &here) != 1)
+	if (fl_heap_live_peak(d, proc_id, sample_id, &most, &here) != 1)
 		return;
-	if (w->j) {
-		fl_json_key(w->j, "heap_peak");
-		fl_json_open(w->j, '{');
-		fl_json_key(w->j, "time_s");
-		fl_json_real(w->j, (double)(most.time_ns - w->d->start_ns) / 1e9);
-		fl_json_kint(w->j, "sample", most.sample_id);
-		fl_json_key(w->j, "live");
-		fl_json_real(w->j, most.live);
-		fl_json_kint(w->j, "rss", most.rss);
-		fl_json_key(w->j, "live_here");
-		fl_json_real(w->j, here);
-		fl_json_close(w->j, '}');
+	if (j) {
+		fl_json_key(j, "heap_peak");
+		fl_json_open(j, '{');
+		fl_json_key(j, "time_s");
+		fl_json_real(j, (double)(most.time_ns - d->start_ns) / 1e9);
+		fl_json_kint(j, "sample", most.sample_id);
+		fl_json_key(j, "live");
+		fl_json_real(j, most.live);
+		fl_json_kint(j, "rss", most.rss);
+		fl_json_key(j, "live_here");
+		fl_json_real(j, here);
+		fl_json_close(j, '}');
 		return;
 	}
-	if (most.sample_id == s->id || most.live <= here + here / 10 + (1 << 20))
+	if (most.sample_id == sample_id || most.live <= here + here / 10 + (1 << 20))
 		return;
 	/* in microseconds rounded up: --at takes the latest sample at or before the time given */
-	int64_t us = (most.time_ns - w->d->start_ns + 999) / 1000;
+	int64_t us = (most.time_ns - d->start_ns + 999) / 1000;
 	snprintf(t, sizeof(t), "%lld.%06llds", (long long)(us / 1000000), (long long)(us % 1000000));
-	printf("  its live heap blocks held the most at %s: ~%s, against ~%s here (RSS then %s): "
-	       "`--pid %lld --at %s` shows that moment\n", t, fl_out_size(a, sizeof(a), (int64_t)most.live),
-	       fl_out_size(b, sizeof(b), (int64_t)here), fl_out_size(c, sizeof(c), most.rss), (long long)s->pid, t);
+	printf("%*sits live heap blocks held the most at %s: ~%s, against ~%s here (RSS then %s): "
+	       "`faultline why --pid %lld --at %s` shows that moment\n", indent, "", t,
+	       fl_out_size(a, sizeof(a), (int64_t)most.live), fl_out_size(b, sizeof(b), (int64_t)here),
+	       fl_out_size(c, sizeof(c), most.rss), (long long)pid, t);
 }
 
 static void header(struct why *w, const struct sample *s)
@@ -583,7 +579,7 @@ static void header(struct why *w, const struct sample *s)
 		fl_json_kint(w->j, "cost_ns", s->cost_ns);
 		fl_json_opt(w->j, "held_ns", s->held);
 		fl_json_close(w->j, '}');
-		heap_peak(w, s);
+		fl_why_heap_peak(w->d, w->j, s->proc_id, s->pid, s->id, 2);
 		return;
 	}
 	printf("pid %lld %s: %s resident at %s (smaps, %s; %lld regions read in %s)\n", (long long)s->pid, s->exe,
@@ -601,7 +597,7 @@ static void header(struct why *w, const struct sample *s)
 		printf("  its RSS peak was %s at %s: no sample caught it (samples wait 20x their cost), so %.0f%% of "
 		       "it is explained here\n", fl_out_size(a, sizeof(a), s->peak),
 		       fl_out_reltime(t, sizeof(t), s->peak_ns - w->d->start_ns), pct(s->rss, s->peak));
-	heap_peak(w, s);
+	fl_why_heap_peak(w->d, w->j, s->proc_id, s->pid, s->id, 2);
 	printf("\n");
 }
 

@@ -37,6 +37,17 @@ struct fl_why_view {
  * broken down by allocating site (JSON: its key "heap"; docs/heap.md).
  * JSON: keys "regions" and "other_regions".  Returns 0 or -1.
  */
+/*
+ * When the live heap blocks of process proc_id (pid) held the most, if not
+ * at sample_id: a line saying when, how much against sample_id's, and the
+ * `faultline why` that shows that moment, printed only when it is well
+ * above (a tenth more and 1 MiB), indented by indent.  JSON: "heap_peak",
+ * whenever the process has heap samples.  The RSS peak can fall after the
+ * heap's: freed chunks stay resident.
+ */
+void fl_why_heap_peak(struct fl_db *d, struct fl_json *j, int64_t proc_id, int64_t pid, int64_t sample_id,
+		      int indent);
+
 int fl_why_regions(struct fl_db *d, struct fl_json *j, int64_t sample_id, int64_t proc_id, int64_t total,
 		   const struct fl_why_view *view);
 

@@ -402,7 +402,8 @@ def test_freed_peak():
     """The RSS peak after the heap's: 16384 blocks of 4000 bytes filled, all freed (still resident),
     then 96 MiB mapped and touched.  `why` explains the RSS peak, where no block is live, and names
     the moment the live blocks held the most (all 65,536,000 bytes of them, every allocation
-    recorded), before the frees; `--at` with the time it prints shows that sample, by site."""
+    recorded), before the frees; the `faultline why` it names shows that sample, by site; the
+    report says the same line."""
     def run(db):
         out = record(db, [target("heap_freed_peak")], sample=1)
         freed = float(out.split()[1])
@@ -418,11 +419,14 @@ def test_freed_peak():
         hint = [l for l in text.splitlines() if "its live heap blocks held the most at" in l]
         check(len(hint) == 1 and re.search(r"~62\.5 MiB, against ~(0 B|4\.0 KiB) here", hint[0]),
               f"the hint line: {hint}")
-        at = hint[0].split("`")[1].split()
-        shown = subprocess.run([FL, "why", db] + at, capture_output=True, text=True, timeout=120).stdout
-        check("ESTIMATE" not in shown and "(smaps, " in shown, f"{at} shows the sample itself:\n{shown[:600]}")
+        command = hint[0].split("`")[1].split()           # faultline why --pid P --at T
+        check(command[:2] == ["faultline", "why"], f"the command named: {command}")
+        shown = subprocess.run([FL, "why", db] + command[2:], capture_output=True, text=True, timeout=120).stdout
+        check("ESTIMATE" not in shown and "(smaps, " in shown, f"{command} shows the sample itself:\n{shown[:600]}")
         check(re.search(r"62\.5 MiB .*fill \(heap_freed_peak\.c", shown),
               f"the sample's heap by site: 62.5 MiB at fill:\n{shown[:2000]}")
+        report = subprocess.run([FL, "report", db], capture_output=True, text=True, timeout=120).stdout
+        check(hint[0] in report.splitlines(), f"report says it too, under the process's resident regions:\n{report}")
     with_db(run)
 
 
