@@ -37,6 +37,7 @@ struct fl_bpf {
 	size_t batch_cap;     /* entries */
 	struct fl_cap caps[FL_CAP_N];
 	bool drain_wanted;    /* BPF asked for an early drain (FL_R_DRAIN) */
+	int open_errno;       /* why the object could not be opened (open_and_load), 0 if it was */
 };
 
 static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -463,11 +464,15 @@ static void size_site_maps(struct fl_kern *skel)
 	}
 }
 
-static struct fl_kern *open_skel(const char *core_btf)
+/* The object, opened; NULL with *open_errno set when it cannot be. */
+static struct fl_kern *open_skel(const char *core_btf, int *open_errno)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = core_btf);
+	struct fl_kern *skel = fl_kern__open_opts(&opts);
 
-	return fl_kern__open_opts(&opts);
+	if (!skel)
+		*open_errno = errno ? errno : ENOEXEC;
+	return skel;
 }
 
 /*
@@ -490,11 +495,12 @@ static bool second_half(const struct bpf_program *prog)
 
 /*
  * Open half h of the programs into b->part[h]: the same object, its maps
- * those b->skel made.  0, -ENOEXEC if it could not be opened, or libbpf's error.
+ * those b->skel made.  0, -ENOEXEC if it could not be opened (*open_errno
+ * says why), or libbpf's error.
  */
-static int open_part(struct fl_bpf *b, int h, const char *core_btf)
+static int open_part(struct fl_bpf *b, int h, const char *core_btf, int *open_errno)
 {
-	struct fl_kern *p = b->part[h] = open_skel(core_btf);
+	struct fl_kern *p = b->part[h] = open_skel(core_btf, open_errno);
 	struct bpf_program *prog;
 	struct bpf_map *map;
 	int err = 0;
@@ -516,14 +522,14 @@ static int open_part(struct fl_bpf *b, int h, const char *core_btf)
 struct part_load {
 	struct fl_bpf *b;
 	const char *core_btf;
-	int err;
+	int err, open_errno;
 };
 
 static void *load_second_half(void *arg)
 {
 	struct part_load *l = arg;
 
-	l->err = open_part(l->b, 1, l->core_btf);
+	l->err = open_part(l->b, 1, l->core_btf, &l->open_errno);
 	if (!l->err)
 		l->err = fl_kern__load(l->b->part[1]);
 	return NULL;
@@ -542,18 +548,19 @@ static void destroy_skels(struct fl_bpf *b)
 /*
  * Open the object into b->skel and make its maps, then load the programs,
  * half of them on a second thread, their CO-RE relocations made against
- * core_btf (a path, bootcache.h) or the kernel's BTF (NULL).
- * 0, -ENOEXEC if it could not be opened (errno says why), or libbpf's error.
+ * core_btf (a path, bootcache.h) or the kernel's BTF (NULL).  0, or libbpf's
+ * error; b->open_errno says why when the object could not even be opened.
  */
 static int open_and_load(struct fl_bpf *b, const char *core_btf)
 {
-	struct part_load second = { b, core_btf, 0 };
+	struct part_load second = { b, core_btf, 0, 0 };
 	struct bpf_program *prog;
 	pthread_t thread;
 	int err;
 
 	destroy_skels(b);
-	if (!(b->skel = open_skel(core_btf)))
+	b->open_errno = 0;
+	if (!(b->skel = open_skel(core_btf, &b->open_errno)))
 		return -ENOEXEC;
 	if (core_btf && getenv("FAULTLINE_DEBUG"))
 		fprintf(stderr, "faultline: CO-RE relocations against %s\n", core_btf);
@@ -564,13 +571,15 @@ static int open_and_load(struct fl_bpf *b, const char *core_btf)
 	if ((err = fl_kern__load(b->skel)))
 		return err;
 	bool threaded = !pthread_create(&thread, NULL, load_second_half, &second);
-	err = open_part(b, 0, core_btf);
+	err = open_part(b, 0, core_btf, &b->open_errno);
 	if (!err)
 		err = fl_kern__load(b->part[0]);
 	if (threaded)
 		pthread_join(thread, NULL);
 	else
 		load_second_half(&second);
+	if (!b->open_errno)
+		b->open_errno = second.open_errno;
 	return err ? err : second.err;
 }
 
@@ -627,8 +636,8 @@ int fl_bpf_open(struct fl_bpf **out, const struct fl_bpf_ops *ops, char *why, si
 		fl_boot_core_btf_forget(core);
 		err = open_and_load(b, NULL);
 	}
-	if (err == -ENOEXEC) {
-		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(errno));
+	if (err && b->open_errno) {
+		snprintf(why, whylen, "cannot open the BPF object: %s", strerror(b->open_errno));
 		goto fail;
 	}
 	if (err) {
