@@ -590,10 +590,10 @@ static int proc_resident(struct report *r, const struct fl_proc *p)
 		       fl_out_size(size, sizeof(size), total), fl_out_reltime(when, sizeof(when), t - r->d->start_ns),
 		       p->pid);
 	}
+	/* before the regions, as why says it: their "not in live blocks" lines read differently after it */
+	fl_why_heap_peak(r->d, r->j, p->id, p->pid, id, 2);
 	rc = fl_why_regions(r->d, r->j, id, p->id, total,
 			    &(struct fl_why_view){ .top = r->top, .groups = 1, .frames = 1, .indent = 2 });
-	if (!rc)
-		fl_why_heap_peak(r->d, r->j, p->id, p->pid, id, 2);
 	if (r->j)
 		fl_json_close(r->j, '}');
 	return rc;
