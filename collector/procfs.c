@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* procfs.c - reading /proc/PID (see procfs.h). */
 #include <dirent.h>
-#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
