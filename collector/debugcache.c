@@ -101,28 +101,22 @@ static int open_cached(const char *path, const unsigned char *id, int n)
 	return fd;
 }
 
-int fl_debugcache_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-		       const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
-		       char **debuginfo_file_name)
+int fl_debugcache_open(Dwfl_Module *mod, const char *modname, char **debuginfo_file_name)
 {
 	const unsigned char *id;
-	const char *debugfile = NULL;
 	GElf_Addr vaddr;
 	char path[sizeof(CACHE_DIR) + 2 * 64 + 16];
 	int n = dwfl_module_build_id(mod, &id, &vaddr), fd;
 
-	/* a module with its debug file already asks for its dwz alternate file: not cached */
-	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
-	if (!debugfile && cache_path(id, n, path, sizeof(path)) && (fd = open_cached(path, id, n)) >= 0) {
-		if ((*debuginfo_file_name = strdup(path))) {
-			if (getenv("FAULTLINE_DEBUG"))
-				fprintf(stderr, "faultline: debug file of %s: %s\n", modname, path);
-			return fd;
-		}
+	if (!cache_path(id, n, path, sizeof(path)) || (fd = open_cached(path, id, n)) < 0)
+		return -1;
+	if (!(*debuginfo_file_name = strdup(path))) {
 		close(fd);
+		return -1;
 	}
-	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
-					    debuglink_crc, debuginfo_file_name);
+	if (getenv("FAULTLINE_DEBUG"))
+		fprintf(stderr, "faultline: debug file of %s: %s\n", modname, path);
+	return fd;
 }
 
 /* Does the ELF file at path have a compressed section? */

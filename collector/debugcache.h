@@ -18,13 +18,8 @@
 
 #include <elfutils/libdwfl.h>
 
-/*
- * Dwfl_Callbacks.find_debuginfo: the cached copy of mod's debug file, else
- * what dwfl_standard_find_debuginfo finds.
- */
-int fl_debugcache_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
-		       const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
-		       char **debuginfo_file_name);
+/* The cached copy of mod's debug file, open (its name into *debuginfo_file_name), or -1. */
+int fl_debugcache_open(Dwfl_Module *mod, const char *modname, char **debuginfo_file_name);
 
 /*
  * mod's DWARF has been read (dwfl_module_getdwarf): if its debug file is a

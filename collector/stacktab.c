@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "debugcache.h"
+#include "debugfind.h"
 #include "hmap.h"
 #include "stacktab.h"
 #include "strtab.h"
@@ -232,7 +233,7 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
 
 static const Dwfl_Callbacks dwfl_callbacks = {
 	.find_elf = dwfl_build_id_find_elf,
-	.find_debuginfo = fl_debugcache_find,
+	.find_debuginfo = fl_debug_find,
 	.section_address = dwfl_offline_section_address,
 };
 
@@ -327,16 +328,19 @@ static void open_module(struct module *mo, const char *path)
 
 /*
  * The prewarm thread: nothing but its own modules (libdwfl handles are not
- * shared between threads).  It also loads libdebuginfod, which libdw
- * dlopens the first time a module has no debug file here (most programs):
- * with its ~30 libraries (curl, gnutls, krb5) that took 8-13 ms after the
- * target had ended; loaded now, libdw's own dlopen finds it in place.
+ * shared between threads).  Where a debuginfod server is configured it
+ * also loads libdebuginfod, which libdw dlopens the first time a module has
+ * no debug file here (most programs): with its ~30 libraries (curl, gnutls,
+ * krb5) that took 8-13 ms after the target had ended; loaded now, libdw's
+ * own dlopen finds it in place.  Without a server it is not loaded at all
+ * (debugfind.h).
  */
 static void *prewarm_main(void *arg)
 {
 	struct prewarm *w = arg;
 	Dwarf_Addr bias;
-	dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: libdw holds it until exit anyway */
+	if (fl_debuginfod_configured())
+		dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: libdw holds it until exit anyway */
 	for (unsigned i = 0; i < w->n; i++) {
 		struct module *mo = &w->m[i].mo;
 		GElf_Ehdr eh;

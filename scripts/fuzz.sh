@@ -18,7 +18,7 @@ bin="$out/fuzz_channel"
 if [ ! -x "$bin" ] || [ -n "$(find fuzz collector common -newer "$bin" -name '*.[ch]' | head -1)" ]; then
     clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE \
           -Icommon -Icollector -I"$build/common" -I"$build" "${src[@]}" -o "$bin" \
-          $(pkg-config --cflags --libs sqlite3 libdw libelf) -lpthread
+          $(pkg-config --cflags --libs sqlite3 libdw libelf zlib) -lpthread
 fi
 # -max_len: the raw mode covers a descriptor and a few slots; new inputs go to a scratch dir
 "$bin" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \

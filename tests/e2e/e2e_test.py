@@ -766,6 +766,75 @@ def test_debug_cache_bpf():
     with_db(go)
 
 
+def test_debuglink():
+    """A program whose debug information was split off (objcopy --only-keep-debug, strip
+    --strip-debug, --add-gnu-debuglink) is symbolized with source lines wherever libdw's standard
+    search would find its debug file, without libdebuginfod (collector/debugfind.c): beside it, in
+    its .debug/, under /usr/lib/debug by its directory and by a tail of it; a program without a
+    build ID by the link's CRC.  A debug file of another build ID, or whose CRC differs, is not
+    used.  libdebuginfod is loaded only where DEBUGINFOD_URLS names a server."""
+    tools = [shutil.which(t) for t in ("gcc", "objcopy", "strip")]
+    if not all(tools):
+        raise Skip("gcc and binutils needed (scripts/deps.sh)")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "targets", "e2e_calls.c")
+
+    def build(exe, build_id=True, opt="-O1"):
+        subprocess.run(["gcc", "-g", opt, "-o", exe, src, "-lpthread"] +
+                       ([] if build_id else ["-Wl,--build-id=none"]), check=True)
+        debug = exe + ".debug"
+        subprocess.run(["objcopy", "--only-keep-debug", exe, debug], check=True)
+        subprocess.run(["strip", "--strip-debug", exe], check=True)
+        subprocess.run(["objcopy", "--add-gnu-debuglink=" + debug, exe], check=True)
+        return debug
+
+    def lines(d, exe, what, env=None):
+        db = os.path.join(d, "run.db")
+        _, _, err = record(db, [exe, "threads", "2", "50"], env=env)
+        n = query(db, "SELECT count(*), count(CASE WHEN file LIKE '%e2e_calls.c' AND line > 0 THEN 1 END)"
+                      " FROM frame WHERE module = ?", exe)[0]
+        check(n[0] > 0, f"{what}: frames in {exe}: {n}")
+        return n[1], err
+
+    with tempfile.TemporaryDirectory() as d:
+        # /usr/lib/debug/<the directory, then a tail of it>/ needs the directory's name unique
+        top = os.path.join(d, "a", "b")
+        os.makedirs(top)
+        exe = os.path.join(top, "prog")
+        debug = build(exe)
+        got, err = lines(d, exe, "beside", dict(os.environ, LD_DEBUG="files"))
+        check(got > 0, "beside the program: source lines")
+        check("libdebuginfod" not in err, "libdebuginfod loaded though DEBUGINFOD_URLS names no server")
+        _, err = lines(d, exe, "debuginfod", dict(os.environ, LD_DEBUG="files", DEBUGINFOD_URLS="http://127.0.0.1:9"))
+        check("libdebuginfod" in err, "with a server named, libdw's search (and libdebuginfod) is used")
+        os.makedirs(os.path.join(top, ".debug"))
+        moved = os.path.join(top, ".debug", "prog.debug")
+        os.rename(debug, moved)
+        check(lines(d, exe, ".debug/")[0] > 0, "in the program's .debug/: source lines")
+        if os.geteuid() == 0:
+            for under in (top.lstrip("/"), "b"):
+                dest = os.path.join("/usr/lib/debug", under)
+                os.makedirs(dest, exist_ok=True)
+                os.rename(moved, os.path.join(dest, "prog.debug"))
+                try:
+                    check(lines(d, exe, "/usr/lib/debug/" + under)[0] > 0, f"under /usr/lib/debug/{under}: lines")
+                finally:
+                    os.rename(os.path.join(dest, "prog.debug"), moved)
+                    os.removedirs(dest)
+        other = os.path.join(d, "other")
+        build(other, opt="-O2")
+        os.rename(other + ".debug", moved)   # the same name, another build ID (another build)
+        check(lines(d, exe, "another build ID")[0] == 0, "a debug file of another build ID: not used")
+        nobid = os.path.join(top, "nobid")
+        ndebug = build(nobid, build_id=False)
+        check(lines(d, nobid, "CRC")[0] > 0, "no build ID, the link's CRC matches: source lines")
+        with open(ndebug, "r+b") as f:
+            f.seek(200)
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 0xff]))
+        check(lines(d, nobid, "CRC differs")[0] == 0, "no build ID, the CRC differs: not used")
+
+
 def test_demangle_bpf():
     """C++ frames are stored demangled (libstdc++'s __cxa_demangle)."""
     def run(db):

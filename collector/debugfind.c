@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* debugfind.c - where a module's debug file is (see debugfind.h). */
+#include <elfutils/libdwelf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "debugcache.h"
+#include "debugfind.h"
+
+#define DEBUG_ROOT "/usr/lib/debug" /* libdw's DEFAULT_DEBUGINFO_PATH ":.debug:/usr/lib/debug" */
+#define MAX_CRC_BYTES (1l << 32)
+
+bool fl_debuginfod_configured(void)
+{
+	const char *urls = getenv("DEBUGINFOD_URLS");
+
+	return urls && urls[strspn(urls, " \t\n")]; /* libdebuginfod: URLs separated by white space */
+}
+
+/* What a candidate must be to be the module's debug file. */
+struct wanted {
+	struct stat module;        /* the module's own file, which is not its debug file */
+	const unsigned char *id;   /* its build ID, n bytes (n <= 0: none) */
+	int n;
+	GElf_Word crc;             /* without a build ID: the .gnu_debuglink CRC, 0 for none to check */
+};
+
+/* The CRC-32 of the file at fd (the .gnu_debuglink one is zlib's) is crc. */
+static bool crc_matches(int fd, GElf_Word crc)
+{
+	unsigned char buf[1 << 16];
+	uLong sum = crc32(0L, Z_NULL, 0);
+	off_t at = 0;
+	ssize_t got;
+
+	while ((got = pread(fd, buf, sizeof(buf), at)) > 0) {
+		sum = crc32(sum, buf, (uInt)got);
+		at += got;
+	}
+	return got == 0 && (GElf_Word)sum == crc;
+}
+
+/*
+ * The file at fd, of size bytes, is the debug file w wants (libdw's
+ * validate()).  The places are named after a file the target mapped: a
+ * file without a build ID larger than any debug file (a link to /proc/kcore
+ * says 128 TiB) is not read whole for its CRC.
+ */
+static bool believed(int fd, off_t size, const struct wanted *w)
+{
+	if (w->n > 0) {
+		Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+		const void *got = NULL;
+		bool same = elf && dwelf_elf_gnu_build_id(elf, &got) == w->n && !memcmp(got, w->id, (size_t)w->n);
+
+		elf_end(elf);
+		return same;
+	}
+	return !w->crc || (size <= MAX_CRC_BYTES && crc_matches(fd, w->crc));
+}
+
+/*
+ * The file at path, open, when it is the one w wants (its name into *found);
+ * else -1.  O_NONBLOCK: a FIFO put where a debug file is looked for does not
+ * hold the collector in open() (libdw's own search would wait there).
+ */
+static int try_path(const char *path, const struct wanted *w, char **found)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_dev == w->module.st_dev && st.st_ino == w->module.st_ino) ||
+	    !believed(fd, st.st_size, w) || !(*found = strdup(path))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* name in dir (dirlen bytes of it), or in root/dir when root is not NULL; -1 when it is not the one. */
+static int try_in(const char *root, const char *dir, size_t dirlen, const char *name, const struct wanted *w,
+		  char **found)
+{
+	char path[PATH_MAX];
+	int len = root ? snprintf(path, sizeof(path), "%s/%.*s/%s", root, (int)dirlen, dir, name)
+		       : snprintf(path, sizeof(path), "%.*s/%s", (int)dirlen, dir, name);
+
+	return len > 0 && (size_t)len < sizeof(path) ? try_path(path, w, found) : -1;
+}
+
+/*
+ * libdw's places for the debug file named link of the absolute file: beside
+ * it, in its .debug/, under DEBUG_ROOT by its directory, then by each tail
+ * of that directory (/usr/lib/debug/a/b/L, b/L, L for /a/b/F).  invented:
+ * link is F.debug, made up for a module without a .gnu_debuglink, and F
+ * itself is tried too where it cannot be the module.
+ */
+static int find_by_link(const char *file, const char *link, bool invented, const struct wanted *w, char **found)
+{
+	const char *base = strrchr(file, '/') + 1, *end = base - 1; /* the directory is [file, end) */
+	char sub[NAME_MAX + sizeof(".debug/")];
+	int fd = try_in(NULL, file, (size_t)(end - file), link, w, found);
+
+	for (int i = 0; fd < 0 && i < 1 + invented; i++)
+		if (snprintf(sub, sizeof(sub), ".debug/%s", i ? base : link) < (int)sizeof(sub))
+			fd = try_in(NULL, file, (size_t)(end - file), sub, w, found);
+	for (const char *slash = file; fd < 0 && slash; slash = memchr(slash + 1, '/', (size_t)(end - slash - 1))) {
+		size_t len = (size_t)(end - slash - 1);
+
+		if (slash >= end)
+			break;
+		fd = try_in(DEBUG_ROOT, slash + 1, len, link, w, found);
+		if (fd < 0 && invented)
+			fd = try_in(DEBUG_ROOT, slash + 1, len, base, w, found);
+	}
+	for (int i = 0; fd < 0 && i < 1 + invented; i++)
+		fd = try_in(NULL, DEBUG_ROOT, strlen(DEBUG_ROOT), i ? base : link, w, found);
+	return fd;
+}
+
+/* The places of find_by_link for file, then for the file it links to when it is a symbolic link. */
+static int find_on_disk(const char *file, const char *link, GElf_Word crc, const struct wanted *want, char **found)
+{
+	char name[NAME_MAX + 1];
+	struct wanted w = *want;
+	bool invented = !link;
+	int fd = -1;
+
+	if (!file || file[0] != '/' || stat(file, &w.module))
+		return -1;
+	if (invented) { /* no .gnu_debuglink: F.debug, its CRC unknown */
+		if (snprintf(name, sizeof(name), "%s.debug", strrchr(file, '/') + 1) >= (int)sizeof(name))
+			return -1;
+		link = name;
+	}
+	w.crc = invented ? 0 : crc;
+	fd = find_by_link(file, link, invented, &w, found);
+	if (fd < 0) {
+		char *real = realpath(file, NULL);
+
+		if (real && strcmp(real, file))
+			fd = find_by_link(real, link, invented, &w, found);
+		free(real);
+	}
+	return fd;
+}
+
+int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+		  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+		  char **debuginfo_file_name)
+{
+	const char *debugfile = NULL;
+	struct wanted w = { .n = 0 };
+	GElf_Addr vaddr;
+	int fd;
+
+	/* a module with its debug file already asks for its dwz alternate file: libdw's search */
+	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
+	if (!debugfile && (fd = fl_debugcache_open(mod, modname, debuginfo_file_name)) >= 0)
+		return fd;
+	if (debugfile || fl_debuginfod_configured())
+		return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+						    debuglink_crc, debuginfo_file_name);
+	w.n = dwfl_module_build_id(mod, &w.id, &vaddr);
+	/* as dwfl_standard_find_debuginfo calls it: /usr/lib/debug/.build-id/NN/N...N.debug */
+	if (w.n > 0 && (fd = dwfl_build_id_find_debuginfo(mod, NULL, NULL, 0, NULL, NULL, 0, debuginfo_file_name)) >= 0)
+		return fd;
+	return find_on_disk(file_name, debuglink_file, debuglink_crc, &w, debuginfo_file_name);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * debugfind.h - where a module's debug file is: faultline's decompressed
+ * copy (debugcache.h), then the machine's files, then a debuginfod server
+ * when one is configured.
+ *
+ * libdw's own search (dwfl_standard_find_debuginfo) ends, for any module it
+ * found no debug file for here, by asking debuginfod, and for that dlopens
+ * libdebuginfod whether a server is configured or not: ~30 libraries (curl,
+ * gnutls, krb5) whose loading took 10 ms of CPU and, a process with threads
+ * relocating them, TLB shootdowns on every CPU, while the eBPF programs were
+ * verified beside it: `record -- true` 63 -> 50 ms on this 2-CPU VM.  Where
+ * DEBUGINFOD_URLS names no server, which is libdebuginfod's own rule for
+ * asking none, the search here is libdw's without that last step.
+ */
+#ifndef FL_DEBUGFIND_H
+#define FL_DEBUGFIND_H
+
+#include <stdbool.h>
+#include <elfutils/libdwfl.h>
+
+/* DEBUGINFOD_URLS names a server: libdw's search, debuginfod included, is used. */
+bool fl_debuginfod_configured(void);
+
+/*
+ * Dwfl_Callbacks.find_debuginfo.  The cached copy of mod's debug file
+ * (debugcache.h); with a debuginfod server configured, or for a dwz
+ * alternate file, dwfl_standard_find_debuginfo; otherwise what it finds on
+ * this machine, in the same places: by build ID under /usr/lib/debug, then
+ * by the module's .gnu_debuglink name (or FILE.debug) beside the file, in
+ * its .debug/ and under /usr/lib/debug, a file believed when it carries the
+ * module's build ID (or, for a module without one, the link's CRC).
+ */
+int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+		  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+		  char **debuginfo_file_name);
+
+#endif
