@@ -31,9 +31,9 @@ struct fl_ingest *fl_ingest_new(struct fl_store *store)
 	return g;
 }
 
-void fl_ingest_prewarm(struct fl_ingest *g, const char *shim)
+void fl_ingest_prewarm(struct fl_ingest *g, const char *shim, const char *exe)
 {
-	fl_stacks_prewarm(g->stacks, shim);
+	fl_stacks_prewarm(g->stacks, shim, exe);
 }
 
 void fl_ingest_use_bpf(struct fl_ingest *g)

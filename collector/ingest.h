@@ -26,7 +26,7 @@ struct fl_ingest;
 /* A new ingest, in shim mode until fl_ingest_use_bpf(). */
 struct fl_ingest *fl_ingest_new(struct fl_store *store);
 /* Start reading what symbolization will need (stacktab.h fl_stacks_prewarm), after the target was forked. */
-void fl_ingest_prewarm(struct fl_ingest *g, const char *shim);
+void fl_ingest_prewarm(struct fl_ingest *g, const char *shim, const char *exe);
 /* BPF is attached: its syscall records drive the model from now on. */
 void fl_ingest_use_bpf(struct fl_ingest *g);
 void fl_ingest_free(struct fl_ingest *g);

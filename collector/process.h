@@ -15,6 +15,7 @@
  *   heapblocks.c          sampled heap blocks, live per process, to heap_sample rows
  *   model.c               the VMA model; it owns every change to itself
  *   stacktab.c, store.c   stacks and frames; the SQLite writer   (ground)
+ *   symbolizer.c          names frames (libdw) on its own thread, below stacktab.c
  */
 #ifndef FL_PROCESS_H
 #define FL_PROCESS_H

@@ -759,7 +759,7 @@ static int record(struct recorder *r)
 	}
 	r->ingest = fl_ingest_new(r->store);
 	if (r->ingest)
-		fl_ingest_prewarm(r->ingest, shim); /* on a thread, while the eBPF programs load */
+		fl_ingest_prewarm(r->ingest, shim, r->launch.path); /* on a thread, while the eBPF programs load */
 	const char *note = r->ingest ? start_bpf(r, why, sizeof(why)) : "out of memory";
 	if (!r->ingest) {
 		fprintf(stderr, "faultline: out of memory\n");

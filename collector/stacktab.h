@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stacktab.h - deduplicated frames and stacks, fault sites, and the
- * symbolization of every frame (elfutils libdwfl) while the target runs
- * and, for the last ones, before the recording ends.
+ * stacktab.h - deduplicated frames and stacks, and fault sites.  Every new
+ * frame goes to the symbolizer (symbolizer.h), which names it on its own
+ * thread while the target runs; the names are stored as they come and the
+ * last ones before the recording ends.
  *
  * A frame is named by (module path, file offset) so the same code has the
  * same frame in every process despite ASLR; an address outside any file
@@ -21,13 +22,8 @@ struct fl_stacks;
 struct fl_stacks *fl_stacks_new(struct fl_store *store);
 void fl_stacks_free(struct fl_stacks *st);
 
-/*
- * Open the C library and the dynamic loader faultline itself runs with, and
- * the shim (its path, or NULL), on a thread now (while the eBPF programs
- * load), for the target's frames in them later: their debug information is
- * the slowest to read.  Call it once, after the target was forked.
- */
-void fl_stacks_prewarm(struct fl_stacks *st, const char *shim);
+/* Start the symbolizer's thread (fl_symbolizer_start: the shim's path and the target's, or NULL). Once, after the target was forked. */
+void fl_stacks_prewarm(struct fl_stacks *st, const char *shim, const char *exe);
 
 /* The stack of return addresses ips[0..n) (innermost first) in address space m; 0 if n is 0. */
 __s64 fl_stacks_intern(struct fl_stacks *st, const struct fl_model *m, const __u64 *ips, unsigned n);
@@ -49,12 +45,12 @@ void fl_stacks_add_site(struct fl_stacks *st, __s64 vma_id, __s64 proc_id, const
 			__s64 frame_id, __u64 count, int faultline, __s64 callers_id, int callers_end);
 
 /*
- * Symbolize the frames added since the last call (each module is opened
- * once and kept), so that little is left for the end of the run.
+ * Store the names of the frames named since the last call (without the
+ * symbolizer's thread, name them here until stop(ctx) says to stop).
  */
 void fl_stacks_symbolize(struct fl_stacks *st, bool (*stop)(void *ctx), void *ctx);
 
-/* Write the fault sites and symbolize the frames still unnamed. */
+/* Write the fault sites, and the names of the frames still unnamed once they are named. */
 void fl_stacks_finish(struct fl_stacks *st);
 
 #endif /* FL_STACKTAB_H */
