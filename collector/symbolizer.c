@@ -31,11 +31,12 @@ struct module {
 
 /*
  * The modules nearly every stack has frames in (and the target's own),
- * opened by the thread before any frame: libdw decompresses every compressed section of a debug file
- * the first time it reads it (libc6-dbg's took ~50 ms of a recording of
- * `true`); the thread also keeps a decompressed copy for the next runs
- * (debugcache.h).  The collector's own libc and ld.so are the target's but
- * in a container or chroot; module_of() takes one when the paths are the same.
+ * opened by the thread before any frame: libdw decompresses every
+ * compressed section of a debug file the first time it reads it
+ * (libc6-dbg's took ~50 ms of a recording of `true`); the thread also keeps
+ * a decompressed copy for the next runs (debugcache.h).  The collector's
+ * own libc and ld.so are the target's but in a container or chroot;
+ * module_of() takes one when the paths are the same.
  */
 #define NWARM 4
 struct warm {
