@@ -499,11 +499,11 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
 	}
 	if (now - r->last_commit >= TICK_COMMIT_NS) {
 		/*
-		 * Symbolize while the target runs, when nothing waits for us; a
-		 * process waiting at exit stops it between frames.  Opening a new
-		 * module is one step and can take 100 ms (libdw reading its
-		 * symbols and lines): an exit wait that falls in it can run out
-		 * (loss smaps_exit_late).
+		 * Store the names the symbolizer's thread made meanwhile, when
+		 * nothing waits for us.  Without that thread the frames are named
+		 * here, a process waiting at exit stopping it between frames
+		 * (opening a module is one step, up to 100 ms: an exit wait that
+		 * falls in it can run out, loss smaps_exit_late).
 		 */
 		if (quiet)
 			fl_ingest_symbolize(r->ingest, exit_waiting, r);
