@@ -7,11 +7,12 @@
  * C library, the dynamic loader, the shim), while the eBPF programs load:
  * their debug information is the slowest to read.  Then it names each frame
  * it is given as it comes, keeping every module it opened for the next
- * ones.  The recorder takes the names as they are ready (its store is not
- * shared) and waits only for the last ones: python3's 580 frames took 85 ms
- * after the target had ended, named on the recorder's thread.  Where the
- * thread cannot start, frames are named on the caller's thread when their
- * names are taken.
+ * ones, at the lowest priority (it takes a CPU the target leaves).  The
+ * recorder takes the names as they are ready (its store is not shared) and
+ * names what is left at the end itself, beside the thread: python3's 580
+ * frames took 85 ms after the target had ended, named on the recorder's
+ * thread.  Where the thread cannot start, frames are named on the caller's
+ * thread when their names are taken.
  */
 #ifndef FL_SYMBOLIZER_H
 #define FL_SYMBOLIZER_H
