@@ -322,10 +322,8 @@ static int bpf_poll(struct recorder *r) { (void)r; return 0; }
 static int bpf_sleep(struct recorder *r) { (void)r; return 0; }
 static void bpf_awake(struct recorder *r) { (void)r; }
 static bool bpf_drain_wanted(const struct recorder *r) { (void)r; return false; }
-static int watch_bpf_ring(struct recorder *r) { (void)r; return 0; }
 static bool bpf_on(const struct recorder *r) { (void)r; return false; }
 static void bpf_drain(struct recorder *r) { (void)r; }
-static void read_bpf_losses(struct recorder *r) { (void)r; }
 static void unload_early(struct recorder *r) { (void)r; }
 #endif
 
