@@ -4,6 +4,7 @@
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <gelf.h>
 #include <limits.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -165,13 +167,37 @@ static void build_id_hex(Dwfl_Module *mod, char *out, size_t len)
 		snprintf(out + 2 * i, 3, "%02x", bits[i]);
 }
 
+/*
+ * The file at path, open, if it is a regular file; else -1.  The path is
+ * one a target mapped, and the target may have put a FIFO there since:
+ * libdw's own open would wait in it for ever (and the recorder with it).
+ */
+static int open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+
+	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* Open the module at path into mo (its fields stay empty where it cannot be read); with its symbols. */
 static void open_module(struct module *mo, const char *path, bool symbols)
 {
+	int fd;
+
 	mo->opened = true;
-	if (!(mo->dwfl = dwfl_begin(&dwfl_callbacks)))
+	if ((fd = open_regular(path)) < 0 || !(mo->dwfl = dwfl_begin(&dwfl_callbacks))) {
+		if (fd >= 0)
+			close(fd);
 		return;
-	mo->mod = dwfl_report_elf(mo->dwfl, path, path, -1, 0, false);
+	}
+	mo->mod = dwfl_report_elf(mo->dwfl, path, path, fd, 0, false); /* fd is libdw's if it succeeds */
+	if (!mo->mod)
+		close(fd);
 	dwfl_report_end(mo->dwfl, NULL, NULL);
 	mo->elf = mo->mod ? dwfl_module_getelf(mo->mod, &mo->bias) : NULL;
 	if (mo->mod)
