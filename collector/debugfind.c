@@ -154,6 +154,44 @@ static int find_on_disk(const char *file, const char *link, GElf_Word crc, const
 	return fd;
 }
 
+/*
+ * mod's dwz alternate file, whose debug file (at file) names it altname in
+ * its .gnu_debugaltlink, with the build ID it must carry: by that build ID
+ * under /usr/lib/debug, then where libdw looks (beside the debug file, in
+ * its .dwz/, under /usr/lib/debug and its .dwz/ by base name) and at
+ * altname itself when it is absolute.  Each candidate as try_path opens
+ * it: a debug file a target made can name a FIFO there, and libdw's own
+ * search waited in open() for ever (e2e/debuglink).
+ */
+static int find_alt(Dwfl_Module *mod, const char *file, const char *altname, char **found)
+{
+	Dwarf_Addr bias;
+	Dwarf *dw = dwfl_module_getdwarf(mod, &bias); /* set when an alternate file is asked for */
+	const char *name, *base, *slash = file ? strrchr(file, '/') : NULL;
+	char dwz[NAME_MAX + sizeof(".dwz/")];
+	const void *id;
+	ssize_t n = dw ? dwelf_dwarf_gnu_debugaltlink(dw, &name, &id) : -1;
+	struct wanted w = { .id = id, .n = (int)n };
+	int fd;
+
+	if (n <= 0 || !altname)
+		return -1;
+	if ((fd = dwfl_build_id_find_debuginfo(mod, NULL, NULL, 0, NULL, NULL, 0, found)) >= 0)
+		return fd;
+	base = strrchr(altname, '/') ? strrchr(altname, '/') + 1 : altname;
+	if (snprintf(dwz, sizeof(dwz), ".dwz/%s", base) >= (int)sizeof(dwz))
+		return -1;
+	if (altname[0] == '/')
+		fd = try_path(altname, &w, found);
+	else if (slash)
+		fd = try_in(NULL, file, (size_t)(slash - file), altname, &w, found);
+	if (fd < 0 && slash)
+		fd = try_in(NULL, file, (size_t)(slash - file), dwz, &w, found);
+	for (int i = 0; fd < 0 && i < 2; i++)
+		fd = try_in(NULL, DEBUG_ROOT, strlen(DEBUG_ROOT), i ? dwz : base, &w, found);
+	return fd;
+}
+
 int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 		  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
 		  char **debuginfo_file_name)
@@ -163,11 +201,13 @@ int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_
 	GElf_Addr vaddr;
 	int fd;
 
-	/* a module with its debug file already asks for its dwz alternate file: libdw's search */
+	/* a module with its debug file already asks for its dwz alternate file */
 	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
-	if (!debugfile && (fd = fl_debugcache_open(mod, modname, debuginfo_file_name)) >= 0)
+	fd = debugfile ? find_alt(mod, file_name, debuglink_file, debuginfo_file_name)
+		       : fl_debugcache_open(mod, modname, debuginfo_file_name);
+	if (fd >= 0 || (debugfile && !fl_debuginfod_configured()))
 		return fd;
-	if (debugfile || fl_debuginfod_configured())
+	if (fl_debuginfod_configured()) /* libdw's search again, then debuginfod's download */
 		return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
 						    debuglink_crc, debuginfo_file_name);
 	w.n = dwfl_module_build_id(mod, &w.id, &vaddr);

@@ -24,12 +24,14 @@ bool fl_debuginfod_configured(void);
 
 /*
  * Dwfl_Callbacks.find_debuginfo.  The cached copy of mod's debug file
- * (debugcache.h); with a debuginfod server configured, or for a dwz
- * alternate file, dwfl_standard_find_debuginfo; otherwise what it finds on
- * this machine, in the same places: by build ID under /usr/lib/debug, then
- * by the module's .gnu_debuglink name (or FILE.debug) beside the file, in
- * its .debug/ and under /usr/lib/debug, a file believed when it carries the
- * module's build ID (or, for a module without one, the link's CRC).
+ * (debugcache.h); with a debuginfod server configured,
+ * dwfl_standard_find_debuginfo; otherwise what it finds on this machine, in
+ * the same places: by build ID under /usr/lib/debug, then by the module's
+ * .gnu_debuglink name (or FILE.debug) beside the file, in its .debug/ and
+ * under /usr/lib/debug, a file believed when it carries the module's build
+ * ID (or, for a module without one, the link's CRC).  A dwz alternate file
+ * likewise, by the build ID its debug file's .gnu_debugaltlink names.  Every
+ * candidate is opened non-blocking and used only if it is a regular file.
  */
 int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 		  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,

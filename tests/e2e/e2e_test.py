@@ -772,7 +772,9 @@ def test_debuglink():
     search would find its debug file, without libdebuginfod (collector/debugfind.c): beside it, in
     its .debug/, under /usr/lib/debug by its directory and by a tail of it; a program without a
     build ID by the link's CRC.  A debug file of another build ID, or whose CRC differs, is not
-    used.  libdebuginfod is loaded only where DEBUGINFOD_URLS names a server."""
+    used.  libdebuginfod is loaded only where DEBUGINFOD_URLS names a server.  A dwz alternate file
+    is found beside its debug files (opened by faultline, non-blocking), and a FIFO put in its
+    place holds nothing."""
     tools = [shutil.which(t) for t in ("gcc", "objcopy", "strip")]
     if not all(tools):
         raise Skip("gcc and binutils needed (scripts/deps.sh)")
@@ -833,6 +835,32 @@ def test_debuglink():
             f.seek(200)
             f.write(bytes([b[0] ^ 0xff]))
         check(lines(d, nobid, "CRC differs")[0] == 0, "no build ID, the CRC differs: not used")
+        # dwz: two debug files share an alternate file their .gnu_debugaltlink names (beside them);
+        # a target can put a FIFO there, and libdw's own search waited in open() for ever
+        if shutil.which("dwz"):
+            dz = os.path.join(d, "dz")
+            os.makedirs(dz)
+            pa, pb = os.path.join(dz, "pa"), os.path.join(dz, "pb")
+            da, db_ = build(pa), build(pb, opt="-O2")
+            subprocess.run(["dwz", "-m", "alt.debug", "-M", "alt.debug", da, db_], check=True, cwd=dz)
+            alt = os.path.join(dz, "alt.debug")
+            check(lines(d, pa, "dwz")[0] > 0, "a dwz'd debug file, its alternate file beside it: source lines")
+            err = subprocess.run(["strace", "-f", "-e", "trace=openat", "-o", os.path.join(d, "st"), FL, "record",
+                                  "--force", "--no-bpf", "-o", os.path.join(d, "s.db"), "--", pa, "threads", "2",
+                                  "50"], capture_output=True, text=True).returncode if shutil.which("strace") else None
+            if err is not None:
+                with open(os.path.join(d, "st")) as f:
+                    opened = [l for l in f if alt in l and "O_NONBLOCK" in l and "ENOENT" not in l]
+                check(opened, "the alternate file opened by faultline, non-blocking")
+            os.rename(alt, alt + ".real")
+            os.mkfifo(alt)
+            try:
+                p = subprocess.run([FL, "record", "--force", "--no-bpf", "-o", os.path.join(d, "f.db"), "--", pa,
+                                    "threads", "2", "50"], capture_output=True, text=True, timeout=60)
+                check(p.returncode == 0, f"a FIFO for the alternate file: recorded ({p.returncode})")
+            except subprocess.TimeoutExpired:
+                subprocess.run(["pkill", "-9", "-f", os.path.join(d, "f.db")])
+                check(False, "a FIFO for the alternate file held the recorder")
 
 
 def test_demangle_bpf():
