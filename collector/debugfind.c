@@ -169,7 +169,7 @@ static int find_alt(Dwfl_Module *mod, const char *file, const char *altname, cha
 	Dwarf *dw = dwfl_module_getdwarf(mod, &bias); /* set when an alternate file is asked for */
 	const char *name, *base, *slash = file ? strrchr(file, '/') : NULL;
 	char dwz[NAME_MAX + sizeof(".dwz/")];
-	const void *id;
+	const void *id = NULL;
 	ssize_t n = dw ? dwelf_dwarf_gnu_debugaltlink(dw, &name, &id) : -1;
 	struct wanted w = { .id = id, .n = (int)n };
 	int fd;
