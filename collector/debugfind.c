@@ -66,20 +66,27 @@ static bool believed(int fd, off_t size, const struct wanted *w)
 	return !w->crc || (size <= MAX_CRC_BYTES && crc_matches(fd, w->crc));
 }
 
-/*
- * The file at path, open, when it is the one w wants (its name into *found);
- * else -1.  O_NONBLOCK: a FIFO put where a debug file is looked for does not
- * hold the collector in open() (libdw's own search would wait there).
- */
-static int try_path(const char *path, const struct wanted *w, char **found)
+int fl_open_regular(const char *path, struct stat *st)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd >= 0 && (fstat(fd, st) || !S_ISREG(st->st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The file at path, open (fl_open_regular), when it is the one w wants (its name into *found); else -1. */
+static int try_path(const char *path, const struct wanted *w, char **found)
+{
 	struct stat st;
+	int fd = fl_open_regular(path, &st);
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (st.st_dev == w->module.st_dev && st.st_ino == w->module.st_ino) ||
-	    !believed(fd, st.st_size, w) || !(*found = strdup(path))) {
+	if ((st.st_dev == w->module.st_dev && st.st_ino == w->module.st_ino) || !believed(fd, st.st_size, w) ||
+	    !(*found = strdup(path))) {
 		close(fd);
 		return -1;
 	}

@@ -17,7 +17,16 @@
 #define FL_DEBUGFIND_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <elfutils/libdwfl.h>
+
+/*
+ * The file at path, open read-only (its stat into *st), if it is a regular
+ * file; else -1.  Every file named after what a target mapped is opened so
+ * (modules, debug files, dwz alternates): O_NONBLOCK, as the target may
+ * have put a FIFO there, where libdw's own open() waited for ever.
+ */
+int fl_open_regular(const char *path, struct stat *st);
 
 /* DEBUGINFOD_URLS names a server: libdw's search, debuginfod included, is used. */
 bool fl_debuginfod_configured(void);

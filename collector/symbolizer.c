@@ -4,7 +4,6 @@
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <gelf.h>
 #include <limits.h>
 #include <pthread.h>
@@ -168,29 +167,17 @@ static void build_id_hex(Dwfl_Module *mod, char *out, size_t len)
 }
 
 /*
- * The file at path, open, if it is a regular file; else -1.  The path is
- * one a target mapped, and the target may have put a FIFO there since:
- * libdw's own open would wait in it for ever (and the recorder with it).
+ * Open the module at path into mo (its fields stay empty where it cannot be
+ * read); with its symbols.  Opened here (fl_open_regular), not by libdw: the
+ * path is one a target mapped, and it may have put a FIFO there since.
  */
-static int open_regular(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct stat st;
-
-	if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
-/* Open the module at path into mo (its fields stay empty where it cannot be read); with its symbols. */
 static void open_module(struct module *mo, const char *path, bool symbols)
 {
+	struct stat st;
 	int fd;
 
 	mo->opened = true;
-	if ((fd = open_regular(path)) < 0 || !(mo->dwfl = dwfl_begin(&dwfl_callbacks))) {
+	if ((fd = fl_open_regular(path, &st)) < 0 || !(mo->dwfl = dwfl_begin(&dwfl_callbacks))) {
 		if (fd >= 0)
 			close(fd);
 		return;
