@@ -511,33 +511,49 @@ static void tick(struct recorder *r, __u64 now, bool quiet)
 }
 
 /*
- * How long the loop may sleep: not at all while records flow (producers may
- * be waiting on a full ring), then twice as long after each empty round, up
- * to IDLE_MAX_MS.  The channel has no fd to wake us; with BPF every call the
- * shim records is a syscall whose BPF record does (the ring's fd is in the
- * epoll set), so the cap is the fault drain's period there, and the /proc
- * sampling period in shim mode.  BPF wakes us only while we sleep (bpf_sleep):
- * a wake-up per record cost the target ~1 us each in a VM.
+ * How the loop waits after a round.  Not at all while records flow
+ * (producers may be waiting on a full ring).  After the first empty round
+ * it naps NAP_MS without asking BPF for a wake-up: a target busy with calls
+ * has more records by then, and a wake-up costs the target's CPU an irq_work
+ * self-IPI, in a VM an exit to the host (churn: ~17k of them, 27 us each,
+ * when the loop slept after every round it caught up).  A shim producer
+ * meanwhile fills at most NAP_MS of its 512-slot ring.  After an empty nap
+ * it sleeps until woken: IDLE_MIN_MS, then twice as long after each empty
+ * round, up to a cap.  The channel has no fd to wake us; with BPF every call
+ * the shim records is a syscall whose BPF record does (the ring's fd is in
+ * the epoll set), so the cap is the fault drain's period there, and the
+ * /proc sampling period in shim mode.
  */
+#define NAP_MS 1
 #define IDLE_MIN_MS 2
-static int idle_wait_ms(const struct recorder *r, bool busy, int last)
+struct pace {
+	int ms;    /* epoll_wait's timeout */
+	bool wake; /* BPF records wake us meanwhile (bpf_sleep) */
+};
+
+static struct pace next_pace(const struct recorder *r, bool busy, struct pace last)
 {
 	int cap = (int)((bpf_on(r) ? TICK_DRAIN_NS : TICK_SAMPLE_NS) / 1000000);
 	if (busy)
-		return 0;
-	return !last ? IDLE_MIN_MS : last * 2 < cap ? last * 2 : cap;
+		return (struct pace){ 0, false };
+	if (!last.ms)
+		return (struct pace){ NAP_MS, false };
+	if (!last.wake)
+		return (struct pace){ IDLE_MIN_MS, true };
+	return (struct pace){ last.ms * 2 < cap ? last.ms * 2 : cap, true };
 }
 
 static void loop(struct recorder *r)
 {
 	bool busy = false;
-	int wait_ms = 0;
+	struct pace pace = { 0, false };
 	while (!r->stop && !(r->root_done && fl_ingest_alive(r->ingest) == 0 && !have_children())) {
 		struct epoll_event ev[16];
-		wait_ms = idle_wait_ms(r, busy, wait_ms);
-		int got = wait_ms ? bpf_sleep(r) : 0;
-		int n = epoll_wait(r->epfd, ev, 16, got ? 0 : wait_ms);
-		bpf_awake(r);
+		pace = next_pace(r, busy, pace);
+		int got = pace.wake ? bpf_sleep(r) : 0;
+		int n = epoll_wait(r->epfd, ev, 16, got ? 0 : pace.ms);
+		if (pace.wake)
+			bpf_awake(r);
 		for (int i = 0; i < n; i++) {
 			if (ev[i].data.u64 == 0)
 				on_signal(r);
@@ -553,7 +569,7 @@ static void loop(struct recorder *r)
 		fl_ingest_settle(r->ingest, channel_ns, ring_ns);
 		busy = got > 0;
 		if (n > 0) /* woken (BPF record, signal, exit): look again soon */
-			wait_ms = 0;
+			pace = (struct pace){ 0, false };
 		watch_new_processes(r);
 		tick(r, fl_mono_ns(), !busy);
 		say_waiting(r, fl_mono_ns());
