@@ -7,6 +7,7 @@
  *   ring.c      the producer side of the channel: attach, init, records, waiting
  *   snapshot.c  /proc/self/maps snapshots: the hello, resync after dlopen
  *   unwind.c    call stacks (libgcc's unwinder) and the fork gate around them
+ *   cfi.c       call stacks from unwind rules cached per return address
  *   clock.c     the clock of the records (the vDSO's clock_gettime)
  *   malloc.c    the malloc family: sampled allocations and their frees
  *   exit.c      exit(), _exit(), _Exit(): the wait for a last smaps sample
@@ -280,6 +281,12 @@ extern int shim_no_unwind;             /* stacks disabled (fork child of a busy 
 void shim_find_text(void);
 /* Make the unwinder ready (at init, under shim_busy). */
 void shim_unwind_init(void);
+/* Call stacks by cached rules (cfi.c): the return addresses above the
+ * caller's frame, as libgcc's unwinder gives them, or -1 where they do not
+ * serve (then libgcc's).  init: after libgcc_s is loaded (its handle). */
+void shim_cfi_init(void *libgcc);
+int shim_cfi_unwind(void **frames, int room);
+extern int shim_unwind_check;          /* FAULTLINE_UNWIND_CHECK=1: every stack by both, compared */
 /* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
 #define SHIM_FRAME_SLACK 16
 /* The hook's caller, from the shim's own frame pointers (async-signal-safe,

@@ -84,17 +84,120 @@ static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg)
 	return ++t->n == t->room ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
-/* backtrace(): the return addresses above this function's frame. */
+/* FAULTLINE_UNWIND_CHECK=1 (cfi.c): stacks the rules made, libgcc's, and how many of the first differed. */
+static unsigned by_rules, by_libgcc, differed;
+
+/* A line for stderr, built without libc's formatting: text, then numbers in base 10 or 16. */
+struct line {
+	char buf[200];
+	unsigned len;
+};
+
+static void put(struct line *l, const char *s)
+{
+	while (*s && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = *s++;
+}
+
+static void put_num(struct line *l, __u64 v, unsigned base)
+{
+	char digits[24];
+	int n = 0;
+
+	do
+		digits[n++] = "0123456789abcdef"[v % base];
+	while ((v /= base) && n < 24);
+	while (n && l->len < sizeof(l->buf) - 1)
+		l->buf[l->len++] = digits[--n];
+}
+
+static void say(struct line *l)
+{
+	put(l, "\n");
+	shim_syscall(SYS_write, 2, l->buf, l->len);
+}
+
+/*
+ * The check: libgcc's stack from here, whose first frame is unwind()'s (this
+ * function's caller), against the n the rules gave for unwind()'s caller and
+ * up.  A difference is told on stderr (a developer's switch: the program's
+ * output changes) and libgcc's stack is kept.
+ */
+static __attribute__((noinline)) int unwind_checked(void **frames, int n, int room)
+{
+	void *lib[FL_MAX_FRAMES + SHIM_FRAME_SLACK + 1];
+	struct trace t = { .frames = lib, .n = -1, .room = room + 1 };
+	int same;
+
+	if (room + 1 > (int)(sizeof(lib) / sizeof(lib[0])))
+		return n;
+	unwind_backtrace(one_frame, &t);
+	same = t.n == n + 1;
+	for (int i = 0; same && i < n; i++)
+		same = lib[i + 1] == frames[i];
+	if (same)
+		return n;
+	if (__atomic_fetch_add(&differed, 1, __ATOMIC_RELAXED) < 20) {
+		struct line l = { .len = 0 };
+		int at = 0;
+
+		while (at < n && at + 1 < t.n && lib[at + 1] == frames[at])
+			at++;
+		put(&l, "faultline: unwind check: frame ");
+		put_num(&l, (__u64)at, 10);
+		put(&l, " of ");
+		put_num(&l, (__u64)n, 10);
+		put(&l, " (libgcc: ");
+		put_num(&l, (__u64)(t.n - 1), 10);
+		put(&l, ") by rule 0x");
+		put_num(&l, at < n ? (__u64)frames[at] : 0, 16);
+		put(&l, ", libgcc's 0x");
+		put_num(&l, at + 1 < t.n ? (__u64)lib[at + 1] : 0, 16);
+		say(&l);
+	}
+	for (int i = 1; i < t.n; i++)
+		frames[i - 1] = lib[i];
+	return t.n - 1;
+}
+
+__attribute__((destructor)) static void unwind_check_report(void)
+{
+	struct line l = { .len = 0 };
+
+	if (!shim_unwind_check)
+		return;
+	put(&l, "faultline: unwind check: stacks by rule ");
+	put_num(&l, by_rules, 10);
+	put(&l, ", by libgcc ");
+	put_num(&l, by_libgcc, 10);
+	put(&l, ", differed ");
+	put_num(&l, differed, 10);
+	say(&l);
+}
+
+/* backtrace(): the return addresses above this function's frame; by the
+ * rules of cfi.c, or libgcc's unwinder where they do not serve. */
 static __attribute__((noinline)) int unwind(void **frames, int room)
 {
 	struct trace t = { .frames = frames, .n = -1, .room = room };
+	int n;
 
 	if (room <= 0 || !unwind_backtrace)
 		return 0;
-	unwind_backtrace(one_frame, &t);
-	if (t.n > 1 && !frames[t.n - 1])
-		t.n--;  /* libgcc puts a NULL above _start */
-	return t.n > 0 ? t.n : 0;
+	n = shim_cfi_unwind(frames, room);
+	if (n >= 0 && shim_unwind_check) {
+		__atomic_fetch_add(&by_rules, 1, __ATOMIC_RELAXED);
+		n = unwind_checked(frames, n, room);
+	}
+	if (n < 0) {
+		if (shim_unwind_check)
+			__atomic_fetch_add(&by_libgcc, 1, __ATOMIC_RELAXED);
+		unwind_backtrace(one_frame, &t);
+		n = t.n;
+	}
+	if (n > 1 && !frames[n - 1])
+		n--;  /* libgcc puts a NULL above _start */
+	return n > 0 ? n : 0;
 }
 
 /* Make the unwinder ready now, under busy, while nothing else runs: load
@@ -111,6 +214,7 @@ void shim_unwind_init(void)
 		*(void **)&unwind_get_cfa = dlsym(lib, "_Unwind_GetCFA");
 		if (unwind_get_ip && unwind_get_cfa)
 			*(void **)&unwind_backtrace = dlsym(lib, "_Unwind_Backtrace");
+		shim_cfi_init(lib);
 	}
 	if (unwind(buf, 4) <= 0)
 		shim_no_unwind = 1;

@@ -894,6 +894,54 @@ def test_stack_growth_bpf():
     with_db(run)
 
 
+def unwind_checked(db, argv, heap_sample=None):
+    """Record argv with FAULTLINE_UNWIND_CHECK=1: the shim takes every stack by its cached rules
+    and by libgcc's unwinder and says at each process's exit how many differed.  Returns the
+    stacks by rule and by libgcc, summed over the processes."""
+    env = dict(os.environ, FAULTLINE_UNWIND_CHECK="1")
+    cmd = [FL, "record", "--force", "-o", db] + (["--heap-sample", heap_sample] if heap_sample else []) + ["--"] + argv
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    check(p.returncode == 0, f"{argv[0]}: exit {p.returncode}\n{p.stderr[-2000:]}")
+    lines = [line for line in p.stderr.splitlines() if line.startswith("faultline: unwind check:")]
+    bad = [line for line in lines if "stacks by rule" not in line]
+    check(not bad, f"{argv[0]}: stacks differed from libgcc's: {bad[:5]}")
+    totals = [0, 0, 0]
+    for line in lines:
+        words = line.replace(",", "").split()
+        for i, key in enumerate(("rule", "libgcc", "differed")):
+            totals[i] += int(words[words.index(key) + 1])
+    check(lines and totals[2] == 0, f"{argv[0]}: {len(lines)} processes told, {totals[2]} stacks differed")
+    return totals[0], totals[1]
+
+
+def test_unwind_check():
+    """Stacks by cached rules (preload/cfi.c) are libgcc's, frame for frame: on a library unloaded
+    and another of other frame sizes loaded at its address (a rule kept across would read the
+    wrong slot: the rules are forgotten), and on programs nobody here wrote, every malloc's stack
+    in exact heap mode."""
+    def run(db):
+        libs = [os.path.join(TARGETS, f"libe2e_unwind_{v}.so") for v in "ab"]
+        by_rule, _ = unwind_checked(db, [target("e2e_unwind")] + libs)
+        check(by_rule >= 2, f"the two mappings from lib_map were unwound by rule: {by_rule}")
+        out = subprocess.run([target("e2e_unwind")] + libs, capture_output=True, text=True).stdout.split()
+        check(len(out) == 2 and out[0] == out[1], f"the second library loaded where the first was: {out}")
+        src = os.path.join(os.path.dirname(db), "t.cc")  # templates: deep stacks in cc1plus
+        with open(src, "w") as f:
+            f.write('#include <map>\n#include <string>\n'
+                    'int main() { std::map<std::string, int> m; m["a"] = 1; return (int)m.size(); }\n')
+        programs = [["python3", "-c", "import json, decimal, hashlib; print(len(json.dumps(list(range(20000)))))"],
+                    ["perl", "-e", 'my %h; $h{$_} = "x" x ($_ % 50) for 1..20000; print scalar(keys %h), "\n"'],
+                    ["bash", "-c", "for i in 1 2 3; do echo $i | sed s/1/2/ | sort >/dev/null; done"],
+                    ["g++", "-O1", "-fsyntax-only", src]]
+        for argv in programs:
+            if not shutil.which(argv[0]):
+                raise Skip(f"{argv[0]} not installed (scripts/deps.sh installs it)")
+        for argv in programs:
+            by_rule, _ = unwind_checked(db, argv, heap_sample="1")
+            check(by_rule > 100, f"{argv[0]}: stacks by rule: {by_rule}")
+    with_db(run)
+
+
 def test_why_shim():
     """Without eBPF too, the target itself is sampled (the launcher before its exec is not): the
     shim's hello says the target runs, as eBPF's exec record would."""
