@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* debugfind.c - where a module's debug file is (see debugfind.h). */
+#include <dlfcn.h>
 #include <elfutils/libdwelf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <gelf.h>
 #include <limits.h>
 #include <stdio.h>
@@ -22,6 +24,48 @@ bool fl_debuginfod_configured(void)
 	const char *urls = getenv("DEBUGINFOD_URLS");
 
 	return urls && urls[strspn(urls, " \t\n")]; /* libdebuginfod: URLs separated by white space */
+}
+
+/*
+ * libdebuginfod's client, loaded at the first question (its ~30 libraries:
+ * debugfind.h).  Asked by build ID only, once the places on this machine
+ * came up empty: libdw's own search, which asks it last, opens its
+ * candidates there blocking, and a FIFO a target put beside its program
+ * held the recorder.  A client per question: the symbolizer's thread and
+ * the recorder's both name frames at the end.  The file it returns is in
+ * root's debuginfod cache, written by the client from the configured server.
+ */
+struct debuginfod_client;
+static struct {
+	struct debuginfod_client *(*begin)(void);
+	int (*find_debuginfo)(struct debuginfod_client *c, const unsigned char *id, int n, char **path);
+	void (*end)(struct debuginfod_client *c);
+} client;
+
+static void load_debuginfod(void)
+{
+	void *lib = dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: a client may live on any thread */
+
+	if (!lib)
+		return;
+	*(void **)&client.begin = dlsym(lib, "debuginfod_begin");
+	*(void **)&client.end = dlsym(lib, "debuginfod_end");
+	if (client.begin && client.end)
+		*(void **)&client.find_debuginfo = dlsym(lib, "debuginfod_find_debuginfo");
+}
+
+static int ask_debuginfod(const unsigned char *id, int n, char **found)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct debuginfod_client *c;
+	int fd;
+
+	if (n <= 0 || !fl_debuginfod_configured() || pthread_once(&once, load_debuginfod) || !client.find_debuginfo ||
+	    !(c = client.begin()))
+		return -1;
+	fd = client.find_debuginfo(c, id, n, found);
+	client.end(c);
+	return fd >= 0 ? fd : -1;
 }
 
 /* What a candidate must be to be the module's debug file. */
@@ -196,7 +240,7 @@ static int find_alt(Dwfl_Module *mod, const char *file, const char *altname, cha
 		fd = try_in(NULL, file, (size_t)(slash - file), dwz, &w, found);
 	for (int i = 0; fd < 0 && i < 2; i++)
 		fd = try_in(NULL, DEBUG_ROOT, strlen(DEBUG_ROOT), i ? dwz : base, &w, found);
-	return fd;
+	return fd >= 0 ? fd : ask_debuginfod(id, (int)n, found);
 }
 
 int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
@@ -208,18 +252,18 @@ int fl_debug_find(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_
 	GElf_Addr vaddr;
 	int fd;
 
+	(void)userdata;
+	(void)base;
 	/* a module with its debug file already asks for its dwz alternate file */
 	dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, &debugfile);
-	fd = debugfile ? find_alt(mod, file_name, debuglink_file, debuginfo_file_name)
-		       : fl_debugcache_open(mod, modname, debuginfo_file_name);
-	if (fd >= 0 || (debugfile && !fl_debuginfod_configured()))
+	if (debugfile)
+		return find_alt(mod, file_name, debuglink_file, debuginfo_file_name);
+	if ((fd = fl_debugcache_open(mod, modname, debuginfo_file_name)) >= 0)
 		return fd;
-	if (fl_debuginfod_configured()) /* libdw's search again, then debuginfod's download */
-		return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
-						    debuglink_crc, debuginfo_file_name);
 	w.n = dwfl_module_build_id(mod, &w.id, &vaddr);
 	/* as dwfl_standard_find_debuginfo calls it: /usr/lib/debug/.build-id/NN/N...N.debug */
 	if (w.n > 0 && (fd = dwfl_build_id_find_debuginfo(mod, NULL, NULL, 0, NULL, NULL, 0, debuginfo_file_name)) >= 0)
 		return fd;
-	return find_on_disk(file_name, debuglink_file, debuglink_crc, &w, debuginfo_file_name);
+	fd = find_on_disk(file_name, debuglink_file, debuglink_crc, &w, debuginfo_file_name);
+	return fd >= 0 ? fd : ask_debuginfod(w.id, w.n, debuginfo_file_name);
 }

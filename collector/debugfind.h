@@ -9,9 +9,10 @@
  * libdebuginfod whether a server is configured or not: ~30 libraries (curl,
  * gnutls, krb5) whose loading took 10 ms of CPU and, a process with threads
  * relocating them, TLB shootdowns on every CPU, while the eBPF programs were
- * verified beside it: `record -- true` 63 -> 50 ms on this 2-CPU VM.  Where
- * DEBUGINFOD_URLS names no server, which is libdebuginfod's own rule for
- * asking none, the search here is libdw's without that last step.
+ * verified beside it: `record -- true` 63 -> 50 ms on this 2-CPU VM.  So the
+ * search here is libdw's, made by faultline (non-blocking), and debuginfod
+ * is asked last, by build ID, only where DEBUGINFOD_URLS names a server
+ * (libdebuginfod's own rule for asking none).
  */
 #ifndef FL_DEBUGFIND_H
 #define FL_DEBUGFIND_H
@@ -28,17 +29,17 @@
  */
 int fl_open_regular(const char *path, struct stat *st);
 
-/* DEBUGINFOD_URLS names a server: libdw's search, debuginfod included, is used. */
+/* DEBUGINFOD_URLS names a server: a debug file found nowhere here is asked of it. */
 bool fl_debuginfod_configured(void);
 
 /*
  * Dwfl_Callbacks.find_debuginfo.  The cached copy of mod's debug file
- * (debugcache.h); with a debuginfod server configured,
- * dwfl_standard_find_debuginfo; otherwise what it finds on this machine, in
- * the same places: by build ID under /usr/lib/debug, then by the module's
- * .gnu_debuglink name (or FILE.debug) beside the file, in its .debug/ and
- * under /usr/lib/debug, a file believed when it carries the module's build
- * ID (or, for a module without one, the link's CRC).  A dwz alternate file
+ * (debugcache.h); then what dwfl_standard_find_debuginfo finds on this
+ * machine, in the same places: by build ID under /usr/lib/debug, then by the
+ * module's .gnu_debuglink name (or FILE.debug) beside the file, in its
+ * .debug/ and under /usr/lib/debug, a file believed when it carries the
+ * module's build ID (or, for a module without one, the link's CRC); then, by
+ * build ID, a debuginfod server if one is configured.  A dwz alternate file
  * likewise, by the build ID its debug file's .gnu_debugaltlink names.  Every
  * candidate is opened non-blocking and used only if it is a regular file.
  */

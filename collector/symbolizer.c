@@ -251,16 +251,17 @@ static const char *object_of(const void *addr)
  * Open the warm modules, outside the dwfl lock (a frame pointer asked for
  * meanwhile opens its own module rather than wait), then offer them.
  * Where a debuginfod server is configured, libdebuginfod is loaded here
- * too: libdw dlopens it the first time a module has no debug file on this
- * machine, and its ~30 libraries (curl, gnutls, krb5) took 8-13 ms after the
- * target had ended; without a server it is never loaded (debugfind.h).
+ * too: it is asked the first time a module has no debug file on this
+ * machine, and loading its ~30 libraries (curl, gnutls, krb5) took 8-13 ms
+ * after the target had ended; without a server it is never loaded
+ * (debugfind.h).
  */
 static void prewarm(struct fl_symbolizer *sy)
 {
 	Dwarf_Addr bias;
 
 	if (fl_debuginfod_configured())
-		dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: libdw holds it until exit anyway */
+		dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: debugfind.c loads it again, for good */
 	for (unsigned i = 0; i < sy->nwarm; i++) {
 		struct module *mo = &sy->warm[i].mo;
 		GElf_Ehdr eh;

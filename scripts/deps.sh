@@ -9,6 +9,7 @@ PKGS=(meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev llvm b
       libjemalloc2  # tests/heap: an allocator preloaded by the user
       libc6-dbg  # libc's compressed debug file: tests/e2e debug_cache_bpf, source lines of libc frames
       dwz  # tests/e2e debuglink: debug files sharing a dwz alternate file
+      debuginfod  # tests/e2e debuglink: a debug file downloaded from a server (debuginfod, debuginfod-find)
       qemu-system-x86  # tests/vm boots Debian kernels
       golang-go chromium nodejs)  # tests/outputs: go tool pprof reads the pprof export; chromium opens the HTML report
 missing=()

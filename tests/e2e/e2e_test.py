@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from invariant import check_recording  # noqa: E402
@@ -766,6 +767,33 @@ def test_debug_cache_bpf():
     with_db(go)
 
 
+def debuginfod_serves(d, served, exe, run):
+    """run(env) with DEBUGINFOD_URLS naming a debuginfod server of the directory served (on a free
+    port, its cache in d), once the server answers for exe's build ID; run's result."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = subprocess.Popen(["debuginfod", "-F", served, "-p", str(port), "-d", os.path.join(d, "debuginfod.db")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        env = dict(os.environ, DEBUGINFOD_URLS=f"http://127.0.0.1:{port}",
+                   DEBUGINFOD_CACHE_PATH=os.path.join(d, "debuginfod-cache"))
+        for i in range(100):  # the server scans the directory first; a miss is cached: a cache per probe
+            probe = dict(env, DEBUGINFOD_CACHE_PATH=os.path.join(d, f"probe-cache-{i}"))
+            if subprocess.run(["debuginfod-find", "debuginfo", exe], env=probe, capture_output=True).returncode == 0:
+                break
+            srv.poll()
+            check(srv.returncode is None, "debuginfod started")
+            time.sleep(0.1)
+        else:
+            check(False, "debuginfod served the debug file within 10 s")
+        return run(env)
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def test_debuglink():
     """A program whose debug information was split off (objcopy --only-keep-debug, strip
     --strip-debug, --add-gnu-debuglink) is symbolized with source lines wherever libdw's standard
@@ -806,8 +834,31 @@ def test_debuglink():
         got, err = lines(d, exe, "beside", dict(os.environ, LD_DEBUG="files"))
         check(got > 0, "beside the program: source lines")
         check("libdebuginfod" not in err, "libdebuginfod loaded though DEBUGINFOD_URLS names no server")
-        _, err = lines(d, exe, "debuginfod", dict(os.environ, LD_DEBUG="files", DEBUGINFOD_URLS="http://127.0.0.1:9"))
-        check("libdebuginfod" in err, "with a server named, libdw's search (and libdebuginfod) is used")
+        server = dict(os.environ, DEBUGINFOD_URLS="http://127.0.0.1:9")
+        _, err = lines(d, exe, "debuginfod", dict(server, LD_DEBUG="files"))
+        check("libdebuginfod" in err, "with a server named, libdebuginfod is loaded to ask it")
+        # with a server named too, a FIFO in the debug file's place holds nothing (libdw's own
+        # search, which ran before asking the server, waited in its open() for ever)
+        os.rename(debug, debug + ".real")
+        os.mkfifo(debug)
+        try:
+            p = subprocess.run([FL, "record", "--force", "--no-bpf", "-o", os.path.join(d, "f.db"), "--", exe,
+                                "threads", "2", "50"], capture_output=True, text=True, timeout=60, env=server)
+            check(p.returncode == 0, f"a FIFO for the debug file, a server named: recorded ({p.returncode})")
+        except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-9", "-f", os.path.join(d, "f.db")])
+            check(False, "a FIFO for the debug file held the recorder (a debuginfod server named)")
+        os.unlink(debug)
+        if shutil.which("debuginfod") and shutil.which("debuginfod-find"):
+            served = os.path.join(d, "served")
+            os.makedirs(served)
+            os.rename(debug + ".real", os.path.join(served, "prog.debug"))
+            check(lines(d, exe, "no debug file")[0] == 0, "its debug file gone: no source lines")
+            check(debuginfod_serves(d, served, exe, lambda env: lines(d, exe, "downloaded", env)[0]) > 0,
+                  "the debug file found nowhere here, downloaded by build ID: source lines")
+            os.rename(os.path.join(served, "prog.debug"), debug)
+        else:
+            os.rename(debug + ".real", debug)
         os.makedirs(os.path.join(top, ".debug"))
         moved = os.path.join(top, ".debug", "prog.debug")
         os.rename(debug, moved)
