@@ -7,6 +7,7 @@ Exit 0 pass, 1 fail, 77 skip."""
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -770,7 +771,6 @@ def test_debug_cache_bpf():
 def debuginfod_serves(d, served, exe, run):
     """run(env) with DEBUGINFOD_URLS naming a debuginfod server of the directory served (on a free
     port, its cache in d), once the server answers for exe's build ID; run's result."""
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
