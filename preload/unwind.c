@@ -3,14 +3,17 @@
  * unwind.c - call stacks for the shim's records, and the fork gate that
  * keeps the unwinder's locks out of fork children.
  *
- * Stacks: libgcc's DWARF unwinder (_Unwind_Backtrace, as glibc's
- * backtrace() uses it), not libunwind: libunwind keeps a pipe open in the
- * target that it cannot give up (the measurements are in docs/libunwind.md).
- * It costs no syscall and no fd once initialized.
+ * Stacks: the unwind rules cfi.c caches per return address, read from the
+ * same tables, and where a frame is not for them libgcc's DWARF unwinder
+ * (_Unwind_Backtrace, as glibc's backtrace() uses it); not libunwind:
+ * libunwind keeps a pipe open in the target that it cannot give up (the
+ * measurements are in docs/libunwind.md).  Neither costs a syscall or an fd
+ * once initialized.
  *
- * Fork safety: the unwinder takes locks (libgcc's object_mutex for
- * registered frames, the loader lock in dl_iterate_phdr on old glibc) that
- * another thread may hold when fork() copies the address space.  Every
+ * Fork safety: the unwinders take locks (libgcc's object_mutex for
+ * registered frames, the loader lock in dl_iterate_phdr, which cfi.c asks
+ * once per stack and libgcc on old glibc) that another thread may hold when
+ * fork() copies the address space.  Every
  * unwind runs inside a gate (`unwinders` count); the fork hook closes
  * the gate and waits for unwinders to leave before calling the real fork, so
  * the child never inherits a held lock.  If they do not leave in time (a
