@@ -449,11 +449,12 @@ def main():
     if missing and not [r for r in results if r[1] != "OK"]:
         # The guest stopped before every test ran, none having failed: its console's end says
         # how (TCG has crashed a 6.12 guest in its code patching, which attaching tracepoints
-        # does too; once in about ten CI runs; and with the host's CPUs loaded by other tests, a
-        # 6.1 guest twice reported a soft lockup of a CPU in faultline's process, 26 s and on,
-        # until the test's 720 s ran out: never alone, 4 runs, nor in 2 runs beside a loaded
-        # host).  The rest run on a new boot, once: a test that brings the guest down every time
-        # still fails.
+        # does too; once in about ten CI runs; and a 6.1 guest, three times in a day's runs, had
+        # a CPU stuck for good in faultline's process at a patchable nop of __alloc_pages (a
+        # tracepoint's jump label) in a page fault; most likely its other thread was patching
+        # tracepoints meanwhile (attaching at the start, or unloading beside the close): TCG and
+        # cross-modifying code; the test ran until its 720 s were out before softlockup_panic).  The rest run on a new boot, once: a test
+        # that brings the guest down every time still fails.
         with open(console, errors="replace") as f:
             tail = f.read().splitlines()[-25:]
         log(f"the guest stopped with {len(missing)} test(s) not run; the end of its console:")
