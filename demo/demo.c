@@ -48,9 +48,9 @@ static __attribute__((noinline)) unsigned long load_table(const char *path)
 		perror(path);
 		exit(1);
 	}
+	unlink(path); /* before mmap: the recording names it "(deleted)" every time (after, it raced) */
 	const unsigned char *t = mmap(NULL, 4 * MiB, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
-	unlink(path);
 	if (t == MAP_FAILED) {
 		perror("mmap table");
 		exit(1);
