@@ -54,14 +54,21 @@ static void load_debuginfod(void)
 		*(void **)&client.find_debuginfo = dlsym(lib, "debuginfod_find_debuginfo");
 }
 
+static pthread_once_t client_once = PTHREAD_ONCE_INIT;
+
+void fl_debuginfod_load(void)
+{
+	if (fl_debuginfod_configured())
+		pthread_once(&client_once, load_debuginfod);
+}
+
 static int ask_debuginfod(const unsigned char *id, int n, char **found)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct debuginfod_client *c;
 	int fd;
 
-	if (n <= 0 || !fl_debuginfod_configured() || pthread_once(&once, load_debuginfod) || !client.find_debuginfo ||
-	    !(c = client.begin()))
+	if (n <= 0 || !fl_debuginfod_configured() || pthread_once(&client_once, load_debuginfod) ||
+	    !client.find_debuginfo || !(c = client.begin()))
 		return -1;
 	fd = client.find_debuginfo(c, id, n, found);
 	client.end(c);

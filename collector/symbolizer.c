@@ -260,8 +260,7 @@ static void prewarm(struct fl_symbolizer *sy)
 {
 	Dwarf_Addr bias;
 
-	if (fl_debuginfod_configured())
-		dlopen("libdebuginfod.so.1", RTLD_LAZY); /* kept: debugfind.c loads it again, for good */
+	fl_debuginfod_load();
 	for (unsigned i = 0; i < sy->nwarm; i++) {
 		struct module *mo = &sy->warm[i].mo;
 		GElf_Ehdr eh;

@@ -39,8 +39,6 @@
 
 #include "preload.h"
 
-int shim_unwind_check;
-
 /* libgcc's struct dwarf_eh_bases (unwind-dw2-fde.h): _Unwind_Find_FDE fills it. */
 struct eh_bases {
 	void *tbase, *dbase, *func;
@@ -428,7 +426,6 @@ void shim_cfi_init(void *libgcc)
 {
 	*(void **)&find_fde = dlsym(libgcc, "_Unwind_Find_FDE");
 	*(void **)&find_object = dlsym(RTLD_DEFAULT, "_dl_find_object"); /* glibc >= 2.35 */
-	shim_unwind_check = shim_starts(shim_getenv("FAULTLINE_UNWIND_CHECK") ?: "", "1");
 }
 
 /*

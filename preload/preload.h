@@ -216,6 +216,20 @@ static inline void shim_copy_str(char *dst, size_t cap, const char *src)
 	dst[n] = 0;
 }
 
+/* v's digits in base 10 or 16 at dst, which has room for 20 (no snprintf in the shim); returns how many. */
+static inline unsigned shim_format_u64(char *dst, __u64 v, unsigned base)
+{
+	char digits[20];
+	unsigned n = 0, i = 0;
+
+	do
+		digits[n++] = "0123456789abcdef"[v % base];
+	while ((v /= base) && n < sizeof(digits));
+	while (n)
+		dst[i++] = digits[--n];
+	return i;
+}
+
 /* ---- faultline's variables (env.c) -------------------------------------- */
 /* Take LD_PRELOAD's shim entry and the FAULTLINE_* variables out of environ (shim_init, recording on). */
 void shim_env_hide(void);
@@ -286,7 +300,6 @@ void shim_unwind_init(void);
  * serve (then libgcc's).  init: after libgcc_s is loaded (its handle). */
 void shim_cfi_init(void *libgcc);
 int shim_cfi_unwind(void **frames, int room);
-extern int shim_unwind_check;          /* FAULTLINE_UNWIND_CHECK=1: every stack by both, compared */
 /* Frames inside the shim above the hook's caller: record, hook, asm entry, slack. */
 #define SHIM_FRAME_SLACK 16
 /* The hook's caller, from the shim's own frame pointers (async-signal-safe,

@@ -62,17 +62,11 @@ static char collector_stat[32];
 
 static void make_stat_path(__u32 pid)
 {
-	char digits[12];
-	int n = 0;
 	char *p = collector_stat;
 
-	do
-		digits[n++] = (char)('0' + pid % 10);
-	while ((pid /= 10) && n < (int)sizeof(digits));
 	memcpy(p, "/proc/", 6);
 	p += 6;
-	while (n)
-		*p++ = digits[--n];
+	p += shim_format_u64(p, pid, 10);
 	memcpy(p, "/stat", 6);
 }
 

@@ -87,7 +87,9 @@ static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg)
 	return ++t->n == t->room ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
-/* FAULTLINE_UNWIND_CHECK=1 (cfi.c): stacks the rules made, libgcc's, and how many of the first differed. */
+/* FAULTLINE_UNWIND_CHECK=1 (cfi.c): every stack taken both ways; how many by the rules, by libgcc,
+ * and how many of the first differed. */
+static int unwind_check;
 static unsigned by_rules, by_libgcc, differed;
 
 /* A line for stderr, built without libc's formatting: text, then numbers in base 10 or 16. */
@@ -104,14 +106,8 @@ static void put(struct line *l, const char *s)
 
 static void put_num(struct line *l, __u64 v, unsigned base)
 {
-	char digits[24];
-	int n = 0;
-
-	do
-		digits[n++] = "0123456789abcdef"[v % base];
-	while ((v /= base) && n < 24);
-	while (n && l->len < sizeof(l->buf) - 1)
-		l->buf[l->len++] = digits[--n];
+	if (l->len + 20 < sizeof(l->buf))
+		l->len += shim_format_u64(l->buf + l->len, v, base);
 }
 
 static void say(struct line *l)
@@ -167,7 +163,7 @@ __attribute__((destructor)) static void unwind_check_report(void)
 {
 	struct line l = { .len = 0 };
 
-	if (!shim_unwind_check)
+	if (!unwind_check)
 		return;
 	put(&l, "faultline: unwind check: stacks by rule ");
 	put_num(&l, by_rules, 10);
@@ -188,12 +184,12 @@ static __attribute__((noinline)) int unwind(void **frames, int room)
 	if (room <= 0 || !unwind_backtrace)
 		return 0;
 	n = shim_cfi_unwind(frames, room);
-	if (n >= 0 && shim_unwind_check) {
+	if (n >= 0 && unwind_check) {
 		__atomic_fetch_add(&by_rules, 1, __ATOMIC_RELAXED);
 		n = unwind_checked(frames, n, room);
 	}
 	if (n < 0) {
-		if (shim_unwind_check)
+		if (unwind_check)
 			__atomic_fetch_add(&by_libgcc, 1, __ATOMIC_RELAXED);
 		unwind_backtrace(one_frame, &t);
 		n = t.n;
@@ -219,6 +215,7 @@ void shim_unwind_init(void)
 			*(void **)&unwind_backtrace = dlsym(lib, "_Unwind_Backtrace");
 		shim_cfi_init(lib);
 	}
+	unwind_check = shim_starts(shim_getenv("FAULTLINE_UNWIND_CHECK") ?: "", "1");
 	if (unwind(buf, 4) <= 0)
 		shim_no_unwind = 1;
 }
