@@ -49,8 +49,8 @@ static const char *const classes[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 
 /* The keys: summary.c's fault keys, then site (fault_site rows, summed in site_summary). */
 #define NKEYS (fl_nfaults_keys + 1)
-static const struct fl_faults_key site_key = { "site", 2, { "faulting instruction", "callers" }, false };
-static const struct fl_faults_key residual_key = { "residual", 2, { "", "" }, false };
+static const struct fl_faults_key site_key = { "site", 2, { "faulting instruction", "callers" }, false, false };
+static const struct fl_faults_key residual_key = { "residual", 2, { "", "" }, false, false };
 
 static const struct fl_faults_key *key_at(int i)
 {
@@ -413,7 +413,9 @@ static void add_to(struct row *rest, int *nrest, const struct row *r)
 static int load(struct fl_db *d, const struct opts *o, int keep, struct row **out, struct row *rest, int *nrest)
 {
 	bool totals = keep < INT_MAX && o->key->per_process && o->cls < 0;
-	char *sql = fl_summary_ready(d, FL_SUM_FAULTS) ? NULL : build_sql(o, totals ? keep : -1);
+	bool every_group = keep > FL_SUM_TOP_GROUPS || o->cls >= 0;  /* more than the recording may keep */
+	char *sql = fl_summary_ready(d, FL_SUM_FAULTS) || (every_group && fl_summary_whole(d, o->key)) ? NULL
+		    : build_sql(o, totals ? keep : -1);
 	sqlite3_stmt *st = sql ? fl_db_prepare(d, sql) : NULL;
 	struct row *rows = NULL, one;
 	int n = 0, rc = -1;

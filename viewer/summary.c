@@ -37,12 +37,12 @@ static const char *const columns[] = { FL_FAULT_CLASSES(CLASS_NAME_) "thp" };
 	"(SELECT max(pr.sample_id) || ':' || pr.region_start FROM piece_rss pr WHERE pr.vma_id = v.id)"
 
 const struct fl_faults_key fl_faults_keys[] = {
-	{ "process", 2, { "pid", "exe" }, true },
-	{ "region", 4, { "pid", "range", "kind", "file" }, true },
-	{ "vma", 4, { "pid", "range", "kind", "file" }, true },
-	{ "kind", 1, { "kind" }, false },
-	{ "file", 1, { "file" }, false },
-	{ "stack", 1, { "creating stack" }, false },
+	{ "process", 2, { "pid", "exe" }, true, false },
+	{ "region", 4, { "pid", "range", "kind", "file" }, true, true },
+	{ "vma", 4, { "pid", "range", "kind", "file" }, true, true },
+	{ "kind", 1, { "kind" }, false, false },
+	{ "file", 1, { "file" }, false, false },
+	{ "stack", 1, { "creating stack" }, false, false },
 };
 enum { KEY_PROCESS, KEY_REGION, KEY_VMA, KEY_KIND, KEY_FILE, KEY_STACK };
 const int fl_nfaults_keys = (int)(sizeof(fl_faults_keys) / sizeof(fl_faults_keys[0]));
@@ -182,26 +182,43 @@ static bool sorted(struct row_sums *const *v, size_t n, int k)
 	return true;
 }
 
-/* One fault_summary row: key k's group made of the n rows of g (all of one process), summed into *t too. */
-static int group_row(struct fl_db *d, sqlite3_stmt *ins, int k, struct row_sums *const *g, size_t n,
-		     struct key_total *t)
-{
-	const struct row_sums *r = g[0];
-	int64_t nrows = 0, total = 0, sums[NCOLUMNS] = { 0 }, lo = r->start, hi = r->end;
-	char range[40];
+/* One group of key k: n rows of one process, summed, with the range they span. */
+struct group {
+	struct row_sums *const *rows;
+	size_t n;
+	int64_t nrows, total, sums[NCOLUMNS];
+	char range[40];  /* "lo-hi", hex: the region and vma keys' second label */
+};
 
+static void group_sum(struct group *g, struct row_sums *const *rows, size_t n)
+{
+	int64_t lo = rows[0]->start, hi = rows[0]->end;
+
+	*g = (struct group){ .rows = rows, .n = n };
 	for (size_t i = 0; i < n; i++) {
-		nrows += g[i]->nrows;
-		total += g[i]->total;
+		g->nrows += rows[i]->nrows;
+		g->total += rows[i]->total;
 		for (int c = 0; c < NCOLUMNS; c++)
-			sums[c] += g[i]->sums[c];
-		lo = g[i]->start < lo ? g[i]->start : lo;
-		hi = g[i]->end > hi ? g[i]->end : hi;
+			g->sums[c] += rows[i]->sums[c];
+		lo = rows[i]->start < lo ? rows[i]->start : lo;
+		hi = rows[i]->end > hi ? rows[i]->end : hi;
 	}
+	snprintf(g->range, sizeof(g->range), "%" PRIx64 "-%" PRIx64, lo, hi);
+}
+
+static void total_add(struct key_total *t, const struct group *g)
+{
 	t->groups++;
-	t->total += total;
+	t->total += g->total;
 	for (int c = 0; c < NCOLUMNS; c++)
-		t->sums[c] += sums[c];
+		t->sums[c] += g->sums[c];
+}
+
+/* One fault_summary row: key k's group g. */
+static int group_row(struct fl_db *d, sqlite3_stmt *ins, int k, const struct group *g)
+{
+	const struct row_sums *r = g->rows[0];
+
 	sqlite3_reset(ins);
 	sqlite3_clear_bindings(ins);
 	sqlite3_bind_text(ins, 1, fl_faults_keys[k].name, -1, SQLITE_STATIC);
@@ -214,24 +231,86 @@ static int group_row(struct fl_db *d, sqlite3_stmt *ins, int k, struct row_sums 
 		break;
 	case KEY_REGION:
 	case KEY_VMA:
-		snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, lo, hi);
 		sqlite3_bind_int64(ins, 4, r->pid);
-		sqlite3_bind_text(ins, 5, range, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(ins, 5, g->range, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 6, r->kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 7, r->path ? r->path : "", -1, SQLITE_STATIC);
 		break;
 	default:
 		bind_cell(ins, 4, group_of(k, r));
 	}
-	sqlite3_bind_int64(ins, 8, nrows);
+	sqlite3_bind_int64(ins, 8, g->nrows);
 	for (int c = 0; c < NCOLUMNS; c++)
-		sqlite3_bind_int64(ins, 9 + c, sums[c]);
-	sqlite3_bind_int64(ins, 9 + NCOLUMNS, total);
+		sqlite3_bind_int64(ins, 9 + c, g->sums[c]);
+	sqlite3_bind_int64(ins, 9 + NCOLUMNS, g->total);
 	return fl_db_step(d, ins) == SQLITE_DONE ? 0 : -1;
 }
 
-/* The fault_summary rows of one process, every key, from its n rows; each key's totals appended to *t. */
-static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t n,
+/* NULL first, then bytewise: SQLite's order of text under BINARY. */
+static int text_cmp(const char *a, const char *b)
+{
+	return !a || !b ? (b == NULL) - (a == NULL) : strcmp(a, b);
+}
+
+/*
+ * Groups of one process under the region or vma key in `faults` order: the
+ * total, most first, then the labels l2..l4 (l1, the pid, is the same).
+ */
+static int by_faults_then_labels(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+	const struct row_sums *p = x->rows[0], *q = y->rows[0];
+	int c;
+
+	if (x->total != y->total)
+		return x->total > y->total ? -1 : 1;
+	if ((c = strcmp(x->range, y->range)) || (c = text_cmp(p->kind, q->kind)))
+		return c;
+	return strcmp(p->path ? p->path : "", q->path ? q->path : "");
+}
+
+/*
+ * Key k's fault_summary rows of one process from its m rows v (sorted by
+ * group).  With cut, a key with a group per region or row (churn's 80,000)
+ * keeps its FL_SUM_TOP_GROUPS groups with the most faults: `faults` text
+ * shows the top 20 and the rest from fault_summary_total, which counts
+ * every group; anything else asked of such a key is answered from a whole
+ * summary made in temp (fl_summary_whole).  Writing and indexing all of
+ * them was half of churn's close.
+ */
+static int key_rows(struct fl_db *d, sqlite3_stmt *ins, int k, struct row_sums **v, size_t m, bool cut,
+		    struct key_total *kt)
+{
+	struct group *g = NULL, one;
+	size_t ng = 0, cap = 0;
+	int rc = 0;
+
+	cut = cut && fl_faults_keys[k].cut;
+	for (size_t i = 0, j; i < m && !rc; i = j) {
+		for (j = i + 1; j < m && !cell_cmp(group_of(k, v[i]), group_of(k, v[j])); j++)
+			;
+		group_sum(&one, v + i, j - i);
+		total_add(kt, &one);
+		if (!cut)
+			rc = group_row(d, ins, k, &one);
+		else if (!fl_vec_reserve((void **)&g, &cap, ng + 1, sizeof(*g)))
+			g[ng++] = one;
+		else
+			rc = -1;
+	}
+	if (!rc && cut && ng > FL_SUM_TOP_GROUPS)
+		qsort(g, ng, sizeof(*g), by_faults_then_labels);
+	for (size_t i = 0; i < ng && i < FL_SUM_TOP_GROUPS && !rc; i++)
+		rc = group_row(d, ins, k, &g[i]);
+	free(g);
+	return rc;
+}
+
+/*
+ * The fault_summary rows of one process, every key, from its n rows; each
+ * key's totals appended to *t.  cut: keep the top groups only (key_rows).
+ */
+static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t n, bool cut,
 			  struct key_totals *t)
 {
 	struct row_sums **v = malloc((n ? n : 1) * sizeof(*v));
@@ -256,21 +335,17 @@ static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **
 		*kt = (struct key_total){ .key = k, .pid = v[0]->pid };
 		if (!sorted(v, m, k))  /* by process and VMA row they are: the rows came in that order */
 			qsort_r(v, m, sizeof(*v), by_group, &k);
-		for (size_t i = 0, j; i < m && !rc; i = j) {
-			for (j = i + 1; j < m && !cell_cmp(group_of(k, v[i]), group_of(k, v[j])); j++)
-				;
-			rc = group_row(d, ins, k, v + i, j - i, kt);
-		}
+		rc = key_rows(d, ins, k, v, m, cut, kt);
 	}
 	free(v);
 	return rc;
 }
 
 /* process_groups for the *n rows of one process, then forgets them. */
-static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t *n,
+static int flush_process(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **rows, size_t *n, bool cut,
 			 struct key_totals *t)
 {
-	int rc = process_groups(d, ins, rows, *n, t);
+	int rc = process_groups(d, ins, rows, *n, cut, t);
 
 	while (*n)
 		free(rows[--*n]);
@@ -523,10 +598,12 @@ static int write_totals(struct fl_db *d, const char *schema, struct key_totals *
  * process at a time (six GROUP BYs in SQL over a scratch table took
  * seconds on 100,000 rows).  site_summary: fault_site per process,
  * instruction, caller chain and class (callers_id 0: none known;
- * callers_end '': not walked).
+ * callers_end '': not walked).  The recording's own (main) keeps the top
+ * groups of the region and vma keys (key_rows); a reader's own (temp) all.
  */
 static int write_faults(struct fl_db *d, const char *schema)
 {
+	bool cut = strcmp(schema, "temp") != 0;
 	char cols[1024], sql[8192];
 	struct row_sums **rows = NULL;
 	struct vma_faults *groups = NULL;
@@ -563,7 +640,7 @@ static int write_faults(struct fl_db *d, const char *schema)
 		const struct vma_faults *g = &groups[i];
 
 		if (!i || g->proc_id != groups[i - 1].proc_id) {
-			if (n && (rc = flush_process(d, ins, rows, &n, &totals)))
+			if (n && (rc = flush_process(d, ins, rows, &n, cut, &totals)))
 				break;
 			sqlite3_reset(proc);
 			sqlite3_bind_int64(proc, 1, g->proc_id);
@@ -582,7 +659,7 @@ static int write_faults(struct fl_db *d, const char *schema)
 		}
 		n++;
 	}
-	rc = rc ? -1 : flush_process(d, ins, rows, &n, &totals);
+	rc = rc ? -1 : flush_process(d, ins, rows, &n, cut, &totals);
 	while (n)
 		free(rows[--n]);
 	free(rows);
@@ -934,6 +1011,32 @@ int fl_summary_ready(struct fl_db *d, unsigned parts)
 	if (exec(d, "PRAGMA query_only = 0"))
 		return -1;
 	rc = fl_summary_write(d, "temp", missing);
+	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
+}
+
+int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (has_table(d, "temp", "fault_summary"))
+		return 0;  /* a reader's own: whole */
+	/* a key cut at close has more groups than it kept (an older recording's never were: built again all the same) */
+	if (!key->cut || !(st = fl_db_prepare(d, "SELECT EXISTS (SELECT 1 FROM fault_summary_total"
+						 " WHERE key = ? AND groups > ?)")))
+		return key->cut ? -1 : 0;
+	sqlite3_bind_text(st, 1, key->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, FL_SUM_TOP_GROUPS);
+	rc = fl_db_step(d, st);
+	bool cut = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return -1;
+	if (!cut)
+		return 0;
+	if (exec(d, "PRAGMA query_only = 0"))
+		return -1;
+	rc = fl_summary_write(d, "temp", FL_SUM_FAULTS);
 	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
 }
 

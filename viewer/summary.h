@@ -28,6 +28,12 @@
 #define FL_SUM_TOP_REGIONS 2000
 
 /*
+ * Groups of the region and vma keys kept per process in the recording's own
+ * fault_summary, by faults (fault_summary_total counts and sums them all).
+ */
+#define FL_SUM_TOP_GROUPS 2000
+
+/*
  * A key of `faults --by` (site aside: it reads site_summary).  summary.c
  * groups the faults of each VMA row of a process by it: the process, the
  * region (the kernel VMA the last smaps sample that saw the row found it
@@ -39,6 +45,7 @@ struct fl_faults_key {
 	int nlabels;
 	const char *titles[4];
 	bool per_process;       /* a group never spans processes: its summary row is the answer's row */
+	bool cut;               /* the recording keeps its top FL_SUM_TOP_GROUPS groups per process */
 };
 extern const struct fl_faults_key fl_faults_keys[];
 extern const int fl_nfaults_keys;
@@ -54,6 +61,13 @@ int fl_summary_write(struct fl_db *d, const char *schema, unsigned parts);
  * recording).  Returns 0, or -1 after printing why.
  */
 int fl_summary_ready(struct fl_db *d, unsigned parts);
+/*
+ * After fl_summary_ready: makes the fault part whole in temp when the
+ * recording's own kept only the top groups of key (a cut key) in a process:
+ * for what needs every group (all rows, more than those, or --class).
+ * Returns 0, or -1 after printing why.
+ */
+int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key);
 /*
  * The store's close path (collector/store.c, wired by main.c): summarizes
  * the recording open in db (path for messages; file, unless NULL, where a

@@ -326,6 +326,50 @@ def test_summaries_bpf():
     with_db(run)
 
 
+CUT_WORK = """
+import mmap
+maps = []
+for i in range(2500):
+    m = mmap.mmap(-1, 3 * 4096)
+    for page in range(i % 3 + 1):
+        m[page * 4096] = 1
+    maps.append(m)
+"""
+
+
+def test_summaries_cut_bpf():
+    """The region and vma keys of the recording's fault_summary keep the 2000 groups of a process
+    with the most faults (summary.h FL_SUM_TOP_GROUPS); fault_summary_total counts them all.  What
+    `faults` prints from that equals, byte for byte, what it prints from the rows alone (the
+    summaries dropped), in every format and with the options that need every group: python3 making
+    2,500 mappings of 1-3 written pages (ties at the cut: many groups have the same total)."""
+    def run(db):
+        record(db, ["python3", "-c", CUT_WORK], bpf=True)
+        pid = query(db, "SELECT pid FROM process WHERE exe LIKE '%python3%' LIMIT 1")[0][0]
+        kept = query(db, "SELECT count(*) FROM fault_summary WHERE key = 'vma' AND pid = ?", pid)[0][0]
+        groups = query(db, "SELECT groups FROM fault_summary_total WHERE key = 'vma' AND pid = ?", pid)[0][0]
+        check(kept == 2000 and groups >= 2500, f"vma groups kept {kept} of {groups}")
+        rows = db + ".rows"
+        shutil.copy(db, rows)
+        con = sqlite3.connect(rows)
+        for t in ("fault_summary", "fault_summary_total", "site_summary"):
+            con.execute(f"DROP TABLE {t}")
+        con.commit()
+        con.close()
+        for key in ("vma", "region", "process", "kind", "file", "stack"):
+            for extra in ([], ["--top", "1"], ["--top", "2000"], ["--top", "2001"], ["--format", "json"],
+                          ["--format", "csv"], ["--class", "anon_new"], ["--class", "zero_page", "--top", "3000"],
+                          ["--pid", str(pid)], ["--pid", str(pid), "--top", "7"]):
+                argv = ["faults", "--by", key] + extra
+                cut = subprocess.run([FL, argv[0], db] + argv[1:], capture_output=True, text=True, timeout=120)
+                whole = subprocess.run([FL, argv[0], rows] + argv[1:], capture_output=True, text=True, timeout=120)
+                check(cut.returncode == 0 and (cut.stdout, cut.stderr) == (whole.stdout, whole.stderr.replace(rows, db)),
+                      f"{' '.join(argv)}: from the cut summary:\n{cut.stdout[:2000]}{cut.stderr}\n"
+                      f"from the rows:\n{whole.stdout[:2000]}{whole.stderr}")
+        os.unlink(rows)
+    with_db(run)
+
+
 def test_spawn():
     def run(db):
         record(db, [target("e2e_calls"), "spawn"])
