@@ -39,6 +39,19 @@ enum fl_loss_idx {
 
 #define FL_WP_SLOTS 16
 
+/*
+ * runs[pair] on each CPU: the faults it counted in a row under one key and
+ * one site after the first (which went to the maps), summed here, and added
+ * to the pair's maps when the key or the site changes or the pair is
+ * drained.  key.tgid 0: no run; site_n 0: nothing counted in it yet.
+ */
+struct fl_fault_run {
+	struct fl_fault_key key;
+	struct fl_site_key site;
+	struct fl_fault_counts counts;
+	__u64 site_n;
+};
+
 /* tracked[tgid]: a followed process. */
 struct fl_proc {
 	__u64 seq;            /* syscall records emitted (next fl_call.seq) */

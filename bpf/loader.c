@@ -836,11 +836,44 @@ static int drain_map(struct fl_bpf *b, int fd, int is_site)
 	return reported;
 }
 
+/*
+ * Read and empty every CPU's run of faults in pair idx (fl_kern.h
+ * fl_fault_run): what they counted since their run went to the maps.
+ * Returns the runs read, or -errno.
+ */
+static int drain_runs(struct fl_bpf *b, __u32 idx)
+{
+	int fd = bpf_map__fd(b->skel->maps.runs), ncpu = libbpf_num_possible_cpus(), n = 0;
+	size_t size = ncpu > 0 ? (size_t)ncpu * sizeof(struct fl_fault_run) : 0;
+	struct fl_fault_run *r = size ? calloc(1, size) : NULL;
+
+	if (!r)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &idx, r)) {
+		free(r);
+		return -errno;
+	}
+	for (int i = 0; i < ncpu; i++) {
+		if (!r[i].site_n)
+			continue;
+		if (b->ops.faults)
+			b->ops.faults(b->ops.ctx, &r[i].key, &r[i].counts);
+		if (b->ops.site)
+			b->ops.site(b->ops.ctx, &r[i].site, r[i].site_n);
+		n++;
+	}
+	memset(r, 0, size);
+	if (n && bpf_map_update_elem(fd, &idx, r, BPF_ANY))
+		n = -errno;
+	free(r);
+	return n;
+}
+
 /* Flip the pair programs count into, wait for the old one to be quiet, then empty it. */
 int fl_bpf_drain(struct fl_bpf *b)
 {
 	__u32 old = b->skel->bss->active & 1;
-	int nf, ns;
+	int nf, ns, nr;
 
 	b->drain_wanted = false;
 	__atomic_store_n(&b->skel->bss->active, old ^ 1, __ATOMIC_SEQ_CST);
@@ -851,9 +884,12 @@ int fl_bpf_drain(struct fl_bpf *b)
 	ns = drain_map(b, bpf_map__fd(old ? b->skel->maps.sites1 : b->skel->maps.sites0), 1);
 	if (ns < 0)
 		return ns;
+	nr = drain_runs(b, old);
+	if (nr < 0)
+		return nr;
 	/* empty, and nobody adds to it until the next flip: its count of new entries starts again */
 	__atomic_store_n(&b->skel->bss->agg_new[old], 0, __ATOMIC_SEQ_CST);
-	return nf + ns;
+	return nf + ns + 2 * nr;
 }
 
 bool fl_bpf_drain_wanted(const struct fl_bpf *b)
