@@ -77,9 +77,37 @@ static const char *const stmt_sql[S_COUNT] = {
 			  "end_how,stack_id) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 };
 
+/*
+ * The rows of the two busiest tables, event and vma, go in BATCH_ROWS at a
+ * time, by one INSERT of that many rows: SQLite's work per statement (the
+ * step, the halt, the resets, a copy per text bound) was a fifth of each
+ * row's.  A row waits here, its values copied, until the batch fills, or a
+ * commit, the close or a statement on its table takes the rest one by one
+ * (batch_flush).  Row ids are the store's own, so none is asked of SQLite.
+ */
+#define BATCH_ROWS 16
+#define BATCH_COLS 19  /* the widest of the batched statements (event) */
+
+struct cell {
+	int type;            /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT */
+	sqlite3_int64 i;     /* the integer, or the text's offset in text */
+};
+
+struct batch {
+	enum stmt one;       /* the table's single-row INSERT, for the rest of a batch */
+	sqlite3_stmt *many;  /* the same INSERT of BATCH_ROWS rows */
+	int ncols, n;        /* columns of a row; rows held */
+	struct cell cells[BATCH_ROWS][BATCH_COLS];
+	char *text;          /* the held rows' texts, each ending in NUL */
+	size_t ntext, captext;
+};
+
+enum { B_EVENT, B_VMA, B_COUNT };
+
 struct fl_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
+	struct batch batch[B_COUNT];
 	char *path;             /* the temporary file being written */
 	int fd;                 /* that file, as made: the directory may be the target's to change */
 	char *final;            /* the name it gets when finished */
@@ -220,6 +248,126 @@ static void bind_id(sqlite3_stmt *st, int col, __s64 id)
 		sqlite3_bind_null(st, col);
 }
 
+/* The INSERT of BATCH_ROWS rows made from one of a row ("... VALUES(?,...,?)"), or NULL. */
+static char *many_rows_sql(const char *one)
+{
+	const char *values = strstr(one, "VALUES(");
+	size_t head, group;
+	char *sql, *o;
+
+	if (!values)
+		return NULL;
+	head = (size_t)(values - one) + strlen("VALUES");
+	group = strlen(values + strlen("VALUES"));
+	if (!(sql = o = malloc(head + BATCH_ROWS * (group + 1) + 1)))
+		return NULL;
+	memcpy(o, one, head);
+	o += head;
+	for (int r = 0; r < BATCH_ROWS; r++) {
+		if (r)
+			*o++ = ',';
+		memcpy(o, values + strlen("VALUES"), group);
+		o += group;
+	}
+	*o = '\0';
+	return sql;
+}
+
+static int batch_init(struct fl_store *s, struct batch *b, enum stmt one, int ncols)
+{
+	char *sql = many_rows_sql(stmt_sql[one]);
+	int rc = sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL) : SQLITE_NOMEM;
+
+	free(sql);
+	b->one = one;
+	b->ncols = ncols;
+	return rc;
+}
+
+/* Column col (1-based) of the row being made in b. */
+static void cell_int(struct batch *b, int col, sqlite3_int64 v)
+{
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_INTEGER, v };
+}
+
+static void cell_null(struct batch *b, int col)
+{
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_NULL, 0 };
+}
+
+/* An id column, 0 meaning NULL. */
+static void cell_id(struct batch *b, int col, __s64 id)
+{
+	if (id)
+		cell_int(b, col, id);
+	else
+		cell_null(b, col);
+}
+
+/* A text column (NULL: NULL), copied: the row outlives the caller's string. */
+static void cell_text(struct batch *b, int col, const char *z)
+{
+	size_t len = z ? strlen(z) + 1 : 0;
+
+	if (!z || fl_vec_reserve((void **)&b->text, &b->captext, b->ntext + len, 1)) {
+		cell_null(b, col); /* out of memory: the text is lost, not the row */
+		return;
+	}
+	memcpy(b->text + b->ntext, z, len);
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_TEXT, (sqlite3_int64)b->ntext };
+	b->ntext += len;
+}
+
+/* Row r of b into st's parameters from first on. */
+static void bind_row(const struct batch *b, sqlite3_stmt *st, int r, int first)
+{
+	for (int c = 0; c < b->ncols; c++) {
+		const struct cell *v = &b->cells[r][c];
+		if (v->type == SQLITE_INTEGER)
+			sqlite3_bind_int64(st, first + c, v->i);
+		else if (v->type == SQLITE_TEXT)
+			sqlite3_bind_text(st, first + c, b->text + v->i, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, first + c);
+	}
+}
+
+static __s64 run(struct fl_store *s, enum stmt i);
+
+/* Writes the rows b holds: all at once when they are BATCH_ROWS, else one by one. */
+static void batch_flush(struct fl_store *s, struct batch *b)
+{
+	if (!s->rc && b->n == BATCH_ROWS) {
+		for (int r = 0; r < BATCH_ROWS; r++)
+			bind_row(b, b->many, r, 1 + r * b->ncols);
+		int rc = sqlite3_step(b->many);
+		sqlite3_reset(b->many);
+		if (rc != SQLITE_DONE)
+			fail(s, rc, "insert");
+	} else {
+		for (int r = 0; r < b->n && !s->rc; r++) {
+			bind_row(b, s->st[b->one], r, 1);
+			run(s, b->one);
+		}
+	}
+	b->n = 0;
+	b->ntext = 0;
+}
+
+/* The row made in b is complete: held, the batch written when full. */
+static void batch_add(struct fl_store *s, struct batch *b)
+{
+	if (++b->n == BATCH_ROWS)
+		batch_flush(s, b);
+}
+
+/* Every held row written: before a commit, and before a statement reads or changes their tables. */
+static void flush_batches(struct fl_store *s)
+{
+	for (int i = 0; i < B_COUNT; i++)
+		batch_flush(s, &s->batch[i]);
+}
+
 static int exec_sql(struct fl_store *s, const char *sql)
 {
 	char *msg = NULL;
@@ -334,6 +482,10 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		rc = sqlite3_exec(s->db, fl_schema_sql, NULL, NULL, NULL);
 	for (int i = 0; rc == SQLITE_OK && i < S_COUNT; i++)
 		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_EVENT], S_EVENT, 19);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_VMA], S_VMA, 18);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
 		int e = sqlite_errno(rc);
@@ -353,6 +505,7 @@ void fl_store_set_owner(struct fl_store *s, uid_t uid, gid_t gid)
 
 void fl_store_commit(struct fl_store *s)
 {
+	flush_batches(s);
 	if (s->rc)
 		return;
 	if (exec_sql(s, "COMMIT") == SQLITE_OK)
@@ -363,6 +516,7 @@ void fl_store_commit(struct fl_store *s)
  * everything and nothing beside it is needed to read it. */
 static void seal(struct fl_store *s)
 {
+	flush_batches(s);
 	if (!s->rc && sqlite3_get_autocommit(s->db) == 0)
 		exec_sql(s, "COMMIT");
 	if (!s->rc) {
@@ -380,12 +534,18 @@ static void close_db(struct fl_store *s)
 		sqlite3_finalize(s->st[i]);
 		s->st[i] = NULL;
 	}
+	for (int i = 0; i < B_COUNT; i++) {
+		sqlite3_finalize(s->batch[i].many);
+		s->batch[i].many = NULL;
+	}
 	sqlite3_close(s->db);
 	s->db = NULL;
 }
 
 static void free_store(struct fl_store *s)
 {
+	for (int i = 0; i < B_COUNT; i++)
+		free(s->batch[i].text);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->pathless);
@@ -493,6 +653,7 @@ void fl_store_fill_paths(struct fl_store *s,
 	const char **path = calloc(n + 1, sizeof(*path));
 	sqlite3_stmt *st = NULL;
 
+	flush_batches(s); /* the rows it names */
 	if (!s->rc && n && dev && inode && path &&
 	    sqlite3_prepare_v2(s->db, "UPDATE vma SET path = ?1 WHERE id = ?2", -1, &st, NULL) == SQLITE_OK) {
 		for (size_t i = 0; i < n; i++) {
@@ -585,6 +746,7 @@ int (*fl_store_summarize)(sqlite3 *db, const char *path, const char *file);
 
 void fl_store_run_end(struct fl_store *s, __u64 end_ns, int exit_status)
 {
+	flush_batches(s);
 	if (s->rc)
 		return;
 	exec_sql(s, fl_schema_indexes_sql);
@@ -735,25 +897,27 @@ __s64 fl_store_event(struct fl_store *s, __s64 proc_id, const struct fl_call *c,
 __s64 fl_store_event_at(struct fl_store *s, __s64 id, __s64 proc_id, const struct fl_call *c,
 			const char *source, const char *path, __s64 stack_id)
 {
+	struct batch *b = &s->batch[B_EVENT];
+
 	if (s->rc)
 		return 0;
-	sqlite3_stmt *st = s->st[S_EVENT];
-	sqlite3_bind_int64(st, 18, id);
-	sqlite3_bind_int64(st, 1, proc_id);
-	sqlite3_bind_int64(st, 2, c->pid);
-	sqlite3_bind_int64(st, 3, c->tid);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)c->time_ns);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)c->seq);
-	bind_text(st, 6, fl_kind_name(c->kind));
+	cell_int(b, 1, proc_id);
+	cell_int(b, 2, c->pid);
+	cell_int(b, 3, c->tid);
+	cell_int(b, 4, (sqlite3_int64)c->time_ns);
+	cell_int(b, 5, (sqlite3_int64)c->seq);
+	cell_text(b, 6, fl_kind_name(c->kind));
 	for (int i = 0; i < 6; i++)
-		sqlite3_bind_int64(st, 7 + i, (sqlite3_int64)c->args[i]);
-	sqlite3_bind_int64(st, 13, c->result);
-	sqlite3_bind_int(st, 14, c->err);
-	bind_text(st, 15, source);
-	bind_text(st, 16, path);
-	bind_id(st, 17, stack_id);
-	sqlite3_bind_int(st, 19, !!(c->flags & FL_CALL_FAULTLINE));
-	return run(s, S_EVENT) ? id : 0;
+		cell_int(b, 7 + i, (sqlite3_int64)c->args[i]);
+	cell_int(b, 13, c->result);
+	cell_int(b, 14, c->err);
+	cell_text(b, 15, source);
+	cell_text(b, 16, path);
+	cell_id(b, 17, stack_id);
+	cell_int(b, 18, id);
+	cell_int(b, 19, !!(c->flags & FL_CALL_FAULTLINE));
+	batch_add(s, b);
+	return s->rc ? 0 : id;
 }
 
 __s64 fl_store_vma_id(struct fl_store *s)
@@ -768,37 +932,32 @@ __s64 fl_store_vma_last(const struct fl_store *s)
 
 void fl_store_vma(struct fl_store *s, __s64 id, const struct fl_vma_row *r)
 {
+	struct batch *b = &s->batch[B_VMA];
+
 	if (s->rc || !id)
 		return;
-	sqlite3_stmt *st = s->st[S_VMA];
-	sqlite3_bind_int64(st, 1, r->proc_id);
-	sqlite3_bind_int64(st, 2, r->pid);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->start);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->end);
-	sqlite3_bind_int(st, 5, (int)r->prot);
-	sqlite3_bind_int(st, 6, (int)r->flags);
-	bind_text(st, 7, r->kind);
-	bind_text(st, 8, r->path);
-	sqlite3_bind_int64(st, 9, (sqlite3_int64)r->offset);
-	if (r->inode)
-		sqlite3_bind_int64(st, 10, (sqlite3_int64)r->inode);
-	else
-		sqlite3_bind_null(st, 10);
-	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->created_ns);
-	bind_id(st, 12, r->created_by);
-	bind_id(st, 13, r->parent_id);
-	sqlite3_bind_int64(st, 14, r->origin_id ? r->origin_id : id);
-	bind_text(st, 15, fl_how_name(r->how));
-	sqlite3_bind_int64(st, 16, id);
+	cell_int(b, 1, r->proc_id);
+	cell_int(b, 2, r->pid);
+	cell_int(b, 3, (sqlite3_int64)r->start);
+	cell_int(b, 4, (sqlite3_int64)r->end);
+	cell_int(b, 5, (int)r->prot);
+	cell_int(b, 6, (int)r->flags);
+	cell_text(b, 7, r->kind);
+	cell_text(b, 8, r->path);
+	cell_int(b, 9, (sqlite3_int64)r->offset);
+	cell_id(b, 10, (__s64)r->inode);
+	cell_int(b, 11, (sqlite3_int64)r->created_ns);
+	cell_id(b, 12, r->created_by);
+	cell_id(b, 13, r->parent_id);
+	cell_int(b, 14, r->origin_id ? r->origin_id : id);
+	cell_text(b, 15, fl_how_name(r->how));
+	cell_int(b, 16, id);
 	if (!r->path && r->inode && r->kind && !strcmp(r->kind, "file") &&
 	    !fl_vec_reserve((void **)&s->pathless, &s->cappathless, s->npathless + 1, sizeof(*s->pathless)))
 		s->pathless[s->npathless++] = (struct pathless){ id, r->inode, r->dev };
-	if (r->destroyed_ns)
-		sqlite3_bind_int64(st, 17, (sqlite3_int64)r->destroyed_ns);
-	else
-		sqlite3_bind_null(st, 17);
-	bind_id(st, 18, r->destroyed_by);
-	run(s, S_VMA);
+	cell_id(b, 17, (__s64)r->destroyed_ns);
+	cell_id(b, 18, r->destroyed_by);
+	batch_add(s, b);
 }
 
 __s64 fl_store_frame(struct fl_store *s, const char *module, __u64 rel_addr)
