@@ -78,7 +78,7 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 /*
- * The rows of the two busiest tables, event and vma, go in BATCH_ROWS at a
+ * The rows of the busiest tables (event, vma, fault, heap_sample) go in BATCH_ROWS at a
  * time, by one INSERT of that many rows: SQLite's work per statement (the
  * step, the halt, the resets, a copy per text bound) was a fifth of each
  * row's.  A row waits here, its values copied, until the batch fills, or a
@@ -86,11 +86,14 @@ static const char *const stmt_sql[S_COUNT] = {
  * (batch_flush).  Row ids are the store's own, so none is asked of SQLite.
  */
 #define BATCH_ROWS 16
-#define BATCH_COLS 19  /* the widest of the batched statements (event) */
+#define BATCH_COLS (8 + FL_F_NCLASS)  /* the widest of the batched statements (fault) */
 
 struct cell {
-	int type;            /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_TEXT */
-	sqlite3_int64 i;     /* the integer, or the text's offset in text */
+	int type;            /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT */
+	union {
+		sqlite3_int64 i; /* the integer, or the text's offset in text */
+		double f;
+	};
 };
 
 struct batch {
@@ -102,7 +105,7 @@ struct batch {
 	size_t ntext, captext;
 };
 
-enum { B_EVENT, B_VMA, B_COUNT };
+enum { B_EVENT, B_VMA, B_FAULT, B_HEAP, B_COUNT };
 
 struct fl_store {
 	sqlite3 *db;
@@ -287,12 +290,17 @@ static int batch_init(struct fl_store *s, struct batch *b, enum stmt one, int nc
 /* Column col (1-based) of the row being made in b. */
 static void cell_int(struct batch *b, int col, sqlite3_int64 v)
 {
-	b->cells[b->n][col - 1] = (struct cell){ SQLITE_INTEGER, v };
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_INTEGER, { v } };
 }
 
 static void cell_null(struct batch *b, int col)
 {
-	b->cells[b->n][col - 1] = (struct cell){ SQLITE_NULL, 0 };
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_NULL, { 0 } };
+}
+
+static void cell_double(struct batch *b, int col, double v)
+{
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_FLOAT, { .f = v } };
 }
 
 /* An id column, 0 meaning NULL. */
@@ -314,7 +322,7 @@ static void cell_text(struct batch *b, int col, const char *z)
 		return;
 	}
 	memcpy(b->text + b->ntext, z, len);
-	b->cells[b->n][col - 1] = (struct cell){ SQLITE_TEXT, (sqlite3_int64)b->ntext };
+	b->cells[b->n][col - 1] = (struct cell){ SQLITE_TEXT, { (sqlite3_int64)b->ntext } };
 	b->ntext += len;
 }
 
@@ -327,6 +335,8 @@ static void bind_row(const struct batch *b, sqlite3_stmt *st, int r, int first)
 			sqlite3_bind_int64(st, first + c, v->i);
 		else if (v->type == SQLITE_TEXT)
 			sqlite3_bind_text(st, first + c, b->text + v->i, -1, SQLITE_STATIC);
+		else if (v->type == SQLITE_FLOAT)
+			sqlite3_bind_double(st, first + c, v->f);
 		else
 			sqlite3_bind_null(st, first + c);
 	}
@@ -486,6 +496,10 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		rc = batch_init(s, &s->batch[B_EVENT], S_EVENT, 19);
 	if (rc == SQLITE_OK)
 		rc = batch_init(s, &s->batch[B_VMA], S_VMA, 18);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_FAULT], S_FAULT, 8 + FL_F_NCLASS);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_HEAP], S_HEAP_SAMPLE, 11);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
 		int e = sqlite_errno(rc);
@@ -1005,20 +1019,21 @@ void fl_store_frame_symbol(struct fl_store *s, __s64 frame_id, const char *build
 void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_ns,
 		    const struct fl_fault_counts *c, int faultline)
 {
+	struct batch *b = &s->batch[B_FAULT];
+
 	if (s->rc)
 		return;
-	sqlite3_stmt *st = s->st[S_FAULT];
-	sqlite3_bind_int64(st, 1, vma_id);
-	sqlite3_bind_int64(st, 2, proc_id);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)time_ns);
+	cell_int(b, 1, vma_id);
+	cell_int(b, 2, proc_id);
+	cell_int(b, 3, (sqlite3_int64)time_ns);
 	for (int i = 0; i < FL_F_NCLASS; i++)
-		sqlite3_bind_int64(st, 4 + i, (sqlite3_int64)c->cls[i]);
-	sqlite3_bind_int64(st, 4 + FL_F_NCLASS, (sqlite3_int64)c->read);
-	sqlite3_bind_int64(st, 5 + FL_F_NCLASS, (sqlite3_int64)c->write);
-	sqlite3_bind_int64(st, 6 + FL_F_NCLASS, (sqlite3_int64)c->exec);
-	sqlite3_bind_int64(st, 7 + FL_F_NCLASS, (sqlite3_int64)c->thp);
-	sqlite3_bind_int(st, 8 + FL_F_NCLASS, !!faultline);
-	run(s, S_FAULT);
+		cell_int(b, 4 + i, (sqlite3_int64)c->cls[i]);
+	cell_int(b, 4 + FL_F_NCLASS, (sqlite3_int64)c->read);
+	cell_int(b, 5 + FL_F_NCLASS, (sqlite3_int64)c->write);
+	cell_int(b, 6 + FL_F_NCLASS, (sqlite3_int64)c->exec);
+	cell_int(b, 7 + FL_F_NCLASS, (sqlite3_int64)c->thp);
+	cell_int(b, 8 + FL_F_NCLASS, !!faultline);
+	batch_add(s, b);
 }
 
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
@@ -1146,22 +1161,20 @@ void fl_store_smaps_drop(struct fl_store *s, __s64 id)
 
 void fl_store_heap_sample(struct fl_store *s, const struct fl_heap_row *r)
 {
+	struct batch *b = &s->batch[B_HEAP];
+
 	if (s->rc)
 		return;
-	sqlite3_stmt *st = s->st[S_HEAP_SAMPLE];
-	sqlite3_bind_int64(st, 1, r->proc_id);
-	sqlite3_bind_int64(st, 2, r->tid);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)r->addr);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->size);
-	sqlite3_bind_double(st, 5, r->weight);
-	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->mean);
-	bind_text(st, 7, r->fn);
-	sqlite3_bind_int64(st, 8, (sqlite3_int64)r->alloc_ns);
-	if (r->free_ns)
-		sqlite3_bind_int64(st, 9, (sqlite3_int64)r->free_ns);
-	else
-		sqlite3_bind_null(st, 9);
-	bind_text(st, 10, r->end_how);
-	bind_id(st, 11, r->stack_id);
-	run(s, S_HEAP_SAMPLE);
+	cell_int(b, 1, r->proc_id);
+	cell_int(b, 2, r->tid);
+	cell_int(b, 3, (sqlite3_int64)r->addr);
+	cell_int(b, 4, (sqlite3_int64)r->size);
+	cell_double(b, 5, r->weight);
+	cell_int(b, 6, (sqlite3_int64)r->mean);
+	cell_text(b, 7, r->fn);
+	cell_int(b, 8, (sqlite3_int64)r->alloc_ns);
+	cell_id(b, 9, (__s64)r->free_ns);
+	cell_text(b, 10, r->end_how);
+	cell_id(b, 11, r->stack_id);
+	batch_add(s, b);
 }
