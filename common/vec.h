@@ -21,4 +21,20 @@ static inline int fl_vec_reserve(void **a, size_t *cap, size_t need, size_t size
 	return 0;
 }
 
+/*
+ * Sort the n elements of a by cmp, unless they are in its order already: rows
+ * read back in the order they were written often are, and glibc's merge sort
+ * compares n log n times even then (400,000 regions of one process: 0.1 s).
+ */
+static inline void fl_vec_sort(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	const char *p = a;
+
+	for (size_t i = 1; i < n; i++)
+		if (cmp(p + (i - 1) * size, p + i * size) > 0) {
+			qsort(a, n, size, cmp);
+			return;
+		}
+}
+
 #endif /* FL_VEC_H */

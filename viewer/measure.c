@@ -660,7 +660,7 @@ static int load_regions(struct loader *l)
 	free(seen.keys);
 	if (rc != SQLITE_DONE)
 		return -1;
-	qsort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
+	fl_vec_sort(r->regions, r->nregions, sizeof(*r->regions), region_cmp);
 	mark_shim_bss(r);
 	return 0;
 }

@@ -770,7 +770,7 @@ static int write_regions(struct fl_db *d, const char *schema, const struct fl_ru
 			const struct fl_region *g = &run->regions[i + m];
 			order[m] = (struct ranked){ sum_classes(g->faults) + sum_classes(g->fl_faults), g };
 		}
-		qsort(order, n, sizeof(*order), by_faults);
+		fl_vec_sort(order, n, sizeof(*order), by_faults);
 		for (size_t m = 0; m < n && m < FL_SUM_TOP_REGIONS && !rc; m++)
 			rc = region_row(d, ins, run->procs[run->regions[i].proc].id, order[m].region, NULL, 0);
 		if (!rc && n > FL_SUM_TOP_REGIONS)
