@@ -989,10 +989,20 @@ static bool has_table(struct fl_db *d, const char *schema, const char *table)
 	return has;
 }
 
+/* The parts into the connection's temp schema: its own, where the viewer's read-only connection may write. */
+static int write_temp(struct fl_db *d, unsigned parts)
+{
+	int rc;
+
+	if (exec(d, "PRAGMA query_only = 0"))
+		return -1;
+	rc = fl_summary_write(d, "temp", parts);
+	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
+}
+
 int fl_summary_ready(struct fl_db *d, unsigned parts)
 {
 	unsigned missing = 0;
-	int rc;
 
 	/* the recording's own, written in the same transaction that marked it complete */
 	for (int p = 0; p < 2; p++) {
@@ -1005,13 +1015,7 @@ int fl_summary_ready(struct fl_db *d, unsigned parts)
 		if ((parts & part) && !all && !has_table(d, "temp", t[0]))
 			missing |= part;
 	}
-	if (!missing)
-		return 0;
-	/* the viewer's connection is read-only; its temp schema is its own */
-	if (exec(d, "PRAGMA query_only = 0"))
-		return -1;
-	rc = fl_summary_write(d, "temp", missing);
-	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
+	return missing ? write_temp(d, missing) : 0;
 }
 
 int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key)
@@ -1019,12 +1023,11 @@ int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (has_table(d, "temp", "fault_summary"))
-		return 0;  /* a reader's own: whole */
+	if (!key->cut || has_table(d, "temp", "fault_summary"))
+		return 0;  /* kept whole at close, or a reader's own */
 	/* a key cut at close has more groups than it kept (an older recording's never were: built again all the same) */
-	if (!key->cut || !(st = fl_db_prepare(d, "SELECT EXISTS (SELECT 1 FROM fault_summary_total"
-						 " WHERE key = ? AND groups > ?)")))
-		return key->cut ? -1 : 0;
+	if (!(st = fl_db_prepare(d, "SELECT EXISTS (SELECT 1 FROM fault_summary_total WHERE key = ? AND groups > ?)")))
+		return -1;
 	sqlite3_bind_text(st, 1, key->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, FL_SUM_TOP_GROUPS);
 	rc = fl_db_step(d, st);
@@ -1032,12 +1035,7 @@ int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key)
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return -1;
-	if (!cut)
-		return 0;
-	if (exec(d, "PRAGMA query_only = 0"))
-		return -1;
-	rc = fl_summary_write(d, "temp", FL_SUM_FAULTS);
-	return exec(d, "PRAGMA query_only = 1") || rc ? -1 : 0;
+	return cut ? write_temp(d, FL_SUM_FAULTS) : 0;
 }
 
 /*
