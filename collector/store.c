@@ -78,12 +78,14 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 /*
- * The rows of the busiest tables (event, vma, fault, heap_sample) go in BATCH_ROWS at a
- * time, by one INSERT of that many rows: SQLite's work per statement (the
- * step, the halt, the resets, a copy per text bound) was a fifth of each
- * row's.  A row waits here, its values copied, until the batch fills, or a
- * commit, the close or a statement on its table takes the rest one by one
- * (batch_flush).  Row ids are the store's own, so none is asked of SQLite.
+ * The rows of the busiest tables (event, vma, fault, fault_site,
+ * stack_frame, heap_sample) go in BATCH_ROWS at a time, by one INSERT of
+ * that many rows: SQLite's work per statement (the step, the halt, the
+ * resets, a copy per text bound) was a fifth of each row's.  A row waits
+ * here, its values copied, until the batch fills, or a commit, the close or
+ * a statement on its table takes the rest one by one (batch_flush).  No
+ * batched row's id is asked of SQLite: event and vma ids are the store's
+ * own, and nothing names the others'.
  */
 #define BATCH_ROWS 16
 #define BATCH_COLS (8 + FL_F_NCLASS)  /* the widest of the batched statements (fault) */
@@ -105,7 +107,7 @@ struct batch {
 	size_t ntext, captext;
 };
 
-enum { B_EVENT, B_VMA, B_FAULT, B_HEAP, B_COUNT };
+enum { B_EVENT, B_VMA, B_FAULT, B_SITE, B_STACK_FRAME, B_HEAP, B_COUNT };
 
 struct fl_store {
 	sqlite3 *db;
@@ -498,6 +500,10 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		rc = batch_init(s, &s->batch[B_VMA], S_VMA, 18);
 	if (rc == SQLITE_OK)
 		rc = batch_init(s, &s->batch[B_FAULT], S_FAULT, 8 + FL_F_NCLASS);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_SITE], S_SITE, 8);
+	if (rc == SQLITE_OK)
+		rc = batch_init(s, &s->batch[B_STACK_FRAME], S_STACK_FRAME, 3);
 	if (rc == SQLITE_OK)
 		rc = batch_init(s, &s->batch[B_HEAP], S_HEAP_SAMPLE, 11);
 	if (rc != SQLITE_OK) {
@@ -990,11 +996,11 @@ __s64 fl_store_stack(struct fl_store *s, const __s64 *frame_ids, unsigned n)
 	sqlite3_bind_int(s->st[S_STACK], 1, (int)n);
 	__s64 id = run(s, S_STACK);
 	for (unsigned i = 0; id && i < n; i++) {
-		sqlite3_stmt *st = s->st[S_STACK_FRAME];
-		sqlite3_bind_int64(st, 1, id);
-		sqlite3_bind_int(st, 2, (int)i);
-		sqlite3_bind_int64(st, 3, frame_ids[i]);
-		run(s, S_STACK_FRAME);
+		struct batch *b = &s->batch[B_STACK_FRAME];
+		cell_int(b, 1, id);
+		cell_int(b, 2, (int)i);
+		cell_int(b, 3, frame_ids[i]);
+		batch_add(s, b);
 	}
 	return id;
 }
@@ -1039,21 +1045,19 @@ void fl_store_fault(struct fl_store *s, __s64 vma_id, __s64 proc_id, __u64 time_
 void fl_store_fault_site(struct fl_store *s, __s64 vma_id, __s64 proc_id, const char *cls,
 			 __s64 frame_id, __u64 count, int faultline, __s64 callers_id, const char *callers_end)
 {
+	struct batch *b = &s->batch[B_SITE];
+
 	if (s->rc)
 		return;
-	sqlite3_stmt *st = s->st[S_SITE];
-	sqlite3_bind_int64(st, 1, vma_id);
-	sqlite3_bind_int64(st, 2, proc_id);
-	bind_text(st, 3, cls);
-	sqlite3_bind_int64(st, 4, frame_id);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)count);
-	sqlite3_bind_int(st, 6, !!faultline);
-	if (callers_id)
-		sqlite3_bind_int64(st, 7, callers_id);
-	else
-		sqlite3_bind_null(st, 7);
-	bind_text(st, 8, callers_end);
-	run(s, S_SITE);
+	cell_int(b, 1, vma_id);
+	cell_int(b, 2, proc_id);
+	cell_text(b, 3, cls);
+	cell_int(b, 4, frame_id);
+	cell_int(b, 5, (sqlite3_int64)count);
+	cell_int(b, 6, !!faultline);
+	cell_id(b, 7, callers_id);
+	cell_text(b, 8, callers_end);
+	batch_add(s, b);
 }
 
 void fl_store_rss(struct fl_store *s, __s64 proc_id, __u64 time_ns, __u64 anon, __u64 file,
