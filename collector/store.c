@@ -108,6 +108,10 @@ struct batch {
 };
 
 enum { B_EVENT, B_VMA, B_FAULT, B_SITE, B_STACK_FRAME, B_HEAP, B_COUNT };
+static const enum stmt batched[B_COUNT] = {
+	[B_EVENT] = S_EVENT, [B_VMA] = S_VMA, [B_FAULT] = S_FAULT, [B_SITE] = S_SITE,
+	[B_STACK_FRAME] = S_STACK_FRAME, [B_HEAP] = S_HEAP_SAMPLE,
+};
 
 struct fl_store {
 	sqlite3 *db;
@@ -278,14 +282,21 @@ static char *many_rows_sql(const char *one)
 	return sql;
 }
 
-static int batch_init(struct fl_store *s, struct batch *b, enum stmt one, int ncols)
+/* b for the statement one: its columns are its parameters. */
+static int batch_init(struct fl_store *s, struct batch *b, enum stmt one)
 {
-	char *sql = many_rows_sql(stmt_sql[one]);
-	int rc = sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL) : SQLITE_NOMEM;
+	char *sql;
+	int rc;
 
-	free(sql);
 	b->one = one;
-	b->ncols = ncols;
+	b->ncols = 0;
+	for (const char *c = stmt_sql[one]; *c; c++)
+		b->ncols += *c == '?';
+	if (b->ncols > BATCH_COLS)
+		return SQLITE_ERROR;
+	sql = many_rows_sql(stmt_sql[one]);
+	rc = sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL) : SQLITE_NOMEM;
+	free(sql);
 	return rc;
 }
 
@@ -320,7 +331,7 @@ static void cell_text(struct batch *b, int col, const char *z)
 	size_t len = z ? strlen(z) + 1 : 0;
 
 	if (!z || fl_vec_reserve((void **)&b->text, &b->captext, b->ntext + len, 1)) {
-		cell_null(b, col); /* out of memory: the text is lost, not the row */
+		cell_null(b, col); /* out of memory: NULL, as a failed bind would leave it */
 		return;
 	}
 	memcpy(b->text + b->ntext, z, len);
@@ -343,8 +354,6 @@ static void bind_row(const struct batch *b, sqlite3_stmt *st, int r, int first)
 			sqlite3_bind_null(st, first + c);
 	}
 }
-
-static __s64 run(struct fl_store *s, enum stmt i);
 
 /* Writes the rows b holds: all at once when they are BATCH_ROWS, else one by one. */
 static void batch_flush(struct fl_store *s, struct batch *b)
@@ -494,18 +503,8 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 		rc = sqlite3_exec(s->db, fl_schema_sql, NULL, NULL, NULL);
 	for (int i = 0; rc == SQLITE_OK && i < S_COUNT; i++)
 		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_EVENT], S_EVENT, 19);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_VMA], S_VMA, 18);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_FAULT], S_FAULT, 8 + FL_F_NCLASS);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_SITE], S_SITE, 8);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_STACK_FRAME], S_STACK_FRAME, 3);
-	if (rc == SQLITE_OK)
-		rc = batch_init(s, &s->batch[B_HEAP], S_HEAP_SAMPLE, 11);
+	for (int i = 0; rc == SQLITE_OK && i < B_COUNT; i++)
+		rc = batch_init(s, &s->batch[i], batched[i]);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
 		int e = sqlite_errno(rc);
