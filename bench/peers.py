@@ -10,7 +10,8 @@ installed is shown as "-".  Workloads: touch, cow, churn, heap, filemap (a
 file read through a cold mmap), sqlite3, threads8 (8 threads x 50,000
 mmap+munmap), threads64 (64 threads x 5,000), node and java (each building
 a few million small objects; these four only when --only names them).  Each round runs every tool once
-in turn, after a warm-up round; medians over the rounds.
+in turn, each round starting one tool later (benchlib.alternate), after a warm-up round; medians over
+the rounds.
 
 The fixed start-up cost of each tool (its median on `true`, less plain
 `true`) is printed apart; "net" is the ratio with that cost taken out, the
