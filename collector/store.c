@@ -100,7 +100,7 @@ struct cell {
 
 struct batch {
 	enum stmt one;       /* the table's single-row INSERT, for the rest of a batch */
-	sqlite3_stmt *many;  /* the same INSERT of BATCH_ROWS rows */
+	sqlite3_stmt *many;  /* the same INSERT of BATCH_ROWS rows (many_stmt) */
 	int ncols, n;        /* columns of a row; rows held */
 	struct cell cells[BATCH_ROWS][BATCH_COLS];
 	char *text;          /* the held rows' texts, each ending in NUL */
@@ -283,21 +283,27 @@ static char *many_rows_sql(const char *one)
 }
 
 /* b for the statement one: its columns are its parameters. */
-static int batch_init(struct fl_store *s, struct batch *b, enum stmt one)
+static int batch_init(struct batch *b, enum stmt one)
 {
-	char *sql;
-	int rc;
-
 	b->one = one;
 	b->ncols = 0;
 	for (const char *c = stmt_sql[one]; *c; c++)
 		b->ncols += *c == '?';
-	if (b->ncols > BATCH_COLS)
-		return SQLITE_ERROR;
-	sql = many_rows_sql(stmt_sql[one]);
-	rc = sql ? sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL) : SQLITE_NOMEM;
-	free(sql);
-	return rc;
+	return b->ncols > BATCH_COLS ? SQLITE_ERROR : SQLITE_OK;
+}
+
+/* b's INSERT of BATCH_ROWS rows, prepared when a batch first fills: a short run never needs it. */
+static sqlite3_stmt *many_stmt(struct fl_store *s, struct batch *b)
+{
+	char *sql;
+
+	if (!b->many && (sql = many_rows_sql(stmt_sql[b->one]))) {
+		int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL);
+		if (rc != SQLITE_OK)
+			fail(s, rc, "insert");
+		free(sql);
+	}
+	return b->many;
 }
 
 /* Column col (1-based) of the row being made in b. */
@@ -358,11 +364,13 @@ static void bind_row(const struct batch *b, sqlite3_stmt *st, int r, int first)
 /* Writes the rows b holds: all at once when they are BATCH_ROWS, else one by one. */
 static void batch_flush(struct fl_store *s, struct batch *b)
 {
-	if (!s->rc && b->n == BATCH_ROWS) {
+	sqlite3_stmt *many = !s->rc && b->n == BATCH_ROWS ? many_stmt(s, b) : NULL;
+
+	if (many) {
 		for (int r = 0; r < BATCH_ROWS; r++)
-			bind_row(b, b->many, r, 1 + r * b->ncols);
-		int rc = sqlite3_step(b->many);
-		sqlite3_reset(b->many);
+			bind_row(b, many, r, 1 + r * b->ncols);
+		int rc = sqlite3_step(many);
+		sqlite3_reset(many);
 		if (rc != SQLITE_DONE)
 			fail(s, rc, "insert");
 	} else {
@@ -504,7 +512,7 @@ int fl_store_create(struct fl_store **out, const char *path, bool force, char *e
 	for (int i = 0; rc == SQLITE_OK && i < S_COUNT; i++)
 		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
 	for (int i = 0; rc == SQLITE_OK && i < B_COUNT; i++)
-		rc = batch_init(s, &s->batch[i], batched[i]);
+		rc = batch_init(&s->batch[i], batched[i]);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot create %s: %s", path, sqlite3_errmsg(s->db));
 		int e = sqlite_errno(rc);
