@@ -22,19 +22,33 @@ static inline int fl_vec_reserve(void **a, size_t *cap, size_t need, size_t size
 }
 
 /*
- * Sort the n elements of a by cmp, unless they are in its order already: rows
- * read back in the order they were written often are, and glibc's merge sort
- * compares n log n times even then (400,000 regions of one process: 0.1 s).
+ * Sort the n elements of a by cmp (qsort_r's, ctx its context), unless they
+ * are in its order already: rows read back in the order they were written
+ * often are, and glibc's merge sort compares n log n times even then
+ * (400,000 regions of one process: 0.1 s).
  */
-static inline void fl_vec_sort(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *))
+static inline void fl_vec_sort_r(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *, void *),
+				 void *ctx)
 {
 	const char *p = a;
 
 	for (size_t i = 1; i < n; i++)
-		if (cmp(p + (i - 1) * size, p + i * size) > 0) {
-			qsort(a, n, size, cmp);
+		if (cmp(p + (i - 1) * size, p + i * size, ctx) > 0) {
+			qsort_r(a, n, size, cmp, ctx);
 			return;
 		}
+}
+
+/* fl_vec_sort_r's context for a comparator that takes none: the comparator itself. */
+static inline int fl_vec_cmp_plain(const void *x, const void *y, void *cmp)
+{
+	return (*(int (**)(const void *, const void *))cmp)(x, y);
+}
+
+/* fl_vec_sort_r by a comparator without context (qsort's). */
+static inline void fl_vec_sort(void *a, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	fl_vec_sort_r(a, n, size, fl_vec_cmp_plain, &cmp);
 }
 
 #endif /* FL_VEC_H */

@@ -173,15 +173,6 @@ static int by_group(const void *a, const void *b, void *k)
 	return cell_cmp(group_of(key, *(struct row_sums *const *)a), group_of(key, *(struct row_sums *const *)b));
 }
 
-/* Whether the n rows of v are in by_group's order for key k already. */
-static bool sorted(struct row_sums *const *v, size_t n, int k)
-{
-	for (size_t i = 1; i < n; i++)
-		if (by_group(&v[i - 1], &v[i], &k) > 0)
-			return false;
-	return true;
-}
-
 /* One group of key k: n rows of one process, summed, with the range they span. */
 struct group {
 	struct row_sums *const *rows;
@@ -333,8 +324,8 @@ static int process_groups(struct fl_db *d, sqlite3_stmt *ins, struct row_sums **
 		}
 		kt = &t->v[t->n++];
 		*kt = (struct key_total){ .key = k, .pid = v[0]->pid };
-		if (!sorted(v, m, k))  /* by process and VMA row they are: the rows came in that order */
-			qsort_r(v, m, sizeof(*v), by_group, &k);
+		/* by process and VMA row they are: the rows came in that order */
+		fl_vec_sort_r(v, m, sizeof(*v), by_group, &k);
 		rc = key_rows(d, ins, k, v, m, cut, kt);
 	}
 	free(v);
