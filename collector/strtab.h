@@ -11,7 +11,7 @@
 
 /* The interned copy of z (NULL for NULL), valid until fl_strtab_free(). */
 const char *fl_strtab_intern(const char *z);
-/* Index (>= 1) of an interned string; 0 for NULL. */
+/* Index (>= 1) of a string fl_strtab_intern returned (any other pointer is not allowed); 0 for NULL. */
 unsigned fl_strtab_index(const char *interned);
 /* The interned string of an index. */
 const char *fl_strtab_get(unsigned index);
