@@ -891,12 +891,6 @@ out:
 }
 
 /*
- * Per process: its mapped-size peak (rows.c), its resident peak and calls,
- * the program's own faults and calls apart from faultline's (measure.c;
- * eBPF recordings only, NULL otherwise or when they cannot be read), and
- * its regions with the most faults.  (Its calls by kind: write_calls.)
- */
-/*
  * Who makes proc_summary's mapped-size peaks (fl_vma_peak: a walk of every
  * VMA row of a process in time order) at the close: the first of its two
  * sides free to (fl_summary_store).  threads8's process part loads its
@@ -914,6 +908,15 @@ static bool claim_peaks(int *by, int me)
 	       unclaimed == me;
 }
 
+/*
+ * Per process: its mapped-size peak (rows.c), its resident peak and calls,
+ * the program's own faults and calls apart from faultline's (measure.c;
+ * eBPF recordings only, NULL otherwise or when they cannot be read), and
+ * its regions with the most faults.  (Its calls by kind: write_calls.)
+ * The peaks are made here unless peaks_by says the other side of the close
+ * claimed them first (NULL: there is none); they are NULL then, until
+ * write_peaks.
+ */
 static int write_procs(struct fl_db *d, const char *schema, int *peaks_by)
 {
 	struct fl_run run = { 0 };
@@ -1106,13 +1109,13 @@ int fl_summary_whole(struct fl_db *d, const struct fl_faults_key *key)
 }
 
 /*
- * The close's second part, FL_SUM_PROCS but its calls by kind and mapped
- * peaks, made on a thread of its own while the first is written: it reads
- * the recording through a read-only connection of its own and writes into
- * an in-memory database, whose few rows (one per process, its top regions)
- * are copied in afterwards.  The two parts read the rows and write their
- * own tables only.  churn (240k calls, 80k faulted VMAs): 1.0 s of the
- * close's 2.6 s.
+ * The close's second part, FL_SUM_PROCS but its calls by kind (and its
+ * mapped-size peaks when the main thread claims them first), made on a
+ * thread of its own while the first is written: it reads the recording
+ * through a read-only connection of its own and writes into an in-memory
+ * database, whose few rows (one per process, its top regions) are copied
+ * in afterwards.  The two parts read the rows and write their own tables
+ * only.  churn (240k calls, 80k faulted VMAs): 1.0 s of the close's 2.6 s.
  */
 struct procs_part {
 	const char *file; /* the recording, everything committed in the file itself (store.h) */
