@@ -1110,43 +1110,36 @@ static __always_inline void run_flush(const struct fl_fault_run *r, __u32 idx, u
 		lose_n(FL_LOSS_SITE_MAP, r->site_n);
 }
 
-/* One fault into counts c: its class, its access, a huge page. */
-static __always_inline void count_fault(struct fl_fault_counts *c, __u32 cls, __u64 err, __u32 allocn)
+/*
+ * Adds 1 to *v: atomically in a map entry every CPU shares, plainly in this
+ * CPU's run, which only this program writes, on this CPU, with preemption
+ * off (a perf overflow handler), and which the collector reads only once no
+ * program counts into its pair (inflight).
+ */
+static __always_inline void bump(__u64 *v, int shared)
+{
+	if (shared)
+		__sync_fetch_and_add(v, 1);
+	else
+		(*v)++;
+}
+
+/* One fault into counts c (shared: a map entry, else a run): its class, its access, a huge page. */
+static __always_inline void count_fault(struct fl_fault_counts *c, __u32 cls, __u64 err, __u32 allocn,
+					int shared)
 {
 	/* bounded again where it is used: clang may check a copy the verifier does not follow */
 	asm volatile("" : "+r"(cls));
 	if (cls < FL_F_NCLASS)
-		__sync_fetch_and_add(&c->cls[cls], 1);
+		bump(&c->cls[cls], shared);
 	if (err & PF_INSTR)
-		__sync_fetch_and_add(&c->exec, 1);
+		bump(&c->exec, shared);
 	else if (err & PF_WRITE)
-		__sync_fetch_and_add(&c->write, 1);
+		bump(&c->write, shared);
 	else
-		__sync_fetch_and_add(&c->read, 1);
+		bump(&c->read, shared);
 	if (allocn)
-		__sync_fetch_and_add(&c->thp, 1);
-	c->last_ns = bpf_ktime_get_ns();
-}
-
-/*
- * count_fault for this CPU's run: only this program writes it, on this CPU,
- * with preemption off (a perf overflow handler), and the collector reads a
- * pair's runs only once no program counts into that pair (inflight): plain
- * adds, where the maps' entries, shared by every CPU, need atomic ones.
- */
-static __always_inline void count_in_run(struct fl_fault_counts *c, __u32 cls, __u64 err, __u32 allocn)
-{
-	asm volatile("" : "+r"(cls));
-	if (cls < FL_F_NCLASS)
-		c->cls[cls]++;
-	if (err & PF_INSTR)
-		c->exec++;
-	else if (err & PF_WRITE)
-		c->write++;
-	else
-		c->read++;
-	if (allocn)
-		c->thp++;
+		bump(&c->thp, shared);
 	c->last_ns = bpf_ktime_get_ns();
 }
 
@@ -1173,7 +1166,7 @@ __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key
 	f = inflight_enter(&idx);
 	r = bpf_map_lookup_elem(&runs, &idx);
 	if (r && same_run(r, kp, skp)) {
-		count_in_run(&r->counts, cls, err, allocn);
+		count_fault(&r->counts, cls, err, allocn, 0);
 		r->site_n++;
 		goto out;
 	}
@@ -1181,7 +1174,7 @@ __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key
 		run_flush(r, idx, &b);
 	b.k = *kp;
 	if ((c = fault_entry_of(idx, &b)))
-		count_fault(c, cls, err, allocn);
+		count_fault(c, cls, err, allocn, 1);
 	else
 		lose(FL_LOSS_FAULT_MAP);
 	b.s = *skp;
