@@ -56,10 +56,9 @@ static void load_debuginfod(void)
 
 static pthread_once_t client_once = PTHREAD_ONCE_INIT;
 
-void fl_debuginfod_load(void)
+bool fl_debuginfod_load(void)
 {
-	if (fl_debuginfod_configured())
-		pthread_once(&client_once, load_debuginfod);
+	return fl_debuginfod_configured() && !pthread_once(&client_once, load_debuginfod) && client.find_debuginfo;
 }
 
 static int ask_debuginfod(const unsigned char *id, int n, char **found)
@@ -67,8 +66,7 @@ static int ask_debuginfod(const unsigned char *id, int n, char **found)
 	struct debuginfod_client *c;
 	int fd;
 
-	if (n <= 0 || !fl_debuginfod_configured() || pthread_once(&client_once, load_debuginfod) ||
-	    !client.find_debuginfo || !(c = client.begin()))
+	if (n <= 0 || !fl_debuginfod_load() || !(c = client.begin()))
 		return -1;
 	fd = client.find_debuginfo(c, id, n, found);
 	client.end(c);

@@ -32,8 +32,9 @@ int fl_open_regular(const char *path, struct stat *st);
 /* DEBUGINFOD_URLS names a server: a debug file found nowhere here is asked of it. */
 bool fl_debuginfod_configured(void);
 
-/* Where a server is configured, load libdebuginfod now (once), not at the first question. */
-void fl_debuginfod_load(void);
+/* Where a server is configured, load libdebuginfod (once: the symbolizer's prewarm does it before
+ * the first question).  Returns whether its client can be asked. */
+bool fl_debuginfod_load(void);
 
 /*
  * Dwfl_Callbacks.find_debuginfo.  The cached copy of mod's debug file
