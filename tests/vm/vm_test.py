@@ -18,8 +18,8 @@ KVM (TCG), runs each test and prints one result line per test on the serial
 console; this script parses them.
 
 A guest that stops before every test ran, none having failed, has its console's end printed
-and boots once more for the rest (TCG's own crashes, a soft lockup made a panic; a test that
-brings the guest down every time still fails).
+and boots once more for the rest (a soft lockup is made a panic; a test that brings the guest
+down every time still fails).
 
 Exit 0 all passed, 1 a failure, 77 skipped: the machine cannot run qemu or
 fetch the kernel.  With FAULTLINE_REQUIRE_BPF=1 (CI) a skip is a failure.
@@ -359,7 +359,13 @@ def boot(kernel, initrd, disk, logpath, timeout):
     qemu = shutil.which("qemu-system-x86_64")
     if not qemu:
         raise Skip("qemu-system-x86_64 not installed (Debian package qemu-system-x86)")
-    cmd = [qemu, "-machine", "q35,accel=tcg", "-cpu", "max", "-smp", "2", "-m", "5120",
+    # thread=single: TCG runs the two vCPUs in turn on one host thread.  With a thread per vCPU
+    # (QEMU's default) one vCPU could run code the other had just patched from a stale translation:
+    # the kernel patches its text by int3 (text_poke_bp) whenever a tracepoint or perf event is
+    # attached or detached, and guests died in exactly such patch sites (an int3 Oops at a nop in
+    # handle_mm_fault, a CPU spinning at __alloc_pages' jump label, an int3 Oops in
+    # sched_clock_cpu at boot).  In turn, a vCPU never runs while the other patches.
+    cmd = [qemu, "-machine", "q35", "-accel", "tcg,thread=single", "-cpu", "max", "-smp", "2", "-m", "5120",
            "-kernel", kernel, "-initrd", initrd,
            "-drive", f"file={disk},if=virtio,format=raw,cache=unsafe", "-nographic", "-no-reboot", "-monitor", "none",
            # softlockup_panic: a CPU stuck in the kernel for 20 s ends the guest (and prints where)
@@ -402,6 +408,14 @@ def boot(kernel, initrd, disk, logpath, timeout):
     return seen_kernel, results
 
 
+def print_tail(console, missing):
+    with open(console, errors="replace") as f:
+        tail = f.read().splitlines()[-25:]
+    log(f"the guest stopped with {len(missing)} test(s) not run; the end of its console:")
+    for line in tail:
+        print("    " + line, flush=True)
+
+
 def main():
     if len(sys.argv) < 4 or sys.argv[3] not in SERIES:
         print(__doc__, file=sys.stderr)
@@ -430,8 +444,8 @@ def main():
         console = os.path.join(cache, f"console-{series}.log")
         guest, results = boot(kernel, initrd, disk, console, timeout=sum(t["timeout"] for t in tests) + 120)
         if not guest:
-            # The emulated kernel itself can die before our init runs: with -smp 2, TCG has
-            # crashed 6.12 once in its boot-time code patching (an int3 Oops in sched_clock_cpu).
+            # The emulated kernel itself can die before our init runs: with a host thread per vCPU,
+            # TCG crashed 6.12 once in its boot-time code patching (an int3 Oops in sched_clock_cpu).
             # That is no test's result; boot once more, and keep the first console log.
             os.replace(console, console + ".1")
             log(f"the guest did not start (console log: {console}.1); booting it again")
@@ -448,18 +462,11 @@ def main():
     missing = {t["name"] for t in tests} - {r[0] for r in results}
     if missing and not [r for r in results if r[1] != "OK"]:
         # The guest stopped before every test ran, none having failed: its console's end says
-        # how (TCG has crashed a 6.12 guest in its code patching, which attaching tracepoints
-        # does too; once in about ten CI runs; and a 6.1 guest, three times in a day's runs, had
-        # a CPU stuck for good in faultline's process at a patchable nop of __alloc_pages (a
-        # tracepoint's jump label) in a page fault; most likely its other thread was patching
-        # tracepoints meanwhile (attaching at the start, or unloading beside the close): TCG and
-        # cross-modifying code; the test ran until its 720 s were out before softlockup_panic).  The rest run on a new boot, once: a test
-        # that brings the guest down every time still fails.
-        with open(console, errors="replace") as f:
-            tail = f.read().splitlines()[-25:]
-        log(f"the guest stopped with {len(missing)} test(s) not run; the end of its console:")
-        for line in tail:
-            print("    " + line, flush=True)
+        # how.  With a host thread per vCPU, TCG crashed guests in the kernel's code patching
+        # (see boot); since they run in turn none has, but a guest can still die of what is no
+        # test's doing.  The rest run on a new boot, once: a test that brings the guest down
+        # every time still fails, with both consoles' ends printed.
+        print_tail(console, missing)
         os.replace(console, console + ".1")
         run(["mkfs.ext4", "-q", "-F", disk])
         rest = [t for t in tests if t["name"] in missing]
@@ -468,6 +475,8 @@ def main():
         results += more
         log(f"the rest on a new boot ({guest or 'it did not start'})")
         missing = {t["name"] for t in tests} - {r[0] for r in results}
+        if missing:
+            print_tail(console, missing)
     bad = [r for r in results if r[1] != "OK"]
     log(f"{guest}: {len(results) - len(bad)} passed, {len(bad)} failed or skipped, "
         f"{len(missing)} not run, in {time.time() - t1:.0f} s")
