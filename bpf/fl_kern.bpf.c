@@ -1023,25 +1023,34 @@ static __always_inline __u64 *inflight_enter(__u32 *idx)
 	return f;
 }
 
-/* A new entry's counts (not on the stack: with the caller's, 6.1 allows 512 bytes). */
-static const struct fl_fault_counts counts_zero;
-
 /*
- * The entry of key in map (of pair idx), added with value zero if missing;
- * NULL when the map is full.  At agg_half new entries in the pair since its
- * drain, ask for an early one.
+ * Key's entry in map (of pair idx), for the caller to add val to (a run's
+ * counts, or its faults at its site); NULL when val went in as a new entry,
+ * or when the map had no room (the run's *faults then counted as lost to
+ * `loss`).  A new key costs a lookup and an insert, not an insert of zeros
+ * and a lookup more.  At agg_half new entries in the pair since its drain,
+ * ask for an early one.
  */
-static __always_inline void *agg_entry(void *map, const void *key, const void *zero, __u32 idx)
+static __always_inline void *agg_add(void *map, const void *key, const void *val, __u32 idx, __u32 loss,
+				     const __u64 *faults)
 {
 	void *e = bpf_map_lookup_elem(map, key);
 
 	if (e)
 		return e;
-	if (!bpf_map_update_elem(map, key, zero, BPF_NOEXIST) &&
-	    __sync_fetch_and_add(&agg_new[idx & 1], 1) + 1 == agg_half)
-		signal_collector(FL_R_DRAIN);
-	return bpf_map_lookup_elem(map, key);
+	if (!bpf_map_update_elem(map, key, val, BPF_NOEXIST)) {
+		if (__sync_fetch_and_add(&agg_new[idx & 1], 1) + 1 == agg_half)
+			signal_collector(FL_R_DRAIN);
+		return NULL;
+	}
+	e = bpf_map_lookup_elem(map, key); /* another CPU made it meanwhile, or no room */
+	if (!e)
+		lose_n(loss, *faults);
+	return e;
 }
+
+/* A run's counts when it starts (not on the stack: with the caller's, 6.1 allows 512 bytes). */
+static const struct fl_fault_counts counts_zero;
 
 /* Whether the fault (k, sk) continues run r: the same key and site (a run without a key: tgid 0). */
 static __always_inline int same_run(const struct fl_fault_run *r, const struct fl_fault_key *k,
@@ -1058,9 +1067,6 @@ static __always_inline int same_run(const struct fl_fault_run *r, const struct f
 	return !d && r->key.tgid;
 }
 
-/* A new site's count (not on the stack: see agg_count). */
-static const __u64 site_zero;
-
 /*
  * Room for one map key on the stack (6.1 takes map keys from the stack
  * only, not from a map value or an argument), the fault key's, then the
@@ -1072,19 +1078,11 @@ union agg_key {
 	struct fl_site_key s;
 };
 
-/* The entry of b->k in the fault map of pair idx, made if missing (NULL: full). */
-static __always_inline struct fl_fault_counts *fault_entry_of(__u32 idx, union agg_key *b)
-{
-	return idx ? agg_entry(&faults1, &b->k, &counts_zero, idx) : agg_entry(&faults0, &b->k, &counts_zero, idx);
-}
-
-/* The entry of b->s in the site map of pair idx, made if missing (NULL: full). */
-static __always_inline __u64 *site_entry_of(__u32 idx, union agg_key *b)
-{
-	return idx ? agg_entry(&sites1, &b->s, &site_zero, idx) : agg_entry(&sites0, &b->s, &site_zero, idx);
-}
-
-/* Adds run r to the maps of pair idx: its counts to its key's entry, its faults to its site's. */
+/*
+ * Adds run r to the maps of pair idx: its counts to its key's entry, its
+ * faults to its site's (site_n, which is also read + write + exec: what a
+ * full map loses, either one).
+ */
 static __always_inline void run_flush(const struct fl_fault_run *r, __u32 idx, union agg_key *b)
 {
 	const __u64 *from = (const __u64 *)&r->counts;
@@ -1092,7 +1090,9 @@ static __always_inline void run_flush(const struct fl_fault_run *r, __u32 idx, u
 	__u64 *n, *to;
 
 	b->k = r->key;
-	if ((c = fault_entry_of(idx, b))) {
+	c = idx ? agg_add(&faults1, &b->k, &r->counts, idx, FL_LOSS_FAULT_MAP, &r->site_n)
+		: agg_add(&faults0, &b->k, &r->counts, idx, FL_LOSS_FAULT_MAP, &r->site_n);
+	if (c) {
 		to = (__u64 *)c;
 		/* every member but last_ns: the classes, read, write, exec, thp (faultline.h's layout) */
 		for (int i = 0; i < sizeof(*c) / 8 - 1; i++)
@@ -1100,94 +1100,84 @@ static __always_inline void run_flush(const struct fl_fault_run *r, __u32 idx, u
 				__sync_fetch_and_add(&to[i], from[i]);
 		if (r->counts.last_ns > c->last_ns) /* a later fault of another CPU may have set it */
 			c->last_ns = r->counts.last_ns;
-	} else {
-		lose_n(FL_LOSS_FAULT_MAP, r->counts.read + r->counts.write + r->counts.exec);
 	}
 	b->s = r->site;
-	if ((n = site_entry_of(idx, b)))
+	n = idx ? agg_add(&sites1, &b->s, &r->site_n, idx, FL_LOSS_SITE_MAP, &r->site_n)
+		: agg_add(&sites0, &b->s, &r->site_n, idx, FL_LOSS_SITE_MAP, &r->site_n);
+	if (n)
 		__sync_fetch_and_add(n, r->site_n);
-	else
-		lose_n(FL_LOSS_SITE_MAP, r->site_n);
+}
+
+/* A fault as count_fault counts it, in one register (agg_count's frame holds fewer spills). */
+#define HOW_EXEC (1u << 8)
+#define HOW_WRITE (1u << 9)
+#define HOW_HUGE (1u << 10)
+
+static __always_inline __u32 fault_how(__u32 cls, __u64 err, __u32 allocn)
+{
+	return cls | (err & PF_INSTR ? HOW_EXEC : err & PF_WRITE ? HOW_WRITE : 0) | (allocn ? HOW_HUGE : 0);
 }
 
 /*
- * Adds 1 to *v: atomically in a map entry every CPU shares, plainly in this
- * CPU's run, which only this program writes, on this CPU, with preemption
- * off (a perf overflow handler), and which the collector reads only once no
- * program counts into its pair (inflight).
+ * One fault into counts c of this CPU's run, plainly: only this program
+ * writes it, on this CPU, with preemption off (a perf overflow handler), and
+ * the collector reads it only once no program counts into its pair
+ * (inflight).  Its class, its access, a huge page (fault_how).
  */
-static __always_inline void bump(__u64 *v, int shared)
+static __always_inline void count_fault(struct fl_fault_counts *c, __u32 how)
 {
-	if (shared)
-		__sync_fetch_and_add(v, 1);
-	else
-		(*v)++;
-}
+	__u32 cls = how & 0xff;
 
-/* One fault into counts c (shared: a map entry, else a run): its class, its access, a huge page. */
-static __always_inline void count_fault(struct fl_fault_counts *c, __u32 cls, __u64 err, __u32 allocn,
-					int shared)
-{
 	/* bounded again where it is used: clang may check a copy the verifier does not follow */
 	asm volatile("" : "+r"(cls));
 	if (cls < FL_F_NCLASS)
-		bump(&c->cls[cls], shared);
-	if (err & PF_INSTR)
-		bump(&c->exec, shared);
-	else if (err & PF_WRITE)
-		bump(&c->write, shared);
+		c->cls[cls]++;
+	if (how & HOW_EXEC)
+		c->exec++;
+	else if (how & HOW_WRITE)
+		c->write++;
 	else
-		bump(&c->read, shared);
-	if (allocn)
-		bump(&c->thp, shared);
+		c->read++;
+	if (how & HOW_HUGE)
+		c->thp++;
 	c->last_ns = bpf_ktime_get_ns();
 }
 
 /*
- * Count one fault into the pair `active` names.  The first fault of a key
- * and site goes to the maps, and becomes this CPU's run: the faults after it
- * with the same key and site are counted in the run, with no hash lookup,
- * until another comes (the run then goes to the maps) or the collector
- * drains the pair, which reads every CPU's run.  touch: 511 faults of every
- * 512 in the run; the two map updates were half of this program's time.
+ * Count one fault into the pair `active` names, in this CPU's run: the
+ * faults in a row with one key and site are counted there, with no hash
+ * lookup, until another comes (the run then goes to the maps, and the new
+ * fault starts the next run) or the collector drains the pair, which reads
+ * every CPU's run.  touch: 511 faults of every 512 in the run; the two map
+ * updates were half of this program's time.
  * A global function, verified once (see vma_at).
  */
 __noinline int agg_count(const struct fl_fault_key *kp, const struct fl_site_key *skp,
 			 __u32 cls, __u64 err, __u32 allocn)
 {
 	union agg_key b;
-	struct fl_fault_counts *c;
 	struct fl_fault_run *r;
-	__u64 *n, *f;
-	__u32 idx = 0;
+	__u32 how = fault_how(cls, err, allocn), idx = 0;
+	__u64 *f;
 
 	if (!kp || !skp || cls >= FL_F_NCLASS)
 		return 0;
 	f = inflight_enter(&idx);
 	r = bpf_map_lookup_elem(&runs, &idx);
-	if (r && same_run(r, kp, skp)) {
-		count_fault(&r->counts, cls, err, allocn, 0);
-		r->site_n++;
+	if (!r) { /* never: a per-CPU array's entry */
+		lose(FL_LOSS_FAULT_MAP);
 		goto out;
 	}
-	if (r && r->site_n)
-		run_flush(r, idx, &b);
-	b.k = *kp;
-	if ((c = fault_entry_of(idx, &b)))
-		count_fault(c, cls, err, allocn, 1);
-	else
-		lose(FL_LOSS_FAULT_MAP);
-	b.s = *skp;
-	if ((n = site_entry_of(idx, &b)))
-		__sync_fetch_and_add(n, 1);
-	else
-		lose(FL_LOSS_SITE_MAP);
-	if (r) {
+	if (!same_run(r, kp, skp)) {
+		if (r->site_n)
+			run_flush(r, idx, &b);
 		r->key = *kp;
 		r->site = *skp;
 		r->counts = counts_zero;
 		r->site_n = 0;
 	}
+	count_fault(&r->counts, how);
+	r->site_n++;
 out:
 	if (f)
 		__sync_fetch_and_add(f, -1);

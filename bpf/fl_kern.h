@@ -41,9 +41,9 @@ enum fl_loss_idx {
 
 /*
  * runs[pair] on each CPU: the faults it counted in a row under one key and
- * one site after the first (which went to the maps), summed here, and added
- * to the pair's maps when the key or the site changes or the pair is
- * drained.  key.tgid 0: no run; site_n 0: nothing counted in it yet.
+ * one site, summed here, and added to the pair's maps when the key or the
+ * site changes, or read by the collector when it drains the pair.  key.tgid
+ * 0: no run; site_n 0: nothing counted in it yet.
  */
 struct fl_fault_run {
 	struct fl_fault_key key;

@@ -838,7 +838,7 @@ static int drain_map(struct fl_bpf *b, int fd, int is_site)
 
 /*
  * Read and empty every CPU's run of faults in pair idx (fl_kern.h
- * fl_fault_run): what they counted since their run went to the maps.
+ * fl_fault_run): what they counted and had not yet added to the maps.
  * Returns the runs read, or -errno.
  */
 static int drain_runs(struct fl_bpf *b, __u32 idx)
