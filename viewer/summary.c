@@ -583,14 +583,127 @@ static int write_totals(struct fl_db *d, const char *schema, struct key_totals *
 	return rc;
 }
 
+/* A site_summary row: one process's faults of one class at one instruction, by one caller chain. */
+struct site_sum {
+	int64_t proc_id, frame_id, callers_id, count;
+	const char *end, *cls; /* interned (kind_of) */
+};
+
+static int by_site(const void *a, const void *b)
+{
+	const struct site_sum *x = a, *y = b;
+	int c;
+
+	if (x->proc_id != y->proc_id)
+		return x->proc_id < y->proc_id ? -1 : 1;
+	if (x->frame_id != y->frame_id)
+		return x->frame_id < y->frame_id ? -1 : 1;
+	if (x->callers_id != y->callers_id)
+		return x->callers_id < y->callers_id ? -1 : 1;
+	return (c = strcmp(x->end, y->end)) ? c : strcmp(x->cls, y->cls);
+}
+
+/* The fault_site rows into *out (n of them), their strings interned in names. */
+static int read_sites(struct fl_db *d, struct site_sum **out, size_t *n, struct kinds *names)
+{
+	sqlite3_stmt *st = fl_db_prepare(d, "SELECT proc_id, frame_id, coalesce(callers_id, 0),"
+					    " coalesce(callers_end, ''), class, count FROM fault_site");
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	while ((rc = fl_db_step(d, st)) == SQLITE_ROW) {
+		const struct kind *end = kind_of(names, (const char *)sqlite3_column_text(st, 3)),
+				  *cls = kind_of(names, (const char *)sqlite3_column_text(st, 4));
+
+		if (!end || !cls || fl_vec_reserve((void **)out, &cap, *n + 1, sizeof(**out)))
+			break;
+		(*out)[(*n)++] = (struct site_sum){ sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+						    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 5),
+						    end->name, cls->name };
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Rows a site_summary INSERT carries: one statement a row cost what SQLite's GROUP BY did. */
+#define SITE_BATCH 64
+
+/* Binds site s as the i'th row of st (6 columns). */
+static void bind_site(sqlite3_stmt *st, int i, const struct site_sum *s)
+{
+	sqlite3_bind_int64(st, 6 * i + 1, s->proc_id);
+	sqlite3_bind_int64(st, 6 * i + 2, s->frame_id);
+	sqlite3_bind_int64(st, 6 * i + 3, s->callers_id);
+	sqlite3_bind_text(st, 6 * i + 4, s->end, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6 * i + 5, s->cls, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6 * i + 6, s->count);
+}
+
+/* "INSERT INTO schema.site_summary VALUES (?, ...)" for rows rows, prepared. */
+static sqlite3_stmt *site_insert(struct fl_db *d, const char *schema, int rows)
+{
+	char sql[64 + SITE_BATCH * 24];
+	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s.site_summary VALUES ", schema);
+
+	for (int i = 0; i < rows && len < sizeof(sql); i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?, ?, ?, ?, ?, ?)", i ? ", " : "");
+	return fl_db_prepare(d, sql);
+}
+
+/*
+ * site_summary: fault_site per process, instruction, caller chain and class
+ * (callers_id 0: none known; callers_end '': not walked), summed here and
+ * inserted in key order, SITE_BATCH rows a statement.  SQLite's GROUP BY
+ * took 100-112 ms of a 223-process build's close to sort its 87,689 rows
+ * (docs/performance.md).
+ */
+static int write_sites(struct fl_db *d, const char *schema)
+{
+	struct kinds names = { 0 };
+	struct site_sum *v;
+	sqlite3_stmt *batch = NULL, *one = NULL;
+	size_t n, out = 0;
+	int rc = read_sites(d, &v, &n, &names);
+
+	if (!rc)
+		fl_vec_sort(v, n, sizeof(*v), by_site);
+	for (size_t i = 0, j; i < n && !rc; i = j) { /* the sums into v[0..out) */
+		v[out] = v[i];
+		for (j = i + 1; j < n && !by_site(&v[i], &v[j]); j++)
+			v[out].count += v[j].count;
+		out++;
+	}
+	for (size_t i = 0; i < out && !rc; ) {
+		bool full = out - i >= SITE_BATCH;
+		sqlite3_stmt **st = full ? &batch : &one;
+
+		if (!*st && !(*st = site_insert(d, schema, full ? SITE_BATCH : 1))) {
+			rc = -1;
+			break;
+		}
+		sqlite3_reset(*st);
+		for (int k = 0; k < (full ? SITE_BATCH : 1); k++)
+			bind_site(*st, k, &v[i++]);
+		rc = fl_db_step(d, *st) == SQLITE_DONE ? 0 : -1;
+	}
+	sqlite3_finalize(batch);
+	sqlite3_finalize(one);
+	free(v);
+	kinds_free(&names);
+	return rc;
+}
+
 /*
  * The faults of every key of `faults --by`: the fault rows summed per
  * process and VMA row by one query, then grouped here for each key, one
  * process at a time (six GROUP BYs in SQL over a scratch table took
- * seconds on 100,000 rows).  site_summary: fault_site per process,
- * instruction, caller chain and class (callers_id 0: none known;
- * callers_end '': not walked).  The recording's own (main) keeps the top
- * groups of the region and vma keys (key_rows); a reader's own (temp) all.
+ * seconds on 100,000 rows); site_summary by write_sites.  The recording's
+ * own (main) keeps the top groups of the region and vma keys (key_rows); a
+ * reader's own (temp) all.
  */
 static int write_faults(struct fl_db *d, const char *schema)
 {
@@ -610,10 +723,8 @@ static int write_faults(struct fl_db *d, const char *schema)
 		 " nrows INTEGER NOT NULL%s, total INTEGER NOT NULL);"
 		 "CREATE TABLE %%s.site_summary (proc_id INTEGER NOT NULL, frame_id INTEGER NOT NULL,"
 		 " callers_id INTEGER NOT NULL, callers_end TEXT NOT NULL, class TEXT NOT NULL, count INTEGER NOT NULL,"
-		 " PRIMARY KEY (proc_id, frame_id, callers_id, callers_end, class)) WITHOUT ROWID;"
-		 "INSERT INTO %%s.site_summary SELECT proc_id, frame_id, coalesce(callers_id, 0), coalesce(callers_end, ''),"
-		 " class, sum(count) FROM fault_site GROUP BY 1, 2, 3, 4, 5;", cols);
-	if (exec_in(d, schema, sql) || sum_faults(d, &groups, &ngroups, &kinds)) {
+		 " PRIMARY KEY (proc_id, frame_id, callers_id, callers_end, class)) WITHOUT ROWID;", cols);
+	if (exec_in(d, schema, sql) || write_sites(d, schema) || sum_faults(d, &groups, &ngroups, &kinds)) {
 		groups_free(groups, ngroups);
 		kinds_free(&kinds);
 		return -1;
