@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "schema.h"
+#include "sqlrows.h"
 #include "store.h"
 #include "vec.h"
 
@@ -257,31 +258,6 @@ static void bind_id(sqlite3_stmt *st, int col, __s64 id)
 		sqlite3_bind_null(st, col);
 }
 
-/* The INSERT of BATCH_ROWS rows made from one of a row ("... VALUES(?,...,?)"), or NULL. */
-static char *many_rows_sql(const char *one)
-{
-	const char *values = strstr(one, "VALUES(");
-	size_t head, group;
-	char *sql, *o;
-
-	if (!values)
-		return NULL;
-	head = (size_t)(values - one) + strlen("VALUES");
-	group = strlen(values + strlen("VALUES"));
-	if (!(sql = o = malloc(head + BATCH_ROWS * (group + 1) + 1)))
-		return NULL;
-	memcpy(o, one, head);
-	o += head;
-	for (int r = 0; r < BATCH_ROWS; r++) {
-		if (r)
-			*o++ = ',';
-		memcpy(o, values + strlen("VALUES"), group);
-		o += group;
-	}
-	*o = '\0';
-	return sql;
-}
-
 /* b for the statement one: its columns are its parameters. */
 static int batch_init(struct batch *b, enum stmt one)
 {
@@ -297,7 +273,7 @@ static sqlite3_stmt *many_stmt(struct fl_store *s, struct batch *b)
 {
 	char *sql;
 
-	if (!b->many && (sql = many_rows_sql(stmt_sql[b->one]))) {
+	if (!b->many && (sql = fl_sql_many_rows(stmt_sql[b->one], BATCH_ROWS))) {
 		int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &b->many, NULL);
 		if (rc != SQLITE_OK)
 			fail(s, rc, "insert");

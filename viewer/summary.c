@@ -19,6 +19,7 @@
 #include "faultline.h"
 #include "measure.h"
 #include "rows.h"
+#include "sqlrows.h"
 #include "vec.h"
 
 /* The fault table's class columns and thp, as `faults` and `report` list them. */
@@ -643,15 +644,18 @@ static void bind_site(sqlite3_stmt *st, int i, const struct site_sum *s)
 	sqlite3_bind_int64(st, 6 * i + 6, s->count);
 }
 
-/* "INSERT INTO schema.site_summary VALUES (?, ...)" for rows rows, prepared. */
+/* The INSERT into schema's site_summary of `rows` rows, prepared. */
 static sqlite3_stmt *site_insert(struct fl_db *d, const char *schema, int rows)
 {
-	char sql[64 + SITE_BATCH * 24];
-	size_t len = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s.site_summary VALUES ", schema);
+	char one[64], *sql;
+	sqlite3_stmt *st;
 
-	for (int i = 0; i < rows && len < sizeof(sql); i++)
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s(?, ?, ?, ?, ?, ?)", i ? ", " : "");
-	return fl_db_prepare(d, sql);
+	snprintf(one, sizeof(one), "INSERT INTO %s.site_summary VALUES(?,?,?,?,?,?)", schema);
+	if (!(sql = fl_sql_many_rows(one, rows)))
+		return NULL;
+	st = fl_db_prepare(d, sql);
+	free(sql);
+	return st;
 }
 
 /*
