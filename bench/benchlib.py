@@ -7,20 +7,28 @@ and faulting it in again is about 3x slower, so a plain run and a recorded
 run compare only when taken side by side; each round runs every command
 once, and the medians over the rounds are what the scripts print.
 """
+import glob
 import os
 import statistics
 import subprocess
 import time
 
 
-def timed(argv):
-    """Wall seconds of one run of argv (output discarded; a failure raises)."""
+def timed(argv, outputs=()):
+    """Wall seconds of one run of argv (output discarded; a failure raises).
+    The files the glob patterns in outputs match are removed first, untimed:
+    a tool writing over its last run's file pays for freeing it (a 115 MB
+    recording replaced: 0.1-0.3 s of threads8's close, in rename), which is
+    not the cost of recording."""
+    for pattern in outputs:
+        for path in glob.glob(pattern):
+            os.unlink(path)
     t = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t
 
 
-def alternate(cmds, runs):
+def alternate(cmds, runs, outputs=()):
     """{name: argv} -> {name: median wall seconds}: one warm-up round, then
     `runs` rounds each running every command once, each round starting one
     command later: a command always run right after the same other one (a
@@ -28,13 +36,13 @@ def alternate(cmds, runs):
     (2026-11-30: touch read 1.52x recorded against 1.37x for the build run
     after it, and 734 against 764 ms timed alternately apart)."""
     for argv in cmds.values():
-        timed(argv)
+        timed(argv, outputs)
     names = list(cmds)
     walls = {name: [] for name in cmds}
     for r in range(runs):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            walls[name].append(timed(cmds[name]))
+            walls[name].append(timed(cmds[name], outputs))
     return {name: statistics.median(v) for name, v in walls.items()}
 
 

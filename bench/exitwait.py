@@ -69,7 +69,7 @@ def main():
             if argv[0] == "make":
                 argv = ["make", "-j2", "-f", mk]
             off = ["env", "FAULTLINE_EXIT_SAMPLES=0"] + record_cmd(a.faultline, db0) + argv
-            m = alternate({"plain": argv, "on": record_cmd(a.faultline, db) + argv, "off": off}, a.runs)
+            m = alternate({"plain": argv, "on": record_cmd(a.faultline, db) + argv, "off": off}, a.runs, (db, db0))
             procs, n, total, most = waits(db)
             print(f"{name:22} {m['plain']:8.3f} {m['on']:9.3f} {m['off']:8.3f} {m['on'] / m['plain']:9.2f}"
                   f" {m['on'] / m['off']:9.3f}  {procs:5}  {n:6}  {total:7.1f} ms  {most:6.1f} ms")

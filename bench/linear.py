@@ -41,7 +41,7 @@ def main():
             subprocess.run(["gcc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")], check=True)
             for n in sizes:
                 argv = [exe, str(n)]
-                m = alternate({"plain": argv, "faultline": rec + argv}, a.runs)
+                m = alternate({"plain": argv, "faultline": rec + argv}, a.runs, (db,))
                 p, t = m["plain"], m["faultline"]
                 events = 2 * n if name == "blocks" else n  # blocks: an mmap and a munmap each
                 print(f"{name:8} {events:9} {p:8.3f} {t:12.3f} {t / events * 1e6:13.2f} "

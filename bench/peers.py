@@ -118,11 +118,13 @@ def main():
         if a.tools:
             tl = {k: v for k, v in tl.items() if k in ("plain", "fl-base") or k in a.tools.split(",")}
         names = list(tl)
+        # every tool's file of its last run, removed before the next (benchlib.timed)
+        outputs = [os.path.join(out, f) for f in ("fl.db", "flb.db", "perf.data*", "ht*", "stat.txt", "bt.txt")]
         start = None
         for load, argv in loads.items():
             if load != "true" and (load not in a.only.split(",") if a.only else load in BY_NAME_ONLY):
                 continue
-            m = alternate({t: tl[t](argv) for t in names}, a.runs)
+            m = alternate({t: tl[t](argv) for t in names}, a.runs, outputs)
             if start is None:  # `true` comes first: each tool's fixed start-up cost
                 start = {t: m[t] - m["plain"] for t in names}
                 print(f"{a.runs} rounds, medians; ratio = tool / plain wall time; net = ratio without the "

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The floors under faultline's overhead: what a recording costs when parts
+of its work are taken out, side by side with the plain run and the whole
+recording (issue 6, criterion 2, asks how low the ratios can go).
+
+Two variants are built from this tree in a scratch directory, each with one
+part of the work cut out of the source (never of the product: the cuts are
+made here, on a copy):
+
+  hooks   the fault-path eBPF programs (page_fault_user/kernel,
+          mm_page_alloc/free, rss_stat, the PAGE_FAULTS_MIN/MAJ perf
+          events) return at once: the kernel still runs every hook a
+          classified fault needs, the programs do nothing
+  norows  the collector writes no event and no vma row (eBPF on): what the
+          rows of the calls cost it
+
+Columns: plain; faultline; --no-bpf (the shim alone); hooks; norows;
+norows --no-bpf (the shim, the rings and the collector's decoding, nothing
+stored of the calls).  Each round runs every column once (benchlib.alternate),
+medians over the rounds, as a ratio to plain.
+
+usage: bench/floors.py [--runs N] [--only touch,cow,churn,threads8,node,java]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from benchlib import alternate, record_cmd
+from peers import JAVA_WORK, NODE_WORK
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+FAULT_PROGRAMS = ("int BPF_PROG(on_fault_user,", "int BPF_PROG(on_fault_kernel,", "int BPF_PROG(on_page_alloc,",
+                  "int BPF_PROG(on_page_free,", "int BPF_PROG(on_rss_stat,", "int on_fault(struct bpf_perf_event_data *ctx)")
+
+BATCH_FLUSH = "static void batch_flush(struct fl_store *s, struct batch *b)\n{\n"
+NO_CALL_ROWS = ("\tif (b->one == S_EVENT || b->one == S_VMA) { /* bench/floors.py: norows */\n"
+                "\t\tb->n = 0;\n\t\tb->ntext = 0;\n\t\treturn;\n\t}\n")
+
+
+def cut(path, anchor, insert):
+    """Insert `insert` after the first '{' that follows anchor's only occurrence in path."""
+    with open(path) as f:
+        src = f.read()
+    if src.count(anchor) != 1:
+        sys.exit(f"floors.py: {os.path.relpath(path)} no longer has exactly one '{anchor}': update the cut")
+    at = src.index("{", src.index(anchor)) + 1
+    with open(path, "w") as f:
+        f.write(src[:at] + insert + src[at:])
+
+
+def cut_hooks(tree):
+    for anchor in FAULT_PROGRAMS:
+        cut(os.path.join(tree, "bpf", "fl_kern.bpf.c"), anchor, "\n\treturn 0; /* bench/floors.py: hooks */")
+
+
+def cut_rows(tree):
+    cut(os.path.join(tree, "collector", "store.c"), BATCH_FLUSH.split("\n")[0], "\n" + NO_CALL_ROWS)
+
+
+def variant(out, name, make_cut):
+    """faultline built from a copy of this tree with make_cut applied; its path."""
+    tree = os.path.join(out, name)
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard"], capture_output=True,
+                           text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        if os.path.isfile(os.path.join(ROOT, rel)):
+            os.makedirs(os.path.dirname(os.path.join(tree, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, rel), os.path.join(tree, rel))
+    make_cut(tree)
+    build = os.path.join(tree, "build")
+    subprocess.run(["meson", "setup", build], cwd=tree, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["ninja", "-C", build, "faultline", "libfaultline-preload.so"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.join(build, "faultline")
+
+
+def workloads(out):
+    for w in ("touch", "cow", "churn"):
+        subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", os.path.join(out, w),
+                        os.path.join(HERE, w + ".c")], check=True)
+    java = os.path.join(out, "Alloc.java")
+    with open(java, "w") as f:
+        f.write(JAVA_WORK)
+    return {
+        "touch": [os.path.join(out, "touch"), "256", "4"],
+        "cow": [os.path.join(out, "cow"), "32768", "4"],
+        "churn": [os.path.join(out, "churn"), "20000", "4"],
+        "threads8": [os.path.join(out, "churn"), "50000", "8", "map"],
+        "node": ["node", "-e", NODE_WORK],
+        "java": ["java", "-Xmx512m", java],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="touch,cow,churn")
+    ap.add_argument("--faultline", default=os.path.join(ROOT, "build", "faultline"))
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as out:
+        hooks = variant(out, "hooks", cut_hooks)
+        norows = variant(out, "norows", cut_rows)
+        fl = os.path.abspath(a.faultline)
+        db = os.path.join(out, "fl.db")
+        cols = {
+            "plain": lambda argv: argv,
+            "faultline": lambda argv: record_cmd(fl, db) + argv,
+            "no-bpf": lambda argv: record_cmd(fl, db, no_bpf=True) + argv,
+            "hooks": lambda argv: record_cmd(hooks, db) + argv,
+            "norows": lambda argv: record_cmd(norows, db) + argv,
+            "norows-no-bpf": lambda argv: record_cmd(norows, db, no_bpf=True) + argv,
+        }
+        loads = workloads(out)
+        print(f"{a.runs} rounds, medians; ratio = wall time / plain")
+        print(f"{'workload':10} {'plain s':>8}" + "".join(f"{c:>15}" for c in list(cols)[1:]))
+        for load in a.only.split(","):
+            if load not in loads or not shutil.which(loads[load][0]):
+                print(f"{load:10} (not available)")
+                continue
+            m = alternate({c: f(loads[load]) for c, f in cols.items()}, a.runs, (db,))
+            print(f"{load:10} {m['plain']:8.3f}" + "".join(f"{m[c] / m['plain']:14.2f}x" for c in list(cols)[1:]),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
