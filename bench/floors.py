@@ -18,7 +18,8 @@ made here, on a copy):
 Columns: plain; faultline; --no-bpf (the shim alone); hooks; norows;
 norows --no-bpf (the shim, the rings and the collector's decoding, nothing
 stored of the calls).  Each round runs every column once (benchlib.alternate),
-medians over the rounds, as a ratio to plain.
+medians over the rounds, as a ratio to plain; the first line is each column's
+fixed start-up cost (its `true` less plain `true`), which the ratios include.
 
 usage: bench/floors.py [--runs N] [--only touch,cow,churn,threads8,node,java]
 """
@@ -117,15 +118,18 @@ def main():
             "norows-no-bpf": lambda argv: record_cmd(norows, db, no_bpf=True) + argv,
         }
         loads = workloads(out)
+        names = list(cols)[1:]
+        # the fixed start-up cost of each column first: `true`, less plain `true`
+        m = alternate({c: f(["/bin/true"]) for c, f in cols.items()}, a.runs, (db,))
         print(f"{a.runs} rounds, medians; ratio = wall time / plain")
-        print(f"{'workload':10} {'plain s':>8}" + "".join(f"{c:>15}" for c in list(cols)[1:]))
+        print(f"{'start-up':10} {'ms':>8}" + "".join(f"{(m[c] - m['plain']) * 1000:14.0f} " for c in names))
+        print(f"{'workload':10} {'plain s':>8}" + "".join(f"{c:>15}" for c in names))
         for load in a.only.split(","):
             if load not in loads or not shutil.which(loads[load][0]):
                 print(f"{load:10} (not available)")
                 continue
             m = alternate({c: f(loads[load]) for c, f in cols.items()}, a.runs, (db,))
-            print(f"{load:10} {m['plain']:8.3f}" + "".join(f"{m[c] / m['plain']:14.2f}x" for c in list(cols)[1:]),
-                  flush=True)
+            print(f"{load:10} {m['plain']:8.3f}" + "".join(f"{m[c] / m['plain']:14.2f}x" for c in names), flush=True)
 
 
 if __name__ == "__main__":
