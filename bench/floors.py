@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """The floors under faultline's overhead: what a recording costs when parts
 of its work are taken out, side by side with the plain run and the whole
-recording (issue 6, criterion 2, asks how low the ratios can go).
+recording: how low each ratio can go with this design on this machine
+(docs/performance.md, "The floors under the ratios").
 
 Two variants are built from this tree in a scratch directory, each with one
 part of the work cut out of the source (never of the product: the cuts are
@@ -39,7 +40,7 @@ ROOT = os.path.dirname(HERE)
 FAULT_PROGRAMS = ("int BPF_PROG(on_fault_user,", "int BPF_PROG(on_fault_kernel,", "int BPF_PROG(on_page_alloc,",
                   "int BPF_PROG(on_page_free,", "int BPF_PROG(on_rss_stat,", "int on_fault(struct bpf_perf_event_data *ctx)")
 
-BATCH_FLUSH = "static void batch_flush(struct fl_store *s, struct batch *b)\n{\n"
+BATCH_FLUSH = "static void batch_flush(struct fl_store *s, struct batch *b)"
 NO_CALL_ROWS = ("\tif (b->one == S_EVENT || b->one == S_VMA) { /* bench/floors.py: norows */\n"
                 "\t\tb->n = 0;\n\t\tb->ntext = 0;\n\t\treturn;\n\t}\n")
 
@@ -61,7 +62,7 @@ def cut_hooks(tree):
 
 
 def cut_rows(tree):
-    cut(os.path.join(tree, "collector", "store.c"), BATCH_FLUSH.split("\n")[0], "\n" + NO_CALL_ROWS)
+    cut(os.path.join(tree, "collector", "store.c"), BATCH_FLUSH, "\n" + NO_CALL_ROWS)
 
 
 def variant(out, name, make_cut):
