@@ -22,7 +22,8 @@ stored of the calls).  Each round runs every column once (benchlib.alternate),
 medians over the rounds, as a ratio to plain; the first line is each column's
 fixed start-up cost (its `true` less plain `true`), which the ratios include.
 
-usage: bench/floors.py [--runs N] [--only touch,cow,churn,threads8,node,java]
+usage: bench/floors.py [--runs N] [--only WORKLOAD,...]   (bench/peers.py's workloads; default
+       touch,cow,churn)
 """
 import argparse
 import os
@@ -32,7 +33,7 @@ import sys
 import tempfile
 
 from benchlib import alternate, record_cmd
-from peers import JAVA_WORK, NODE_WORK
+import peers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -82,23 +83,6 @@ def variant(out, name, make_cut):
     return os.path.join(build, "faultline")
 
 
-def workloads(out):
-    for w in ("touch", "cow", "churn"):
-        subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-pthread", "-o", os.path.join(out, w),
-                        os.path.join(HERE, w + ".c")], check=True)
-    java = os.path.join(out, "Alloc.java")
-    with open(java, "w") as f:
-        f.write(JAVA_WORK)
-    return {
-        "touch": [os.path.join(out, "touch"), "256", "4"],
-        "cow": [os.path.join(out, "cow"), "32768", "4"],
-        "churn": [os.path.join(out, "churn"), "20000", "4"],
-        "threads8": [os.path.join(out, "churn"), "50000", "8", "map"],
-        "node": ["node", "-e", NODE_WORK],
-        "java": ["java", "-Xmx512m", java],
-    }
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -118,10 +102,10 @@ def main():
             "norows": lambda argv: record_cmd(norows, db) + argv,
             "norows-no-bpf": lambda argv: record_cmd(norows, db, no_bpf=True) + argv,
         }
-        loads = workloads(out)
+        loads = peers.build(out)  # the workloads bench/peers.py times, by the same names
         names = list(cols)[1:]
         # the fixed start-up cost of each column first: `true`, less plain `true`
-        m = alternate({c: f(["/bin/true"]) for c, f in cols.items()}, a.runs, (db,))
+        m = alternate({c: f(loads["true"]) for c, f in cols.items()}, a.runs, (db,))
         print(f"{a.runs} rounds, medians; ratio = wall time / plain")
         print(f"{'start-up':10} {'ms':>8}" + "".join(f"{(m[c] - m['plain']) * 1000:14.0f} " for c in names))
         print(f"{'workload':10} {'plain s':>8}" + "".join(f"{c:>15}" for c in names))
